@@ -1,0 +1,39 @@
+//! The domain core shared by the API, the worker and the CLI.
+//!
+//! Nothing in this crate does I/O. It holds:
+//! - [`names`]: app names and env names, with their validation;
+//! - [`size`]: the job sizes and their resource limits;
+//! - [`state`]: job states and the transitions allowed between them;
+//! - [`exit`]: how the end of a job maps to the CLI's exit code;
+//! - [`spec`]: a job request (command, env, size, timeout) and its validation;
+//! - [`duration`]: human durations such as `90s` or `2h`;
+//! - [`wire`]: the JSON bodies of the HTTP API.
+
+pub mod duration;
+pub mod exit;
+pub mod names;
+pub mod size;
+pub mod spec;
+pub mod state;
+pub mod wire;
+
+pub use exit::exit_code_for;
+pub use size::Size;
+pub use state::JobState;
+
+/// A validation failure that names the field and the limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidInput {
+    pub field: String,
+    pub message: String,
+}
+
+impl InvalidInput {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}

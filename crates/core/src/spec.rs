@@ -1,0 +1,155 @@
+//! A job request and its limits.
+
+use std::collections::BTreeMap;
+
+use crate::{InvalidInput, duration, names};
+
+/// The most bytes a command may take, all arguments together.
+pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+/// The most arguments a command may have.
+pub const MAX_COMMAND_ARGS: usize = 4096;
+/// The most env overrides one job may set.
+pub const MAX_ENV_VARS: usize = 512;
+/// The most bytes of env overrides (names and values) one job may set.
+pub const MAX_ENV_BYTES: usize = 256 * 1024;
+/// The longest idempotency key.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// Turns the CLI's arguments into the argv a container runs.
+///
+/// One argument runs through `/bin/sh -c`, as in `jobs run 'ls | wc -l'`;
+/// several run as that argv.
+pub fn argv_from_cli_args(args: &[String]) -> Vec<String> {
+    match args {
+        [single] => vec!["/bin/sh".into(), "-c".into(), single.clone()],
+        many => many.to_vec(),
+    }
+}
+
+pub fn validate_command(command: &[String]) -> Result<(), InvalidInput> {
+    if command.is_empty() || command[0].is_empty() {
+        return Err(InvalidInput::new(
+            "command",
+            "command is empty: give a command to run",
+        ));
+    }
+    if command.len() > MAX_COMMAND_ARGS {
+        return Err(InvalidInput::new(
+            "command",
+            format!(
+                "command has {} arguments: the limit is {MAX_COMMAND_ARGS}",
+                command.len()
+            ),
+        ));
+    }
+    let bytes: usize = command.iter().map(|arg| arg.len() + 1).sum();
+    if bytes > MAX_COMMAND_BYTES {
+        return Err(InvalidInput::new(
+            "command",
+            format!("command is {bytes} bytes long: the limit is {MAX_COMMAND_BYTES} bytes"),
+        ));
+    }
+    if command.iter().any(|arg| arg.contains('\0')) {
+        return Err(InvalidInput::new("command", "command contains a NUL byte"));
+    }
+    Ok(())
+}
+
+pub fn validate_env(env: &BTreeMap<String, String>) -> Result<(), InvalidInput> {
+    if env.len() > MAX_ENV_VARS {
+        return Err(InvalidInput::new(
+            "env",
+            format!("{} env vars given: the limit is {MAX_ENV_VARS}", env.len()),
+        ));
+    }
+    let mut bytes = 0;
+    for (name, value) in env {
+        names::validate_env_name(name)?;
+        if value.contains('\0') {
+            return Err(InvalidInput::new(
+                "env",
+                format!("env {name:?} contains a NUL byte"),
+            ));
+        }
+        bytes += name.len() + value.len() + 2;
+    }
+    if bytes > MAX_ENV_BYTES {
+        return Err(InvalidInput::new(
+            "env",
+            format!("env is {bytes} bytes: the limit is {MAX_ENV_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn validate_timeout(timeout_seconds: Option<i64>) -> Result<(), InvalidInput> {
+    timeout_seconds.map_or(Ok(()), duration::validate_timeout_seconds)
+}
+
+pub fn validate_idempotency_key(key: Option<&str>) -> Result<(), InvalidInput> {
+    match key {
+        Some(key) if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN => {
+            Err(InvalidInput::new(
+                "idempotency_key",
+                format!(
+                    "idempotency key is {} bytes: must be 1 to {MAX_IDEMPOTENCY_KEY_LEN}",
+                    key.len()
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_argument_runs_through_the_shell() {
+        assert_eq!(
+            argv_from_cli_args(&["ls | wc -l".into()]),
+            vec!["/bin/sh", "-c", "ls | wc -l"]
+        );
+        assert_eq!(
+            argv_from_cli_args(&["echo".into(), "a b".into()]),
+            vec!["echo", "a b"]
+        );
+    }
+
+    #[test]
+    fn command_limits_name_the_field() {
+        assert!(validate_command(&["true".into()]).is_ok());
+        assert_eq!(validate_command(&[]).unwrap_err().field, "command");
+        assert_eq!(validate_command(&["".into()]).unwrap_err().field, "command");
+        let long = vec!["x".repeat(MAX_COMMAND_BYTES)];
+        let err = validate_command(&long).unwrap_err();
+        assert!(err.message.contains("the limit is 65536 bytes"), "{err}");
+        let many = vec!["x".to_string(); MAX_COMMAND_ARGS + 1];
+        assert!(
+            validate_command(&many)
+                .unwrap_err()
+                .message
+                .contains("4096")
+        );
+    }
+
+    #[test]
+    fn env_limits() {
+        let mut env = BTreeMap::new();
+        env.insert("GOOD".to_string(), "v".to_string());
+        assert!(validate_env(&env).is_ok());
+        env.insert("1BAD".to_string(), "v".to_string());
+        assert!(validate_env(&env).unwrap_err().message.contains("1BAD"));
+        let big: BTreeMap<_, _> = [("BIG".to_string(), "v".repeat(MAX_ENV_BYTES))].into();
+        assert!(validate_env(&big).unwrap_err().message.contains("limit"));
+    }
+
+    #[test]
+    fn idempotency_keys() {
+        assert!(validate_idempotency_key(None).is_ok());
+        assert!(validate_idempotency_key(Some("k")).is_ok());
+        assert!(validate_idempotency_key(Some("")).is_err());
+        assert!(validate_idempotency_key(Some(&"k".repeat(256))).is_err());
+    }
+}

@@ -1,0 +1,211 @@
+//! The JSON bodies of the HTTP API under `/v1`.
+//!
+//! Routes (all but health need `Authorization: Bearer TOKEN`):
+//!
+//! | method and path | body | answer |
+//! |---|---|---|
+//! | `GET /healthz`, `GET /readyz` | | `200 ok` |
+//! | `POST /v1/apps` | [`AppCreate`] | `201` [`App`] |
+//! | `GET /v1/apps` | | [`AppList`] |
+//! | `GET /v1/apps/{app}` | | [`App`] |
+//! | `PATCH /v1/apps/{app}` | [`AppUpdate`] | [`App`] |
+//! | `DELETE /v1/apps/{app}` | | `204` |
+//! | `POST /v1/apps/{app}/jobs` | [`JobCreate`] | `201` [`Job`] (`200` for a repeated idempotency key) |
+//! | `GET /v1/apps/{app}/jobs?state=S&limit=N` | | [`JobList`], newest first |
+//! | `GET /v1/jobs/{id}` | | [`Job`] |
+//! | `POST /v1/jobs/{id}/cancel` | | [`Job`] |
+//! | `GET /v1/jobs/{id}/logs?after=SEQ&limit=N` | | [`LogPage`] |
+//! | `GET /v1/jobs/{id}/logs/stream?after=SEQ` | | Server-Sent Events, see below |
+//!
+//! The stream sends `event: log` with `id: SEQ` and a [`LogChunk`] as data,
+//! then one `event: end` with the final [`Job`] as data once the job has
+//! ended and every chunk was sent. `Last-Event-ID` (or `after`) resumes
+//! after that sequence number. Errors are an [`ApiError`] body.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::{JobState, Size};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppCreate {
+    pub name: String,
+    pub image: String,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub size: Option<Size>,
+    #[serde(default)]
+    pub timeout_seconds: Option<i64>,
+}
+
+/// A partial update: absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppUpdate {
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Env vars to set or replace.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Env var names to remove.
+    #[serde(default)]
+    pub unset: Vec<String>,
+    #[serde(default)]
+    pub size: Option<Size>,
+    #[serde(default)]
+    pub timeout_seconds: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct App {
+    pub name: String,
+    pub image: String,
+    pub env: BTreeMap<String, String>,
+    pub size: Size,
+    pub timeout_seconds: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppList {
+    pub apps: Vec<App>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobCreate {
+    /// The argv to run. The CLI turns a single argument into `/bin/sh -c ARG`.
+    pub command: Vec<String>,
+    /// Env overrides, merged over the app's config vars.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub size: Option<Size>,
+    #[serde(default)]
+    pub timeout_seconds: Option<i64>,
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: String,
+    pub app: String,
+    pub command: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub size: Size,
+    pub timeout_seconds: i64,
+    pub state: JobState,
+    pub attempt: i32,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    pub cancel_requested: bool,
+    pub worker_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl Job {
+    /// The CLI's exit code for this job, once it has ended.
+    pub fn cli_exit_code(&self) -> Option<u8> {
+        crate::exit_code_for(self.state, self.exit_code)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobList {
+    pub jobs: Vec<Job>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+impl LogStream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+        }
+    }
+}
+
+/// One chunk of a job's output. `data` is standard base64, so that output
+/// that is not UTF-8 survives JSON byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogChunk {
+    pub seq: i64,
+    pub stream: LogStream,
+    pub time: DateTime<Utc>,
+    pub data: String,
+}
+
+impl LogChunk {
+    pub fn new(seq: i64, stream: LogStream, time: DateTime<Utc>, bytes: &[u8]) -> Self {
+        use base64::Engine;
+        Self {
+            seq,
+            stream,
+            time,
+            data: base64::engine::general_purpose::STANDARD.encode(bytes),
+        }
+    }
+
+    pub fn bytes(&self) -> Result<Vec<u8>, base64::DecodeError> {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.decode(&self.data)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogPage {
+    pub chunks: Vec<LogChunk>,
+    /// Pass as `after` to get the next page.
+    pub next_after: i64,
+    /// Whether more chunks are stored after this page.
+    pub more: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: ApiErrorBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiErrorBody {
+    /// A stable machine code, such as `not_found` or `invalid_input`.
+    pub code: String,
+    /// A human sentence naming the thing and the limit.
+    pub message: String,
+    /// The request field at fault, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_chunks_are_binary_safe() {
+        let bytes = [0u8, 0xff, 0xfe, b'\n', 0x80];
+        let chunk = LogChunk::new(1, LogStream::Stderr, Utc::now(), &bytes);
+        let json = serde_json::to_string(&chunk).unwrap();
+        let back: LogChunk = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.bytes().unwrap(), bytes);
+        assert!(json.contains("\"stream\":\"stderr\""));
+    }
+
+    #[test]
+    fn job_create_defaults() {
+        let create: JobCreate = serde_json::from_str(r#"{"command":["true"]}"#).unwrap();
+        assert_eq!(create.command, vec!["true"]);
+        assert!(create.env.is_empty());
+        assert_eq!(create.size, None);
+    }
+}

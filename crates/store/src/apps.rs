@@ -1,0 +1,123 @@
+//! App rows.
+
+use std::collections::BTreeMap;
+
+use jobs_core::wire::{App, AppCreate, AppUpdate};
+use sqlx::types::Json;
+
+use crate::{Store, StoreError, rows::AppRow};
+
+/// The timeout an app gets when none is given: one hour.
+pub const DEFAULT_APP_TIMEOUT_SECONDS: i64 = 3600;
+
+impl Store {
+    pub async fn create_app(&self, create: &AppCreate) -> Result<App, StoreError> {
+        let row: Result<AppRow, sqlx::Error> = sqlx::query_as(
+            "insert into apps (name, image, env, size, timeout_seconds) values ($1, $2, $3, $4, $5) \
+             returning name, image, env, size, timeout_seconds, created_at, updated_at",
+        )
+        .bind(&create.name)
+        .bind(&create.image)
+        .bind(Json(&create.env))
+        .bind(create.size.unwrap_or_default().as_str())
+        .bind(create.timeout_seconds.unwrap_or(DEFAULT_APP_TIMEOUT_SECONDS))
+        .fetch_one(&self.pool)
+        .await;
+        match row {
+            Ok(row) => Ok(row.into()),
+            Err(sqlx::Error::Database(e)) if e.constraint() == Some("apps_pkey") => {
+                Err(StoreError::AppExists(create.name.clone()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn list_apps(&self) -> Result<Vec<App>, StoreError> {
+        let rows: Vec<AppRow> = sqlx::query_as(
+            "select name, image, env, size, timeout_seconds, created_at, updated_at \
+             from apps order by name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(App::from).collect())
+    }
+
+    pub async fn get_app(&self, name: &str) -> Result<App, StoreError> {
+        let row: Option<AppRow> = sqlx::query_as(
+            "select name, image, env, size, timeout_seconds, created_at, updated_at \
+             from apps where name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(App::from)
+            .ok_or_else(|| StoreError::AppNotFound(name.to_owned()))
+    }
+
+    /// Applies a partial update under a row lock, so concurrent updates of
+    /// different env vars do not overwrite each other.
+    pub async fn update_app(&self, name: &str, update: &AppUpdate) -> Result<App, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let current: Option<AppRow> = sqlx::query_as(
+            "select name, image, env, size, timeout_seconds, created_at, updated_at \
+             from apps where name = $1 for update",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let current = current.ok_or_else(|| StoreError::AppNotFound(name.to_owned()))?;
+        let mut env: BTreeMap<String, String> = current.env.0;
+        env.extend(update.env.clone());
+        for key in &update.unset {
+            env.remove(key);
+        }
+        let image = update.image.as_deref().unwrap_or(&current.image);
+        let size = update.size.map_or(current.size.clone(), |s| s.to_string());
+        let timeout = update.timeout_seconds.unwrap_or(current.timeout_seconds);
+        let row: AppRow = sqlx::query_as(
+            "update apps set image = $2, env = $3, size = $4, timeout_seconds = $5, \
+             updated_at = now() where name = $1 \
+             returning name, image, env, size, timeout_seconds, created_at, updated_at",
+        )
+        .bind(name)
+        .bind(image)
+        .bind(Json(&env))
+        .bind(size)
+        .bind(timeout)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.into())
+    }
+
+    /// Deletes an app and its ended jobs; refuses while jobs are active.
+    pub async fn delete_app(&self, name: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<(String,)> =
+            sqlx::query_as("select name from apps where name = $1 for update")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Err(StoreError::AppNotFound(name.to_owned()));
+        }
+        let (active,): (i64,) = sqlx::query_as(
+            "select count(*) from jobs where app = $1 and state in ('queued', 'starting', 'running')",
+        )
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+        if active > 0 {
+            return Err(StoreError::AppBusy {
+                app: name.to_owned(),
+                active,
+            });
+        }
+        sqlx::query("delete from apps where name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

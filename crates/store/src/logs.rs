@@ -1,0 +1,100 @@
+//! Per-job log chunks: sequenced, binary, idempotent on `(job_id, seq)`.
+
+use chrono::{DateTime, Utc};
+use jobs_core::wire::{LogChunk, LogStream};
+
+use crate::{JOB_EVENTS_CHANNEL, Store, StoreError};
+
+/// A chunk the log pump wants stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewChunk {
+    pub seq: i64,
+    pub stream: LogStream,
+    pub time: DateTime<Utc>,
+    pub data: Vec<u8>,
+}
+
+fn stream_code(stream: LogStream) -> i16 {
+    match stream {
+        LogStream::Stdout => 1,
+        LogStream::Stderr => 2,
+    }
+}
+
+fn stream_from_code(code: i16) -> LogStream {
+    if code == 2 {
+        LogStream::Stderr
+    } else {
+        LogStream::Stdout
+    }
+}
+
+impl Store {
+    /// Inserts a batch in one statement, then wakes followers.
+    ///
+    /// A replayed chunk (same job and seq) is ignored, so a retried batch
+    /// is harmless.
+    pub async fn append_logs(&self, job_id: &str, chunks: &[NewChunk]) -> Result<(), StoreError> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let seqs: Vec<i64> = chunks.iter().map(|c| c.seq).collect();
+        let streams: Vec<i16> = chunks.iter().map(|c| stream_code(c.stream)).collect();
+        let times: Vec<DateTime<Utc>> = chunks.iter().map(|c| c.time).collect();
+        let data: Vec<&[u8]> = chunks.iter().map(|c| c.data.as_slice()).collect();
+        sqlx::query(
+            "insert into job_logs (job_id, seq, stream, time, data) \
+             select $1, * from unnest($2::bigint[], $3::smallint[], $4::timestamptz[], $5::bytea[]) \
+             on conflict (job_id, seq) do nothing",
+        )
+        .bind(job_id)
+        .bind(&seqs)
+        .bind(&streams)
+        .bind(&times)
+        .bind(&data)
+        .execute(&self.pool)
+        .await?;
+        self.notify(JOB_EVENTS_CHANNEL, job_id).await
+    }
+
+    /// Chunks with `seq > after`, in order, up to `max_chunks` chunks or about
+    /// `max_bytes` bytes (at least one chunk when there is one).
+    pub async fn logs_after(
+        &self,
+        job_id: &str,
+        after: i64,
+        max_chunks: i64,
+        max_bytes: i64,
+    ) -> Result<Vec<LogChunk>, StoreError> {
+        let rows: Vec<(i64, i16, DateTime<Utc>, Vec<u8>)> = sqlx::query_as(
+            "select seq, stream, time, data from ( \
+               select seq, stream, time, data, \
+                 sum(octet_length(data)) over (order by seq) - octet_length(data) as before \
+               from (select * from job_logs where job_id = $1 and seq > $2 \
+                     order by seq limit $3) page \
+             ) sized where before < $4 order by seq",
+        )
+        .bind(job_id)
+        .bind(after)
+        .bind(max_chunks)
+        .bind(max_bytes)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, stream, time, data)| {
+                LogChunk::new(seq, stream_from_code(stream), time, &data)
+            })
+            .collect())
+    }
+
+    /// The highest stored seq of a job, or 0.
+    pub async fn last_log_seq(&self, job_id: &str) -> Result<i64, StoreError> {
+        let (seq,): (Option<i64>,) =
+            sqlx::query_as("select max(seq) from job_logs where job_id = $1")
+                .bind(job_id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(seq.unwrap_or(0))
+    }
+}

@@ -1,0 +1,86 @@
+//! Row types and their conversion to wire types.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use jobs_core::{
+    JobState, Size,
+    wire::{App, Job},
+};
+use sqlx::types::Json;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AppRow {
+    pub name: String,
+    pub image: String,
+    pub env: Json<BTreeMap<String, String>>,
+    pub size: String,
+    pub timeout_seconds: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<AppRow> for App {
+    fn from(row: AppRow) -> Self {
+        App {
+            name: row.name,
+            image: row.image,
+            env: row.env.0,
+            size: row.size.parse().unwrap_or_default(),
+            timeout_seconds: row.timeout_seconds,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// The columns of a [`JobRow`], as a literal so that queries stay `&'static str`.
+macro_rules! job_columns {
+    () => {
+        "id, app, command, env, size, timeout_seconds, state, attempt, exit_code, reason, \
+         cancel_requested_at, lease_owner, created_at, started_at, finished_at"
+    };
+}
+pub(crate) use job_columns;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct JobRow {
+    pub id: String,
+    pub app: String,
+    pub command: Json<Vec<String>>,
+    pub env: Json<BTreeMap<String, String>>,
+    pub size: String,
+    pub timeout_seconds: i64,
+    pub state: String,
+    pub attempt: i32,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    pub cancel_requested_at: Option<DateTime<Utc>>,
+    pub lease_owner: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<JobRow> for Job {
+    fn from(row: JobRow) -> Self {
+        Job {
+            id: row.id,
+            app: row.app,
+            command: row.command.0,
+            env: row.env.0,
+            size: row.size.parse::<Size>().unwrap_or_default(),
+            timeout_seconds: row.timeout_seconds,
+            // The table's check constraint admits only known states.
+            state: row.state.parse().unwrap_or(JobState::Lost),
+            attempt: row.attempt,
+            exit_code: row.exit_code,
+            reason: row.reason,
+            cancel_requested: row.cancel_requested_at.is_some(),
+            worker_id: row.lease_owner,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+        }
+    }
+}

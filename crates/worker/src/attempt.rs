@@ -1,0 +1,309 @@
+//! One attempt of one job: from a fresh claim to its terminal state.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use jobs_core::JobState;
+use jobs_store::{ClaimedJob, Fence, Heartbeat, Store};
+
+use crate::{
+    log_pump,
+    runtime::{
+        ContainerExit, ContainerSpec, LABEL_ATTEMPT, LABEL_JOB_ID, LABEL_WORKER_ID, StartError,
+    },
+    stop_signal::{StopReason, StopSignal},
+    worker::WorkerContext,
+};
+
+/// The end of an attempt, as the store records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ending {
+    state: JobState,
+    exit_code: Option<i32>,
+    reason: Option<String>,
+}
+
+impl Ending {
+    fn failed(exit_code: Option<i32>, reason: String) -> Self {
+        Self {
+            state: JobState::Failed,
+            exit_code,
+            reason: Some(reason),
+        }
+    }
+}
+
+/// Runs a claimed job to its end and records the outcome, fenced.
+pub async fn run(context: Arc<WorkerContext>, claimed: ClaimedJob) {
+    let job_id = claimed.fence.job_id.clone();
+    let stop = context.attempts.register(&job_id);
+    let heartbeat = tokio::spawn(heartbeat_loop(
+        context.store.clone(),
+        claimed.fence.clone(),
+        context.config.lease,
+        stop.clone(),
+    ));
+    let ending = drive(&context, &claimed, &stop).await;
+    heartbeat.abort();
+    context.attempts.unregister(&job_id);
+    if let Some(ending) = ending {
+        record(&context.store, &claimed.fence, &ending).await;
+    }
+}
+
+/// Creates, starts and waits for the container. Returns `None` when the
+/// fence was lost and the job belongs to someone else.
+async fn drive(context: &WorkerContext, claimed: &ClaimedJob, stop: &StopSignal) -> Option<Ending> {
+    let spec = container_spec(context, claimed);
+    let container_id = match context.runtime.create(&spec).await {
+        Ok(id) => id,
+        Err(error) => return Some(start_failure(error)),
+    };
+    let ending = drive_container(context, claimed, stop, &container_id).await;
+    // The container is removed on every path, whatever happened above.
+    if let Err(error) = context.runtime.remove(&container_id).await {
+        tracing::warn!(job_id = claimed.fence.job_id, %error, "removing the container failed");
+    }
+    ending
+}
+
+async fn drive_container(
+    context: &WorkerContext,
+    claimed: &ClaimedJob,
+    stop: &StopSignal,
+    container_id: &str,
+) -> Option<Ending> {
+    let fence = &claimed.fence;
+    if stop.reason().is_some() {
+        return ending_for_stop(stop.reason(), None, claimed.timeout);
+    }
+    let output = match context.runtime.attach_output(container_id).await {
+        Ok(output) => output,
+        Err(error) => {
+            return Some(Ending::failed(
+                None,
+                format!("attaching to the container failed: {error}"),
+            ));
+        }
+    };
+    let last_seq = context.store.last_log_seq(&fence.job_id).await.unwrap_or(0);
+    let pump = tokio::spawn(log_pump::pump(
+        context.store.clone(),
+        fence.job_id.clone(),
+        last_seq,
+        output,
+    ));
+    if let Err(error) = context
+        .runtime
+        .start(container_id, &claimed.job.command)
+        .await
+    {
+        pump.abort();
+        return Some(start_failure(error));
+    }
+    match context.store.mark_running(fence).await {
+        Ok(true) => {}
+        Ok(false) => stop.request(StopReason::LeaseLost),
+        Err(error) => {
+            tracing::warn!(job_id = fence.job_id, %error, "marking the job running failed");
+        }
+    }
+    let exit = wait_or_stop(context, claimed, stop, container_id).await;
+    // Every byte is stored before the terminal state, so that a follower
+    // that sees the end has already seen all the output.
+    let _ = pump.await;
+    let exit = match exit {
+        Ok(exit) => exit,
+        Err(error) => {
+            return Some(Ending::failed(
+                None,
+                format!("waiting for the container failed: {error}"),
+            ));
+        }
+    };
+    match stop.reason() {
+        Some(reason) => ending_for_stop(Some(reason), Some(exit), claimed.timeout),
+        None => Some(ending_for_exit(exit)),
+    }
+}
+
+/// Waits for the container, stopping it (SIGTERM, then SIGKILL after the
+/// grace period) on a timeout, a cancel, a lost lease or a shutdown.
+async fn wait_or_stop(
+    context: &WorkerContext,
+    claimed: &ClaimedJob,
+    stop: &StopSignal,
+    container_id: &str,
+) -> anyhow::Result<ContainerExit> {
+    let waiting = context.runtime.wait(container_id);
+    tokio::pin!(waiting);
+    tokio::select! {
+        exit = &mut waiting => return exit,
+        () = stop.requested() => {}
+        () = tokio::time::sleep(claimed.timeout) => stop.request(StopReason::TimedOut),
+    }
+    context
+        .runtime
+        .stop(container_id, context.config.stop_grace)
+        .await?;
+    waiting.await
+}
+
+fn container_spec(context: &WorkerContext, claimed: &ClaimedJob) -> ContainerSpec {
+    let fence = &claimed.fence;
+    ContainerSpec {
+        name: format!("jobs-{}-{}", fence.job_id, fence.attempt),
+        image: claimed.image.clone(),
+        command: claimed.job.command.clone(),
+        env: claimed.env.clone().into_iter().collect(),
+        labels: HashMap::from([
+            (LABEL_JOB_ID.to_string(), fence.job_id.clone()),
+            (LABEL_ATTEMPT.to_string(), fence.attempt.to_string()),
+            (LABEL_WORKER_ID.to_string(), fence.worker_id.clone()),
+        ]),
+        limits: context.config.limits_for(claimed.size),
+    }
+}
+
+fn start_failure(error: StartError) -> Ending {
+    Ending::failed(error.exit_code(), error.to_string())
+}
+
+fn ending_for_exit(exit: ContainerExit) -> Ending {
+    let code = i32::try_from(exit.exit_code).unwrap_or(-1);
+    if exit.oom_killed {
+        return Ending::failed(Some(137), "oom killed".into());
+    }
+    if code == 0 {
+        return Ending {
+            state: JobState::Succeeded,
+            exit_code: Some(0),
+            reason: None,
+        };
+    }
+    Ending::failed(Some(code), format!("exit status {code}"))
+}
+
+/// The ending of a stopped attempt; `None` when the lease was lost.
+fn ending_for_stop(
+    reason: Option<StopReason>,
+    exit: Option<ContainerExit>,
+    timeout: Duration,
+) -> Option<Ending> {
+    let exit_code = exit.and_then(|e| i32::try_from(e.exit_code).ok());
+    let (state, text) = match reason? {
+        StopReason::Canceled => (JobState::Canceled, "canceled".to_string()),
+        StopReason::TimedOut => (
+            JobState::TimedOut,
+            format!("timed out after {}", humantime::format_duration(timeout)),
+        ),
+        StopReason::WorkerShutdown => (JobState::Lost, "worker shut down".to_string()),
+        StopReason::LeaseLost => return None,
+    };
+    Some(Ending {
+        state,
+        exit_code,
+        reason: Some(text),
+    })
+}
+
+/// Writes the terminal state, retrying through database outages: losing a
+/// job's exit code is never acceptable.
+async fn record(store: &Store, fence: &Fence, ending: &Ending) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match store
+            .finish(
+                fence,
+                ending.state,
+                ending.exit_code,
+                ending.reason.as_deref(),
+            )
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(job_id = fence.job_id, state = %ending.state, exit_code = ?ending.exit_code, "job ended");
+                return;
+            }
+            Ok(false) => {
+                tracing::warn!(
+                    job_id = fence.job_id,
+                    "the job's fence moved on; its ending was not recorded"
+                );
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(job_id = fence.job_id, %error, "recording the job's end failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Renews the lease every third of its length. A cancel found here is the
+/// fallback for a missed notification; a lost lease stops the container.
+async fn heartbeat_loop(store: Store, fence: Fence, lease: Duration, stop: Arc<StopSignal>) {
+    let mut ticks = tokio::time::interval(lease / 3);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match store.heartbeat(&fence, lease).await {
+            Ok(Heartbeat::Renewed {
+                cancel_requested: true,
+            }) => stop.request(StopReason::Canceled),
+            Ok(Heartbeat::Renewed {
+                cancel_requested: false,
+            }) => {}
+            Ok(Heartbeat::Lost) => {
+                tracing::warn!(job_id = fence.job_id, "lease lost; stopping the container");
+                stop.request(StopReason::LeaseLost);
+                return;
+            }
+            Err(error) => tracing::warn!(job_id = fence.job_id, %error, "heartbeat failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exits_map_to_states_and_reasons() {
+        let ok = ending_for_exit(ContainerExit {
+            exit_code: 0,
+            oom_killed: false,
+        });
+        assert_eq!(ok.state, JobState::Succeeded);
+        let failed = ending_for_exit(ContainerExit {
+            exit_code: 3,
+            oom_killed: false,
+        });
+        assert_eq!(failed, Ending::failed(Some(3), "exit status 3".into()));
+        let oom = ending_for_exit(ContainerExit {
+            exit_code: 137,
+            oom_killed: true,
+        });
+        assert_eq!(oom, Ending::failed(Some(137), "oom killed".into()));
+    }
+
+    #[test]
+    fn stops_map_to_states() {
+        let exit = Some(ContainerExit {
+            exit_code: 143,
+            oom_killed: false,
+        });
+        let timeout = Duration::from_secs(90);
+        let timed_out = ending_for_stop(Some(StopReason::TimedOut), exit, timeout).unwrap();
+        assert_eq!(timed_out.state, JobState::TimedOut);
+        assert_eq!(timed_out.reason.as_deref(), Some("timed out after 1m 30s"));
+        let canceled = ending_for_stop(Some(StopReason::Canceled), exit, timeout).unwrap();
+        assert_eq!(canceled.state, JobState::Canceled);
+        assert_eq!(
+            ending_for_stop(Some(StopReason::LeaseLost), exit, timeout),
+            None
+        );
+        let shutdown = ending_for_stop(Some(StopReason::WorkerShutdown), None, timeout).unwrap();
+        assert_eq!(shutdown.state, JobState::Lost);
+    }
+}

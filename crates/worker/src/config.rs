@@ -1,0 +1,70 @@
+//! The worker's configuration: flags, each with its environment variable.
+
+use std::time::Duration;
+
+use clap::Parser;
+use jobs_core::{Size, size::SizeLimits};
+
+use crate::runtime::PullPolicy;
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    jobs_core::duration::parse_duration("duration", text).map_err(|e| e.message)
+}
+
+/// Runs queued jobs in containers on this host's Docker engine.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "jobs-worker", version)]
+pub struct Config {
+    /// The PostgreSQL database, `postgres://…`.
+    #[arg(long, env = "JOBS_DATABASE_URL")]
+    pub database_url: String,
+    /// The RabbitMQ broker, `amqp://…`.
+    #[arg(
+        long,
+        env = "JOBS_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: String,
+    /// The queue that carries job wake-ups.
+    #[arg(long, env = "JOBS_AMQP_QUEUE", default_value = "jobs.ready")]
+    pub amqp_queue: String,
+    /// How many jobs run at once on this host.
+    #[arg(long, env = "JOBS_WORKER_SLOTS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub slots: u16,
+    /// This worker's stable name; containers carry it as a label. Defaults
+    /// to the host name, so that a restarted worker finds its containers.
+    #[arg(long, env = "JOBS_WORKER_ID")]
+    pub worker_id: Option<String>,
+    /// How long a claim lives without a heartbeat (renewed every third).
+    #[arg(long, env = "JOBS_LEASE", default_value = "30s", value_parser = parse_duration)]
+    pub lease: Duration,
+    /// Time between SIGTERM and SIGKILL when a job is canceled or times out.
+    #[arg(long, env = "JOBS_STOP_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub stop_grace: Duration,
+    /// How long a SIGTERM'd worker lets running jobs finish before it stops them.
+    #[arg(long, env = "JOBS_DRAIN_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+    /// Whether to pull an image that is not on this host.
+    #[arg(long, env = "JOBS_PULL", value_enum, default_value = "missing")]
+    pub pull: PullPolicy,
+    /// `text` or `json` log lines on stderr.
+    #[arg(long, env = "JOBS_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+impl Config {
+    pub fn worker_id(&self) -> String {
+        self.worker_id.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .map(|name| name.trim().to_owned())
+                .ok()
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| "worker".to_owned())
+        })
+    }
+
+    /// The resources of a size on this worker.
+    pub fn limits_for(&self, size: Size) -> SizeLimits {
+        size.default_limits()
+    }
+}

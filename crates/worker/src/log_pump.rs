@@ -1,0 +1,215 @@
+//! Moves a container's output into the store: chunked, sequenced, batched.
+//!
+//! Memory stays bounded whatever the output rate. The reader stops reading
+//! when the writer's queue is full, and Docker then stops reading the
+//! container's pipes, so a fast writer is slowed down instead of buffered.
+
+use std::time::Duration;
+
+use bollard::container::LogOutput;
+use chrono::Utc;
+use futures::StreamExt;
+use jobs_core::wire::LogStream;
+use jobs_store::{NewChunk, Store};
+use tokio::{sync::mpsc, time::Instant};
+
+use crate::runtime::OutputStream;
+
+/// The largest chunk stored in one row.
+pub const MAX_CHUNK_BYTES: usize = 64 * 1024;
+/// The longest a byte waits in the pump before it is flushed.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// How many chunks may wait for the writer: the pump's memory bound.
+const QUEUE_CHUNKS: usize = 32;
+/// How many chunks one insert may carry.
+const BATCH_CHUNKS: usize = 64;
+
+/// What the pump stored, for the job's record.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PumpReport {
+    pub chunks: i64,
+    pub bytes: u64,
+}
+
+/// Reads `output` to its end and stores it as the logs of `job_id`, with
+/// sequence numbers starting after `last_seq`. Returns once every byte is
+/// committed.
+pub async fn pump(store: Store, job_id: String, last_seq: i64, output: OutputStream) -> PumpReport {
+    let (sender, receiver) = mpsc::channel(QUEUE_CHUNKS);
+    let writer = tokio::spawn(write_batches(store, job_id, receiver));
+    let report = read_chunks(output, last_seq, sender).await;
+    if let Err(error) = writer.await {
+        tracing::error!(%error, "the log writer task failed");
+    }
+    report
+}
+
+/// Cuts the output into chunks: a chunk ends when the stream switches, when
+/// it reaches [`MAX_CHUNK_BYTES`], or [`FLUSH_INTERVAL`] after its first byte.
+async fn read_chunks(
+    mut output: OutputStream,
+    last_seq: i64,
+    sender: mpsc::Sender<NewChunk>,
+) -> PumpReport {
+    let mut chunker = Chunker::new(last_seq);
+    let mut report = PumpReport::default();
+    let mut deadline: Option<Instant> = None;
+    loop {
+        let item = match deadline {
+            Some(at) => tokio::select! {
+                item = output.next() => item,
+                () = tokio::time::sleep_until(at) => {
+                    deadline = None;
+                    if let Some(chunk) = chunker.flush() {
+                        if !send(&sender, chunk, &mut report).await { break; }
+                    }
+                    continue;
+                }
+            },
+            None => output.next().await,
+        };
+        let (stream, bytes) = match item {
+            Some(Ok(LogOutput::StdOut { message })) | Some(Ok(LogOutput::Console { message })) => {
+                (LogStream::Stdout, message)
+            }
+            Some(Ok(LogOutput::StdErr { message })) => (LogStream::Stderr, message),
+            Some(Ok(LogOutput::StdIn { .. })) => continue,
+            Some(Err(error)) => {
+                tracing::warn!(%error, "reading container output failed");
+                break;
+            }
+            None => break,
+        };
+        let was_empty = chunker.is_empty();
+        for chunk in chunker.push(stream, &bytes) {
+            if !send(&sender, chunk, &mut report).await {
+                return report;
+            }
+        }
+        if chunker.is_empty() {
+            deadline = None;
+        } else if was_empty || deadline.is_none() {
+            deadline = Some(Instant::now() + FLUSH_INTERVAL);
+        }
+    }
+    if let Some(chunk) = chunker.flush() {
+        send(&sender, chunk, &mut report).await;
+    }
+    report
+}
+
+async fn send(sender: &mpsc::Sender<NewChunk>, chunk: NewChunk, report: &mut PumpReport) -> bool {
+    report.chunks += 1;
+    report.bytes += chunk.data.len() as u64;
+    sender.send(chunk).await.is_ok()
+}
+
+/// Inserts chunks in batches. A failed insert is retried until it succeeds:
+/// a job's logs must survive a database restart, and the bounded queue
+/// holds the container back meanwhile.
+async fn write_batches(store: Store, job_id: String, mut receiver: mpsc::Receiver<NewChunk>) {
+    let mut batch = Vec::with_capacity(BATCH_CHUNKS);
+    while receiver.recv_many(&mut batch, BATCH_CHUNKS).await > 0 {
+        let mut backoff = Duration::from_millis(100);
+        while let Err(error) = store.append_logs(&job_id, &batch).await {
+            tracing::warn!(job_id, %error, "storing logs failed; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+        batch.clear();
+    }
+}
+
+/// The pure part of the pump: bytes in, bounded chunks out.
+struct Chunker {
+    next_seq: i64,
+    stream: LogStream,
+    buffer: Vec<u8>,
+}
+
+impl Chunker {
+    fn new(last_seq: i64) -> Self {
+        Self {
+            next_seq: last_seq + 1,
+            stream: LogStream::Stdout,
+            buffer: Vec::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.buffer.is_empty()
+    }
+
+    /// Adds bytes; returns the chunks that are complete.
+    fn push(&mut self, stream: LogStream, mut bytes: &[u8]) -> Vec<NewChunk> {
+        let mut full = Vec::new();
+        if stream != self.stream {
+            full.extend(self.flush());
+            self.stream = stream;
+        }
+        while !bytes.is_empty() {
+            let room = MAX_CHUNK_BYTES - self.buffer.len();
+            let (now, rest) = bytes.split_at(room.min(bytes.len()));
+            self.buffer.extend_from_slice(now);
+            bytes = rest;
+            if self.buffer.len() == MAX_CHUNK_BYTES {
+                full.extend(self.flush());
+            }
+        }
+        full
+    }
+
+    fn flush(&mut self) -> Option<NewChunk> {
+        if self.buffer.is_empty() {
+            return None;
+        }
+        let chunk = NewChunk {
+            seq: self.next_seq,
+            stream: self.stream,
+            time: Utc::now(),
+            data: std::mem::take(&mut self.buffer),
+        };
+        self.next_seq += 1;
+        Some(chunk)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switching_streams_cuts_a_chunk() {
+        let mut chunker = Chunker::new(0);
+        assert!(chunker.push(LogStream::Stdout, b"out").is_empty());
+        let cut = chunker.push(LogStream::Stderr, b"err");
+        assert_eq!(cut.len(), 1);
+        assert_eq!(
+            (cut[0].seq, cut[0].stream, cut[0].data.as_slice()),
+            (1, LogStream::Stdout, &b"out"[..])
+        );
+        let last = chunker.flush().unwrap();
+        assert_eq!(
+            (last.seq, last.stream, last.data.as_slice()),
+            (2, LogStream::Stderr, &b"err"[..])
+        );
+        assert!(chunker.flush().is_none());
+    }
+
+    #[test]
+    fn large_writes_are_split_at_the_chunk_limit_without_losing_bytes() {
+        let mut chunker = Chunker::new(41);
+        let input: Vec<u8> = (0..MAX_CHUNK_BYTES * 2 + 10)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mut chunks = chunker.push(LogStream::Stdout, &input);
+        chunks.extend(chunker.flush());
+        assert_eq!(
+            chunks.iter().map(|c| c.seq).collect::<Vec<_>>(),
+            vec![42, 43, 44]
+        );
+        assert!(chunks.iter().all(|c| c.data.len() <= MAX_CHUNK_BYTES));
+        let joined: Vec<u8> = chunks.into_iter().flat_map(|c| c.data).collect();
+        assert_eq!(joined, input);
+    }
+}

@@ -1,0 +1,288 @@
+//! The container runtime: Docker, the only home of bollard in the project.
+//!
+//! The rest of the worker speaks in [`ContainerSpec`], [`ContainerExit`] and
+//! [`StartError`], never in Docker's types.
+
+use std::{collections::HashMap, time::Duration};
+
+use bollard::{
+    Docker,
+    container::LogOutput,
+    errors::Error as DockerError,
+    models::{ContainerCreateBody, HostConfig},
+    query_parameters::{
+        AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+        ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+        WaitContainerOptions,
+    },
+};
+use futures::{Stream, StreamExt};
+use jobs_core::size::SizeLimits;
+
+pub const LABEL_JOB_ID: &str = "jobs.job_id";
+pub const LABEL_ATTEMPT: &str = "jobs.attempt";
+pub const LABEL_WORKER_ID: &str = "jobs.worker_id";
+
+/// What to do when the image is not on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullPolicy {
+    /// Pull it from its registry.
+    Missing,
+    /// Fail the job with `image not found`.
+    Never,
+}
+
+/// Everything needed to create one job's container.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub command: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub labels: HashMap<String, String>,
+    pub limits: SizeLimits,
+}
+
+/// How a container ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContainerExit {
+    pub exit_code: i64,
+    pub oom_killed: bool,
+}
+
+/// Why a container could not be created or started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("image not found: {0}")]
+    ImageNotFound(String),
+    #[error("command not found: {0}")]
+    CommandNotFound(String),
+    #[error("command not executable: {0}")]
+    CommandNotExecutable(String),
+    #[error("container start failed: {0}")]
+    Other(String),
+}
+
+impl StartError {
+    /// The exit code a shell would give for this failure, when there is one.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            StartError::CommandNotFound(_) => Some(127),
+            StartError::CommandNotExecutable(_) => Some(126),
+            StartError::ImageNotFound(_) | StartError::Other(_) => None,
+        }
+    }
+}
+
+/// A connection to one Docker engine.
+#[derive(Clone)]
+pub struct Runtime {
+    docker: Docker,
+    pull: PullPolicy,
+}
+
+/// A container's demultiplexed output.
+pub type OutputStream =
+    std::pin::Pin<Box<dyn Stream<Item = Result<LogOutput, DockerError>> + Send>>;
+
+impl Runtime {
+    /// Connects with Docker's standard defaults (`DOCKER_HOST` or the local
+    /// socket) and agrees on an API version the engine speaks.
+    pub async fn connect(pull: PullPolicy) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let docker = Docker::connect_with_defaults()
+            .context("connecting to the Docker engine")?
+            .negotiate_version()
+            .await
+            .context("negotiating the Docker API version")?;
+        docker.ping().await.context("pinging the Docker engine")?;
+        Ok(Self { docker, pull })
+    }
+
+    /// Creates the container, without starting it.
+    pub async fn create(&self, spec: &ContainerSpec) -> Result<String, StartError> {
+        self.ensure_image(&spec.image).await?;
+        let host_config = HostConfig {
+            memory: Some(spec.limits.memory_bytes),
+            // Swap equal to memory: the job gets no swap beyond its memory.
+            memory_swap: Some(spec.limits.memory_bytes),
+            nano_cpus: Some(spec.limits.nano_cpus),
+            pids_limit: Some(spec.limits.pids),
+            // An init as PID 1 forwards signals and reaps zombies, so that
+            // SIGTERM reaches the command and `kill $$` behaves as in a shell.
+            init: Some(true),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            // The worker streams output itself; a log driver would only
+            // duplicate every byte onto the host's disk.
+            log_config: Some(bollard::models::HostConfigLogConfig {
+                typ: Some("none".into()),
+                config: None,
+            }),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: Some(spec.command.clone()),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(spec.labels.clone()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            open_stdin: Some(false),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        match self.docker.create_container(Some(options), body).await {
+            Ok(created) => Ok(created.id),
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Err(StartError::ImageNotFound(spec.image.clone())),
+            Err(error) => Err(StartError::Other(error.to_string())),
+        }
+    }
+
+    async fn ensure_image(&self, image: &str) -> Result<(), StartError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => return Ok(()),
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
+            Err(error) => return Err(StartError::Other(error.to_string())),
+        }
+        if self.pull == PullPolicy::Never {
+            return Err(StartError::ImageNotFound(image.to_owned()));
+        }
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(image)
+            .build();
+        let mut progress = self.docker.create_image(Some(options), None, None);
+        while let Some(step) = progress.next().await {
+            if let Err(error) = step {
+                tracing::info!(image, %error, "pulling the image failed");
+                return Err(StartError::ImageNotFound(image.to_owned()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Attaches to stdout and stderr. Call before `start`, so that no byte
+    /// written at start-up is missed.
+    pub async fn attach_output(&self, id: &str) -> anyhow::Result<OutputStream> {
+        let options = AttachContainerOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .stream(true)
+            .logs(false)
+            .build();
+        let attached = self.docker.attach_container(id, Some(options)).await?;
+        Ok(attached.output)
+    }
+
+    pub async fn start(&self, id: &str, command: &[String]) -> Result<(), StartError> {
+        match self.docker.start_container(id, None).await {
+            Ok(()) => Ok(()),
+            Err(error) => Err(classify_start_error(&error.to_string(), command)),
+        }
+    }
+
+    /// Waits until the container stops, then reads how it ended.
+    pub async fn wait(&self, id: &str) -> anyhow::Result<ContainerExit> {
+        let mut waiting = self.docker.wait_container(id, None::<WaitContainerOptions>);
+        // A non-zero exit arrives as an error; the inspect below is the
+        // single source of the exit code and the OOM flag either way.
+        while let Some(step) = waiting.next().await {
+            if let Err(DockerError::DockerResponseServerError { .. }) = step {
+                break;
+            }
+        }
+        let inspected = self.docker.inspect_container(id, None).await?;
+        let state = inspected.state.unwrap_or_default();
+        anyhow::ensure!(
+            state.running != Some(true),
+            "container {id} is still running after wait"
+        );
+        Ok(ContainerExit {
+            exit_code: state.exit_code.unwrap_or(-1),
+            oom_killed: state.oom_killed.unwrap_or(false),
+        })
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`.
+    pub async fn stop(&self, id: &str, grace: Duration) -> anyhow::Result<()> {
+        let options = StopContainerOptionsBuilder::default()
+            .t(grace.as_secs().max(1) as i32)
+            .build();
+        match self.docker.stop_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            // 304: already stopped.
+            Err(DockerError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn remove(&self, id: &str) -> anyhow::Result<()> {
+        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Ids of every container, running or not, that carries this worker's label.
+    pub async fn containers_of_worker(&self, worker_id: &str) -> anyhow::Result<Vec<String>> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{LABEL_WORKER_ID}={worker_id}")],
+        )]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let containers = self.docker.list_containers(Some(options)).await?;
+        Ok(containers.into_iter().filter_map(|c| c.id).collect())
+    }
+}
+
+/// Maps the engine's start error to what the user needs to know, as
+/// `docker run` does with 127 and 126.
+fn classify_start_error(message: &str, command: &[String]) -> StartError {
+    let program = command.first().cloned().unwrap_or_default();
+    if message.contains("executable file not found")
+        || message.contains("no such file or directory")
+    {
+        StartError::CommandNotFound(program)
+    } else if message.contains("permission denied") {
+        StartError::CommandNotExecutable(program)
+    } else {
+        StartError::Other(message.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_start_errors_like_docker_run() {
+        let cmd = vec!["nope".to_string()];
+        let not_found = "OCI runtime create failed: exec: \"nope\": executable file not found in $PATH: unknown";
+        assert!(
+            matches!(classify_start_error(not_found, &cmd), StartError::CommandNotFound(p) if p == "nope")
+        );
+        let denied = "OCI runtime create failed: exec: \"/etc\": permission denied: unknown";
+        assert_eq!(classify_start_error(denied, &cmd).exit_code(), Some(126));
+        assert_eq!(classify_start_error("boom", &cmd).exit_code(), None);
+        assert_eq!(
+            StartError::ImageNotFound("foo:1".into()).to_string(),
+            "image not found: foo:1"
+        );
+    }
+}

@@ -1,0 +1,106 @@
+//! Why a running attempt must stop, set once by whoever asks first.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock},
+};
+
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// A user asked for a cancel.
+    Canceled,
+    /// The job ran past its timeout.
+    TimedOut,
+    /// Another attempt or the reaper owns the job now.
+    LeaseLost,
+    /// The worker is shutting down and its drain period ran out.
+    WorkerShutdown,
+}
+
+/// A one-shot stop request with its reason.
+#[derive(Debug, Default)]
+pub struct StopSignal {
+    token: CancellationToken,
+    reason: OnceLock<StopReason>,
+}
+
+impl StopSignal {
+    /// Asks the attempt to stop. The first reason wins.
+    pub fn request(&self, reason: StopReason) {
+        let _ = self.reason.set(reason);
+        self.token.cancel();
+    }
+
+    pub fn reason(&self) -> Option<StopReason> {
+        self.reason.get().copied()
+    }
+
+    pub async fn requested(&self) {
+        self.token.cancelled().await;
+    }
+}
+
+/// The stop signals of the attempts this worker runs, by job id.
+#[derive(Debug, Default, Clone)]
+pub struct RunningAttempts {
+    inner: Arc<Mutex<HashMap<String, Arc<StopSignal>>>>,
+}
+
+impl RunningAttempts {
+    pub fn register(&self, job_id: &str) -> Arc<StopSignal> {
+        let signal = Arc::new(StopSignal::default());
+        self.lock().insert(job_id.to_owned(), signal.clone());
+        signal
+    }
+
+    pub fn unregister(&self, job_id: &str) {
+        self.lock().remove(job_id);
+    }
+
+    /// Stops one job, if this worker runs it.
+    pub fn stop(&self, job_id: &str, reason: StopReason) {
+        if let Some(signal) = self.lock().get(job_id) {
+            signal.request(reason);
+        }
+    }
+
+    pub fn stop_all(&self, reason: StopReason) {
+        for signal in self.lock().values() {
+            signal.request(reason);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<StopSignal>>> {
+        // A poisoned map is still a valid map: no invariant spans a panic.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_reason_wins() {
+        let attempts = RunningAttempts::default();
+        let signal = attempts.register("a");
+        attempts.stop("a", StopReason::Canceled);
+        attempts.stop("a", StopReason::TimedOut);
+        attempts.stop("unknown", StopReason::TimedOut);
+        assert_eq!(signal.reason(), Some(StopReason::Canceled));
+        attempts.unregister("a");
+        assert!(attempts.is_empty());
+    }
+}

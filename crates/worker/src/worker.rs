@@ -1,0 +1,275 @@
+//! Start-up, the consume loop over free slots, and shutdown.
+
+use std::{io::Write, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use jobs_core::JobState;
+use jobs_dispatch::{AmqpConfig, ConsumerSession, open_consumer};
+use jobs_store::{JOB_CANCEL_CHANNEL, Store, events::JobNotifications};
+use tokio::sync::Semaphore;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    attempt,
+    config::Config,
+    runtime::Runtime,
+    stop_signal::{RunningAttempts, StopReason},
+};
+
+/// What every attempt on this worker shares.
+pub struct WorkerContext {
+    pub store: Store,
+    pub runtime: Runtime,
+    pub config: Config,
+    pub worker_id: String,
+    pub attempts: RunningAttempts,
+}
+
+/// Runs the worker until SIGTERM or SIGINT, then drains.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let worker_id = config.worker_id();
+    let store = Store::connect(&config.database_url).await?;
+    let runtime = Runtime::connect(config.pull).await?;
+    reconcile(&store, &runtime, &worker_id).await?;
+    let context = Arc::new(WorkerContext {
+        store,
+        runtime,
+        config,
+        worker_id,
+        attempts: RunningAttempts::default(),
+    });
+    forward_cancels(&context).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let tracker = TaskTracker::new();
+    consume(&context, &tracker, &shutdown).await;
+    drain(&context, tracker).await;
+    Ok(())
+}
+
+/// A restarted worker tracks nothing: it removes every container that
+/// carries its id, and records the jobs it held as lost at once instead of
+/// letting their leases run out.
+async fn reconcile(store: &Store, runtime: &Runtime, worker_id: &str) -> anyhow::Result<()> {
+    for container in runtime.containers_of_worker(worker_id).await? {
+        tracing::info!(
+            container,
+            "removing a container left by an earlier run of this worker"
+        );
+        runtime.remove(&container).await?;
+    }
+    for fence in store.jobs_leased_by(worker_id).await? {
+        tracing::warn!(
+            job_id = fence.job_id,
+            "job held by an earlier run of this worker is lost"
+        );
+        store
+            .finish(
+                &fence,
+                JobState::Lost,
+                None,
+                Some("worker lost: it restarted"),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Routes cancel notifications to the attempts this worker runs.
+async fn forward_cancels(context: &Arc<WorkerContext>) -> anyhow::Result<()> {
+    let notifications = JobNotifications::start(&context.store, JOB_CANCEL_CHANNEL)
+        .await
+        .context("listening for cancels")?;
+    let mut cancels = notifications.subscribe();
+    let attempts = context.attempts.clone();
+    tokio::spawn(async move {
+        let _keep_listening = notifications;
+        loop {
+            match cancels.recv().await {
+                Ok(job_id) => attempts.stop(&job_id, StopReason::Canceled),
+                // Missed cancels are caught by the next heartbeat.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new jobs are taken");
+    shutdown.cancel();
+}
+
+async fn wait_for_signal() {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+                return;
+            }
+        };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Consumes wake-ups while slots are free. The consumer's prefetch equals
+/// the free slots when it opens; when a wake-up arrives with no slot free,
+/// the consumer is closed, which hands every unacked wake-up back to the
+/// queue for other workers, and reopened once a slot frees up.
+async fn consume(
+    context: &Arc<WorkerContext>,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(usize::from(context.config.slots)));
+    let amqp = AmqpConfig {
+        url: context.config.amqp_url.clone(),
+        queue: context.config.amqp_queue.clone(),
+    };
+    let mut announced = false;
+    let mut backoff = Duration::from_millis(100);
+    while !shutdown.is_cancelled() {
+        let free = tokio::select! {
+            () = shutdown.cancelled() => return,
+            free = wait_for_free_slot(&slots) => free,
+        };
+        let prefetch = u16::try_from(free).unwrap_or(u16::MAX);
+        let opened = tokio::select! {
+            () = shutdown.cancelled() => return,
+            opened = open_consumer(&amqp, &context.worker_id, prefetch) => opened,
+        };
+        let session = match opened {
+            Ok(session) => session,
+            Err(error) => {
+                tracing::warn!("cannot consume, retrying in {backoff:?}: {error:#}");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        if !announced {
+            announced = true;
+            announce_ready(&context.worker_id);
+        }
+        consume_session(context, tracker, shutdown, &slots, session).await;
+    }
+}
+
+/// Waits until at least one slot is free and returns how many are.
+async fn wait_for_free_slot(slots: &Semaphore) -> usize {
+    loop {
+        let free = slots.available_permits();
+        if free > 0 {
+            return free;
+        }
+        // Acquiring and releasing at once is only a wake-up on a freed slot.
+        if let Ok(permit) = slots.acquire().await {
+            drop(permit);
+        }
+    }
+}
+
+/// Takes wake-ups from one consumer session until it breaks, slots run
+/// out, or the worker shuts down.
+async fn consume_session(
+    context: &Arc<WorkerContext>,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+    slots: &Arc<Semaphore>,
+    mut session: ConsumerSession,
+) {
+    loop {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => break,
+            next = session.next() => next,
+        };
+        let wake_up = match next {
+            Some(Ok(wake_up)) => wake_up,
+            Some(Err(error)) => {
+                tracing::warn!("broker connection lost: {error:#}");
+                return;
+            }
+            None => {
+                tracing::warn!("the broker ended the consumer");
+                return;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            // Full: closing the session requeues this wake-up and any other
+            // unacked one, for a worker that has room.
+            break;
+        };
+        match context
+            .store
+            .claim(&wake_up.job_id, &context.worker_id, context.config.lease)
+            .await
+        {
+            Ok(Some(claimed)) => {
+                // The claim is committed: ack now, not when the job ends, or
+                // the broker would close the channel after its consumer timeout.
+                if let Err(error) = wake_up.ack().await {
+                    tracing::warn!("acking a claimed wake-up failed: {error:#}");
+                }
+                tracing::info!(
+                    job_id = claimed.fence.job_id,
+                    attempt = claimed.fence.attempt,
+                    "claimed"
+                );
+                let context = context.clone();
+                tracker.spawn(async move {
+                    attempt::run(context, claimed).await;
+                    drop(permit);
+                });
+            }
+            Ok(None) => {
+                // A duplicate or stale wake-up: the job is not queued.
+                if let Err(error) = wake_up.ack().await {
+                    tracing::warn!("acking a duplicate wake-up failed: {error:#}");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(job_id = wake_up.job_id, %error, "claiming failed; requeueing");
+                let _ = wake_up.requeue().await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    session.close().await;
+}
+
+fn announce_ready(worker_id: &str) {
+    tracing::info!(worker_id, "consuming");
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "worker {worker_id} ready");
+    let _ = stdout.flush();
+}
+
+/// Lets running jobs finish for the drain period, then stops the rest.
+async fn drain(context: &WorkerContext, tracker: TaskTracker) {
+    tracker.close();
+    if context.attempts.is_empty() && tracker.is_empty() {
+        return;
+    }
+    tracing::info!(
+        running = context.attempts.len(),
+        "waiting for running jobs to finish"
+    );
+    tokio::select! {
+        () = tracker.wait() => return,
+        () = tokio::time::sleep(context.config.drain_timeout) => {}
+        () = wait_for_signal() => {}
+    }
+    tracing::warn!("stopping the jobs still running");
+    context.attempts.stop_all(StopReason::WorkerShutdown);
+    tracker.wait().await;
+}
