@@ -1,0 +1,136 @@
+//! `jobs apps ...`.
+
+use jobs_core::Size;
+
+use super::parsers::{self, EnvPair};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AppsCommand {
+    /// Create an app.
+    Create(AppCreateArgs),
+    /// List the apps.
+    #[command(visible_alias = "ls")]
+    List,
+    /// Show an app's image, size, timeout and config vars.
+    Show(AppNameArgs),
+    /// Change an app's image, config vars, size or timeout.
+    Set(AppSetArgs),
+    /// Delete an app.
+    #[command(visible_alias = "rm")]
+    Delete(AppNameArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AppNameArgs {
+    /// The app's name.
+    #[arg(value_parser = parsers::app_name)]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AppCreateArgs {
+    /// The app's name: 1 to 63 characters of a-z, 0-9 and -.
+    #[arg(value_parser = parsers::app_name)]
+    pub name: String,
+
+    /// The container image its jobs run.
+    #[arg(long, value_name = "IMG")]
+    pub image: String,
+
+    /// Set a config var; may be repeated.
+    #[arg(short = 'e', long = "env", value_name = "K=V", value_parser = parsers::env_pair)]
+    pub env: Vec<EnvPair>,
+
+    /// The default size of its jobs: S, M, L or XL.
+    #[arg(short = 's', long, value_name = "S", value_parser = parsers::size)]
+    pub size: Option<Size>,
+
+    /// The default maximum run time of its jobs, such as 30m or 2h.
+    #[arg(long, value_name = "DUR", value_parser = parsers::timeout_seconds)]
+    pub timeout: Option<i64>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AppSetArgs {
+    /// The app's name.
+    #[arg(value_parser = parsers::app_name)]
+    pub name: String,
+
+    /// A new container image.
+    #[arg(long, value_name = "IMG")]
+    pub image: Option<String>,
+
+    /// Set or replace a config var; may be repeated.
+    #[arg(short = 'e', long = "env", value_name = "K=V", value_parser = parsers::env_pair)]
+    pub env: Vec<EnvPair>,
+
+    /// Remove a config var; may be repeated.
+    #[arg(long, value_name = "K", value_parser = parsers::env_name)]
+    pub unset: Vec<String>,
+
+    /// A new default size: S, M, L or XL.
+    #[arg(short = 's', long, value_name = "S", value_parser = parsers::size)]
+    pub size: Option<Size>,
+
+    /// A new default maximum run time, such as 30m or 2h.
+    #[arg(long, value_name = "DUR", value_parser = parsers::timeout_seconds)]
+    pub timeout: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::args::{AppsCommand, Cli, Command};
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Result<AppsCommand, clap::Error> {
+        let argv = ["jobs", "apps"].into_iter().chain(args.iter().copied());
+        match Cli::try_parse_from(argv)?.command {
+            Command::Apps(apps) => Ok(apps),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn create_needs_a_valid_name_and_an_image() {
+        let AppsCommand::Create(create) = parse(&[
+            "create", "web", "--image", "alpine:3", "-e", "A=1", "-s", "L",
+        ])
+        .unwrap() else {
+            panic!("not create");
+        };
+        assert_eq!(create.name, "web");
+        assert_eq!(create.image, "alpine:3");
+        assert_eq!(create.env.len(), 1);
+
+        let err = parse(&["create", "Web_App", "--image", "alpine"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("is invalid"), "{err}");
+        assert_eq!(parse(&["create", "web"]).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn set_takes_env_and_unset() {
+        let AppsCommand::Set(set) =
+            parse(&["set", "web", "-e", "A=1", "--unset", "B", "--unset", "C"]).unwrap()
+        else {
+            panic!("not set");
+        };
+        assert_eq!(set.unset, ["B", "C"]);
+        assert_eq!(
+            parse(&["set", "web", "--unset", "1B"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+    }
+
+    #[test]
+    fn show_and_delete_check_the_name() {
+        assert!(matches!(parse(&["show", "web"]), Ok(AppsCommand::Show(_))));
+        assert!(matches!(
+            parse(&["delete", "web"]),
+            Ok(AppsCommand::Delete(_))
+        ));
+        assert_eq!(parse(&["show", "-web"]).unwrap_err().exit_code(), 2);
+    }
+}

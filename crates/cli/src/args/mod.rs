@@ -1,0 +1,126 @@
+//! The command line, as clap sees it.
+//!
+//! Every value that can be checked without the API is checked here, by a
+//! value parser, so that a bad value is a usage error (exit 2) that names the
+//! option, before anything is sent.
+
+mod apps;
+mod jobs;
+mod parsers;
+mod run;
+
+use clap::{CommandFactory, Parser, Subcommand, error::ErrorKind};
+
+pub use apps::{AppCreateArgs, AppNameArgs, AppSetArgs, AppsCommand};
+pub use jobs::{FollowArgs, JobIdArgs, ListArgs, LogsArgs, WaitArgs};
+pub use parsers::EnvPair;
+pub use run::RunArgs;
+
+/// The address the CLI talks to when neither `--api-url` nor `JOBS_API_URL`
+/// says otherwise.
+pub const DEFAULT_API_URL: &str = "http://127.0.0.1:8420";
+
+/// Run one-off commands in ephemeral containers of an app's environment.
+#[derive(Debug, Parser)]
+#[command(name = "jobs", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options that every subcommand accepts, before or after its name.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Global options")]
+pub struct GlobalArgs {
+    /// Where the API is.
+    #[arg(long, env = "JOBS_API_URL", default_value = DEFAULT_API_URL, global = true)]
+    pub api_url: String,
+
+    /// The API token, sent as `Authorization: Bearer TOKEN`.
+    #[arg(long, env = "JOBS_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+
+    /// Which app.
+    #[arg(short = 'a', long, env = "JOBS_APP", global = true)]
+    pub app: Option<String>,
+
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command in a fresh container of the app.
+    Run(RunArgs),
+    /// Stream a job's logs until it ends, then exit with its exit code.
+    Follow(FollowArgs),
+    /// Print the logs stored so far and exit.
+    Logs(LogsArgs),
+    /// Block until a job ends, then exit with its exit code.
+    Wait(WaitArgs),
+    /// Show a job's state, exit code, reason, attempt, timestamps, size and command.
+    #[command(visible_alias = "show")]
+    Status(JobIdArgs),
+    /// List the app's jobs, newest first.
+    #[command(visible_alias = "ps")]
+    List(ListArgs),
+    /// Cancel a job.
+    #[command(visible_alias = "stop")]
+    Cancel(JobIdArgs),
+    /// Manage apps.
+    #[command(subcommand)]
+    Apps(AppsCommand),
+}
+
+/// A usage error found after parsing, printed the way clap prints its own,
+/// so that every command-line mistake looks alike and exits 2.
+pub fn usage_error(kind: ErrorKind, message: impl std::fmt::Display) -> clap::Error {
+    Cli::command().error(kind, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("jobs").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_may_follow_the_subcommand() {
+        let cli = parse(&["status", "j1", "--json", "-a", "web", "--token", "t"]).unwrap();
+        assert!(cli.global.json);
+        assert_eq!(cli.global.app.as_deref(), Some("web"));
+        assert_eq!(cli.global.token.as_deref(), Some("t"));
+        assert!(matches!(cli.command, Command::Status(JobIdArgs { ref id }) if id == "j1"));
+    }
+
+    #[test]
+    fn aliases_reach_their_commands() {
+        assert!(matches!(
+            parse(&["show", "j1"]).unwrap().command,
+            Command::Status(_)
+        ));
+        assert!(matches!(parse(&["ps"]).unwrap().command, Command::List(_)));
+        assert!(matches!(
+            parse(&["stop", "j1"]).unwrap().command,
+            Command::Cancel(_)
+        ));
+    }
+
+    #[test]
+    fn a_missing_subcommand_is_a_usage_error() {
+        let err = parse(&[]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+}

@@ -1,0 +1,92 @@
+//! Value parsers that apply the domain's own validation to option values.
+//!
+//! Each returns the domain's message without its `field:` prefix, because
+//! clap already names the option: `invalid value '1A=x' for '--env <K=V>':
+//! env name "1A" is invalid: must match [A-Za-z_][A-Za-z0-9_]*`.
+
+use std::time::Duration;
+
+use jobs_core::{JobState, Size, duration, names, spec};
+
+/// One `K=V` pair given to `-e/--env`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvPair {
+    pub name: String,
+    pub value: String,
+}
+
+pub fn env_pair(text: &str) -> Result<EnvPair, String> {
+    let (name, value) = names::parse_env_pair(text).map_err(|err| err.message)?;
+    Ok(EnvPair { name, value })
+}
+
+pub fn env_name(text: &str) -> Result<String, String> {
+    names::validate_env_name(text).map_err(|err| err.message)?;
+    Ok(text.to_owned())
+}
+
+pub fn app_name(text: &str) -> Result<String, String> {
+    names::validate_app_name(text).map_err(|err| err.message)?;
+    Ok(text.to_owned())
+}
+
+pub fn size(text: &str) -> Result<Size, String> {
+    text.parse::<Size>().map_err(|err| err.message)
+}
+
+pub fn job_state(text: &str) -> Result<JobState, String> {
+    text.parse::<JobState>().map_err(|err| err.message)
+}
+
+/// A job or app timeout, as whole seconds within the allowed range.
+///
+/// A fraction of a second rounds up, so that `500ms` asks for one second
+/// rather than for none.
+pub fn timeout_seconds(text: &str) -> Result<i64, String> {
+    let parsed = duration::parse_duration("timeout", text).map_err(|err| err.message)?;
+    let whole_seconds = parsed.as_secs() + u64::from(parsed.subsec_nanos() > 0);
+    let seconds = i64::try_from(whole_seconds).unwrap_or(i64::MAX);
+    duration::validate_timeout_seconds(seconds).map_err(|err| err.message)?;
+    Ok(seconds)
+}
+
+/// How long `jobs wait` itself may block; any positive duration will do.
+pub fn wait_duration(text: &str) -> Result<Duration, String> {
+    duration::parse_duration("timeout", text).map_err(|err| err.message)
+}
+
+pub fn idempotency_key(text: &str) -> Result<String, String> {
+    spec::validate_idempotency_key(Some(text)).map_err(|err| err.message)?;
+    Ok(text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_round_up_to_whole_seconds_within_range() {
+        assert_eq!(timeout_seconds("90s"), Ok(90));
+        assert_eq!(timeout_seconds("2h"), Ok(7200));
+        assert_eq!(timeout_seconds("500ms"), Ok(1));
+        assert!(
+            timeout_seconds("8days")
+                .unwrap_err()
+                .contains("out of range")
+        );
+        assert!(timeout_seconds("soon").unwrap_err().contains("is invalid"));
+    }
+
+    #[test]
+    fn env_pairs_keep_everything_after_the_first_equals_sign() {
+        assert_eq!(
+            env_pair("URL=a=b"),
+            Ok(EnvPair {
+                name: "URL".into(),
+                value: "a=b".into()
+            })
+        );
+        assert!(env_pair("NOVALUE").unwrap_err().contains("expected K=V"));
+        assert!(env_pair("1A=x").unwrap_err().contains("is invalid"));
+    }
+}

@@ -1,0 +1,212 @@
+//! `jobs run [OPTIONS] -- CMD [ARGS...]`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::error::ErrorKind;
+use jobs_core::{Size, spec, wire::JobCreate};
+
+use super::parsers::{self, EnvPair};
+use super::usage_error;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Set an environment variable; may be repeated.
+    #[arg(short = 'e', long = "env", value_name = "K=V", value_parser = parsers::env_pair)]
+    pub env: Vec<EnvPair>,
+
+    /// Upload a file or directory to /tmp/uploads; may be repeated.
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+
+    /// Collect this path from the container when the job ends; may be repeated.
+    #[arg(long = "artifact", value_name = "PATH")]
+    pub artifacts: Vec<String>,
+
+    /// The job's size: S, M, L or XL.
+    #[arg(short = 's', long, value_name = "S", value_parser = parsers::size)]
+    pub size: Option<Size>,
+
+    /// Maximum run time, such as 90s, 30m or 2h.
+    #[arg(long, value_name = "DUR", value_parser = parsers::timeout_seconds)]
+    pub timeout: Option<i64>,
+
+    /// Return the existing job for a repeated request instead of starting another.
+    #[arg(long, value_name = "K", value_parser = parsers::idempotency_key)]
+    pub idempotency_key: Option<String>,
+
+    /// Queue the job, print its id and exit 0.
+    #[arg(short = 'd', long)]
+    pub detached: bool,
+
+    /// Attach directly, with stdin forwarded.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+
+    /// Force a TTY on.
+    #[arg(long, overrides_with = "no_tty")]
+    pub tty: bool,
+
+    /// Force a TTY off.
+    #[arg(long = "no-tty", overrides_with = "tty")]
+    pub no_tty: bool,
+
+    /// Queue the job and follow it, even at a terminal.
+    #[arg(long)]
+    pub batch: bool,
+
+    /// The command: one argument runs with `/bin/sh -c ARG`, several run as that argv.
+    #[arg(
+        value_name = "CMD",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+impl RunArgs {
+    /// The option that asks for something this version cannot do yet, if any.
+    pub fn unsupported_option(&self) -> Option<&'static str> {
+        if self.interactive {
+            return Some("-i/--interactive");
+        }
+        if !self.files.is_empty() {
+            return Some("-f/--file");
+        }
+        if !self.artifacts.is_empty() {
+            return Some("--artifact");
+        }
+        None
+    }
+
+    /// The API request for this run, checked against the same limits the API
+    /// applies, so that a bad command line never reaches it.
+    pub fn job_create(&self) -> Result<JobCreate, clap::Error> {
+        let command = spec::argv_from_cli_args(&self.command);
+        spec::validate_command(&command)
+            .map_err(|err| usage_error(ErrorKind::ValueValidation, err.message))?;
+
+        // A name given twice keeps its last value, as a shell assignment would.
+        let env: BTreeMap<String, String> = self
+            .env
+            .iter()
+            .map(|pair| (pair.name.clone(), pair.value.clone()))
+            .collect();
+        spec::validate_env(&env)
+            .map_err(|err| usage_error(ErrorKind::ValueValidation, err.message))?;
+
+        Ok(JobCreate {
+            command,
+            env,
+            size: self.size,
+            timeout_seconds: self.timeout,
+            idempotency_key: self.idempotency_key.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::args::{Cli, Command};
+    use clap::Parser;
+
+    fn parse_run(args: &[&str]) -> Result<super::RunArgs, clap::Error> {
+        let argv = ["jobs", "run"].into_iter().chain(args.iter().copied());
+        match Cli::try_parse_from(argv)?.command {
+            Command::Run(run) => Ok(run),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn options_before_the_command_and_everything_after_it() {
+        let run = parse_run(&[
+            "-e",
+            "A=1",
+            "-s",
+            "xl",
+            "--timeout",
+            "30m",
+            "ls",
+            "-l",
+            "-e",
+        ])
+        .unwrap();
+        assert_eq!(run.command, ["ls", "-l", "-e"]);
+        let create = run.job_create().unwrap();
+        assert_eq!(create.command, ["ls", "-l", "-e"]);
+        assert_eq!(create.env.get("A").map(String::as_str), Some("1"));
+        assert_eq!(create.size, Some(jobs_core::Size::XL));
+        assert_eq!(create.timeout_seconds, Some(1800));
+    }
+
+    #[test]
+    fn a_double_dash_separates_the_command() {
+        let run = parse_run(&["-d", "--", "rake", "--trace"]).unwrap();
+        assert!(run.detached);
+        assert_eq!(run.command, ["rake", "--trace"]);
+    }
+
+    #[test]
+    fn one_argument_runs_through_the_shell() {
+        let run = parse_run(&["--", "ls -l | wc -l"]).unwrap();
+        assert_eq!(
+            run.job_create().unwrap().command,
+            ["/bin/sh", "-c", "ls -l | wc -l"]
+        );
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors_naming_the_option() {
+        for (args, option) in [
+            (&["-e", "NOVALUE", "true"][..], "--env"),
+            (&["-e", "1A=x", "true"][..], "--env"),
+            (&["--timeout", "soon", "true"][..], "--timeout"),
+            (&["--timeout", "0s", "true"][..], "--timeout"),
+            (&["-s", "XXL", "true"][..], "--size"),
+            (&["--idempotency-key", "", "true"][..], "--idempotency-key"),
+        ] {
+            let err = parse_run(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+            assert!(err.to_string().contains(option), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_missing_command_is_a_usage_error() {
+        assert_eq!(parse_run(&[]).unwrap_err().exit_code(), 2);
+        assert_eq!(parse_run(&["-d"]).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn an_empty_command_is_a_usage_error() {
+        let err = parse_run(&["", "x"]).unwrap().job_create().unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("command is empty"), "{err}");
+    }
+
+    #[test]
+    fn later_flags_are_parsed_but_reported_as_unsupported() {
+        assert_eq!(
+            parse_run(&["-i", "psql"]).unwrap().unsupported_option(),
+            Some("-i/--interactive")
+        );
+        assert_eq!(
+            parse_run(&["-f", "data.csv", "import"])
+                .unwrap()
+                .unsupported_option(),
+            Some("-f/--file")
+        );
+        assert_eq!(
+            parse_run(&["--artifact", "/out", "build"])
+                .unwrap()
+                .unsupported_option(),
+            Some("--artifact")
+        );
+        let run = parse_run(&["--tty", "--no-tty", "--batch", "true"]).unwrap();
+        assert!(run.no_tty && !run.tty && run.batch);
+        assert_eq!(run.unsupported_option(), None);
+    }
+}

@@ -1,0 +1,297 @@
+//! The typed HTTP client of the API under `/v1`.
+//!
+//! One method per route of `jobs_core::wire`. Every request carries the
+//! bearer token when there is one; without one the request still goes out,
+//! so that the API's own 401 message reaches the user.
+
+use std::time::Duration;
+
+use clap::error::ErrorKind;
+use jobs_core::JobState;
+use jobs_core::wire::{
+    ApiError, App, AppCreate, AppList, AppUpdate, Job, JobCreate, JobList, LogPage,
+};
+use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
+use serde::de::DeserializeOwned;
+
+use crate::args::usage_error;
+use crate::error::{CliError, cause_chain};
+
+/// How long to wait for a TCP (and TLS) connection to the API.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an ordinary request may take in all. Log streams have no such
+/// limit: they stay open for as long as the job runs.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How much of a non-JSON error body to quote back to the user.
+const QUOTED_BODY_MAX_CHARS: usize = 200;
+
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    /// The API's base address, as the user gave it, for messages.
+    api_url: String,
+    base: Url,
+    token: Option<String>,
+}
+
+impl ApiClient {
+    /// Checks the API address and builds the client. A malformed address is
+    /// a usage error that names `--api-url`.
+    pub fn new(api_url: &str, token: Option<String>) -> Result<Self, CliError> {
+        let bad_url = |why: String| {
+            CliError::Usage(usage_error(
+                ErrorKind::ValueValidation,
+                format!("invalid value '{api_url}' for '--api-url <API_URL>': {why}"),
+            ))
+        };
+        let base = Url::parse(api_url).map_err(|err| bad_url(err.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(bad_url("must be an http:// or https:// address".into()));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .user_agent(concat!("jobs-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|err| CliError::UnexpectedAnswer(cause_chain(&err)))?;
+        Ok(Self {
+            http,
+            api_url: api_url.to_owned(),
+            base,
+            token: token.filter(|token| !token.is_empty()),
+        })
+    }
+
+    /// The API's address as the user gave it, for messages.
+    pub fn api_url(&self) -> &str {
+        &self.api_url
+    }
+
+    pub async fn create_app(&self, create: &AppCreate) -> Result<App, CliError> {
+        let request = self.request(Method::POST, &["apps"]).json(create);
+        self.send_for_json(request).await
+    }
+
+    pub async fn list_apps(&self) -> Result<AppList, CliError> {
+        self.send_for_json(self.request(Method::GET, &["apps"]))
+            .await
+    }
+
+    pub async fn get_app(&self, name: &str) -> Result<App, CliError> {
+        self.send_for_json(self.request(Method::GET, &["apps", name]))
+            .await
+    }
+
+    pub async fn update_app(&self, name: &str, update: &AppUpdate) -> Result<App, CliError> {
+        let request = self.request(Method::PATCH, &["apps", name]).json(update);
+        self.send_for_json(request).await
+    }
+
+    pub async fn delete_app(&self, name: &str) -> Result<(), CliError> {
+        self.send(self.request(Method::DELETE, &["apps", name]))
+            .await
+            .map(drop)
+    }
+
+    pub async fn create_job(&self, app: &str, create: &JobCreate) -> Result<Job, CliError> {
+        let request = self
+            .request(Method::POST, &["apps", app, "jobs"])
+            .json(create);
+        self.send_for_json(request).await
+    }
+
+    pub async fn list_jobs(
+        &self,
+        app: &str,
+        state: Option<JobState>,
+        limit: Option<u32>,
+    ) -> Result<JobList, CliError> {
+        let mut url = self.url(&["apps", app, "jobs"]);
+        if let Some(state) = state {
+            url.query_pairs_mut().append_pair("state", state.as_str());
+        }
+        if let Some(limit) = limit {
+            url.query_pairs_mut()
+                .append_pair("limit", &limit.to_string());
+        }
+        self.send_for_json(self.request_to(Method::GET, url)).await
+    }
+
+    pub async fn get_job(&self, id: &str) -> Result<Job, CliError> {
+        self.send_for_json(self.request(Method::GET, &["jobs", id]))
+            .await
+    }
+
+    pub async fn cancel_job(&self, id: &str) -> Result<Job, CliError> {
+        self.send_for_json(self.request(Method::POST, &["jobs", id, "cancel"]))
+            .await
+    }
+
+    /// One page of stored chunks with `seq > after`.
+    pub async fn log_page(&self, id: &str, after: i64) -> Result<LogPage, CliError> {
+        let mut url = self.url(&["jobs", id, "logs"]);
+        url.query_pairs_mut()
+            .append_pair("after", &after.to_string());
+        self.send_for_json(self.request_to(Method::GET, url)).await
+    }
+
+    /// Opens the Server-Sent Events stream of a job's logs after `after`.
+    ///
+    /// The resume point goes both in `after` and in `Last-Event-ID`, the
+    /// header SSE defines for resuming, so that either reading of it by the
+    /// API resumes at the same place.
+    pub async fn open_log_stream(&self, id: &str, after: i64) -> Result<Response, CliError> {
+        let mut url = self.url(&["jobs", id, "logs", "stream"]);
+        url.query_pairs_mut()
+            .append_pair("after", &after.to_string());
+        let mut request = self
+            .authorized(self.http.get(url))
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        if after > 0 {
+            request = request.header("Last-Event-ID", after.to_string());
+        }
+        let response = request.send().await.map_err(|err| self.unreachable(&err))?;
+        self.check_status(response).await
+    }
+
+    /// The address of `/v1/<segments...>`, each segment percent-encoded so
+    /// that an id typed by a user can never change the route.
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .expect("checked in ApiClient::new that the base URL can be a base")
+            .pop_if_empty()
+            .push("v1")
+            .extend(segments);
+        url
+    }
+
+    fn request(&self, method: Method, segments: &[&str]) -> RequestBuilder {
+        self.request_to(method, self.url(segments))
+    }
+
+    fn request_to(&self, method: Method, url: Url) -> RequestBuilder {
+        let request = self.http.request(method, url).timeout(REQUEST_TIMEOUT);
+        self.authorized(request)
+    }
+
+    fn authorized(&self, request: RequestBuilder) -> RequestBuilder {
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    async fn send(&self, request: RequestBuilder) -> Result<Response, CliError> {
+        let response = request.send().await.map_err(|err| self.unreachable(&err))?;
+        self.check_status(response).await
+    }
+
+    async fn send_for_json<T: DeserializeOwned>(
+        &self,
+        request: RequestBuilder,
+    ) -> Result<T, CliError> {
+        let response = self.send(request).await?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|err| self.unreachable(&err))?;
+        serde_json::from_slice(&body).map_err(|err| {
+            CliError::UnexpectedAnswer(format!(
+                "the API at {} answered with a body this CLI does not understand: {err}",
+                self.api_url
+            ))
+        })
+    }
+
+    /// Turns an error status into the API's own message.
+    async fn check_status(&self, response: Response) -> Result<Response, CliError> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.bytes().await.unwrap_or_default();
+        Err(CliError::Api {
+            status: status.as_u16(),
+            message: api_error_message(status, &body),
+        })
+    }
+
+    fn unreachable(&self, err: &reqwest::Error) -> CliError {
+        // For a failed connection reqwest's own line only repeats the URL
+        // ("error sending request for url (...)"); its causes say what
+        // happened ("Connection refused").
+        let cause = match std::error::Error::source(err) {
+            Some(source) if err.is_connect() || err.is_timeout() => cause_chain(source),
+            _ => cause_chain(err),
+        };
+        CliError::Unreachable {
+            api_url: self.api_url.clone(),
+            cause,
+        }
+    }
+}
+
+/// The sentence to show for an error answer: the API's `error.message` when
+/// the body is an API error, else the status and the start of the body (a
+/// proxy's HTML page, say).
+fn api_error_message(status: StatusCode, body: &[u8]) -> String {
+    if let Ok(api_error) = serde_json::from_slice::<ApiError>(body) {
+        return api_error.error.message;
+    }
+    let text = String::from_utf8_lossy(body);
+    let quoted: String = text.trim().chars().take(QUOTED_BODY_MAX_CHARS).collect();
+    if quoted.is_empty() {
+        format!("the API answered {status}")
+    } else {
+        format!("the API answered {status}: {quoted}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_sit_under_v1_with_encoded_segments() {
+        let client = ApiClient::new("http://127.0.0.1:8420", None).unwrap();
+        assert_eq!(
+            client.url(&["jobs", "j1", "logs"]).as_str(),
+            "http://127.0.0.1:8420/v1/jobs/j1/logs"
+        );
+        assert_eq!(
+            client.url(&["jobs", "../apps?x"]).as_str(),
+            "http://127.0.0.1:8420/v1/jobs/..%2Fapps%3Fx"
+        );
+        let prefixed = ApiClient::new("https://example.test/jobs/", None).unwrap();
+        assert_eq!(
+            prefixed.url(&["apps"]).as_str(),
+            "https://example.test/jobs/v1/apps"
+        );
+    }
+
+    #[test]
+    fn a_bad_api_url_is_a_usage_error() {
+        for bad in ["not a url", "ftp://host", "mailto:x@y"] {
+            let err = ApiClient::new(bad, None).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad}");
+            assert!(err.to_string().contains("--api-url"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn error_messages_come_from_the_api_body() {
+        let body = br#"{"error":{"code":"not_found","message":"job \"x\" not found"}}"#;
+        assert_eq!(
+            api_error_message(StatusCode::NOT_FOUND, body),
+            "job \"x\" not found"
+        );
+        assert_eq!(
+            api_error_message(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>"),
+            "the API answered 502 Bad Gateway: <html>bad gateway</html>"
+        );
+        assert_eq!(
+            api_error_message(StatusCode::UNAUTHORIZED, b""),
+            "the API answered 401 Unauthorized"
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! `jobs apps create|list|show|set|delete`.
+
+use std::collections::BTreeMap;
+
+use clap::error::ErrorKind;
+use jobs_core::wire::{AppCreate, AppUpdate};
+
+use crate::args::{AppCreateArgs, AppSetArgs, AppsCommand, EnvPair, usage_error};
+use crate::commands::Context;
+use crate::error::CliError;
+use crate::output;
+
+pub async fn apps(context: &Context, command: AppsCommand) -> Result<u8, CliError> {
+    let client = &context.client;
+    let format = context.format;
+    match command {
+        AppsCommand::Create(args) => {
+            let app = client.create_app(&app_create(args)).await?;
+            output::print_app(format, &app)?;
+        }
+        AppsCommand::List => {
+            let list = client.list_apps().await?;
+            output::print_app_list(format, &list.apps)?;
+        }
+        AppsCommand::Show(args) => {
+            let app = client.get_app(&args.name).await?;
+            output::print_app(format, &app)?;
+        }
+        AppsCommand::Set(args) => {
+            let name = args.name.clone();
+            let app = client.update_app(&name, &app_update(args)?).await?;
+            output::print_app(format, &app)?;
+        }
+        AppsCommand::Delete(args) => {
+            client.delete_app(&args.name).await?;
+            output::print_app_deleted(format, &args.name)?;
+        }
+    }
+    Ok(0)
+}
+
+fn app_create(args: AppCreateArgs) -> AppCreate {
+    AppCreate {
+        name: args.name,
+        image: args.image,
+        env: env_map(args.env),
+        size: args.size,
+        timeout_seconds: args.timeout,
+    }
+}
+
+/// The partial update for `apps set`; asking to change nothing is a usage
+/// error rather than a silent no-op.
+fn app_update(args: AppSetArgs) -> Result<AppUpdate, CliError> {
+    let update = AppUpdate {
+        image: args.image,
+        env: env_map(args.env),
+        unset: args.unset,
+        size: args.size,
+        timeout_seconds: args.timeout,
+    };
+    if update == AppUpdate::default() {
+        return Err(usage_error(
+            ErrorKind::MissingRequiredArgument,
+            "nothing to change: give --image, -e/--env, --unset, --size or --timeout",
+        )
+        .into());
+    }
+    Ok(update)
+}
+
+/// Later pairs win over earlier ones with the same name.
+fn env_map(pairs: Vec<EnvPair>) -> BTreeMap<String, String> {
+    pairs
+        .into_iter()
+        .map(|pair| (pair.name, pair.value))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::{Cli, Command};
+    use clap::Parser;
+
+    fn set_args(args: &[&str]) -> AppSetArgs {
+        let argv = ["jobs", "apps", "set"]
+            .into_iter()
+            .chain(args.iter().copied());
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Apps(AppsCommand::Set(set)) => set,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn set_sends_only_what_was_given() {
+        let update =
+            app_update(set_args(&["web", "-e", "A=1", "-e", "A=2", "--unset", "B"])).unwrap();
+        assert_eq!(update.image, None);
+        assert_eq!(update.env.get("A").map(String::as_str), Some("2"));
+        assert_eq!(update.unset, ["B"]);
+    }
+
+    #[test]
+    fn set_with_nothing_to_change_is_a_usage_error() {
+        let err = app_update(set_args(&["web"])).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("nothing to change"), "{err}");
+    }
+}

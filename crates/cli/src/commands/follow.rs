@@ -1,0 +1,81 @@
+//! `jobs follow ID [--tail N]`, and the following that `jobs run` shares.
+
+use jobs_core::exit::EXIT_DETACHED;
+
+use crate::args::FollowArgs;
+use crate::client::ApiClient;
+use crate::commands::Context;
+use crate::detach::{UnlessDetached, unless_ctrl_c};
+use crate::error::CliError;
+use crate::job_end;
+use crate::log_cursor::LogCursor;
+use crate::log_follow;
+use crate::output::{self, LogSink};
+use crate::tail::TailBuffer;
+
+pub async fn follow(context: &Context, args: FollowArgs) -> Result<u8, CliError> {
+    // Following retries forever while the API may come back. Asking for the
+    // job once first turns an unknown id, a refused token or a wrong address
+    // into an immediate error instead of an endless retry.
+    context.client.get_job(&args.id).await?;
+    follow_job(context, &args.id, args.tail).await
+}
+
+/// Prints the job's output (all of it, or its last `tail` lines first) until
+/// the job ends, then returns its exit code. Ctrl-C detaches and leaves the
+/// job running.
+pub async fn follow_job(
+    context: &Context,
+    job_id: &str,
+    tail: Option<usize>,
+) -> Result<u8, CliError> {
+    let mut sink = LogSink::new();
+    let following = async {
+        let mut cursor = match tail {
+            Some(lines) => print_tail(&context.client, job_id, lines, &mut sink).await?,
+            None => LogCursor::from_start(),
+        };
+        log_follow::follow_until_end(&context.client, job_id, &mut cursor, &mut sink).await
+    };
+    match unless_ctrl_c(following).await {
+        UnlessDetached::Completed(Ok(job)) => {
+            output::print_job_end(&job);
+            Ok(job_end::exit_code(&job))
+        }
+        UnlessDetached::Completed(Err(err)) => Err(err),
+        UnlessDetached::Detached => {
+            output::print_detached(job_id);
+            Ok(EXIT_DETACHED)
+        }
+    }
+}
+
+/// Prints the last `lines` lines of the output stored so far and returns
+/// the cursor just after the last stored chunk, where following resumes.
+async fn print_tail(
+    client: &ApiClient,
+    job_id: &str,
+    lines: usize,
+    sink: &mut LogSink,
+) -> Result<LogCursor, CliError> {
+    let mut tail = TailBuffer::new(lines);
+    let mut last_seq = 0;
+    let mut after = 0;
+    loop {
+        let page = client.log_page(job_id, after).await?;
+        for chunk in &page.chunks {
+            tail.push(chunk.stream, log_follow::chunk_bytes(chunk)?);
+            last_seq = last_seq.max(chunk.seq);
+        }
+        // A page that does not move forward would loop forever; the stream
+        // that follows picks up whatever is left.
+        if !page.more || page.next_after <= after {
+            break;
+        }
+        after = page.next_after;
+    }
+    for (stream, bytes) in tail.into_tail() {
+        sink.write(stream, &bytes)?;
+    }
+    Ok(LogCursor::after(last_seq))
+}

@@ -1,0 +1,63 @@
+//! `jobs`, the command line of the one-off job runner.
+//!
+//! Map of the modules:
+//! - [`args`]: the command line as clap parses it, with every local check
+//!   (env pairs, durations, sizes, app names) done by value parsers;
+//! - [`commands`]: one module per subcommand, each returning an exit code;
+//! - [`client`]: the typed HTTP client of the API's `/v1` routes;
+//! - [`log_follow`]: following a job's Server-Sent Events log stream across
+//!   dropped connections, with [`log_cursor`] for exact resumes and
+//!   [`backoff`] for the delays between attempts;
+//! - [`tail`] and [`line_timestamps`]: `follow --tail` and `logs --timestamps`;
+//! - [`detach`]: Ctrl-C leaves a followed job running;
+//! - [`job_end`]: the exit code and stderr line for an ended job;
+//! - [`output`]: everything printed, human or `--json`, and the job's bytes;
+//! - [`error`]: the CLI's own failures and their exit codes.
+//!
+//! Exit codes: a followed job's own code (see `jobs_core::exit`), 2 for a
+//! wrong command line, 125 for the CLI's own failures, 130 after Ctrl-C.
+
+pub mod args;
+pub mod backoff;
+pub mod client;
+pub mod commands;
+pub mod detach;
+pub mod error;
+pub mod job_end;
+pub mod line_timestamps;
+pub mod log_cursor;
+pub mod log_follow;
+pub mod output;
+pub mod tail;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use jobs_core::exit::EXIT_PLATFORM;
+
+use crate::args::Cli;
+
+/// Parses the process's arguments, runs the command and returns its exit
+/// code. Clap itself exits 2 on a malformed command line and 0 for `--help`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // One thread is plenty for one request or stream at a time, and leaves
+    // the machine's cores to the jobs' own work.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("jobs: cannot start the async runtime: {err}");
+            return ExitCode::from(EXIT_PLATFORM);
+        }
+    };
+    match runtime.block_on(commands::execute(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            err.print();
+            ExitCode::from(err.exit_code())
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! Everything the CLI prints: human views, `--json` views, and the job's own
+//! output.
+//!
+//! Human views go to stdout and messages go to stderr with a `jobs:` prefix.
+//! With `--json`, stdout holds exactly one JSON document. A job's output is
+//! written byte for byte through [`LogSink`], never mixed with anything else
+//! on stdout.
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use jobs_core::wire::{App, Job, LogStream};
+use serde::Serialize;
+
+use crate::error::CliError;
+use crate::job_end;
+
+/// Whether a command prints for people or for programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Human,
+    Json,
+}
+
+impl OutputFormat {
+    pub fn from_json_flag(json: bool) -> Self {
+        if json {
+            OutputFormat::Json
+        } else {
+            OutputFormat::Human
+        }
+    }
+}
+
+/// Writes a job's stdout and stderr chunks to the CLI's own stdout and
+/// stderr, raw and flushed per chunk, so that the output appears as the job
+/// writes it and a pipe receives exactly the job's bytes.
+///
+/// When the reader of one of the streams goes away (`jobs run ... | head`),
+/// that stream's further output is dropped quietly, so that the CLI can still
+/// see the job end and exit with its code.
+#[derive(Debug, Default)]
+pub struct LogSink {
+    stdout_closed: bool,
+    stderr_closed: bool,
+}
+
+impl LogSink {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn write(&mut self, stream: LogStream, bytes: &[u8]) -> Result<(), CliError> {
+        let closed = match stream {
+            LogStream::Stdout => &mut self.stdout_closed,
+            LogStream::Stderr => &mut self.stderr_closed,
+        };
+        if *closed {
+            return Ok(());
+        }
+        let result = match stream {
+            LogStream::Stdout => write_and_flush(&mut io::stdout().lock(), bytes),
+            LogStream::Stderr => write_and_flush(&mut io::stderr().lock(), bytes),
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::BrokenPipe => {
+                *closed = true;
+                Ok(())
+            }
+            Err(err) => Err(CliError::LocalOutput(format!(
+                "cannot write the job's {}: {err}",
+                stream.as_str()
+            ))),
+        }
+    }
+
+    /// Whether the reader of our stdout has gone away.
+    pub fn stdout_closed(&self) -> bool {
+        self.stdout_closed
+    }
+}
+
+fn write_and_flush(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    out.write_all(bytes)?;
+    out.flush()
+}
+
+/// Prints one JSON document on stdout.
+pub fn print_json(value: &impl Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|err| CliError::LocalOutput(format!("cannot encode JSON: {err}")))?;
+    print_stdout(&format!("{text}\n"))
+}
+
+/// Prints text on stdout, treating a closed pipe as the reader having seen
+/// enough rather than as a failure.
+fn print_stdout(text: &str) -> Result<(), CliError> {
+    match write_and_flush(&mut io::stdout().lock(), text.as_bytes()) {
+        Err(err) if err.kind() != io::ErrorKind::BrokenPipe => Err(CliError::LocalOutput(format!(
+            "cannot write to stdout: {err}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `jobs run -d`: the id alone, so that `id=$(jobs run -d ...)` works.
+pub fn print_queued_job(format: OutputFormat, job: &Job) -> Result<(), CliError> {
+    match format {
+        OutputFormat::Json => print_json(job),
+        OutputFormat::Human => print_stdout(&format!("{}\n", job.id)),
+    }
+}
+
+pub fn print_job(format: OutputFormat, job: &Job) -> Result<(), CliError> {
+    if format == OutputFormat::Json {
+        return print_json(job);
+    }
+    let mut rows: Vec<(&str, String)> = vec![
+        ("id", job.id.clone()),
+        ("app", job.app.clone()),
+        ("state", job.state.to_string()),
+        ("exit code", optional(job.exit_code)),
+        ("reason", job.reason.clone().unwrap_or_else(|| "-".into())),
+        ("attempt", job.attempt.to_string()),
+        ("size", job.size.to_string()),
+        ("timeout", seconds(job.timeout_seconds)),
+        ("command", display_command(&job.command)),
+        ("created", timestamp(&job.created_at)),
+        (
+            "started",
+            job.started_at.as_ref().map_or("-".into(), timestamp),
+        ),
+        (
+            "finished",
+            job.finished_at.as_ref().map_or("-".into(), timestamp),
+        ),
+    ];
+    if let (Some(started), Some(finished)) = (job.started_at, job.finished_at) {
+        let ran_for = (finished - started).to_std().unwrap_or_default();
+        rows.push(("ran for", whole_seconds(ran_for)));
+    }
+    if job.cancel_requested && !job.state.is_terminal() {
+        rows.push(("cancel", "requested".into()));
+    }
+    if !job.env.is_empty() {
+        let names: Vec<&str> = job.env.keys().map(String::as_str).collect();
+        rows.push(("env", names.join(", ")));
+    }
+    print_stdout(&key_value_block(&rows))
+}
+
+pub fn print_job_list(format: OutputFormat, jobs: &[Job]) -> Result<(), CliError> {
+    if format == OutputFormat::Json {
+        return print_json(&serde_json::json!({ "jobs": jobs }));
+    }
+    if jobs.is_empty() {
+        return print_stdout("no jobs\n");
+    }
+    let header = ["ID", "STATE", "EXIT", "CREATED", "COMMAND"].map(String::from);
+    let rows = jobs.iter().map(|job| {
+        [
+            job.id.clone(),
+            job.state.to_string(),
+            optional(job.exit_code),
+            timestamp(&job.created_at),
+            display_command(&job.command),
+        ]
+    });
+    print_stdout(&table(std::iter::once(header).chain(rows)))
+}
+
+/// `jobs cancel`: the state the cancel left the job in.
+pub fn print_canceled_job(format: OutputFormat, job: &Job) -> Result<(), CliError> {
+    if format == OutputFormat::Json {
+        return print_json(job);
+    }
+    let line = if job.state.is_terminal() {
+        format!("job {} is {}\n", job.id, job.state)
+    } else {
+        format!(
+            "job {} is {}; cancel requested, it stops after a grace period\n",
+            job.id, job.state
+        )
+    };
+    print_stdout(&line)
+}
+
+pub fn print_app(format: OutputFormat, app: &App) -> Result<(), CliError> {
+    if format == OutputFormat::Json {
+        return print_json(app);
+    }
+    let mut rows: Vec<(&str, String)> = vec![
+        ("name", app.name.clone()),
+        ("image", app.image.clone()),
+        ("size", app.size.to_string()),
+        ("timeout", seconds(app.timeout_seconds)),
+        ("created", timestamp(&app.created_at)),
+        ("updated", timestamp(&app.updated_at)),
+    ];
+    if app.env.is_empty() {
+        rows.push(("env", "-".into()));
+    }
+    let mut text = key_value_block(&rows);
+    if !app.env.is_empty() {
+        text.push_str("env:\n");
+        for (name, value) in &app.env {
+            text.push_str(&format!("  {name}={value}\n"));
+        }
+    }
+    print_stdout(&text)
+}
+
+pub fn print_app_list(format: OutputFormat, apps: &[App]) -> Result<(), CliError> {
+    if format == OutputFormat::Json {
+        return print_json(&serde_json::json!({ "apps": apps }));
+    }
+    if apps.is_empty() {
+        return print_stdout("no apps\n");
+    }
+    let header = ["NAME", "IMAGE", "SIZE", "TIMEOUT", "UPDATED"].map(String::from);
+    let rows = apps.iter().map(|app| {
+        [
+            app.name.clone(),
+            app.image.clone(),
+            app.size.to_string(),
+            seconds(app.timeout_seconds),
+            timestamp(&app.updated_at),
+        ]
+    });
+    print_stdout(&table(std::iter::once(header).chain(rows)))
+}
+
+pub fn print_app_deleted(format: OutputFormat, name: &str) -> Result<(), CliError> {
+    match format {
+        OutputFormat::Json => print_json(&serde_json::json!({ "deleted": name })),
+        OutputFormat::Human => print_stdout(&format!("deleted app {name}\n")),
+    }
+}
+
+/// The one line a run prints at a terminal while direct attach does not
+/// exist yet.
+pub fn warn_interactive_unavailable() {
+    eprintln!("jobs: interactive attach is not available yet; running as a queued job");
+}
+
+/// Ctrl-C while following: the job goes on, so say how to get back to it.
+pub fn print_detached(job_id: &str) {
+    eprintln!(
+        "jobs: detached from job {job_id}; it is still running.\n  \
+         follow it: jobs follow {job_id}\n  \
+         cancel it: jobs cancel {job_id}"
+    );
+}
+
+/// Why a job ended the way it did, when its exit code alone does not say.
+pub fn print_job_end(job: &Job) {
+    if let Some(line) = job_end::reason_line(job) {
+        eprintln!("{line}");
+    }
+}
+
+/// `jobs wait --timeout` ran out before the job ended.
+pub fn print_wait_gave_up(job: &Job, waited: Duration) {
+    eprintln!(
+        "jobs: job {} is still {} after {}",
+        job.id,
+        job.state,
+        humantime::format_duration(waited)
+    );
+}
+
+/// A lost log stream, said once per outage and only to a person at a
+/// terminal: in a pipeline, stderr carries nothing but the job's own stderr.
+pub fn print_reconnecting(err: &CliError) {
+    use std::io::IsTerminal;
+    if io::stderr().is_terminal() {
+        eprintln!("jobs: lost the log stream ({err}); reconnecting");
+    }
+}
+
+/// A command as a person would type it. A single-argument run shows its
+/// shell script rather than the `/bin/sh -c` wrapper the CLI added.
+pub fn display_command(command: &[String]) -> String {
+    match command {
+        [shell, dash_c, script] if shell == "/bin/sh" && dash_c == "-c" => script.clone(),
+        args => args
+            .iter()
+            .map(|arg| shell_quote(arg))
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
+    if plain {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+fn timestamp(time: &DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn optional(value: Option<i32>) -> String {
+    value.map_or("-".into(), |value| value.to_string())
+}
+
+fn seconds(seconds: i64) -> String {
+    whole_seconds(Duration::from_secs(seconds.max(0).unsigned_abs()))
+}
+
+fn whole_seconds(duration: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(duration.as_secs())).to_string()
+}
+
+fn key_value_block(rows: &[(&str, String)]) -> String {
+    let width = rows.iter().map(|(key, _)| key.len()).max().unwrap_or(0) + 1;
+    rows.iter()
+        .map(|(key, value)| format!("{:<width$} {value}\n", format!("{key}:")))
+        .collect()
+}
+
+/// Left-aligned columns two spaces apart; the last column is not padded.
+fn table<const N: usize>(rows: impl Iterator<Item = [String; N]>) -> String {
+    let rows: Vec<[String; N]> = rows.collect();
+    let mut widths = [0usize; N];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut text = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (column, cell) in row.iter().enumerate() {
+            if column + 1 == N {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  ", width = widths[column]));
+            }
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|arg| arg.to_string()).collect()
+    }
+
+    #[test]
+    fn commands_read_as_typed() {
+        assert_eq!(
+            display_command(&strings(&["/bin/sh", "-c", "ls | wc -l"])),
+            "ls | wc -l"
+        );
+        assert_eq!(
+            display_command(&strings(&["echo", "a b", "it's", ""])),
+            r"echo 'a b' 'it'\''s' ''"
+        );
+        assert_eq!(
+            display_command(&strings(&["rake", "db:migrate"])),
+            "rake db:migrate"
+        );
+    }
+
+    #[test]
+    fn tables_align_their_columns() {
+        let rows = [
+            ["ID", "STATE", "COMMAND"].map(String::from),
+            ["j1", "succeeded", "true"].map(String::from),
+            ["j22", "failed", ""].map(String::from),
+        ];
+        assert_eq!(
+            table(rows.into_iter()),
+            "ID   STATE      COMMAND\nj1   succeeded  true\nj22  failed\n"
+        );
+    }
+
+    #[test]
+    fn key_values_align() {
+        let rows = [("id", "j1".to_string()), ("exit code", "3".to_string())];
+        assert_eq!(key_value_block(&rows), "id:        j1\nexit code: 3\n");
+    }
+}

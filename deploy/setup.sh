@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Prepares this machine to build and test `jobs`: PostgreSQL, RabbitMQ,
+# Docker and the busybox test image. Safe to run again: every step checks
+# first and does nothing when its service is already there. Run as root.
+#
+# What it guarantees when it exits 0:
+# - PostgreSQL answers on 127.0.0.1:5432, with a superuser `jobs`/`jobs`
+#   (the end-to-end tests create and drop one database per test);
+# - RabbitMQ answers on 127.0.0.1:5672 with the default guest/guest user;
+# - `docker info` works;
+# - the image `jobs-test/busybox:latest` exists (deploy/build-test-image.sh).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+log() { echo "setup: $*"; }
+die() {
+    echo "setup: error: $*" >&2
+    exit 1
+}
+
+# Runs "$@" until it succeeds, every half second, for at most $1 seconds.
+wait_until() {
+    local what="$1" seconds="$2"
+    shift 2
+    local deadline=$((SECONDS + seconds))
+    until "$@" >/dev/null 2>&1; do
+        if ((SECONDS >= deadline)); then
+            return 1
+        fi
+        sleep 0.5
+    done
+    log "$what is up"
+}
+
+[[ "$(id -u)" == 0 ]] || die "run me as root (I install packages and start services)"
+
+# --- packages ---------------------------------------------------------------
+packages=(postgresql rabbitmq-server docker.io busybox-static)
+missing=()
+for package in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$package")
+    fi
+done
+# The docker.io package brings its own client; a separately installed
+# client (docker-ce-cli) is fine too.
+if ((${#missing[@]} > 0)); then
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+command -v docker >/dev/null || die "no docker client on PATH after installing docker.io"
+
+# --- PostgreSQL -------------------------------------------------------------
+pg_version="${PG_VERSION:-$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)}"
+[[ -n "$pg_version" ]] || die "no PostgreSQL cluster under /etc/postgresql"
+if ! pg_ctlcluster "$pg_version" main status >/dev/null 2>&1; then
+    log "starting PostgreSQL $pg_version"
+    pg_ctlcluster "$pg_version" main start
+fi
+wait_until "PostgreSQL" 60 pg_isready -q -h 127.0.0.1 -p 5432 ||
+    die "PostgreSQL $pg_version does not answer on 127.0.0.1:5432; see /var/log/postgresql/postgresql-$pg_version-main.log"
+
+psql_admin() { runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d postgres "$@"; }
+if [[ "$(psql_admin -Atc "select 1 from pg_roles where rolname = 'jobs'")" != "1" ]]; then
+    log "creating the PostgreSQL superuser role jobs"
+    psql_admin -c "create role jobs with login superuser password 'jobs'"
+fi
+PGPASSWORD=jobs psql -X -q -h 127.0.0.1 -U jobs -d postgres -Atc 'select 1' >/dev/null ||
+    die "cannot log in to PostgreSQL as jobs/jobs on 127.0.0.1 (check pg_hba.conf and the role's password)"
+
+# --- RabbitMQ ---------------------------------------------------------------
+rabbit_ping() { rabbitmq-diagnostics -q ping; }
+if ! rabbit_ping >/dev/null 2>&1; then
+    # A node that is still booting fails the ping too: start one only when
+    # no RabbitMQ (Erlang) node runs at all.
+    if ! pgrep -u rabbitmq -f 'beam.*rabbit' >/dev/null; then
+        log "starting RabbitMQ"
+        rabbitmq-server -detached
+    fi
+    wait_until "RabbitMQ" 120 rabbit_ping ||
+        die "RabbitMQ does not answer rabbitmq-diagnostics ping; see /var/log/rabbitmq/"
+fi
+wait_until "RabbitMQ AMQP port" 30 bash -c '</dev/tcp/127.0.0.1/5672' ||
+    die "RabbitMQ does not listen on 127.0.0.1:5672"
+
+# --- Docker -----------------------------------------------------------------
+if ! docker info >/dev/null 2>&1; then
+    if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
+        log "starting docker with systemctl"
+        systemctl start docker
+    elif ! pgrep -x dockerd >/dev/null; then
+        log "starting dockerd, logs in /var/log/dockerd.log"
+        setsid nohup dockerd >>/var/log/dockerd.log 2>&1 </dev/null &
+    fi
+    wait_until "Docker" 60 docker info ||
+        die "dockerd does not answer 'docker info'; see /var/log/dockerd.log"
+fi
+
+# --- test image -------------------------------------------------------------
+bash "$here/build-test-image.sh"
+log "ready"
