@@ -1,0 +1,191 @@
+//! The server's configuration: command-line flags, each with an environment
+//! variable, checked once at startup.
+//!
+//! [`Args`] is what clap parses; [`Config`] is what the server runs with. The
+//! step between them turns "absent" and "too short" into clear startup errors,
+//! so that the rest of the code never sees an `Option` where a value is
+//! required.
+
+use std::{fmt, net::SocketAddr, str::FromStr};
+
+use clap::{Parser, ValueEnum};
+use jobs_dispatch::AmqpConfig;
+
+/// The shortest admin token the server accepts.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
+/// jobs-api: the HTTP API of jobs.
+#[derive(Debug, Parser)]
+#[command(name = "jobs-api", version, about)]
+pub struct Args {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "JOBS_LISTEN", default_value = "127.0.0.1:8420")]
+    pub listen: SocketAddr,
+
+    /// PostgreSQL URL, such as postgres://user:pass@host/db.
+    #[arg(long, env = "JOBS_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// RabbitMQ URL that carries job wake-ups.
+    #[arg(
+        long,
+        env = "JOBS_AMQP_URL",
+        hide_env_values = true,
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: String,
+
+    /// Queue that carries job wake-ups; workers must consume the same one.
+    #[arg(long, env = "JOBS_AMQP_QUEUE", default_value = "jobs.ready")]
+    pub amqp_queue: String,
+
+    /// Bootstrap admin token, at least 16 characters; clients send it as
+    /// `Authorization: Bearer TOKEN`.
+    #[arg(long, env = "JOBS_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Log line format on stderr. The level comes from RUST_LOG (default info).
+    #[arg(long, env = "JOBS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A startup configuration problem, worded for the operator.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no database URL: pass --database-url or set JOBS_DATABASE_URL")]
+    MissingDatabaseUrl,
+    #[error(
+        "no admin token: pass --admin-token or set JOBS_ADMIN_TOKEN \
+         (at least {MIN_ADMIN_TOKEN_LEN} characters)"
+    )]
+    MissingAdminToken,
+    #[error(
+        "the admin token is {0} characters long: it must be at least \
+         {MIN_ADMIN_TOKEN_LEN} characters"
+    )]
+    AdminTokenTooShort(usize),
+}
+
+/// The token that grants every right. Its `Debug` output never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl FromStr for AdminToken {
+    type Err = ConfigError;
+
+    fn from_str(token: &str) -> Result<Self, Self::Err> {
+        let length = token.chars().count();
+        if length < MIN_ADMIN_TOKEN_LEN {
+            return Err(ConfigError::AdminTokenTooShort(length));
+        }
+        Ok(Self(token.to_owned()))
+    }
+}
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminToken(***)")
+    }
+}
+
+/// Everything the server needs to start, already checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub amqp: AmqpConfig,
+    pub admin_token: AdminToken,
+}
+
+impl Config {
+    /// Checks the parsed flags and builds the configuration.
+    pub fn from_args(args: Args) -> Result<Self, ConfigError> {
+        let database_url = args
+            .database_url
+            .filter(|url| !url.is_empty())
+            .ok_or(ConfigError::MissingDatabaseUrl)?;
+        let admin_token = args
+            .admin_token
+            .ok_or(ConfigError::MissingAdminToken)?
+            .parse()?;
+        Ok(Self {
+            listen: args.listen,
+            database_url,
+            amqp: AmqpConfig {
+                url: args.amqp_url,
+                queue: args.amqp_queue,
+            },
+            admin_token,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Args {
+        let mut argv = vec!["jobs-api"];
+        argv.extend_from_slice(extra);
+        Args::try_parse_from(argv).expect("flags parse")
+    }
+
+    #[test]
+    fn a_missing_or_short_admin_token_refuses_to_start() {
+        let args = parse(&["--database-url", "postgres://x"]);
+        // The environment of the test run might set the token; clear it in the
+        // parsed value so that the test does not depend on it.
+        let args = Args {
+            admin_token: None,
+            ..args
+        };
+        assert_eq!(
+            Config::from_args(args).unwrap_err(),
+            ConfigError::MissingAdminToken
+        );
+        let short = parse(&["--database-url", "postgres://x", "--admin-token", "short"]);
+        let err = Config::from_args(short).unwrap_err();
+        assert_eq!(err, ConfigError::AdminTokenTooShort(5));
+        assert!(err.to_string().contains("at least 16 characters"), "{err}");
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        // Read the declared defaults, not parsed values, so that variables
+        // set in the environment of the test run do not matter.
+        use clap::CommandFactory;
+        let command = Args::command();
+        let default_of = |id: &str| {
+            command
+                .get_arguments()
+                .find(|argument| argument.get_id() == id)
+                .and_then(|argument| argument.get_default_values().first())
+                .map(|value| value.to_string_lossy().into_owned())
+        };
+        assert_eq!(default_of("listen").as_deref(), Some("127.0.0.1:8420"));
+        assert_eq!(default_of("amqp_queue").as_deref(), Some("jobs.ready"));
+        assert_eq!(
+            default_of("amqp_url").as_deref(),
+            Some("amqp://guest:guest@127.0.0.1:5672/%2f")
+        );
+    }
+
+    #[test]
+    fn the_admin_token_never_shows_in_debug_output() {
+        let token: AdminToken = "0123456789abcdef".parse().expect("long enough");
+        assert_eq!(format!("{token:?}"), "AdminToken(***)");
+    }
+}

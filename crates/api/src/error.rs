@@ -1,0 +1,162 @@
+//! The one error type of the HTTP layer.
+//!
+//! Every handler returns `Result<_, ApiError>`. Each variant says which
+//! status it becomes; the body is always a [`jobs_core::wire::ApiError`].
+//! Internal errors are logged with their whole cause chain and hidden from
+//! clients, who only see `internal error`.
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use jobs_core::{
+    InvalidInput,
+    wire::{ApiError as WireError, ApiErrorBody},
+};
+use jobs_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 422: a field's value breaks a rule; the message names the limit.
+    #[error("{0}")]
+    InvalidInput(InvalidInput),
+    /// 400: the body is not JSON at all, or a query string is malformed.
+    #[error("{message}")]
+    MalformedRequest {
+        field: &'static str,
+        message: String,
+    },
+    /// 413: the body is larger than the server accepts.
+    #[error(
+        "request body is too large: the limit is {limit_bytes} bytes ({} MiB)",
+        limit_bytes / (1024 * 1024)
+    )]
+    BodyTooLarge { limit_bytes: usize },
+    /// 404: the app, job or route does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405: the route exists but not with this method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// 409: the request clashes with the current state (app exists, app busy).
+    #[error("{0}")]
+    Conflict(String),
+    /// 401: the token is missing or wrong.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 503: a dependency (the database) does not answer, or the server is at
+    /// a limit; clients may retry.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: a bug or an unexpected failure; logged, never shown.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+/// The message clients get when they send no token at all.
+pub const MISSING_TOKEN: &str = "missing API token: pass --token or set JOBS_TOKEN";
+/// The message clients get when their token is not accepted.
+pub const INVALID_TOKEN: &str = "invalid API token";
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::MalformedRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine code of the body. Every kind of bad input shares
+    /// `invalid_input`; the status tells them apart.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidInput(_)
+            | ApiError::MalformedRequest { .. }
+            | ApiError::BodyTooLarge { .. } => "invalid_input",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn field(&self) -> Option<String> {
+        match self {
+            ApiError::InvalidInput(invalid) => Some(invalid.field.clone()),
+            ApiError::MalformedRequest { field, .. } => Some((*field).to_owned()),
+            ApiError::BodyTooLarge { .. } => Some("body".to_owned()),
+            _ => None,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            // InvalidInput's own Display prefixes the field; the body carries
+            // the field separately, so the message stays a plain sentence.
+            ApiError::InvalidInput(invalid) => invalid.message.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    pub fn body(&self) -> WireError {
+        WireError {
+            error: ApiErrorBody {
+                code: self.code().to_owned(),
+                message: self.message(),
+                field: self.field(),
+            },
+        }
+    }
+}
+
+impl From<InvalidInput> for ApiError {
+    fn from(invalid: InvalidInput) -> Self {
+        ApiError::InvalidInput(invalid)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::AppNotFound(_) | StoreError::JobNotFound(_) => {
+                ApiError::NotFound(error.to_string())
+            }
+            StoreError::AppExists(_) | StoreError::AppBusy { .. } => {
+                ApiError::Conflict(error.to_string())
+            }
+            // A database that does not answer is also a 500 here: clients
+            // retry every 5xx alike, and `/readyz` reports the outage itself.
+            StoreError::Database(_) => {
+                ApiError::Internal(anyhow::Error::new(error).context("querying the database"))
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(cause) = &self {
+            // `{:#}` prints the whole context chain on one line.
+            tracing::error!(error = format!("{cause:#}"), "internal error");
+        }
+        let status = self.status();
+        let unauthorized = matches!(self, ApiError::Unauthorized(_));
+        let mut response = (status, Json(self.body())).into_response();
+        if unauthorized {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

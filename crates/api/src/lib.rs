@@ -1,0 +1,40 @@
+//! `jobs-api`: the HTTP API of `jobs`.
+//!
+//! The API validates requests, commits jobs to PostgreSQL, publishes their
+//! wake-ups to RabbitMQ, and serves jobs and their logs back, including a
+//! live log stream. It never runs containers; workers do.
+//!
+//! Module map:
+//! - [`config`]: flags and environment variables, checked at startup;
+//! - [`telemetry`]: the one log subscriber, on stderr;
+//! - [`startup`]: [`Application`], which binds, serves and shuts down;
+//! - [`state`]: the handles every handler shares;
+//! - [`routes`]: the route table and the handlers of `/v1`;
+//! - [`requests`]: request bodies and queries, and their validation;
+//! - [`extract`]: JSON and query extractors that fail with [`ApiError`];
+//! - [`error`]: [`ApiError`], the one error type, and its statuses;
+//! - [`auth`]: the bearer-token check;
+//! - [`follow`]: the Server-Sent Events log stream;
+//! - [`relay`]: the outbox relay and the reaper loop;
+//! - [`metrics`]: Prometheus counters and the request log line.
+//!
+//! Architecture invariant: this crate holds no SQL and no AMQP. It reaches
+//! PostgreSQL only through `jobs_store` and RabbitMQ only through
+//! `jobs_dispatch`.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod follow;
+pub mod metrics;
+pub mod relay;
+pub mod requests;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+
+pub use config::Config;
+pub use error::ApiError;
+pub use startup::Application;

@@ -1,0 +1,182 @@
+//! Prometheus metrics, served at `GET /metrics` without a token.
+//!
+//! The endpoint needs no token because scrapers rarely carry one and the
+//! metrics hold only counts: no app names, job ids or commands. Keep it off
+//! the public network if even counts are sensitive.
+//!
+//! Names follow `<namespace>_<noun>_<unit>_total`, and labels stay
+//! low-cardinality: routes are the route templates (`/v1/jobs/{id}`), never
+//! the concrete paths.
+
+use std::time::Instant;
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    http::{Method, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+use crate::{error::ApiError, state::AppState};
+
+/// Every metric the API exports, registered in a registry of its own so
+/// that two servers in one test process do not collide.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    pub jobs_created: IntCounter,
+    pub publish_failures: IntCounter,
+    pub relay_republished: IntCounter,
+    pub reaper_requeued: IntCounter,
+    pub reaper_lost: IntCounter,
+    pub followers: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> anyhow::Result<Self> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "jobs_api_requests_total",
+                "HTTP requests answered, by method, route template and status.",
+            ),
+            &["method", "route", "status"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        let counter = |name: &str, help: &str| -> anyhow::Result<IntCounter> {
+            let counter = IntCounter::new(name, help)?;
+            registry.register(Box::new(counter.clone()))?;
+            Ok(counter)
+        };
+        let jobs_created = counter(
+            "jobs_jobs_created_total",
+            "Jobs created (not idempotent repeats).",
+        )?;
+        let publish_failures = counter(
+            "jobs_publish_failures_total",
+            "Wake-ups the broker did not confirm; the relay sends them again.",
+        )?;
+        let relay_republished = counter(
+            "jobs_relay_republished_total",
+            "Wake-ups the relay published for jobs whose first publish was not confirmed.",
+        )?;
+        let reaper_requeued = counter(
+            "jobs_reaper_requeued_total",
+            "Jobs whose lease expired before they started, queued again.",
+        )?;
+        let reaper_lost = counter(
+            "jobs_reaper_lost_total",
+            "Jobs whose lease expired after they started, ended as lost (or canceled).",
+        )?;
+        let followers = IntGauge::new("jobs_api_followers", "Log streams open right now.")?;
+        registry.register(Box::new(followers.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            jobs_created,
+            publish_failures,
+            relay_republished,
+            reaper_requeued,
+            reaper_lost,
+            followers,
+        })
+    }
+
+    /// The registry in Prometheus' text format.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut buffer = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
+        Ok(String::from_utf8_lossy(&buffer).into_owned())
+    }
+}
+
+/// `GET /metrics`.
+pub async fn serve_metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let text = state.metrics.render().map_err(|error| {
+        ApiError::Internal(anyhow::Error::new(error).context("encoding metrics"))
+    })?;
+    Ok(([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], text).into_response())
+}
+
+/// Logs one line per request and counts it: one event feeds both, so the
+/// log and the metric never disagree.
+pub async fn track_requests(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = method_label(request.method());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status();
+    state
+        .metrics
+        .requests
+        .with_label_values(&[method, route.as_str(), status.as_str()])
+        .inc();
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    // Probes and scrapes arrive every few seconds; they would drown the log.
+    if is_probe(&route) && status == StatusCode::OK {
+        tracing::debug!(
+            method,
+            route,
+            status = status.as_u16(),
+            elapsed_ms,
+            "request"
+        );
+    } else {
+        tracing::info!(
+            method,
+            route,
+            status = status.as_u16(),
+            elapsed_ms,
+            "request"
+        );
+    }
+    response
+}
+
+fn is_probe(route: &str) -> bool {
+    matches!(route, "/healthz" | "/readyz" | "/metrics")
+}
+
+/// A fixed set of method labels, so that odd methods cannot add series.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PATCH => "PATCH",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_metric() {
+        let metrics = Metrics::new().expect("metrics register");
+        metrics.jobs_created.inc();
+        metrics
+            .requests
+            .with_label_values(&["GET", "/v1/jobs/{id}", "200"])
+            .inc();
+        let text = metrics.render().expect("metrics render");
+        assert!(text.contains("jobs_jobs_created_total 1"), "{text}");
+        assert!(text.contains(
+            "jobs_api_requests_total{method=\"GET\",route=\"/v1/jobs/{id}\",status=\"200\"} 1"
+        ));
+        assert!(text.contains("jobs_publish_failures_total 0"));
+    }
+}

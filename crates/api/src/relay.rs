@@ -1,0 +1,176 @@
+//! The outbox relay and the reaper loop.
+//!
+//! A job's wake-up is published after its row commits. When the broker does
+//! not confirm it (down, blocked, or the API died in between), the row keeps
+//! `published_at` null, and this loop publishes it again. The same loop runs
+//! the reaper, whose re-queued jobs also need a new wake-up. Any number of
+//! API processes may run it: the reaper takes an advisory lock, and a
+//! duplicate wake-up is harmless because a worker's claim is fenced.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context;
+use jobs_dispatch::Publisher;
+use jobs_store::Store;
+use tokio::time::{MissedTickBehavior, interval};
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+
+/// How long a publish may wait for the broker's confirm. A blocked broker
+/// (memory alarm) accepts publishes but never confirms them.
+pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the relay looks for unconfirmed wake-ups.
+pub const RELAY_INTERVAL: Duration = Duration::from_secs(1);
+/// How old an unconfirmed job must be before the relay takes it, so that it
+/// does not race the request that is publishing it right now.
+pub const UNPUBLISHED_MIN_AGE: Duration = Duration::from_secs(2);
+/// How many unconfirmed jobs one relay pass takes.
+pub const RELAY_BATCH: i64 = 100;
+/// How often the reaper resolves expired leases.
+pub const REAPER_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Publishes one wake-up, waits for the confirm, and records it in the
+/// outbox. If the record fails after the confirm, the relay publishes again
+/// later, which is harmless.
+pub async fn publish_and_mark(
+    store: &Store,
+    publisher: &Publisher,
+    job_id: &str,
+) -> anyhow::Result<()> {
+    tokio::time::timeout(PUBLISH_TIMEOUT, publisher.publish(job_id))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "the broker did not confirm within {}s",
+                PUBLISH_TIMEOUT.as_secs()
+            )
+        })??;
+    store
+        .mark_published(job_id)
+        .await
+        .context("recording the confirmed publish")?;
+    Ok(())
+}
+
+pub struct Relay {
+    store: Store,
+    publisher: Arc<Publisher>,
+    metrics: Metrics,
+    /// Whether the last publish failed, so that an outage logs one warning
+    /// when it starts and one line when it ends, not one per second.
+    broker_failing: bool,
+}
+
+impl Relay {
+    pub fn new(store: Store, publisher: Arc<Publisher>, metrics: Metrics) -> Self {
+        Self {
+            store,
+            publisher,
+            metrics,
+            broker_failing: false,
+        }
+    }
+
+    /// Runs both loops until `shutdown` is cancelled. A pass cut short by the
+    /// shutdown is safe: whatever it did not publish stays in the outbox.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut relay_tick = interval(RELAY_INTERVAL);
+        relay_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut reaper_tick = interval(REAPER_INTERVAL);
+        reaper_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            let finished = tokio::select! {
+                _ = relay_tick.tick() => {
+                    shutdown.run_until_cancelled(self.republish_unconfirmed()).await
+                }
+                _ = reaper_tick.tick() => {
+                    shutdown.run_until_cancelled(self.reap_expired_leases()).await
+                }
+                _ = shutdown.cancelled() => None,
+            };
+            if finished.is_none() {
+                break;
+            }
+        }
+        tracing::debug!("relay stopped");
+    }
+
+    async fn republish_unconfirmed(&mut self) {
+        let ids = match self
+            .store
+            .unpublished_jobs(UNPUBLISHED_MIN_AGE, RELAY_BATCH)
+            .await
+        {
+            Ok(ids) => ids,
+            Err(error) => {
+                tracing::warn!(%error, "relay: listing unconfirmed wake-ups failed");
+                return;
+            }
+        };
+        if !ids.is_empty() {
+            tracing::debug!(count = ids.len(), "relay: publishing unconfirmed wake-ups");
+        }
+        self.publish_all(&ids).await;
+    }
+
+    async fn reap_expired_leases(&mut self) {
+        let report = match self.store.reap_expired_leases().await {
+            Ok(report) => report,
+            Err(error) => {
+                tracing::warn!(%error, "reaper: resolving expired leases failed");
+                return;
+            }
+        };
+        for job_id in &report.lost {
+            tracing::warn!(
+                job_id,
+                "reaper: lease expired after the job started; job ended"
+            );
+        }
+        for job_id in &report.requeued {
+            tracing::info!(
+                job_id,
+                "reaper: lease expired before the job started; queued again"
+            );
+        }
+        self.metrics.reaper_lost.inc_by(report.lost.len() as u64);
+        self.metrics
+            .reaper_requeued
+            .inc_by(report.requeued.len() as u64);
+        // Re-queued jobs have `published_at` cleared, so any publish that
+        // fails here is retried by the relay.
+        self.publish_all(&report.requeued).await;
+    }
+
+    /// Publishes in order and stops at the first failure: when the broker is
+    /// down, trying the rest would only wait for more timeouts.
+    async fn publish_all(&mut self, ids: &[String]) {
+        for job_id in ids {
+            match publish_and_mark(&self.store, &self.publisher, job_id).await {
+                Ok(()) => {
+                    self.metrics.relay_republished.inc();
+                    if self.broker_failing {
+                        tracing::info!("relay: the broker confirms wake-ups again");
+                        self.broker_failing = false;
+                    }
+                }
+                Err(error) => {
+                    self.metrics.publish_failures.inc();
+                    let error = format!("{error:#}");
+                    if self.broker_failing {
+                        tracing::debug!(job_id, error, "relay: publishing still fails");
+                    } else {
+                        tracing::warn!(
+                            job_id,
+                            error,
+                            "relay: publishing fails; will retry every second"
+                        );
+                        self.broker_failing = true;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! Request bodies and query strings as clients send them, and their
+//! validation into the wire types the store takes.
+//!
+//! Every check runs here, before any handler touches the store, so that bad
+//! input never creates a row. Sizes arrive as plain strings so that an unknown
+//! one gets the core's message (`size "XXL" is unknown: must be one of S, M,
+//! L, XL`) rather than serde's. Unknown body fields are refused: a client that
+//! misspells `timeout_seconds` should hear about it, not get the default.
+
+use std::collections::BTreeMap;
+
+use jobs_core::{
+    InvalidInput, JobState, Size, names,
+    spec::{self, validate_command, validate_env, validate_idempotency_key},
+    wire::{AppCreate, AppUpdate, JobCreate},
+};
+use serde::Deserialize;
+
+/// The longest image reference an app may have.
+pub const MAX_IMAGE_LEN: usize = 512;
+/// How many jobs a list returns when no `limit` is given, and at most.
+pub const JOB_LIST_DEFAULT_LIMIT: i64 = 50;
+pub const JOB_LIST_MAX_LIMIT: i64 = 1000;
+/// How many log chunks a page holds when no `limit` is given, and at most.
+pub const LOG_PAGE_DEFAULT_LIMIT: i64 = 256;
+pub const LOG_PAGE_MAX_LIMIT: i64 = 1000;
+
+/// The body of `POST /v1/apps`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppCreateRequest {
+    name: String,
+    image: String,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    size: Option<String>,
+    #[serde(default)]
+    timeout_seconds: Option<i64>,
+}
+
+impl AppCreateRequest {
+    pub fn validate(self) -> Result<AppCreate, InvalidInput> {
+        // The core names this field `app`, as the CLI's `--app`; in this
+        // body it is `name`.
+        names::validate_app_name(&self.name)
+            .map_err(|error| InvalidInput::new("name", error.message))?;
+        validate_image(&self.image)?;
+        validate_env(&self.env)?;
+        let size = parse_size(self.size.as_deref())?;
+        check_timeout(self.timeout_seconds)?;
+        Ok(AppCreate {
+            name: self.name,
+            image: self.image,
+            env: self.env,
+            size,
+            timeout_seconds: self.timeout_seconds,
+        })
+    }
+}
+
+/// The body of `PATCH /v1/apps/{app}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppUpdateRequest {
+    #[serde(default)]
+    image: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    unset: Vec<String>,
+    #[serde(default)]
+    size: Option<String>,
+    #[serde(default)]
+    timeout_seconds: Option<i64>,
+}
+
+impl AppUpdateRequest {
+    pub fn validate(self) -> Result<AppUpdate, InvalidInput> {
+        if let Some(image) = &self.image {
+            validate_image(image)?;
+        }
+        validate_env(&self.env)?;
+        if self.unset.len() > spec::MAX_ENV_VARS {
+            return Err(InvalidInput::new(
+                "unset",
+                format!(
+                    "{} env names to unset: the limit is {}",
+                    self.unset.len(),
+                    spec::MAX_ENV_VARS
+                ),
+            ));
+        }
+        for name in &self.unset {
+            names::validate_env_name(name)
+                .map_err(|error| InvalidInput::new("unset", error.message))?;
+        }
+        let size = parse_size(self.size.as_deref())?;
+        check_timeout(self.timeout_seconds)?;
+        Ok(AppUpdate {
+            image: self.image,
+            env: self.env,
+            unset: self.unset,
+            size,
+            timeout_seconds: self.timeout_seconds,
+        })
+    }
+}
+
+/// The body of `POST /v1/apps/{app}/jobs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobCreateRequest {
+    command: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    size: Option<String>,
+    #[serde(default)]
+    timeout_seconds: Option<i64>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+impl JobCreateRequest {
+    pub fn validate(self) -> Result<JobCreate, InvalidInput> {
+        validate_command(&self.command)?;
+        validate_env(&self.env)?;
+        let size = parse_size(self.size.as_deref())?;
+        check_timeout(self.timeout_seconds)?;
+        validate_idempotency_key(self.idempotency_key.as_deref())?;
+        Ok(JobCreate {
+            command: self.command,
+            env: self.env,
+            size,
+            timeout_seconds: self.timeout_seconds,
+            idempotency_key: self.idempotency_key,
+        })
+    }
+}
+
+/// The query of `GET /v1/apps/{app}/jobs`.
+#[derive(Debug, Default, Deserialize)]
+pub struct JobListQuery {
+    state: Option<String>,
+    limit: Option<String>,
+}
+
+/// A checked job-list query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobFilter {
+    pub state: Option<JobState>,
+    pub limit: i64,
+}
+
+impl JobListQuery {
+    pub fn validate(&self) -> Result<JobFilter, InvalidInput> {
+        let state = match self.state.as_deref() {
+            None | Some("") => None,
+            Some(state) => Some(state.parse::<JobState>()?),
+        };
+        let limit = parse_limit(
+            self.limit.as_deref(),
+            JOB_LIST_DEFAULT_LIMIT,
+            JOB_LIST_MAX_LIMIT,
+        )?;
+        Ok(JobFilter { state, limit })
+    }
+}
+
+/// The query of `GET /v1/jobs/{id}/logs`.
+#[derive(Debug, Default, Deserialize)]
+pub struct LogPageQuery {
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+/// A checked log-page query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogWindow {
+    pub after: i64,
+    pub limit: i64,
+}
+
+impl LogPageQuery {
+    pub fn validate(&self) -> Result<LogWindow, InvalidInput> {
+        Ok(LogWindow {
+            after: parse_after("after", self.after.as_deref())?.unwrap_or(0),
+            limit: parse_limit(
+                self.limit.as_deref(),
+                LOG_PAGE_DEFAULT_LIMIT,
+                LOG_PAGE_MAX_LIMIT,
+            )?,
+        })
+    }
+}
+
+/// The query of `GET /v1/jobs/{id}/logs/stream`.
+#[derive(Debug, Default, Deserialize)]
+pub struct FollowQuery {
+    after: Option<String>,
+}
+
+impl FollowQuery {
+    /// The sequence number to resume after. `Last-Event-ID`, which browsers
+    /// and SSE clients send on reconnect, wins over `after`.
+    pub fn resume_after(&self, last_event_id: Option<&str>) -> Result<i64, InvalidInput> {
+        if let Some(seq) = parse_after("Last-Event-ID", last_event_id)? {
+            return Ok(seq);
+        }
+        Ok(parse_after("after", self.after.as_deref())?.unwrap_or(0))
+    }
+}
+
+/// Checks an image reference: 1 to 512 characters, no whitespace or control
+/// characters (which no registry accepts and which would garble logs).
+pub fn validate_image(image: &str) -> Result<(), InvalidInput> {
+    let invalid = |why: String| Err(InvalidInput::new("image", why));
+    if image.is_empty() {
+        return invalid("image is empty: give an image reference such as alpine:3".to_owned());
+    }
+    let length = image.chars().count();
+    if length > MAX_IMAGE_LEN {
+        return invalid(format!(
+            "image is {length} characters long: the limit is {MAX_IMAGE_LEN}"
+        ));
+    }
+    if image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return invalid(format!(
+            "image {image:?} is invalid: must not contain whitespace or control characters"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a timeout under the body's own field name, `timeout_seconds`.
+fn check_timeout(timeout_seconds: Option<i64>) -> Result<(), InvalidInput> {
+    spec::validate_timeout(timeout_seconds)
+        .map_err(|error| InvalidInput::new("timeout_seconds", error.message))
+}
+
+fn parse_size(size: Option<&str>) -> Result<Option<Size>, InvalidInput> {
+    size.map(str::parse::<Size>).transpose()
+}
+
+/// Parses a page size, `default` when absent, and refuses anything outside
+/// `1..=max`.
+pub fn parse_limit(raw: Option<&str>, default: i64, max: i64) -> Result<i64, InvalidInput> {
+    let Some(raw) = raw.filter(|raw| !raw.is_empty()) else {
+        return Ok(default);
+    };
+    match raw.parse::<i64>() {
+        Ok(limit) if (1..=max).contains(&limit) => Ok(limit),
+        _ => Err(InvalidInput::new(
+            "limit",
+            format!("limit {raw:?} is invalid: must be a whole number between 1 and {max}"),
+        )),
+    }
+}
+
+/// Parses a log sequence number to resume after; `None` when absent or
+/// blank, as an empty `Last-Event-ID` means "no id" in the SSE spec.
+pub fn parse_after(field: &str, raw: Option<&str>) -> Result<Option<i64>, InvalidInput> {
+    let Some(raw) = raw.map(str::trim).filter(|raw| !raw.is_empty()) else {
+        return Ok(None);
+    };
+    match raw.parse::<i64>() {
+        Ok(seq) if seq >= 0 => Ok(Some(seq)),
+        _ => Err(InvalidInput::new(
+            field,
+            format!("{field} {raw:?} is invalid: must be a log sequence number of 0 or more"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(json: &str) -> Result<JobCreate, InvalidInput> {
+        serde_json::from_str::<JobCreateRequest>(json)
+            .expect("the body parses")
+            .validate()
+    }
+
+    #[test]
+    fn an_unknown_size_names_the_choices() {
+        let error = job(r#"{"command":["true"],"size":"XXL"}"#).unwrap_err();
+        assert_eq!(error.field, "size");
+        assert_eq!(
+            error.message,
+            "size \"XXL\" is unknown: must be one of S, M, L, XL"
+        );
+        let ok = job(r#"{"command":["true"],"size":"xl"}"#).expect("valid");
+        assert_eq!(ok.size, Some(Size::XL));
+    }
+
+    #[test]
+    fn job_fields_are_checked() {
+        assert_eq!(job(r#"{"command":[]}"#).unwrap_err().field, "command");
+        let bad_env = job(r#"{"command":["x"],"env":{"1FOO":"v"}}"#).unwrap_err();
+        assert_eq!(bad_env.field, "env");
+        assert!(bad_env.message.contains("[A-Za-z_][A-Za-z0-9_]*"));
+        let bad_timeout = job(r#"{"command":["x"],"timeout_seconds":0}"#).unwrap_err();
+        assert_eq!(bad_timeout.field, "timeout_seconds");
+        assert!(bad_timeout.message.contains("between 1s and 604800s"));
+        let bad_key = job(r#"{"command":["x"],"idempotency_key":""}"#).unwrap_err();
+        assert_eq!(bad_key.field, "idempotency_key");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let parsed = serde_json::from_str::<JobCreateRequest>(r#"{"command":["x"],"timeout":5}"#);
+        assert!(
+            parsed
+                .unwrap_err()
+                .to_string()
+                .contains("unknown field `timeout`")
+        );
+    }
+
+    #[test]
+    fn images() {
+        assert!(validate_image("registry.example.com/team/app:1.2@sha256:abc").is_ok());
+        assert!(validate_image("").unwrap_err().message.contains("empty"));
+        assert!(
+            validate_image("a b")
+                .unwrap_err()
+                .message
+                .contains("whitespace")
+        );
+        let long = "a".repeat(MAX_IMAGE_LEN + 1);
+        assert!(
+            validate_image(&long)
+                .unwrap_err()
+                .message
+                .contains("limit is 512")
+        );
+    }
+
+    #[test]
+    fn app_updates_check_unset_names() {
+        let update: AppUpdateRequest =
+            serde_json::from_str(r#"{"unset":["1BAD"]}"#).expect("the body parses");
+        assert_eq!(update.validate().unwrap_err().field, "unset");
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(parse_limit(None, 50, 1000), Ok(50));
+        assert_eq!(parse_limit(Some(""), 50, 1000), Ok(50));
+        assert_eq!(parse_limit(Some("1000"), 50, 1000), Ok(1000));
+        for bad in ["0", "1001", "-1", "ten", "1.5"] {
+            let error = parse_limit(Some(bad), 50, 1000).unwrap_err();
+            assert_eq!(error.field, "limit");
+            assert!(
+                error.message.contains("between 1 and 1000"),
+                "{}",
+                error.message
+            );
+        }
+    }
+
+    #[test]
+    fn job_list_filters() {
+        let query = JobListQuery {
+            state: Some("running".into()),
+            limit: None,
+        };
+        assert_eq!(
+            query.validate(),
+            Ok(JobFilter {
+                state: Some(JobState::Running),
+                limit: 50
+            })
+        );
+        let query = JobListQuery {
+            state: Some("sleeping".into()),
+            limit: None,
+        };
+        assert_eq!(query.validate().unwrap_err().field, "state");
+    }
+
+    #[test]
+    fn last_event_id_wins_over_after() {
+        let query = FollowQuery {
+            after: Some("5".into()),
+        };
+        assert_eq!(query.resume_after(None), Ok(5));
+        assert_eq!(query.resume_after(Some("42")), Ok(42));
+        assert_eq!(query.resume_after(Some(" 7 ")), Ok(7));
+        // An empty id means "no id", so `after` applies.
+        assert_eq!(query.resume_after(Some("")), Ok(5));
+        assert_eq!(FollowQuery::default().resume_after(None), Ok(0));
+        let error = query.resume_after(Some("abc")).unwrap_err();
+        assert_eq!(error.field, "Last-Event-ID");
+        assert!(error.message.contains("0 or more"));
+        assert_eq!(
+            FollowQuery {
+                after: Some("-3".into())
+            }
+            .resume_after(None)
+            .unwrap_err()
+            .field,
+            "after"
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! Probes. Neither needs a token, so that a load balancer can call them.
+
+use axum::extract::State;
+
+use crate::{error::ApiError, state::AppState};
+
+/// `GET /healthz`: the process is up and serving HTTP.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `GET /readyz`: the process can do its work, which needs the database.
+pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    match state.store.ping().await {
+        Ok(()) => Ok("ok"),
+        Err(error) => {
+            tracing::warn!(%error, "not ready: the database does not answer");
+            Err(ApiError::Unavailable(
+                "the database does not answer".to_owned(),
+            ))
+        }
+    }
+}

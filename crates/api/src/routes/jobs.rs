@@ -1,0 +1,98 @@
+//! Jobs: create (then publish the wake-up), read, list and cancel.
+
+use axum::{
+    Json,
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use jobs_core::wire::{Job, JobList};
+use jobs_store::CancelOutcome;
+
+use crate::{
+    error::ApiError,
+    extract::{JsonBody, PathParam, QueryParams},
+    relay,
+    requests::{JobCreateRequest, JobListQuery},
+    state::AppState,
+};
+
+/// `POST /v1/apps/{app}/jobs`: 201 with the new job, or 200 with the earlier
+/// job when the idempotency key was seen before.
+///
+/// The row is committed first and the wake-up published after, with a
+/// confirm. If the broker does not confirm, the job is still accepted: the
+/// relay publishes it again, so a broker outage delays jobs and loses none.
+pub async fn create_job(
+    State(state): State<AppState>,
+    PathParam(app): PathParam<String>,
+    JsonBody(request): JsonBody<JobCreateRequest>,
+) -> Result<Response, ApiError> {
+    let create = request.validate()?;
+    let (job, created) = state.store.create_job(&app, &create).await?;
+    if !created {
+        tracing::info!(job_id = %job.id, app = %app, "idempotent repeat; returning the earlier job");
+        return Ok((StatusCode::OK, Json(job)).into_response());
+    }
+    state.metrics.jobs_created.inc();
+    tracing::info!(job_id = %job.id, app = %app, size = %job.size, "job queued");
+    if let Err(error) = relay::publish_and_mark(&state.store, &state.publisher, &job.id).await {
+        state.metrics.publish_failures.inc();
+        tracing::warn!(
+            job_id = %job.id,
+            error = format!("{error:#}"),
+            "the wake-up was not confirmed; the relay will publish it again"
+        );
+    }
+    let location = format!("/v1/jobs/{}", job.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(job),
+    )
+        .into_response())
+}
+
+/// `GET /v1/apps/{app}/jobs?state=S&limit=N`: newest first; 404 for an
+/// unknown app rather than an empty list, so that a typo is noticed.
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    PathParam(app): PathParam<String>,
+    QueryParams(query): QueryParams<JobListQuery>,
+) -> Result<Json<JobList>, ApiError> {
+    let filter = query.validate()?;
+    state.store.get_app(&app).await?;
+    let jobs = state
+        .store
+        .list_jobs(&app, filter.state, filter.limit)
+        .await?;
+    Ok(Json(JobList { jobs }))
+}
+
+/// `GET /v1/jobs/{id}`.
+pub async fn get_job(
+    State(state): State<AppState>,
+    PathParam(id): PathParam<String>,
+) -> Result<Json<Job>, ApiError> {
+    Ok(Json(state.store.get_job(&id).await?))
+}
+
+/// `POST /v1/jobs/{id}/cancel`: a queued job ends at once; a running one is
+/// stopped by its worker; an ended one is returned unchanged.
+pub async fn cancel_job(
+    State(state): State<AppState>,
+    PathParam(id): PathParam<String>,
+) -> Result<Json<Job>, ApiError> {
+    let job = match state.store.cancel_job(&id).await? {
+        CancelOutcome::CanceledWhileQueued(job) => {
+            tracing::info!(job_id = %id, "job canceled while queued");
+            job
+        }
+        CancelOutcome::StopRequested(job) => {
+            tracing::info!(job_id = %id, state = %job.state, "job stop requested");
+            job
+        }
+        CancelOutcome::AlreadyEnded(job) => job,
+    };
+    Ok(Json(job))
+}

@@ -1,0 +1,39 @@
+//! `GET /v1/jobs/{id}/logs`: one page of stored logs.
+
+use axum::{Json, extract::State};
+use jobs_core::wire::LogPage;
+
+use crate::{
+    error::ApiError,
+    extract::{PathParam, QueryParams},
+    requests::LogPageQuery,
+    state::AppState,
+};
+
+/// The most log bytes one page carries, before base64. A page always holds
+/// at least one chunk when there is one, and chunks are at most about 64 KiB.
+pub const LOG_PAGE_MAX_BYTES: i64 = 4 * 1024 * 1024;
+
+/// Chunks after `after`, at most `limit` of them and about 4 MiB.
+pub async fn log_page(
+    State(state): State<AppState>,
+    PathParam(id): PathParam<String>,
+    QueryParams(query): QueryParams<LogPageQuery>,
+) -> Result<Json<LogPage>, ApiError> {
+    let window = query.validate()?;
+    // The job must exist: an unknown id is a 404, not an empty page.
+    state.store.get_job(&id).await?;
+    let chunks = state
+        .store
+        .logs_after(&id, window.after, window.limit, LOG_PAGE_MAX_BYTES)
+        .await?;
+    let next_after = chunks.last().map_or(window.after, |chunk| chunk.seq);
+    // Comparing with the highest stored seq is exact whichever limit (count
+    // or bytes) ended the page; the lookup is one index probe.
+    let more = state.store.last_log_seq(&id).await? > next_after;
+    Ok(Json(LogPage {
+        chunks,
+        next_after,
+        more,
+    }))
+}

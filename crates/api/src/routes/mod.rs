@@ -1,0 +1,74 @@
+//! The route table of the API, exactly as `jobs_core::wire` documents it.
+//!
+//! - [`health`]: `/healthz` and `/readyz`, for probes, without a token;
+//! - [`apps`]: creating, listing, showing, updating and deleting apps;
+//! - [`jobs`]: creating, reading, listing and canceling jobs;
+//! - [`logs`]: pages of stored logs.
+//!
+//! The log stream lives in [`crate::follow`] and `/metrics` in
+//! [`crate::metrics`]. Everything under `/v1` needs the bearer token.
+
+pub mod apps;
+pub mod health;
+pub mod jobs;
+pub mod logs;
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, OriginalUri},
+    http::Method,
+    middleware,
+    routing::{get, post},
+};
+
+use crate::{auth, error::ApiError, extract::MAX_BODY_BYTES, follow, metrics, state::AppState};
+
+/// Builds the whole router: routes, auth, body limit, request metrics.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/apps", post(apps::create_app).get(apps::list_apps))
+        .route(
+            "/apps/{app}",
+            get(apps::get_app)
+                .patch(apps::update_app)
+                .delete(apps::delete_app),
+        )
+        .route(
+            "/apps/{app}/jobs",
+            post(jobs::create_job).get(jobs::list_jobs),
+        )
+        .route("/jobs/{id}", get(jobs::get_job))
+        .route("/jobs/{id}/cancel", post(jobs::cancel_job))
+        .route("/jobs/{id}/logs", get(logs::log_page))
+        .route("/jobs/{id}/logs/stream", get(follow::follow_logs))
+        // A route layer runs only for matched routes, so that an unknown
+        // path is a 404 whatever the token.
+        .route_layer(middleware::from_fn_with_state(
+            state.admin_token.clone(),
+            auth::require_token,
+        ))
+        .method_not_allowed_fallback(method_not_allowed);
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::serve_metrics))
+        .nest("/v1", v1)
+        .fallback(no_such_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track_requests,
+        ))
+        .with_state(state)
+}
+
+async fn no_such_route(OriginalUri(uri): OriginalUri, method: Method) -> ApiError {
+    ApiError::NotFound(format!("no route for {method} {}", uri.path()))
+}
+
+/// Inside `/v1` the request's URI has the prefix stripped; `OriginalUri`
+/// keeps the path the client sent.
+async fn method_not_allowed(OriginalUri(uri): OriginalUri, method: Method) -> ApiError {
+    ApiError::MethodNotAllowed(format!("method {method} is not allowed on {}", uri.path()))
+}

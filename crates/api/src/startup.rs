@@ -1,0 +1,109 @@
+//! Building and running the server.
+//!
+//! [`Application::build`] connects to the database and binds its own
+//! listener, so that a test can ask for port 0 and read the real address
+//! back. [`Application::run_until_stopped`] serves until the shutdown token
+//! is cancelled, then stops the relay and drains connections.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use jobs_dispatch::Publisher;
+use jobs_store::{JOB_EVENTS_CHANNEL, Store, events::JobNotifications};
+use tokio::{net::TcpListener, sync::Semaphore};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    config::Config, follow::MAX_FOLLOWERS, metrics::Metrics, relay::Relay, routes, state::AppState,
+};
+
+/// How long open connections may take to finish once shutdown starts. Log
+/// streams end at once; this only bounds a client that stopped reading.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects to the database (running its migrations), starts listening
+    /// for job notifications, and binds the listener. The broker is reached
+    /// lazily, so the API starts while it is down; jobs then wait for the
+    /// relay.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let store = Store::connect(&config.database_url).await?;
+        let notifications = JobNotifications::start(&store, JOB_EVENTS_CHANNEL)
+            .await
+            .context("listening for job notifications")?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let address = listener.local_addr().context("reading the bound address")?;
+        let state = AppState {
+            store,
+            publisher: Arc::new(Publisher::new(config.amqp)),
+            notifications: Arc::new(notifications),
+            metrics: Metrics::new().context("registering metrics")?,
+            admin_token: Arc::new(config.admin_token),
+            shutdown: CancellationToken::new(),
+            followers: Arc::new(Semaphore::new(MAX_FOLLOWERS)),
+        };
+        Ok(Self {
+            listener,
+            address,
+            state,
+        })
+    }
+
+    /// The address actually bound, with the real port when 0 was asked.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    /// The token that stops the server; cancel it on SIGTERM, or in a test.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// Serves HTTP and runs the relay until the shutdown token is cancelled.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let shutdown = self.state.shutdown.clone();
+        let tasks = TaskTracker::new();
+        let relay = Relay::new(
+            self.state.store.clone(),
+            self.state.publisher.clone(),
+            self.state.metrics.clone(),
+        );
+        tasks.spawn(relay.run(shutdown.clone()));
+        tasks.close();
+
+        let router = routes::router(self.state);
+        let serve = axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .into_future();
+        // Graceful shutdown waits for open connections; the grace period
+        // bounds that wait for a client that never reads its last bytes.
+        let deadline = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        let served = tokio::select! {
+            served = serve => served.context("serving HTTP"),
+            () = deadline => {
+                tracing::warn!(grace_seconds = SHUTDOWN_GRACE.as_secs(), "connections still open after the grace period; closing them");
+                Ok(())
+            }
+        };
+        // The server may also have stopped on an error: stop the relay too.
+        shutdown.cancel();
+        tasks.wait().await;
+        tracing::info!("stopped");
+        served
+    }
+}

@@ -1,0 +1,26 @@
+//! What every handler shares. Cloning is cheap: every field is a handle.
+
+use std::sync::Arc;
+
+use jobs_dispatch::Publisher;
+use jobs_store::{Store, events::JobNotifications};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::{config::AdminToken, metrics::Metrics};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub publisher: Arc<Publisher>,
+    /// Job ids whose logs or state changed, from the database's NOTIFY.
+    pub notifications: Arc<JobNotifications>,
+    pub metrics: Metrics,
+    pub admin_token: Arc<AdminToken>,
+    /// Cancelled when the server stops, so that endless log streams end and
+    /// the graceful shutdown does not wait for them forever.
+    pub shutdown: CancellationToken,
+    /// Bounds the log streams open at once; each holds a task and wakes on
+    /// every change of its job.
+    pub followers: Arc<Semaphore>,
+}
