@@ -92,6 +92,12 @@ if ! docker info >/dev/null 2>&1; then
         log "starting docker with systemctl"
         systemctl start docker
     elif ! pgrep -x dockerd >/dev/null; then
+        # A dockerd that was killed leaves its pid files behind; a new one
+        # refuses to start if such a pid now belongs to another process.
+        if ! pgrep -x containerd >/dev/null; then
+            rm -f /var/run/docker/containerd/containerd.pid
+        fi
+        rm -f /var/run/docker.pid
         log "starting dockerd, logs in /var/log/dockerd.log"
         setsid nohup dockerd >>/var/log/dockerd.log 2>&1 </dev/null &
     fi

@@ -16,7 +16,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 #[command(name = "jobs-worker", version)]
 pub struct Config {
     /// The PostgreSQL database, `postgres://…`.
-    #[arg(long, env = "JOBS_DATABASE_URL")]
+    #[arg(long, env = "JOBS_DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
     /// The RabbitMQ broker, `amqp://…`.
     #[arg(
@@ -47,6 +47,10 @@ pub struct Config {
     /// Whether to pull an image that is not on this host.
     #[arg(long, env = "JOBS_PULL", value_enum, default_value = "missing")]
     pub pull: PullPolicy,
+    /// The Docker engine: `unix:///path` or `tcp://host:port`. Unset means
+    /// Docker's defaults (the local socket).
+    #[arg(long, env = "DOCKER_HOST")]
+    pub docker_host: Option<String>,
     /// `text` or `json` log lines on stderr.
     #[arg(long, env = "JOBS_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -86,11 +86,22 @@ pub type OutputStream =
     std::pin::Pin<Box<dyn Stream<Item = Result<LogOutput, DockerError>> + Send>>;
 
 impl Runtime {
-    /// Connects with Docker's standard defaults (`DOCKER_HOST` or the local
-    /// socket) and agrees on an API version the engine speaks.
-    pub async fn connect(pull: PullPolicy) -> anyhow::Result<Self> {
+    /// Connects to `host` (`unix://…` or `tcp://…`), or with Docker's
+    /// defaults when it is `None`, and agrees on an API version the engine
+    /// speaks.
+    pub async fn connect(host: Option<&str>, pull: PullPolicy) -> anyhow::Result<Self> {
         use anyhow::Context;
-        let docker = Docker::connect_with_defaults()
+        const TIMEOUT_SECONDS: u64 = 120;
+        let connected = match host {
+            None => Docker::connect_with_defaults(),
+            Some(host) if host.starts_with("unix://") => {
+                Docker::connect_with_unix(host, TIMEOUT_SECONDS, bollard::API_DEFAULT_VERSION)
+            }
+            Some(host) => {
+                Docker::connect_with_http(host, TIMEOUT_SECONDS, bollard::API_DEFAULT_VERSION)
+            }
+        };
+        let docker = connected
             .context("connecting to the Docker engine")?
             .negotiate_version()
             .await

@@ -29,7 +29,7 @@ pub struct WorkerContext {
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let worker_id = config.worker_id();
     let store = Store::connect(&config.database_url).await?;
-    let runtime = Runtime::connect(config.pull).await?;
+    let runtime = Runtime::connect(config.docker_host.as_deref(), config.pull).await?;
     reconcile(&store, &runtime, &worker_id).await?;
     let context = Arc::new(WorkerContext {
         store,

@@ -1,0 +1,704 @@
+//! [`TestEnv`]: one isolated `jobs` system per test.
+//!
+//! Each test gets its own PostgreSQL database, its own AMQP queue, its own
+//! worker id (which labels every container the worker makes) and its own
+//! admin token, so tests can run in parallel against the same services.
+//! The API and the worker are the real binaries; their stderr goes to
+//! `target/e2e-logs/<test>/`, and when a test fails the paths and the last
+//! lines of those logs are printed.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection};
+
+use crate::cli::{BackgroundCli, CliOutput, DEFAULT_CLI_TIMEOUT, run_bounded};
+use crate::poll::poll_until;
+use crate::{DEMO_APP, TEST_IMAGE, binaries, docker};
+
+/// The PostgreSQL server, as a role that may create databases
+/// (`deploy/setup.sh` makes it).
+const DEFAULT_POSTGRES_URL: &str = "postgres://jobs:jobs@127.0.0.1:5432";
+/// The RabbitMQ server.
+const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// How long the API and the worker may take to say they are ready.
+const SERVER_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the worker may take to remove the containers of ended jobs.
+const CONTAINER_REMOVAL_TIMEOUT: Duration = Duration::from_secs(60);
+/// The worker's lease, as given to `JOBS_LEASE`.
+pub const WORKER_LEASE: &str = "30s";
+/// The grace between SIGTERM and SIGKILL when a job is canceled or times
+/// out, as given to `JOBS_STOP_GRACE`.
+pub const WORKER_STOP_GRACE: &str = "2s";
+
+/// The state of one job as stored, for assertions the CLI cannot make.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StoredJob {
+    pub state: String,
+    pub attempt: i32,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    /// Whether `started_at` is set: the container was started.
+    pub started: bool,
+}
+
+impl StoredJob {
+    pub fn is_terminal(&self) -> bool {
+        !matches!(self.state.as_str(), "queued" | "starting" | "running")
+    }
+}
+
+/// One running `jobs` system: API, worker, database and queue.
+pub struct TestEnv {
+    /// The test's name, also the name of its log directory.
+    pub name: String,
+    /// Where the servers' logs go.
+    pub log_dir: PathBuf,
+    /// The PostgreSQL server, without a database name.
+    pub postgres_url: String,
+    pub database: String,
+    pub database_url: String,
+    pub amqp_url: String,
+    pub queue: String,
+    pub worker_id: String,
+    pub admin_token: String,
+    pub slots: u32,
+    api_url: Option<String>,
+    api: Option<Server>,
+    worker: Option<Server>,
+    pool: Option<PgPool>,
+    database_created: bool,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl TestEnv {
+    /// Starts a fresh system whose worker runs `slots` jobs at once, and
+    /// creates the app `demo` with the busybox test image.
+    pub fn start(slots: u32) -> TestEnv {
+        // Fail early and clearly when the build or the machine is not ready.
+        let api_binary = binaries::jobs_api();
+        let worker_binary = binaries::jobs_worker();
+        binaries::jobs_cli();
+        assert!(
+            docker::docker_is_up(),
+            "docker does not answer `docker info`: run deploy/setup.sh"
+        );
+        let image_present = Command::new("docker")
+            .args(["image", "inspect", TEST_IMAGE])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        assert!(
+            image_present,
+            "the image {TEST_IMAGE} is missing: run deploy/setup.sh (or deploy/build-test-image.sh)"
+        );
+
+        let name = current_test_name();
+        let log_dir = binaries::target_dir().join("e2e-logs").join(&name);
+        let _ = std::fs::remove_dir_all(&log_dir);
+        std::fs::create_dir_all(&log_dir)
+            .unwrap_or_else(|error| panic!("cannot create {}: {error}", log_dir.display()));
+
+        let unique = uuid::Uuid::now_v7().simple().to_string();
+        let postgres_url =
+            std::env::var("JOBS_E2E_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.into());
+        let database = format!("jobs_e2e_{unique}");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let mut env = TestEnv {
+            name,
+            log_dir,
+            database_url: format!("{postgres_url}/{database}"),
+            postgres_url,
+            database,
+            amqp_url: std::env::var("JOBS_E2E_AMQP_URL")
+                .unwrap_or_else(|_| DEFAULT_AMQP_URL.into()),
+            queue: format!("jobs.e2e.{unique}"),
+            worker_id: format!("e2e-{unique}"),
+            admin_token: format!(
+                "e2e-admin-{}{}",
+                uuid::Uuid::now_v7().simple(),
+                uuid::Uuid::now_v7().simple()
+            ),
+            slots,
+            api_url: None,
+            api: None,
+            worker: None,
+            pool: None,
+            database_created: false,
+            runtime,
+        };
+        // From here on, a panic drops `env`, which cleans up what exists and
+        // prints the servers' logs.
+        env.create_database();
+        env.start_api(&api_binary);
+        env.start_worker(&worker_binary);
+        env.jobs(&["apps", "create", DEMO_APP, "--image", TEST_IMAGE])
+            .assert_success();
+        env
+    }
+
+    fn create_database(&mut self) {
+        let admin_url = format!("{}/postgres", self.postgres_url);
+        let create = format!("create database \"{}\"", self.database);
+        self.runtime.block_on(async {
+            let mut admin = PgConnection::connect(&admin_url)
+                .await
+                .unwrap_or_else(|error| {
+                    panic!("cannot connect to {admin_url}: {error} (run deploy/setup.sh)")
+                });
+            sqlx::raw_sql(AssertSqlSafe(create))
+                .execute(&mut admin)
+                .await
+                .expect("create the test database");
+            let _ = admin.close().await;
+        });
+        // Dropped at the end, even if what follows fails.
+        self.database_created = true;
+        let pool = self
+            .runtime
+            .block_on(
+                PgPoolOptions::new()
+                    .max_connections(2)
+                    .connect(&self.database_url),
+            )
+            .expect("connect to the test database");
+        self.pool = Some(pool);
+    }
+
+    fn server_command(&self, binary: &Path) -> Command {
+        let mut command = Command::new(binary);
+        remove_inherited_jobs_env(&mut command);
+        command
+            .env("JOBS_DATABASE_URL", &self.database_url)
+            .env("JOBS_AMQP_URL", &self.amqp_url)
+            .env("JOBS_AMQP_QUEUE", &self.queue)
+            .env(
+                "JOBS_OBJECT_STORE",
+                format!("file://{}", self.log_dir.join("objects").display()),
+            )
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            // Logs go to files: no colour codes in them.
+            .env("NO_COLOR", "1");
+        command
+    }
+
+    fn start_api(&mut self, binary: &Path) {
+        let mut command = self.server_command(binary);
+        command
+            .env("JOBS_LISTEN", "127.0.0.1:0")
+            .env("JOBS_ADMIN_TOKEN", &self.admin_token);
+        let (server, lines) = Server::spawn("api", command, &self.log_dir);
+        self.api = Some(server);
+        let line = wait_for_line(&lines, "api", "listening on 127.0.0.1:PORT", |line| {
+            line.starts_with("listening on ")
+        });
+        let address = line["listening on ".len()..].trim();
+        self.api_url = Some(format!("http://{address}"));
+    }
+
+    fn start_worker(&mut self, binary: &Path) {
+        let mut command = self.server_command(binary);
+        command
+            .env("JOBS_WORKER_SLOTS", self.slots.to_string())
+            .env("JOBS_WORKER_ID", &self.worker_id)
+            .env("JOBS_LEASE", WORKER_LEASE)
+            .env("JOBS_STOP_GRACE", WORKER_STOP_GRACE);
+        let (server, lines) = Server::spawn("worker", command, &self.log_dir);
+        self.worker = Some(server);
+        let expected = format!("worker {} ready", self.worker_id);
+        wait_for_line(&lines, "worker", &expected, |line| {
+            line.trim_end() == expected
+        });
+    }
+
+    /// The API's base URL, such as `http://127.0.0.1:41234`.
+    pub fn api_url(&self) -> &str {
+        self.api_url.as_deref().expect("the API is started")
+    }
+
+    // --- the CLI ---------------------------------------------------------
+
+    /// A `jobs ARGS` command set up for this system: its API URL, the admin
+    /// token and the app `demo`. Tests may change its environment, for
+    /// example remove `JOBS_TOKEN`.
+    pub fn jobs_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(binaries::jobs_cli());
+        remove_inherited_jobs_env(&mut command);
+        command
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .env("JOBS_API_URL", self.api_url())
+            .env("JOBS_TOKEN", &self.admin_token)
+            .env("JOBS_APP", DEMO_APP)
+            .args(args);
+        command
+    }
+
+    /// Runs `jobs ARGS` with stdin on /dev/null (so `run` takes the queued
+    /// path), bounded by [`DEFAULT_CLI_TIMEOUT`].
+    #[track_caller]
+    pub fn jobs(&self, args: &[&str]) -> CliOutput {
+        run_bounded(self.jobs_command(args), None, DEFAULT_CLI_TIMEOUT)
+    }
+
+    /// Like [`TestEnv::jobs`], with a different deadline.
+    #[track_caller]
+    pub fn jobs_with_timeout(&self, args: &[&str], timeout: Duration) -> CliOutput {
+        run_bounded(self.jobs_command(args), None, timeout)
+    }
+
+    /// Runs `jobs ARGS` with `stdin` piped in (not a terminal).
+    #[track_caller]
+    pub fn jobs_with_stdin(&self, args: &[&str], stdin: &[u8]) -> CliOutput {
+        run_bounded(self.jobs_command(args), Some(stdin), DEFAULT_CLI_TIMEOUT)
+    }
+
+    /// Starts `jobs ARGS` in the background, stdin on /dev/null.
+    #[track_caller]
+    pub fn spawn_jobs(&self, args: &[&str]) -> BackgroundCli {
+        BackgroundCli::spawn(self.jobs_command(args))
+    }
+
+    /// Runs `jobs run -d RUN_ARGS` and returns the job id it printed, after
+    /// checking that it printed the id alone and exited 0.
+    #[track_caller]
+    pub fn run_detached(&self, run_args: &[&str]) -> String {
+        let mut args = vec!["run", "-d"];
+        args.extend_from_slice(run_args);
+        let output = self.jobs(&args);
+        output.assert_success();
+        job_id_from_detached_output(&output)
+    }
+
+    /// `jobs status ID --json`, parsed. Panics unless it exits 0 with a JSON
+    /// object.
+    #[track_caller]
+    pub fn status(&self, job_id: &str) -> serde_json::Value {
+        let output = self.jobs(&["status", job_id, "--json"]);
+        output.assert_success();
+        let status: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|error| panic!("status --json is not JSON ({error}): {output:?}"));
+        assert!(
+            status.is_object(),
+            "status --json is not an object: {output:?}"
+        );
+        assert_eq!(
+            status["id"], job_id,
+            "status --json names another job: {status}"
+        );
+        status
+    }
+
+    // --- the database ----------------------------------------------------
+
+    fn pool(&self) -> &PgPool {
+        self.pool.as_ref().expect("the test database exists")
+    }
+
+    /// How many jobs are stored, whatever their state.
+    pub fn db_count_jobs(&self) -> i64 {
+        self.runtime
+            .block_on(sqlx::query_scalar("select count(*) from jobs").fetch_one(self.pool()))
+            .expect("count jobs")
+    }
+
+    /// The ids of all stored jobs, oldest first.
+    pub fn db_job_ids(&self) -> Vec<String> {
+        self.runtime
+            .block_on(
+                sqlx::query_scalar("select id from jobs order by created_at, id")
+                    .fetch_all(self.pool()),
+            )
+            .expect("list jobs")
+    }
+
+    /// The id of the job created last. Panics if there is none.
+    #[track_caller]
+    pub fn db_last_job_id(&self) -> String {
+        let id: Option<String> = self
+            .runtime
+            .block_on(
+                sqlx::query_scalar("select id from jobs order by created_at desc, id desc limit 1")
+                    .fetch_optional(self.pool()),
+            )
+            .expect("find the last job");
+        id.expect("a job was created")
+    }
+
+    /// The stored state of one job, if it exists.
+    pub fn db_job(&self, job_id: &str) -> Option<StoredJob> {
+        self.runtime
+            .block_on(
+                sqlx::query_as::<_, StoredJob>(
+                    "select state, attempt, exit_code, reason, \
+                     started_at is not null as started \
+                     from jobs where id = $1",
+                )
+                .bind(job_id)
+                .fetch_optional(self.pool()),
+            )
+            .expect("read a job")
+    }
+
+    /// Waits until the stored job satisfies `condition`, and returns it.
+    #[track_caller]
+    pub fn wait_for_job(
+        &self,
+        job_id: &str,
+        what: &str,
+        timeout: Duration,
+        condition: impl Fn(&StoredJob) -> bool,
+    ) -> StoredJob {
+        let mut last = None;
+        let found = poll_until(timeout, || {
+            let job = self.db_job(job_id);
+            let done = job.as_ref().is_some_and(&condition);
+            last = job.clone();
+            if done { job } else { None }
+        });
+        found.unwrap_or_else(|| {
+            panic!("timed out after {timeout:?} waiting for job {job_id} to be {what}; last seen: {last:?}")
+        })
+    }
+
+    /// Waits until the stored job is in `state`.
+    #[track_caller]
+    pub fn wait_for_state(&self, job_id: &str, state: &str, timeout: Duration) -> StoredJob {
+        self.wait_for_job(job_id, state, timeout, |job| job.state == state)
+    }
+
+    // --- Docker ----------------------------------------------------------
+
+    /// The label every container of this test's worker carries.
+    pub fn worker_label(&self) -> String {
+        format!("jobs.worker_id={}", self.worker_id)
+    }
+
+    /// The ids of this worker's containers, running or not.
+    pub fn containers(&self) -> Vec<String> {
+        docker::containers_with_label(&self.worker_label())
+    }
+
+    /// Watches the `start` and `die` events of this worker's containers
+    /// from one second ago on.
+    pub fn watch_container_starts_and_dies(&self) -> docker::EventWatcher {
+        let since = std::time::SystemTime::now() - Duration::from_secs(1);
+        docker::EventWatcher::start(
+            since,
+            &[
+                format!("label={}", self.worker_label()),
+                "event=start".into(),
+                "event=die".into(),
+            ],
+        )
+    }
+
+    /// Whether the API and the worker are still running.
+    #[track_caller]
+    pub fn assert_servers_alive(&mut self) {
+        for server in [self.api.as_mut(), self.worker.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(status) = server.child.try_wait().expect("try_wait works") {
+                panic!(
+                    "the {} exited during the test with {status}; see {}",
+                    server.role,
+                    server.stderr_log.display()
+                );
+            }
+        }
+    }
+
+    /// The end of every test: the API and the worker are still up, and no
+    /// container with this worker's label is left once the worker has had
+    /// a bounded time to remove them.
+    #[track_caller]
+    pub fn finish(&mut self) {
+        self.assert_servers_alive();
+        let label = self.worker_label();
+        let gone = poll_until(CONTAINER_REMOVAL_TIMEOUT, || {
+            docker::containers_with_label(&label)
+                .is_empty()
+                .then_some(())
+        });
+        if gone.is_none() {
+            panic!(
+                "containers of worker {} are left {CONTAINER_REMOVAL_TIMEOUT:?} after their jobs:\n{}",
+                self.worker_id,
+                docker::describe_containers_with_label(&label)
+            );
+        }
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let failed = std::thread::panicking();
+        if let Some(worker) = self.worker.as_mut() {
+            worker.stop(Duration::from_secs(5));
+        }
+        docker::remove_containers_with_label(&self.worker_label());
+        if let Some(api) = self.api.as_mut() {
+            api.stop(Duration::from_secs(3));
+        }
+        let pool = self.pool.take();
+        let database = self.database.clone();
+        let database_created = self.database_created;
+        let postgres_admin_url = format!("{}/postgres", self.postgres_url);
+        let amqp_url = self.amqp_url.clone();
+        let queue = self.queue.clone();
+        self.runtime.block_on(async move {
+            if let Some(pool) = pool {
+                pool.close().await;
+            }
+            if database_created {
+                drop_database(&postgres_admin_url, &database).await;
+            }
+            delete_queue(&amqp_url, &queue).await;
+        });
+        if failed {
+            self.print_diagnostics();
+        }
+    }
+}
+
+impl TestEnv {
+    fn print_diagnostics(&self) {
+        eprintln!(
+            "\n=== e2e test {} failed; api {}, worker id {}, database {}, queue {}",
+            self.name,
+            self.api_url.as_deref().unwrap_or("(not started)"),
+            self.worker_id,
+            self.database,
+            self.queue
+        );
+        for server in [self.api.as_ref(), self.worker.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            eprintln!(
+                "=== {} stderr: {} (stdout: {})",
+                server.role,
+                server.stderr_log.display(),
+                server.stdout_log.display()
+            );
+            eprintln!("--- last lines of the {} stderr:", server.role);
+            eprintln!("{}", last_lines(&server.stderr_log, 60));
+        }
+    }
+}
+
+async fn drop_database(admin_url: &str, database: &str) {
+    let statement = format!("drop database if exists \"{database}\" with (force)");
+    match PgConnection::connect(admin_url).await {
+        Ok(mut admin) => {
+            if let Err(error) = sqlx::raw_sql(AssertSqlSafe(statement))
+                .execute(&mut admin)
+                .await
+            {
+                eprintln!("e2e teardown: cannot drop database {database}: {error}");
+            }
+            let _ = admin.close().await;
+        }
+        Err(error) => eprintln!("e2e teardown: cannot connect to drop {database}: {error}"),
+    }
+}
+
+/// Deletes the test's queue, so that test runs leave nothing in RabbitMQ.
+/// Best effort and bounded.
+async fn delete_queue(amqp_url: &str, queue: &str) {
+    use lapin::options::QueueDeleteOptions;
+    let delete = async {
+        let connection =
+            lapin::Connection::connect(amqp_url, lapin::ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
+        channel
+            .queue_delete(queue.into(), QueueDeleteOptions::default())
+            .await?;
+        connection.close(200, "e2e teardown".into()).await?;
+        Ok::<_, lapin::Error>(())
+    };
+    match tokio::time::timeout(Duration::from_secs(5), delete).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => eprintln!("e2e teardown: cannot delete queue {queue}: {error}"),
+        Err(_) => eprintln!("e2e teardown: deleting queue {queue} timed out"),
+    }
+}
+
+/// One server process (API or worker) with its logs.
+struct Server {
+    role: &'static str,
+    child: Child,
+    stderr_log: PathBuf,
+    stdout_log: PathBuf,
+    stdout_thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts `command`, stderr to `<role>.stderr.log`, and returns the
+    /// lines of its stdout as they come (they are also written to
+    /// `<role>.stdout.log`).
+    fn spawn(
+        role: &'static str,
+        mut command: Command,
+        log_dir: &Path,
+    ) -> (Server, mpsc::Receiver<String>) {
+        let stderr_log = log_dir.join(format!("{role}.stderr.log"));
+        let stdout_log = log_dir.join(format!("{role}.stdout.log"));
+        let stderr = File::create(&stderr_log).expect("create the stderr log");
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr));
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start the {role}: {error}"));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut stdout_copy = File::create(&stdout_log).expect("create the stdout log");
+        let (sender, receiver) = mpsc::channel();
+        let stdout_thread = std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let _ = stdout_copy.write_all(&line);
+                        // The receiver may be gone once the server is ready.
+                        let _ = sender.send(String::from_utf8_lossy(&line).into_owned());
+                    }
+                }
+            }
+        });
+        let server = Server {
+            role,
+            child,
+            stderr_log,
+            stdout_log,
+            stdout_thread: Some(stdout_thread),
+        };
+        (server, receiver)
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`. Never panics.
+    fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
+        let status = match self.child.try_wait() {
+            Ok(Some(status)) => Some(status),
+            _ => {
+                // SAFETY: kill(2) on our own child, which is not reaped yet.
+                unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+                match poll_until(grace, || self.child.try_wait().ok().flatten()) {
+                    Some(status) => Some(status),
+                    None => {
+                        let _ = self.child.kill();
+                        self.child.wait().ok()
+                    }
+                }
+            }
+        };
+        if let Some(thread) = self.stdout_thread.take() {
+            let _ = thread.join();
+        }
+        status
+    }
+}
+
+/// Waits for the first stdout line of a server that satisfies `is_ready`.
+/// Panics if the server exits or [`SERVER_START_TIMEOUT`] passes first.
+fn wait_for_line(
+    lines: &mpsc::Receiver<String>,
+    role: &str,
+    expected: &str,
+    is_ready: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + SERVER_START_TIMEOUT;
+    loop {
+        let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(remaining) {
+            Ok(line) if is_ready(&line) => return line,
+            Ok(_) => continue,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+                "the {role} did not print `{expected}` on stdout within {SERVER_START_TIMEOUT:?}"
+            ),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("the {role} exited before printing `{expected}` on stdout")
+            }
+        }
+    }
+}
+
+/// The id that `jobs run -d` printed: alone on one line.
+#[track_caller]
+pub fn job_id_from_detached_output(output: &CliOutput) -> String {
+    let text = output.stdout_text();
+    let id = text.trim_end_matches('\n');
+    assert!(
+        !id.is_empty() && !id.contains(char::is_whitespace) && text.ends_with('\n'),
+        "run -d prints the job id alone on one line: {output:?}"
+    );
+    assert!(
+        id.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~')),
+        "job ids are URL-safe: {id:?}"
+    );
+    id.to_owned()
+}
+
+/// The test's name: libtest names the test thread after the test; nextest
+/// also passes it as the first free argument.
+fn current_test_name() -> String {
+    let from_thread = std::thread::current()
+        .name()
+        .filter(|name| *name != "main")
+        .map(str::to_owned);
+    let from_args = || std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
+    let name = from_thread
+        .or_else(from_args)
+        .unwrap_or_else(|| format!("unnamed-{}", uuid::Uuid::now_v7().simple()));
+    name.replace("::", "__")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Removes the `JOBS_*` variables this process inherited, so that only what
+/// the harness sets reaches the binaries.
+fn remove_inherited_jobs_env(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("JOBS_") {
+            command.env_remove(name);
+        }
+    }
+}
+
+fn last_lines(path: &Path, count: usize) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(count)..].join("\n")
+        }
+        Err(error) => format!("(cannot read {}: {error})", path.display()),
+    }
+}

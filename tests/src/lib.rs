@@ -1,0 +1,36 @@
+//! The end-to-end harness: it drives the real `jobs`, `jobs-api` and
+//! `jobs-worker` binaries against real PostgreSQL, RabbitMQ and Docker.
+//!
+//! - [`binaries`]: where the binaries of the same build are;
+//! - [`env`]: [`TestEnv`], one isolated system per test (its own database,
+//!   queue, worker id and admin token), torn down on drop;
+//! - [`cli`]: running the CLI with a deadline, in the foreground or the
+//!   background, and asserting on what it printed;
+//! - [`docker`]: the containers a worker left behind and Docker's event log;
+//! - [`http`]: a minimal HTTP client for checks against the API itself;
+//! - [`poll`]: waiting for a condition with a deadline, the only way tests
+//!   synchronise (never a bare sleep);
+//! - [`expect`]: expected outputs and byte-exact comparisons.
+//!
+//! The tests need the services of `deploy/setup.sh` and the binaries of
+//! `cargo build --workspace --bins`; `deploy/test.sh` does both.
+
+pub mod binaries;
+pub mod cli;
+pub mod docker;
+pub mod env;
+pub mod expect;
+pub mod http;
+pub mod poll;
+
+pub use cli::{BackgroundCli, CliOutput};
+pub use env::TestEnv;
+pub use expect::assert_bytes_eq;
+pub use poll::wait_until;
+
+/// The image every test app runs: a static busybox built by
+/// `deploy/build-test-image.sh`.
+pub const TEST_IMAGE: &str = "jobs-test/busybox:latest";
+
+/// The app every [`TestEnv`] creates, and the CLI's default app.
+pub const DEMO_APP: &str = "demo";
