@@ -209,14 +209,36 @@ impl TestEnv {
         self.api_url = Some(format!("http://{address}"));
     }
 
+    /// Kills the worker with SIGKILL, as a crash would, and reaps it. Its
+    /// containers keep running.
+    pub fn kill_worker(&mut self) {
+        if let Some(mut worker) = self.worker.take() {
+            let _ = worker.child.kill();
+            let _ = worker.child.wait();
+            if let Some(thread) = worker.stdout_thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    /// Starts the worker again, with the same id, after [`Self::kill_worker`].
+    pub fn restart_worker(&mut self) {
+        assert!(self.worker.is_none(), "kill the worker first");
+        self.spawn_worker(&binaries::jobs_worker(), "worker-restarted");
+    }
+
     fn start_worker(&mut self, binary: &Path) {
+        self.spawn_worker(binary, "worker");
+    }
+
+    fn spawn_worker(&mut self, binary: &Path, role: &'static str) {
         let mut command = self.server_command(binary);
         command
             .env("JOBS_WORKER_SLOTS", self.slots.to_string())
             .env("JOBS_WORKER_ID", &self.worker_id)
             .env("JOBS_LEASE", WORKER_LEASE)
             .env("JOBS_STOP_GRACE", WORKER_STOP_GRACE);
-        let (server, lines) = Server::spawn("worker", command, &self.log_dir);
+        let (server, lines) = Server::spawn(role, command, &self.log_dir);
         self.worker = Some(server);
         let expected = format!("worker {} ready", self.worker_id);
         wait_for_line(&lines, "worker", &expected, |line| {
@@ -309,6 +331,14 @@ impl TestEnv {
     }
 
     /// How many jobs are stored, whatever their state.
+    /// Runs one SQL statement on the test database, to set up a state that
+    /// only a crash at an exact moment would produce.
+    pub fn db_execute(&self, sql: &str) {
+        self.runtime
+            .block_on(sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(self.pool()))
+            .unwrap_or_else(|error| panic!("{sql}: {error}"));
+    }
+
     pub fn db_count_jobs(&self) -> i64 {
         self.runtime
             .block_on(sqlx::query_scalar("select count(*) from jobs").fetch_one(self.pool()))

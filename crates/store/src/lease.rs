@@ -164,22 +164,63 @@ impl Store {
         Ok(updated == 1)
     }
 
-    /// Jobs this worker holds a live lease on, for reconciliation at start.
-    pub async fn jobs_leased_by(&self, worker_id: &str) -> Result<Vec<Fence>, StoreError> {
-        let rows: Vec<(String, i32)> = sqlx::query_as(
-            "select id, attempt from jobs where lease_owner = $1 \
-             and state in ('starting', 'running')",
+    /// Hands a job that never started back to the queue. The relay then
+    /// publishes its wake-up again.
+    pub async fn requeue_unstarted(&self, fence: &Fence) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "update jobs set state = 'queued', lease_owner = null, lease_expires_at = null, \
+               published_at = null, updated_at = now() \
+             where id = $1 and attempt = $2 and lease_owner = $3 and state = 'starting' \
+               and cancel_requested_at is null",
+        )
+        .bind(&fence.job_id)
+        .bind(fence.attempt)
+        .bind(&fence.worker_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if updated == 1 {
+            self.notify(JOB_EVENTS_CHANNEL, &fence.job_id).await?;
+        }
+        Ok(updated == 1)
+    }
+
+    /// The jobs this worker holds, for reconciliation when it starts.
+    pub async fn jobs_held_by(&self, worker_id: &str) -> Result<Vec<HeldJob>, StoreError> {
+        let rows: Vec<(String, i32, String, i64, Option<f64>)> = sqlx::query_as(
+            "select id, attempt, state, timeout_seconds, \
+               extract(epoch from now() - started_at)::float8 \
+             from jobs where lease_owner = $1 and state in ('starting', 'running')",
         )
         .bind(worker_id)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(job_id, attempt)| Fence {
-                job_id,
-                attempt,
-                worker_id: worker_id.to_owned(),
-            })
+            .map(
+                |(job_id, attempt, state, timeout_seconds, running_seconds)| HeldJob {
+                    fence: Fence {
+                        job_id,
+                        attempt,
+                        worker_id: worker_id.to_owned(),
+                    },
+                    running: state == "running",
+                    timeout_left: Duration::from_secs(timeout_seconds.max(0) as u64)
+                        .saturating_sub(Duration::from_secs_f64(
+                            running_seconds.unwrap_or(0.0).max(0.0),
+                        )),
+                },
+            )
             .collect())
     }
+}
+
+/// A job a worker holds, as its restarted process finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldJob {
+    pub fence: Fence,
+    /// Whether the job had reached `running`.
+    pub running: bool,
+    /// What is left of its timeout, by the database clock.
+    pub timeout_left: Duration,
 }

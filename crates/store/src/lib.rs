@@ -24,7 +24,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 pub use jobs::CancelOutcome;
-pub use lease::{ClaimedJob, Fence, Heartbeat};
+pub use lease::{ClaimedJob, Fence, Heartbeat, HeldJob};
 pub use logs::NewChunk;
 
 /// The channel that carries a job id whenever its logs or state change.

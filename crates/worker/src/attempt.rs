@@ -34,23 +34,56 @@ impl Ending {
 
 /// Runs a claimed job to its end and records the outcome, fenced.
 pub async fn run(context: Arc<WorkerContext>, claimed: ClaimedJob) {
-    let job_id = claimed.fence.job_id.clone();
-    let stop = context.attempts.register(&job_id);
+    let context = &*context;
+    let fence = claimed.fence.clone();
+    supervise(context, &fence, |stop| async move {
+        drive(context, &claimed, &stop).await
+    })
+    .await;
+}
+
+/// Takes over the container of a job this worker held before it restarted:
+/// follows its output from now on, waits for its end, and records its exit
+/// code. `timeout` is what is left of the job's timeout.
+pub async fn resume(
+    context: Arc<WorkerContext>,
+    fence: Fence,
+    container_id: String,
+    timeout: Duration,
+) {
+    let context = &*context;
+    let job_fence = fence.clone();
+    supervise(context, &fence, |stop| async move {
+        let ending = follow_container(context, &job_fence, &stop, &container_id, timeout).await;
+        remove_container(context, &job_fence, &container_id).await;
+        ending
+    })
+    .await;
+}
+
+/// Heartbeats while `body` runs, makes the attempt stoppable by job id,
+/// and records the ending that `body` returns.
+async fn supervise<Body, Fut>(context: &WorkerContext, fence: &Fence, body: Body)
+where
+    Body: FnOnce(Arc<StopSignal>) -> Fut,
+    Fut: std::future::Future<Output = Option<Ending>>,
+{
+    let stop = context.attempts.register(&fence.job_id);
     let heartbeat = tokio::spawn(heartbeat_loop(
         context.store.clone(),
-        claimed.fence.clone(),
+        fence.clone(),
         context.config.lease,
         stop.clone(),
     ));
-    let ending = drive(&context, &claimed, &stop).await;
+    let ending = body(stop).await;
     heartbeat.abort();
-    context.attempts.unregister(&job_id);
+    context.attempts.unregister(&fence.job_id);
     if let Some(ending) = ending {
-        record(&context.store, &claimed.fence, &ending).await;
+        record(&context.store, fence, &ending).await;
     }
 }
 
-/// Creates, starts and waits for the container. Returns `None` when the
+/// Creates, starts and follows the container. Returns `None` when the
 /// fence was lost and the job belongs to someone else.
 async fn drive(context: &WorkerContext, claimed: &ClaimedJob, stop: &StopSignal) -> Option<Ending> {
     let spec = container_spec(context, claimed);
@@ -58,15 +91,13 @@ async fn drive(context: &WorkerContext, claimed: &ClaimedJob, stop: &StopSignal)
         Ok(id) => id,
         Err(error) => return Some(start_failure(error)),
     };
-    let ending = drive_container(context, claimed, stop, &container_id).await;
+    let ending = start_and_follow(context, claimed, stop, &container_id).await;
     // The container is removed on every path, whatever happened above.
-    if let Err(error) = context.runtime.remove(&container_id).await {
-        tracing::warn!(job_id = claimed.fence.job_id, %error, "removing the container failed");
-    }
+    remove_container(context, &claimed.fence, &container_id).await;
     ending
 }
 
-async fn drive_container(
+async fn start_and_follow(
     context: &WorkerContext,
     claimed: &ClaimedJob,
     stop: &StopSignal,
@@ -76,22 +107,11 @@ async fn drive_container(
     if stop.reason().is_some() {
         return ending_for_stop(stop.reason(), None, claimed.timeout);
     }
-    let output = match context.runtime.attach_output(container_id).await {
-        Ok(output) => output,
-        Err(error) => {
-            return Some(Ending::failed(
-                None,
-                format!("attaching to the container failed: {error}"),
-            ));
-        }
+    // Attach before starting, so that no byte written at start-up is missed.
+    let pump = match start_pump(context, fence, container_id).await {
+        Ok(pump) => pump,
+        Err(ending) => return Some(ending),
     };
-    let last_seq = context.store.last_log_seq(&fence.job_id).await.unwrap_or(0);
-    let pump = tokio::spawn(log_pump::pump(
-        context.store.clone(),
-        fence.job_id.clone(),
-        last_seq,
-        output,
-    ));
     if let Err(error) = context
         .runtime
         .start(container_id, &claimed.job.command)
@@ -107,10 +127,114 @@ async fn drive_container(
             tracing::warn!(job_id = fence.job_id, %error, "marking the job running failed");
         }
     }
-    let exit = wait_or_stop(context, claimed, stop, container_id).await;
+    finish_following(context, stop, container_id, pump, claimed.timeout, None).await
+}
+
+async fn follow_container(
+    context: &WorkerContext,
+    fence: &Fence,
+    stop: &StopSignal,
+    container_id: &str,
+    timeout: Duration,
+) -> Option<Ending> {
+    // Docker holds an attach to a stopped container open until the
+    // container starts again, so a container that already ended is only
+    // inspected.
+    let running = match context.runtime.is_running(container_id).await {
+        Ok(running) => running,
+        Err(error) => {
+            return Some(Ending::failed(
+                None,
+                format!("inspecting the container failed: {error}"),
+            ));
+        }
+    };
+    if !running {
+        return ending_of(stop, context.runtime.wait(container_id).await, timeout);
+    }
+    let pump = match start_pump(context, fence, container_id).await {
+        Ok(pump) => pump,
+        Err(ending) => return Some(ending),
+    };
+    // If the container ended between the inspect and the attach, the
+    // attach never ends: the pump gets a bounded time to drain instead.
+    finish_following(
+        context,
+        stop,
+        container_id,
+        pump,
+        timeout,
+        Some(RESUMED_PUMP_DRAIN),
+    )
+    .await
+}
+
+/// How long the pump of a taken-over container may drain after its end.
+const RESUMED_PUMP_DRAIN: Duration = Duration::from_secs(5);
+
+type PumpTask = tokio::task::JoinHandle<log_pump::PumpReport>;
+
+/// Attaches to the container's output and starts storing it after the
+/// job's last stored chunk.
+async fn start_pump(
+    context: &WorkerContext,
+    fence: &Fence,
+    container_id: &str,
+) -> Result<PumpTask, Ending> {
+    let output = context
+        .runtime
+        .attach_output(container_id)
+        .await
+        .map_err(|error| {
+            Ending::failed(None, format!("attaching to the container failed: {error}"))
+        })?;
+    let last_seq = retry_until_ok("reading the last log sequence", || {
+        context.store.last_log_seq(&fence.job_id)
+    })
+    .await;
+    Ok(tokio::spawn(log_pump::pump(
+        context.store.clone(),
+        fence.job_id.clone(),
+        last_seq,
+        output,
+    )))
+}
+
+/// Waits for the end (or stops the container), then for the pump.
+async fn finish_following(
+    context: &WorkerContext,
+    stop: &StopSignal,
+    container_id: &str,
+    mut pump: PumpTask,
+    timeout: Duration,
+    drain_limit: Option<Duration>,
+) -> Option<Ending> {
+    let exit = wait_or_stop(context, stop, container_id, timeout).await;
     // Every byte is stored before the terminal state, so that a follower
     // that sees the end has already seen all the output.
-    let _ = pump.await;
+    match drain_limit {
+        None => {
+            let _ = pump.await;
+        }
+        Some(limit) => {
+            if tokio::time::timeout(limit, &mut pump).await.is_err() {
+                tracing::warn!(
+                    container_id,
+                    "the output of a taken-over container did not end; stopped reading"
+                );
+                pump.abort();
+            }
+        }
+    }
+    ending_of(stop, exit, timeout)
+}
+
+/// The ending of a container that has stopped, or of a failed wait.
+fn ending_of(
+    stop: &StopSignal,
+    exit: anyhow::Result<ContainerExit>,
+    timeout: Duration,
+) -> Option<Ending> {
     let exit = match exit {
         Ok(exit) => exit,
         Err(error) => {
@@ -121,8 +245,14 @@ async fn drive_container(
         }
     };
     match stop.reason() {
-        Some(reason) => ending_for_stop(Some(reason), Some(exit), claimed.timeout),
+        Some(reason) => ending_for_stop(Some(reason), Some(exit), timeout),
         None => Some(ending_for_exit(exit)),
+    }
+}
+
+async fn remove_container(context: &WorkerContext, fence: &Fence, container_id: &str) {
+    if let Err(error) = context.runtime.remove(container_id).await {
+        tracing::warn!(job_id = fence.job_id, %error, "removing the container failed");
     }
 }
 
@@ -130,22 +260,41 @@ async fn drive_container(
 /// grace period) on a timeout, a cancel, a lost lease or a shutdown.
 async fn wait_or_stop(
     context: &WorkerContext,
-    claimed: &ClaimedJob,
     stop: &StopSignal,
     container_id: &str,
+    timeout: Duration,
 ) -> anyhow::Result<ContainerExit> {
     let waiting = context.runtime.wait(container_id);
     tokio::pin!(waiting);
     tokio::select! {
         exit = &mut waiting => return exit,
         () = stop.requested() => {}
-        () = tokio::time::sleep(claimed.timeout) => stop.request(StopReason::TimedOut),
+        () = tokio::time::sleep(timeout) => stop.request(StopReason::TimedOut),
     }
     context
         .runtime
         .stop(container_id, context.config.stop_grace)
         .await?;
     waiting.await
+}
+
+/// Retries a store operation through outages: the attempt cannot go on
+/// without its answer, and giving up would lose the job's logs or code.
+async fn retry_until_ok<T, Fut>(what: &str, mut operation: impl FnMut() -> Fut) -> T
+where
+    Fut: std::future::Future<Output = Result<T, jobs_store::StoreError>>,
+{
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match operation().await {
+            Ok(value) => return value,
+            Err(error) => {
+                tracing::warn!(%error, "{what} failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
 }
 
 fn container_spec(context: &WorkerContext, claimed: &ClaimedJob) -> ContainerSpec {

@@ -221,6 +221,12 @@ impl Runtime {
         })
     }
 
+    /// Whether the container is running now.
+    pub async fn is_running(&self, id: &str) -> anyhow::Result<bool> {
+        let inspected = self.docker.inspect_container(id, None).await?;
+        Ok(inspected.state.and_then(|state| state.running) == Some(true))
+    }
+
     /// SIGTERM, then SIGKILL after `grace`.
     pub async fn stop(&self, id: &str, grace: Duration) -> anyhow::Result<()> {
         let options = StopContainerOptionsBuilder::default()
@@ -247,8 +253,11 @@ impl Runtime {
         }
     }
 
-    /// Ids of every container, running or not, that carries this worker's label.
-    pub async fn containers_of_worker(&self, worker_id: &str) -> anyhow::Result<Vec<String>> {
+    /// Every container, running or not, that carries this worker's label.
+    pub async fn containers_of_worker(
+        &self,
+        worker_id: &str,
+    ) -> anyhow::Result<Vec<LabelledContainer>> {
         let filters = HashMap::from([(
             "label".to_string(),
             vec![format!("{LABEL_WORKER_ID}={worker_id}")],
@@ -258,8 +267,32 @@ impl Runtime {
             .filters(&filters)
             .build();
         let containers = self.docker.list_containers(Some(options)).await?;
-        Ok(containers.into_iter().filter_map(|c| c.id).collect())
+        Ok(containers
+            .into_iter()
+            .filter_map(|container| {
+                let labels = container.labels.unwrap_or_default();
+                Some(LabelledContainer {
+                    id: container.id?,
+                    job_id: labels.get(LABEL_JOB_ID).cloned(),
+                    attempt: labels.get(LABEL_ATTEMPT).and_then(|a| a.parse().ok()),
+                    // "created" is the only state of a container never started.
+                    started: container.state.is_none_or(|state| {
+                        state != bollard::models::ContainerSummaryStateEnum::CREATED
+                    }),
+                })
+            })
+            .collect())
     }
+}
+
+/// A container found by its worker label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelledContainer {
+    pub id: String,
+    pub job_id: Option<String>,
+    pub attempt: Option<i32>,
+    /// Whether the container was ever started.
+    pub started: bool,
 }
 
 /// Maps the engine's start error to what the user needs to know, as

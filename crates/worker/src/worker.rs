@@ -1,11 +1,11 @@
 //! Start-up, the consume loop over free slots, and shutdown.
 
-use std::{io::Write, sync::Arc, time::Duration};
+use std::{collections::HashMap, io::Write, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use jobs_core::JobState;
 use jobs_dispatch::{AmqpConfig, ConsumerSession, open_consumer};
-use jobs_store::{JOB_CANCEL_CHANNEL, Store, events::JobNotifications};
+use jobs_store::{HeldJob, JOB_CANCEL_CHANNEL, Store, events::JobNotifications};
 use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -30,7 +30,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let worker_id = config.worker_id();
     let store = Store::connect(&config.database_url).await?;
     let runtime = Runtime::connect(config.docker_host.as_deref(), config.pull).await?;
-    reconcile(&store, &runtime, &worker_id).await?;
+    let slots = Arc::new(Semaphore::new(usize::from(config.slots)));
     let context = Arc::new(WorkerContext {
         store,
         runtime,
@@ -42,33 +42,82 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     let tracker = TaskTracker::new();
-    consume(&context, &tracker, &shutdown).await;
+    reconcile(&context, &tracker, &slots).await?;
+    consume(&context, &tracker, &slots, &shutdown).await;
     drain(&context, tracker).await;
     Ok(())
 }
 
-/// A restarted worker tracks nothing: it removes every container that
-/// carries its id, and records the jobs it held as lost at once instead of
-/// letting their leases run out.
-async fn reconcile(store: &Store, runtime: &Runtime, worker_id: &str) -> anyhow::Result<()> {
-    for container in runtime.containers_of_worker(worker_id).await? {
+/// Makes the engine agree with the store after a restart. A container of a
+/// job this worker still holds is taken over: its exit code is recorded as
+/// if the worker had never stopped (output it wrote while no worker was
+/// attached is not captured). Every other labelled container is removed; a
+/// held job with no started container goes back to the queue if it never
+/// started, and is `lost` otherwise.
+async fn reconcile(
+    context: &Arc<WorkerContext>,
+    tracker: &TaskTracker,
+    slots: &Arc<Semaphore>,
+) -> anyhow::Result<()> {
+    let store = &context.store;
+    let mut held: HashMap<String, HeldJob> = store
+        .jobs_held_by(&context.worker_id)
+        .await?
+        .into_iter()
+        .map(|job| (job.fence.job_id.clone(), job))
+        .collect();
+    for container in context
+        .runtime
+        .containers_of_worker(&context.worker_id)
+        .await?
+    {
+        let adoptable = container.started
+            && container.job_id.as_ref().is_some_and(|job_id| {
+                held.get(job_id)
+                    .is_some_and(|job| Some(job.fence.attempt) == container.attempt)
+            });
+        if !adoptable {
+            tracing::info!(
+                container = container.id,
+                "removing a container no held job owns"
+            );
+            context.runtime.remove(&container.id).await?;
+            continue;
+        }
+        let job = held
+            .remove(container.job_id.as_deref().unwrap_or_default())
+            .expect("adoptable means held");
         tracing::info!(
-            container,
-            "removing a container left by an earlier run of this worker"
+            job_id = job.fence.job_id,
+            "taking over the container of a held job"
         );
-        runtime.remove(&container).await?;
+        // A slot for it if one is free; an operator who lowered the slots
+        // gets the excess finished rather than killed.
+        let permit = slots.clone().try_acquire_owned().ok();
+        let context = context.clone();
+        tracker.spawn(async move {
+            attempt::resume(context, job.fence, container.id, job.timeout_left).await;
+            drop(permit);
+        });
     }
-    for fence in store.jobs_leased_by(worker_id).await? {
+    for job in held.into_values() {
+        if !job.running && store.requeue_unstarted(&job.fence).await? {
+            tracing::info!(
+                job_id = job.fence.job_id,
+                "a held job never started; queued again"
+            );
+            continue;
+        }
         tracing::warn!(
-            job_id = fence.job_id,
-            "job held by an earlier run of this worker is lost"
+            job_id = job.fence.job_id,
+            "a held job's container is gone; the job is lost"
         );
         store
             .finish(
-                &fence,
+                &job.fence,
                 JobState::Lost,
                 None,
-                Some("worker lost: it restarted"),
+                Some("worker lost: its container is gone"),
             )
             .await?;
     }
@@ -125,9 +174,9 @@ async fn wait_for_signal() {
 async fn consume(
     context: &Arc<WorkerContext>,
     tracker: &TaskTracker,
+    slots: &Arc<Semaphore>,
     shutdown: &CancellationToken,
 ) {
-    let slots = Arc::new(Semaphore::new(usize::from(context.config.slots)));
     let amqp = AmqpConfig {
         url: context.config.amqp_url.clone(),
         queue: context.config.amqp_queue.clone(),
@@ -135,9 +184,15 @@ async fn consume(
     let mut announced = false;
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
+        // A worker whose slots are all taken by the jobs it took over is
+        // ready too, even though it does not consume yet.
+        if !announced && slots.available_permits() == 0 {
+            announced = true;
+            announce_ready(&context.worker_id);
+        }
         let free = tokio::select! {
             () = shutdown.cancelled() => return,
-            free = wait_for_free_slot(&slots) => free,
+            free = wait_for_free_slot(slots) => free,
         };
         let prefetch = u16::try_from(free).unwrap_or(u16::MAX);
         let opened = tokio::select! {
@@ -161,7 +216,7 @@ async fn consume(
             announced = true;
             announce_ready(&context.worker_id);
         }
-        consume_session(context, tracker, shutdown, &slots, session).await;
+        consume_session(context, tracker, shutdown, slots, session).await;
     }
 }
 

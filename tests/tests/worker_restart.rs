@@ -1,0 +1,120 @@
+//! A worker that dies and comes back: its jobs keep their exit codes.
+//!
+//! Synchronisation: job states are bounded polls of the database; container
+//! states are bounded polls of `docker inspect`; the restarted worker is
+//! ready once it prints its ready line, which it does after it has taken
+//! over its containers.
+
+use std::time::Duration;
+
+use jobs_e2e::TestEnv;
+use jobs_e2e::docker::{containers_with_label, docker};
+use jobs_e2e::poll::wait_until;
+
+const STATE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The one container of `job_id`, once it exists.
+fn container_of(job_id: &str) -> String {
+    wait_until("the job's container", STATE_DEADLINE, || {
+        containers_with_label(&format!("jobs.job_id={job_id}"))
+            .into_iter()
+            .next()
+    })
+}
+
+fn container_status(container: &str) -> String {
+    docker(&["inspect", "-f", "{{.State.Status}}", container])
+        .trim()
+        .to_owned()
+}
+
+fn wait_for_logs(env: &TestEnv, job_id: &str, expected: &[u8]) {
+    wait_until("the job's first output", STATE_DEADLINE, || {
+        (env.jobs(&["logs", job_id]).stdout == expected).then_some(())
+    });
+}
+
+#[test]
+fn a_job_that_ends_while_its_worker_is_dead_keeps_its_exit_code() {
+    let mut env = TestEnv::start(1);
+    let job = env.run_detached(&["--", "sh", "-c", "echo before; sleep 1; exit 9"]);
+    env.wait_for_state(&job, "running", STATE_DEADLINE);
+    wait_for_logs(&env, &job, b"before\n");
+    let container = container_of(&job);
+
+    env.kill_worker();
+    wait_until("the container to exit", STATE_DEADLINE, || {
+        (container_status(&container) == "exited").then_some(())
+    });
+    assert_eq!(
+        env.status(&job)["state"],
+        "running",
+        "nobody recorded the end yet"
+    );
+
+    env.restart_worker();
+    env.jobs(&["wait", &job]).assert_code(9);
+    let status = env.status(&job);
+    assert_eq!(status["state"], "failed", "{status}");
+    assert_eq!(status["exit_code"], 9, "{status}");
+    assert_eq!(status["attempt"], 1, "the job ran once: {status}");
+    env.jobs(&["logs", &job])
+        .assert_success()
+        .assert_stdout(b"before\n");
+
+    env.finish();
+}
+
+#[test]
+fn a_job_still_running_when_its_worker_restarts_is_taken_over() {
+    let mut env = TestEnv::start(1);
+    let job = env.run_detached(&["--", "sh", "-c", "echo before; sleep 6; echo after; exit 3"]);
+    env.wait_for_state(&job, "running", STATE_DEADLINE);
+    wait_for_logs(&env, &job, b"before\n");
+    let container = container_of(&job);
+
+    env.kill_worker();
+    env.restart_worker();
+    // The new worker attached before it said it was ready, so everything
+    // the job prints from now on is captured.
+    assert_eq!(
+        container_status(&container),
+        "running",
+        "the job must outlive the worker's restart for this test to mean anything"
+    );
+
+    env.jobs(&["wait", &job]).assert_code(3);
+    let status = env.status(&job);
+    assert_eq!(status["state"], "failed", "{status}");
+    assert_eq!(status["exit_code"], 3, "{status}");
+    assert_eq!(status["attempt"], 1, "the job was not run twice: {status}");
+    env.jobs(&["logs", &job])
+        .assert_success()
+        .assert_stdout(b"before\nafter\n");
+
+    env.finish();
+}
+
+#[test]
+fn a_restarted_worker_puts_back_a_job_it_claimed_but_never_started() {
+    let mut env = TestEnv::start(1);
+    let job = env.run_detached(&["--", "sh", "-c", "exit 5"]);
+    env.jobs(&["wait", &job]).assert_code(5);
+    // Simulate a crash between the claim and the container's start: the
+    // job is held by this worker in `starting`, with no container.
+    env.kill_worker();
+    env.db_execute(&format!(
+        "update jobs set state = 'starting', exit_code = null, reason = null, \
+         finished_at = null, started_at = null, lease_expires_at = now() + interval '1 hour' \
+         where id = '{job}'"
+    ));
+
+    env.restart_worker();
+    // The relay publishes it again, and it runs as a second attempt.
+    env.jobs(&["wait", &job]).assert_code(5);
+    let status = env.status(&job);
+    assert_eq!(status["state"], "failed", "{status}");
+    assert_eq!(status["attempt"], 2, "{status}");
+
+    env.finish();
+}
