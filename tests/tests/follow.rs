@@ -153,3 +153,34 @@ fn killing_run_leaves_the_job_running_and_follow_gets_its_whole_log_and_code() {
 
     env.finish();
 }
+
+#[test]
+fn ctrl_c_detaches_run_says_how_to_follow_or_cancel_and_the_job_goes_on() {
+    let mut env = TestEnv::start(2);
+    let count = 30;
+    let script = format!("{}; exit 6", numbered_lines_script("c", count, "0.1"));
+
+    let mut run = env.spawn_jobs(&["run", "--", "sh", "-c", &script]);
+    run.wait_for_stdout("the first line", FIRST_OUTPUT_DEADLINE, |out| {
+        out.starts_with(b"c1\n")
+    });
+    run.signal(libc::SIGINT);
+    let detached = run.wait(CLI_DEADLINE);
+    detached.assert_code(130);
+    let id = env.db_last_job_id();
+    detached
+        .assert_stderr_contains(&format!("jobs follow {id}"))
+        .assert_stderr_contains(&format!("jobs cancel {id}"));
+    let job = env.db_job(&id).expect("the job exists");
+    assert!(!job.is_terminal(), "Ctrl-C must not end the job: {job:?}");
+
+    let follow = env.jobs_with_timeout(&["follow", &id], CLI_DEADLINE);
+    follow.assert_code(6);
+    assert_bytes_eq(
+        &follow.stdout,
+        &numbered_lines("c", count),
+        "stdout of follow",
+    );
+
+    env.finish();
+}
