@@ -28,18 +28,19 @@ PGPASSWORD=jobs psql -X -q -h 127.0.0.1 -U jobs -d postgres -Atc \
     "select 1 from pg_database where datname = 'jobs_quickstart'" | grep -q 1 ||
     PGPASSWORD=jobs createdb -h 127.0.0.1 -U jobs jobs_quickstart
 
-if ! curl -fsS "$JOBS_API_URL/healthz" >/dev/null 2>&1; then
+api_up() { target/debug/jobs apps list >/dev/null 2>&1 </dev/null; }
+if ! api_up; then
     echo "quickstart: starting jobs-api and jobs-worker (logs in $state/)"
     nohup target/debug/jobs-api >"$state/api.out" 2>"$state/api.log" &
     nohup target/debug/jobs-worker >"$state/worker.out" 2>"$state/worker.log" &
     for _ in $(seq 1 100); do
-        curl -fsS "$JOBS_API_URL/readyz" >/dev/null 2>&1 && grep -q ready "$state/worker.out" && break
+        api_up && grep -q ready "$state/worker.out" && break
         sleep 0.2
     done
 fi
 
-target/debug/jobs apps show demo >/dev/null 2>&1 ||
-    target/debug/jobs apps create demo --image jobs-test/busybox:latest -e GREETING=hello
+target/debug/jobs apps show demo >/dev/null 2>&1 </dev/null ||
+    target/debug/jobs apps create demo --image jobs-test/busybox:latest -e GREETING=hello >/dev/null </dev/null
 
 echo "quickstart: jobs run -- sh -c 'echo \$GREETING from a one-off container; exit 3'"
 set +e

@@ -223,16 +223,39 @@ impl TestEnv {
 
     /// Starts the worker again, with the same id, after [`Self::kill_worker`].
     pub fn restart_worker(&mut self) {
+        self.restart_worker_with(&[]);
+    }
+
+    /// Like [`Self::restart_worker`], with extra environment variables.
+    pub fn restart_worker_with(&mut self, extra_env: &[(&str, &str)]) {
         assert!(self.worker.is_none(), "kill the worker first");
-        self.spawn_worker(&binaries::jobs_worker(), "worker-restarted");
+        self.spawn_worker(&binaries::jobs_worker(), "worker-restarted", extra_env);
+    }
+
+    /// Sends SIGTERM to the worker and returns its exit status. Panics if
+    /// it has not exited within `timeout`.
+    pub fn terminate_worker(&mut self, timeout: Duration) -> ExitStatus {
+        let mut worker = self.worker.take().expect("the worker runs");
+        // SAFETY: kill(2) on our own child, which is not reaped yet.
+        unsafe { libc::kill(worker.child.id() as libc::pid_t, libc::SIGTERM) };
+        let status = poll_until(timeout, || worker.child.try_wait().ok().flatten());
+        let Some(status) = status else {
+            let _ = worker.child.kill();
+            panic!("the worker did not exit within {timeout:?} of SIGTERM");
+        };
+        if let Some(thread) = worker.stdout_thread.take() {
+            let _ = thread.join();
+        }
+        status
     }
 
     fn start_worker(&mut self, binary: &Path) {
-        self.spawn_worker(binary, "worker");
+        self.spawn_worker(binary, "worker", &[]);
     }
 
-    fn spawn_worker(&mut self, binary: &Path, role: &'static str) {
+    fn spawn_worker(&mut self, binary: &Path, role: &'static str, extra_env: &[(&str, &str)]) {
         let mut command = self.server_command(binary);
+        command.envs(extra_env.iter().copied());
         command
             .env("JOBS_WORKER_SLOTS", self.slots.to_string())
             .env("JOBS_WORKER_ID", &self.worker_id)

@@ -118,3 +118,47 @@ fn a_restarted_worker_puts_back_a_job_it_claimed_but_never_started() {
 
     env.finish();
 }
+
+#[test]
+fn sigterm_lets_running_jobs_finish_then_the_worker_exits_cleanly() {
+    let mut env = TestEnv::start(1);
+    let job = env.run_detached(&["--", "sh", "-c", "echo working; sleep 2; echo done; exit 4"]);
+    env.wait_for_state(&job, "running", STATE_DEADLINE);
+    wait_for_logs(&env, &job, b"working\n");
+
+    let status = env.terminate_worker(STATE_DEADLINE);
+    assert!(status.success(), "a drained worker exits 0: {status}");
+    let stored = env.db_job(&job).expect("the job is stored");
+    assert_eq!(stored.state, "failed", "the job ran to its end: {stored:?}");
+    assert_eq!(stored.exit_code, Some(4), "{stored:?}");
+    env.jobs(&["logs", &job])
+        .assert_success()
+        .assert_stdout(b"working\ndone\n");
+
+    env.finish();
+}
+
+#[test]
+fn sigterm_stops_jobs_that_outlast_the_drain_and_records_them_lost() {
+    let mut env = TestEnv::start(1);
+    env.kill_worker();
+    env.restart_worker_with(&[("JOBS_DRAIN_TIMEOUT", "1s")]);
+    let job = env.run_detached(&["--", "sh", "-c", "echo working; sleep 120"]);
+    env.wait_for_state(&job, "running", STATE_DEADLINE);
+    wait_for_logs(&env, &job, b"working\n");
+
+    let status = env.terminate_worker(STATE_DEADLINE);
+    assert!(status.success(), "a drained worker exits 0: {status}");
+    let stored = env.db_job(&job).expect("the job is stored");
+    assert_eq!(stored.state, "lost", "{stored:?}");
+    assert_eq!(
+        stored.reason.as_deref(),
+        Some("worker shut down"),
+        "{stored:?}"
+    );
+    env.jobs(&["wait", &job])
+        .assert_code(125)
+        .assert_stderr_contains("worker shut down");
+
+    env.finish();
+}
