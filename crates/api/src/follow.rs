@@ -9,7 +9,7 @@
 //! channel: a slow client holds at most a few events in memory, and the task
 //! waits for room instead of reading ahead. Between reads the task sleeps
 //! until the database says the job changed (LISTEN/NOTIFY, fanned out by
-//! [`jobs_store::events::JobNotifications`]) or a few seconds pass, so it
+//! [`jobs_store::JobNotifications`]) or a few seconds pass, so it
 //! never polls in a tight loop.
 
 use std::{convert::Infallible, time::Duration};

@@ -9,12 +9,17 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use jobs_dispatch::Publisher;
-use jobs_store::{JOB_EVENTS_CHANNEL, Store, events::JobNotifications};
+use jobs_store::{JOB_EVENTS_CHANNEL, Store};
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    config::Config, follow::MAX_FOLLOWERS, metrics::Metrics, relay::Relay, routes, state::AppState,
+    config::{AdminToken, Config},
+    follow::MAX_FOLLOWERS,
+    metrics::Metrics,
+    relay::Relay,
+    routes,
+    state::AppState,
 };
 
 /// How long open connections may take to finish once shutdown starts. Log
@@ -34,19 +39,32 @@ impl Application {
     /// relay.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let store = Store::connect(&config.database_url).await?;
-        let notifications = JobNotifications::start(&store, JOB_EVENTS_CHANNEL)
+        let publisher = Publisher::amqp(config.amqp.clone());
+        Self::build_with(config.listen, config.admin_token, store, publisher).await
+    }
+
+    /// Builds on a given store and publisher; `jobs dev` passes its embedded
+    /// ones.
+    pub async fn build_with(
+        listen: SocketAddr,
+        admin_token: AdminToken,
+        store: Store,
+        publisher: Publisher,
+    ) -> anyhow::Result<Self> {
+        let notifications = store
+            .notifications(JOB_EVENTS_CHANNEL)
             .await
             .context("listening for job notifications")?;
-        let listener = TcpListener::bind(config.listen)
+        let listener = TcpListener::bind(listen)
             .await
-            .with_context(|| format!("binding {}", config.listen))?;
+            .with_context(|| format!("binding {listen}"))?;
         let address = listener.local_addr().context("reading the bound address")?;
         let state = AppState {
             store,
-            publisher: Arc::new(Publisher::new(config.amqp)),
+            publisher: Arc::new(publisher),
             notifications: Arc::new(notifications),
             metrics: Metrics::new().context("registering metrics")?,
-            admin_token: Arc::new(config.admin_token),
+            admin_token: Arc::new(admin_token),
             shutdown: CancellationToken::new(),
             followers: Arc::new(Semaphore::new(MAX_FOLLOWERS)),
         };

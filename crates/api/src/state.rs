@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use jobs_dispatch::Publisher;
-use jobs_store::{Store, events::JobNotifications};
+use jobs_store::{JobNotifications, Store};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 

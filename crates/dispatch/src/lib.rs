@@ -1,225 +1,126 @@
-//! The dispatcher: RabbitMQ, the only home of AMQP in the project.
+//! The dispatcher: how the API wakes workers up.
 //!
 //! Messages are wake-ups that carry a job id and nothing else. They may be
-//! duplicated, delayed or lost without harm: PostgreSQL holds the truth, the
+//! duplicated, delayed or lost without harm: the store holds the truth, the
 //! worker's fenced claim drops duplicates, and the API's relay republishes
 //! jobs whose publish was never confirmed.
 //!
-//! - [`Publisher`]: publishes with publisher confirms and reconnects lazily;
-//! - [`open_consumer`]: one consumer session with a given prefetch, which the
-//!   worker opens while it has free slots and closes when it has none.
+//! - [`amqp`]: RabbitMQ, for production; the only home of AMQP.
+//! - [`in_process`]: a queue in memory, for `jobs dev`.
+//!
+//! Callers use [`Publisher`] and [`Consumers`], which dispatch to either.
 
-use anyhow::Context;
-use futures::StreamExt;
-use lapin::{
-    BasicProperties, Channel, Connection, ConnectionProperties, Consumer,
-    message::Delivery,
-    options::{
-        BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions,
-        BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
-    },
-    types::{AMQPValue, FieldTable},
-};
-use tokio::sync::Mutex;
+pub mod amqp;
+pub mod in_process;
 
-/// Where the broker is and which queue carries the wake-ups.
-#[derive(Debug, Clone)]
-pub struct AmqpConfig {
-    pub url: String,
-    pub queue: String,
-}
+pub use amqp::AmqpConfig;
+pub use in_process::InProcessQueue;
 
-async fn connect(config: &AmqpConfig) -> anyhow::Result<(Connection, Channel)> {
-    let connection = Connection::connect(&config.url, ConnectionProperties::default())
-        .await
-        .with_context(|| format!("connecting to the broker at {}", redact(&config.url)))?;
-    let channel = connection
-        .create_channel()
-        .await
-        .context("opening an AMQP channel")?;
-    let mut arguments = FieldTable::default();
-    // Quorum queues replicate across a cluster and survive a node's loss.
-    arguments.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
-    channel
-        .queue_declare(
-            config.queue.as_str().into(),
-            QueueDeclareOptions::durable(),
-            arguments,
-        )
-        .await
-        .with_context(|| format!("declaring queue {:?}", config.queue))?;
-    Ok((connection, channel))
-}
+use amqp::{AmqpPublisher, AmqpSession, AmqpWakeUp};
+use in_process::InProcessWakeUp;
 
-/// Hides the password of an AMQP URL for log lines and errors.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}://***@{}", &url[..scheme_end], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
-/// Publishes job wake-ups, waiting for the broker's confirm of each.
-pub struct Publisher {
-    config: AmqpConfig,
-    session: Mutex<Option<(Connection, Channel)>>,
+/// Publishes job wake-ups.
+pub enum Publisher {
+    Amqp(Box<AmqpPublisher>),
+    InProcess(InProcessQueue),
 }
 
 impl Publisher {
-    /// Creates a publisher; it connects on first use, so an API can start
-    /// while the broker is down (jobs then wait for the relay).
-    pub fn new(config: AmqpConfig) -> Self {
-        Self {
-            config,
-            session: Mutex::new(None),
-        }
+    /// A RabbitMQ publisher; it connects on first use.
+    pub fn amqp(config: AmqpConfig) -> Self {
+        Publisher::Amqp(Box::new(AmqpPublisher::new(config)))
     }
 
-    /// Publishes one wake-up and returns once the broker confirmed it.
+    /// Publishes one wake-up; returns once it is durable (confirmed by the
+    /// broker, or queued in memory).
     pub async fn publish(&self, job_id: &str) -> anyhow::Result<()> {
-        let mut session = self.session.lock().await;
-        if session
-            .as_ref()
-            .is_none_or(|(conn, _)| !conn.status().connected())
-        {
-            let (connection, channel) = connect(&self.config).await?;
-            channel
-                .confirm_select(ConfirmSelectOptions::default())
-                .await
-                .context("enabling publisher confirms")?;
-            *session = Some((connection, channel));
+        match self {
+            Publisher::Amqp(publisher) => publisher.publish(job_id).await,
+            Publisher::InProcess(queue) => {
+                queue.publish(job_id);
+                Ok(())
+            }
         }
-        let (_, channel) = session.as_ref().expect("session was just set");
-        let result = publish_confirmed(channel, &self.config.queue, job_id).await;
-        if result.is_err() {
-            // Drop the session so that the next publish reconnects.
-            *session = None;
-        }
-        result
     }
 }
 
-async fn publish_confirmed(channel: &Channel, queue: &str, job_id: &str) -> anyhow::Result<()> {
-    let confirm = channel
-        .basic_publish(
-            "".into(),
-            queue.into(),
-            BasicPublishOptions::default(),
-            job_id.as_bytes(),
-            // Delivery mode 2: persistent.
-            BasicProperties::default().with_delivery_mode(2),
-        )
-        .await
-        .context("publishing a wake-up")?
-        .await
-        .context("waiting for the broker's confirm")?;
-    anyhow::ensure!(
-        confirm.is_ack(),
-        "the broker refused the wake-up for job {job_id}"
-    );
-    Ok(())
+/// Where a worker takes wake-ups from.
+#[derive(Clone, Debug)]
+pub enum Consumers {
+    Amqp(AmqpConfig),
+    InProcess(InProcessQueue),
 }
 
-/// One wake-up received from the queue.
-pub struct WakeUp {
-    pub job_id: String,
-    delivery: Delivery,
-}
-
-impl WakeUp {
-    /// Acknowledges the wake-up: the job was claimed, or was a duplicate.
-    pub async fn ack(&self) -> anyhow::Result<()> {
-        self.delivery
-            .ack(BasicAckOptions::default())
-            .await
-            .context("acking a wake-up")?;
-        Ok(())
-    }
-
-    /// Hands the wake-up back to the queue for another consumer.
-    pub async fn requeue(&self) -> anyhow::Result<()> {
-        self.delivery
-            .nack(BasicNackOptions {
-                requeue: true,
-                ..BasicNackOptions::default()
-            })
-            .await
-            .context("requeueing a wake-up")?;
-        Ok(())
+impl Consumers {
+    /// Opens a session that holds at most `prefetch` unacked wake-ups.
+    pub async fn open(&self, consumer_tag: &str, prefetch: u16) -> anyhow::Result<ConsumerSession> {
+        Ok(match self {
+            Consumers::Amqp(config) => ConsumerSession::Amqp(Box::new(
+                amqp::open_session(config, consumer_tag, prefetch).await?,
+            )),
+            // Wake-ups are taken one at a time, so there is nothing to prefetch.
+            Consumers::InProcess(queue) => ConsumerSession::InProcess(queue.clone()),
+        })
     }
 }
 
-/// A consumer with a fixed prefetch. Closing it returns every unacked
-/// wake-up to the queue.
-pub struct ConsumerSession {
-    connection: Connection,
-    consumer: Consumer,
-}
-
-/// Opens a consumer that the broker feeds at most `prefetch` unacked
-/// wake-ups at a time.
-pub async fn open_consumer(
-    config: &AmqpConfig,
-    consumer_tag: &str,
-    prefetch: u16,
-) -> anyhow::Result<ConsumerSession> {
-    let (connection, channel) = connect(config).await?;
-    channel
-        .basic_qos(prefetch, BasicQosOptions::default())
-        .await
-        .context("setting the prefetch")?;
-    let consumer = channel
-        .basic_consume(
-            config.queue.as_str().into(),
-            consumer_tag.into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .context("starting to consume")?;
-    Ok(ConsumerSession {
-        connection,
-        consumer,
-    })
+/// An open consumer. Closing it hands every unacked wake-up back.
+pub enum ConsumerSession {
+    Amqp(Box<AmqpSession>),
+    InProcess(InProcessQueue),
 }
 
 impl ConsumerSession {
-    /// The next wake-up; `None` or an error when the connection is gone.
+    /// The next wake-up; `None` or an error when the session is broken.
     pub async fn next(&mut self) -> Option<anyhow::Result<WakeUp>> {
-        let delivery = self.consumer.next().await?;
-        Some(
-            delivery
-                .context("receiving a wake-up")
-                .map(|delivery| WakeUp {
-                    job_id: String::from_utf8_lossy(&delivery.data).into_owned(),
-                    delivery,
-                }),
-        )
+        match self {
+            ConsumerSession::Amqp(session) => {
+                Some(session.next().await?.map(|w| WakeUp::Amqp(Box::new(w))))
+            }
+            ConsumerSession::InProcess(queue) => Some(Ok(WakeUp::InProcess(queue.next().await))),
+        }
     }
 
-    /// Closes the connection; the broker requeues what was not acked.
     pub async fn close(self) {
-        if let Err(error) = self.connection.close(200, "consumer closed".into()).await {
-            tracing::debug!(%error, "closing the consumer connection");
+        if let ConsumerSession::Amqp(session) = self {
+            session.close().await;
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::redact;
+/// One wake-up received.
+pub enum WakeUp {
+    Amqp(Box<AmqpWakeUp>),
+    InProcess(InProcessWakeUp),
+}
 
-    #[test]
-    fn redacts_credentials() {
-        assert_eq!(
-            redact("amqp://guest:secret@127.0.0.1:5672/%2f"),
-            "amqp://***@127.0.0.1:5672/%2f"
-        );
-        assert_eq!(redact("amqp://localhost"), "amqp://localhost");
+impl WakeUp {
+    pub fn job_id(&self) -> &str {
+        match self {
+            WakeUp::Amqp(wake_up) => &wake_up.job_id,
+            WakeUp::InProcess(wake_up) => &wake_up.job_id,
+        }
+    }
+
+    /// Acknowledges it: the job was claimed, or was a duplicate.
+    pub async fn ack(self) -> anyhow::Result<()> {
+        match self {
+            WakeUp::Amqp(wake_up) => wake_up.ack().await,
+            WakeUp::InProcess(wake_up) => {
+                wake_up.ack();
+                Ok(())
+            }
+        }
+    }
+
+    /// Hands it back to the queue, for another consumer.
+    pub async fn requeue(self) -> anyhow::Result<()> {
+        match self {
+            WakeUp::Amqp(wake_up) => wake_up.requeue().await,
+            WakeUp::InProcess(wake_up) => {
+                wake_up.requeue();
+                Ok(())
+            }
+        }
     }
 }

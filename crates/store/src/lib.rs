@@ -1,31 +1,32 @@
-//! The store: PostgreSQL, the single source of truth.
+//! The store: the single source of truth, and the only home of SQL.
 //!
-//! This crate is the only home of SQL in the project.
-//! - [`apps`]: app rows;
-//! - [`jobs`]: job rows, creation with the outbox column, listing, cancel;
-//! - [`lease`]: the fenced claim, heartbeat and finish a worker performs;
-//! - [`logs`]: the per-job, sequenced, binary log chunks;
-//! - [`reaper`]: expired leases and unconfirmed publishes;
-//! - [`events`]: LISTEN/NOTIFY wake-ups for followers and cancels.
+//! [`Store`] is the one type callers use. It dispatches to an
+//! implementation:
+//! - [`postgres`]: PostgreSQL, for production (any number of API and worker
+//!   processes share it; LISTEN/NOTIFY carries wake-ups).
 //!
-//! Every state change is a compare-and-set fenced on `(state, attempt,
-//! lease_owner)`, and lease times come from the database clock.
+//! Every implementation keeps the same contract:
+//! - every state change is a compare-and-set fenced on `(state, attempt,
+//!   lease_owner)`;
+//! - lease times come from the database clock, never a worker's;
+//! - log chunks are idempotent on `(job_id, seq)`;
+//! - a repeated idempotency key returns the first job.
+//!
+//! [`model`] holds the types the contract speaks in.
 
-pub mod apps;
-pub mod events;
-pub mod jobs;
-pub mod lease;
-pub mod logs;
-pub mod reaper;
-mod rows;
+pub mod model;
+pub mod postgres;
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use jobs_core::{
+    JobState,
+    wire::{App, AppCreate, AppUpdate, Job, JobCreate, LogChunk},
+};
+use tokio::sync::broadcast;
 
-pub use jobs::CancelOutcome;
-pub use lease::{ClaimedJob, Fence, Heartbeat, HeldJob};
-pub use logs::NewChunk;
+pub use model::*;
+pub use postgres::PgStore;
 
 /// The channel that carries a job id whenever its logs or state change.
 pub const JOB_EVENTS_CHANNEL: &str = "jobs_job_events";
@@ -46,38 +47,116 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
-/// A handle on the database; cheap to clone.
+/// A handle on the store; cheap to clone.
 #[derive(Clone, Debug)]
-pub struct Store {
-    pool: PgPool,
+pub enum Store {
+    Postgres(PgStore),
 }
 
 impl Store {
-    /// Connects and runs the migrations.
+    /// Connects to `database_url` and runs the migrations.
     pub async fn connect(database_url: &str) -> anyhow::Result<Self> {
-        use anyhow::Context;
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(database_url)
-            .await
-            .context("connecting to the database")?;
-        sqlx::migrate!("../../migrations/postgres")
-            .run(&pool)
-            .await
-            .context("running database migrations")?;
-        Ok(Self { pool })
+        Ok(Store::Postgres(PgStore::connect(database_url).await?))
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
+    /// Wake-ups carrying a job id: on [`JOB_EVENTS_CHANNEL`] whenever a
+    /// job's logs or state change, on [`JOB_CANCEL_CHANNEL`] when a cancel
+    /// of a running job is asked.
+    pub async fn notifications(
+        &self,
+        channel: &'static str,
+    ) -> Result<JobNotifications, StoreError> {
+        let sender = match self {
+            Store::Postgres(store) => store.notifications(channel).await?,
+        };
+        Ok(JobNotifications { sender })
     }
+}
 
+/// Wake-ups for one channel, fanned out in memory to any number of
+/// subscribers.
+pub struct JobNotifications {
+    sender: broadcast::Sender<String>,
+}
+
+impl JobNotifications {
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.sender.subscribe()
+    }
+}
+
+/// Defines each method of [`Store`] as a call of the same method on the
+/// implementation at hand, so that the contract is written once.
+macro_rules! delegate {
+    ($( $(#[$doc:meta])* fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*) => {
+        impl Store {
+            $(
+                $(#[$doc])*
+                pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                    match self {
+                        Store::Postgres(store) => store.$name($($arg),*).await,
+                    }
+                }
+            )*
+        }
+    };
+}
+
+delegate! {
     /// Whether the database answers.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("select 1").execute(&self.pool).await?;
-        Ok(())
-    }
+    fn ping(&self) -> Result<(), StoreError>;
+
+    fn create_app(&self, create: &AppCreate) -> Result<App, StoreError>;
+    fn list_apps(&self) -> Result<Vec<App>, StoreError>;
+    fn get_app(&self, name: &str) -> Result<App, StoreError>;
+    /// Applies a partial update; concurrent updates of different env vars
+    /// do not overwrite each other.
+    fn update_app(&self, name: &str, update: &AppUpdate) -> Result<App, StoreError>;
+    /// Deletes an app and its ended jobs; refuses while jobs are active.
+    fn delete_app(&self, name: &str) -> Result<(), StoreError>;
+
+    /// Inserts a queued job. Returns it and whether it was created now
+    /// (`false` when the idempotency key matched an earlier job).
+    fn create_job(&self, app: &str, create: &JobCreate) -> Result<(Job, bool), StoreError>;
+    /// Records that the dispatcher confirmed the wake-up for a job.
+    fn mark_published(&self, job_id: &str) -> Result<(), StoreError>;
+    /// Queued jobs whose wake-up was never confirmed, oldest first.
+    fn unpublished_jobs(&self, older_than: Duration, limit: i64) -> Result<Vec<String>, StoreError>;
+    /// Marks every queued job unpublished, for a dispatcher that lost its
+    /// messages (the in-process one, across a restart).
+    fn forget_publications(&self) -> Result<u64, StoreError>;
+    fn get_job(&self, id: &str) -> Result<Job, StoreError>;
+    /// The app's jobs, newest first.
+    fn list_jobs(&self, app: &str, state: Option<JobState>, limit: i64) -> Result<Vec<Job>, StoreError>;
+    /// Cancels a queued job at once, or asks the worker of a running one to
+    /// stop it.
+    fn cancel_job(&self, id: &str) -> Result<CancelOutcome, StoreError>;
+
+    /// Claims a queued job: `queued → starting`, `attempt + 1`, and a lease.
+    /// `None` when the job is not queued.
+    fn claim(&self, job_id: &str, worker_id: &str, lease: Duration) -> Result<Option<ClaimedJob>, StoreError>;
+    /// `starting → running`. Returns whether the fence still held.
+    fn mark_running(&self, fence: &Fence) -> Result<bool, StoreError>;
+    /// Renews the lease and reports whether a cancel was asked meanwhile.
+    fn heartbeat(&self, fence: &Fence, lease: Duration) -> Result<Heartbeat, StoreError>;
+    /// Writes the terminal state. Returns whether the fence still held.
+    fn finish(&self, fence: &Fence, state: JobState, exit_code: Option<i32>, reason: Option<&str>) -> Result<bool, StoreError>;
+    /// Hands a job that never started back to the queue.
+    fn requeue_unstarted(&self, fence: &Fence) -> Result<bool, StoreError>;
+    /// The jobs a worker holds, for its reconciliation at start.
+    fn jobs_held_by(&self, worker_id: &str) -> Result<Vec<HeldJob>, StoreError>;
+
+    /// Inserts a batch of chunks; a replayed chunk is ignored.
+    fn append_logs(&self, job_id: &str, chunks: &[NewChunk]) -> Result<(), StoreError>;
+    /// Chunks with `seq > after`, in order, up to `max_chunks` chunks or
+    /// about `max_bytes` bytes (at least one chunk when there is one).
+    fn logs_after(&self, job_id: &str, after: i64, max_chunks: i64, max_bytes: i64) -> Result<Vec<LogChunk>, StoreError>;
+    /// The highest stored seq of a job, or 0.
+    fn last_log_seq(&self, job_id: &str) -> Result<i64, StoreError>;
+
+    /// Resolves every expired lease: re-queues jobs that never started (with
+    /// attempts left), and marks the rest `lost`.
+    fn reap_expired_leases(&self) -> Result<ReapReport, StoreError>;
 }
 
 /// A new opaque, URL-safe, time-ordered job id.

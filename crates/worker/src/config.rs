@@ -51,6 +51,10 @@ pub struct Config {
     /// Docker's defaults (the local socket).
     #[arg(long, env = "DOCKER_HOST")]
     pub docker_host: Option<String>,
+    /// Whether to print `worker ID ready` on stdout once consuming; off when
+    /// the worker runs inside `jobs dev`.
+    #[arg(skip = true)]
+    pub print_ready: bool,
     /// `text` or `json` log lines on stderr.
     #[arg(long, env = "JOBS_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -4,8 +4,8 @@ use std::{collections::HashMap, io::Write, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use jobs_core::JobState;
-use jobs_dispatch::{AmqpConfig, ConsumerSession, open_consumer};
-use jobs_store::{HeldJob, JOB_CANCEL_CHANNEL, Store, events::JobNotifications};
+use jobs_dispatch::{AmqpConfig, ConsumerSession, Consumers};
+use jobs_store::{HeldJob, JOB_CANCEL_CHANNEL, Store};
 use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -25,10 +25,28 @@ pub struct WorkerContext {
     pub attempts: RunningAttempts,
 }
 
-/// Runs the worker until SIGTERM or SIGINT, then drains.
+/// Runs the worker on PostgreSQL and RabbitMQ until SIGTERM or SIGINT,
+/// then drains.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let worker_id = config.worker_id();
     let store = Store::connect(&config.database_url).await?;
+    let consumers = Consumers::Amqp(AmqpConfig {
+        url: config.amqp_url.clone(),
+        queue: config.amqp_queue.clone(),
+    });
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    run_with(config, store, consumers, shutdown).await
+}
+
+/// Runs the worker on the given store and dispatcher until `shutdown` is
+/// cancelled, then drains. `jobs dev` calls this with its embedded parts.
+pub async fn run_with(
+    config: Config,
+    store: Store,
+    consumers: Consumers,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let worker_id = config.worker_id();
     let runtime = Runtime::connect(config.docker_host.as_deref(), config.pull).await?;
     let slots = Arc::new(Semaphore::new(usize::from(config.slots)));
     let context = Arc::new(WorkerContext {
@@ -39,11 +57,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         attempts: RunningAttempts::default(),
     });
     forward_cancels(&context).await?;
-    let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
     let tracker = TaskTracker::new();
     reconcile(&context, &tracker, &slots).await?;
-    consume(&context, &tracker, &slots, &shutdown).await;
+    consume(&context, &consumers, &tracker, &slots, &shutdown).await;
     drain(&context, tracker).await;
     Ok(())
 }
@@ -126,7 +142,9 @@ async fn reconcile(
 
 /// Routes cancel notifications to the attempts this worker runs.
 async fn forward_cancels(context: &Arc<WorkerContext>) -> anyhow::Result<()> {
-    let notifications = JobNotifications::start(&context.store, JOB_CANCEL_CHANNEL)
+    let notifications = context
+        .store
+        .notifications(JOB_CANCEL_CHANNEL)
         .await
         .context("listening for cancels")?;
     let mut cancels = notifications.subscribe();
@@ -173,14 +191,11 @@ async fn wait_for_signal() {
 /// queue for other workers, and reopened once a slot frees up.
 async fn consume(
     context: &Arc<WorkerContext>,
+    consumers: &Consumers,
     tracker: &TaskTracker,
     slots: &Arc<Semaphore>,
     shutdown: &CancellationToken,
 ) {
-    let amqp = AmqpConfig {
-        url: context.config.amqp_url.clone(),
-        queue: context.config.amqp_queue.clone(),
-    };
     let mut announced = false;
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
@@ -188,7 +203,7 @@ async fn consume(
         // ready too, even though it does not consume yet.
         if !announced && slots.available_permits() == 0 {
             announced = true;
-            announce_ready(&context.worker_id);
+            announce_ready(context);
         }
         let free = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -197,7 +212,7 @@ async fn consume(
         let prefetch = u16::try_from(free).unwrap_or(u16::MAX);
         let opened = tokio::select! {
             () = shutdown.cancelled() => return,
-            opened = open_consumer(&amqp, &context.worker_id, prefetch) => opened,
+            opened = consumers.open(&context.worker_id, prefetch) => opened,
         };
         let session = match opened {
             Ok(session) => session,
@@ -214,7 +229,7 @@ async fn consume(
         backoff = Duration::from_millis(100);
         if !announced {
             announced = true;
-            announce_ready(&context.worker_id);
+            announce_ready(context);
         }
         consume_session(context, tracker, shutdown, slots, session).await;
     }
@@ -260,13 +275,16 @@ async fn consume_session(
             }
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            // Full: closing the session requeues this wake-up and any other
-            // unacked one, for a worker that has room.
+            // Full: hand this wake-up back, and close the session, which
+            // hands back any other unacked one, for a worker that has room.
+            if let Err(error) = wake_up.requeue().await {
+                tracing::warn!("handing a wake-up back failed: {error:#}");
+            }
             break;
         };
         match context
             .store
-            .claim(&wake_up.job_id, &context.worker_id, context.config.lease)
+            .claim(wake_up.job_id(), &context.worker_id, context.config.lease)
             .await
         {
             Ok(Some(claimed)) => {
@@ -293,7 +311,7 @@ async fn consume_session(
                 }
             }
             Err(error) => {
-                tracing::warn!(job_id = wake_up.job_id, %error, "claiming failed; requeueing");
+                tracing::warn!(job_id = wake_up.job_id(), %error, "claiming failed; requeueing");
                 let _ = wake_up.requeue().await;
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -302,8 +320,12 @@ async fn consume_session(
     session.close().await;
 }
 
-fn announce_ready(worker_id: &str) {
+fn announce_ready(context: &WorkerContext) {
+    let worker_id = &context.worker_id;
     tracing::info!(worker_id, "consuming");
+    if !context.config.print_ready {
+        return;
+    }
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "worker {worker_id} ready");
     let _ = stdout.flush();

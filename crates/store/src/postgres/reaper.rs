@@ -3,22 +3,14 @@
 //! Whoever runs the reaper takes a transaction-scoped advisory lock first, so
 //! that any number of processes may run it and only one acts at a time.
 
-use crate::{JOB_EVENTS_CHANNEL, Store, StoreError};
+use super::PgStore;
+use crate::model::ReapReport;
+use crate::{JOB_EVENTS_CHANNEL, StoreError};
 
 /// An arbitrary constant that names the reaper's advisory lock.
 const REAPER_LOCK_KEY: i64 = 0x6a6f_6273_7265_6170; // "jobsreap"
 
-/// What one reaper pass did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ReapReport {
-    /// Jobs whose worker died before the container started, queued again.
-    /// Their wake-up must be published again.
-    pub requeued: Vec<String>,
-    /// Jobs whose worker vanished and that cannot be retried, now `lost`.
-    pub lost: Vec<String>,
-}
-
-impl Store {
+impl PgStore {
     /// Resolves every expired lease, under the reaper lock.
     ///
     /// A job still `starting` with attempts left goes back to `queued`

@@ -1,16 +1,16 @@
 //! App rows.
 
+use super::PgStore;
+use crate::model::DEFAULT_APP_TIMEOUT_SECONDS;
 use std::collections::BTreeMap;
 
 use jobs_core::wire::{App, AppCreate, AppUpdate};
 use sqlx::types::Json;
 
-use crate::{Store, StoreError, rows::AppRow};
+use super::rows::AppRow;
+use crate::StoreError;
 
-/// The timeout an app gets when none is given: one hour.
-pub const DEFAULT_APP_TIMEOUT_SECONDS: i64 = 3600;
-
-impl Store {
+impl PgStore {
     pub async fn create_app(&self, create: &AppCreate) -> Result<App, StoreError> {
         let row: Result<AppRow, sqlx::Error> = sqlx::query_as(
             "insert into apps (name, image, env, size, timeout_seconds) values ($1, $2, $3, $4, $5) \

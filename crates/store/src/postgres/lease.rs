@@ -5,42 +5,15 @@
 //! states it may leave, so a stale worker can never overwrite a newer attempt.
 //! Lease times come from the database clock (`now()`), never the worker's.
 
+use super::PgStore;
+use crate::model::{ClaimedJob, Fence, Heartbeat, HeldJob};
 use std::{collections::BTreeMap, time::Duration};
 
-use jobs_core::{JobState, Size, wire::Job};
+use jobs_core::{JobState, wire::Job};
 use sqlx::types::Json;
 
-use crate::{JOB_EVENTS_CHANNEL, Store, StoreError, rows::JobRow};
-
-/// The identity of one attempt of one job by one worker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fence {
-    pub job_id: String,
-    pub attempt: i32,
-    pub worker_id: String,
-}
-
-/// A job a worker has just claimed, with what it needs to start it.
-#[derive(Debug, Clone)]
-pub struct ClaimedJob {
-    pub fence: Fence,
-    pub job: Job,
-    pub image: String,
-    /// The app's config vars merged with the job's overrides; overrides win.
-    pub env: BTreeMap<String, String>,
-    pub size: Size,
-    pub timeout: Duration,
-}
-
-/// The answer to a heartbeat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Heartbeat {
-    Renewed {
-        cancel_requested: bool,
-    },
-    /// The fence no longer matches: another attempt owns the job, or it ended.
-    Lost,
-}
+use super::rows::JobRow;
+use crate::{JOB_EVENTS_CHANNEL, StoreError};
 
 #[derive(sqlx::FromRow)]
 struct ClaimRow {
@@ -50,7 +23,7 @@ struct ClaimRow {
     app_env: Json<BTreeMap<String, String>>,
 }
 
-impl Store {
+impl PgStore {
     /// Claims a queued job: `queued → starting`, `attempt + 1`, and a lease.
     ///
     /// Returns `None` when the job is not queued (a duplicate or stale
@@ -213,14 +186,4 @@ impl Store {
             )
             .collect())
     }
-}
-
-/// A job a worker holds, as its restarted process finds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeldJob {
-    pub fence: Fence,
-    /// Whether the job had reached `running`.
-    pub running: bool,
-    /// What is left of its timeout, by the database clock.
-    pub timeout_left: Duration,
 }

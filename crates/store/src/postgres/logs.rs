@@ -1,18 +1,11 @@
 //! Per-job log chunks: sequenced, binary, idempotent on `(job_id, seq)`.
 
+use super::PgStore;
+use crate::model::NewChunk;
 use chrono::{DateTime, Utc};
 use jobs_core::wire::{LogChunk, LogStream};
 
-use crate::{JOB_EVENTS_CHANNEL, Store, StoreError};
-
-/// A chunk the log pump wants stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewChunk {
-    pub seq: i64,
-    pub stream: LogStream,
-    pub time: DateTime<Utc>,
-    pub data: Vec<u8>,
-}
+use crate::{JOB_EVENTS_CHANNEL, StoreError};
 
 fn stream_code(stream: LogStream) -> i16 {
     match stream {
@@ -29,7 +22,7 @@ fn stream_from_code(code: i16) -> LogStream {
     }
 }
 
-impl Store {
+impl PgStore {
     /// Inserts a batch in one statement, then wakes followers.
     ///
     /// A replayed chunk (same job and seq) is ignored, so a retried batch

@@ -1,28 +1,17 @@
 //! Job rows: creation (with the outbox column), reads, listing and cancel.
 
+use super::PgStore;
+use crate::model::CancelOutcome;
 use jobs_core::{
     JobState, Size,
     wire::{Job, JobCreate},
 };
 use sqlx::types::Json;
 
-use crate::{
-    JOB_CANCEL_CHANNEL, JOB_EVENTS_CHANNEL, Store, StoreError, new_job_id,
-    rows::{JobRow, job_columns},
-};
+use super::rows::{JobRow, job_columns};
+use crate::{JOB_CANCEL_CHANNEL, JOB_EVENTS_CHANNEL, StoreError, new_job_id};
 
-/// What a cancel request did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CancelOutcome {
-    /// The job was queued and is now `canceled`; it never starts.
-    CanceledWhileQueued(Job),
-    /// The job is starting or running; its worker was asked to stop it.
-    StopRequested(Job),
-    /// The job had already ended; nothing changed.
-    AlreadyEnded(Job),
-}
-
-impl Store {
+impl PgStore {
     /// Inserts a queued job for `app`.
     ///
     /// Returns the job and whether it was created now (`false` when the
@@ -106,6 +95,15 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Marks every queued job unpublished, so that the relay publishes it.
+    pub async fn forget_publications(&self) -> Result<u64, StoreError> {
+        let updated = sqlx::query("update jobs set published_at = null where state = 'queued'")
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(updated)
     }
 
     /// Queued jobs whose wake-up was never confirmed, oldest first.

@@ -1,0 +1,96 @@
+//! The types every store implementation speaks in.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use chrono::{DateTime, Utc};
+use jobs_core::{
+    Size,
+    wire::{Job, LogStream},
+};
+
+/// The timeout an app gets when none is given: one hour.
+pub const DEFAULT_APP_TIMEOUT_SECONDS: i64 = 3600;
+
+/// What a cancel request did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The job was queued and is now `canceled`; it never starts.
+    CanceledWhileQueued(Job),
+    /// The job is starting or running; its worker was asked to stop it.
+    StopRequested(Job),
+    /// The job had already ended; nothing changed.
+    AlreadyEnded(Job),
+}
+
+/// The identity of one attempt of one job by one worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub job_id: String,
+    pub attempt: i32,
+    pub worker_id: String,
+}
+
+/// A job a worker has just claimed, with what it needs to start it.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub fence: Fence,
+    pub job: Job,
+    pub image: String,
+    /// The app's config vars merged with the job's overrides; overrides win.
+    pub env: BTreeMap<String, String>,
+    pub size: Size,
+    pub timeout: Duration,
+}
+
+/// The answer to a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heartbeat {
+    Renewed {
+        cancel_requested: bool,
+    },
+    /// The fence no longer matches: another attempt owns the job, or it ended.
+    Lost,
+}
+
+/// A job a worker holds, as its restarted process finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldJob {
+    pub fence: Fence,
+    /// Whether the job had reached `running`.
+    pub running: bool,
+    /// What is left of its timeout, by the database clock.
+    pub timeout_left: Duration,
+}
+
+/// A chunk the log pump wants stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewChunk {
+    pub seq: i64,
+    pub stream: LogStream,
+    pub time: DateTime<Utc>,
+    pub data: Vec<u8>,
+}
+
+/// What one reaper pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReapReport {
+    /// Jobs whose worker died before the container started, queued again.
+    /// Their wake-up must be published again.
+    pub requeued: Vec<String>,
+    /// Jobs whose worker vanished and that cannot be retried, now `lost`.
+    pub lost: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("app {0:?} not found")]
+    AppNotFound(String),
+    #[error("app {0:?} already exists")]
+    AppExists(String),
+    #[error("job {0:?} not found")]
+    JobNotFound(String),
+    #[error("app {app:?} still has {active} active jobs: cancel them or wait")]
+    AppBusy { app: String, active: i64 },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
