@@ -4,6 +4,9 @@
 //! implementation:
 //! - [`postgres`]: PostgreSQL, for production (any number of API and worker
 //!   processes share it; LISTEN/NOTIFY carries wake-ups).
+//! - [`sqlite`]: an embedded SQLite file, for `jobs dev` (one process; an
+//!   in-process broadcast carries wake-ups). [`Store::connect`] picks it for
+//!   a URL that starts with `sqlite:`.
 //!
 //! Every implementation keeps the same contract:
 //! - every state change is a compare-and-set fenced on `(state, attempt,
@@ -12,10 +15,13 @@
 //! - log chunks are idempotent on `(job_id, seq)`;
 //! - a repeated idempotency key returns the first job.
 //!
+//! `tests/contract.rs` runs one set of tests against both implementations.
+//!
 //! [`model`] holds the types the contract speaks in.
 
 pub mod model;
 pub mod postgres;
+pub mod sqlite;
 
 use std::time::Duration;
 
@@ -27,6 +33,7 @@ use tokio::sync::broadcast;
 
 pub use model::*;
 pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
 
 /// The channel that carries a job id whenever its logs or state change.
 pub const JOB_EVENTS_CHANNEL: &str = "jobs_job_events";
@@ -51,12 +58,19 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub enum Store {
     Postgres(PgStore),
+    Sqlite(SqliteStore),
 }
 
 impl Store {
-    /// Connects to `database_url` and runs the migrations.
+    /// Connects to `database_url` and runs the migrations: an embedded
+    /// SQLite file for a `sqlite:` URL (e.g. `sqlite:///var/lib/jobs/jobs.db`,
+    /// created if missing), PostgreSQL otherwise.
     pub async fn connect(database_url: &str) -> anyhow::Result<Self> {
-        Ok(Store::Postgres(PgStore::connect(database_url).await?))
+        if database_url.starts_with("sqlite:") {
+            Ok(Store::Sqlite(SqliteStore::connect(database_url).await?))
+        } else {
+            Ok(Store::Postgres(PgStore::connect(database_url).await?))
+        }
     }
 
     /// Wake-ups carrying a job id: on [`JOB_EVENTS_CHANNEL`] whenever a
@@ -68,6 +82,7 @@ impl Store {
     ) -> Result<JobNotifications, StoreError> {
         let sender = match self {
             Store::Postgres(store) => store.notifications(channel).await?,
+            Store::Sqlite(store) => store.notifications(channel).await?,
         };
         Ok(JobNotifications { sender })
     }
@@ -95,6 +110,7 @@ macro_rules! delegate {
                 pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
                     match self {
                         Store::Postgres(store) => store.$name($($arg),*).await,
+                        Store::Sqlite(store) => store.$name($($arg),*).await,
                     }
                 }
             )*

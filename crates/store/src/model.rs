@@ -80,17 +80,3 @@ pub struct ReapReport {
     /// Jobs whose worker vanished and that cannot be retried, now `lost`.
     pub lost: Vec<String>,
 }
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("app {0:?} not found")]
-    AppNotFound(String),
-    #[error("app {0:?} already exists")]
-    AppExists(String),
-    #[error("job {0:?} not found")]
-    JobNotFound(String),
-    #[error("app {app:?} still has {active} active jobs: cancel them or wait")]
-    AppBusy { app: String, active: i64 },
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-}

@@ -1,0 +1,136 @@
+//! App rows.
+
+use std::collections::BTreeMap;
+
+use jobs_core::wire::{App, AppCreate, AppUpdate};
+use sqlx::types::Json;
+
+use super::{
+    BEGIN_IMMEDIATE, SqliteStore, is_unique_violation,
+    rows::{AppRow, app_columns, now},
+};
+use crate::{StoreError, model::DEFAULT_APP_TIMEOUT_SECONDS};
+
+impl SqliteStore {
+    pub async fn create_app(&self, create: &AppCreate) -> Result<App, StoreError> {
+        let row: Result<AppRow, sqlx::Error> = sqlx::query_as(concat!(
+            "insert into apps (name, image, env, size, timeout_seconds, created_at, updated_at) \
+             values ($1, $2, $3, $4, $5, ",
+            now!(),
+            ", ",
+            now!(),
+            ") returning ",
+            app_columns!()
+        ))
+        .bind(&create.name)
+        .bind(&create.image)
+        .bind(Json(&create.env))
+        .bind(create.size.unwrap_or_default().as_str())
+        .bind(
+            create
+                .timeout_seconds
+                .unwrap_or(DEFAULT_APP_TIMEOUT_SECONDS),
+        )
+        .fetch_one(&self.pool)
+        .await;
+        match row {
+            Ok(row) => Ok(row.into()),
+            Err(e) if is_unique_violation(&e, "apps.name") => {
+                Err(StoreError::AppExists(create.name.clone()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn list_apps(&self) -> Result<Vec<App>, StoreError> {
+        let rows: Vec<AppRow> = sqlx::query_as(concat!(
+            "select ",
+            app_columns!(),
+            " from apps order by name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(App::from).collect())
+    }
+
+    pub async fn get_app(&self, name: &str) -> Result<App, StoreError> {
+        let row: Option<AppRow> = sqlx::query_as(concat!(
+            "select ",
+            app_columns!(),
+            " from apps where name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(App::from)
+            .ok_or_else(|| StoreError::AppNotFound(name.to_owned()))
+    }
+
+    /// Applies a partial update under the write lock (`BEGIN IMMEDIATE`), so
+    /// concurrent updates of different env vars do not overwrite each other.
+    pub async fn update_app(&self, name: &str, update: &AppUpdate) -> Result<App, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_IMMEDIATE).await?;
+        let current: Option<AppRow> = sqlx::query_as(concat!(
+            "select ",
+            app_columns!(),
+            " from apps where name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let current = current.ok_or_else(|| StoreError::AppNotFound(name.to_owned()))?;
+        let mut env: BTreeMap<String, String> = current.env.0;
+        env.extend(update.env.clone());
+        for key in &update.unset {
+            env.remove(key);
+        }
+        let image = update.image.as_deref().unwrap_or(&current.image);
+        let size = update.size.map_or(current.size.clone(), |s| s.to_string());
+        let timeout = update.timeout_seconds.unwrap_or(current.timeout_seconds);
+        let row: AppRow = sqlx::query_as(concat!(
+            "update apps set image = $2, env = $3, size = $4, timeout_seconds = $5, updated_at = ",
+            now!(),
+            " where name = $1 returning ",
+            app_columns!()
+        ))
+        .bind(name)
+        .bind(image)
+        .bind(Json(&env))
+        .bind(size)
+        .bind(timeout)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(row.into())
+    }
+
+    /// Deletes an app and its ended jobs; refuses while jobs are active.
+    pub async fn delete_app(&self, name: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_IMMEDIATE).await?;
+        let exists: Option<(String,)> = sqlx::query_as("select name from apps where name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::AppNotFound(name.to_owned()));
+        }
+        let (active,): (i64,) = sqlx::query_as(
+            "select count(*) from jobs where app = $1 and state in ('queued', 'starting', 'running')",
+        )
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+        if active > 0 {
+            return Err(StoreError::AppBusy {
+                app: name.to_owned(),
+                active,
+            });
+        }
+        sqlx::query("delete from apps where name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

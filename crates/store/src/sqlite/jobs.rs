@@ -1,0 +1,213 @@
+//! Job rows: creation (with the outbox column), reads, listing and cancel.
+
+use jobs_core::{
+    JobState, Size,
+    wire::{Job, JobCreate},
+};
+use sqlx::types::Json;
+
+use super::{
+    BEGIN_IMMEDIATE, SqliteStore, duration_micros, is_unique_violation,
+    rows::{JobRow, job_columns, now},
+};
+use crate::{JOB_CANCEL_CHANNEL, JOB_EVENTS_CHANNEL, StoreError, model::CancelOutcome, new_job_id};
+
+impl SqliteStore {
+    /// Inserts a queued job for `app`.
+    ///
+    /// Returns the job and whether it was created now (`false` when the
+    /// idempotency key matched an earlier job, which is returned instead).
+    /// The transaction holds the write lock from its start, so two requests
+    /// with the same key are serialized and the second finds the first's job.
+    pub async fn create_job(
+        &self,
+        app: &str,
+        create: &JobCreate,
+    ) -> Result<(Job, bool), StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_IMMEDIATE).await?;
+        let defaults: Option<(String, i64)> =
+            sqlx::query_as("select size, timeout_seconds from apps where name = $1")
+                .bind(app)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((app_size, app_timeout)) = defaults else {
+            return Err(StoreError::AppNotFound(app.to_owned()));
+        };
+        if let Some(key) = &create.idempotency_key {
+            let existing: Option<JobRow> = sqlx::query_as(concat!(
+                "select ",
+                job_columns!(),
+                " from jobs where app = $1 and idempotency_key = $2"
+            ))
+            .bind(app)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(existing) = existing {
+                return Ok((existing.into(), false));
+            }
+        }
+        let size = create
+            .size
+            .unwrap_or_else(|| app_size.parse::<Size>().unwrap_or_default());
+        let inserted: Result<JobRow, sqlx::Error> = sqlx::query_as(concat!(
+            "insert into jobs (id, app, command, env, size, timeout_seconds, idempotency_key, \
+               created_at, updated_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, ",
+            now!(),
+            ", ",
+            now!(),
+            ") returning ",
+            job_columns!()
+        ))
+        .bind(new_job_id())
+        .bind(app)
+        .bind(Json(&create.command))
+        .bind(Json(&create.env))
+        .bind(size.as_str())
+        .bind(create.timeout_seconds.unwrap_or(app_timeout))
+        .bind(&create.idempotency_key)
+        .fetch_one(&mut *tx)
+        .await;
+        let row = match inserted {
+            Ok(row) => row,
+            // Cannot happen under the write lock; kept so that the contract
+            // holds even if another process shares the file.
+            Err(e) if is_unique_violation(&e, "jobs.app, jobs.idempotency_key") => {
+                drop(tx);
+                let key = create.idempotency_key.as_deref().unwrap_or_default();
+                return Ok((self.job_by_idempotency_key(app, key).await?, false));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        tx.commit().await?;
+        Ok((row.into(), true))
+    }
+
+    async fn job_by_idempotency_key(&self, app: &str, key: &str) -> Result<Job, StoreError> {
+        let row: JobRow = sqlx::query_as(concat!(
+            "select ",
+            job_columns!(),
+            " from jobs where app = $1 and idempotency_key = $2"
+        ))
+        .bind(app)
+        .bind(key)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.into())
+    }
+
+    /// Records that the dispatcher confirmed the wake-up for a job.
+    pub async fn mark_published(&self, job_id: &str) -> Result<(), StoreError> {
+        sqlx::query(concat!(
+            "update jobs set published_at = ",
+            now!(),
+            " where id = $1 and published_at is null"
+        ))
+        .bind(job_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks every queued job unpublished, so that the relay publishes it.
+    pub async fn forget_publications(&self) -> Result<u64, StoreError> {
+        let updated = sqlx::query("update jobs set published_at = null where state = 'queued'")
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(updated)
+    }
+
+    /// Queued jobs whose wake-up was never confirmed, oldest first.
+    pub async fn unpublished_jobs(
+        &self,
+        older_than: std::time::Duration,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let ids: Vec<(String,)> = sqlx::query_as(concat!(
+            "select id from jobs where state = 'queued' and published_at is null \
+             and created_at < ",
+            now!(),
+            " - $1 order by created_at, id limit $2"
+        ))
+        .bind(duration_micros(older_than))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.into_iter().map(|(id,)| id).collect())
+    }
+
+    pub async fn get_job(&self, id: &str) -> Result<Job, StoreError> {
+        let row: Option<JobRow> = sqlx::query_as(concat!(
+            "select ",
+            job_columns!(),
+            " from jobs where id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Job::from)
+            .ok_or_else(|| StoreError::JobNotFound(id.to_owned()))
+    }
+
+    /// The app's jobs, newest first.
+    pub async fn list_jobs(
+        &self,
+        app: &str,
+        state: Option<JobState>,
+        limit: i64,
+    ) -> Result<Vec<Job>, StoreError> {
+        let rows: Vec<JobRow> = sqlx::query_as(concat!(
+            "select ",
+            job_columns!(),
+            " from jobs where app = $1 and ($2 is null or state = $2) \
+              order by created_at desc, id desc limit $3"
+        ))
+        .bind(app)
+        .bind(state.map(JobState::as_str))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Job::from).collect())
+    }
+
+    /// Cancels a queued job at once, or asks the worker of a running one to
+    /// stop it. Both are compare-and-sets on the state.
+    pub async fn cancel_job(&self, id: &str) -> Result<CancelOutcome, StoreError> {
+        let canceled: Option<JobRow> = sqlx::query_as(concat!(
+            "update jobs set state = 'canceled', reason = 'canceled while queued', \
+             cancel_requested_at = ",
+            now!(),
+            ", finished_at = ",
+            now!(),
+            ", updated_at = ",
+            now!(),
+            " where id = $1 and state = 'queued' returning ",
+            job_columns!()
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = canceled {
+            self.notify(JOB_EVENTS_CHANNEL, id);
+            return Ok(CancelOutcome::CanceledWhileQueued(row.into()));
+        }
+        let requested: Option<JobRow> = sqlx::query_as(concat!(
+            "update jobs set cancel_requested_at = coalesce(cancel_requested_at, ",
+            now!(),
+            "), updated_at = ",
+            now!(),
+            " where id = $1 and state in ('starting', 'running') returning ",
+            job_columns!()
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = requested {
+            self.notify(JOB_CANCEL_CHANNEL, id);
+            return Ok(CancelOutcome::StopRequested(row.into()));
+        }
+        Ok(CancelOutcome::AlreadyEnded(self.get_job(id).await?))
+    }
+}

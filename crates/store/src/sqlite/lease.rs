@@ -1,0 +1,208 @@
+//! What a worker does to a job it holds: the fenced claim, the move to
+//! `running`, heartbeats and the terminal write.
+//!
+//! Every statement here is fenced on `(id, attempt, lease_owner)` and on the
+//! states it may leave, so a stale worker can never overwrite a newer attempt.
+//! Lease times come from the database clock, never the worker's.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use jobs_core::{JobState, wire::Job};
+use sqlx::types::Json;
+
+use super::{
+    SqliteStore, duration_micros,
+    rows::{JobRow, job_columns, now},
+};
+use crate::{
+    JOB_EVENTS_CHANNEL, StoreError,
+    model::{ClaimedJob, Fence, Heartbeat, HeldJob},
+};
+
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    #[sqlx(flatten)]
+    job: JobRow,
+    image: String,
+    app_env: Json<BTreeMap<String, String>>,
+}
+
+impl SqliteStore {
+    /// Claims a queued job: `queued → starting`, `attempt + 1`, and a lease.
+    ///
+    /// Returns `None` when the job is not queued (a duplicate or stale
+    /// wake-up, or a canceled job): the caller acks and drops the message.
+    /// One statement: the app's image and env come from subqueries of its
+    /// RETURNING clause (SQLite has no UPDATE in a WITH clause).
+    pub async fn claim(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        lease: Duration,
+    ) -> Result<Option<ClaimedJob>, StoreError> {
+        let row: Option<ClaimRow> = sqlx::query_as(concat!(
+            "update jobs set state = 'starting', attempt = attempt + 1, lease_owner = $2, \
+               lease_expires_at = ",
+            now!(),
+            " + $3, updated_at = ",
+            now!(),
+            " where id = $1 and state = 'queued' returning ",
+            job_columns!(),
+            ", (select image from apps where apps.name = jobs.app) as image, \
+               (select env from apps where apps.name = jobs.app) as app_env"
+        ))
+        .bind(job_id)
+        .bind(worker_id)
+        .bind(duration_micros(lease))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let job: Job = row.job.into();
+        let mut env = row.app_env.0;
+        env.extend(job.env.clone());
+        self.notify(JOB_EVENTS_CHANNEL, job_id);
+        Ok(Some(ClaimedJob {
+            fence: Fence {
+                job_id: job.id.clone(),
+                attempt: job.attempt,
+                worker_id: worker_id.to_owned(),
+            },
+            image: row.image,
+            env,
+            size: job.size,
+            timeout: Duration::from_secs(job.timeout_seconds.max(1) as u64),
+            job,
+        }))
+    }
+
+    /// `starting → running`, once the container has started. Returns whether
+    /// the fence still held.
+    pub async fn mark_running(&self, fence: &Fence) -> Result<bool, StoreError> {
+        let updated = sqlx::query(concat!(
+            "update jobs set state = 'running', started_at = ",
+            now!(),
+            ", updated_at = ",
+            now!(),
+            " where id = $1 and attempt = $2 and lease_owner = $3 and state = 'starting'"
+        ))
+        .bind(&fence.job_id)
+        .bind(fence.attempt)
+        .bind(&fence.worker_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if updated == 1 {
+            self.notify(JOB_EVENTS_CHANNEL, &fence.job_id);
+        }
+        Ok(updated == 1)
+    }
+
+    /// Renews the lease, and reports whether a cancel was asked meanwhile.
+    pub async fn heartbeat(&self, fence: &Fence, lease: Duration) -> Result<Heartbeat, StoreError> {
+        let row: Option<(bool,)> = sqlx::query_as(concat!(
+            "update jobs set lease_expires_at = ",
+            now!(),
+            " + $4 \
+             where id = $1 and attempt = $2 and lease_owner = $3 \
+               and state in ('starting', 'running') \
+             returning cancel_requested_at is not null"
+        ))
+        .bind(&fence.job_id)
+        .bind(fence.attempt)
+        .bind(&fence.worker_id)
+        .bind(duration_micros(lease))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some((cancel_requested,)) => Heartbeat::Renewed { cancel_requested },
+            None => Heartbeat::Lost,
+        })
+    }
+
+    /// Writes the terminal state. Returns whether the fence still held; when
+    /// it did not, a newer attempt or the reaper owns the job and nothing
+    /// is written.
+    pub async fn finish(
+        &self,
+        fence: &Fence,
+        state: JobState,
+        exit_code: Option<i32>,
+        reason: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        debug_assert!(state.is_terminal(), "finish needs a terminal state");
+        let updated = sqlx::query(concat!(
+            "update jobs set state = $4, exit_code = $5, reason = $6, finished_at = ",
+            now!(),
+            ", updated_at = ",
+            now!(),
+            ", lease_expires_at = null \
+             where id = $1 and attempt = $2 and lease_owner = $3 \
+               and state in ('starting', 'running')"
+        ))
+        .bind(&fence.job_id)
+        .bind(fence.attempt)
+        .bind(&fence.worker_id)
+        .bind(state.as_str())
+        .bind(exit_code)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if updated == 1 {
+            self.notify(JOB_EVENTS_CHANNEL, &fence.job_id);
+        }
+        Ok(updated == 1)
+    }
+
+    /// Hands a job that never started back to the queue. The relay then
+    /// publishes its wake-up again.
+    pub async fn requeue_unstarted(&self, fence: &Fence) -> Result<bool, StoreError> {
+        let updated = sqlx::query(concat!(
+            "update jobs set state = 'queued', lease_owner = null, lease_expires_at = null, \
+               published_at = null, updated_at = ",
+            now!(),
+            " where id = $1 and attempt = $2 and lease_owner = $3 and state = 'starting' \
+               and cancel_requested_at is null"
+        ))
+        .bind(&fence.job_id)
+        .bind(fence.attempt)
+        .bind(&fence.worker_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if updated == 1 {
+            self.notify(JOB_EVENTS_CHANNEL, &fence.job_id);
+        }
+        Ok(updated == 1)
+    }
+
+    /// The jobs this worker holds, for reconciliation when it starts.
+    pub async fn jobs_held_by(&self, worker_id: &str) -> Result<Vec<HeldJob>, StoreError> {
+        let rows: Vec<(String, i32, String, i64, Option<i64>)> = sqlx::query_as(concat!(
+            "select id, attempt, state, timeout_seconds, ",
+            now!(),
+            " - started_at \
+             from jobs where lease_owner = $1 and state in ('starting', 'running')"
+        ))
+        .bind(worker_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(job_id, attempt, state, timeout_seconds, running_micros)| HeldJob {
+                    fence: Fence {
+                        job_id,
+                        attempt,
+                        worker_id: worker_id.to_owned(),
+                    },
+                    running: state == "running",
+                    timeout_left: Duration::from_secs(timeout_seconds.max(0) as u64)
+                        .saturating_sub(Duration::from_micros(
+                            running_micros.unwrap_or(0).max(0) as u64
+                        )),
+                },
+            )
+            .collect())
+    }
+}

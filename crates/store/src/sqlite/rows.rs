@@ -1,0 +1,118 @@
+//! Row types, the SQL spelling of the database clock, and the conversion of
+//! rows to wire types.
+//!
+//! Timestamps are INTEGER microseconds since the Unix epoch (UTC).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use jobs_core::{
+    JobState, Size,
+    wire::{App, Job},
+};
+use sqlx::types::Json;
+
+/// The database clock, as microseconds since the Unix epoch, as a literal so
+/// that queries stay `&'static str`. SQLite's `now` has millisecond
+/// resolution and is the same for every use within one statement.
+macro_rules! now {
+    () => {
+        "(cast(round(unixepoch('subsec') * 1000) as integer) * 1000)"
+    };
+}
+pub(crate) use now;
+
+/// Microseconds since the Unix epoch as a UTC time.
+pub(crate) fn time(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
+/// A UTC time as microseconds since the Unix epoch (truncated, like
+/// PostgreSQL's `timestamptz`).
+pub(crate) fn timestamp(time: DateTime<Utc>) -> i64 {
+    time.timestamp_micros()
+}
+
+/// The columns of an [`AppRow`].
+macro_rules! app_columns {
+    () => {
+        "name, image, env, size, timeout_seconds, created_at, updated_at"
+    };
+}
+pub(crate) use app_columns;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AppRow {
+    pub name: String,
+    pub image: String,
+    pub env: Json<BTreeMap<String, String>>,
+    pub size: String,
+    pub timeout_seconds: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<AppRow> for App {
+    fn from(row: AppRow) -> Self {
+        App {
+            name: row.name,
+            image: row.image,
+            env: row.env.0,
+            size: row.size.parse().unwrap_or_default(),
+            timeout_seconds: row.timeout_seconds,
+            created_at: time(row.created_at),
+            updated_at: time(row.updated_at),
+        }
+    }
+}
+
+/// The columns of a [`JobRow`], as a literal so that queries stay `&'static str`.
+macro_rules! job_columns {
+    () => {
+        "id, app, command, env, size, timeout_seconds, state, attempt, exit_code, reason, \
+         cancel_requested_at, lease_owner, created_at, started_at, finished_at"
+    };
+}
+pub(crate) use job_columns;
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct JobRow {
+    pub id: String,
+    pub app: String,
+    pub command: Json<Vec<String>>,
+    pub env: Json<BTreeMap<String, String>>,
+    pub size: String,
+    pub timeout_seconds: i64,
+    pub state: String,
+    pub attempt: i32,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    pub cancel_requested_at: Option<i64>,
+    pub lease_owner: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+impl From<JobRow> for Job {
+    fn from(row: JobRow) -> Self {
+        Job {
+            id: row.id,
+            app: row.app,
+            command: row.command.0,
+            env: row.env.0,
+            size: row.size.parse::<Size>().unwrap_or_default(),
+            timeout_seconds: row.timeout_seconds,
+            // The table's check constraint admits only known states.
+            state: row.state.parse().unwrap_or(JobState::Lost),
+            attempt: row.attempt,
+            exit_code: row.exit_code,
+            reason: row.reason,
+            cancel_requested: row.cancel_requested_at.is_some(),
+            worker_id: row.lease_owner,
+            created_at: time(row.created_at),
+            started_at: row.started_at.map(time),
+            finished_at: row.finished_at.map(time),
+        }
+    }
+}

@@ -1,0 +1,1569 @@
+//! The store contract: one set of tests, run against every implementation.
+//!
+//! Each test is an `async fn(Store)` written once; [`contract!`] runs it
+//! against a fresh SQLite file in a temporary directory and a fresh
+//! PostgreSQL database. Both backends are required: PostgreSQL is found at
+//! `JOBS_TEST_POSTGRES_URL` (default `postgres://jobs:jobs@127.0.0.1:5432`,
+//! a role that may create databases; `deploy/setup.sh` starts it).
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    future::Future,
+    path::PathBuf,
+    time::Duration,
+};
+
+use chrono::{SubsecRound, Utc};
+use jobs_core::{
+    JobState, Size,
+    wire::{App, AppCreate, AppUpdate, Job, JobCreate, LogStream},
+};
+use jobs_store::{
+    CancelOutcome, ClaimedJob, Fence, Heartbeat, JOB_CANCEL_CHANNEL, JOB_EVENTS_CHANNEL, NewChunk,
+    Store, StoreError,
+};
+use sqlx::{AssertSqlSafe, Connection, postgres::PgConnection};
+use tokio::sync::broadcast;
+
+const DEFAULT_POSTGRES_URL: &str = "postgres://jobs:jobs@127.0.0.1:5432";
+/// The longest any one contract test may take.
+const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a condition (an expired lease, a wake-up) may take to show.
+const WAIT: Duration = Duration::from_secs(10);
+/// A lease nothing in a test outlives.
+const LEASE: Duration = Duration::from_secs(300);
+/// A lease that is over almost at once.
+const TINY_LEASE: Duration = Duration::from_millis(1);
+
+// ---------------------------------------------------------------------------
+// Backends
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty store, and what to remove once the test is over.
+struct Fixture {
+    store: Store,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Directory(PathBuf),
+    Database { admin_url: String, name: String },
+}
+
+impl Fixture {
+    async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                // A directory that does not exist yet: connecting creates it
+                // and the file.
+                let dir = std::env::temp_dir().join(format!(
+                    "jobs-store-contract-{}",
+                    uuid::Uuid::now_v7().simple()
+                ));
+                let url = format!("sqlite://{}", dir.join("jobs.db").display());
+                let store = Store::connect(&url)
+                    .await
+                    .unwrap_or_else(|e| panic!("opening the SQLite store at {url}: {e:#}"));
+                assert!(matches!(store, Store::Sqlite(_)), "{url} must pick SQLite");
+                Fixture {
+                    store,
+                    cleanup: Cleanup::Directory(dir),
+                }
+            }
+            Backend::Postgres => {
+                let base = std::env::var("JOBS_TEST_POSTGRES_URL")
+                    .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+                let base = base.trim_end_matches('/').to_owned();
+                let admin_url = format!("{base}/postgres");
+                let name = format!("jobs_store_{}", uuid::Uuid::now_v7().simple());
+                let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+                    panic!(
+                        "the store contract tests need PostgreSQL, which does not answer at \
+                         {admin_url}: {e}. Start it with deploy/setup.sh, or point \
+                         JOBS_TEST_POSTGRES_URL at a server where the role may create databases."
+                    )
+                });
+                sqlx::query(AssertSqlSafe(format!("create database \"{name}\"")))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
+                let _ = admin.close().await;
+                let url = format!("{base}/{name}");
+                let store = Store::connect(&url)
+                    .await
+                    .unwrap_or_else(|e| panic!("connecting the store to {url}: {e:#}"));
+                assert!(
+                    matches!(store, Store::Postgres(_)),
+                    "{url} must pick PostgreSQL"
+                );
+                Fixture {
+                    store,
+                    cleanup: Cleanup::Database { admin_url, name },
+                }
+            }
+        }
+    }
+
+    async fn teardown(self) {
+        let Fixture { store, cleanup } = self;
+        let close = async {
+            match &store {
+                Store::Postgres(pg) => pg.pool().close().await,
+                Store::Sqlite(sqlite) => sqlite.pool().close().await,
+            }
+        };
+        // A PostgreSQL listener keeps a connection of the pool; dropping the
+        // database with (force) ends it anyway.
+        let _ = tokio::time::timeout(Duration::from_millis(500), close).await;
+        drop(store);
+        match cleanup {
+            Cleanup::Directory(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Database { admin_url, name } => {
+                let dropped = async {
+                    let mut admin = PgConnection::connect(&admin_url).await?;
+                    sqlx::query(AssertSqlSafe(format!(
+                        "drop database if exists \"{name}\" with (force)"
+                    )))
+                    .execute(&mut admin)
+                    .await?;
+                    admin.close().await
+                };
+                if let Err(e) = dropped.await {
+                    eprintln!("contract teardown: cannot drop database {name}: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Runs `test` against a fresh store of `backend`, then removes the store,
+/// whether the test passed or not.
+async fn run<F, Fut>(backend: Backend, test: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let fixture = Fixture::new(backend).await;
+    let outcome = tokio::spawn(tokio::time::timeout(
+        TEST_TIMEOUT,
+        test(fixture.store.clone()),
+    ))
+    .await;
+    fixture.teardown().await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => panic!("{backend:?}: the test took longer than {TEST_TIMEOUT:?}"),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("{backend:?}: the test task failed: {e}"),
+    }
+}
+
+/// For each contract test `name`, a module `name` with one test per backend:
+/// `name::sqlite` and `name::postgres`.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::run(super::Backend::Sqlite, super::$name).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::run(super::Backend::Postgres, super::$name).await;
+                }
+            }
+        )*
+    };
+}
+
+contract! {
+    apps_create_get_list,
+    apps_update_sets_unsets_and_merges,
+    apps_delete_refused_while_a_job_is_active,
+    jobs_create_with_app_defaults_and_overrides,
+    jobs_idempotency_key_returns_the_first_job,
+    jobs_concurrent_idempotency_key_makes_one_row,
+    jobs_list_newest_first_by_state_with_limit,
+    claim_starts_a_queued_job_once,
+    claim_concurrent_claims_one_winner,
+    mark_running_and_heartbeat,
+    stale_fences_change_nothing,
+    finish_writes_once,
+    cancel_queued_job,
+    cancel_running_job,
+    requeue_unstarted_job,
+    jobs_held_by_worker,
+    logs_append_ignores_replays,
+    logs_after_pages,
+    logs_binary_round_trip,
+    reap_requeues_unstarted_and_loses_running,
+    reap_out_of_attempts_and_canceled,
+    outbox_unpublished_mark_and_forget,
+    notifications_carry_job_ids,
+    ping_answers,
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+async fn create_app(store: &Store, name: &str) -> App {
+    store
+        .create_app(&AppCreate {
+            name: name.to_owned(),
+            image: "alpine:3.20".to_owned(),
+            env: env(&[("APP_ONLY", "app"), ("SHARED", "from-app")]),
+            size: None,
+            timeout_seconds: None,
+        })
+        .await
+        .expect("create_app")
+}
+
+fn job_create() -> JobCreate {
+    JobCreate {
+        command: vec!["echo".to_owned(), "hello".to_owned()],
+        env: env(&[("SHARED", "from-job"), ("JOB_ONLY", "job")]),
+        ..JobCreate::default()
+    }
+}
+
+async fn create_job(store: &Store, app: &str) -> Job {
+    let (job, created) = store
+        .create_job(app, &job_create())
+        .await
+        .expect("create_job");
+    assert!(created);
+    job
+}
+
+async fn claim(store: &Store, job_id: &str, worker: &str, lease: Duration) -> ClaimedJob {
+    store
+        .claim(job_id, worker, lease)
+        .await
+        .expect("claim")
+        .unwrap_or_else(|| panic!("job {job_id} could not be claimed"))
+}
+
+async fn job(store: &Store, id: &str) -> Job {
+    store.get_job(id).await.expect("get_job")
+}
+
+fn chunk(seq: i64, data: &[u8]) -> NewChunk {
+    NewChunk {
+        seq,
+        stream: LogStream::Stdout,
+        time: Utc::now(),
+        data: data.to_vec(),
+    }
+}
+
+/// Polls `check` until it returns `Some`, for at most [`WAIT`].
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits (at most [`WAIT`]) for `job_id` on `receiver`, skipping other ids.
+async fn expect_wake_up(receiver: &mut broadcast::Receiver<String>, job_id: &str, what: &str) {
+    let wait = async {
+        loop {
+            match receiver.recv().await {
+                Ok(id) if id == job_id => return,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => panic!("{what}: channel closed"),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, wait)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no wake-up for {job_id} within {WAIT:?}"));
+}
+
+// ---------------------------------------------------------------------------
+// Apps
+// ---------------------------------------------------------------------------
+
+async fn apps_create_get_list(store: Store) {
+    let created = create_app(&store, "web").await;
+    assert_eq!(created.name, "web");
+    assert_eq!(created.image, "alpine:3.20");
+    assert_eq!(
+        created.env,
+        env(&[("APP_ONLY", "app"), ("SHARED", "from-app")])
+    );
+    assert_eq!(created.size, Size::M);
+    assert_eq!(created.timeout_seconds, 3600);
+    assert_eq!(created.created_at, created.updated_at);
+    let skew = (Utc::now() - created.created_at).num_seconds().abs();
+    assert!(skew < 60, "created_at is {skew} s away from now");
+
+    let other = store
+        .create_app(&AppCreate {
+            name: "api".to_owned(),
+            image: "busybox".to_owned(),
+            env: BTreeMap::new(),
+            size: Some(Size::XL),
+            timeout_seconds: Some(60),
+        })
+        .await
+        .unwrap();
+    assert_eq!(other.size, Size::XL);
+    assert_eq!(other.timeout_seconds, 60);
+
+    assert_eq!(store.get_app("web").await.unwrap(), created);
+    let names: Vec<String> = store
+        .list_apps()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, ["api", "web"], "apps are listed by name");
+
+    match store.get_app("nope").await {
+        Err(StoreError::AppNotFound(name)) => assert_eq!(name, "nope"),
+        other => panic!("expected AppNotFound, got {other:?}"),
+    }
+    let again = store
+        .create_app(&AppCreate {
+            name: "web".to_owned(),
+            image: "other".to_owned(),
+            env: BTreeMap::new(),
+            size: None,
+            timeout_seconds: None,
+        })
+        .await;
+    match again {
+        Err(StoreError::AppExists(name)) => assert_eq!(name, "web"),
+        other => panic!("expected AppExists, got {other:?}"),
+    }
+    assert_eq!(store.get_app("web").await.unwrap().image, "alpine:3.20");
+}
+
+async fn apps_update_sets_unsets_and_merges(store: Store) {
+    let created = create_app(&store, "web").await;
+    let updated = store
+        .update_app(
+            "web",
+            &AppUpdate {
+                image: Some("debian:12".to_owned()),
+                env: env(&[("NEW", "1"), ("SHARED", "changed")]),
+                unset: vec!["APP_ONLY".to_owned(), "ABSENT".to_owned()],
+                size: Some(Size::L),
+                timeout_seconds: Some(120),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.image, "debian:12");
+    assert_eq!(updated.env, env(&[("NEW", "1"), ("SHARED", "changed")]));
+    assert_eq!(updated.size, Size::L);
+    assert_eq!(updated.timeout_seconds, 120);
+    assert_eq!(updated.created_at, created.created_at);
+    assert!(updated.updated_at >= created.updated_at);
+    assert_eq!(store.get_app("web").await.unwrap(), updated);
+
+    // An empty update changes nothing but the update time.
+    let same = store
+        .update_app("web", &AppUpdate::default())
+        .await
+        .unwrap();
+    assert_eq!(same.env, updated.env);
+    assert_eq!(same.image, updated.image);
+
+    // Concurrent updates of different vars all land.
+    let updates: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .update_app(
+                        "web",
+                        &AppUpdate {
+                            env: env(&[(&format!("K{i}"), &i.to_string())]),
+                            ..AppUpdate::default()
+                        },
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for update in updates {
+        update.await.unwrap().expect("concurrent update_app");
+    }
+    let merged = store.get_app("web").await.unwrap().env;
+    for i in 0..8 {
+        assert_eq!(
+            merged.get(&format!("K{i}")),
+            Some(&i.to_string()),
+            "K{i} lost"
+        );
+    }
+    assert_eq!(merged.get("NEW").map(String::as_str), Some("1"));
+
+    match store.update_app("nope", &AppUpdate::default()).await {
+        Err(StoreError::AppNotFound(name)) => assert_eq!(name, "nope"),
+        other => panic!("expected AppNotFound, got {other:?}"),
+    }
+}
+
+async fn apps_delete_refused_while_a_job_is_active(store: Store) {
+    create_app(&store, "web").await;
+    let queued = create_job(&store, "web").await;
+    match store.delete_app("web").await {
+        Err(StoreError::AppBusy { app, active }) => {
+            assert_eq!(app, "web");
+            assert_eq!(active, 1);
+        }
+        other => panic!("expected AppBusy, got {other:?}"),
+    }
+    let claimed = claim(&store, &queued.id, "w1", LEASE).await;
+    assert!(matches!(
+        store.delete_app("web").await,
+        Err(StoreError::AppBusy { active: 1, .. })
+    ));
+    store.mark_running(&claimed.fence).await.unwrap();
+    assert!(matches!(
+        store.delete_app("web").await,
+        Err(StoreError::AppBusy { active: 1, .. })
+    ));
+    store
+        .append_logs(&queued.id, &[chunk(1, b"x")])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .finish(&claimed.fence, JobState::Succeeded, Some(0), None)
+            .await
+            .unwrap()
+    );
+
+    // Ended jobs (and their logs) go with the app.
+    store.delete_app("web").await.expect("delete_app");
+    assert!(matches!(
+        store.get_app("web").await,
+        Err(StoreError::AppNotFound(_))
+    ));
+    assert!(matches!(
+        store.get_job(&queued.id).await,
+        Err(StoreError::JobNotFound(_))
+    ));
+    assert_eq!(store.last_log_seq(&queued.id).await.unwrap(), 0);
+    assert!(matches!(
+        store.delete_app("web").await,
+        Err(StoreError::AppNotFound(_))
+    ));
+    // The name is free again.
+    create_app(&store, "web").await;
+}
+
+// ---------------------------------------------------------------------------
+// Jobs
+// ---------------------------------------------------------------------------
+
+async fn jobs_create_with_app_defaults_and_overrides(store: Store) {
+    store
+        .create_app(&AppCreate {
+            name: "web".to_owned(),
+            image: "alpine".to_owned(),
+            env: BTreeMap::new(),
+            size: Some(Size::S),
+            timeout_seconds: Some(90),
+        })
+        .await
+        .unwrap();
+    let job = create_job(&store, "web").await;
+    assert_eq!(job.app, "web");
+    assert_eq!(job.command, ["echo", "hello"]);
+    assert_eq!(job.env, env(&[("JOB_ONLY", "job"), ("SHARED", "from-job")]));
+    assert_eq!(job.size, Size::S);
+    assert_eq!(job.timeout_seconds, 90);
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!(job.attempt, 0);
+    assert_eq!(job.exit_code, None);
+    assert_eq!(job.reason, None);
+    assert!(!job.cancel_requested);
+    assert_eq!(job.worker_id, None);
+    assert_eq!(job.started_at, None);
+    assert_eq!(job.finished_at, None);
+    assert_eq!(store.get_job(&job.id).await.unwrap(), job);
+
+    let (custom, created) = store
+        .create_job(
+            "web",
+            &JobCreate {
+                size: Some(Size::XL),
+                timeout_seconds: Some(5),
+                ..job_create()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(created);
+    assert_ne!(custom.id, job.id);
+    assert_eq!(custom.size, Size::XL);
+    assert_eq!(custom.timeout_seconds, 5);
+
+    match store.create_job("nope", &job_create()).await {
+        Err(StoreError::AppNotFound(name)) => assert_eq!(name, "nope"),
+        other => panic!("expected AppNotFound, got {other:?}"),
+    }
+    match store.get_job("nope").await {
+        Err(StoreError::JobNotFound(id)) => assert_eq!(id, "nope"),
+        other => panic!("expected JobNotFound, got {other:?}"),
+    }
+}
+
+async fn jobs_idempotency_key_returns_the_first_job(store: Store) {
+    create_app(&store, "web").await;
+    create_app(&store, "api").await;
+    let keyed = JobCreate {
+        idempotency_key: Some("key-1".to_owned()),
+        ..job_create()
+    };
+    let (first, created) = store.create_job("web", &keyed).await.unwrap();
+    assert!(created);
+    let (again, created) = store
+        .create_job(
+            "web",
+            &JobCreate {
+                command: vec!["something".to_owned(), "else".to_owned()],
+                ..keyed.clone()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!created, "a repeated key creates nothing");
+    assert_eq!(again, first, "a repeated key returns the first job");
+
+    let (other_key, created) = store
+        .create_job(
+            "web",
+            &JobCreate {
+                idempotency_key: Some("key-2".to_owned()),
+                ..job_create()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(created);
+    assert_ne!(other_key.id, first.id);
+    let (other_app, created) = store.create_job("api", &keyed).await.unwrap();
+    assert!(created, "keys are per app");
+    assert_ne!(other_app.id, first.id);
+    // Jobs without a key never collide.
+    create_job(&store, "web").await;
+    create_job(&store, "web").await;
+    assert_eq!(store.list_jobs("web", None, 100).await.unwrap().len(), 4);
+}
+
+async fn jobs_concurrent_idempotency_key_makes_one_row(store: Store) {
+    create_app(&store, "web").await;
+    let requests: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .create_job(
+                        "web",
+                        &JobCreate {
+                            idempotency_key: Some("same".to_owned()),
+                            ..job_create()
+                        },
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut ids = HashSet::new();
+    let mut created = 0;
+    for request in requests {
+        let (job, was_created) = request.await.unwrap().expect("create_job");
+        ids.insert(job.id);
+        created += usize::from(was_created);
+    }
+    assert_eq!(ids.len(), 1, "every request got the same job");
+    assert_eq!(created, 1, "exactly one request created it");
+    assert_eq!(store.list_jobs("web", None, 100).await.unwrap().len(), 1);
+}
+
+async fn jobs_list_newest_first_by_state_with_limit(store: Store) {
+    create_app(&store, "web").await;
+    create_app(&store, "api").await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(create_job(&store, "web").await.id);
+    }
+    create_job(&store, "api").await;
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+
+    let listed: Vec<String> = store
+        .list_jobs("web", None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(listed, newest_first);
+    let limited: Vec<String> = store
+        .list_jobs("web", None, 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(limited, newest_first[..2]);
+
+    claim(&store, &ids[1], "w1", LEASE).await;
+    let starting: Vec<String> = store
+        .list_jobs("web", Some(JobState::Starting), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(starting, [ids[1].clone()]);
+    let queued: Vec<String> = store
+        .list_jobs("web", Some(JobState::Queued), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(
+        queued,
+        [ids[3].clone(), ids[2].clone(), ids[0].clone()],
+        "queued jobs, newest first"
+    );
+    assert!(
+        store
+            .list_jobs("web", Some(JobState::Failed), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.list_jobs("nope", None, 100).await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Leases
+// ---------------------------------------------------------------------------
+
+async fn claim_starts_a_queued_job_once(store: Store) {
+    create_app(&store, "web").await;
+    let queued = create_job(&store, "web").await;
+    let claimed = claim(&store, &queued.id, "worker-1", LEASE).await;
+    assert_eq!(
+        claimed.fence,
+        Fence {
+            job_id: queued.id.clone(),
+            attempt: 1,
+            worker_id: "worker-1".to_owned(),
+        }
+    );
+    assert_eq!(claimed.image, "alpine:3.20");
+    assert_eq!(
+        claimed.env,
+        env(&[
+            ("APP_ONLY", "app"),
+            ("JOB_ONLY", "job"),
+            ("SHARED", "from-job"),
+        ]),
+        "the app's env merged with the job's, the job's winning"
+    );
+    assert_eq!(claimed.size, Size::M);
+    assert_eq!(claimed.timeout, Duration::from_secs(3600));
+    assert_eq!(claimed.job.state, JobState::Starting);
+    assert_eq!(claimed.job.attempt, 1);
+    assert_eq!(claimed.job.worker_id.as_deref(), Some("worker-1"));
+    assert_eq!(
+        claimed.job.env, queued.env,
+        "the job keeps its own overrides"
+    );
+
+    let stored = job(&store, &queued.id).await;
+    assert_eq!(stored.state, JobState::Starting);
+    assert_eq!(stored.attempt, 1);
+    assert_eq!(stored.worker_id.as_deref(), Some("worker-1"));
+    assert_eq!(stored.started_at, None);
+
+    assert!(
+        store
+            .claim(&queued.id, "worker-2", LEASE)
+            .await
+            .unwrap()
+            .is_none(),
+        "a second claim of the same job finds it taken"
+    );
+    assert!(
+        store
+            .claim(&queued.id, "worker-1", LEASE)
+            .await
+            .unwrap()
+            .is_none(),
+        "even by the same worker"
+    );
+    assert!(
+        store
+            .claim("nope", "worker-1", LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(job(&store, &queued.id).await.attempt, 1);
+}
+
+async fn claim_concurrent_claims_one_winner(store: Store) {
+    create_app(&store, "web").await;
+    let queued = create_job(&store, "web").await;
+    let claims: Vec<_> = (0..6)
+        .map(|i| {
+            let store = store.clone();
+            let id = queued.id.clone();
+            tokio::spawn(async move { store.claim(&id, &format!("w{i}"), LEASE).await })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for claim in claims {
+        if let Some(claimed) = claim.await.unwrap().expect("claim") {
+            winners.push(claimed.fence);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one claim wins: {winners:?}");
+    let stored = job(&store, &queued.id).await;
+    assert_eq!(stored.attempt, 1);
+    assert_eq!(
+        stored.worker_id.as_deref(),
+        Some(winners[0].worker_id.as_str())
+    );
+}
+
+async fn mark_running_and_heartbeat(store: Store) {
+    create_app(&store, "web").await;
+    let queued = create_job(&store, "web").await;
+    let claimed = claim(&store, &queued.id, "w1", LEASE).await;
+    assert_eq!(
+        store.heartbeat(&claimed.fence, LEASE).await.unwrap(),
+        Heartbeat::Renewed {
+            cancel_requested: false
+        },
+        "a starting job heartbeats too"
+    );
+    assert!(store.mark_running(&claimed.fence).await.unwrap());
+    let running = job(&store, &queued.id).await;
+    assert_eq!(running.state, JobState::Running);
+    assert!(running.started_at.is_some());
+    assert!(running.started_at.unwrap() >= running.created_at);
+    assert!(
+        !store.mark_running(&claimed.fence).await.unwrap(),
+        "running is reached once"
+    );
+    assert_eq!(
+        store.heartbeat(&claimed.fence, LEASE).await.unwrap(),
+        Heartbeat::Renewed {
+            cancel_requested: false
+        }
+    );
+    // A heartbeat renews the lease: a tiny lease renewed to a long one is
+    // not reaped.
+    assert_eq!(
+        store.heartbeat(&claimed.fence, TINY_LEASE).await.unwrap(),
+        Heartbeat::Renewed {
+            cancel_requested: false
+        }
+    );
+    assert_eq!(
+        store.heartbeat(&claimed.fence, LEASE).await.unwrap(),
+        Heartbeat::Renewed {
+            cancel_requested: false
+        }
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let report = store.reap_expired_leases().await.unwrap();
+    assert!(
+        report.lost.is_empty() && report.requeued.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(job(&store, &queued.id).await.state, JobState::Running);
+}
+
+async fn stale_fences_change_nothing(store: Store) {
+    create_app(&store, "web").await;
+    let queued = create_job(&store, "web").await;
+    let claimed = claim(&store, &queued.id, "w1", LEASE).await;
+    let wrong_attempt = Fence {
+        attempt: claimed.fence.attempt + 1,
+        ..claimed.fence.clone()
+    };
+    let wrong_worker = Fence {
+        worker_id: "w2".to_owned(),
+        ..claimed.fence.clone()
+    };
+    let wrong_job = Fence {
+        job_id: "nope".to_owned(),
+        ..claimed.fence.clone()
+    };
+    for stale in [&wrong_attempt, &wrong_worker, &wrong_job] {
+        assert!(!store.mark_running(stale).await.unwrap(), "{stale:?}");
+        assert_eq!(
+            store.heartbeat(stale, LEASE).await.unwrap(),
+            Heartbeat::Lost,
+            "{stale:?}"
+        );
+        assert!(
+            !store
+                .finish(stale, JobState::Failed, Some(1), Some("stale"))
+                .await
+                .unwrap(),
+            "{stale:?}"
+        );
+        assert!(!store.requeue_unstarted(stale).await.unwrap(), "{stale:?}");
+    }
+    let unchanged = job(&store, &queued.id).await;
+    assert_eq!(unchanged.state, JobState::Starting);
+    assert_eq!(unchanged.exit_code, None);
+    assert_eq!(unchanged.reason, None);
+    assert_eq!(unchanged.worker_id.as_deref(), Some("w1"));
+
+    assert!(store.mark_running(&claimed.fence).await.unwrap());
+    for stale in [&wrong_attempt, &wrong_worker] {
+        assert_eq!(
+            store.heartbeat(stale, LEASE).await.unwrap(),
+            Heartbeat::Lost
+        );
+        assert!(
+            !store
+                .finish(stale, JobState::Failed, Some(1), None)
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(job(&store, &queued.id).await.state, JobState::Running);
+
+    // An earlier attempt's fence is stale once the job was claimed again.
+    let second = create_job(&store, "web").await;
+    let first_attempt = claim(&store, &second.id, "w1", LEASE).await.fence;
+    assert!(store.requeue_unstarted(&first_attempt).await.unwrap());
+    let second_attempt = claim(&store, &second.id, "w1", LEASE).await.fence;
+    assert_eq!(second_attempt.attempt, 2);
+    assert!(!store.mark_running(&first_attempt).await.unwrap());
+    assert_eq!(
+        store.heartbeat(&first_attempt, LEASE).await.unwrap(),
+        Heartbeat::Lost
+    );
+    assert!(
+        !store
+            .finish(&first_attempt, JobState::Failed, Some(1), None)
+            .await
+            .unwrap()
+    );
+    assert!(store.mark_running(&second_attempt).await.unwrap());
+}
+
+async fn finish_writes_once(store: Store) {
+    create_app(&store, "web").await;
+    let queued = create_job(&store, "web").await;
+    let claimed = claim(&store, &queued.id, "w1", LEASE).await;
+    assert!(store.mark_running(&claimed.fence).await.unwrap());
+    assert!(
+        store
+            .finish(&claimed.fence, JobState::Failed, Some(3), Some("exited 3"))
+            .await
+            .unwrap()
+    );
+    let ended = job(&store, &queued.id).await;
+    assert_eq!(ended.state, JobState::Failed);
+    assert_eq!(ended.exit_code, Some(3));
+    assert_eq!(ended.reason.as_deref(), Some("exited 3"));
+    assert!(ended.finished_at.is_some());
+    assert!(ended.finished_at >= ended.started_at);
+
+    assert!(
+        !store
+            .finish(&claimed.fence, JobState::Succeeded, Some(0), None)
+            .await
+            .unwrap(),
+        "a second finish is refused"
+    );
+    assert_eq!(job(&store, &queued.id).await, ended, "and writes nothing");
+    assert_eq!(
+        store.heartbeat(&claimed.fence, LEASE).await.unwrap(),
+        Heartbeat::Lost
+    );
+    assert!(!store.mark_running(&claimed.fence).await.unwrap());
+
+    // A job may end from `starting` (the container never started).
+    let other = create_job(&store, "web").await;
+    let fence = claim(&store, &other.id, "w1", LEASE).await.fence;
+    assert!(
+        store
+            .finish(&fence, JobState::Failed, None, Some("image not found"))
+            .await
+            .unwrap()
+    );
+    let failed = job(&store, &other.id).await;
+    assert_eq!(failed.state, JobState::Failed);
+    assert_eq!(failed.exit_code, None);
+    assert_eq!(failed.started_at, None);
+}
+
+async fn cancel_queued_job(store: Store) {
+    create_app(&store, "web").await;
+    let queued = create_job(&store, "web").await;
+    let canceled = match store.cancel_job(&queued.id).await.unwrap() {
+        CancelOutcome::CanceledWhileQueued(job) => job,
+        other => panic!("expected CanceledWhileQueued, got {other:?}"),
+    };
+    assert_eq!(canceled.state, JobState::Canceled);
+    assert_eq!(canceled.reason.as_deref(), Some("canceled while queued"));
+    assert!(canceled.cancel_requested);
+    assert!(canceled.finished_at.is_some());
+    assert_eq!(job(&store, &queued.id).await, canceled);
+    assert!(
+        store
+            .claim(&queued.id, "w1", LEASE)
+            .await
+            .unwrap()
+            .is_none(),
+        "a canceled job is never claimed"
+    );
+    match store.cancel_job(&queued.id).await.unwrap() {
+        CancelOutcome::AlreadyEnded(job) => assert_eq!(job, canceled),
+        other => panic!("expected AlreadyEnded, got {other:?}"),
+    }
+    assert!(matches!(
+        store.cancel_job("nope").await,
+        Err(StoreError::JobNotFound(_))
+    ));
+}
+
+async fn cancel_running_job(store: Store) {
+    create_app(&store, "web").await;
+    let queued = create_job(&store, "web").await;
+    let claimed = claim(&store, &queued.id, "w1", LEASE).await;
+
+    // Asked while starting: the worker may not hand it back to the queue.
+    match store.cancel_job(&queued.id).await.unwrap() {
+        CancelOutcome::StopRequested(job) => {
+            assert_eq!(job.state, JobState::Starting);
+            assert!(job.cancel_requested);
+        }
+        other => panic!("expected StopRequested, got {other:?}"),
+    }
+    assert!(!store.requeue_unstarted(&claimed.fence).await.unwrap());
+    assert!(store.mark_running(&claimed.fence).await.unwrap());
+    assert_eq!(
+        store.heartbeat(&claimed.fence, LEASE).await.unwrap(),
+        Heartbeat::Renewed {
+            cancel_requested: true
+        }
+    );
+    // Asking again changes nothing.
+    match store.cancel_job(&queued.id).await.unwrap() {
+        CancelOutcome::StopRequested(job) => {
+            assert_eq!(job.state, JobState::Running);
+            assert!(job.cancel_requested);
+        }
+        other => panic!("expected StopRequested, got {other:?}"),
+    }
+    assert!(
+        store
+            .finish(
+                &claimed.fence,
+                JobState::Canceled,
+                Some(137),
+                Some("canceled")
+            )
+            .await
+            .unwrap()
+    );
+    let ended = job(&store, &queued.id).await;
+    assert_eq!(ended.state, JobState::Canceled);
+    assert_eq!(ended.exit_code, Some(137));
+    assert!(matches!(
+        store.cancel_job(&queued.id).await.unwrap(),
+        CancelOutcome::AlreadyEnded(_)
+    ));
+}
+
+async fn requeue_unstarted_job(store: Store) {
+    create_app(&store, "web").await;
+    let queued = create_job(&store, "web").await;
+    store.mark_published(&queued.id).await.unwrap();
+    let first = claim(&store, &queued.id, "w1", LEASE).await.fence;
+    assert!(store.requeue_unstarted(&first).await.unwrap());
+    let requeued = job(&store, &queued.id).await;
+    assert_eq!(requeued.state, JobState::Queued);
+    assert_eq!(requeued.worker_id, None);
+    assert_eq!(requeued.attempt, 1, "the attempt is spent");
+    eventually("the re-queued job is unpublished", || async {
+        let ids = store.unpublished_jobs(Duration::ZERO, 100).await.unwrap();
+        ids.contains(&queued.id).then_some(())
+    })
+    .await;
+    assert!(!store.requeue_unstarted(&first).await.unwrap(), "once only");
+
+    let second = claim(&store, &queued.id, "w2", LEASE).await.fence;
+    assert_eq!(second.attempt, 2);
+    assert!(store.mark_running(&second).await.unwrap());
+    assert!(
+        !store.requeue_unstarted(&second).await.unwrap(),
+        "a running job is never re-queued"
+    );
+    assert_eq!(job(&store, &queued.id).await.state, JobState::Running);
+}
+
+async fn jobs_held_by_worker(store: Store) {
+    store
+        .create_app(&AppCreate {
+            name: "web".to_owned(),
+            image: "alpine".to_owned(),
+            env: BTreeMap::new(),
+            size: None,
+            timeout_seconds: Some(600),
+        })
+        .await
+        .unwrap();
+    let a = create_job(&store, "web").await;
+    let b = create_job(&store, "web").await;
+    let c = create_job(&store, "web").await;
+    let d = create_job(&store, "web").await;
+    let fence_a = claim(&store, &a.id, "w1", LEASE).await.fence;
+    let fence_b = claim(&store, &b.id, "w1", LEASE).await.fence;
+    claim(&store, &c.id, "w2", LEASE).await;
+    let fence_d = claim(&store, &d.id, "w1", LEASE).await.fence;
+    assert!(store.mark_running(&fence_b).await.unwrap());
+    assert!(store.mark_running(&fence_d).await.unwrap());
+    assert!(
+        store
+            .finish(&fence_d, JobState::Succeeded, Some(0), None)
+            .await
+            .unwrap()
+    );
+
+    let mut held = store.jobs_held_by("w1").await.unwrap();
+    held.sort_by(|x, y| x.fence.job_id.cmp(&y.fence.job_id));
+    let mut expected = vec![(fence_a.clone(), false), (fence_b.clone(), true)];
+    expected.sort_by(|x, y| x.0.job_id.cmp(&y.0.job_id));
+    assert_eq!(
+        held.iter()
+            .map(|h| (h.fence.clone(), h.running))
+            .collect::<Vec<_>>(),
+        expected
+    );
+    for h in &held {
+        let full = Duration::from_secs(600);
+        assert!(h.timeout_left <= full, "{h:?}");
+        assert!(h.timeout_left > full - Duration::from_secs(60), "{h:?}");
+        if !h.running {
+            assert_eq!(h.timeout_left, full, "a job that never ran has all of it");
+        }
+    }
+    assert_eq!(store.jobs_held_by("w2").await.unwrap().len(), 1);
+    assert!(store.jobs_held_by("w3").await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Logs
+// ---------------------------------------------------------------------------
+
+async fn logs_append_ignores_replays(store: Store) {
+    create_app(&store, "web").await;
+    let queued = create_job(&store, "web").await;
+    assert_eq!(store.last_log_seq(&queued.id).await.unwrap(), 0);
+    assert!(
+        store
+            .logs_after(&queued.id, 0, 100, 1 << 20)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.append_logs(&queued.id, &[]).await.unwrap();
+
+    let time = Utc::now();
+    let first = vec![
+        NewChunk {
+            seq: 1,
+            stream: LogStream::Stdout,
+            time,
+            data: b"one\n".to_vec(),
+        },
+        NewChunk {
+            seq: 2,
+            stream: LogStream::Stderr,
+            time,
+            data: b"two\n".to_vec(),
+        },
+    ];
+    store.append_logs(&queued.id, &first).await.unwrap();
+    // A retried batch that overlaps: the stored chunks stay as they were.
+    let replay = vec![
+        NewChunk {
+            data: b"CHANGED".to_vec(),
+            ..first[1].clone()
+        },
+        NewChunk {
+            seq: 3,
+            stream: LogStream::Stdout,
+            time,
+            data: b"three\n".to_vec(),
+        },
+    ];
+    store.append_logs(&queued.id, &replay).await.unwrap();
+    store.append_logs(&queued.id, &replay).await.unwrap();
+    assert_eq!(store.last_log_seq(&queued.id).await.unwrap(), 3);
+
+    let chunks = store.logs_after(&queued.id, 0, 100, 1 << 20).await.unwrap();
+    let got: Vec<(i64, LogStream, Vec<u8>)> = chunks
+        .iter()
+        .map(|c| (c.seq, c.stream, c.bytes().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, LogStream::Stdout, b"one\n".to_vec()),
+            (2, LogStream::Stderr, b"two\n".to_vec()),
+            (3, LogStream::Stdout, b"three\n".to_vec()),
+        ]
+    );
+    for c in &chunks {
+        assert_eq!(c.time, time.trunc_subsecs(6), "times keep microseconds");
+    }
+
+    // Logs of one job are not another's.
+    let other = create_job(&store, "web").await;
+    assert_eq!(store.last_log_seq(&other.id).await.unwrap(), 0);
+    store
+        .append_logs(&other.id, &[chunk(7, b"x")])
+        .await
+        .unwrap();
+    assert_eq!(store.last_log_seq(&other.id).await.unwrap(), 7);
+    assert_eq!(store.last_log_seq(&queued.id).await.unwrap(), 3);
+}
+
+async fn logs_after_pages(store: Store) {
+    create_app(&store, "web").await;
+    let queued = create_job(&store, "web").await;
+    // Ten chunks of ten bytes each.
+    let chunks: Vec<NewChunk> = (1..=10)
+        .map(|seq| chunk(seq, format!("chunk {seq:02}\n").as_bytes()))
+        .collect();
+    assert!(chunks.iter().all(|c| c.data.len() == 9));
+    store.append_logs(&queued.id, &chunks[..6]).await.unwrap();
+    store.append_logs(&queued.id, &chunks[6..]).await.unwrap();
+
+    let seqs = |page: Vec<jobs_core::wire::LogChunk>| -> Vec<i64> {
+        page.into_iter().map(|c| c.seq).collect()
+    };
+    let all = store.logs_after(&queued.id, 0, 100, 1 << 20).await.unwrap();
+    assert_eq!(seqs(all), (1..=10).collect::<Vec<_>>());
+    assert_eq!(
+        seqs(store.logs_after(&queued.id, 4, 100, 1 << 20).await.unwrap()),
+        [5, 6, 7, 8, 9, 10],
+        "after is exclusive"
+    );
+    assert_eq!(
+        seqs(store.logs_after(&queued.id, 4, 3, 1 << 20).await.unwrap()),
+        [5, 6, 7],
+        "at most max_chunks"
+    );
+    // Chunks are taken while the bytes before them stay under max_bytes:
+    // 0, 9, 18 < 20, then 27 is not.
+    assert_eq!(
+        seqs(store.logs_after(&queued.id, 0, 100, 20).await.unwrap()),
+        [1, 2, 3],
+        "about max_bytes"
+    );
+    assert_eq!(
+        seqs(store.logs_after(&queued.id, 0, 100, 18).await.unwrap()),
+        [1, 2]
+    );
+    assert_eq!(
+        seqs(store.logs_after(&queued.id, 2, 100, 1).await.unwrap()),
+        [3],
+        "at least one chunk, however small max_bytes"
+    );
+    assert_eq!(
+        seqs(store.logs_after(&queued.id, 0, 2, 20).await.unwrap()),
+        [1, 2],
+        "the smaller limit wins"
+    );
+    assert!(
+        store
+            .logs_after(&queued.id, 10, 100, 1 << 20)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .logs_after("nope", 0, 100, 1 << 20)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A reader that pages with `after` gets every chunk exactly once.
+    let mut after = 0;
+    let mut read = Vec::new();
+    loop {
+        let page = store
+            .logs_after(&queued.id, after, 3, 1 << 20)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        read.extend(seqs(page));
+    }
+    assert_eq!(read, (1..=10).collect::<Vec<_>>());
+
+    // A chunk bigger than max_bytes still comes alone.
+    let big = create_job(&store, "web").await;
+    store
+        .append_logs(&big.id, &[chunk(1, &vec![b'a'; 70_000]), chunk(2, b"b")])
+        .await
+        .unwrap();
+    let page = store.logs_after(&big.id, 0, 100, 65_536).await.unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].bytes().unwrap().len(), 70_000);
+}
+
+async fn logs_binary_round_trip(store: Store) {
+    create_app(&store, "web").await;
+    let queued = create_job(&store, "web").await;
+    let binary: Vec<u8> = vec![0x00, 0xff, 0x00, 0x80, b'\n', 0xfe, 0x00];
+    let every_byte: Vec<u8> = (0..=255u8).collect();
+    store
+        .append_logs(
+            &queued.id,
+            &[chunk(1, &binary), chunk(2, &every_byte), chunk(3, b"")],
+        )
+        .await
+        .unwrap();
+    let page = store.logs_after(&queued.id, 0, 100, 1 << 20).await.unwrap();
+    assert_eq!(page.len(), 3);
+    assert_eq!(page[0].bytes().unwrap(), binary);
+    assert_eq!(page[1].bytes().unwrap(), every_byte);
+    assert_eq!(page[2].bytes().unwrap(), b"");
+}
+
+// ---------------------------------------------------------------------------
+// Reaper and outbox
+// ---------------------------------------------------------------------------
+
+/// Reaps until every job of `ids` was reported, for at most [`WAIT`]; the
+/// union of the reports.
+async fn reap_until(store: &Store, ids: &[&str]) -> jobs_store::ReapReport {
+    let mut total = jobs_store::ReapReport::default();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let report = store.reap_expired_leases().await.unwrap();
+        total.requeued.extend(report.requeued);
+        total.lost.extend(report.lost);
+        let seen = |id: &&str| {
+            total.requeued.iter().any(|r| r == id) || total.lost.iter().any(|l| l == id)
+        };
+        if ids.iter().all(seen) {
+            return total;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "leases of {ids:?} not reaped within {WAIT:?}: {total:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn reap_requeues_unstarted_and_loses_running(store: Store) {
+    create_app(&store, "web").await;
+    let starting = create_job(&store, "web").await;
+    let running = create_job(&store, "web").await;
+    let healthy = create_job(&store, "web").await;
+    store.mark_published(&starting.id).await.unwrap();
+    let starting_fence = claim(&store, &starting.id, "w1", TINY_LEASE).await.fence;
+    let running_fence = claim(&store, &running.id, "w1", TINY_LEASE).await.fence;
+    assert!(store.mark_running(&running_fence).await.unwrap());
+    let healthy_fence = claim(&store, &healthy.id, "w2", LEASE).await.fence;
+    assert!(store.mark_running(&healthy_fence).await.unwrap());
+
+    let report = reap_until(&store, &[&starting.id, &running.id]).await;
+    assert_eq!(report.requeued, vec![starting.id.clone()]);
+    assert_eq!(report.lost, vec![running.id.clone()]);
+
+    let requeued = job(&store, &starting.id).await;
+    assert_eq!(requeued.state, JobState::Queued);
+    assert_eq!(requeued.worker_id, None);
+    assert_eq!(requeued.attempt, 1);
+    assert_eq!(requeued.finished_at, None);
+    eventually("the re-queued job awaits a new wake-up", || async {
+        let ids = store.unpublished_jobs(Duration::ZERO, 100).await.unwrap();
+        ids.contains(&starting.id).then_some(())
+    })
+    .await;
+
+    let lost = job(&store, &running.id).await;
+    assert_eq!(lost.state, JobState::Lost);
+    assert_eq!(lost.reason.as_deref(), Some("worker lost"));
+    assert!(lost.finished_at.is_some());
+
+    assert_eq!(job(&store, &healthy.id).await.state, JobState::Running);
+
+    // The old workers' fences no longer hold.
+    assert_eq!(
+        store.heartbeat(&running_fence, LEASE).await.unwrap(),
+        Heartbeat::Lost
+    );
+    assert!(
+        !store
+            .finish(&running_fence, JobState::Succeeded, Some(0), None)
+            .await
+            .unwrap()
+    );
+    assert!(!store.mark_running(&starting_fence).await.unwrap());
+    assert_eq!(job(&store, &running.id).await, lost);
+
+    // A pass with nothing expired does nothing.
+    let report = store.reap_expired_leases().await.unwrap();
+    assert!(
+        report.requeued.is_empty() && report.lost.is_empty(),
+        "{report:?}"
+    );
+}
+
+async fn reap_out_of_attempts_and_canceled(store: Store) {
+    create_app(&store, "web").await;
+    let flaky = create_job(&store, "web").await;
+    // Three attempts die before the container starts: the first two go back
+    // to the queue, the last is lost.
+    for attempt in 1..=3 {
+        let fence = claim(&store, &flaky.id, "w1", TINY_LEASE).await.fence;
+        assert_eq!(fence.attempt, attempt);
+        let report = reap_until(&store, &[&flaky.id]).await;
+        if attempt < 3 {
+            assert_eq!(report.requeued, vec![flaky.id.clone()], "attempt {attempt}");
+        } else {
+            assert_eq!(report.lost, vec![flaky.id.clone()], "attempt {attempt}");
+        }
+    }
+    let lost = job(&store, &flaky.id).await;
+    assert_eq!(lost.state, JobState::Lost);
+    assert_eq!(lost.attempt, 3);
+    assert_eq!(lost.reason.as_deref(), Some("worker lost"));
+    assert!(store.claim(&flaky.id, "w1", LEASE).await.unwrap().is_none());
+
+    // A cancel was asked of a starting job whose worker then died: it is
+    // canceled, not re-queued.
+    let canceled = create_job(&store, "web").await;
+    claim(&store, &canceled.id, "w1", TINY_LEASE).await;
+    assert!(matches!(
+        store.cancel_job(&canceled.id).await.unwrap(),
+        CancelOutcome::StopRequested(_)
+    ));
+    let report = reap_until(&store, &[&canceled.id]).await;
+    assert_eq!(report.lost, vec![canceled.id.clone()]);
+    let ended = job(&store, &canceled.id).await;
+    assert_eq!(ended.state, JobState::Canceled);
+    assert_eq!(ended.reason.as_deref(), Some("worker lost"));
+
+    // The same for a running one.
+    let running = create_job(&store, "web").await;
+    let fence = claim(&store, &running.id, "w1", TINY_LEASE).await.fence;
+    assert!(store.mark_running(&fence).await.unwrap());
+    store.cancel_job(&running.id).await.unwrap();
+    reap_until(&store, &[&running.id]).await;
+    assert_eq!(job(&store, &running.id).await.state, JobState::Canceled);
+}
+
+async fn outbox_unpublished_mark_and_forget(store: Store) {
+    create_app(&store, "web").await;
+    let a = create_job(&store, "web").await;
+    let b = create_job(&store, "web").await;
+    let c = create_job(&store, "web").await;
+    let all = eventually("new jobs are unpublished", || async {
+        let ids = store.unpublished_jobs(Duration::ZERO, 100).await.unwrap();
+        (ids.len() == 3).then_some(ids)
+    })
+    .await;
+    assert_eq!(
+        all,
+        [a.id.clone(), b.id.clone(), c.id.clone()],
+        "oldest first"
+    );
+    assert_eq!(
+        store.unpublished_jobs(Duration::ZERO, 2).await.unwrap(),
+        [a.id.clone(), b.id.clone()]
+    );
+    assert!(
+        store
+            .unpublished_jobs(Duration::from_secs(3600), 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "younger than older_than"
+    );
+
+    store.mark_published(&a.id).await.unwrap();
+    store.mark_published(&a.id).await.unwrap();
+    store.mark_published("nope").await.unwrap();
+    assert_eq!(
+        store.unpublished_jobs(Duration::ZERO, 100).await.unwrap(),
+        [b.id.clone(), c.id.clone()]
+    );
+
+    // Only queued jobs are relayed.
+    claim(&store, &c.id, "w1", LEASE).await;
+    assert_eq!(
+        store.unpublished_jobs(Duration::ZERO, 100).await.unwrap(),
+        vec![b.id.clone()]
+    );
+
+    // Forgetting publications makes every queued job unpublished again.
+    assert_eq!(store.forget_publications().await.unwrap(), 2);
+    assert_eq!(
+        store.unpublished_jobs(Duration::ZERO, 100).await.unwrap(),
+        [a.id.clone(), b.id.clone()]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Notifications and health
+// ---------------------------------------------------------------------------
+
+async fn notifications_carry_job_ids(store: Store) {
+    create_app(&store, "web").await;
+    let events = store.notifications(JOB_EVENTS_CHANNEL).await.unwrap();
+    let cancels = store.notifications(JOB_CANCEL_CHANNEL).await.unwrap();
+    let mut events = events.subscribe();
+    let mut cancels = cancels.subscribe();
+
+    let queued = create_job(&store, "web").await;
+    store
+        .append_logs(&queued.id, &[chunk(1, b"hi")])
+        .await
+        .unwrap();
+    expect_wake_up(&mut events, &queued.id, "append_logs").await;
+    let fence = claim(&store, &queued.id, "w1", LEASE).await.fence;
+    expect_wake_up(&mut events, &queued.id, "claim").await;
+    assert!(store.mark_running(&fence).await.unwrap());
+    expect_wake_up(&mut events, &queued.id, "mark_running").await;
+    assert!(matches!(
+        store.cancel_job(&queued.id).await.unwrap(),
+        CancelOutcome::StopRequested(_)
+    ));
+    expect_wake_up(&mut cancels, &queued.id, "cancel of a running job").await;
+    assert!(
+        store
+            .finish(&fence, JobState::Canceled, Some(143), None)
+            .await
+            .unwrap()
+    );
+    expect_wake_up(&mut events, &queued.id, "finish").await;
+
+    let other = create_job(&store, "web").await;
+    assert!(matches!(
+        store.cancel_job(&other.id).await.unwrap(),
+        CancelOutcome::CanceledWhileQueued(_)
+    ));
+    expect_wake_up(&mut events, &other.id, "cancel of a queued job").await;
+
+    let third = create_job(&store, "web").await;
+    let fence = claim(&store, &third.id, "w1", LEASE).await.fence;
+    assert!(store.requeue_unstarted(&fence).await.unwrap());
+    expect_wake_up(&mut events, &third.id, "requeue_unstarted").await;
+    claim(&store, &third.id, "w1", TINY_LEASE).await;
+    reap_until(&store, &[&third.id]).await;
+    expect_wake_up(&mut events, &third.id, "reap_expired_leases").await;
+
+    // Subscribers of one notifications handle each get every wake-up.
+    let handle = store.notifications(JOB_EVENTS_CHANNEL).await.unwrap();
+    let mut first = handle.subscribe();
+    let mut second = handle.subscribe();
+    store
+        .append_logs(&third.id, &[chunk(1, b"x")])
+        .await
+        .unwrap();
+    expect_wake_up(&mut first, &third.id, "first subscriber").await;
+    expect_wake_up(&mut second, &third.id, "second subscriber").await;
+}
+
+async fn ping_answers(store: Store) {
+    store.ping().await.expect("ping");
+}
+
+// ---------------------------------------------------------------------------
+// SQLite only: how `Store::connect` opens files.
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn sqlite_urls_create_the_file_and_keep_data() {
+    let dir = std::env::temp_dir().join(format!(
+        "jobs-store-contract-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let file = dir.join("nested").join("jobs.db");
+    let urls = [
+        format!("sqlite://{}", file.display()),
+        format!("sqlite:{}?mode=rwc", file.display()),
+    ];
+    {
+        let store = Store::connect(&urls[0])
+            .await
+            .expect("connect creates the file");
+        assert!(matches!(store, Store::Sqlite(_)));
+        assert!(file.exists());
+        create_app(&store, "web").await;
+        if let Store::Sqlite(sqlite) = &store {
+            sqlite.pool().close().await;
+        }
+    }
+    {
+        // Opened again (migrations already applied), with the other spelling.
+        let store = Store::connect(&urls[1]).await.expect("reopen");
+        assert_eq!(store.get_app("web").await.unwrap().name, "web");
+        if let Store::Sqlite(sqlite) = &store {
+            let (mode,): (String,) = sqlx::query_as("pragma journal_mode")
+                .fetch_one(sqlite.pool())
+                .await
+                .unwrap();
+            assert_eq!(mode, "wal");
+            let (fk,): (i64,) = sqlx::query_as("pragma foreign_keys")
+                .fetch_one(sqlite.pool())
+                .await
+                .unwrap();
+            assert_eq!(fk, 1);
+            sqlite.pool().close().await;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
