@@ -10,16 +10,25 @@ and queue, then measures:
   reach PostgreSQL (bytes stored / time from `running` to the end) and the
   worker's peak RSS (VmHWM).
 
-Usage: python3 bench/run.py [--runs 20] [--megabytes 200]
+With --dev, the same against `jobs dev` (one process, SQLite, in-process
+queue) on a fresh data dir, plus its start-up time: from spawn to its ready
+line `listening on ADDR`, first on the fresh data dir, then restarts on it.
+Throughput is then what reaches SQLite, checked by reading the logs back,
+and the peak RSS is the whole `jobs dev` process's.
+
+Usage: python3 bench/run.py [--dev] [--runs 20] [--megabytes 200] [--starts 10]
 Needs: deploy/setup.sh done, `cargo build --release --bins`.
 """
 
 import argparse
 import os
+import json
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 
@@ -54,12 +63,50 @@ def timed(cmd, env):
     return elapsed
 
 
+def measure_overhead(jobs, env, runs):
+    # Warm both paths once so that neither pays a cold cache.
+    timed([jobs, "run", "--", "true"], env)
+    timed(["docker", "run", "--rm", IMAGE, "true"], env)
+
+    ours, docker = [], []
+    for _ in range(runs):
+        ours.append(timed([jobs, "run", "--", "true"], env))
+        docker.append(timed(["docker", "run", "--rm", IMAGE, "true"], env))
+    m_ours, m_docker = statistics.median(ours), statistics.median(docker)
+    print(f"overhead: runs={runs} each, interleaved")
+    print(f"  jobs run -- true           median {m_ours*1000:.0f} ms  (min {min(ours)*1000:.0f}, max {max(ours)*1000:.0f})")
+    print(f"  docker run --rm IMAGE true median {m_docker*1000:.0f} ms  (min {min(docker)*1000:.0f}, max {max(docker)*1000:.0f})")
+    print(f"  ratio of medians: {m_ours/m_docker:.2f}x")
+
+
+def start_log_job(jobs, env, megabytes):
+    size = megabytes * 1000 * 1000
+    cmd = f"yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ | head -c {size}"
+    job_id = subprocess.run([jobs, "run", "-d", "--", cmd], env=env, check=True, capture_output=True, text=True).stdout.strip()
+    subprocess.run([jobs, "wait", job_id], env=env, check=True)
+    return job_id, size
+
+
+def peak_rss_mib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        hwm = next(l for l in status if l.startswith("VmHWM")).split()[1]
+    return int(hwm) / 1024
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--megabytes", type=int, default=200)
+    parser.add_argument("--dev", action="store_true", help="measure `jobs dev` instead of jobs-api + jobs-worker")
+    parser.add_argument("--starts", type=int, default=10, help="with --dev: how many restarts to time")
     args = parser.parse_args()
+    if args.dev:
+        dev_main(args)
+    else:
+        servers_main(args)
 
+
+def servers_main(args):
     db = "jobs_bench_" + uuid.uuid4().hex[:12]
     psql("postgres", f"create database {db}")
     token = secrets.token_hex(32)
@@ -81,30 +128,13 @@ def main():
     jobs = os.path.join(BIN, "jobs")
     try:
         subprocess.run([jobs, "apps", "create", "bench", "--image", IMAGE], env=env, check=True, capture_output=True)
-        # Warm both paths once so that neither pays a cold cache.
-        timed([jobs, "run", "--", "true"], env)
-        timed(["docker", "run", "--rm", IMAGE, "true"], env)
+        measure_overhead(jobs, env, args.runs)
 
-        ours, docker = [], []
-        for _ in range(args.runs):
-            ours.append(timed([jobs, "run", "--", "true"], env))
-            docker.append(timed(["docker", "run", "--rm", IMAGE, "true"], env))
-        m_ours, m_docker = statistics.median(ours), statistics.median(docker)
-        print(f"overhead: runs={args.runs} each, interleaved")
-        print(f"  jobs run -- true           median {m_ours*1000:.0f} ms  (min {min(ours)*1000:.0f}, max {max(ours)*1000:.0f})")
-        print(f"  docker run --rm IMAGE true median {m_docker*1000:.0f} ms  (min {min(docker)*1000:.0f}, max {max(docker)*1000:.0f})")
-        print(f"  ratio of medians: {m_ours/m_docker:.2f}x")
-
-        size = args.megabytes * 1000 * 1000
-        cmd = f"yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ | head -c {size}"
-        job_id = subprocess.run([jobs, "run", "-d", "--", cmd], env=env, check=True, capture_output=True, text=True).stdout.strip()
-        subprocess.run([jobs, "wait", job_id], env=env, check=True)
+        job_id, size = start_log_job(jobs, env, args.megabytes)
         stored = int(psql(db, f"select sum(octet_length(data)) from job_logs where job_id = '{job_id}'"))
         seconds = float(psql(db, f"select extract(epoch from finished_at - started_at) from jobs where id = '{job_id}'"))
-        with open(f"/proc/{worker.pid}/status") as status:
-            hwm = next(l for l in status if l.startswith("VmHWM")).split()[1]
         print(f"log throughput: {stored} bytes stored in {seconds:.2f} s = {stored/seconds/1e6:.1f} MB/s")
-        print(f"  worker peak RSS (VmHWM): {int(hwm)/1024:.1f} MiB")
+        print(f"  worker peak RSS (VmHWM): {peak_rss_mib(worker.pid):.1f} MiB")
         assert stored == size, f"stored {stored} bytes, expected {size}"
     finally:
         worker.terminate()
@@ -112,6 +142,79 @@ def main():
         worker.wait()
         api.wait()
         psql("postgres", f"drop database {db} with (force)")
+
+
+def start_dev(jobs, env, data_dir):
+    """Starts `jobs dev` and returns it with the seconds from spawn to its ready line."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [jobs, "dev", "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--slots", "4"],
+        env=env, stdout=subprocess.PIPE, stderr=open("/tmp/bench-jobs-dev.log", "a"), text=True,
+    )
+    line = proc.stdout.readline()
+    elapsed = time.perf_counter() - t0
+    if not line.startswith("listening on "):
+        sys.exit(f"jobs dev did not start: {line!r} (see /tmp/bench-jobs-dev.log)")
+    return proc, line.split()[-1], elapsed
+
+
+def stop_dev(proc):
+    proc.terminate()
+    proc.wait()
+
+
+def dev_main(args):
+    jobs = os.path.join(BIN, "jobs")
+    root = tempfile.mkdtemp(prefix="jobs-bench-dev-")
+    data_dir = os.path.join(root, "data")
+    # The environment of a machine with no setup: no JOBS_* variables, a
+    # home of its own. The CLI gets the address and the data dir only; its
+    # token comes from the file jobs dev writes.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBS_")}
+    env.update({"HOME": root, "XDG_DATA_HOME": os.path.join(root, "xdg"), "JOBS_DEV_DATA_DIR": data_dir})
+    env.pop("RUST_LOG", None)
+    open("/tmp/bench-jobs-dev.log", "w").close()
+    try:
+        proc, _, first = start_dev(jobs, env, data_dir)
+        stop_dev(proc)
+        restarts = []
+        for _ in range(args.starts):
+            proc, _, elapsed = start_dev(jobs, env, data_dir)
+            restarts.append(elapsed)
+            stop_dev(proc)
+        print("jobs dev start-up: spawn to the ready line `listening on ADDR`")
+        print(f"  first start, fresh data dir  {first*1000:.0f} ms")
+        print(f"  restart, runs={args.starts}           median {statistics.median(restarts)*1000:.0f} ms  (min {min(restarts)*1000:.0f}, max {max(restarts)*1000:.0f})")
+
+        proc, address, _ = start_dev(jobs, env, data_dir)
+        env["JOBS_API_URL"] = f"http://{address}"
+        try:
+            subprocess.run([jobs, "apps", "create", "bench", "--image", IMAGE], env=env, check=True, capture_output=True)
+            # No JOBS_APP: the only app of jobs dev is the one meant, as for a user.
+            measure_overhead(jobs, env, args.runs)
+
+            job_id, size = start_log_job(jobs, env, args.megabytes)
+            status = json.loads(subprocess.run([jobs, "status", job_id, "--json"], env=env, check=True, capture_output=True).stdout)
+            seconds = (parse_time(status["finished_at"]) - parse_time(status["started_at"]))
+            stored = len(subprocess.run([jobs, "logs", job_id], env=env, check=True, capture_output=True).stdout)
+            print(f"log throughput: {stored} bytes stored in {seconds:.2f} s = {stored/seconds/1e6:.1f} MB/s")
+            print(f"  jobs dev peak RSS (VmHWM): {peak_rss_mib(proc.pid):.1f} MiB")
+            print(f"  database file size: {dir_size(data_dir)/1e6:.0f} MB")
+            assert stored == size, f"stored {stored} bytes, expected {size}"
+        finally:
+            stop_dev(proc)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def parse_time(text):
+    """Seconds since the epoch of an RFC 3339 timestamp as the API writes it."""
+    from datetime import datetime
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def dir_size(path):
+    return sum(os.path.getsize(os.path.join(path, name)) for name in os.listdir(path))
 
 
 if __name__ == "__main__":

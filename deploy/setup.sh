@@ -35,8 +35,14 @@ wait_until() {
 
 [[ "$(id -u)" == 0 ]] || die "run me as root (I install packages and start services)"
 
+# `--docker-only`: just Docker and the test image, which is all `jobs dev`
+# needs (deploy/dev-quickstart.sh).
+docker_only=false
+[[ "${1:-}" == "--docker-only" ]] && docker_only=true
+
 # --- packages ---------------------------------------------------------------
-packages=(postgresql rabbitmq-server docker.io busybox-static)
+packages=(docker.io busybox-static)
+$docker_only || packages+=(postgresql rabbitmq-server)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
@@ -53,6 +59,7 @@ if ((${#missing[@]} > 0)); then
 fi
 command -v docker >/dev/null || die "no docker client on PATH after installing docker.io"
 
+if ! $docker_only; then
 # --- PostgreSQL -------------------------------------------------------------
 pg_version="${PG_VERSION:-$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)}"
 [[ -n "$pg_version" ]] || die "no PostgreSQL cluster under /etc/postgresql"
@@ -85,6 +92,8 @@ if ! rabbit_ping >/dev/null 2>&1; then
 fi
 wait_until "RabbitMQ AMQP port" 30 bash -c '</dev/tcp/127.0.0.1/5672' ||
     die "RabbitMQ does not listen on 127.0.0.1:5672"
+
+fi
 
 # --- Docker -----------------------------------------------------------------
 if ! docker info >/dev/null 2>&1; then

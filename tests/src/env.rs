@@ -288,6 +288,9 @@ impl TestEnv {
             .env("JOBS_API_URL", self.api_url())
             .env("JOBS_TOKEN", &self.admin_token)
             .env("JOBS_APP", DEMO_APP)
+            // The API is on loopback: a test that removes JOBS_TOKEN must not
+            // pick up the token of a `jobs dev` of this machine instead.
+            .env("JOBS_DEV_DATA_DIR", self.log_dir.join("no-jobs-dev"))
             .args(args);
         command
     }
@@ -714,7 +717,7 @@ pub fn job_id_from_detached_output(output: &CliOutput) -> String {
 
 /// The test's name: libtest names the test thread after the test; nextest
 /// also passes it as the first free argument.
-fn current_test_name() -> String {
+pub(crate) fn current_test_name() -> String {
     let from_thread = std::thread::current()
         .name()
         .filter(|name| *name != "main")

@@ -6,6 +6,8 @@
 //!   queue, worker id and admin token), torn down on drop;
 //! - [`cli`]: running the CLI with a deadline, in the foreground or the
 //!   background, and asserting on what it printed;
+//! - [`dev_env`]: [`DevEnv`], the real `jobs dev` on a throw-away home
+//!   directory, with the CLI set up as on a developer's machine;
 //! - [`docker`]: the containers a worker left behind and Docker's event log;
 //! - [`http`]: a minimal HTTP client for checks against the API itself;
 //! - [`poll`]: waiting for a condition with a deadline, the only way tests
@@ -17,6 +19,7 @@
 
 pub mod binaries;
 pub mod cli;
+pub mod dev_env;
 pub mod docker;
 pub mod env;
 pub mod expect;
@@ -24,6 +27,7 @@ pub mod http;
 pub mod poll;
 
 pub use cli::{BackgroundCli, CliOutput};
+pub use dev_env::DevEnv;
 pub use env::TestEnv;
 pub use expect::assert_bytes_eq;
 pub use poll::wait_until;

@@ -1,8 +1,8 @@
 //! The typed HTTP client of the API under `/v1`.
 //!
 //! One method per route of `jobs_core::wire`. Every request carries the
-//! bearer token when there is one; without one the request still goes out,
-//! so that the API's own 401 message reaches the user.
+//! bearer token when there is one; without one the request still goes out
+//! (the API may need none), and a 401 then says where a token comes from.
 
 use std::time::Duration;
 
@@ -22,6 +22,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an ordinary request may take in all. Log streams have no such
 /// limit: they stay open for as long as the job runs.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// The message for a 401 when no token was sent at all.
+const MISSING_TOKEN: &str = "missing API token: pass --token, set JOBS_TOKEN, \
+     or start `jobs dev` on this machine, which writes one for the CLI";
 /// How much of a non-JSON error body to quote back to the user.
 const QUOTED_BODY_MAX_CHARS: usize = 200;
 
@@ -210,9 +213,16 @@ impl ApiClient {
             return Ok(response);
         }
         let body = response.bytes().await.unwrap_or_default();
+        let message = if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
+            // The API only knows that no token came; the CLI knows every
+            // place it looked, including the `jobs dev` token file.
+            MISSING_TOKEN.to_owned()
+        } else {
+            api_error_message(status, &body)
+        };
         Err(CliError::Api {
             status: status.as_u16(),
-            message: api_error_message(status, &body),
+            message,
         })
     }
 

@@ -23,6 +23,8 @@ pub enum CliError {
     UnexpectedAnswer(String),
     /// Writing the job's output locally failed.
     LocalOutput(String),
+    /// `jobs dev` could not start, or one of its parts failed.
+    Dev(String),
 }
 
 impl CliError {
@@ -32,7 +34,8 @@ impl CliError {
             CliError::Api { .. }
             | CliError::Unreachable { .. }
             | CliError::UnexpectedAnswer(_)
-            | CliError::LocalOutput(_) => EXIT_PLATFORM,
+            | CliError::LocalOutput(_)
+            | CliError::Dev(_) => EXIT_PLATFORM,
         }
     }
 
@@ -54,6 +57,7 @@ impl CliError {
             CliError::Usage(err) => {
                 let _ = err.print();
             }
+            CliError::Dev(message) => eprintln!("jobs dev: {message}"),
             other => eprintln!("jobs: {other}"),
         }
     }
@@ -71,9 +75,9 @@ impl fmt::Display for CliError {
             CliError::Unreachable { api_url, cause } => {
                 write!(f, "cannot reach the API at {api_url}: {cause}")
             }
-            CliError::UnexpectedAnswer(message) | CliError::LocalOutput(message) => {
-                f.write_str(message)
-            }
+            CliError::UnexpectedAnswer(message)
+            | CliError::LocalOutput(message)
+            | CliError::Dev(message) => f.write_str(message),
         }
     }
 }

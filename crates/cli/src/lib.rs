@@ -12,7 +12,9 @@
 //! - [`detach`]: Ctrl-C leaves a followed job running;
 //! - [`job_end`]: the exit code and stderr line for an ended job;
 //! - [`output`]: everything printed, human or `--json`, and the job's bytes;
-//! - [`error`]: the CLI's own failures and their exit codes.
+//! - [`error`]: the CLI's own failures and their exit codes;
+//! - [`dev_data_dir`] and [`dev_token`]: the data directory of `jobs dev`
+//!   and its token file, which the CLI reads when no token is given.
 //!
 //! Exit codes: a followed job's own code (see `jobs_core::exit`), 2 for a
 //! wrong command line, 125 for the CLI's own failures, 130 after Ctrl-C.
@@ -22,6 +24,8 @@ pub mod backoff;
 pub mod client;
 pub mod commands;
 pub mod detach;
+pub mod dev_data_dir;
+pub mod dev_token;
 pub mod error;
 pub mod job_end;
 pub mod line_timestamps;
@@ -35,18 +39,20 @@ use std::process::ExitCode;
 use clap::Parser;
 use jobs_core::exit::EXIT_PLATFORM;
 
-use crate::args::Cli;
+use crate::args::{Cli, Command};
 
 /// Parses the process's arguments, runs the command and returns its exit
 /// code. Clap itself exits 2 on a malformed command line and 0 for `--help`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // One thread is plenty for one request or stream at a time, and leaves
-    // the machine's cores to the jobs' own work.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // the machine's cores to the jobs' own work. `jobs dev` serves the API
+    // and runs a worker: it gets a thread per core.
+    let mut builder = match cli.command {
+        Command::Dev(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("jobs: cannot start the async runtime: {err}");

@@ -5,6 +5,7 @@
 //! option, before anything is sent.
 
 mod apps;
+mod dev;
 mod jobs;
 mod parsers;
 mod run;
@@ -12,12 +13,13 @@ mod run;
 use clap::{CommandFactory, Parser, Subcommand, error::ErrorKind};
 
 pub use apps::{AppCreateArgs, AppNameArgs, AppSetArgs, AppsCommand};
+pub use dev::{DEFAULT_DEV_LISTEN, DevArgs};
 pub use jobs::{FollowArgs, JobIdArgs, ListArgs, LogsArgs, WaitArgs};
 pub use parsers::EnvPair;
 pub use run::RunArgs;
 
 /// The address the CLI talks to when neither `--api-url` nor `JOBS_API_URL`
-/// says otherwise.
+/// says otherwise: where `jobs dev` listens by default.
 pub const DEFAULT_API_URL: &str = "http://127.0.0.1:8420";
 
 /// Run one-off commands in ephemeral containers of an app's environment.
@@ -39,7 +41,8 @@ pub struct GlobalArgs {
     #[arg(long, env = "JOBS_API_URL", default_value = DEFAULT_API_URL, global = true)]
     pub api_url: String,
 
-    /// The API token, sent as `Authorization: Bearer TOKEN`.
+    /// The API token, sent as `Authorization: Bearer TOKEN`. Without one, a
+    /// CLI talking to a loopback address uses the token file of `jobs dev`.
     #[arg(long, env = "JOBS_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
 
@@ -74,6 +77,9 @@ pub enum Command {
     /// Manage apps.
     #[command(subcommand)]
     Apps(AppsCommand),
+    /// Run the whole system in this process (API, worker, SQLite) on the
+    /// local Docker engine; state survives a restart.
+    Dev(DevArgs),
 }
 
 /// A usage error found after parsing, printed the way clap prints its own,

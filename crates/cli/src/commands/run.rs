@@ -11,8 +11,8 @@ pub async fn run(context: &Context, args: RunArgs) -> Result<u8, CliError> {
     if let Some(option) = args.unsupported_option() {
         return Err(CliError::NotSupportedYet { option });
     }
-    let app = context.require_app()?;
     let request = args.job_create()?;
+    let app = context.require_app().await?;
 
     // At a terminal the contract promises a direct attach. Until that path
     // exists, say so once and take the queued path, which behaves the same
@@ -21,7 +21,7 @@ pub async fn run(context: &Context, args: RunArgs) -> Result<u8, CliError> {
         output::warn_interactive_unavailable();
     }
 
-    let job = context.client.create_job(app, &request).await?;
+    let job = context.client.create_job(&app, &request).await?;
     if args.detached {
         output::print_queued_job(context.format, &job)?;
         return Ok(0);

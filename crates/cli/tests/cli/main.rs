@@ -63,6 +63,9 @@ fn jobs(api_url: &str, args: &[&str]) -> tokio::process::Command {
         .args(args)
         .env_remove("JOBS_APP")
         .env_remove("JOBS_TOKEN")
+        // The fake API is on loopback: keep a `jobs dev` token file of this
+        // machine out of the requests.
+        .env("JOBS_DEV_DATA_DIR", "/nonexistent/jobs-cli-tests")
         .env("JOBS_API_URL", api_url)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -246,7 +249,11 @@ async fn api_errors_are_printed_and_exit_125() {
     .await;
     let output = run_jobs(&refused.url, &["status", "j1"]).await;
     assert_eq!(output.status.code(), Some(125));
-    assert_eq!(stderr_text(&output), "jobs: a bearer token is required\n");
+    assert_eq!(
+        stderr_text(&output),
+        "jobs: missing API token: pass --token, set JOBS_TOKEN, or start `jobs dev` \
+         on this machine, which writes one for the CLI\n"
+    );
     assert_eq!(refused.requests()[0].header("authorization"), None);
 }
 

@@ -1,0 +1,195 @@
+//! `jobs dev`: the whole system in one process, with no setup for the CLI.
+//!
+//! Synchronisation: `jobs dev` is ready once it prints `listening on ADDR`;
+//! job states are read through the CLI (`jobs status --json`, `jobs wait`),
+//! since the database is inside `jobs dev`; container states are bounded
+//! polls of Docker.
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use jobs_e2e::DevEnv;
+use jobs_e2e::docker::{containers_with_label, docker};
+use jobs_e2e::poll::wait_until;
+
+const STATE_DEADLINE: Duration = Duration::from_secs(60);
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|error| panic!("cannot stat {}: {error}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn container_status(container: &str) -> String {
+    docker(&["inspect", "-f", "{{.State.Status}}", container])
+        .trim()
+        .to_owned()
+}
+
+fn container_of(job_id: &str) -> String {
+    wait_until("the job's container", STATE_DEADLINE, || {
+        containers_with_label(&format!("jobs.job_id={job_id}"))
+            .into_iter()
+            .next()
+    })
+}
+
+#[test]
+fn with_no_setup_a_run_prints_its_output_and_exits_with_its_code() {
+    let mut env = DevEnv::in_default_data_dir();
+    let ready_after = env.start(&[]);
+    // Reported, not asserted: `bench/run.py --dev` measures readiness.
+    eprintln!("jobs dev printed its ready line {ready_after:?} after spawn");
+
+    let data_dir = env.data_dir();
+    assert_eq!(mode(&data_dir), 0o700, "the data dir is private");
+    assert_eq!(
+        mode(&data_dir.join("token")),
+        0o600,
+        "only its user may read the token"
+    );
+    assert_eq!(mode(&data_dir.join("jobs.db")), 0o600);
+
+    // No JOBS_TOKEN and no JOBS_APP: the token comes from the file, and the
+    // only app is the one meant.
+    env.create_app("demo");
+    env.jobs(&["run", "--", "sh", "-c", "echo hi; exit 4"])
+        .assert_code(4)
+        .assert_stdout(b"hi\n");
+
+    env.finish();
+}
+
+#[test]
+fn a_restart_keeps_logs_runs_queued_jobs_and_reconciles_running_ones() {
+    let mut env = DevEnv::in_explicit_data_dir();
+    env.start(&["--slots", "1"]);
+    env.create_app("demo");
+
+    let finished = env.run_detached(&["--", "sh", "-c", "echo finished before the restart"]);
+    env.jobs(&["wait", &finished]).assert_code(0);
+
+    // One slot: `long` holds it, `queued` waits behind it.
+    let long = env.run_detached(&["--", "sh", "-c", "echo long; sleep 5; exit 2"]);
+    wait_until("the long job's first output", STATE_DEADLINE, || {
+        (env.jobs(&["logs", &long]).stdout == b"long\n").then_some(())
+    });
+    let queued = env.run_detached(&["--", "sh", "-c", "echo queued; exit 3"]);
+    assert_eq!(env.status(&queued)["state"], "queued");
+    let long_container = container_of(&long);
+
+    env.kill();
+    assert_eq!(
+        container_status(&long_container),
+        "running",
+        "the long job must outlive jobs dev for this test to mean anything"
+    );
+    env.start(&["--slots", "1"]);
+
+    // The restarted worker takes the container over: the job ends with its
+    // own exit code, run once.
+    env.jobs(&["wait", &long]).assert_code(2);
+    let status = env.status(&long);
+    assert_eq!(status["state"], "failed", "{status}");
+    assert_eq!(status["exit_code"], 2, "{status}");
+    assert_eq!(status["attempt"], 1, "the job ran once: {status}");
+
+    // The queued job is dispatched again by the new process.
+    env.jobs(&["wait", &queued]).assert_code(3);
+    env.jobs(&["logs", &queued])
+        .assert_success()
+        .assert_stdout(b"queued\n");
+    let status = env.status(&queued);
+    assert_eq!(status["attempt"], 1, "{status}");
+
+    // What finished before the restart is still there.
+    env.jobs(&["logs", &finished])
+        .assert_success()
+        .assert_stdout(b"finished before the restart\n");
+    env.jobs(&["logs", &long])
+        .assert_success()
+        .assert_stdout(b"long\n");
+
+    env.finish();
+}
+
+#[test]
+fn a_job_that_ends_while_jobs_dev_is_down_keeps_its_exit_code() {
+    let mut env = DevEnv::in_default_data_dir();
+    env.start(&[]);
+    env.create_app("demo");
+    let job = env.run_detached(&["--", "sh", "-c", "echo before; sleep 1; exit 9"]);
+    wait_until("the job's first output", STATE_DEADLINE, || {
+        (env.jobs(&["logs", &job]).stdout == b"before\n").then_some(())
+    });
+    let container = container_of(&job);
+
+    env.kill();
+    wait_until("the container to exit", STATE_DEADLINE, || {
+        (container_status(&container) == "exited").then_some(())
+    });
+    env.start(&[]);
+
+    env.jobs(&["wait", &job]).assert_code(9);
+    let status = env.status(&job);
+    assert_eq!(status["state"], "failed", "{status}");
+    assert_eq!(status["exit_code"], 9, "{status}");
+    assert_eq!(status["attempt"], 1, "{status}");
+    env.jobs(&["logs", &job])
+        .assert_success()
+        .assert_stdout(b"before\n");
+
+    env.finish();
+}
+
+/// The lease of `jobs dev`'s worker.
+const LEASE: Duration = Duration::from_secs(30);
+
+#[test]
+fn a_downtime_longer_than_the_lease_still_gives_the_job_its_own_exit_code() {
+    let mut env = DevEnv::in_default_data_dir();
+    env.start(&[]);
+    env.create_app("demo");
+    let job = env.run_detached(&["--", "sh", "-c", "echo before; sleep 1; exit 7"]);
+    wait_until("the job's first output", STATE_DEADLINE, || {
+        (env.jobs(&["logs", &job]).stdout == b"before\n").then_some(())
+    });
+
+    env.kill();
+    let killed = Instant::now();
+    // The downtime itself is the condition: the lease must run out, so that
+    // the reaper, which starts with the API, could take the job.
+    wait_until("the lease to run out", LEASE * 2, || {
+        (killed.elapsed() > LEASE + Duration::from_secs(2)).then_some(())
+    });
+    env.start(&[]);
+
+    env.jobs(&["wait", &job]).assert_code(7);
+    let status = env.status(&job);
+    assert_eq!(status["state"], "failed", "{status}");
+    assert_eq!(status["exit_code"], 7, "{status}");
+
+    env.finish();
+}
+
+#[test]
+fn a_second_jobs_dev_on_the_same_data_dir_refuses_to_start() {
+    let mut env = DevEnv::in_explicit_data_dir();
+    env.start(&[]);
+    let second = env.jobs(&[
+        "dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        env.data_dir().to_str().expect("a UTF-8 path"),
+    ]);
+    second
+        .assert_code(125)
+        .assert_stderr_contains("another jobs dev is running on");
+
+    let stopped = env.terminate();
+    stopped.assert_success();
+    env.finish();
+}
