@@ -80,3 +80,19 @@ pub struct ReapReport {
     /// Jobs whose worker vanished and that cannot be retried, now `lost`.
     pub lost: Vec<String>,
 }
+
+/// How a log stream is stored: 1 is stdout, 2 is stderr.
+pub(crate) fn stream_code(stream: LogStream) -> i64 {
+    match stream {
+        LogStream::Stdout => 1,
+        LogStream::Stderr => 2,
+    }
+}
+
+pub(crate) fn stream_from_code(code: i64) -> LogStream {
+    if code == 2 {
+        LogStream::Stderr
+    } else {
+        LogStream::Stdout
+    }
+}

@@ -1,26 +1,11 @@
 //! Per-job log chunks: sequenced, binary, idempotent on `(job_id, seq)`.
 
 use super::PgStore;
-use crate::model::NewChunk;
+use crate::model::{NewChunk, stream_code, stream_from_code};
 use chrono::{DateTime, Utc};
-use jobs_core::wire::{LogChunk, LogStream};
+use jobs_core::wire::LogChunk;
 
 use crate::{JOB_EVENTS_CHANNEL, StoreError};
-
-fn stream_code(stream: LogStream) -> i16 {
-    match stream {
-        LogStream::Stdout => 1,
-        LogStream::Stderr => 2,
-    }
-}
-
-fn stream_from_code(code: i16) -> LogStream {
-    if code == 2 {
-        LogStream::Stderr
-    } else {
-        LogStream::Stdout
-    }
-}
 
 impl PgStore {
     /// Inserts a batch in one statement, then wakes followers.
@@ -32,7 +17,10 @@ impl PgStore {
             return Ok(());
         }
         let seqs: Vec<i64> = chunks.iter().map(|c| c.seq).collect();
-        let streams: Vec<i16> = chunks.iter().map(|c| stream_code(c.stream)).collect();
+        let streams: Vec<i16> = chunks
+            .iter()
+            .map(|c| stream_code(c.stream) as i16)
+            .collect();
         let times: Vec<DateTime<Utc>> = chunks.iter().map(|c| c.time).collect();
         let data: Vec<&[u8]> = chunks.iter().map(|c| c.data.as_slice()).collect();
         sqlx::query(
@@ -76,7 +64,7 @@ impl PgStore {
         Ok(rows
             .into_iter()
             .map(|(seq, stream, time, data)| {
-                LogChunk::new(seq, stream_from_code(stream), time, &data)
+                LogChunk::new(seq, stream_from_code(stream.into()), time, &data)
             })
             .collect())
     }

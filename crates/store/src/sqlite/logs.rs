@@ -1,27 +1,15 @@
 //! Per-job log chunks: sequenced, binary, idempotent on `(job_id, seq)`.
 
-use jobs_core::wire::{LogChunk, LogStream};
+use jobs_core::wire::LogChunk;
 
 use super::{
     BEGIN_IMMEDIATE, SqliteStore,
     rows::{time, timestamp},
 };
-use crate::{JOB_EVENTS_CHANNEL, StoreError, model::NewChunk};
-
-fn stream_code(stream: LogStream) -> i64 {
-    match stream {
-        LogStream::Stdout => 1,
-        LogStream::Stderr => 2,
-    }
-}
-
-fn stream_from_code(code: i64) -> LogStream {
-    if code == 2 {
-        LogStream::Stderr
-    } else {
-        LogStream::Stdout
-    }
-}
+use crate::{
+    JOB_EVENTS_CHANNEL, StoreError,
+    model::{NewChunk, stream_code, stream_from_code},
+};
 
 impl SqliteStore {
     /// Inserts a batch in one transaction (one prepared statement, run once
