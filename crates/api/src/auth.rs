@@ -1,8 +1,17 @@
 //! Bearer-token authentication for everything under `/v1`.
 //!
-//! Today there is one token, the bootstrap admin token from the
-//! configuration. It is compared in constant time, so that response timing
-//! does not reveal how much of a guess was right.
+//! Two kinds of token are accepted:
+//! - the bootstrap admin token from the configuration, compared in constant
+//!   time, so that response timing does not reveal how much of a guess was
+//!   right; it is admin of every app;
+//! - API tokens made with `POST /v1/tokens`: `jobs_` and 256 random bits in
+//!   URL-safe base64. Only their SHA-256 is stored, and a request's token is
+//!   looked up by that hash. Looking up a hash, not the secret, means the
+//!   lookup's timing says nothing useful about the secret either.
+//!
+//! The answer is a [`Principal`] in the request's extensions. A missing
+//! token and a refused one are 401s; a forged, an expired and a revoked
+//! token all get the same message, so that a caller cannot tell which.
 
 use std::sync::Arc;
 
@@ -12,26 +21,47 @@ use axum::{
     middleware::Next,
     response::Response,
 };
+use base64::Engine;
+use jobs_store::Store;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::{
     config::AdminToken,
     error::{ApiError, INVALID_TOKEN, MISSING_TOKEN},
+    principal::Principal,
 };
 
-/// Middleware: lets the request through only with `Authorization: Bearer
-/// TOKEN` carrying the admin token.
+/// What every API token starts with, so that people and secret scanners
+/// can recognise one.
+pub const TOKEN_PREFIX: &str = "jobs_";
+/// The random bytes of a token: 256 bits.
+const TOKEN_RANDOM_BYTES: usize = 32;
+
+/// What the middleware needs: the admin token and the store of API tokens.
+#[derive(Clone)]
+pub struct Authenticator {
+    pub admin_token: Arc<AdminToken>,
+    pub store: Store,
+}
+
+/// Middleware: resolves `Authorization: Bearer TOKEN` to a [`Principal`],
+/// or refuses the request with a 401.
 pub async fn require_token(
-    State(admin_token): State<Arc<AdminToken>>,
-    request: Request,
+    State(auth): State<Authenticator>,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    check_token(request.headers(), &admin_token)?;
+    let principal = authenticate(request.headers(), &auth).await?;
+    request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
 }
 
-/// Checks the `Authorization` header against the admin token.
-pub fn check_token(headers: &HeaderMap, admin_token: &AdminToken) -> Result<(), ApiError> {
+/// Who the `Authorization` header says the caller is.
+pub async fn authenticate(
+    headers: &HeaderMap,
+    auth: &Authenticator,
+) -> Result<Principal, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::Unauthorized(MISSING_TOKEN));
     };
@@ -42,11 +72,39 @@ pub fn check_token(headers: &HeaderMap, admin_token: &AdminToken) -> Result<(), 
         .ok_or(ApiError::Unauthorized(INVALID_TOKEN))?;
     // `ct_eq` on slices of different lengths is false at once; that reveals
     // only the token's length, which is not secret enough to matter.
-    if bool::from(presented.as_bytes().ct_eq(admin_token.as_bytes())) {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized(INVALID_TOKEN))
+    if bool::from(presented.as_bytes().ct_eq(auth.admin_token.as_bytes())) {
+        return Ok(Principal::bootstrap_admin());
     }
+    // The database decides expiry by its own clock and sees revocations at
+    // once: nothing is cached here, so both take effect on the next request.
+    let token = auth
+        .store
+        .find_token_by_hash(&secret_hash(presented))
+        .await?
+        .ok_or(ApiError::Unauthorized(INVALID_TOKEN))?;
+    Ok(Principal {
+        role: token.role,
+        app: token.app,
+    })
+}
+
+/// A new token secret: the prefix and 256 bits from the operating system.
+pub fn new_secret() -> Result<String, ApiError> {
+    let mut random = [0u8; TOKEN_RANDOM_BYTES];
+    getrandom::fill(&mut random).map_err(|error| {
+        ApiError::Internal(anyhow::anyhow!("reading random bytes for a token: {error}"))
+    })?;
+    Ok(format!(
+        "{TOKEN_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random)
+    ))
+}
+
+/// What the store keeps of a secret. SHA-256 without salt or stretching is
+/// enough for 256 random bits: there is no dictionary to try, and a slow KDF
+/// would cost every request for no gain.
+pub fn secret_hash(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
 }
 
 /// The token of a `Bearer TOKEN` header value; the scheme is
@@ -61,29 +119,45 @@ fn bearer_token(value: &str) -> Option<&str> {
 mod tests {
     use super::*;
     use axum::{
-        Router,
+        Extension, Router,
         body::{Body, to_bytes},
         http::{Request as HttpRequest, StatusCode},
         middleware,
         routing::get,
     };
+    use jobs_core::Role;
+    use jobs_store::{NewToken, SqliteStore};
     use tower::ServiceExt;
 
     const TOKEN: &str = "0123456789abcdef-secret";
 
-    fn router() -> Router {
-        let token = Arc::new(TOKEN.parse::<AdminToken>().expect("long enough"));
-        Router::new()
-            .route("/v1/ping", get(|| async { "pong" }))
-            .route_layer(middleware::from_fn_with_state(token, require_token))
+    async fn authenticator() -> Authenticator {
+        let store = SqliteStore::connect("sqlite::memory:")
+            .await
+            .expect("in-memory store");
+        Authenticator {
+            admin_token: Arc::new(TOKEN.parse::<AdminToken>().expect("long enough")),
+            store: Store::Sqlite(store),
+        }
     }
 
-    async fn call(authorization: Option<&str>) -> (StatusCode, String) {
+    fn router(auth: Authenticator) -> Router {
+        Router::new()
+            .route(
+                "/v1/ping",
+                get(|Extension(principal): Extension<Principal>| async move {
+                    format!("{} {:?}", principal.role, principal.app)
+                }),
+            )
+            .route_layer(middleware::from_fn_with_state(auth, require_token))
+    }
+
+    async fn call(auth: &Authenticator, authorization: Option<&str>) -> (StatusCode, String) {
         let mut request = HttpRequest::get("/v1/ping");
         if let Some(value) = authorization {
             request = request.header(header::AUTHORIZATION, value);
         }
-        let response = router()
+        let response = router(auth.clone())
             .oneshot(request.body(Body::empty()).expect("request builds"))
             .await
             .expect("router answers");
@@ -95,16 +169,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_right_token_passes() {
-        let (status, body) = call(Some(&format!("Bearer {TOKEN}"))).await;
-        assert_eq!((status, body.as_str()), (StatusCode::OK, "pong"));
-        let (status, _) = call(Some(&format!("bearer  {TOKEN} "))).await;
+    async fn the_admin_token_is_admin_of_everything() {
+        let auth = authenticator().await;
+        let (status, body) = call(&auth, Some(&format!("Bearer {TOKEN}"))).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "admin None"));
+        let (status, _) = call(&auth, Some(&format!("bearer  {TOKEN} "))).await;
         assert_eq!(status, StatusCode::OK);
     }
 
     #[tokio::test]
     async fn a_missing_token_says_how_to_pass_one() {
-        let (status, body) = call(None).await;
+        let (status, body) = call(&authenticator().await, None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(
             body,
@@ -114,18 +189,58 @@ mod tests {
 
     #[tokio::test]
     async fn a_wrong_token_is_refused() {
+        let auth = authenticator().await;
         for value in [
             "Bearer wrong",
             &format!("Bearer {TOKEN}x"),
             &format!("Basic {TOKEN}"),
             "Bearer",
+            &format!("Bearer {}", new_secret().unwrap()),
         ] {
-            let (status, body) = call(Some(value)).await;
+            let (status, body) = call(&auth, Some(value)).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{value}");
             assert_eq!(
                 body, r#"{"error":{"code":"unauthorized","message":"invalid API token"}}"#,
                 "{value}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_stored_token_resolves_to_its_role_and_app_until_revoked() {
+        let auth = authenticator().await;
+        let secret = new_secret().unwrap();
+        let token = auth
+            .store
+            .create_token(&NewToken {
+                app: None,
+                role: Role::Read,
+                secret_hash: secret_hash(&secret),
+                description: None,
+                expires_in: None,
+            })
+            .await
+            .unwrap();
+        let header = format!("Bearer {secret}");
+        assert_eq!(
+            call(&auth, Some(&header)).await,
+            (StatusCode::OK, "read None".to_owned())
+        );
+        auth.store.revoke_token(&token.id).await.unwrap();
+        let (status, body) = call(&auth, Some(&header)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(body.contains("invalid API token"), "{body}");
+    }
+
+    #[test]
+    fn secrets_are_256_random_bits_and_hash_to_32_bytes() {
+        let a = new_secret().unwrap();
+        let b = new_secret().unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with(TOKEN_PREFIX));
+        // 32 bytes are 43 characters of unpadded base64.
+        assert_eq!(a.len(), TOKEN_PREFIX.len() + 43, "{a}");
+        assert_eq!(secret_hash(&a).len(), 32);
+        assert_ne!(secret_hash(&a), secret_hash(&b));
     }
 }

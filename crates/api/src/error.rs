@@ -45,6 +45,9 @@ pub enum ApiError {
     /// 401: the token is missing or wrong.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// 403: the token is valid but its role is too low for the route.
+    #[error("{0}")]
+    Forbidden(String),
     /// 503: a dependency (the database) does not answer, or the server is at
     /// a limit; clients may retry.
     #[error("{0}")]
@@ -69,6 +72,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -85,6 +89,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }

@@ -32,7 +32,9 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     error::ApiError,
     extract::{PathParam, QueryParams},
+    principal::Principal,
     requests::FollowQuery,
+    routes::jobs::visible_job,
     state::AppState,
 };
 
@@ -53,6 +55,7 @@ const CHANNEL_EVENTS: usize = 16;
 /// only then switches to SSE.
 pub async fn follow_logs(
     State(state): State<AppState>,
+    principal: Principal,
     PathParam(job_id): PathParam<String>,
     headers: HeaderMap,
     QueryParams(query): QueryParams<FollowQuery>,
@@ -75,7 +78,7 @@ pub async fn follow_logs(
     // Subscribe before the first read: a change that lands between a read
     // and the wait is then still in the receiver, and not missed.
     let wake_ups = state.notifications.subscribe();
-    state.store.get_job(&job_id).await?;
+    visible_job(&state, &principal, &job_id).await?;
 
     let (sender, receiver) = mpsc::channel(CHANNEL_EVENTS);
     let follower = Follower {

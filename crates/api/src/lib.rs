@@ -13,7 +13,8 @@
 //! - [`requests`]: request bodies and queries, and their validation;
 //! - [`extract`]: JSON and query extractors that fail with [`ApiError`];
 //! - [`error`]: [`ApiError`], the one error type, and its statuses;
-//! - [`auth`]: the bearer-token check;
+//! - [`auth`]: the bearer-token check, resolving a token to a [`principal::Principal`];
+//! - [`principal`]: who calls, and the role and app checks of every handler;
 //! - [`follow`]: the Server-Sent Events log stream;
 //! - [`relay`]: the outbox relay and the reaper loop;
 //! - [`metrics`]: Prometheus counters and the request log line.
@@ -28,6 +29,7 @@ pub mod error;
 pub mod extract;
 pub mod follow;
 pub mod metrics;
+pub mod principal;
 pub mod relay;
 pub mod requests;
 pub mod routes;

@@ -10,7 +10,9 @@
 use std::collections::BTreeMap;
 
 use jobs_core::{
-    InvalidInput, JobState, Size, names,
+    InvalidInput, JobState, Size,
+    hardening::{self, Hardening},
+    names,
     spec::{self, validate_command, validate_env, validate_idempotency_key},
     wire::{AppCreate, AppUpdate, JobCreate},
 };
@@ -37,6 +39,14 @@ pub struct AppCreateRequest {
     size: Option<String>,
     #[serde(default)]
     timeout_seconds: Option<i64>,
+    #[serde(default)]
+    cap_add: Vec<String>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    read_only_root: bool,
+    #[serde(default)]
+    network_none: bool,
 }
 
 impl AppCreateRequest {
@@ -49,12 +59,19 @@ impl AppCreateRequest {
         validate_env(&self.env)?;
         let size = parse_size(self.size.as_deref())?;
         check_timeout(self.timeout_seconds)?;
+        let hardening = Hardening {
+            cap_add: hardening::canonical_capabilities(&self.cap_add)?,
+            user: check_user(self.user)?,
+            read_only_root: self.read_only_root,
+            network_none: self.network_none,
+        };
         Ok(AppCreate {
             name: self.name,
             image: self.image,
             env: self.env,
             size,
             timeout_seconds: self.timeout_seconds,
+            hardening,
         })
     }
 }
@@ -73,6 +90,16 @@ pub struct AppUpdateRequest {
     size: Option<String>,
     #[serde(default)]
     timeout_seconds: Option<i64>,
+    /// Replaces the whole allow-list.
+    #[serde(default)]
+    cap_add: Option<Vec<String>>,
+    /// `null` goes back to the image's user.
+    #[serde(default, deserialize_with = "present")]
+    user: Option<Option<String>>,
+    #[serde(default)]
+    read_only_root: Option<bool>,
+    #[serde(default)]
+    network_none: Option<bool>,
 }
 
 impl AppUpdateRequest {
@@ -97,12 +124,22 @@ impl AppUpdateRequest {
         }
         let size = parse_size(self.size.as_deref())?;
         check_timeout(self.timeout_seconds)?;
+        let cap_add = self
+            .cap_add
+            .as_deref()
+            .map(hardening::canonical_capabilities)
+            .transpose()?;
+        let user = self.user.map(check_user).transpose()?;
         Ok(AppUpdate {
             image: self.image,
             env: self.env,
             unset: self.unset,
             size,
             timeout_seconds: self.timeout_seconds,
+            cap_add,
+            user,
+            read_only_root: self.read_only_root,
+            network_none: self.network_none,
         })
     }
 }
@@ -233,6 +270,25 @@ pub fn validate_image(image: &str) -> Result<(), InvalidInput> {
     Ok(())
 }
 
+/// Checks an app's `user`. An empty string counts as none, the image's user.
+fn check_user(user: Option<String>) -> Result<Option<String>, InvalidInput> {
+    let Some(user) = user.filter(|user| !user.is_empty()) else {
+        return Ok(None);
+    };
+    hardening::validate_user(&user)?;
+    Ok(Some(user))
+}
+
+/// Deserializes a field that is present, even as `null`, into `Some`, so
+/// that an update can tell "absent" from "set to null".
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 /// Checks a timeout under the body's own field name, `timeout_seconds`.
 fn check_timeout(timeout_seconds: Option<i64>) -> Result<(), InvalidInput> {
     spec::validate_timeout(timeout_seconds)
@@ -343,6 +399,41 @@ mod tests {
         let update: AppUpdateRequest =
             serde_json::from_str(r#"{"unset":["1BAD"]}"#).expect("the body parses");
         assert_eq!(update.validate().unwrap_err().field, "unset");
+    }
+
+    #[test]
+    fn app_hardening_is_checked_and_canonical() {
+        let create: AppCreateRequest = serde_json::from_str(
+            r#"{"name":"web","image":"a","cap_add":["net_bind_service","CAP_CHOWN"],
+                "user":"65534:65534","read_only_root":true,"network_none":true}"#,
+        )
+        .expect("the body parses");
+        let create = create.validate().expect("valid");
+        assert_eq!(create.hardening.cap_add, ["CHOWN", "NET_BIND_SERVICE"]);
+        assert_eq!(create.hardening.user.as_deref(), Some("65534:65534"));
+        assert!(create.hardening.read_only_root && create.hardening.network_none);
+
+        let bad: AppCreateRequest =
+            serde_json::from_str(r#"{"name":"web","image":"a","cap_add":["SYS_ADMIN"]}"#).unwrap();
+        let error = bad.validate().unwrap_err();
+        assert_eq!(error.field, "cap_add");
+        assert!(
+            error.message.contains("must be one of"),
+            "{}",
+            error.message
+        );
+        let bad: AppUpdateRequest = serde_json::from_str(r#"{"user":"root;rm"}"#).unwrap();
+        assert_eq!(bad.validate().unwrap_err().field, "user");
+    }
+
+    #[test]
+    fn app_updates_tell_absent_from_null() {
+        let absent: AppUpdateRequest = serde_json::from_str(r#"{}"#).unwrap();
+        assert_eq!(absent.validate().unwrap().user, None);
+        let null: AppUpdateRequest = serde_json::from_str(r#"{"user":null}"#).unwrap();
+        assert_eq!(null.validate().unwrap().user, Some(None));
+        let empty: AppUpdateRequest = serde_json::from_str(r#"{"user":""}"#).unwrap();
+        assert_eq!(empty.validate().unwrap().user, Some(None));
     }
 
     #[test]

@@ -9,7 +9,8 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use jobs_core::JobState;
 use jobs_core::wire::{
-    ApiError, App, AppCreate, AppList, AppUpdate, Job, JobCreate, JobList, LogPage,
+    ApiError, App, AppCreate, AppList, AppUpdate, Job, JobCreate, JobList, LogPage, TokenCreate,
+    TokenCreated, TokenList,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
@@ -91,6 +92,22 @@ impl ApiClient {
 
     pub async fn delete_app(&self, name: &str) -> Result<(), CliError> {
         self.send(self.request(Method::DELETE, &["apps", name]))
+            .await
+            .map(drop)
+    }
+
+    pub async fn create_token(&self, create: &TokenCreate) -> Result<TokenCreated, CliError> {
+        let request = self.request(Method::POST, &["tokens"]).json(create);
+        self.send_for_json(request).await
+    }
+
+    pub async fn list_tokens(&self) -> Result<TokenList, CliError> {
+        self.send_for_json(self.request(Method::GET, &["tokens"]))
+            .await
+    }
+
+    pub async fn revoke_token(&self, id: &str) -> Result<(), CliError> {
+        self.send(self.request(Method::DELETE, &["tokens", id]))
             .await
             .map(drop)
     }

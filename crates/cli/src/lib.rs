@@ -36,15 +36,14 @@ pub mod tail;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use jobs_core::exit::EXIT_PLATFORM;
 
-use crate::args::{Cli, Command};
+use crate::args::Command;
 
 /// Parses the process's arguments, runs the command and returns its exit
 /// code. Clap itself exits 2 on a malformed command line and 0 for `--help`.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = args::parse();
     // One thread is plenty for one request or stream at a time, and leaves
     // the machine's cores to the jobs' own work. `jobs dev` serves the API
     // and runs a worker: it gets a thread per core.

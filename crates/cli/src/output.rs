@@ -10,7 +10,8 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use jobs_core::wire::{App, Job, LogStream};
+use jobs_core::hardening::Hardening;
+use jobs_core::wire::{App, Job, LogStream, TokenCreated, TokenInfo};
 use serde::Serialize;
 
 use crate::error::CliError;
@@ -196,9 +197,12 @@ pub fn print_app(format: OutputFormat, app: &App) -> Result<(), CliError> {
         ("image", app.image.clone()),
         ("size", app.size.to_string()),
         ("timeout", seconds(app.timeout_seconds)),
+    ];
+    rows.extend(hardening_rows(&app.hardening));
+    rows.extend([
         ("created", timestamp(&app.created_at)),
         ("updated", timestamp(&app.updated_at)),
-    ];
+    ]);
     if app.env.is_empty() {
         rows.push(("env", "-".into()));
     }
@@ -210,6 +214,35 @@ pub fn print_app(format: OutputFormat, app: &App) -> Result<(), CliError> {
         }
     }
     print_stdout(&text)
+}
+
+/// An app's container hardening, as `apps show` prints it.
+fn hardening_rows(hardening: &Hardening) -> [(&'static str, String); 4] {
+    let cap_add = if hardening.cap_add.is_empty() {
+        "- (all capabilities dropped)".to_owned()
+    } else {
+        hardening.cap_add.join(",")
+    };
+    let user = hardening
+        .user
+        .clone()
+        .unwrap_or_else(|| "- (the image's)".to_owned());
+    let read_only_root = if hardening.read_only_root {
+        "yes"
+    } else {
+        "no"
+    };
+    let network = if hardening.network_none {
+        "none"
+    } else {
+        "default"
+    };
+    [
+        ("cap-add", cap_add),
+        ("user", user),
+        ("read-only root", read_only_root.to_owned()),
+        ("network", network.to_owned()),
+    ]
 }
 
 pub fn print_app_list(format: OutputFormat, apps: &[App]) -> Result<(), CliError> {
@@ -236,6 +269,64 @@ pub fn print_app_deleted(format: OutputFormat, name: &str) -> Result<(), CliErro
     match format {
         OutputFormat::Json => print_json(&serde_json::json!({ "deleted": name })),
         OutputFormat::Human => print_stdout(&format!("deleted app {name}\n")),
+    }
+}
+
+/// A new token: its secret alone on stdout, so that `$(jobs tokens create
+/// ...)` captures exactly the token, and a note on stderr that it is shown
+/// once. `--json` prints the whole answer instead.
+pub fn print_token_created(format: OutputFormat, created: &TokenCreated) -> Result<(), CliError> {
+    if format == OutputFormat::Json {
+        return print_json(created);
+    }
+    let token = &created.token;
+    let scope = match &token.app {
+        Some(app) => format!("app {app}"),
+        None => "every app".to_owned(),
+    };
+    eprintln!(
+        "jobs: created token {} ({} role, {scope}); its secret is shown only this once",
+        token.id, token.role
+    );
+    print_stdout(&format!("{}\n", created.secret))
+}
+
+pub fn print_token_list(format: OutputFormat, tokens: &[TokenInfo]) -> Result<(), CliError> {
+    if format == OutputFormat::Json {
+        return print_json(&serde_json::json!({ "tokens": tokens }));
+    }
+    if tokens.is_empty() {
+        return print_stdout("no tokens\n");
+    }
+    let header = [
+        "ID",
+        "APP",
+        "ROLE",
+        "CREATED",
+        "EXPIRES",
+        "REVOKED",
+        "DESCRIPTION",
+    ]
+    .map(String::from);
+    let optional_time = |time: &Option<DateTime<Utc>>| time.as_ref().map_or("-".into(), timestamp);
+    let rows = tokens.iter().map(|token| {
+        [
+            token.id.clone(),
+            token.app.clone().unwrap_or_else(|| "*".into()),
+            token.role.to_string(),
+            timestamp(&token.created_at),
+            optional_time(&token.expires_at),
+            optional_time(&token.revoked_at),
+            token.description.clone().unwrap_or_default(),
+        ]
+    });
+    print_stdout(&table(std::iter::once(header).chain(rows)))
+}
+
+pub fn print_token_revoked(format: OutputFormat, id: &str) -> Result<(), CliError> {
+    match format {
+        OutputFormat::Json => print_json(&serde_json::json!({ "revoked": id })),
+        OutputFormat::Human => print_stdout(&format!("revoked token {id}\n")),
     }
 }
 

@@ -5,19 +5,24 @@
 //! - [`size`]: the job sizes and their resource limits;
 //! - [`state`]: job states and the transitions allowed between them;
 //! - [`exit`]: how the end of a job maps to the CLI's exit code;
+//! - [`hardening`]: an app's container hardening options, with their validation;
 //! - [`spec`]: a job request (command, env, size, timeout) and its validation;
 //! - [`duration`]: human durations such as `90s` or `2h`;
+//! - [`role`]: API token roles and token limits;
 //! - [`wire`]: the JSON bodies of the HTTP API.
 
 pub mod duration;
 pub mod exit;
+pub mod hardening;
 pub mod names;
+pub mod role;
 pub mod size;
 pub mod spec;
 pub mod state;
 pub mod wire;
 
 pub use exit::exit_code_for;
+pub use role::Role;
 pub use size::Size;
 pub use state::JobState;
 

@@ -16,19 +16,28 @@
 //! | `POST /v1/jobs/{id}/cancel` | | [`Job`] |
 //! | `GET /v1/jobs/{id}/logs?after=SEQ&limit=N` | | [`LogPage`] |
 //! | `GET /v1/jobs/{id}/logs/stream?after=SEQ` | | Server-Sent Events, see below |
+//! | `POST /v1/tokens` | [`TokenCreate`] | `201` [`TokenCreated`], the only answer that holds the secret |
+//! | `GET /v1/tokens` | | [`TokenList`], oldest first, without secrets |
+//! | `DELETE /v1/tokens/{id}` | | `204` |
 //!
 //! The stream sends `event: log` with `id: SEQ` and a [`LogChunk`] as data,
 //! then one `event: end` with the final [`Job`] as data once the job has
 //! ended and every chunk was sent. `Last-Event-ID` (or `after`) resumes
 //! after that sequence number. Errors are an [`ApiError`] body.
+//!
+//! A token has a role (`read` < `run` < `admin`) and may be bound to one app.
+//! A role too low for a route is a `403`; an app or job outside a bound
+//! token's app is a `404`, worded as if it did not exist. See
+//! docs/security.md.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use crate::{JobState, Size};
+use crate::hardening::Hardening;
+use crate::{JobState, Role, Size};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppCreate {
     pub name: String,
     pub image: String,
@@ -38,6 +47,10 @@ pub struct AppCreate {
     pub size: Option<Size>,
     #[serde(default)]
     pub timeout_seconds: Option<i64>,
+    /// Container hardening: `cap_add`, `user`, `read_only_root`,
+    /// `network_none`, flat in the JSON body.
+    #[serde(flatten)]
+    pub hardening: Hardening,
 }
 
 /// A partial update: absent fields stay as they are.
@@ -55,6 +68,30 @@ pub struct AppUpdate {
     pub size: Option<Size>,
     #[serde(default)]
     pub timeout_seconds: Option<i64>,
+    /// Replaces the whole capability allow-list; `[]` empties it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_add: Option<Vec<String>>,
+    /// Absent: unchanged; `null`: back to the image's user; a string: that user.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub user: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only_root: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_none: Option<bool>,
+}
+
+/// Deserializes a field that is present, even as `null`, into `Some`, so
+/// that a partial update can tell "absent" from "set to null".
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +101,9 @@ pub struct App {
     pub env: BTreeMap<String, String>,
     pub size: Size,
     pub timeout_seconds: i64,
+    /// Container hardening, flat in the JSON body.
+    #[serde(flatten)]
+    pub hardening: Hardening,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -169,6 +209,45 @@ pub struct LogPage {
     pub next_after: i64,
     /// Whether more chunks are stored after this page.
     pub more: bool,
+}
+
+/// The body of `POST /v1/tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCreate {
+    /// The app the token is bound to; none for a token of every app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
+    pub role: Role,
+    /// How long the token lives; none for a token that never expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A token as listed: never its secret, which is not stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// Public and opaque; used to revoke the token. Not the secret.
+    pub id: String,
+    pub app: Option<String>,
+    pub role: Role,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The answer to `POST /v1/tokens`: the only time the secret is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCreated {
+    pub token: TokenInfo,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenList {
+    pub tokens: Vec<TokenInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

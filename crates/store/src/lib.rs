@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use jobs_core::{
     JobState,
-    wire::{App, AppCreate, AppUpdate, Job, JobCreate, LogChunk},
+    wire::{App, AppCreate, AppUpdate, Job, JobCreate, LogChunk, TokenInfo},
 };
 use tokio::sync::broadcast;
 
@@ -169,6 +169,19 @@ delegate! {
     fn logs_after(&self, job_id: &str, after: i64, max_chunks: i64, max_bytes: i64) -> Result<Vec<LogChunk>, StoreError>;
     /// The highest stored seq of a job, or 0.
     fn last_log_seq(&self, job_id: &str) -> Result<i64, StoreError>;
+
+    /// Stores a new API token; `AppNotFound` when its app does not exist.
+    fn create_token(&self, token: &NewToken) -> Result<TokenInfo, StoreError>;
+    /// The token with this secret hash, if it is neither revoked nor
+    /// expired by the database clock; the one lookup of authentication.
+    fn find_token_by_hash(&self, secret_hash: &[u8]) -> Result<Option<TokenInfo>, StoreError>;
+    /// A token by id, revoked and expired ones included.
+    fn get_token(&self, id: &str) -> Result<Option<TokenInfo>, StoreError>;
+    /// Every token (only those bound to `app` when given), oldest first.
+    fn list_tokens(&self, app: Option<&str>) -> Result<Vec<TokenInfo>, StoreError>;
+    /// Revokes a token from now on. Returns whether it exists; revoking a
+    /// revoked token keeps its first revocation time.
+    fn revoke_token(&self, id: &str) -> Result<bool, StoreError>;
 
     /// Resolves every expired lease: re-queues jobs that never started (with
     /// attempts left), and marks the rest `lost`.

@@ -4,7 +4,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use jobs_core::{
-    Size,
+    Role, Size,
     wire::{Job, LogStream},
 };
 
@@ -40,6 +40,8 @@ pub struct ClaimedJob {
     pub env: BTreeMap<String, String>,
     pub size: Size,
     pub timeout: Duration,
+    /// The app's container hardening options.
+    pub hardening: jobs_core::hardening::Hardening,
 }
 
 /// The answer to a heartbeat.
@@ -79,6 +81,31 @@ pub struct ReapReport {
     pub requeued: Vec<String>,
     /// Jobs whose worker vanished and that cannot be retried, now `lost`.
     pub lost: Vec<String>,
+}
+
+/// An API token to store. The API made the secret and hashed it: the store
+/// never sees a secret, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewToken {
+    /// The app the token is bound to; `None` for every app.
+    pub app: Option<String>,
+    pub role: Role,
+    pub secret_hash: Vec<u8>,
+    pub description: Option<String>,
+    /// Counted from the database clock at insertion; `None` never expires.
+    pub expires_in: Option<Duration>,
+}
+
+/// A new opaque, URL-safe token id. It is public and unrelated to the
+/// secret, so that listing and revoking tokens never handles secrets.
+pub fn new_token_id() -> String {
+    format!("tok_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// A stored role. The table's check allows only known roles, so a failure
+/// here means the schema and this code disagree.
+pub(crate) fn role_from_column(text: &str) -> Result<Role, sqlx::Error> {
+    text.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 /// How a log stream is stored: 1 is stdout, 2 is stderr.

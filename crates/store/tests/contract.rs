@@ -14,13 +14,14 @@ use std::{
 };
 
 use chrono::{SubsecRound, Utc};
+use jobs_core::hardening::Hardening;
 use jobs_core::{
-    JobState, Size,
+    JobState, Role, Size,
     wire::{App, AppCreate, AppUpdate, Job, JobCreate, LogStream},
 };
 use jobs_store::{
     CancelOutcome, ClaimedJob, Fence, Heartbeat, JOB_CANCEL_CHANNEL, JOB_EVENTS_CHANNEL, NewChunk,
-    Store, StoreError,
+    NewToken, Store, StoreError,
 };
 use sqlx::{AssertSqlSafe, Connection, postgres::PgConnection};
 use tokio::sync::broadcast;
@@ -190,6 +191,7 @@ contract! {
     apps_create_get_list,
     apps_update_sets_unsets_and_merges,
     apps_delete_refused_while_a_job_is_active,
+    apps_hardening_round_trips_and_reaches_the_claim,
     jobs_create_with_app_defaults_and_overrides,
     jobs_idempotency_key_returns_the_first_job,
     jobs_concurrent_idempotency_key_makes_one_row,
@@ -211,6 +213,9 @@ contract! {
     outbox_unpublished_mark_and_forget,
     notifications_carry_job_ids,
     ping_answers,
+    tokens_create_find_list_revoke,
+    tokens_expire_by_the_database_clock,
+    tokens_need_their_app_and_go_with_it,
 }
 
 // ---------------------------------------------------------------------------
@@ -232,6 +237,7 @@ async fn create_app(store: &Store, name: &str) -> App {
             env: env(&[("APP_ONLY", "app"), ("SHARED", "from-app")]),
             size: None,
             timeout_seconds: None,
+            hardening: Default::default(),
         })
         .await
         .expect("create_app")
@@ -335,6 +341,7 @@ async fn apps_create_get_list(store: Store) {
             env: BTreeMap::new(),
             size: Some(Size::XL),
             timeout_seconds: Some(60),
+            hardening: Default::default(),
         })
         .await
         .unwrap();
@@ -362,6 +369,7 @@ async fn apps_create_get_list(store: Store) {
             env: BTreeMap::new(),
             size: None,
             timeout_seconds: None,
+            hardening: Default::default(),
         })
         .await;
     match again {
@@ -382,6 +390,7 @@ async fn apps_update_sets_unsets_and_merges(store: Store) {
                 unset: vec!["APP_ONLY".to_owned(), "ABSENT".to_owned()],
                 size: Some(Size::L),
                 timeout_seconds: Some(120),
+                ..AppUpdate::default()
             },
         )
         .await
@@ -436,6 +445,94 @@ async fn apps_update_sets_unsets_and_merges(store: Store) {
         Err(StoreError::AppNotFound(name)) => assert_eq!(name, "nope"),
         other => panic!("expected AppNotFound, got {other:?}"),
     }
+}
+
+async fn apps_hardening_round_trips_and_reaches_the_claim(store: Store) {
+    let plain = create_app(&store, "plain").await;
+    assert_eq!(plain.hardening, Hardening::default(), "off by default");
+
+    let hardening = Hardening {
+        cap_add: vec!["CHOWN".to_owned(), "NET_BIND_SERVICE".to_owned()],
+        user: Some("65534:65534".to_owned()),
+        read_only_root: true,
+        network_none: true,
+    };
+    let created = store
+        .create_app(&AppCreate {
+            name: "locked".to_owned(),
+            image: "busybox".to_owned(),
+            hardening: hardening.clone(),
+            ..AppCreate::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.hardening, hardening);
+    assert_eq!(store.get_app("locked").await.unwrap(), created);
+    let listed = store.list_apps().await.unwrap();
+    assert_eq!(listed.iter().find(|a| a.name == "locked"), Some(&created));
+
+    // Absent fields stay; a given field changes alone.
+    let updated = store
+        .update_app(
+            "locked",
+            &AppUpdate {
+                read_only_root: Some(false),
+                ..AppUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        updated.hardening,
+        Hardening {
+            read_only_root: false,
+            ..hardening.clone()
+        }
+    );
+
+    // `cap_add` replaces the list; a null user goes back to the image's.
+    let updated = store
+        .update_app(
+            "locked",
+            &AppUpdate {
+                cap_add: Some(vec!["SETUID".to_owned()]),
+                user: Some(None),
+                network_none: Some(false),
+                ..AppUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    let expected = Hardening {
+        cap_add: vec!["SETUID".to_owned()],
+        user: None,
+        read_only_root: false,
+        network_none: false,
+    };
+    assert_eq!(updated.hardening, expected);
+    assert_eq!(store.get_app("locked").await.unwrap(), updated);
+
+    // The worker gets the app's options with the claim.
+    let reset = store
+        .update_app(
+            "locked",
+            &AppUpdate {
+                cap_add: Some(hardening.cap_add.clone()),
+                user: Some(hardening.user.clone()),
+                read_only_root: Some(true),
+                network_none: Some(true),
+                ..AppUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(reset.hardening, hardening);
+    let queued = create_job(&store, "locked").await;
+    let claimed = claim(&store, &queued.id, "worker-1", LEASE).await;
+    assert_eq!(claimed.hardening, hardening);
+    let plain_job = create_job(&store, "plain").await;
+    let claimed = claim(&store, &plain_job.id, "worker-1", LEASE).await;
+    assert_eq!(claimed.hardening, Hardening::default());
 }
 
 async fn apps_delete_refused_while_a_job_is_active(store: Store) {
@@ -500,6 +597,7 @@ async fn jobs_create_with_app_defaults_and_overrides(store: Store) {
             env: BTreeMap::new(),
             size: Some(Size::S),
             timeout_seconds: Some(90),
+            hardening: Default::default(),
         })
         .await
         .unwrap();
@@ -1052,6 +1150,7 @@ async fn jobs_held_by_worker(store: Store) {
             env: BTreeMap::new(),
             size: None,
             timeout_seconds: Some(600),
+            hardening: Default::default(),
         })
         .await
         .unwrap();
@@ -1519,6 +1618,159 @@ async fn notifications_carry_job_ids(store: Store) {
 
 async fn ping_answers(store: Store) {
     store.ping().await.expect("ping");
+}
+
+// ---------------------------------------------------------------------------
+// API tokens
+// ---------------------------------------------------------------------------
+
+/// A token to store; its hash is 32 bytes derived from `seed`, standing in
+/// for the SHA-256 of a secret (the store never sees secrets).
+fn new_token(app: Option<&str>, role: Role, seed: u8, expires_in: Option<Duration>) -> NewToken {
+    NewToken {
+        app: app.map(str::to_owned),
+        role,
+        secret_hash: vec![seed; 32],
+        description: Some(format!("token {seed}")),
+        expires_in,
+    }
+}
+
+async fn tokens_create_find_list_revoke(store: Store) {
+    create_app(&store, "web").await;
+    let global = store
+        .create_token(&new_token(None, Role::Admin, 1, None))
+        .await
+        .expect("create a global token");
+    let bound = store
+        .create_token(&new_token(Some("web"), Role::Read, 2, None))
+        .await
+        .expect("create an app token");
+    assert_ne!(global.id, bound.id);
+    assert!(global.id.starts_with("tok_"), "{}", global.id);
+    assert_eq!((global.app.as_deref(), global.role), (None, Role::Admin));
+    assert_eq!(
+        (bound.app.as_deref(), bound.role),
+        (Some("web"), Role::Read)
+    );
+    assert_eq!(bound.description.as_deref(), Some("token 2"));
+    assert_eq!((bound.expires_at, bound.revoked_at), (None, None));
+    let skew = (Utc::now() - bound.created_at).num_seconds().abs();
+    assert!(skew < 60, "created_at is {skew} s away from now");
+
+    // Found by hash, and only by the exact hash.
+    assert_eq!(
+        store.find_token_by_hash(&[2; 32]).await.unwrap(),
+        Some(bound.clone())
+    );
+    assert_eq!(store.find_token_by_hash(&[3; 32]).await.unwrap(), None);
+    assert_eq!(store.find_token_by_hash(&[]).await.unwrap(), None);
+
+    assert_eq!(
+        store.list_tokens(None).await.unwrap(),
+        vec![global.clone(), bound.clone()]
+    );
+    assert_eq!(
+        store.list_tokens(Some("web")).await.unwrap(),
+        vec![bound.clone()]
+    );
+    assert_eq!(store.list_tokens(Some("other")).await.unwrap(), vec![]);
+
+    // Revocation takes effect for the very next lookup, and sticks.
+    assert!(store.revoke_token(&bound.id).await.unwrap());
+    assert_eq!(store.find_token_by_hash(&[2; 32]).await.unwrap(), None);
+    let revoked = store
+        .get_token(&bound.id)
+        .await
+        .unwrap()
+        .expect("still listed");
+    let revoked_at = revoked.revoked_at.expect("revoked_at is set");
+    assert!(
+        store.revoke_token(&bound.id).await.unwrap(),
+        "revoking twice is fine"
+    );
+    let again = store.get_token(&bound.id).await.unwrap().unwrap();
+    assert_eq!(
+        again.revoked_at,
+        Some(revoked_at),
+        "the first revocation time stays"
+    );
+    assert!(!store.revoke_token("tok_nope").await.unwrap());
+    assert_eq!(store.get_token("tok_nope").await.unwrap(), None);
+    // The other token is untouched.
+    assert_eq!(
+        store.find_token_by_hash(&[1; 32]).await.unwrap(),
+        Some(global)
+    );
+
+    // A second token with the same hash is refused, not stored.
+    let clash = store
+        .create_token(&new_token(None, Role::Read, 1, None))
+        .await;
+    assert!(matches!(clash, Err(StoreError::Database(_))), "{clash:?}");
+}
+
+async fn tokens_expire_by_the_database_clock(store: Store) {
+    let long = store
+        .create_token(&new_token(
+            None,
+            Role::Run,
+            1,
+            Some(Duration::from_secs(3600)),
+        ))
+        .await
+        .unwrap();
+    let expires_at = long.expires_at.expect("expires_at is set");
+    assert_eq!((expires_at - long.created_at).num_seconds(), 3600);
+    assert_eq!(
+        store.find_token_by_hash(&[1; 32]).await.unwrap(),
+        Some(long)
+    );
+
+    let short = store
+        .create_token(&new_token(
+            None,
+            Role::Run,
+            2,
+            Some(Duration::from_millis(1)),
+        ))
+        .await
+        .unwrap();
+    eventually("the short token expires", || {
+        let store = store.clone();
+        async move {
+            store
+                .find_token_by_hash(&[2; 32])
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    // Expired tokens stay listed, for the record.
+    let listed = store.list_tokens(None).await.unwrap();
+    assert!(listed.iter().any(|token| token.id == short.id));
+}
+
+async fn tokens_need_their_app_and_go_with_it(store: Store) {
+    let missing = store
+        .create_token(&new_token(Some("nope"), Role::Read, 1, None))
+        .await;
+    assert!(
+        matches!(&missing, Err(StoreError::AppNotFound(app)) if app == "nope"),
+        "{missing:?}"
+    );
+    assert_eq!(store.list_tokens(None).await.unwrap(), vec![]);
+
+    create_app(&store, "web").await;
+    store
+        .create_token(&new_token(Some("web"), Role::Run, 2, None))
+        .await
+        .unwrap();
+    store.delete_app("web").await.unwrap();
+    assert_eq!(store.find_token_by_hash(&[2; 32]).await.unwrap(), None);
+    assert_eq!(store.list_tokens(None).await.unwrap(), vec![]);
 }
 
 // ---------------------------------------------------------------------------

@@ -310,6 +310,7 @@ fn container_spec(context: &WorkerContext, claimed: &ClaimedJob) -> ContainerSpe
             (LABEL_WORKER_ID.to_string(), fence.worker_id.clone()),
         ]),
         limits: context.config.limits_for(claimed.size),
+        hardening: claimed.hardening.clone(),
     }
 }
 

@@ -9,7 +9,7 @@ use bollard::{
     Docker,
     container::LogOutput,
     errors::Error as DockerError,
-    models::{ContainerCreateBody, HostConfig},
+    models::{ContainerCreateBody, HostConfig, HostConfigCgroupnsModeEnum},
     query_parameters::{
         AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
         ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
@@ -17,7 +17,7 @@ use bollard::{
     },
 };
 use futures::{Stream, StreamExt};
-use jobs_core::size::SizeLimits;
+use jobs_core::{hardening::Hardening, size::SizeLimits};
 
 pub const LABEL_JOB_ID: &str = "jobs.job_id";
 pub const LABEL_ATTEMPT: &str = "jobs.attempt";
@@ -41,6 +41,8 @@ pub struct ContainerSpec {
     pub env: Vec<(String, String)>,
     pub labels: HashMap<String, String>,
     pub limits: SizeLimits,
+    /// The app's capability allow-list, user, read-only root and network.
+    pub hardening: Hardening,
 }
 
 /// How a container ended.
@@ -113,24 +115,7 @@ impl Runtime {
     /// Creates the container, without starting it.
     pub async fn create(&self, spec: &ContainerSpec) -> Result<String, StartError> {
         self.ensure_image(&spec.image).await?;
-        let host_config = HostConfig {
-            memory: Some(spec.limits.memory_bytes),
-            // Swap equal to memory: the job gets no swap beyond its memory.
-            memory_swap: Some(spec.limits.memory_bytes),
-            nano_cpus: Some(spec.limits.nano_cpus),
-            pids_limit: Some(spec.limits.pids),
-            // An init as PID 1 forwards signals and reaps zombies, so that
-            // SIGTERM reaches the command and `kill $$` behaves as in a shell.
-            init: Some(true),
-            security_opt: Some(vec!["no-new-privileges".into()]),
-            // The worker streams output itself; a log driver would only
-            // duplicate every byte onto the host's disk.
-            log_config: Some(bollard::models::HostConfigLogConfig {
-                typ: Some("none".into()),
-                config: None,
-            }),
-            ..Default::default()
-        };
+        let host_config = host_config(spec);
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: Some(spec.command.clone()),
@@ -140,6 +125,8 @@ impl Runtime {
             attach_stderr: Some(true),
             tty: Some(false),
             open_stdin: Some(false),
+            // Empty means the image's own user.
+            user: spec.hardening.user.clone(),
             host_config: Some(host_config),
             ..Default::default()
         };
@@ -285,6 +272,97 @@ impl Runtime {
     }
 }
 
+/// The largest `/tmp` a job gets, whatever its memory: tmpfs pages count
+/// against the container's memory limit, so a bigger one could only OOM.
+pub const TMP_MAX_BYTES: i64 = 1024 * 1024 * 1024;
+
+/// The container's `HostConfig`: the resource limits of its size and every
+/// hardening measure of docs/security.md. Measures marked "never" have no
+/// knob on purpose.
+fn host_config(spec: &ContainerSpec) -> HostConfig {
+    let limits = &spec.limits;
+    let hardening = &spec.hardening;
+    HostConfig {
+        memory: Some(limits.memory_bytes),
+        // Swap equal to memory: the job gets no swap beyond its memory.
+        memory_swap: Some(limits.memory_bytes),
+        nano_cpus: Some(limits.nano_cpus),
+        // A fork bomb hits this limit instead of the host's process table.
+        pids_limit: Some(limits.pids),
+        // An init as PID 1 forwards signals and reaps zombies, so that
+        // SIGTERM reaches the command and `kill $$` behaves as in a shell.
+        init: Some(true),
+        // Least privilege: start from no capability at all and add back
+        // only the app's allow-list (validated against Docker's defaults).
+        cap_drop: Some(vec!["ALL".into()]),
+        cap_add: Some(hardening.cap_add.clone()),
+        security_opt: Some(security_options()),
+        // Never privileged: it would give back every capability and device.
+        privileged: Some(false),
+        // Never a host namespace: each stays the container's own ("" is
+        // Docker's private default). The network is the default bridge or
+        // none for an app that asks.
+        network_mode: Some(network_mode(hardening).into()),
+        pid_mode: Some(String::new()),
+        ipc_mode: Some("private".into()),
+        uts_mode: Some(String::new()),
+        cgroupns_mode: Some(HostConfigCgroupnsModeEnum::PRIVATE),
+        // The daemon's user-namespace setting applies (off by default, see
+        // docs/security.md); never "host", which would opt out of it.
+        userns_mode: Some(String::new()),
+        // Never a bind mount or a volume, so never the Docker socket nor
+        // any host path: the job sees only its image and its tmpfs.
+        binds: Some(Vec::new()),
+        mounts: Some(Vec::new()),
+        volumes_from: Some(Vec::new()),
+        readonly_rootfs: Some(hardening.read_only_root),
+        tmpfs: Some(tmp_mount(limits)),
+        // The worker streams output itself; a log driver would only
+        // duplicate every byte onto the host's disk.
+        log_config: Some(bollard::models::HostConfigLogConfig {
+            typ: Some("none".into()),
+            config: None,
+        }),
+        ..Default::default()
+    }
+}
+
+/// `no-new-privileges`: setuid binaries and file capabilities cannot raise
+/// the job's privileges above what it started with. No `seccomp=` option:
+/// Docker's default seccomp profile applies, and `seccomp=unconfined` is
+/// never set.
+fn security_options() -> Vec<String> {
+    vec!["no-new-privileges".into()]
+}
+
+fn network_mode(hardening: &Hardening) -> &'static str {
+    if hardening.network_none {
+        "none"
+    } else {
+        "default"
+    }
+}
+
+/// A private, size-capped, world-writable (sticky) `/tmp`, writable even
+/// with a read-only root. `nosuid,nodev`: nothing placed there can raise
+/// privileges or open a device. `exec` overrides Docker's tmpfs default of
+/// `noexec`, as on Heroku: jobs download tools and unpack native libraries
+/// into /tmp, and `noexec` stops none of `sh /tmp/script`.
+///
+/// NOTE for uploads: files are to land in `/tmp/uploads`, but Docker's
+/// put-archive (`PUT /containers/{id}/archive`) writes into the container's
+/// filesystem layer, not into a tmpfs mounted over it, so a copy into
+/// `/tmp/uploads` before start would be hidden by this mount. Uploads will
+/// need another path or their own mount populated differently; see
+/// docs/security.md.
+fn tmp_mount(limits: &SizeLimits) -> HashMap<String, String> {
+    let size = limits.memory_bytes.min(TMP_MAX_BYTES);
+    HashMap::from([(
+        "/tmp".to_string(),
+        format!("rw,exec,nosuid,nodev,mode=1777,size={size}"),
+    )])
+}
+
 /// A container found by its worker label.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabelledContainer {
@@ -328,5 +406,67 @@ mod tests {
             StartError::ImageNotFound("foo:1".into()).to_string(),
             "image not found: foo:1"
         );
+    }
+
+    fn spec(size: jobs_core::Size, hardening: Hardening) -> ContainerSpec {
+        ContainerSpec {
+            name: "jobs-x-1".into(),
+            image: "busybox".into(),
+            command: vec!["true".into()],
+            env: Vec::new(),
+            labels: HashMap::new(),
+            limits: size.default_limits(),
+            hardening,
+        }
+    }
+
+    #[test]
+    fn every_container_is_hardened_by_default() {
+        let config = host_config(&spec(jobs_core::Size::S, Hardening::default()));
+        assert_eq!(config.cap_drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(config.cap_add, Some(Vec::new()));
+        assert_eq!(config.privileged, Some(false));
+        assert_eq!(
+            config.security_opt,
+            Some(vec!["no-new-privileges".to_string()])
+        );
+        assert_eq!(config.memory, config.memory_swap);
+        assert_eq!(config.pids_limit, Some(256));
+        assert_eq!(config.binds, Some(Vec::new()));
+        assert_eq!(config.mounts, Some(Vec::new()));
+        assert_eq!(config.readonly_rootfs, Some(false));
+        for mode in [
+            &config.network_mode,
+            &config.pid_mode,
+            &config.ipc_mode,
+            &config.userns_mode,
+            &config.uts_mode,
+        ] {
+            assert_ne!(mode.as_deref(), Some("host"));
+        }
+        assert_eq!(config.network_mode.as_deref(), Some("default"));
+        let tmp = &config.tmpfs.as_ref().unwrap()["/tmp"];
+        assert_eq!(tmp, "rw,exec,nosuid,nodev,mode=1777,size=268435456");
+    }
+
+    #[test]
+    fn tmp_is_capped_at_one_gib() {
+        let config = host_config(&spec(jobs_core::Size::XL, Hardening::default()));
+        assert!(config.tmpfs.unwrap()["/tmp"].ends_with(&format!("size={TMP_MAX_BYTES}")));
+    }
+
+    #[test]
+    fn app_options_reach_the_host_config() {
+        let hardening = Hardening {
+            cap_add: vec!["NET_BIND_SERVICE".into()],
+            user: Some("65534".into()),
+            read_only_root: true,
+            network_none: true,
+        };
+        let config = host_config(&spec(jobs_core::Size::M, hardening));
+        assert_eq!(config.cap_add, Some(vec!["NET_BIND_SERVICE".to_string()]));
+        assert_eq!(config.cap_drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(config.readonly_rootfs, Some(true));
+        assert_eq!(config.network_mode.as_deref(), Some("none"));
     }
 }

@@ -3,44 +3,67 @@
 use axum::{Json, extract::State, http::StatusCode};
 use jobs_core::wire::{App, AppList};
 
+use jobs_core::Role;
+
 use crate::{
     error::ApiError,
     extract::{JsonBody, PathParam},
+    principal::Principal,
     requests::{AppCreateRequest, AppUpdateRequest},
     state::AppState,
 };
 
 /// `POST /v1/apps`: 201 with the new app, 409 when the name is taken.
+/// Needs an admin token of every app: a token bound to one app can never
+/// reach another, so it may not make one either.
 pub async fn create_app(
     State(state): State<AppState>,
+    principal: Principal,
     JsonBody(request): JsonBody<AppCreateRequest>,
 ) -> Result<(StatusCode, Json<App>), ApiError> {
+    principal.require(Role::Admin, "creating apps")?;
+    if let Some(bound) = &principal.app {
+        return Err(ApiError::Forbidden(format!(
+            "this token is bound to app {bound:?}: creating apps needs a token of every app"
+        )));
+    }
     let create = request.validate()?;
     let app = state.store.create_app(&create).await?;
     tracing::info!(app = %app.name, image = %app.image, "app created");
     Ok((StatusCode::CREATED, Json(app)))
 }
 
-/// `GET /v1/apps`: every app, by name.
-pub async fn list_apps(State(state): State<AppState>) -> Result<Json<AppList>, ApiError> {
-    let apps = state.store.list_apps().await?;
+/// `GET /v1/apps`: every app the token may see, by name.
+pub async fn list_apps(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<AppList>, ApiError> {
+    principal.require(Role::Read, "listing apps")?;
+    let mut apps = state.store.list_apps().await?;
+    apps.retain(|app| principal.sees_app(&app.name));
     Ok(Json(AppList { apps }))
 }
 
 /// `GET /v1/apps/{app}`.
 pub async fn get_app(
     State(state): State<AppState>,
+    principal: Principal,
     PathParam(name): PathParam<String>,
 ) -> Result<Json<App>, ApiError> {
+    principal.can_see_app(&name)?;
+    principal.require(Role::Read, "reading apps")?;
     Ok(Json(state.store.get_app(&name).await?))
 }
 
 /// `PATCH /v1/apps/{app}`: absent fields stay as they are.
 pub async fn update_app(
     State(state): State<AppState>,
+    principal: Principal,
     PathParam(name): PathParam<String>,
     JsonBody(request): JsonBody<AppUpdateRequest>,
 ) -> Result<Json<App>, ApiError> {
+    principal.can_see_app(&name)?;
+    principal.require(Role::Admin, "updating apps")?;
     let update = request.validate()?;
     let app = state.store.update_app(&name, &update).await?;
     tracing::info!(app = %app.name, "app updated");
@@ -50,8 +73,11 @@ pub async fn update_app(
 /// `DELETE /v1/apps/{app}`: 204, or 409 while the app has active jobs.
 pub async fn delete_app(
     State(state): State<AppState>,
+    principal: Principal,
     PathParam(name): PathParam<String>,
 ) -> Result<StatusCode, ApiError> {
+    principal.can_see_app(&name)?;
+    principal.require(Role::Admin, "deleting apps")?;
     state.store.delete_app(&name).await?;
     tracing::info!(app = %name, "app deleted");
     Ok(StatusCode::NO_CONTENT)

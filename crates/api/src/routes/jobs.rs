@@ -6,12 +6,16 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use jobs_core::wire::{Job, JobList};
+use jobs_core::{
+    Role,
+    wire::{Job, JobList},
+};
 use jobs_store::CancelOutcome;
 
 use crate::{
     error::ApiError,
     extract::{JsonBody, PathParam, QueryParams},
+    principal::Principal,
     relay,
     requests::{JobCreateRequest, JobListQuery},
     state::AppState,
@@ -25,9 +29,12 @@ use crate::{
 /// relay publishes it again, so a broker outage delays jobs and loses none.
 pub async fn create_job(
     State(state): State<AppState>,
+    principal: Principal,
     PathParam(app): PathParam<String>,
     JsonBody(request): JsonBody<JobCreateRequest>,
 ) -> Result<Response, ApiError> {
+    principal.can_see_app(&app)?;
+    principal.require(Role::Run, "creating jobs")?;
     let create = request.validate()?;
     let (job, created) = state.store.create_job(&app, &create).await?;
     if !created {
@@ -57,9 +64,12 @@ pub async fn create_job(
 /// unknown app rather than an empty list, so that a typo is noticed.
 pub async fn list_jobs(
     State(state): State<AppState>,
+    principal: Principal,
     PathParam(app): PathParam<String>,
     QueryParams(query): QueryParams<JobListQuery>,
 ) -> Result<Json<JobList>, ApiError> {
+    principal.can_see_app(&app)?;
+    principal.require(Role::Read, "listing jobs")?;
     let filter = query.validate()?;
     state.store.get_app(&app).await?;
     let jobs = state
@@ -72,17 +82,34 @@ pub async fn list_jobs(
 /// `GET /v1/jobs/{id}`.
 pub async fn get_job(
     State(state): State<AppState>,
+    principal: Principal,
     PathParam(id): PathParam<String>,
 ) -> Result<Json<Job>, ApiError> {
-    Ok(Json(state.store.get_job(&id).await?))
+    Ok(Json(visible_job(&state, &principal, &id).await?))
+}
+
+/// The job, if the token may see it; `job "ID" not found` otherwise, the
+/// same answer as for an id that names no job.
+pub async fn visible_job(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<Job, ApiError> {
+    let job = state.store.get_job(id).await?;
+    principal.can_see_job(&job)?;
+    Ok(job)
 }
 
 /// `POST /v1/jobs/{id}/cancel`: a queued job ends at once; a running one is
 /// stopped by its worker; an ended one is returned unchanged.
 pub async fn cancel_job(
     State(state): State<AppState>,
+    principal: Principal,
     PathParam(id): PathParam<String>,
 ) -> Result<Json<Job>, ApiError> {
+    // A job's app never changes, so checking it before the cancel is exact.
+    visible_job(&state, &principal, &id).await?;
+    principal.require(Role::Run, "canceling jobs")?;
     let job = match state.store.cancel_job(&id).await? {
         CancelOutcome::CanceledWhileQueued(job) => {
             tracing::info!(job_id = %id, "job canceled while queued");

@@ -6,6 +6,7 @@ use jobs_core::wire::LogPage;
 use crate::{
     error::ApiError,
     extract::{PathParam, QueryParams},
+    principal::Principal,
     requests::LogPageQuery,
     state::AppState,
 };
@@ -17,12 +18,14 @@ pub const LOG_PAGE_MAX_BYTES: i64 = 4 * 1024 * 1024;
 /// Chunks after `after`, at most `limit` of them and about 4 MiB.
 pub async fn log_page(
     State(state): State<AppState>,
+    principal: Principal,
     PathParam(id): PathParam<String>,
     QueryParams(query): QueryParams<LogPageQuery>,
 ) -> Result<Json<LogPage>, ApiError> {
     let window = query.validate()?;
-    // The job must exist: an unknown id is a 404, not an empty page.
-    state.store.get_job(&id).await?;
+    // The job must exist, and be the token's to see: an unknown or foreign
+    // id is a 404, not an empty page.
+    super::jobs::visible_job(&state, &principal, &id).await?;
     let chunks = state
         .store
         .logs_after(&id, window.after, window.limit, LOG_PAGE_MAX_BYTES)

@@ -3,7 +3,8 @@
 //! - [`health`]: `/healthz` and `/readyz`, for probes, without a token;
 //! - [`apps`]: creating, listing, showing, updating and deleting apps;
 //! - [`jobs`]: creating, reading, listing and canceling jobs;
-//! - [`logs`]: pages of stored logs.
+//! - [`logs`]: pages of stored logs;
+//! - [`tokens`]: creating, listing and revoking API tokens.
 //!
 //! The log stream lives in [`crate::follow`] and `/metrics` in
 //! [`crate::metrics`]. Everything under `/v1` needs the bearer token.
@@ -12,13 +13,14 @@ pub mod apps;
 pub mod health;
 pub mod jobs;
 pub mod logs;
+pub mod tokens;
 
 use axum::{
     Router,
     extract::{DefaultBodyLimit, OriginalUri},
     http::Method,
     middleware,
-    routing::{get, post},
+    routing::{delete, get, post},
 };
 
 use crate::{auth, error::ApiError, extract::MAX_BODY_BYTES, follow, metrics, state::AppState};
@@ -41,10 +43,20 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs/{id}/cancel", post(jobs::cancel_job))
         .route("/jobs/{id}/logs", get(logs::log_page))
         .route("/jobs/{id}/logs/stream", get(follow::follow_logs))
+        .route(
+            "/tokens",
+            post(tokens::create_token).get(tokens::list_tokens),
+        )
+        .route("/tokens/{id}", delete(tokens::revoke_token))
         // A route layer runs only for matched routes, so that an unknown
         // path is a 404 whatever the token.
+        // It also puts the caller's `Principal` in the request, which every
+        // handler checks (crate::principal).
         .route_layer(middleware::from_fn_with_state(
-            state.admin_token.clone(),
+            auth::Authenticator {
+                admin_token: state.admin_token.clone(),
+                store: state.store.clone(),
+            },
             auth::require_token,
         ))
         .method_not_allowed_fallback(method_not_allowed);

@@ -13,7 +13,7 @@ pub enum AppsCommand {
     List,
     /// Show an app's image, size, timeout and config vars.
     Show(AppNameArgs),
-    /// Change an app's image, config vars, size or timeout.
+    /// Change an app's image, config vars, size, timeout or hardening.
     Set(AppSetArgs),
     /// Delete an app.
     #[command(visible_alias = "rm")]
@@ -48,6 +48,23 @@ pub struct AppCreateArgs {
     /// The default maximum run time of its jobs, such as 30m or 2h.
     #[arg(long, value_name = "DUR", value_parser = parsers::timeout_seconds)]
     pub timeout: Option<i64>,
+
+    /// Add back one Linux capability (all are dropped); may be repeated.
+    /// One of Docker's default set, such as NET_BIND_SERVICE.
+    #[arg(long = "cap-add", value_name = "CAP", value_parser = parsers::capability)]
+    pub cap_add: Vec<String>,
+
+    /// Run its jobs as this user: UID[:GID] or NAME[:GROUP] of the image.
+    #[arg(long, value_name = "USER", value_parser = parsers::user)]
+    pub user: Option<String>,
+
+    /// Make the root filesystem read-only; /tmp stays writable.
+    #[arg(long)]
+    pub read_only_root: bool,
+
+    /// `none` for no network at all (only loopback), or `default`.
+    #[arg(long, value_name = "none|default", value_parser = parsers::network_none)]
+    pub network: Option<bool>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -75,6 +92,34 @@ pub struct AppSetArgs {
     /// A new default maximum run time, such as 30m or 2h.
     #[arg(long, value_name = "DUR", value_parser = parsers::timeout_seconds)]
     pub timeout: Option<i64>,
+
+    /// Replace the capability allow-list with these; may be repeated.
+    #[arg(long = "cap-add", value_name = "CAP", value_parser = parsers::capability)]
+    pub cap_add: Vec<String>,
+
+    /// Empty the capability allow-list.
+    #[arg(long, conflicts_with = "cap_add")]
+    pub no_cap_add: bool,
+
+    /// Run its jobs as this user: UID[:GID] or NAME[:GROUP] of the image.
+    #[arg(long, value_name = "USER", value_parser = parsers::user)]
+    pub user: Option<String>,
+
+    /// Run its jobs as the image's own user again.
+    #[arg(long, conflicts_with = "user")]
+    pub no_user: bool,
+
+    /// Make the root filesystem read-only; /tmp stays writable.
+    #[arg(long, conflicts_with = "no_read_only_root")]
+    pub read_only_root: bool,
+
+    /// Make the root filesystem writable again.
+    #[arg(long)]
+    pub no_read_only_root: bool,
+
+    /// `none` for no network at all (only loopback), or `default`.
+    #[arg(long, value_name = "none|default", value_parser = parsers::network_none)]
+    pub network: Option<bool>,
 }
 
 #[cfg(test)]
@@ -118,6 +163,50 @@ mod tests {
         assert_eq!(set.unset, ["B", "C"]);
         assert_eq!(
             parse(&["set", "web", "--unset", "1B"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+    }
+
+    #[test]
+    fn hardening_flags_are_checked() {
+        let AppsCommand::Create(create) = parse(&[
+            "create",
+            "web",
+            "--image",
+            "a",
+            "--cap-add",
+            "net_bind_service",
+            "--cap-add",
+            "CHOWN",
+            "--user",
+            "65534",
+            "--read-only-root",
+            "--network",
+            "none",
+        ])
+        .unwrap() else {
+            panic!("not create");
+        };
+        assert_eq!(create.cap_add, ["NET_BIND_SERVICE", "CHOWN"]);
+        assert_eq!(create.user.as_deref(), Some("65534"));
+        assert!(create.read_only_root);
+        assert_eq!(create.network, Some(true));
+
+        let err = parse(&["create", "web", "--image", "a", "--cap-add", "SYS_ADMIN"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("must be one of"), "{err}");
+        let err = parse(&["create", "web", "--image", "a", "--network", "host"]).unwrap_err();
+        assert!(err.to_string().contains("none or default"), "{err}");
+        assert_eq!(
+            parse(&["set", "web", "--user", "1", "--no-user"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+        assert_eq!(
+            parse(&["set", "web", "--read-only-root", "--no-read-only-root"])
                 .unwrap_err()
                 .exit_code(),
             2

@@ -9,6 +9,7 @@ mod dev;
 mod jobs;
 mod parsers;
 mod run;
+mod tokens;
 
 use clap::{CommandFactory, Parser, Subcommand, error::ErrorKind};
 
@@ -17,6 +18,7 @@ pub use dev::{DEFAULT_DEV_LISTEN, DevArgs};
 pub use jobs::{FollowArgs, JobIdArgs, ListArgs, LogsArgs, WaitArgs};
 pub use parsers::EnvPair;
 pub use run::RunArgs;
+pub use tokens::{TokenCreateArgs, TokenIdArgs, TokensCommand};
 
 /// The address the CLI talks to when neither `--api-url` nor `JOBS_API_URL`
 /// says otherwise: where `jobs dev` listens by default.
@@ -77,9 +79,32 @@ pub enum Command {
     /// Manage apps.
     #[command(subcommand)]
     Apps(AppsCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
     /// Run the whole system in this process (API, worker, SQLite) on the
     /// local Docker engine; state survives a restart.
     Dev(DevArgs),
+}
+
+/// Parses the process's command line, exiting 2 with clap's message when
+/// it is wrong.
+pub fn parse() -> Cli {
+    parse_from(std::env::args_os()).unwrap_or_else(|err| err.exit())
+}
+
+/// Parses `argv` as [`Cli`], then drops what clap inherited but the
+/// command must not take implicitly (see [`tokens::keep_only_typed_token_app`]).
+pub fn parse_from<I, T>(argv: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::FromArgMatches;
+    let matches = Cli::command().try_get_matches_from(argv)?;
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    tokens::keep_only_typed_token_app(&mut cli, &matches);
+    Ok(cli)
 }
 
 /// A usage error found after parsing, printed the way clap prints its own,

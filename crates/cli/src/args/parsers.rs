@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use jobs_core::{JobState, Size, duration, names, spec};
+use jobs_core::{JobState, Role, Size, duration, names, role, spec};
 
 /// One `K=V` pair given to `-e/--env`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,20 @@ pub fn size(text: &str) -> Result<Size, String> {
     text.parse::<Size>().map_err(|err| err.message)
 }
 
+pub fn role(text: &str) -> Result<Role, String> {
+    text.parse::<Role>().map_err(|err| err.message)
+}
+
+/// A token lifetime, as whole seconds (a fraction rounds up) of at most ten
+/// years.
+pub fn token_lifetime_seconds(text: &str) -> Result<i64, String> {
+    let parsed = duration::parse_duration("expires-in", text).map_err(|err| err.message)?;
+    let whole_seconds = parsed.as_secs() + u64::from(parsed.subsec_nanos() > 0);
+    let seconds = i64::try_from(whole_seconds).unwrap_or(i64::MAX);
+    role::validate_token_lifetime_seconds(seconds).map_err(|err| err.message)?;
+    Ok(seconds)
+}
+
 pub fn job_state(text: &str) -> Result<JobState, String> {
     text.parse::<JobState>().map_err(|err| err.message)
 }
@@ -58,6 +72,23 @@ pub fn wait_duration(text: &str) -> Result<Duration, String> {
 pub fn idempotency_key(text: &str) -> Result<String, String> {
     spec::validate_idempotency_key(Some(text)).map_err(|err| err.message)?;
     Ok(text.to_owned())
+}
+
+/// A capability for `--cap-add`, canonical (`net_bind_service` and
+/// `CAP_NET_BIND_SERVICE` both give `NET_BIND_SERVICE`).
+pub fn capability(text: &str) -> Result<String, String> {
+    jobs_core::hardening::canonical_capability(text).map_err(|err| err.message)
+}
+
+/// A `--user`: `UID[:GID]` or `NAME[:GROUP]`.
+pub fn user(text: &str) -> Result<String, String> {
+    jobs_core::hardening::validate_user(text).map_err(|err| err.message)?;
+    Ok(text.to_owned())
+}
+
+/// A `--network`: `none` (true: no network) or `default`.
+pub fn network_none(text: &str) -> Result<bool, String> {
+    jobs_core::hardening::parse_network(text).map_err(|err| err.message)
 }
 
 #[cfg(test)]

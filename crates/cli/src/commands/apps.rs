@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 
 use clap::error::ErrorKind;
-use jobs_core::wire::{AppCreate, AppUpdate};
+use jobs_core::{
+    hardening::Hardening,
+    wire::{AppCreate, AppUpdate},
+};
 
 use crate::args::{AppCreateArgs, AppSetArgs, AppsCommand, EnvPair, usage_error};
 use crate::commands::Context;
@@ -46,6 +49,12 @@ fn app_create(args: AppCreateArgs) -> AppCreate {
         env: env_map(args.env),
         size: args.size,
         timeout_seconds: args.timeout,
+        hardening: Hardening {
+            cap_add: args.cap_add,
+            user: args.user,
+            read_only_root: args.read_only_root,
+            network_none: args.network.unwrap_or(false),
+        },
     }
 }
 
@@ -58,15 +67,36 @@ fn app_update(args: AppSetArgs) -> Result<AppUpdate, CliError> {
         unset: args.unset,
         size: args.size,
         timeout_seconds: args.timeout,
+        cap_add: cap_add_update(args.cap_add, args.no_cap_add),
+        user: user_update(args.user, args.no_user),
+        read_only_root: flag_update(args.read_only_root, args.no_read_only_root),
+        network_none: args.network,
     };
     if update == AppUpdate::default() {
         return Err(usage_error(
             ErrorKind::MissingRequiredArgument,
-            "nothing to change: give --image, -e/--env, --unset, --size or --timeout",
+            "nothing to change: give --image, -e/--env, --unset, --size, --timeout, \
+             --cap-add, --no-cap-add, --user, --no-user, --read-only-root, \
+             --no-read-only-root or --network",
         )
         .into());
     }
     Ok(update)
+}
+
+/// `--cap-add` replaces the whole list; `--no-cap-add` empties it.
+fn cap_add_update(cap_add: Vec<String>, none: bool) -> Option<Vec<String>> {
+    (none || !cap_add.is_empty()).then_some(cap_add)
+}
+
+/// `--user U` sets it; `--no-user` goes back to the image's user.
+fn user_update(user: Option<String>, none: bool) -> Option<Option<String>> {
+    if none { Some(None) } else { user.map(Some) }
+}
+
+/// `--flag` turns it on, `--no-flag` off, neither leaves it.
+fn flag_update(on: bool, off: bool) -> Option<bool> {
+    (on || off).then_some(on)
 }
 
 /// Later pairs win over earlier ones with the same name.
@@ -100,6 +130,25 @@ mod tests {
         assert_eq!(update.image, None);
         assert_eq!(update.env.get("A").map(String::as_str), Some("2"));
         assert_eq!(update.unset, ["B"]);
+    }
+
+    #[test]
+    fn set_sends_hardening_changes() {
+        let update = app_update(set_args(&["web", "--cap-add", "CHOWN", "--no-user"])).unwrap();
+        assert_eq!(update.cap_add, Some(vec!["CHOWN".to_string()]));
+        assert_eq!(update.user, Some(None));
+        assert_eq!(update.read_only_root, None);
+        let update = app_update(set_args(&[
+            "web",
+            "--no-cap-add",
+            "--no-read-only-root",
+            "--network",
+            "default",
+        ]))
+        .unwrap();
+        assert_eq!(update.cap_add, Some(Vec::new()));
+        assert_eq!(update.read_only_root, Some(false));
+        assert_eq!(update.network_none, Some(false));
     }
 
     #[test]

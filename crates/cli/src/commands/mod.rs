@@ -9,6 +9,7 @@ mod list;
 mod logs;
 mod run;
 mod status;
+mod tokens;
 mod wait;
 
 use clap::error::ErrorKind;
@@ -121,6 +122,7 @@ pub async fn execute(cli: Cli) -> Result<u8, CliError> {
         Command::List(args) => list::list(&context, args).await,
         Command::Cancel(args) => cancel::cancel(&context, args).await,
         Command::Apps(command) => apps::apps(&context, command).await,
+        Command::Tokens(command) => tokens::tokens(&context, command).await,
         Command::Dev(_) => unreachable!("handled above"),
     }
 }

@@ -4,23 +4,37 @@ use super::PgStore;
 use crate::model::DEFAULT_APP_TIMEOUT_SECONDS;
 use std::collections::BTreeMap;
 
-use jobs_core::wire::{App, AppCreate, AppUpdate};
+use jobs_core::{
+    hardening::Hardening,
+    wire::{App, AppCreate, AppUpdate},
+};
 use sqlx::types::Json;
 
-use super::rows::AppRow;
+use super::rows::{AppRow, app_columns};
 use crate::StoreError;
 
 impl PgStore {
     pub async fn create_app(&self, create: &AppCreate) -> Result<App, StoreError> {
-        let row: Result<AppRow, sqlx::Error> = sqlx::query_as(
-            "insert into apps (name, image, env, size, timeout_seconds) values ($1, $2, $3, $4, $5) \
-             returning name, image, env, size, timeout_seconds, created_at, updated_at",
-        )
+        let hardening = &create.hardening;
+        let row: Result<AppRow, sqlx::Error> = sqlx::query_as(concat!(
+            "insert into apps (name, image, env, size, timeout_seconds, cap_add, run_as_user, \
+             read_only_root, network_none) values ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             returning ",
+            app_columns!()
+        ))
         .bind(&create.name)
         .bind(&create.image)
         .bind(Json(&create.env))
         .bind(create.size.unwrap_or_default().as_str())
-        .bind(create.timeout_seconds.unwrap_or(DEFAULT_APP_TIMEOUT_SECONDS))
+        .bind(
+            create
+                .timeout_seconds
+                .unwrap_or(DEFAULT_APP_TIMEOUT_SECONDS),
+        )
+        .bind(Json(&hardening.cap_add))
+        .bind(hardening.user.as_deref())
+        .bind(hardening.read_only_root)
+        .bind(hardening.network_none)
         .fetch_one(&self.pool)
         .await;
         match row {
@@ -33,20 +47,22 @@ impl PgStore {
     }
 
     pub async fn list_apps(&self) -> Result<Vec<App>, StoreError> {
-        let rows: Vec<AppRow> = sqlx::query_as(
-            "select name, image, env, size, timeout_seconds, created_at, updated_at \
-             from apps order by name",
-        )
+        let rows: Vec<AppRow> = sqlx::query_as(concat!(
+            "select ",
+            app_columns!(),
+            " from apps order by name"
+        ))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(App::from).collect())
     }
 
     pub async fn get_app(&self, name: &str) -> Result<App, StoreError> {
-        let row: Option<AppRow> = sqlx::query_as(
-            "select name, image, env, size, timeout_seconds, created_at, updated_at \
-             from apps where name = $1",
-        )
+        let row: Option<AppRow> = sqlx::query_as(concat!(
+            "select ",
+            app_columns!(),
+            " from apps where name = $1"
+        ))
         .bind(name)
         .fetch_optional(&self.pool)
         .await?;
@@ -58,10 +74,11 @@ impl PgStore {
     /// different env vars do not overwrite each other.
     pub async fn update_app(&self, name: &str, update: &AppUpdate) -> Result<App, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let current: Option<AppRow> = sqlx::query_as(
-            "select name, image, env, size, timeout_seconds, created_at, updated_at \
-             from apps where name = $1 for update",
-        )
+        let current: Option<AppRow> = sqlx::query_as(concat!(
+            "select ",
+            app_columns!(),
+            " from apps where name = $1 for update"
+        ))
         .bind(name)
         .fetch_optional(&mut *tx)
         .await?;
@@ -74,16 +91,23 @@ impl PgStore {
         let image = update.image.as_deref().unwrap_or(&current.image);
         let size = update.size.map_or(current.size.clone(), |s| s.to_string());
         let timeout = update.timeout_seconds.unwrap_or(current.timeout_seconds);
-        let row: AppRow = sqlx::query_as(
+        let mut hardening = Hardening::from(current.hardening);
+        hardening.apply(update);
+        let row: AppRow = sqlx::query_as(concat!(
             "update apps set image = $2, env = $3, size = $4, timeout_seconds = $5, \
-             updated_at = now() where name = $1 \
-             returning name, image, env, size, timeout_seconds, created_at, updated_at",
-        )
+             cap_add = $6, run_as_user = $7, read_only_root = $8, network_none = $9, \
+             updated_at = now() where name = $1 returning ",
+            app_columns!()
+        ))
         .bind(name)
         .bind(image)
         .bind(Json(&env))
         .bind(size)
         .bind(timeout)
+        .bind(Json(&hardening.cap_add))
+        .bind(hardening.user.as_deref())
+        .bind(hardening.read_only_root)
+        .bind(hardening.network_none)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -12,7 +12,7 @@ use std::{collections::BTreeMap, time::Duration};
 use jobs_core::{JobState, wire::Job};
 use sqlx::types::Json;
 
-use super::rows::JobRow;
+use super::rows::{HardeningRow, JobRow};
 use crate::{JOB_EVENTS_CHANNEL, StoreError};
 
 #[derive(sqlx::FromRow)]
@@ -21,6 +21,8 @@ struct ClaimRow {
     job: JobRow,
     image: String,
     app_env: Json<BTreeMap<String, String>>,
+    #[sqlx(flatten)]
+    hardening: HardeningRow,
 }
 
 impl PgStore {
@@ -39,7 +41,8 @@ impl PgStore {
                update jobs set state = 'starting', attempt = attempt + 1, lease_owner = $2, \
                  lease_expires_at = now() + make_interval(secs => $3), updated_at = now() \
                where id = $1 and state = 'queued' returning * \
-             ) select claimed.*, apps.image, apps.env as app_env \
+             ) select claimed.*, apps.image, apps.env as app_env, apps.cap_add, \
+               apps.run_as_user, apps.read_only_root, apps.network_none \
              from claimed join apps on apps.name = claimed.app",
         )
         .bind(job_id)
@@ -62,6 +65,7 @@ impl PgStore {
             env,
             size: job.size,
             timeout: Duration::from_secs(job.timeout_seconds.max(1) as u64),
+            hardening: row.hardening.into(),
             job,
         }))
     }

@@ -11,6 +11,7 @@ mod lease;
 mod logs;
 mod reaper;
 mod rows;
+mod tokens;
 
 use std::time::Duration;
 

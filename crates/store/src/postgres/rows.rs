@@ -5,9 +5,19 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use jobs_core::{
     JobState, Size,
+    hardening::Hardening,
     wire::{App, Job},
 };
 use sqlx::types::Json;
+
+/// The columns of an [`AppRow`], as a literal so that queries stay `&'static str`.
+macro_rules! app_columns {
+    () => {
+        "name, image, env, size, timeout_seconds, cap_add, run_as_user, read_only_root, \
+         network_none, created_at, updated_at"
+    };
+}
+pub(crate) use app_columns;
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct AppRow {
@@ -16,6 +26,8 @@ pub(crate) struct AppRow {
     pub env: Json<BTreeMap<String, String>>,
     pub size: String,
     pub timeout_seconds: i64,
+    #[sqlx(flatten)]
+    pub hardening: HardeningRow,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -28,8 +40,29 @@ impl From<AppRow> for App {
             env: row.env.0,
             size: row.size.parse().unwrap_or_default(),
             timeout_seconds: row.timeout_seconds,
+            hardening: row.hardening.into(),
             created_at: row.created_at,
             updated_at: row.updated_at,
+        }
+    }
+}
+
+/// The hardening columns of an app, in [`AppRow`] and in a claim.
+#[derive(sqlx::FromRow)]
+pub(crate) struct HardeningRow {
+    pub cap_add: Json<Vec<String>>,
+    pub run_as_user: Option<String>,
+    pub read_only_root: bool,
+    pub network_none: bool,
+}
+
+impl From<HardeningRow> for Hardening {
+    fn from(row: HardeningRow) -> Self {
+        Hardening {
+            cap_add: row.cap_add.0,
+            user: row.run_as_user,
+            read_only_root: row.read_only_root,
+            network_none: row.network_none,
         }
     }
 }

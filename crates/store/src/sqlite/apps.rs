@@ -2,7 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use jobs_core::wire::{App, AppCreate, AppUpdate};
+use jobs_core::{
+    hardening::Hardening,
+    wire::{App, AppCreate, AppUpdate},
+};
 use sqlx::types::Json;
 
 use super::{
@@ -14,8 +17,9 @@ use crate::{StoreError, model::DEFAULT_APP_TIMEOUT_SECONDS};
 impl SqliteStore {
     pub async fn create_app(&self, create: &AppCreate) -> Result<App, StoreError> {
         let row: Result<AppRow, sqlx::Error> = sqlx::query_as(concat!(
-            "insert into apps (name, image, env, size, timeout_seconds, created_at, updated_at) \
-             values ($1, $2, $3, $4, $5, ",
+            "insert into apps (name, image, env, size, timeout_seconds, cap_add, run_as_user, \
+             read_only_root, network_none, created_at, updated_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, ",
             now!(),
             ", ",
             now!(),
@@ -31,6 +35,10 @@ impl SqliteStore {
                 .timeout_seconds
                 .unwrap_or(DEFAULT_APP_TIMEOUT_SECONDS),
         )
+        .bind(Json(&create.hardening.cap_add))
+        .bind(create.hardening.user.as_deref())
+        .bind(create.hardening.read_only_root)
+        .bind(create.hardening.network_none)
         .fetch_one(&self.pool)
         .await;
         match row {
@@ -87,8 +95,11 @@ impl SqliteStore {
         let image = update.image.as_deref().unwrap_or(&current.image);
         let size = update.size.map_or(current.size.clone(), |s| s.to_string());
         let timeout = update.timeout_seconds.unwrap_or(current.timeout_seconds);
+        let mut hardening = Hardening::from(current.hardening);
+        hardening.apply(update);
         let row: AppRow = sqlx::query_as(concat!(
-            "update apps set image = $2, env = $3, size = $4, timeout_seconds = $5, updated_at = ",
+            "update apps set image = $2, env = $3, size = $4, timeout_seconds = $5, \
+             cap_add = $6, run_as_user = $7, read_only_root = $8, network_none = $9, updated_at = ",
             now!(),
             " where name = $1 returning ",
             app_columns!()
@@ -98,6 +109,10 @@ impl SqliteStore {
         .bind(Json(&env))
         .bind(size)
         .bind(timeout)
+        .bind(Json(&hardening.cap_add))
+        .bind(hardening.user.as_deref())
+        .bind(hardening.read_only_root)
+        .bind(hardening.network_none)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -12,7 +12,7 @@ use sqlx::types::Json;
 
 use super::{
     SqliteStore, duration_micros,
-    rows::{JobRow, job_columns, now},
+    rows::{HardeningRow, JobRow, job_columns, now},
 };
 use crate::{
     JOB_EVENTS_CHANNEL, StoreError,
@@ -25,6 +25,8 @@ struct ClaimRow {
     job: JobRow,
     image: String,
     app_env: Json<BTreeMap<String, String>>,
+    #[sqlx(flatten)]
+    hardening: HardeningRow,
 }
 
 impl SqliteStore {
@@ -49,7 +51,11 @@ impl SqliteStore {
             " where id = $1 and state = 'queued' returning ",
             job_columns!(),
             ", (select image from apps where apps.name = jobs.app) as image, \
-               (select env from apps where apps.name = jobs.app) as app_env"
+               (select env from apps where apps.name = jobs.app) as app_env, \
+               (select cap_add from apps where apps.name = jobs.app) as cap_add, \
+               (select run_as_user from apps where apps.name = jobs.app) as run_as_user, \
+               (select read_only_root from apps where apps.name = jobs.app) as read_only_root, \
+               (select network_none from apps where apps.name = jobs.app) as network_none"
         ))
         .bind(job_id)
         .bind(worker_id)
@@ -71,6 +77,7 @@ impl SqliteStore {
             env,
             size: job.size,
             timeout: Duration::from_secs(job.timeout_seconds.max(1) as u64),
+            hardening: row.hardening.into(),
             job,
         }))
     }

@@ -20,6 +20,7 @@ mod lease;
 mod logs;
 mod reaper;
 mod rows;
+mod tokens;
 
 use std::{str::FromStr, time::Duration};
 
