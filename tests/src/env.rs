@@ -70,6 +70,10 @@ pub struct TestEnv {
     pub admin_token: String,
     pub slots: u32,
     api_url: Option<String>,
+    /// Extra environment of the API ([`TestEnv::start_with_api_env`]).
+    api_env: Vec<(String, String)>,
+    /// Extra environment of every CLI command, such as `JOBS_CA_CERT`.
+    cli_env: Vec<(String, String)>,
     api: Option<Server>,
     worker: Option<Server>,
     pool: Option<PgPool>,
@@ -81,6 +85,18 @@ impl TestEnv {
     /// Starts a fresh system whose worker runs `slots` jobs at once, and
     /// creates the app `demo` with the busybox test image.
     pub fn start(slots: u32) -> TestEnv {
+        Self::start_with_api_env(slots, &[], &[])
+    }
+
+    /// Like [`TestEnv::start`], with extra environment variables for the API
+    /// and for every CLI command. When the API gets `JOBS_TLS_CERT`, its URL
+    /// is `https://`; the CLI then needs `JOBS_CA_CERT` in `cli_env` to set
+    /// up the app `demo`.
+    pub fn start_with_api_env(
+        slots: u32,
+        api_env: &[(&str, &str)],
+        cli_env: &[(&str, &str)],
+    ) -> TestEnv {
         // Fail early and clearly when the build or the machine is not ready.
         let api_binary = binaries::jobs_api();
         let worker_binary = binaries::jobs_worker();
@@ -131,6 +147,8 @@ impl TestEnv {
             ),
             slots,
             api_url: None,
+            api_env: owned_pairs(api_env),
+            cli_env: owned_pairs(cli_env),
             api: None,
             worker: None,
             pool: None,
@@ -199,14 +217,17 @@ impl TestEnv {
         let mut command = self.server_command(binary);
         command
             .env("JOBS_LISTEN", "127.0.0.1:0")
-            .env("JOBS_ADMIN_TOKEN", &self.admin_token);
+            .env("JOBS_ADMIN_TOKEN", &self.admin_token)
+            .envs(self.api_env.iter().map(|(name, value)| (name, value)));
+        let tls = self.api_env.iter().any(|(name, _)| name == "JOBS_TLS_CERT");
         let (server, lines) = Server::spawn("api", command, &self.log_dir);
         self.api = Some(server);
         let line = wait_for_line(&lines, "api", "listening on 127.0.0.1:PORT", |line| {
             line.starts_with("listening on ")
         });
         let address = line["listening on ".len()..].trim();
-        self.api_url = Some(format!("http://{address}"));
+        let scheme = if tls { "https" } else { "http" };
+        self.api_url = Some(format!("{scheme}://{address}"));
     }
 
     /// Kills the worker with SIGKILL, as a crash would, and reaps it. Its
@@ -291,6 +312,7 @@ impl TestEnv {
             // The API is on loopback: a test that removes JOBS_TOKEN must not
             // pick up the token of a `jobs dev` of this machine instead.
             .env("JOBS_DEV_DATA_DIR", self.log_dir.join("no-jobs-dev"))
+            .envs(self.cli_env.iter().map(|(name, value)| (name, value)))
             .args(args);
         command
     }
@@ -696,6 +718,13 @@ fn wait_for_line(
             }
         }
     }
+}
+
+fn owned_pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect()
 }
 
 /// The id that `jobs run -d` printed: alone on one line.

@@ -30,6 +30,7 @@ use crate::{
     config::AdminToken,
     error::{ApiError, INVALID_TOKEN, MISSING_TOKEN},
     principal::Principal,
+    rate_limit::RequestLimiter,
 };
 
 /// What every API token starts with, so that people and secret scanners
@@ -38,21 +39,34 @@ pub const TOKEN_PREFIX: &str = "jobs_";
 /// The random bytes of a token: 256 bits.
 const TOKEN_RANDOM_BYTES: usize = 32;
 
-/// What the middleware needs: the admin token and the store of API tokens.
+/// What the middleware needs: the admin token, the store of API tokens,
+/// and the request rate limit per token.
 #[derive(Clone)]
 pub struct Authenticator {
     pub admin_token: Arc<AdminToken>,
     pub store: Store,
+    pub limiter: Arc<RequestLimiter>,
 }
 
 /// Middleware: resolves `Authorization: Bearer TOKEN` to a [`Principal`],
-/// or refuses the request with a 401.
+/// or refuses the request with a 401; then takes the request from the
+/// token's rate limit, or refuses it with a 429.
 pub async fn require_token(
     State(auth): State<Authenticator>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let principal = authenticate(request.headers(), &auth).await?;
+    // Authenticated, so the header holds a bearer token; its hash keys the
+    // bucket without keeping the secret in memory.
+    if let Some(token) = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(bearer_token)
+    {
+        auth.limiter.check(&secret_hash(token))?;
+    }
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
 }
@@ -129,15 +143,22 @@ mod tests {
     use jobs_store::{NewToken, SqliteStore};
     use tower::ServiceExt;
 
+    use crate::rate_limit::RateLimit;
+
     const TOKEN: &str = "0123456789abcdef-secret";
 
     async fn authenticator() -> Authenticator {
+        authenticator_with(RateLimit::default()).await
+    }
+
+    async fn authenticator_with(rate: RateLimit) -> Authenticator {
         let store = SqliteStore::connect("sqlite::memory:")
             .await
             .expect("in-memory store");
         Authenticator {
             admin_token: Arc::new(TOKEN.parse::<AdminToken>().expect("long enough")),
             store: Store::Sqlite(store),
+            limiter: Arc::new(RequestLimiter::new(rate)),
         }
     }
 
@@ -175,6 +196,44 @@ mod tests {
         assert_eq!((status, body.as_str()), (StatusCode::OK, "admin None"));
         let (status, _) = call(&auth, Some(&format!("bearer  {TOKEN} "))).await;
         assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_token_over_its_rate_gets_429_with_retry_after_then_recovers() {
+        let auth = authenticator_with(RateLimit {
+            per_second: std::num::NonZeroU32::new(10).unwrap(),
+            burst: std::num::NonZeroU32::new(2).unwrap(),
+        })
+        .await;
+        let header = format!("Bearer {TOKEN}");
+        for _ in 0..2 {
+            assert_eq!(call(&auth, Some(&header)).await.0, StatusCode::OK);
+        }
+        let response = router(auth.clone())
+            .oneshot(
+                HttpRequest::get("/v1/ping")
+                    .header(header::AUTHORIZATION, &header)
+                    .body(Body::empty())
+                    .expect("request builds"),
+            )
+            .await
+            .expect("router answers");
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let body = to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains(r#""code":"rate_limited""#), "{body}");
+        // A refused token is not counted: it gets its 401 whatever the rate.
+        assert_eq!(
+            call(&auth, Some("Bearer wrong")).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        // Recovers once the bucket refills: poll with a deadline.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while call(&auth, Some(&header)).await.0 != StatusCode::OK {
+            assert!(std::time::Instant::now() < deadline, "never recovered");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     #[tokio::test]

@@ -6,10 +6,12 @@
 //! so that the rest of the code never sees an `Option` where a value is
 //! required.
 
-use std::{fmt, net::SocketAddr, str::FromStr};
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
 
 use clap::{Parser, ValueEnum};
 use jobs_dispatch::AmqpConfig;
+
+use crate::tls::TlsFiles;
 
 /// The shortest admin token the server accepts.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
@@ -44,6 +46,15 @@ pub struct Args {
     #[arg(long, env = "JOBS_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// PEM certificate chain to serve HTTPS with; needs --tls-key. Without
+    /// both, the API serves plain HTTP (put it behind a TLS proxy then).
+    #[arg(long, env = "JOBS_TLS_CERT", value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "JOBS_TLS_KEY", value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
+
     /// Log line format on stderr. The level comes from RUST_LOG (default info).
     #[arg(long, env = "JOBS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -71,6 +82,14 @@ pub enum ConfigError {
          {MIN_ADMIN_TOKEN_LEN} characters"
     )]
     AdminTokenTooShort(usize),
+    #[error(
+        "{given} is set but {missing} is not: pass both --tls-cert and --tls-key \
+         (or JOBS_TLS_CERT and JOBS_TLS_KEY) to serve HTTPS, or neither to serve HTTP"
+    )]
+    TlsIncomplete {
+        given: &'static str,
+        missing: &'static str,
+    },
 }
 
 /// The token that grants every right. Its `Debug` output never shows it.
@@ -108,6 +127,8 @@ pub struct Config {
     pub database_url: String,
     pub amqp: AmqpConfig,
     pub admin_token: AdminToken,
+    /// Serve HTTPS with these files; plain HTTP when `None`.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Config {
@@ -121,6 +142,25 @@ impl Config {
             .admin_token
             .ok_or(ConfigError::MissingAdminToken)?
             .parse()?;
+        // An empty value counts as absent, as for the database URL, so that
+        // `JOBS_TLS_CERT=` in an env file does not half-enable TLS.
+        let present = |path: Option<PathBuf>| path.filter(|path| !path.as_os_str().is_empty());
+        let tls = match (present(args.tls_cert), present(args.tls_key)) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::TlsIncomplete {
+                    given: "--tls-cert",
+                    missing: "--tls-key",
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::TlsIncomplete {
+                    given: "--tls-key",
+                    missing: "--tls-cert",
+                });
+            }
+        };
         Ok(Self {
             listen: args.listen,
             database_url,
@@ -129,6 +169,7 @@ impl Config {
                 queue: args.amqp_queue,
             },
             admin_token,
+            tls,
         })
     }
 }
@@ -160,6 +201,42 @@ mod tests {
         let err = Config::from_args(short).unwrap_err();
         assert_eq!(err, ConfigError::AdminTokenTooShort(5));
         assert!(err.to_string().contains("at least 16 characters"), "{err}");
+    }
+
+    #[test]
+    fn tls_needs_both_the_certificate_and_the_key() {
+        let base = [
+            "--database-url",
+            "postgres://x",
+            "--admin-token",
+            "0123456789abcdef",
+        ];
+        // Clear what the environment of the test run might set.
+        let with = |cert: Option<&str>, key: Option<&str>| Args {
+            tls_cert: cert.map(PathBuf::from),
+            tls_key: key.map(PathBuf::from),
+            ..parse(&base)
+        };
+        for (args, given) in [
+            (with(Some("c.pem"), None), "--tls-cert"),
+            (with(None, Some("k.pem")), "--tls-key"),
+            (with(Some("c.pem"), Some("")), "--tls-cert"),
+        ] {
+            let message = Config::from_args(args).unwrap_err().to_string();
+            assert!(message.starts_with(given), "{message}");
+            for named in ["--tls-cert", "--tls-key", "JOBS_TLS_CERT", "JOBS_TLS_KEY"] {
+                assert!(message.contains(named), "{message}");
+            }
+        }
+        assert_eq!(Config::from_args(with(None, None)).unwrap().tls, None);
+        let both = Config::from_args(with(Some("c.pem"), Some("k.pem"))).unwrap();
+        assert_eq!(
+            both.tls,
+            Some(TlsFiles {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
     }
 
     #[test]

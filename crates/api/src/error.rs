@@ -52,6 +52,15 @@ pub enum ApiError {
     /// a limit; clients may retry.
     #[error("{0}")]
     Unavailable(String),
+    /// 429: a quota is reached (`too_many_jobs`, `rate_limited`); the
+    /// message names the limit. `retry_after` seconds, when known, also go
+    /// in a `Retry-After` header.
+    #[error("{message}")]
+    TooManyRequests {
+        code: &'static str,
+        message: String,
+        retry_after: Option<u64>,
+    },
     /// 500: a bug or an unexpected failure; logged, never shown.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -74,6 +83,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -91,6 +101,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::TooManyRequests { code, .. } => code,
             ApiError::Internal(_) => "internal",
         }
     }
@@ -139,6 +150,12 @@ impl From<StoreError> for ApiError {
             StoreError::AppExists(_) | StoreError::AppBusy { .. } => {
                 ApiError::Conflict(error.to_string())
             }
+            // No Retry-After: when a job ends is unknown.
+            StoreError::TooManyJobs { .. } => ApiError::TooManyRequests {
+                code: "too_many_jobs",
+                message: error.to_string(),
+                retry_after: None,
+            },
             // A database that does not answer is also a 500 here: clients
             // retry every 5xx alike, and `/readyz` reports the outage itself.
             StoreError::Database(_) => {
@@ -156,7 +173,16 @@ impl IntoResponse for ApiError {
         }
         let status = self.status();
         let unauthorized = matches!(self, ApiError::Unauthorized(_));
+        let retry_after = match &self {
+            ApiError::TooManyRequests { retry_after, .. } => *retry_after,
+            _ => None,
+        };
         let mut response = (status, Json(self.body())).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if unauthorized {
             response
                 .headers_mut()

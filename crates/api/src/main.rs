@@ -39,7 +39,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
     writeln!(stdout, "listening on {}", application.address())?;
     stdout.flush()?;
     drop(stdout);
-    tracing::info!(address = %application.address(), "listening");
+    tracing::info!(
+        address = %application.address(),
+        tls = application.is_tls(),
+        "listening"
+    );
     tokio::spawn(cancel_on_signal(application.shutdown_token()));
     application.run_until_stopped().await
 }

@@ -39,6 +39,9 @@ pub struct AppCreateRequest {
     size: Option<String>,
     #[serde(default)]
     timeout_seconds: Option<i64>,
+    /// Names of `env` vars to mark secret.
+    #[serde(default)]
+    secret_env: Vec<String>,
     #[serde(default)]
     cap_add: Vec<String>,
     #[serde(default)]
@@ -57,6 +60,13 @@ impl AppCreateRequest {
             .map_err(|error| InvalidInput::new("name", error.message))?;
         validate_image(&self.image)?;
         validate_env(&self.env)?;
+        check_env_names("secret_env", &self.secret_env)?;
+        if let Some(name) = self.secret_env.iter().find(|n| !self.env.contains_key(*n)) {
+            return Err(InvalidInput::new(
+                "secret_env",
+                format!("secret env var {name:?} is not set in env: give its value there"),
+            ));
+        }
         let size = parse_size(self.size.as_deref())?;
         check_timeout(self.timeout_seconds)?;
         let hardening = Hardening {
@@ -71,6 +81,7 @@ impl AppCreateRequest {
             env: self.env,
             size,
             timeout_seconds: self.timeout_seconds,
+            secret_env: self.secret_env,
             hardening,
         })
     }
@@ -86,6 +97,12 @@ pub struct AppUpdateRequest {
     env: BTreeMap<String, String>,
     #[serde(default)]
     unset: Vec<String>,
+    /// Names to mark secret: set in `env` or already set on the app.
+    #[serde(default)]
+    secret_env: Vec<String>,
+    /// Names to mark not secret again.
+    #[serde(default)]
+    unsecret: Vec<String>,
     #[serde(default)]
     size: Option<String>,
     #[serde(default)]
@@ -108,20 +125,9 @@ impl AppUpdateRequest {
             validate_image(image)?;
         }
         validate_env(&self.env)?;
-        if self.unset.len() > spec::MAX_ENV_VARS {
-            return Err(InvalidInput::new(
-                "unset",
-                format!(
-                    "{} env names to unset: the limit is {}",
-                    self.unset.len(),
-                    spec::MAX_ENV_VARS
-                ),
-            ));
-        }
-        for name in &self.unset {
-            names::validate_env_name(name)
-                .map_err(|error| InvalidInput::new("unset", error.message))?;
-        }
+        check_env_names("unset", &self.unset)?;
+        check_env_names("secret_env", &self.secret_env)?;
+        check_env_names("unsecret", &self.unsecret)?;
         let size = parse_size(self.size.as_deref())?;
         check_timeout(self.timeout_seconds)?;
         let cap_add = self
@@ -134,6 +140,8 @@ impl AppUpdateRequest {
             image: self.image,
             env: self.env,
             unset: self.unset,
+            secret_env: self.secret_env,
+            unsecret: self.unsecret,
             size,
             timeout_seconds: self.timeout_seconds,
             cap_add,
@@ -142,6 +150,25 @@ impl AppUpdateRequest {
             network_none: self.network_none,
         })
     }
+}
+
+/// Checks a list of env var names (`unset`, `secret_env`, `unsecret`):
+/// each a valid name, and no more than an app may have.
+fn check_env_names(field: &str, list: &[String]) -> Result<(), InvalidInput> {
+    if list.len() > spec::MAX_ENV_VARS {
+        return Err(InvalidInput::new(
+            field,
+            format!(
+                "{} env names in {field}: the limit is {}",
+                list.len(),
+                spec::MAX_ENV_VARS
+            ),
+        ));
+    }
+    for name in list {
+        names::validate_env_name(name).map_err(|error| InvalidInput::new(field, error.message))?;
+    }
+    Ok(())
 }
 
 /// The body of `POST /v1/apps/{app}/jobs`.

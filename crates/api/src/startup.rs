@@ -5,7 +5,7 @@
 //! back. [`Application::run_until_stopped`] serves until the shutdown token
 //! is cancelled, then stops the relay and drains connections.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, io, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use jobs_dispatch::Publisher;
@@ -17,9 +17,11 @@ use crate::{
     config::{AdminToken, Config},
     follow::MAX_FOLLOWERS,
     metrics::Metrics,
+    quotas::Quotas,
     relay::Relay,
     routes,
     state::AppState,
+    tls::TlsListener,
 };
 
 /// How long open connections may take to finish once shutdown starts. Log
@@ -30,6 +32,9 @@ pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
     state: AppState,
+    /// Serve HTTPS with this configuration; plain HTTP when `None`.
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    quotas: Quotas,
 }
 
 impl Application {
@@ -37,10 +42,17 @@ impl Application {
     /// for job notifications, and binds the listener. The broker is reached
     /// lazily, so the API starts while it is down; jobs then wait for the
     /// relay.
+    ///
+    /// The TLS files, when given, are read first: a wrong path or a key of
+    /// another certificate fails the start at once, naming the file.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let tls = config.tls.as_ref().map(|files| files.load()).transpose()?;
         let store = Store::connect(&config.database_url).await?;
         let publisher = Publisher::amqp(config.amqp.clone());
-        Self::build_with(config.listen, config.admin_token, store, publisher).await
+        let mut application =
+            Self::build_with(config.listen, config.admin_token, store, publisher).await?;
+        application.tls = tls;
+        Ok(application)
     }
 
     /// Builds on a given store and publisher; `jobs dev` passes its embedded
@@ -51,6 +63,9 @@ impl Application {
         store: Store,
         publisher: Publisher,
     ) -> anyhow::Result<Self> {
+        // Read before anything starts: a malformed limit is a start-up
+        // error naming the variable, never a silently different limit.
+        let quotas = Quotas::from_env()?;
         let notifications = store
             .notifications(JOB_EVENTS_CHANNEL)
             .await
@@ -72,6 +87,8 @@ impl Application {
             listener,
             address,
             state,
+            tls: None,
+            quotas,
         })
     }
 
@@ -89,7 +106,13 @@ impl Application {
         self.state.shutdown.clone()
     }
 
-    /// Serves HTTP and runs the relay until the shutdown token is cancelled.
+    /// Whether the server speaks HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Serves HTTP (or HTTPS) and runs the relay until the shutdown token
+    /// is cancelled.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let shutdown = self.state.shutdown.clone();
         let tasks = TaskTracker::new();
@@ -101,10 +124,25 @@ impl Application {
         tasks.spawn(relay.run(shutdown.clone()));
         tasks.close();
 
-        let router = routes::router(self.state);
-        let serve = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .into_future();
+        let router = routes::router_with(self.state, self.quotas);
+        let stop = shutdown.clone().cancelled_owned();
+        // Both arms are the same serve loop and graceful shutdown; only the
+        // listener differs, so the futures differ in type and are boxed.
+        let serve: Pin<Box<dyn Future<Output = io::Result<()>> + Send>> = match self.tls {
+            Some(tls) => {
+                let listener = TlsListener::new(self.listener, self.address, tls);
+                Box::pin(
+                    axum::serve(listener, router)
+                        .with_graceful_shutdown(stop)
+                        .into_future(),
+                )
+            }
+            None => Box::pin(
+                axum::serve(self.listener, router)
+                    .with_graceful_shutdown(stop)
+                    .into_future(),
+            ),
+        };
         // Graceful shutdown waits for open connections; the grace period
         // bounds that wait for a client that never reads its last bytes.
         let deadline = async {

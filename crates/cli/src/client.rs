@@ -4,6 +4,7 @@
 //! bearer token when there is one; without one the request still goes out
 //! (the API may need none), and a 401 then says where a token comes from.
 
+use std::path::Path;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
@@ -26,6 +27,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// The message for a 401 when no token was sent at all.
 const MISSING_TOKEN: &str = "missing API token: pass --token, set JOBS_TOKEN, \
      or start `jobs dev` on this machine, which writes one for the CLI";
+/// Added to a failed connection whose cause is the API's certificate.
+const CERTIFICATE_HINT: &str = "(if the API's certificate comes from a private CA, \
+     pass --ca-cert PATH or set JOBS_CA_CERT)";
 /// How much of a non-JSON error body to quote back to the user.
 const QUOTED_BODY_MAX_CHARS: usize = 200;
 
@@ -41,7 +45,15 @@ pub struct ApiClient {
 impl ApiClient {
     /// Checks the API address and builds the client. A malformed address is
     /// a usage error that names `--api-url`.
-    pub fn new(api_url: &str, token: Option<String>) -> Result<Self, CliError> {
+    ///
+    /// HTTPS certificates are always verified, against the system's roots
+    /// plus those of `ca_cert` when given; there is deliberately no way to
+    /// turn verification off, since the token travels on every request.
+    pub fn new(
+        api_url: &str,
+        token: Option<String>,
+        ca_cert: Option<&Path>,
+    ) -> Result<Self, CliError> {
         let bad_url = |why: String| {
             CliError::Usage(usage_error(
                 ErrorKind::ValueValidation,
@@ -52,9 +64,15 @@ impl ApiClient {
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             return Err(bad_url("must be an http:// or https:// address".into()));
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(concat!("jobs-cli/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("jobs-cli/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = ca_cert {
+            // Merged with the platform's roots, not instead of them: a
+            // private CA for this API should not stop a public one working.
+            builder = builder.tls_certs_merge(read_ca_certificates(path)?);
+        }
+        let http = builder
             .build()
             .map_err(|err| CliError::UnexpectedAnswer(cause_chain(&err)))?;
         Ok(Self {
@@ -251,11 +269,37 @@ impl ApiClient {
             Some(source) if err.is_connect() || err.is_timeout() => cause_chain(source),
             _ => cause_chain(err),
         };
+        let cause = if cause.contains("certificate") {
+            format!("{cause} {CERTIFICATE_HINT}")
+        } else {
+            cause
+        };
         CliError::Unreachable {
             api_url: self.api_url.clone(),
             cause,
         }
     }
+}
+
+/// Reads the CA certificates of `--ca-cert`. A file that cannot be read or
+/// holds no certificate is a usage error naming the option and the file.
+fn read_ca_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>, CliError> {
+    let bad_file = |why: String| {
+        CliError::Usage(usage_error(
+            ErrorKind::ValueValidation,
+            format!(
+                "invalid value '{}' for '--ca-cert <PATH>': {why}",
+                path.display()
+            ),
+        ))
+    };
+    let pem = std::fs::read(path).map_err(|err| bad_file(format!("cannot read it: {err}")))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|err| bad_file(format!("not a PEM certificate file: {}", cause_chain(&err))))?;
+    if certificates.is_empty() {
+        return Err(bad_file("no PEM certificate in it".into()));
+    }
+    Ok(certificates)
 }
 
 /// The sentence to show for an error answer: the API's `error.message` when
@@ -280,7 +324,7 @@ mod tests {
 
     #[test]
     fn routes_sit_under_v1_with_encoded_segments() {
-        let client = ApiClient::new("http://127.0.0.1:8420", None).unwrap();
+        let client = ApiClient::new("http://127.0.0.1:8420", None, None).unwrap();
         assert_eq!(
             client.url(&["jobs", "j1", "logs"]).as_str(),
             "http://127.0.0.1:8420/v1/jobs/j1/logs"
@@ -289,7 +333,7 @@ mod tests {
             client.url(&["jobs", "../apps?x"]).as_str(),
             "http://127.0.0.1:8420/v1/jobs/..%2Fapps%3Fx"
         );
-        let prefixed = ApiClient::new("https://example.test/jobs/", None).unwrap();
+        let prefixed = ApiClient::new("https://example.test/jobs/", None, None).unwrap();
         assert_eq!(
             prefixed.url(&["apps"]).as_str(),
             "https://example.test/jobs/v1/apps"
@@ -299,10 +343,26 @@ mod tests {
     #[test]
     fn a_bad_api_url_is_a_usage_error() {
         for bad in ["not a url", "ftp://host", "mailto:x@y"] {
-            let err = ApiClient::new(bad, None).unwrap_err();
+            let err = ApiClient::new(bad, None, None).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{bad}");
             assert!(err.to_string().contains("--api-url"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_ca_file_that_is_missing_or_holds_no_certificate_is_a_usage_error() {
+        let dir = std::env::temp_dir().join(format!("jobs-cli-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        for path in [dir.join("missing.pem"), empty] {
+            let err = ApiClient::new("https://127.0.0.1:1", None, Some(&path)).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{err}");
+            let message = err.to_string();
+            assert!(message.contains("--ca-cert"), "{message}");
+            assert!(message.contains(&*path.to_string_lossy()), "{message}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -210,7 +210,13 @@ pub fn print_app(format: OutputFormat, app: &App) -> Result<(), CliError> {
     if !app.env.is_empty() {
         text.push_str("env:\n");
         for (name, value) in &app.env {
-            text.push_str(&format!("  {name}={value}\n"));
+            // The API already masks secret values; the mark says why.
+            let secret = if app.secret_env.contains(name) {
+                "  (secret)"
+            } else {
+                ""
+            };
+            text.push_str(&format!("  {name}={value}{secret}\n"));
         }
     }
     print_stdout(&text)

@@ -47,6 +47,10 @@ pub struct AppCreate {
     pub size: Option<Size>,
     #[serde(default)]
     pub timeout_seconds: Option<i64>,
+    /// Names of `env` vars to mark secret: masked in every answer and in
+    /// job output. Each must be a key of `env`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_env: Vec<String>,
     /// Container hardening: `cap_add`, `user`, `read_only_root`,
     /// `network_none`, flat in the JSON body.
     #[serde(flatten)]
@@ -61,9 +65,15 @@ pub struct AppUpdate {
     /// Env vars to set or replace.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// Env var names to remove.
+    /// Env var names to remove (their secret mark goes with them).
     #[serde(default)]
     pub unset: Vec<String>,
+    /// Env var names to mark secret, set in `env` or already set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_env: Vec<String>,
+    /// Env var names to mark not secret again; their values stay.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unsecret: Vec<String>,
     #[serde(default)]
     pub size: Option<Size>,
     #[serde(default)]
@@ -94,11 +104,18 @@ where
     T::deserialize(deserializer).map(Some)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An app. Its `Debug` names env vars without their values, so that no
+/// log line can print a secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct App {
     pub name: String,
     pub image: String,
+    /// In API answers, the value of each var named in `secret_env` is
+    /// [`SECRET_MASK`]; the store holds the real one.
     pub env: BTreeMap<String, String>,
+    /// The names of the secret vars of `env`, sorted.
+    #[serde(default)]
+    pub secret_env: Vec<String>,
     pub size: Size,
     pub timeout_seconds: i64,
     /// Container hardening, flat in the JSON body.
@@ -106,6 +123,37 @@ pub struct App {
     pub hardening: Hardening,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// What the API shows instead of a secret config var's value.
+pub const SECRET_MASK: &str = "********";
+
+impl App {
+    /// The app as the API shows it: secret values replaced by [`SECRET_MASK`].
+    pub fn masked(mut self) -> Self {
+        for name in &self.secret_env {
+            if let Some(value) = self.env.get_mut(name) {
+                *value = SECRET_MASK.to_owned();
+            }
+        }
+        self
+    }
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("name", &self.name)
+            .field("image", &self.image)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("secret_env", &self.secret_env)
+            .field("size", &self.size)
+            .field("timeout_seconds", &self.timeout_seconds)
+            .field("hardening", &self.hardening)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -278,6 +326,29 @@ mod tests {
         let back: LogChunk = serde_json::from_str(&json).unwrap();
         assert_eq!(back.bytes().unwrap(), bytes);
         assert!(json.contains("\"stream\":\"stderr\""));
+    }
+
+    #[test]
+    fn masked_apps_hide_secret_values_and_debug_hides_every_value() {
+        let app = App {
+            name: "demo".into(),
+            image: "alpine".into(),
+            env: [("A", "plain-value"), ("PW", "hunter2-secret")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            secret_env: vec!["PW".into()],
+            size: Size::default(),
+            timeout_seconds: 60,
+            hardening: Hardening::default(),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        let debug = format!("{app:?}");
+        assert!(!debug.contains("hunter2") && !debug.contains("plain-value"));
+        let masked = app.masked();
+        assert_eq!(masked.env["PW"], SECRET_MASK);
+        assert_eq!(masked.env["A"], "plain-value");
     }
 
     #[test]

@@ -50,6 +50,15 @@ pub enum StoreError {
     JobNotFound(String),
     #[error("app {app:?} still has {active} active jobs: cancel them or wait")]
     AppBusy { app: String, active: i64 },
+    #[error(
+        "app {app:?} already has {active} active jobs: the limit is {limit}; \
+         wait for one to end or cancel one"
+    )]
+    TooManyJobs {
+        app: String,
+        active: i64,
+        limit: i64,
+    },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -134,6 +143,10 @@ delegate! {
     /// Inserts a queued job. Returns it and whether it was created now
     /// (`false` when the idempotency key matched an earlier job).
     fn create_job(&self, app: &str, create: &JobCreate) -> Result<(Job, bool), StoreError>;
+    /// `create_job`, refused with `TooManyJobs` (creating nothing) when the
+    /// app already has `max_active` queued, starting or running jobs; the
+    /// count and the insert are atomic per app.
+    fn create_job_within(&self, app: &str, create: &JobCreate, max_active: Option<i64>) -> Result<(Job, bool), StoreError>;
     /// Records that the dispatcher confirmed the wake-up for a job.
     fn mark_published(&self, job_id: &str) -> Result<(), StoreError>;
     /// Queued jobs whose wake-up was never confirmed, oldest first.

@@ -31,17 +31,76 @@ pub struct Fence {
 }
 
 /// A job a worker has just claimed, with what it needs to start it.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` names env vars without their values, and counts secrets:
+/// a claim in a log line must not leak a secret.
+#[derive(Clone)]
 pub struct ClaimedJob {
     pub fence: Fence,
     pub job: Job,
     pub image: String,
     /// The app's config vars merged with the job's overrides; overrides win.
+    /// Real values, secret ones included: the container needs them.
     pub env: BTreeMap<String, String>,
     pub size: Size,
     pub timeout: Duration,
     /// The app's container hardening options.
     pub hardening: jobs_core::hardening::Hardening,
+    /// The values of the app's secret config vars, to mask in the output.
+    pub secret_values: Vec<String>,
+}
+
+impl std::fmt::Debug for ClaimedJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaimedJob")
+            .field("fence", &self.fence)
+            .field("job", &self.job)
+            .field("image", &self.image)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("size", &self.size)
+            .field("timeout", &self.timeout)
+            .field("hardening", &self.hardening)
+            .field("secret_values", &self.secret_values.len())
+            .finish()
+    }
+}
+
+/// The secret names to store: `names` and `kept`, limited to keys of `env`
+/// (a mark without a var means nothing), sorted and without repeats.
+pub(crate) fn secret_names(
+    env: &BTreeMap<String, String>,
+    names: &[String],
+    kept: &[String],
+) -> Vec<String> {
+    let set: std::collections::BTreeSet<&String> = names
+        .iter()
+        .chain(kept)
+        .filter(|name| env.contains_key(*name))
+        .collect();
+    set.into_iter().cloned().collect()
+}
+
+/// The secret names after `update`, given the env after it: the current
+/// marks minus `unsecret`, plus `secret_env`; an unset var loses its mark
+/// with it.
+pub(crate) fn updated_secret_names(
+    env: &BTreeMap<String, String>,
+    current: Vec<String>,
+    update: &jobs_core::wire::AppUpdate,
+) -> Vec<String> {
+    let kept: Vec<String> = current
+        .into_iter()
+        .filter(|name| !update.unsecret.contains(name))
+        .collect();
+    secret_names(env, &update.secret_env, &kept)
+}
+
+/// The values of `env` named in `secret_names`: what a worker masks.
+pub fn secret_values(env: &BTreeMap<String, String>, secret_names: &[String]) -> Vec<String> {
+    secret_names
+        .iter()
+        .filter_map(|name| env.get(name).cloned())
+        .collect()
 }
 
 /// The answer to a heartbeat.
@@ -55,13 +114,28 @@ pub enum Heartbeat {
 }
 
 /// A job a worker holds, as its restarted process finds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct HeldJob {
     pub fence: Fence,
     /// Whether the job had reached `running`.
     pub running: bool,
     /// What is left of its timeout, by the database clock.
     pub timeout_left: Duration,
+    /// The values of the app's secret config vars, to mask in the output
+    /// of the container taken over.
+    pub secret_values: Vec<String>,
+}
+
+impl std::fmt::Debug for HeldJob {
+    // Counts the secret values, never prints them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeldJob")
+            .field("fence", &self.fence)
+            .field("running", &self.running)
+            .field("timeout_left", &self.timeout_left)
+            .field("secret_values", &self.secret_values.len())
+            .finish()
+    }
 }
 
 /// A chunk the log pump wants stored.

@@ -192,6 +192,9 @@ contract! {
     apps_update_sets_unsets_and_merges,
     apps_delete_refused_while_a_job_is_active,
     apps_hardening_round_trips_and_reaches_the_claim,
+    apps_secret_env_round_trips_and_reaches_the_claim,
+    apps_unset_and_unsecret_remove_the_secret_mark,
+    jobs_create_within_refuses_over_the_active_limit,
     jobs_create_with_app_defaults_and_overrides,
     jobs_idempotency_key_returns_the_first_job,
     jobs_concurrent_idempotency_key_makes_one_row,
@@ -237,6 +240,7 @@ async fn create_app(store: &Store, name: &str) -> App {
             env: env(&[("APP_ONLY", "app"), ("SHARED", "from-app")]),
             size: None,
             timeout_seconds: None,
+            secret_env: vec![],
             hardening: Default::default(),
         })
         .await
@@ -341,6 +345,7 @@ async fn apps_create_get_list(store: Store) {
             env: BTreeMap::new(),
             size: Some(Size::XL),
             timeout_seconds: Some(60),
+            secret_env: vec![],
             hardening: Default::default(),
         })
         .await
@@ -369,6 +374,7 @@ async fn apps_create_get_list(store: Store) {
             env: BTreeMap::new(),
             size: None,
             timeout_seconds: None,
+            secret_env: vec![],
             hardening: Default::default(),
         })
         .await;
@@ -535,6 +541,193 @@ async fn apps_hardening_round_trips_and_reaches_the_claim(store: Store) {
     assert_eq!(claimed.hardening, Hardening::default());
 }
 
+async fn apps_secret_env_round_trips_and_reaches_the_claim(store: Store) {
+    let created = store
+        .create_app(&AppCreate {
+            name: "vault".to_owned(),
+            image: "alpine".to_owned(),
+            env: env(&[("PLAIN", "visible"), ("DB_PASSWORD", "hunter2-secret")]),
+            // A name without a value is not kept: a mark needs a var.
+            secret_env: vec!["DB_PASSWORD".to_owned(), "NOT_SET".to_owned()],
+            ..AppCreate::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.secret_env, vec!["DB_PASSWORD".to_owned()]);
+    // The store keeps the real value; only the API masks it.
+    assert_eq!(created.env["DB_PASSWORD"], "hunter2-secret");
+    assert_eq!(store.get_app("vault").await.unwrap(), created);
+    let listed = store.list_apps().await.unwrap();
+    assert_eq!(listed.iter().find(|a| a.name == "vault"), Some(&created));
+
+    // Marking an existing var keeps its value; other updates keep the marks.
+    let updated = store
+        .update_app(
+            "vault",
+            &AppUpdate {
+                secret_env: vec!["PLAIN".to_owned()],
+                env: env(&[("OTHER", "x")]),
+                ..AppUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        updated.secret_env,
+        vec!["DB_PASSWORD".to_owned(), "PLAIN".to_owned()]
+    );
+    assert_eq!(updated.env["PLAIN"], "visible");
+
+    // The claim has the real merged env and the app's secret values, even
+    // for a var a job's override replaced.
+    let (job, _) = store
+        .create_job(
+            "vault",
+            &JobCreate {
+                command: vec!["true".to_owned()],
+                env: env(&[("PLAIN", "override")]),
+                ..JobCreate::default()
+            },
+        )
+        .await
+        .unwrap();
+    let claimed = claim(&store, &job.id, "w1", LEASE).await;
+    assert_eq!(claimed.env["DB_PASSWORD"], "hunter2-secret");
+    assert_eq!(claimed.env["PLAIN"], "override");
+    let mut values = claimed.secret_values.clone();
+    values.sort();
+    assert_eq!(
+        values,
+        vec!["hunter2-secret".to_owned(), "visible".to_owned()]
+    );
+    let debug = format!("{claimed:?} {:?}", store.get_app("vault").await.unwrap());
+    assert!(!debug.contains("hunter2"), "{debug}");
+
+    // A worker taking the job over after a restart gets them too.
+    let held = store.jobs_held_by("w1").await.unwrap();
+    assert_eq!(held.len(), 1);
+    let mut values = held[0].secret_values.clone();
+    values.sort();
+    assert_eq!(
+        values,
+        vec!["hunter2-secret".to_owned(), "visible".to_owned()]
+    );
+}
+
+async fn apps_unset_and_unsecret_remove_the_secret_mark(store: Store) {
+    store
+        .create_app(&AppCreate {
+            name: "vault".to_owned(),
+            image: "alpine".to_owned(),
+            env: env(&[("A_KEY", "aaaa-secret"), ("B_KEY", "bbbb-secret")]),
+            secret_env: vec!["A_KEY".to_owned(), "B_KEY".to_owned()],
+            ..AppCreate::default()
+        })
+        .await
+        .unwrap();
+    let updated = store
+        .update_app(
+            "vault",
+            &AppUpdate {
+                unset: vec!["A_KEY".to_owned()],
+                unsecret: vec!["B_KEY".to_owned()],
+                ..AppUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(updated.secret_env.is_empty());
+    assert_eq!(updated.env, env(&[("B_KEY", "bbbb-secret")]));
+    // Setting the unset var again does not bring its old mark back.
+    let again = store
+        .update_app(
+            "vault",
+            &AppUpdate {
+                env: env(&[("A_KEY", "plain-now")]),
+                ..AppUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(again.secret_env.is_empty());
+    assert_eq!(store.get_app("vault").await.unwrap(), again);
+}
+
+async fn jobs_create_within_refuses_over_the_active_limit(store: Store) {
+    create_app(&store, "busy").await;
+    let first = store
+        .create_job_within("busy", &job_create(), Some(2))
+        .await
+        .unwrap()
+        .0;
+    let second = store
+        .create_job_within("busy", &job_create(), Some(2))
+        .await
+        .unwrap()
+        .0;
+    let refused = store
+        .create_job_within("busy", &job_create(), Some(2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &refused,
+            StoreError::TooManyJobs { app, active: 2, limit: 2 } if app == "busy"
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(
+        refused.to_string(),
+        "app \"busy\" already has 2 active jobs: the limit is 2; wait for one to end or cancel one"
+    );
+    let jobs = store.list_jobs("busy", None, 100).await.unwrap();
+    assert_eq!(jobs.len(), 2, "nothing was created");
+
+    // A repeated idempotency key still answers at the limit.
+    store.cancel_job(&second.id).await.unwrap();
+    let keyed = JobCreate {
+        idempotency_key: Some("k1".to_owned()),
+        ..job_create()
+    };
+    let (made, created) = store
+        .create_job_within("busy", &keyed, Some(2))
+        .await
+        .unwrap();
+    assert!(created);
+    let (again, created) = store
+        .create_job_within("busy", &keyed, Some(2))
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again.id, made.id);
+
+    // An ended job frees its place; concurrent creations never pass the limit.
+    store.cancel_job(&first.id).await.unwrap();
+    let mut tries = tokio::task::JoinSet::new();
+    for _ in 0..6 {
+        let store = store.clone();
+        tries.spawn(async move {
+            store
+                .create_job_within("busy", &job_create(), Some(2))
+                .await
+        });
+    }
+    let mut made = 0;
+    while let Some(attempt) = tries.join_next().await {
+        match attempt.unwrap() {
+            Ok(_) => made += 1,
+            Err(StoreError::TooManyJobs { .. }) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(made, 1, "one place was free");
+    let active = store
+        .list_jobs("busy", Some(JobState::Queued), 100)
+        .await
+        .unwrap();
+    assert_eq!(active.len(), 2);
+}
+
 async fn apps_delete_refused_while_a_job_is_active(store: Store) {
     create_app(&store, "web").await;
     let queued = create_job(&store, "web").await;
@@ -597,6 +790,7 @@ async fn jobs_create_with_app_defaults_and_overrides(store: Store) {
             env: BTreeMap::new(),
             size: Some(Size::S),
             timeout_seconds: Some(90),
+            secret_env: vec![],
             hardening: Default::default(),
         })
         .await
@@ -1150,6 +1344,7 @@ async fn jobs_held_by_worker(store: Store) {
             env: BTreeMap::new(),
             size: None,
             timeout_seconds: Some(600),
+            secret_env: vec![],
             hardening: Default::default(),
         })
         .await

@@ -10,6 +10,7 @@ use crate::{
     runtime::{
         ContainerExit, ContainerSpec, LABEL_ATTEMPT, LABEL_JOB_ID, LABEL_WORKER_ID, StartError,
     },
+    secret_mask::Secrets,
     stop_signal::{StopReason, StopSignal},
     worker::WorkerContext,
 };
@@ -44,17 +45,20 @@ pub async fn run(context: Arc<WorkerContext>, claimed: ClaimedJob) {
 
 /// Takes over the container of a job this worker held before it restarted:
 /// follows its output from now on, waits for its end, and records its exit
-/// code. `timeout` is what is left of the job's timeout.
+/// code. `timeout` is what is left of the job's timeout; `secrets` are
+/// masked in the output, as in [`run`].
 pub async fn resume(
     context: Arc<WorkerContext>,
     fence: Fence,
     container_id: String,
     timeout: Duration,
+    secrets: Secrets,
 ) {
     let context = &*context;
     let job_fence = fence.clone();
     supervise(context, &fence, |stop| async move {
-        let ending = follow_container(context, &job_fence, &stop, &container_id, timeout).await;
+        let ending =
+            follow_container(context, &job_fence, &stop, &container_id, timeout, secrets).await;
         remove_container(context, &job_fence, &container_id).await;
         ending
     })
@@ -108,7 +112,8 @@ async fn start_and_follow(
         return ending_for_stop(stop.reason(), None, claimed.timeout);
     }
     // Attach before starting, so that no byte written at start-up is missed.
-    let pump = match start_pump(context, fence, container_id).await {
+    let secrets = Secrets::new(&claimed.secret_values);
+    let pump = match start_pump(context, fence, container_id, secrets).await {
         Ok(pump) => pump,
         Err(ending) => return Some(ending),
     };
@@ -136,6 +141,7 @@ async fn follow_container(
     stop: &StopSignal,
     container_id: &str,
     timeout: Duration,
+    secrets: Secrets,
 ) -> Option<Ending> {
     // Docker holds an attach to a stopped container open until the
     // container starts again, so a container that already ended is only
@@ -152,7 +158,7 @@ async fn follow_container(
     if !running {
         return ending_of(stop, context.runtime.wait(container_id).await, timeout);
     }
-    let pump = match start_pump(context, fence, container_id).await {
+    let pump = match start_pump(context, fence, container_id, secrets).await {
         Ok(pump) => pump,
         Err(ending) => return Some(ending),
     };
@@ -174,12 +180,13 @@ const RESUMED_PUMP_DRAIN: Duration = Duration::from_secs(5);
 
 type PumpTask = tokio::task::JoinHandle<log_pump::PumpReport>;
 
-/// Attaches to the container's output and starts storing it after the
-/// job's last stored chunk.
+/// Attaches to the container's output and starts storing it, `secrets`
+/// masked, after the job's last stored chunk.
 async fn start_pump(
     context: &WorkerContext,
     fence: &Fence,
     container_id: &str,
+    secrets: Secrets,
 ) -> Result<PumpTask, Ending> {
     let output = context
         .runtime
@@ -196,6 +203,7 @@ async fn start_pump(
         context.store.clone(),
         fence.job_id.clone(),
         last_seq,
+        secrets,
         output,
     )))
 }

@@ -4,6 +4,7 @@
 //! - [`worker`]: start-up, the consume loop over free slots, shutdown;
 //! - [`attempt`]: one attempt of one job, from claim to terminal state;
 //! - [`log_pump`]: container output into the store, bounded;
+//! - [`secret_mask`]: secret config values masked out of output;
 //! - [`runtime`]: Docker, behind a small interface;
 //! - [`stop_signal`]: cancel, timeout, lost lease and shutdown requests.
 
@@ -11,6 +12,7 @@ pub mod attempt;
 pub mod config;
 pub mod log_pump;
 pub mod runtime;
+pub mod secret_mask;
 pub mod stop_signal;
 pub mod telemetry;
 pub mod worker;

@@ -3,6 +3,9 @@
 //! Memory stays bounded whatever the output rate. The reader stops reading
 //! when the writer's queue is full, and Docker then stops reading the
 //! container's pipes, so a fast writer is slowed down instead of buffered.
+//!
+//! Secret config values are masked before chunking ([`crate::secret_mask`]),
+//! so no stored chunk, and thus no `jobs logs` or follower, ever holds one.
 
 use std::time::Duration;
 
@@ -13,7 +16,10 @@ use jobs_core::wire::LogStream;
 use jobs_store::{NewChunk, Store};
 use tokio::{sync::mpsc, time::Instant};
 
-use crate::runtime::OutputStream;
+use crate::{
+    runtime::OutputStream,
+    secret_mask::{SecretMasker, Secrets},
+};
 
 /// The largest chunk stored in one row.
 pub const MAX_CHUNK_BYTES: usize = 64 * 1024;
@@ -33,11 +39,19 @@ pub struct PumpReport {
 
 /// Reads `output` to its end and stores it as the logs of `job_id`, with
 /// sequence numbers starting after `last_seq`. Returns once every byte is
-/// committed.
-pub async fn pump(store: Store, job_id: String, last_seq: i64, output: OutputStream) -> PumpReport {
+/// committed. Every occurrence of one of `secrets` is masked first.
+pub async fn pump(
+    store: Store,
+    job_id: String,
+    last_seq: i64,
+    secrets: Secrets,
+    output: OutputStream,
+) -> PumpReport {
+    // The count only: a value must never reach a log line.
+    tracing::debug!(job_id, secrets = secrets.len(), "pumping output");
     let (sender, receiver) = mpsc::channel(QUEUE_CHUNKS);
     let writer = tokio::spawn(write_batches(store, job_id, receiver));
-    let report = read_chunks(output, last_seq, sender).await;
+    let report = read_chunks(output, last_seq, secrets, sender).await;
     if let Err(error) = writer.await {
         tracing::error!(%error, "the log writer task failed");
     }
@@ -49,9 +63,10 @@ pub async fn pump(store: Store, job_id: String, last_seq: i64, output: OutputStr
 async fn read_chunks(
     mut output: OutputStream,
     last_seq: i64,
+    secrets: Secrets,
     sender: mpsc::Sender<NewChunk>,
 ) -> PumpReport {
-    let mut chunker = Chunker::new(last_seq);
+    let mut chunker = MaskingChunker::new(last_seq, secrets);
     let mut report = PumpReport::default();
     let mut deadline: Option<Instant> = None;
     loop {
@@ -92,8 +107,10 @@ async fn read_chunks(
             deadline = Some(Instant::now() + FLUSH_INTERVAL);
         }
     }
-    if let Some(chunk) = chunker.flush() {
-        send(&sender, chunk, &mut report).await;
+    for chunk in chunker.finish() {
+        if !send(&sender, chunk, &mut report).await {
+            break;
+        }
     }
     report
 }
@@ -117,6 +134,79 @@ async fn write_batches(store: Store, job_id: String, mut receiver: mpsc::Receive
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
         batch.clear();
+    }
+}
+
+/// A [`Chunker`] behind one [`SecretMasker`] per stream.
+///
+/// A masker holds back at most a possible secret's start (fewer bytes than
+/// the longest secret). It is released only when the next bytes of its own
+/// stream decide it, or at the end. Not on a switch to the other stream:
+/// Docker reads a container's stdout and stderr pipes separately, so their
+/// frames can arrive in another order than they were written (a stderr
+/// write may come before the end of a secret written to stdout just
+/// before it). On the flush deadline only what is decided is flushed, and
+/// the undecided tail waits: a secret written in two parts with a pause
+/// between them is still masked. Such a tail is bounded and rare (it must
+/// look like the start of a secret).
+struct MaskingChunker {
+    chunker: Chunker,
+    stdout: SecretMasker,
+    stderr: SecretMasker,
+}
+
+impl MaskingChunker {
+    fn new(last_seq: i64, secrets: Secrets) -> Self {
+        Self {
+            chunker: Chunker::new(last_seq),
+            stdout: SecretMasker::new(secrets.clone()),
+            stderr: SecretMasker::new(secrets),
+        }
+    }
+
+    fn masker(&mut self, stream: LogStream) -> &mut SecretMasker {
+        match stream {
+            LogStream::Stdout => &mut self.stdout,
+            LogStream::Stderr => &mut self.stderr,
+        }
+    }
+
+    /// Whether bytes wait, in a chunk or in a masker.
+    fn is_empty(&self) -> bool {
+        self.chunker.is_empty() && !self.stdout.has_pending() && !self.stderr.has_pending()
+    }
+
+    fn push(&mut self, stream: LogStream, bytes: &[u8]) -> Vec<NewChunk> {
+        let masked = self.masker(stream).push(bytes);
+        if masked.is_empty() {
+            // All held back: no reason to cut the other stream's chunk.
+            return Vec::new();
+        }
+        self.chunker.push(stream, &masked)
+    }
+
+    /// The deadline's flush: what is decided; an undecided tail waits.
+    fn flush(&mut self) -> Option<NewChunk> {
+        self.chunker.flush()
+    }
+
+    /// The end: everything, masked; the current stream's tail first, so
+    /// that it joins its chunk.
+    fn finish(&mut self) -> Vec<NewChunk> {
+        let current = self.chunker.stream;
+        let other = match current {
+            LogStream::Stdout => LogStream::Stderr,
+            LogStream::Stderr => LogStream::Stdout,
+        };
+        let mut chunks = Vec::new();
+        for stream in [current, other] {
+            let tail = self.masker(stream).finish();
+            if !tail.is_empty() {
+                chunks.extend(self.chunker.push(stream, &tail));
+            }
+        }
+        chunks.extend(self.chunker.flush());
+        chunks
     }
 }
 
@@ -194,6 +284,42 @@ mod tests {
             (2, LogStream::Stderr, &b"err"[..])
         );
         assert!(chunker.flush().is_none());
+    }
+
+    fn data(chunks: &[NewChunk]) -> Vec<(LogStream, Vec<u8>)> {
+        chunks.iter().map(|c| (c.stream, c.data.clone())).collect()
+    }
+
+    #[test]
+    fn secrets_are_masked_across_pushes_deadlines_and_stream_switches() {
+        let mut chunker = MaskingChunker::new(0, Secrets::new(["hunter2-very-secret"]));
+        let mut chunks = chunker.push(LogStream::Stdout, b"pw=hunter2-");
+        // The deadline flushes what is decided; the possible secret waits.
+        chunks.extend(chunker.flush());
+        assert_eq!(data(&chunks), vec![(LogStream::Stdout, b"pw=".to_vec())]);
+        assert!(!chunker.is_empty());
+        // Docker may deliver the other stream's frame between the two
+        // parts: the held tail waits for its own stream.
+        chunks.extend(chunker.push(LogStream::Stderr, b"err hunter2"));
+        chunks.extend(chunker.push(LogStream::Stdout, b"very-secret\n"));
+        chunks.extend(chunker.push(LogStream::Stderr, b"-very-secret!"));
+        chunks.extend(chunker.push(LogStream::Stdout, b"end hunter"));
+        chunks.extend(chunker.finish());
+        assert_eq!(
+            data(&chunks),
+            vec![
+                (LogStream::Stdout, b"pw=".to_vec()),
+                (LogStream::Stderr, b"err ".to_vec()),
+                (LogStream::Stdout, b"***\n".to_vec()),
+                (LogStream::Stderr, b"***!".to_vec()),
+                (LogStream::Stdout, b"end hunter".to_vec()),
+            ]
+        );
+        assert_eq!(
+            chunks.iter().map(|c| c.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4, 5]
+        );
+        assert!(chunker.is_empty());
     }
 
     #[test]

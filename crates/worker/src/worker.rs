@@ -13,6 +13,7 @@ use crate::{
     attempt,
     config::Config,
     runtime::Runtime,
+    secret_mask::Secrets,
     stop_signal::{RunningAttempts, StopReason},
 };
 
@@ -112,7 +113,8 @@ async fn reconcile(
         let permit = slots.clone().try_acquire_owned().ok();
         let context = context.clone();
         tracker.spawn(async move {
-            attempt::resume(context, job.fence, container.id, job.timeout_left).await;
+            let secrets = Secrets::new(&job.secret_values);
+            attempt::resume(context, job.fence, container.id, job.timeout_left, secrets).await;
             drop(permit);
         });
     }

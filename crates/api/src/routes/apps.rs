@@ -1,4 +1,7 @@
 //! `/v1/apps...`: create, list, show, update and delete apps.
+//!
+//! Every answer holding an app goes through [`App::masked`]: secret config
+//! values never leave the API, whatever the token's role.
 
 use axum::{Json, extract::State, http::StatusCode};
 use jobs_core::wire::{App, AppList};
@@ -30,7 +33,7 @@ pub async fn create_app(
     let create = request.validate()?;
     let app = state.store.create_app(&create).await?;
     tracing::info!(app = %app.name, image = %app.image, "app created");
-    Ok((StatusCode::CREATED, Json(app)))
+    Ok((StatusCode::CREATED, Json(app.masked())))
 }
 
 /// `GET /v1/apps`: every app the token may see, by name.
@@ -41,6 +44,7 @@ pub async fn list_apps(
     principal.require(Role::Read, "listing apps")?;
     let mut apps = state.store.list_apps().await?;
     apps.retain(|app| principal.sees_app(&app.name));
+    let apps = apps.into_iter().map(App::masked).collect();
     Ok(Json(AppList { apps }))
 }
 
@@ -52,7 +56,7 @@ pub async fn get_app(
 ) -> Result<Json<App>, ApiError> {
     principal.can_see_app(&name)?;
     principal.require(Role::Read, "reading apps")?;
-    Ok(Json(state.store.get_app(&name).await?))
+    Ok(Json(state.store.get_app(&name).await?.masked()))
 }
 
 /// `PATCH /v1/apps/{app}`: absent fields stay as they are.
@@ -67,7 +71,7 @@ pub async fn update_app(
     let update = request.validate()?;
     let app = state.store.update_app(&name, &update).await?;
     tracing::info!(app = %app.name, "app updated");
-    Ok(Json(app))
+    Ok(Json(app.masked()))
 }
 
 /// `DELETE /v1/apps/{app}`: 204, or 409 while the app has active jobs.

@@ -1,7 +1,7 @@
 //! Jobs: create (then publish the wake-up), read, list and cancel.
 
 use axum::{
-    Json,
+    Extension, Json,
     extract::State,
     http::{StatusCode, header},
     response::{IntoResponse, Response},
@@ -16,6 +16,7 @@ use crate::{
     error::ApiError,
     extract::{JsonBody, PathParam, QueryParams},
     principal::Principal,
+    quotas::Quotas,
     relay,
     requests::{JobCreateRequest, JobListQuery},
     state::AppState,
@@ -27,8 +28,12 @@ use crate::{
 /// The row is committed first and the wake-up published after, with a
 /// confirm. If the broker does not confirm, the job is still accepted: the
 /// relay publishes it again, so a broker outage delays jobs and loses none.
+///
+/// 429 `too_many_jobs`, creating nothing, when the app already has its
+/// limit of active jobs ([`Quotas::max_active_jobs_per_app`]).
 pub async fn create_job(
     State(state): State<AppState>,
+    Extension(quotas): Extension<Quotas>,
     principal: Principal,
     PathParam(app): PathParam<String>,
     JsonBody(request): JsonBody<JobCreateRequest>,
@@ -36,7 +41,10 @@ pub async fn create_job(
     principal.can_see_app(&app)?;
     principal.require(Role::Run, "creating jobs")?;
     let create = request.validate()?;
-    let (job, created) = state.store.create_job(&app, &create).await?;
+    let (job, created) = state
+        .store
+        .create_job_within(&app, &create, Some(quotas.max_active_jobs_per_app))
+        .await?;
     if !created {
         tracing::info!(job_id = %job.id, app = %app, "idempotent repeat; returning the earlier job");
         return Ok((StatusCode::OK, Json(job)).into_response());

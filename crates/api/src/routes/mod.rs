@@ -16,17 +16,28 @@ pub mod logs;
 pub mod tokens;
 
 use axum::{
-    Router,
+    Extension, Router,
     extract::{DefaultBodyLimit, OriginalUri},
     http::Method,
     middleware,
     routing::{delete, get, post},
 };
 
-use crate::{auth, error::ApiError, extract::MAX_BODY_BYTES, follow, metrics, state::AppState};
+use std::sync::Arc;
 
-/// Builds the whole router: routes, auth, body limit, request metrics.
+use crate::{
+    auth, error::ApiError, extract::MAX_BODY_BYTES, follow, metrics, quotas::Quotas,
+    rate_limit::RequestLimiter, state::AppState,
+};
+
+/// Builds the whole router with the default quotas; the server itself uses
+/// [`router_with`] and the quotas it read at start.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Quotas::default())
+}
+
+/// [`router`] with given quotas.
+pub fn router_with(state: AppState, quotas: Quotas) -> Router {
     let v1 = Router::new()
         .route("/apps", post(apps::create_app).get(apps::list_apps))
         .route(
@@ -56,6 +67,7 @@ pub fn router(state: AppState) -> Router {
             auth::Authenticator {
                 admin_token: state.admin_token.clone(),
                 store: state.store.clone(),
+                limiter: Arc::new(RequestLimiter::new(quotas.rate)),
             },
             auth::require_token,
         ))
@@ -68,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_such_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(Extension(quotas))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track_requests,

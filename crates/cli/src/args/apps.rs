@@ -41,6 +41,11 @@ pub struct AppCreateArgs {
     #[arg(short = 'e', long = "env", value_name = "K=V", value_parser = parsers::env_pair)]
     pub env: Vec<EnvPair>,
 
+    /// Set a secret config var: shown masked, and masked in job output
+    /// (values of 4 bytes or more); may be repeated.
+    #[arg(long = "secret", value_name = "K=V", value_parser = parsers::env_pair)]
+    pub secret: Vec<EnvPair>,
+
     /// The default size of its jobs: S, M, L or XL.
     #[arg(short = 's', long, value_name = "S", value_parser = parsers::size)]
     pub size: Option<Size>,
@@ -84,6 +89,19 @@ pub struct AppSetArgs {
     /// Remove a config var; may be repeated.
     #[arg(long, value_name = "K", value_parser = parsers::env_name)]
     pub unset: Vec<String>,
+
+    /// Set or replace a secret config var: shown masked, and masked in job
+    /// output (values of 4 bytes or more); may be repeated.
+    #[arg(long = "secret", value_name = "K=V", value_parser = parsers::env_pair)]
+    pub secret: Vec<EnvPair>,
+
+    /// Mark a config var secret, keeping its value; may be repeated.
+    #[arg(long = "mark-secret", value_name = "K", value_parser = parsers::env_name)]
+    pub mark_secret: Vec<String>,
+
+    /// Mark a config var not secret again, keeping its value; may be repeated.
+    #[arg(long, value_name = "K", value_parser = parsers::env_name)]
+    pub unsecret: Vec<String>,
 
     /// A new default size: S, M, L or XL.
     #[arg(short = 's', long, value_name = "S", value_parser = parsers::size)]

@@ -48,6 +48,11 @@ pub struct GlobalArgs {
     #[arg(long, env = "JOBS_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
 
+    /// A PEM file of CA certificates to trust, besides the system's, when
+    /// checking the API's HTTPS certificate (for a private CA).
+    #[arg(long, env = "JOBS_CA_CERT", value_name = "PATH", global = true)]
+    pub ca_cert: Option<std::path::PathBuf>,
+
     /// Which app.
     #[arg(short = 'a', long, env = "JOBS_APP", global = true)]
     pub app: Option<String>,

@@ -43,12 +43,14 @@ pub async fn apps(context: &Context, command: AppsCommand) -> Result<u8, CliErro
 }
 
 fn app_create(args: AppCreateArgs) -> AppCreate {
+    let (env, secret_env) = env_with_secrets(args.env, args.secret);
     AppCreate {
         name: args.name,
         image: args.image,
-        env: env_map(args.env),
+        env,
         size: args.size,
         timeout_seconds: args.timeout,
+        secret_env,
         hardening: Hardening {
             cap_add: args.cap_add,
             user: args.user,
@@ -61,10 +63,14 @@ fn app_create(args: AppCreateArgs) -> AppCreate {
 /// The partial update for `apps set`; asking to change nothing is a usage
 /// error rather than a silent no-op.
 fn app_update(args: AppSetArgs) -> Result<AppUpdate, CliError> {
+    let (env, mut secret_env) = env_with_secrets(args.env, args.secret);
+    secret_env.extend(args.mark_secret);
     let update = AppUpdate {
         image: args.image,
-        env: env_map(args.env),
+        env,
         unset: args.unset,
+        secret_env,
+        unsecret: args.unsecret,
         size: args.size,
         timeout_seconds: args.timeout,
         cap_add: cap_add_update(args.cap_add, args.no_cap_add),
@@ -75,7 +81,8 @@ fn app_update(args: AppSetArgs) -> Result<AppUpdate, CliError> {
     if update == AppUpdate::default() {
         return Err(usage_error(
             ErrorKind::MissingRequiredArgument,
-            "nothing to change: give --image, -e/--env, --unset, --size, --timeout, \
+            "nothing to change: give --image, -e/--env, --secret, --mark-secret, --unsecret, \
+             --unset, --size, --timeout, \
              --cap-add, --no-cap-add, --user, --no-user, --read-only-root, \
              --no-read-only-root or --network",
         )
@@ -97,6 +104,19 @@ fn user_update(user: Option<String>, none: bool) -> Option<Option<String>> {
 /// `--flag` turns it on, `--no-flag` off, neither leaves it.
 fn flag_update(on: bool, off: bool) -> Option<bool> {
     (on || off).then_some(on)
+}
+
+/// The env of `-e` and `--secret` pairs, and the names of the secret ones.
+/// A `--secret` wins over a `-e` of the same name, so that a value meant
+/// secret is never sent unmarked.
+fn env_with_secrets(
+    env: Vec<EnvPair>,
+    secrets: Vec<EnvPair>,
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let names: Vec<String> = secrets.iter().map(|pair| pair.name.clone()).collect();
+    let mut map = env_map(env);
+    map.extend(env_map(secrets));
+    (map, names)
 }
 
 /// Later pairs win over earlier ones with the same name.
@@ -149,6 +169,26 @@ mod tests {
         assert_eq!(update.cap_add, Some(Vec::new()));
         assert_eq!(update.read_only_root, Some(false));
         assert_eq!(update.network_none, Some(false));
+    }
+
+    #[test]
+    fn set_sends_secrets_set_and_marked() {
+        let update = app_update(set_args(&[
+            "web",
+            "-e",
+            "PW=plain",
+            "--secret",
+            "PW=hunter2",
+            "--mark-secret",
+            "TOKEN",
+            "--unsecret",
+            "OLD",
+        ]))
+        .unwrap();
+        // `--secret` wins over `-e` of the same name: never sent unmarked.
+        assert_eq!(update.env.get("PW").map(String::as_str), Some("hunter2"));
+        assert_eq!(update.secret_env, ["PW", "TOKEN"]);
+        assert_eq!(update.unsecret, ["OLD"]);
     }
 
     #[test]

@@ -51,7 +51,11 @@ impl Context {
     ) -> Result<Self, CliError> {
         let dev_defaults = given.is_none() && dev_token.is_some();
         Ok(Self {
-            client: ApiClient::new(&global.api_url, given.or(dev_token))?,
+            client: ApiClient::new(
+                &global.api_url,
+                given.or(dev_token),
+                global.ca_cert.as_deref(),
+            )?,
             format: OutputFormat::from_json_flag(global.json),
             app: global.app.clone(),
             dev_defaults,

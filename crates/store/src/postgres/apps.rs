@@ -11,14 +11,17 @@ use jobs_core::{
 use sqlx::types::Json;
 
 use super::rows::{AppRow, app_columns};
-use crate::StoreError;
+use crate::{
+    StoreError,
+    model::{secret_names, updated_secret_names},
+};
 
 impl PgStore {
     pub async fn create_app(&self, create: &AppCreate) -> Result<App, StoreError> {
         let hardening = &create.hardening;
         let row: Result<AppRow, sqlx::Error> = sqlx::query_as(concat!(
             "insert into apps (name, image, env, size, timeout_seconds, cap_add, run_as_user, \
-             read_only_root, network_none) values ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             read_only_root, network_none, secret_env) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              returning ",
             app_columns!()
         ))
@@ -35,6 +38,7 @@ impl PgStore {
         .bind(hardening.user.as_deref())
         .bind(hardening.read_only_root)
         .bind(hardening.network_none)
+        .bind(Json(secret_names(&create.env, &create.secret_env, &[])))
         .fetch_one(&self.pool)
         .await;
         match row {
@@ -88,6 +92,7 @@ impl PgStore {
         for key in &update.unset {
             env.remove(key);
         }
+        let secret_env = updated_secret_names(&env, current.secret_env.0, update);
         let image = update.image.as_deref().unwrap_or(&current.image);
         let size = update.size.map_or(current.size.clone(), |s| s.to_string());
         let timeout = update.timeout_seconds.unwrap_or(current.timeout_seconds);
@@ -96,7 +101,7 @@ impl PgStore {
         let row: AppRow = sqlx::query_as(concat!(
             "update apps set image = $2, env = $3, size = $4, timeout_seconds = $5, \
              cap_add = $6, run_as_user = $7, read_only_root = $8, network_none = $9, \
-             updated_at = now() where name = $1 returning ",
+             secret_env = $10, updated_at = now() where name = $1 returning ",
             app_columns!()
         ))
         .bind(name)
@@ -108,6 +113,7 @@ impl PgStore {
         .bind(hardening.user.as_deref())
         .bind(hardening.read_only_root)
         .bind(hardening.network_none)
+        .bind(Json(&secret_env))
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;

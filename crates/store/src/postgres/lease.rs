@@ -6,7 +6,7 @@
 //! Lease times come from the database clock (`now()`), never the worker's.
 
 use super::PgStore;
-use crate::model::{ClaimedJob, Fence, Heartbeat, HeldJob};
+use crate::model::{ClaimedJob, Fence, Heartbeat, HeldJob, secret_values};
 use std::{collections::BTreeMap, time::Duration};
 
 use jobs_core::{JobState, wire::Job};
@@ -21,6 +21,7 @@ struct ClaimRow {
     job: JobRow,
     image: String,
     app_env: Json<BTreeMap<String, String>>,
+    app_secret_env: Json<Vec<String>>,
     #[sqlx(flatten)]
     hardening: HardeningRow,
 }
@@ -41,7 +42,8 @@ impl PgStore {
                update jobs set state = 'starting', attempt = attempt + 1, lease_owner = $2, \
                  lease_expires_at = now() + make_interval(secs => $3), updated_at = now() \
                where id = $1 and state = 'queued' returning * \
-             ) select claimed.*, apps.image, apps.env as app_env, apps.cap_add, \
+             ) select claimed.*, apps.image, apps.env as app_env, \
+               apps.secret_env as app_secret_env, apps.cap_add, \
                apps.run_as_user, apps.read_only_root, apps.network_none \
              from claimed join apps on apps.name = claimed.app",
         )
@@ -52,6 +54,9 @@ impl PgStore {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let job: Job = row.job.into();
+        // The app's secret values are masked even where a job's override
+        // replaced the var: the app's value is secret whatever the job runs.
+        let secret_values = secret_values(&row.app_env.0, &row.app_secret_env.0);
         let mut env = row.app_env.0;
         env.extend(job.env.clone());
         self.notify(JOB_EVENTS_CHANNEL, job_id).await?;
@@ -66,6 +71,7 @@ impl PgStore {
             size: job.size,
             timeout: Duration::from_secs(job.timeout_seconds.max(1) as u64),
             hardening: row.hardening.into(),
+            secret_values,
             job,
         }))
     }
@@ -164,10 +170,20 @@ impl PgStore {
 
     /// The jobs this worker holds, for reconciliation when it starts.
     pub async fn jobs_held_by(&self, worker_id: &str) -> Result<Vec<HeldJob>, StoreError> {
-        let rows: Vec<(String, i32, String, i64, Option<f64>)> = sqlx::query_as(
-            "select id, attempt, state, timeout_seconds, \
-               extract(epoch from now() - started_at)::float8 \
-             from jobs where lease_owner = $1 and state in ('starting', 'running')",
+        type Row = (
+            String,
+            i32,
+            String,
+            i64,
+            Option<f64>,
+            Json<BTreeMap<String, String>>,
+            Json<Vec<String>>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "select jobs.id, jobs.attempt, jobs.state, jobs.timeout_seconds, \
+               extract(epoch from now() - jobs.started_at)::float8, apps.env, apps.secret_env \
+             from jobs join apps on apps.name = jobs.app \
+             where jobs.lease_owner = $1 and jobs.state in ('starting', 'running')",
         )
         .bind(worker_id)
         .fetch_all(&self.pool)
@@ -175,17 +191,20 @@ impl PgStore {
         Ok(rows
             .into_iter()
             .map(
-                |(job_id, attempt, state, timeout_seconds, running_seconds)| HeldJob {
-                    fence: Fence {
-                        job_id,
-                        attempt,
-                        worker_id: worker_id.to_owned(),
-                    },
-                    running: state == "running",
-                    timeout_left: Duration::from_secs(timeout_seconds.max(0) as u64)
-                        .saturating_sub(Duration::from_secs_f64(
-                            running_seconds.unwrap_or(0.0).max(0.0),
-                        )),
+                |(job_id, attempt, state, timeout_seconds, running_seconds, env, secret_env)| {
+                    HeldJob {
+                        fence: Fence {
+                            job_id,
+                            attempt,
+                            worker_id: worker_id.to_owned(),
+                        },
+                        running: state == "running",
+                        timeout_left: Duration::from_secs(timeout_seconds.max(0) as u64)
+                            .saturating_sub(Duration::from_secs_f64(
+                                running_seconds.unwrap_or(0.0).max(0.0),
+                            )),
+                        secret_values: secret_values(&env.0, &secret_env.0),
+                    }
                 },
             )
             .collect())

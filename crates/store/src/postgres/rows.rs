@@ -13,8 +13,8 @@ use sqlx::types::Json;
 /// The columns of an [`AppRow`], as a literal so that queries stay `&'static str`.
 macro_rules! app_columns {
     () => {
-        "name, image, env, size, timeout_seconds, cap_add, run_as_user, read_only_root, \
-         network_none, created_at, updated_at"
+        "name, image, env, secret_env, size, timeout_seconds, cap_add, run_as_user, \
+         read_only_root, network_none, created_at, updated_at"
     };
 }
 pub(crate) use app_columns;
@@ -24,6 +24,7 @@ pub(crate) struct AppRow {
     pub name: String,
     pub image: String,
     pub env: Json<BTreeMap<String, String>>,
+    pub secret_env: Json<Vec<String>>,
     pub size: String,
     pub timeout_seconds: i64,
     #[sqlx(flatten)]
@@ -38,6 +39,7 @@ impl From<AppRow> for App {
             name: row.name,
             image: row.image,
             env: row.env.0,
+            secret_env: row.secret_env.0,
             size: row.size.parse().unwrap_or_default(),
             timeout_seconds: row.timeout_seconds,
             hardening: row.hardening.into(),

@@ -12,14 +12,17 @@ use super::{
     BEGIN_IMMEDIATE, SqliteStore, is_unique_violation,
     rows::{AppRow, app_columns, now},
 };
-use crate::{StoreError, model::DEFAULT_APP_TIMEOUT_SECONDS};
+use crate::{
+    StoreError,
+    model::{DEFAULT_APP_TIMEOUT_SECONDS, secret_names, updated_secret_names},
+};
 
 impl SqliteStore {
     pub async fn create_app(&self, create: &AppCreate) -> Result<App, StoreError> {
         let row: Result<AppRow, sqlx::Error> = sqlx::query_as(concat!(
             "insert into apps (name, image, env, size, timeout_seconds, cap_add, run_as_user, \
-             read_only_root, network_none, created_at, updated_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, ",
+             read_only_root, network_none, secret_env, created_at, updated_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, ",
             now!(),
             ", ",
             now!(),
@@ -39,6 +42,7 @@ impl SqliteStore {
         .bind(create.hardening.user.as_deref())
         .bind(create.hardening.read_only_root)
         .bind(create.hardening.network_none)
+        .bind(Json(secret_names(&create.env, &create.secret_env, &[])))
         .fetch_one(&self.pool)
         .await;
         match row {
@@ -92,6 +96,7 @@ impl SqliteStore {
         for key in &update.unset {
             env.remove(key);
         }
+        let secret_env = updated_secret_names(&env, current.secret_env.0, update);
         let image = update.image.as_deref().unwrap_or(&current.image);
         let size = update.size.map_or(current.size.clone(), |s| s.to_string());
         let timeout = update.timeout_seconds.unwrap_or(current.timeout_seconds);
@@ -99,7 +104,7 @@ impl SqliteStore {
         hardening.apply(update);
         let row: AppRow = sqlx::query_as(concat!(
             "update apps set image = $2, env = $3, size = $4, timeout_seconds = $5, \
-             cap_add = $6, run_as_user = $7, read_only_root = $8, network_none = $9, updated_at = ",
+             cap_add = $6, run_as_user = $7, read_only_root = $8, network_none = $9, secret_env = $10, updated_at = ",
             now!(),
             " where name = $1 returning ",
             app_columns!()
@@ -113,6 +118,7 @@ impl SqliteStore {
         .bind(hardening.user.as_deref())
         .bind(hardening.read_only_root)
         .bind(hardening.network_none)
+        .bind(Json(&secret_env))
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -24,6 +24,20 @@ impl SqliteStore {
         app: &str,
         create: &JobCreate,
     ) -> Result<(Job, bool), StoreError> {
+        self.create_job_within(app, create, None).await
+    }
+
+    /// [`Self::create_job`], refused with `TooManyJobs` when the app already
+    /// has `max_active` jobs queued, starting or running. The count and the
+    /// insert are in one transaction under the write lock (`BEGIN IMMEDIATE`), so concurrent requests
+    /// cannot both slip under the limit. A repeated idempotency key still
+    /// returns its job.
+    pub async fn create_job_within(
+        &self,
+        app: &str,
+        create: &JobCreate,
+        max_active: Option<i64>,
+    ) -> Result<(Job, bool), StoreError> {
         let mut tx = self.pool.begin_with(BEGIN_IMMEDIATE).await?;
         let defaults: Option<(String, i64)> =
             sqlx::query_as("select size, timeout_seconds from apps where name = $1")
@@ -45,6 +59,22 @@ impl SqliteStore {
             .await?;
             if let Some(existing) = existing {
                 return Ok((existing.into(), false));
+            }
+        }
+        if let Some(limit) = max_active {
+            let (active,): (i64,) = sqlx::query_as(
+                "select count(*) from jobs \
+                 where app = $1 and state in ('queued', 'starting', 'running')",
+            )
+            .bind(app)
+            .fetch_one(&mut *tx)
+            .await?;
+            if active >= limit {
+                return Err(StoreError::TooManyJobs {
+                    app: app.to_owned(),
+                    active,
+                    limit,
+                });
             }
         }
         let size = create

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     JOB_EVENTS_CHANNEL, StoreError,
-    model::{ClaimedJob, Fence, Heartbeat, HeldJob},
+    model::{ClaimedJob, Fence, Heartbeat, HeldJob, secret_values},
 };
 
 #[derive(sqlx::FromRow)]
@@ -25,6 +25,7 @@ struct ClaimRow {
     job: JobRow,
     image: String,
     app_env: Json<BTreeMap<String, String>>,
+    app_secret_env: Json<Vec<String>>,
     #[sqlx(flatten)]
     hardening: HardeningRow,
 }
@@ -52,6 +53,7 @@ impl SqliteStore {
             job_columns!(),
             ", (select image from apps where apps.name = jobs.app) as image, \
                (select env from apps where apps.name = jobs.app) as app_env, \
+               (select secret_env from apps where apps.name = jobs.app) as app_secret_env, \
                (select cap_add from apps where apps.name = jobs.app) as cap_add, \
                (select run_as_user from apps where apps.name = jobs.app) as run_as_user, \
                (select read_only_root from apps where apps.name = jobs.app) as read_only_root, \
@@ -64,6 +66,9 @@ impl SqliteStore {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let job: Job = row.job.into();
+        // The app's secret values are masked even where a job's override
+        // replaced the var: the app's value is secret whatever the job runs.
+        let secret_values = secret_values(&row.app_env.0, &row.app_secret_env.0);
         let mut env = row.app_env.0;
         env.extend(job.env.clone());
         self.notify(JOB_EVENTS_CHANNEL, job_id);
@@ -78,6 +83,7 @@ impl SqliteStore {
             size: job.size,
             timeout: Duration::from_secs(job.timeout_seconds.max(1) as u64),
             hardening: row.hardening.into(),
+            secret_values,
             job,
         }))
     }
@@ -185,11 +191,21 @@ impl SqliteStore {
 
     /// The jobs this worker holds, for reconciliation when it starts.
     pub async fn jobs_held_by(&self, worker_id: &str) -> Result<Vec<HeldJob>, StoreError> {
-        let rows: Vec<(String, i32, String, i64, Option<i64>)> = sqlx::query_as(concat!(
-            "select id, attempt, state, timeout_seconds, ",
+        type Row = (
+            String,
+            i32,
+            String,
+            i64,
+            Option<i64>,
+            Json<BTreeMap<String, String>>,
+            Json<Vec<String>>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(concat!(
+            "select jobs.id, jobs.attempt, jobs.state, jobs.timeout_seconds, ",
             now!(),
-            " - started_at \
-             from jobs where lease_owner = $1 and state in ('starting', 'running')"
+            " - jobs.started_at, apps.env, apps.secret_env \
+             from jobs join apps on apps.name = jobs.app \
+             where jobs.lease_owner = $1 and jobs.state in ('starting', 'running')"
         ))
         .bind(worker_id)
         .fetch_all(&self.pool)
@@ -197,17 +213,20 @@ impl SqliteStore {
         Ok(rows
             .into_iter()
             .map(
-                |(job_id, attempt, state, timeout_seconds, running_micros)| HeldJob {
-                    fence: Fence {
-                        job_id,
-                        attempt,
-                        worker_id: worker_id.to_owned(),
-                    },
-                    running: state == "running",
-                    timeout_left: Duration::from_secs(timeout_seconds.max(0) as u64)
-                        .saturating_sub(Duration::from_micros(
-                            running_micros.unwrap_or(0).max(0) as u64
-                        )),
+                |(job_id, attempt, state, timeout_seconds, running_micros, env, secret_env)| {
+                    HeldJob {
+                        fence: Fence {
+                            job_id,
+                            attempt,
+                            worker_id: worker_id.to_owned(),
+                        },
+                        running: state == "running",
+                        timeout_left: Duration::from_secs(timeout_seconds.max(0) as u64)
+                            .saturating_sub(Duration::from_micros(
+                                running_micros.unwrap_or(0).max(0) as u64,
+                            )),
+                        secret_values: secret_values(&env.0, &secret_env.0),
+                    }
                 },
             )
             .collect())

@@ -37,8 +37,8 @@ pub(crate) fn timestamp(time: DateTime<Utc>) -> i64 {
 /// The columns of an [`AppRow`].
 macro_rules! app_columns {
     () => {
-        "name, image, env, size, timeout_seconds, cap_add, run_as_user, read_only_root, \
-         network_none, created_at, updated_at"
+        "name, image, env, secret_env, size, timeout_seconds, cap_add, run_as_user, \
+         read_only_root, network_none, created_at, updated_at"
     };
 }
 pub(crate) use app_columns;
@@ -48,6 +48,7 @@ pub(crate) struct AppRow {
     pub name: String,
     pub image: String,
     pub env: Json<BTreeMap<String, String>>,
+    pub secret_env: Json<Vec<String>>,
     pub size: String,
     pub timeout_seconds: i64,
     #[sqlx(flatten)]
@@ -62,6 +63,7 @@ impl From<AppRow> for App {
             name: row.name,
             image: row.image,
             env: row.env.0,
+            secret_env: row.secret_env.0,
             size: row.size.parse().unwrap_or_default(),
             timeout_seconds: row.timeout_seconds,
             hardening: row.hardening.into(),

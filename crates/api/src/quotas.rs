@@ -1,0 +1,71 @@
+//! Quotas: how many jobs an app may have active at once, and how many
+//! requests a token may make ([`crate::rate_limit`]).
+//!
+//! Read from the environment by [`Quotas::from_env`] when the application
+//! is built (`Application::build_with`), so that `jobs-api` and `jobs dev`
+//! both honour them; a malformed value stops the start with an error that
+//! names the variable. They have no command-line flags yet.
+
+use std::num::NonZeroU32;
+
+use crate::rate_limit::RateLimit;
+
+/// The active-job limit per app when none is configured.
+pub const DEFAULT_MAX_ACTIVE_JOBS_PER_APP: i64 = 10;
+/// The environment variables that set the quotas.
+pub const MAX_ACTIVE_JOBS_PER_APP_ENV: &str = "JOBS_MAX_ACTIVE_JOBS_PER_APP";
+pub const RATE_LIMIT_PER_SECOND_ENV: &str = "JOBS_RATE_LIMIT_PER_SECOND";
+pub const RATE_LIMIT_BURST_ENV: &str = "JOBS_RATE_LIMIT_BURST";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    /// Jobs queued, starting or running per app; creating one more is a 429.
+    pub max_active_jobs_per_app: i64,
+    /// Requests per token under `/v1`; more is a 429 with `Retry-After`.
+    pub rate: RateLimit,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self {
+            max_active_jobs_per_app: DEFAULT_MAX_ACTIVE_JOBS_PER_APP,
+            rate: RateLimit::default(),
+        }
+    }
+}
+
+impl Quotas {
+    /// The quotas from the environment, defaults for what is unset. A value
+    /// that is not a positive integer is refused, naming the variable: a
+    /// typo must not silently lift or tighten a limit.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let mut quotas = Self::default();
+        if let Some(limit) = positive_from_env(MAX_ACTIVE_JOBS_PER_APP_ENV)? {
+            quotas.max_active_jobs_per_app = limit;
+        }
+        if let Some(rate) = positive_from_env(RATE_LIMIT_PER_SECOND_ENV)? {
+            quotas.rate.per_second = non_zero(RATE_LIMIT_PER_SECOND_ENV, rate)?;
+        }
+        if let Some(burst) = positive_from_env(RATE_LIMIT_BURST_ENV)? {
+            quotas.rate.burst = non_zero(RATE_LIMIT_BURST_ENV, burst)?;
+        }
+        Ok(quotas)
+    }
+}
+
+fn non_zero(name: &str, value: i64) -> anyhow::Result<NonZeroU32> {
+    u32::try_from(value)
+        .ok()
+        .and_then(NonZeroU32::new)
+        .ok_or_else(|| anyhow::anyhow!("{name}={value} is too large: the limit is {}", u32::MAX))
+}
+
+fn positive_from_env(name: &str) -> anyhow::Result<Option<i64>> {
+    let Ok(text) = std::env::var(name) else {
+        return Ok(None);
+    };
+    match text.trim().parse::<i64>() {
+        Ok(value) if value >= 1 => Ok(Some(value)),
+        _ => anyhow::bail!("{name}={text:?} is not a positive integer"),
+    }
+}
