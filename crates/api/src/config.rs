@@ -6,12 +6,12 @@
 //! so that the rest of the code never sees an `Option` where a value is
 //! required.
 
-use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
+use std::{fmt, net::SocketAddr, num::NonZeroU32, path::PathBuf, str::FromStr};
 
 use clap::{Parser, ValueEnum};
 use jobs_dispatch::AmqpConfig;
 
-use crate::tls::TlsFiles;
+use crate::{quotas::Quotas, rate_limit::RateLimit, tls::TlsFiles};
 
 /// The shortest admin token the server accepts.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
@@ -54,6 +54,20 @@ pub struct Args {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "JOBS_TLS_KEY", value_name = "PATH")]
     pub tls_key: Option<PathBuf>,
+
+    /// Jobs queued, starting or running per app; creating one more is
+    /// refused with 429.
+    #[arg(long, env = "JOBS_MAX_ACTIVE_JOBS_PER_APP", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_active_jobs_per_app: u32,
+
+    /// Requests per second per token under /v1; more get 429 with Retry-After.
+    #[arg(long, env = "JOBS_RATE_LIMIT_PER_SECOND", default_value = "50")]
+    pub rate_limit_per_second: NonZeroU32,
+
+    /// Requests a token may send at once above its rate.
+    #[arg(long, env = "JOBS_RATE_LIMIT_BURST", default_value = "100")]
+    pub rate_limit_burst: NonZeroU32,
 
     /// Log line format on stderr. The level comes from RUST_LOG (default info).
     #[arg(long, env = "JOBS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -129,6 +143,7 @@ pub struct Config {
     pub admin_token: AdminToken,
     /// Serve HTTPS with these files; plain HTTP when `None`.
     pub tls: Option<TlsFiles>,
+    pub quotas: Quotas,
 }
 
 impl Config {
@@ -170,6 +185,13 @@ impl Config {
             },
             admin_token,
             tls,
+            quotas: Quotas {
+                max_active_jobs_per_app: i64::from(args.max_active_jobs_per_app),
+                rate: RateLimit {
+                    per_second: args.rate_limit_per_second,
+                    burst: args.rate_limit_burst,
+                },
+            },
         })
     }
 }

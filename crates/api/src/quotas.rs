@@ -1,10 +1,10 @@
 //! Quotas: how many jobs an app may have active at once, and how many
 //! requests a token may make ([`crate::rate_limit`]).
 //!
-//! Read from the environment by [`Quotas::from_env`] when the application
-//! is built (`Application::build_with`), so that `jobs-api` and `jobs dev`
-//! both honour them; a malformed value stops the start with an error that
-//! names the variable. They have no command-line flags yet.
+//! `jobs-api` takes them as flags (with the same environment variables,
+//! see `crate::config`); `jobs dev` reads the variables with
+//! [`Quotas::from_env`]. A malformed value stops the start with an error
+//! that names it.
 
 use std::num::NonZeroU32;
 

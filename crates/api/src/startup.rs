@@ -49,8 +49,14 @@ impl Application {
         let tls = config.tls.as_ref().map(|files| files.load()).transpose()?;
         let store = Store::connect(&config.database_url).await?;
         let publisher = Publisher::amqp(config.amqp.clone());
-        let mut application =
-            Self::build_with(config.listen, config.admin_token, store, publisher).await?;
+        let mut application = Self::build_with(
+            config.listen,
+            config.admin_token,
+            store,
+            publisher,
+            config.quotas,
+        )
+        .await?;
         application.tls = tls;
         Ok(application)
     }
@@ -62,10 +68,8 @@ impl Application {
         admin_token: AdminToken,
         store: Store,
         publisher: Publisher,
+        quotas: Quotas,
     ) -> anyhow::Result<Self> {
-        // Read before anything starts: a malformed limit is a start-up
-        // error naming the variable, never a silently different limit.
-        let quotas = Quotas::from_env()?;
         let notifications = store
             .notifications(JOB_EVENTS_CHANNEL)
             .await

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use jobs_api::{Application, config::AdminToken};
+use jobs_api::{Application, config::AdminToken, quotas::Quotas};
 use jobs_dispatch::{Consumers, InProcessQueue, Publisher};
 use jobs_store::Store;
 use jobs_worker::runtime::{PullPolicy, Runtime};
@@ -89,6 +89,8 @@ async fn serve(args: DevArgs, started: Instant) -> anyhow::Result<()> {
         admin_token,
         store.clone(),
         Publisher::InProcess(queue.clone()),
+        // `jobs dev` has no quota flags; the API's variables still apply.
+        Quotas::from_env()?,
     )
     .await
     .map_err(|err| explain_bind_error(err, args.listen))?;
