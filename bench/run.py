@@ -79,9 +79,27 @@ def measure_overhead(jobs, env, runs):
     print(f"  ratio of medians: {m_ours/m_docker:.2f}x")
 
 
+def log_command(size):
+    return f"yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ | head -c {size}"
+
+
+def docker_attach_baseline(megabytes):
+    """The same output through a raw `docker run` attach into `wc -c`, timed
+    in the same run: the speed of Docker's own stream on this machine now."""
+    size = megabytes * 1000 * 1000
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        f"docker run --rm --log-driver none {IMAGE} sh -c '{log_command(size)}' | wc -c",
+        shell=True, check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    seconds = time.perf_counter() - t0
+    assert int(out) == size, f"docker gave {out} bytes, expected {size}"
+    print(f"  baseline, same run: docker run --rm IMAGE … | wc -c moved {size} bytes in {seconds:.2f} s = {size/seconds/1e6:.1f} MB/s")
+
+
 def start_log_job(jobs, env, megabytes):
     size = megabytes * 1000 * 1000
-    cmd = f"yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ | head -c {size}"
+    cmd = log_command(size)
     job_id = subprocess.run([jobs, "run", "-d", "--", cmd], env=env, check=True, capture_output=True, text=True).stdout.strip()
     subprocess.run([jobs, "wait", job_id], env=env, check=True)
     return job_id, size
@@ -135,6 +153,7 @@ def servers_main(args):
         seconds = float(psql(db, f"select extract(epoch from finished_at - started_at) from jobs where id = '{job_id}'"))
         print(f"log throughput: {stored} bytes stored in {seconds:.2f} s = {stored/seconds/1e6:.1f} MB/s")
         print(f"  worker peak RSS (VmHWM): {peak_rss_mib(worker.pid):.1f} MiB")
+        docker_attach_baseline(args.megabytes)
         assert stored == size, f"stored {stored} bytes, expected {size}"
     finally:
         worker.terminate()
@@ -200,6 +219,7 @@ def dev_main(args):
             print(f"log throughput: {stored} bytes stored in {seconds:.2f} s = {stored/seconds/1e6:.1f} MB/s")
             print(f"  jobs dev peak RSS (VmHWM): {peak_rss_mib(proc.pid):.1f} MiB")
             print(f"  database file size: {dir_size(data_dir)/1e6:.0f} MB")
+            docker_attach_baseline(args.megabytes)
             assert stored == size, f"stored {stored} bytes, expected {size}"
         finally:
             stop_dev(proc)
