@@ -5,10 +5,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-/// An HTTP answer: status code and body.
+/// An HTTP answer: status code, `Content-Type` and body.
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
     pub status: u16,
+    pub content_type: Option<String>,
     pub body: String,
 }
 
@@ -81,8 +82,14 @@ fn parse_response(raw: &[u8]) -> HttpResponse {
     if chunked {
         body = dechunk(&body);
     }
+    let content_type = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("content-type")
+            .then(|| value.trim().to_owned())
+    });
     HttpResponse {
         status,
+        content_type,
         body: String::from_utf8_lossy(&body).into_owned(),
     }
 }
@@ -113,6 +120,9 @@ mod tests {
     fn parses_plain_and_chunked_bodies() {
         let plain = parse_response(b"HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\n{}");
         assert_eq!((plain.status, plain.body.as_str()), (404, "{}"));
+        assert_eq!(plain.content_type, None);
+        let typed = parse_response(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{}");
+        assert_eq!(typed.content_type.as_deref(), Some("application/json"));
         let chunked = parse_response(
             b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
         );

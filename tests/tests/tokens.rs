@@ -213,7 +213,8 @@ fn documented_routes() -> Vec<String> {
         for entry in cell.split(", ") {
             let entry = entry.trim_matches('`');
             let entry = entry.split('?').next().unwrap_or(entry);
-            if entry.contains(" /v1/") {
+            // The OpenAPI document needs no token, like the probes.
+            if entry.contains(" /v1/") && entry != "GET /v1/openapi.json" {
                 routes.push(entry.to_owned());
             }
         }

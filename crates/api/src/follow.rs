@@ -53,6 +53,22 @@ const CHANNEL_EVENTS: usize = 16;
 
 /// The stream handler. It answers a normal JSON 404 for an unknown job, and
 /// only then switches to SSE.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/logs/stream",
+    tag = "logs",
+    params(
+        ("id" = String, Path, description = "The job's id."),
+        ("after" = Option<i64>, Query, description = "The sequence number to resume after; 0 by default."),
+        ("Last-Event-ID" = Option<i64>, Header, description = "The sequence number to resume after; wins over `after`."),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: `event: log` with `id: SEQ` and a `LogChunk` as JSON data, then one `event: end` with the final `Job` as JSON data once the job has ended, then the stream closes.", content_type = "text/event-stream", body = String),
+        (status = 404, description = "`not_found`: no such job, or one outside the token's app.", body = jobs_core::wire::ApiError),
+        (status = 422, description = "`invalid_input`: an `after` or `Last-Event-ID` that is not a sequence number.", body = jobs_core::wire::ApiError),
+        (status = 503, description = "`unavailable`: too many log streams are open; try again shortly.", body = jobs_core::wire::ApiError),
+    )
+)]
 pub async fn follow_logs(
     State(state): State<AppState>,
     principal: Principal,

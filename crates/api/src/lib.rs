@@ -20,7 +20,8 @@
 //! - [`principal`]: who calls, and the role and app checks of every handler;
 //! - [`follow`]: the Server-Sent Events log stream;
 //! - [`relay`]: the outbox relay and the reaper loop;
-//! - [`metrics`]: Prometheus counters and the request log line.
+//! - [`metrics`]: Prometheus counters and the request log line;
+//! - [`openapi`]: the OpenAPI document of every route, `GET /v1/openapi.json`.
 //!
 //! Architecture invariant: this crate holds no SQL and no AMQP. It reaches
 //! PostgreSQL only through `jobs_store` and RabbitMQ only through
@@ -32,6 +33,7 @@ pub mod error;
 pub mod extract;
 pub mod follow;
 pub mod metrics;
+pub mod openapi;
 pub mod principal;
 pub mod quotas;
 pub mod rate_limit;

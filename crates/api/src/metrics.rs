@@ -93,6 +93,15 @@ impl Metrics {
 }
 
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses(
+        (status = 200, description = "Prometheus text format.", content_type = "text/plain; version=0.0.4", body = String),
+        (status = 500, description = "`internal`: the metrics could not be encoded.", body = jobs_core::wire::ApiError),
+    )
+)]
 pub async fn serve_metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let text = state.metrics.render().map_err(|error| {
         ApiError::Internal(anyhow::Error::new(error).context("encoding metrics"))

@@ -35,6 +35,7 @@ pub const ALLOWED_CAPABILITIES: [&str; 14] = [
 pub const MAX_USER_NAME_LEN: usize = 32;
 
 /// How an app's job containers are locked down beyond the defaults.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hardening {
     /// Capabilities added back after all are dropped, canonical (upper

@@ -5,6 +5,7 @@ use std::{fmt, str::FromStr};
 
 use crate::InvalidInput;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum Size {
     S,

@@ -1,10 +1,12 @@
 //! The JSON bodies of the HTTP API under `/v1`.
 //!
-//! Routes (all but health need `Authorization: Bearer TOKEN`):
+//! Routes (all but health, metrics and the OpenAPI document need
+//! `Authorization: Bearer TOKEN`):
 //!
 //! | method and path | body | answer |
 //! |---|---|---|
 //! | `GET /healthz`, `GET /readyz` | | `200 ok` |
+//! | `GET /metrics` | | Prometheus text |
 //! | `POST /v1/apps` | [`AppCreate`] | `201` [`App`] |
 //! | `GET /v1/apps` | | [`AppList`] |
 //! | `GET /v1/apps/{app}` | | [`App`] |
@@ -19,6 +21,7 @@
 //! | `POST /v1/tokens` | [`TokenCreate`] | `201` [`TokenCreated`], the only answer that holds the secret |
 //! | `GET /v1/tokens` | | [`TokenList`], oldest first, without secrets |
 //! | `DELETE /v1/tokens/{id}` | | `204` |
+//! | `GET /v1/openapi.json` | | the OpenAPI 3.1 document of these routes, without a token |
 //!
 //! The stream sends `event: log` with `id: SEQ` and a [`LogChunk`] as data,
 //! then one `event: end` with the final [`Job`] as data once the job has
@@ -37,6 +40,7 @@ use std::collections::BTreeMap;
 use crate::hardening::Hardening;
 use crate::{JobState, Role, Size};
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppCreate {
     pub name: String,
@@ -58,6 +62,7 @@ pub struct AppCreate {
 }
 
 /// A partial update: absent fields stay as they are.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppUpdate {
     #[serde(default)]
@@ -106,6 +111,7 @@ where
 
 /// An app. Its `Debug` names env vars without their values, so that no
 /// log line can print a secret.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct App {
     pub name: String,
@@ -156,11 +162,13 @@ impl std::fmt::Debug for App {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppList {
     pub apps: Vec<App>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobCreate {
     /// The argv to run. The CLI turns a single argument into `/bin/sh -c ARG`.
@@ -176,6 +184,7 @@ pub struct JobCreate {
     pub idempotency_key: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {
     pub id: String,
@@ -202,11 +211,13 @@ impl Job {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobList {
     pub jobs: Vec<Job>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogStream {
@@ -225,6 +236,7 @@ impl LogStream {
 
 /// One chunk of a job's output. `data` is standard base64, so that output
 /// that is not UTF-8 survives JSON byte for byte.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogChunk {
     pub seq: i64,
@@ -250,6 +262,7 @@ impl LogChunk {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogPage {
     pub chunks: Vec<LogChunk>,
@@ -260,6 +273,7 @@ pub struct LogPage {
 }
 
 /// The body of `POST /v1/tokens`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenCreate {
     /// The app the token is bound to; none for a token of every app.
@@ -274,6 +288,7 @@ pub struct TokenCreate {
 }
 
 /// A token as listed: never its secret, which is not stored.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenInfo {
     /// Public and opaque; used to revoke the token. Not the secret.
@@ -287,25 +302,32 @@ pub struct TokenInfo {
 }
 
 /// The answer to `POST /v1/tokens`: the only time the secret is shown.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenCreated {
     pub token: TokenInfo,
     pub secret: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenList {
     pub tokens: Vec<TokenInfo>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
     pub error: ApiErrorBody,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiErrorBody {
-    /// A stable machine code, such as `not_found` or `invalid_input`.
+    /// A stable machine code: `invalid_input` (400, 413, 422),
+    /// `unauthorized` (401), `forbidden` (403), `not_found` (404),
+    /// `method_not_allowed` (405), `conflict` (409), `too_many_jobs` and
+    /// `rate_limited` (429), `internal` (500), `unavailable` (503).
     pub code: String,
     /// A human sentence naming the thing and the limit.
     pub message: String,

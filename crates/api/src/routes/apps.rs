@@ -19,6 +19,16 @@ use crate::{
 /// `POST /v1/apps`: 201 with the new app, 409 when the name is taken.
 /// Needs an admin token of every app: a token bound to one app can never
 /// reach another, so it may not make one either.
+#[utoipa::path(
+    post,
+    path = "/v1/apps",
+    tag = "apps",
+    request_body = jobs_core::wire::AppCreate,
+    responses(
+        (status = 201, description = "The new app, secret values masked.", body = jobs_core::wire::App),
+        (status = 409, description = "`conflict`: an app of that name exists.", body = jobs_core::wire::ApiError),
+    )
+)]
 pub async fn create_app(
     State(state): State<AppState>,
     principal: Principal,
@@ -37,6 +47,14 @@ pub async fn create_app(
 }
 
 /// `GET /v1/apps`: every app the token may see, by name.
+#[utoipa::path(
+    get,
+    path = "/v1/apps",
+    tag = "apps",
+    responses(
+        (status = 200, description = "Every app the token may see, by name.", body = AppList),
+    )
+)]
 pub async fn list_apps(
     State(state): State<AppState>,
     principal: Principal,
@@ -49,6 +67,18 @@ pub async fn list_apps(
 }
 
 /// `GET /v1/apps/{app}`.
+#[utoipa::path(
+    get,
+    path = "/v1/apps/{app}",
+    tag = "apps",
+    params(
+        ("app" = String, Path, description = "The app's name."),
+    ),
+    responses(
+        (status = 200, description = "The app, secret values masked.", body = App),
+        (status = 404, description = "`not_found`: no such app, or one outside the token's app.", body = jobs_core::wire::ApiError),
+    )
+)]
 pub async fn get_app(
     State(state): State<AppState>,
     principal: Principal,
@@ -60,6 +90,19 @@ pub async fn get_app(
 }
 
 /// `PATCH /v1/apps/{app}`: absent fields stay as they are.
+#[utoipa::path(
+    patch,
+    path = "/v1/apps/{app}",
+    tag = "apps",
+    params(
+        ("app" = String, Path, description = "The app's name."),
+    ),
+    request_body = jobs_core::wire::AppUpdate,
+    responses(
+        (status = 200, description = "The updated app, secret values masked.", body = App),
+        (status = 404, description = "`not_found`: no such app, or one outside the token's app.", body = jobs_core::wire::ApiError),
+    )
+)]
 pub async fn update_app(
     State(state): State<AppState>,
     principal: Principal,
@@ -75,6 +118,19 @@ pub async fn update_app(
 }
 
 /// `DELETE /v1/apps/{app}`: 204, or 409 while the app has active jobs.
+#[utoipa::path(
+    delete,
+    path = "/v1/apps/{app}",
+    tag = "apps",
+    params(
+        ("app" = String, Path, description = "The app's name."),
+    ),
+    responses(
+        (status = 204, description = "The app is deleted."),
+        (status = 404, description = "`not_found`: no such app, or one outside the token's app.", body = jobs_core::wire::ApiError),
+        (status = 409, description = "`conflict`: the app has active jobs.", body = jobs_core::wire::ApiError),
+    )
+)]
 pub async fn delete_app(
     State(state): State<AppState>,
     principal: Principal,

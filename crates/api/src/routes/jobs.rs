@@ -31,6 +31,22 @@ use crate::{
 ///
 /// 429 `too_many_jobs`, creating nothing, when the app already has its
 /// limit of active jobs ([`Quotas::max_active_jobs_per_app`]).
+#[utoipa::path(
+    post,
+    path = "/v1/apps/{app}/jobs",
+    tag = "jobs",
+    params(
+        ("app" = String, Path, description = "The app's name."),
+    ),
+    request_body = jobs_core::wire::JobCreate,
+    responses(
+        (status = 201, description = "The new job, queued.", body = Job,
+            headers(("Location" = String, description = "`/v1/jobs/{id}`, the new job."))),
+        (status = 200, description = "The earlier job of a repeated `idempotency_key`.", body = Job),
+        (status = 404, description = "`not_found`: no such app, or one outside the token's app.", body = jobs_core::wire::ApiError),
+        (status = 429, description = "`too_many_jobs`: the app has its limit of active jobs; or `rate_limited`: the token sent too many requests.", body = jobs_core::wire::ApiError),
+    )
+)]
 pub async fn create_job(
     State(state): State<AppState>,
     Extension(quotas): Extension<Quotas>,
@@ -70,6 +86,21 @@ pub async fn create_job(
 
 /// `GET /v1/apps/{app}/jobs?state=S&limit=N`: newest first; 404 for an
 /// unknown app rather than an empty list, so that a typo is noticed.
+#[utoipa::path(
+    get,
+    path = "/v1/apps/{app}/jobs",
+    tag = "jobs",
+    params(
+        ("app" = String, Path, description = "The app's name."),
+        ("state" = Option<jobs_core::JobState>, Query, description = "Only jobs in this state."),
+        ("limit" = Option<i64>, Query, description = "How many jobs at most: 1 to 1000, 50 by default."),
+    ),
+    responses(
+        (status = 200, description = "The app's jobs, newest first.", body = JobList),
+        (status = 404, description = "`not_found`: no such app, or one outside the token's app.", body = jobs_core::wire::ApiError),
+        (status = 422, description = "`invalid_input`: an unknown `state` or a `limit` out of range; `field` names it.", body = jobs_core::wire::ApiError),
+    )
+)]
 pub async fn list_jobs(
     State(state): State<AppState>,
     principal: Principal,
@@ -88,6 +119,18 @@ pub async fn list_jobs(
 }
 
 /// `GET /v1/jobs/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}",
+    tag = "jobs",
+    params(
+        ("id" = String, Path, description = "The job's id."),
+    ),
+    responses(
+        (status = 200, description = "The job.", body = Job),
+        (status = 404, description = "`not_found`: no such job, or one outside the token's app.", body = jobs_core::wire::ApiError),
+    )
+)]
 pub async fn get_job(
     State(state): State<AppState>,
     principal: Principal,
@@ -110,6 +153,18 @@ pub async fn visible_job(
 
 /// `POST /v1/jobs/{id}/cancel`: a queued job ends at once; a running one is
 /// stopped by its worker; an ended one is returned unchanged.
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{id}/cancel",
+    tag = "jobs",
+    params(
+        ("id" = String, Path, description = "The job's id."),
+    ),
+    responses(
+        (status = 200, description = "The job: ended at once if it was queued, stopping if it ran, unchanged if it had ended.", body = Job),
+        (status = 404, description = "`not_found`: no such job, or one outside the token's app.", body = jobs_core::wire::ApiError),
+    )
+)]
 pub async fn cancel_job(
     State(state): State<AppState>,
     principal: Principal,

@@ -16,6 +16,21 @@ use crate::{
 pub const LOG_PAGE_MAX_BYTES: i64 = 4 * 1024 * 1024;
 
 /// Chunks after `after`, at most `limit` of them and about 4 MiB.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/logs",
+    tag = "logs",
+    params(
+        ("id" = String, Path, description = "The job's id."),
+        ("after" = Option<i64>, Query, description = "The sequence number to start after; 0 by default."),
+        ("limit" = Option<i64>, Query, description = "How many chunks at most: 1 to 1000, 256 by default; a page also stops near 4 MiB."),
+    ),
+    responses(
+        (status = 200, description = "One page of the job's stored output.", body = LogPage),
+        (status = 404, description = "`not_found`: no such job, or one outside the token's app.", body = jobs_core::wire::ApiError),
+        (status = 422, description = "`invalid_input`: an `after` or `limit` out of range; `field` names it.", body = jobs_core::wire::ApiError),
+    )
+)]
 pub async fn log_page(
     State(state): State<AppState>,
     principal: Principal,

@@ -7,7 +7,8 @@
 //! - [`tokens`]: creating, listing and revoking API tokens.
 //!
 //! The log stream lives in [`crate::follow`] and `/metrics` in
-//! [`crate::metrics`]. Everything under `/v1` needs the bearer token.
+//! [`crate::metrics`], the OpenAPI document in [`crate::openapi`].
+//! Everything under `/v1` but the OpenAPI document needs the bearer token.
 
 pub mod apps;
 pub mod health;
@@ -26,7 +27,7 @@ use axum::{
 use std::sync::Arc;
 
 use crate::{
-    auth, error::ApiError, extract::MAX_BODY_BYTES, follow, metrics, quotas::Quotas,
+    auth, error::ApiError, extract::MAX_BODY_BYTES, follow, metrics, openapi, quotas::Quotas,
     rate_limit::RequestLimiter, state::AppState,
 };
 
@@ -76,6 +77,9 @@ pub fn router_with(state: AppState, quotas: Quotas) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::serve_metrics))
+        // Outside the token check, like the probes: the document describes
+        // the API, the same for every caller, and reveals no data.
+        .route(openapi::OPENAPI_PATH, get(openapi::serve_openapi))
         .nest("/v1", v1)
         .fallback(no_such_route)
         .method_not_allowed_fallback(method_not_allowed)

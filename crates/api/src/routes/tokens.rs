@@ -85,6 +85,16 @@ impl TokenCreateRequest {
 
 /// `POST /v1/tokens`: 201 with the token and its secret, the only time the
 /// secret is ever shown; 404 for an unknown app.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    tag = "tokens",
+    request_body = jobs_core::wire::TokenCreate,
+    responses(
+        (status = 201, description = "The token and its secret, the only time the secret is shown.", body = TokenCreated),
+        (status = 404, description = "`not_found`: no such app, or one outside the token's app.", body = jobs_core::wire::ApiError),
+    )
+)]
 pub async fn create_token(
     State(state): State<AppState>,
     principal: Principal,
@@ -115,6 +125,14 @@ pub async fn create_token(
 }
 
 /// `GET /v1/tokens`: the tokens the caller may manage, without secrets.
+#[utoipa::path(
+    get,
+    path = "/v1/tokens",
+    tag = "tokens",
+    responses(
+        (status = 200, description = "The tokens the caller may manage, oldest first, without secrets.", body = TokenList),
+    )
+)]
 pub async fn list_tokens(
     State(state): State<AppState>,
     principal: Principal,
@@ -126,6 +144,18 @@ pub async fn list_tokens(
 
 /// `DELETE /v1/tokens/{id}`: 204; the token is refused from the next
 /// request on. 404 for an unknown token or one the caller may not manage.
+#[utoipa::path(
+    delete,
+    path = "/v1/tokens/{id}",
+    tag = "tokens",
+    params(
+        ("id" = String, Path, description = "The token's id (not its secret)."),
+    ),
+    responses(
+        (status = 204, description = "The token is revoked."),
+        (status = 404, description = "`not_found`: no such token, or one the caller may not manage.", body = jobs_core::wire::ApiError),
+    )
+)]
 pub async fn revoke_token(
     State(state): State<AppState>,
     principal: Principal,
