@@ -21,6 +21,7 @@
 
 pub mod model;
 pub mod postgres;
+mod shared_rows;
 pub mod sqlite;
 
 use std::time::Duration;

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use jobs_core::{
     JobState, Size,
-    hardening::Hardening,
     wire::{App, Job},
 };
 use sqlx::types::Json;
+
+pub(crate) use crate::shared_rows::{HardeningRow, job_columns};
 
 /// The columns of an [`AppRow`], as a literal so that queries stay `&'static str`.
 macro_rules! app_columns {
@@ -48,35 +49,6 @@ impl From<AppRow> for App {
         }
     }
 }
-
-/// The hardening columns of an app, in [`AppRow`] and in a claim.
-#[derive(sqlx::FromRow)]
-pub(crate) struct HardeningRow {
-    pub cap_add: Json<Vec<String>>,
-    pub run_as_user: Option<String>,
-    pub read_only_root: bool,
-    pub network_none: bool,
-}
-
-impl From<HardeningRow> for Hardening {
-    fn from(row: HardeningRow) -> Self {
-        Hardening {
-            cap_add: row.cap_add.0,
-            user: row.run_as_user,
-            read_only_root: row.read_only_root,
-            network_none: row.network_none,
-        }
-    }
-}
-
-/// The columns of a [`JobRow`], as a literal so that queries stay `&'static str`.
-macro_rules! job_columns {
-    () => {
-        "id, app, command, env, size, timeout_seconds, state, attempt, exit_code, reason, \
-         cancel_requested_at, lease_owner, created_at, started_at, finished_at"
-    };
-}
-pub(crate) use job_columns;
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct JobRow {
