@@ -184,6 +184,8 @@ pub struct JobCreateRequest {
     timeout_seconds: Option<i64>,
     #[serde(default)]
     idempotency_key: Option<String>,
+    #[serde(default)]
+    interactive: Option<jobs_core::wire::Interactive>,
 }
 
 impl JobCreateRequest {
@@ -199,6 +201,7 @@ impl JobCreateRequest {
             size,
             timeout_seconds: self.timeout_seconds,
             idempotency_key: self.idempotency_key,
+            interactive: self.interactive,
         })
     }
 }

@@ -62,6 +62,7 @@ pub(crate) mod tests {
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
+            interactive: None,
         }
     }
 

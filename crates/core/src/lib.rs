@@ -1,6 +1,7 @@
 //! The domain core shared by the API, the worker and the CLI.
 //!
 //! Nothing in this crate does I/O. It holds:
+//! - [`attach`]: the frames of an interactive run's WebSockets;
 //! - [`names`]: app names and env names, with their validation;
 //! - [`size`]: the job sizes and their resource limits;
 //! - [`state`]: job states and the transitions allowed between them;
@@ -11,6 +12,7 @@
 //! - [`role`]: API token roles and token limits;
 //! - [`wire`]: the JSON bodies of the HTTP API.
 
+pub mod attach;
 pub mod duration;
 pub mod exit;
 pub mod hardening;

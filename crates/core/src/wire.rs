@@ -18,6 +18,8 @@
 //! | `POST /v1/jobs/{id}/cancel` | | [`Job`] |
 //! | `GET /v1/jobs/{id}/logs?after=SEQ&limit=N` | | [`LogPage`] |
 //! | `GET /v1/jobs/{id}/logs/stream?after=SEQ` | | Server-Sent Events, see below |
+//! | `GET /v1/jobs/{id}/attach?after=SEQ` | | WebSocket of an interactive run, see [`crate::attach`] |
+//! | `GET /v1/jobs/{id}/attach/worker?attempt=N` | | the worker's WebSocket of that run, with the job's attach secret |
 //! | `POST /v1/tokens` | [`TokenCreate`] | `201` [`TokenCreated`], the only answer that holds the secret |
 //! | `GET /v1/tokens` | | [`TokenList`], oldest first, without secrets |
 //! | `DELETE /v1/tokens/{id}` | | `204` |
@@ -182,6 +184,20 @@ pub struct JobCreate {
     pub timeout_seconds: Option<i64>,
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// Present for an interactive run: it never enters the queue; a worker
+    /// starts it directly and the client attaches over a WebSocket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interactive: Option<Interactive>,
+}
+
+/// How an interactive run's container is attached.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interactive {
+    /// A pseudo-terminal (stdout and stderr merged), as for a shell at a
+    /// terminal; otherwise plain stdin and separate output streams.
+    #[serde(default)]
+    pub tty: bool,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -202,6 +218,9 @@ pub struct Job {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Present for an interactive run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interactive: Option<Interactive>,
 }
 
 impl Job {

@@ -40,6 +40,9 @@ pub use sqlite::SqliteStore;
 pub const JOB_EVENTS_CHANNEL: &str = "jobs_job_events";
 /// The channel that carries a job id when a cancel of a running job is asked.
 pub const JOB_CANCEL_CHANNEL: &str = "jobs_job_cancel";
+/// The channel that offers an interactive run to one worker: its payload is
+/// [`direct_offer`]`(worker_id, job_id)`, read back with [`parse_direct_offer`].
+pub const JOB_DIRECT_CHANNEL: &str = "jobs_job_direct";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -147,7 +150,9 @@ delegate! {
     /// `create_job`, refused with `TooManyJobs` (creating nothing) when the
     /// app already has `max_active` queued, starting or running jobs; the
     /// count and the insert are atomic per app.
-    fn create_job_within(&self, app: &str, create: &JobCreate, max_active: Option<i64>) -> Result<(Job, bool), StoreError>;
+    /// An interactive `create` (with its `attach` endpoint) is never
+    /// published: the relay leaves it alone and the reaper never re-queues it.
+    fn create_job_within(&self, app: &str, create: &JobCreate, max_active: Option<i64>, attach: Option<&AttachEndpoint>) -> Result<(Job, bool), StoreError>;
     /// Records that the dispatcher confirmed the wake-up for a job.
     fn mark_published(&self, job_id: &str) -> Result<(), StoreError>;
     /// Queued jobs whose wake-up was never confirmed, oldest first.
@@ -196,6 +201,18 @@ delegate! {
     /// Revokes a token from now on. Returns whether it exists; revoking a
     /// revoked token keeps its first revocation time.
     fn revoke_token(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Records a worker's slot count and free slots, and that it is alive.
+    fn upsert_worker(&self, worker_id: &str, slots: i32, free_slots: i32) -> Result<(), StoreError>;
+    /// Forgets a worker that shut down.
+    fn remove_worker(&self, worker_id: &str) -> Result<(), StoreError>;
+    /// Workers heard from within `fresh` with a free slot, most free first.
+    fn free_workers(&self, fresh: Duration) -> Result<Vec<String>, StoreError>;
+    /// Offers a queued interactive job to one worker (a wake-up only: the
+    /// worker claims it with the usual fenced claim).
+    fn offer_job(&self, worker_id: &str, job_id: &str) -> Result<(), StoreError>;
+    /// The secret an interactive job's worker shows when it dials back.
+    fn attach_secret(&self, job_id: &str) -> Result<Option<String>, StoreError>;
 
     /// Resolves every expired lease: re-queues jobs that never started (with
     /// attempts left), and marks the rest `lost`.

@@ -48,6 +48,25 @@ pub struct ClaimedJob {
     pub hardening: jobs_core::hardening::Hardening,
     /// The values of the app's secret config vars, to mask in the output.
     pub secret_values: Vec<String>,
+    /// For an interactive run: where to dial back, and with what secret.
+    pub attach: Option<AttachEndpoint>,
+}
+
+/// Where the worker of an interactive run dials back (the API that created
+/// it), and the secret it shows there. Its `Debug` hides the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AttachEndpoint {
+    /// The API's base URL, e.g. `http://127.0.0.1:8420`.
+    pub url: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for AttachEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttachEndpoint")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for ClaimedJob {
@@ -61,6 +80,7 @@ impl std::fmt::Debug for ClaimedJob {
             .field("timeout", &self.timeout)
             .field("hardening", &self.hardening)
             .field("secret_values", &self.secret_values.len())
+            .field("attach", &self.attach)
             .finish()
     }
 }
@@ -180,6 +200,17 @@ pub fn new_token_id() -> String {
 /// here means the schema and this code disagree.
 pub(crate) fn role_from_column(text: &str) -> Result<Role, sqlx::Error> {
     text.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// The payload of a direct-start offer on [`crate::JOB_DIRECT_CHANNEL`].
+pub fn direct_offer(worker_id: &str, job_id: &str) -> String {
+    format!("{worker_id} {job_id}")
+}
+
+/// The `(worker_id, job_id)` of an offer; `None` for another payload.
+/// Job ids never hold a space, so the last space splits them.
+pub fn parse_direct_offer(payload: &str) -> Option<(&str, &str)> {
+    payload.rsplit_once(' ')
 }
 
 /// How a log stream is stored: 1 is stdout, 2 is stderr.

@@ -30,7 +30,7 @@ impl From<HardeningRow> for Hardening {
 macro_rules! job_columns {
     () => {
         "id, app, command, env, size, timeout_seconds, state, attempt, exit_code, reason, \
-         cancel_requested_at, lease_owner, created_at, started_at, finished_at"
+         cancel_requested_at, lease_owner, created_at, started_at, finished_at, interactive_tty"
     };
 }
 pub(crate) use job_columns;

@@ -656,17 +656,17 @@ async fn apps_unset_and_unsecret_remove_the_secret_mark(store: Store) {
 async fn jobs_create_within_refuses_over_the_active_limit(store: Store) {
     create_app(&store, "busy").await;
     let first = store
-        .create_job_within("busy", &job_create(), Some(2))
+        .create_job_within("busy", &job_create(), Some(2), None)
         .await
         .unwrap()
         .0;
     let second = store
-        .create_job_within("busy", &job_create(), Some(2))
+        .create_job_within("busy", &job_create(), Some(2), None)
         .await
         .unwrap()
         .0;
     let refused = store
-        .create_job_within("busy", &job_create(), Some(2))
+        .create_job_within("busy", &job_create(), Some(2), None)
         .await
         .unwrap_err();
     assert!(
@@ -690,12 +690,12 @@ async fn jobs_create_within_refuses_over_the_active_limit(store: Store) {
         ..job_create()
     };
     let (made, created) = store
-        .create_job_within("busy", &keyed, Some(2))
+        .create_job_within("busy", &keyed, Some(2), None)
         .await
         .unwrap();
     assert!(created);
     let (again, created) = store
-        .create_job_within("busy", &keyed, Some(2))
+        .create_job_within("busy", &keyed, Some(2), None)
         .await
         .unwrap();
     assert!(!created);
@@ -708,7 +708,7 @@ async fn jobs_create_within_refuses_over_the_active_limit(store: Store) {
         let store = store.clone();
         tries.spawn(async move {
             store
-                .create_job_within("busy", &job_create(), Some(2))
+                .create_job_within("busy", &job_create(), Some(2), None)
                 .await
         });
     }

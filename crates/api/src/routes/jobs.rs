@@ -59,7 +59,7 @@ pub async fn create_job(
     let create = request.validate()?;
     let (job, created) = state
         .store
-        .create_job_within(&app, &create, Some(quotas.max_active_jobs_per_app))
+        .create_job_within(&app, &create, Some(quotas.max_active_jobs_per_app), None)
         .await?;
     if !created {
         tracing::info!(job_id = %job.id, app = %app, "idempotent repeat; returning the earlier job");

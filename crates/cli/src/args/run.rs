@@ -103,6 +103,7 @@ impl RunArgs {
             size: self.size,
             timeout_seconds: self.timeout,
             idempotency_key: self.idempotency_key.clone(),
+            interactive: None,
         })
     }
 }

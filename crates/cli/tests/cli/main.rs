@@ -29,6 +29,7 @@ fn job(state: JobState, exit_code: Option<i32>, reason: Option<&str>) -> Job {
         created_at: Utc::now(),
         started_at: None,
         finished_at: None,
+        interactive: None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Job rows: creation (with the outbox column), reads, listing and cancel.
 
 use super::PgStore;
-use crate::model::CancelOutcome;
+use crate::model::{AttachEndpoint, CancelOutcome};
 use jobs_core::{
     JobState, Size,
     wire::{Job, JobCreate},
@@ -21,7 +21,7 @@ impl PgStore {
         app: &str,
         create: &JobCreate,
     ) -> Result<(Job, bool), StoreError> {
-        self.create_job_within(app, create, None).await
+        self.create_job_within(app, create, None, None).await
     }
 
     /// [`Self::create_job`], refused with `TooManyJobs` when the app already
@@ -34,6 +34,7 @@ impl PgStore {
         app: &str,
         create: &JobCreate,
         max_active: Option<i64>,
+        attach: Option<&AttachEndpoint>,
     ) -> Result<(Job, bool), StoreError> {
         let mut tx = self.pool.begin().await?;
         let defaults: Option<(String, i64)> =
@@ -78,8 +79,12 @@ impl PgStore {
             .size
             .unwrap_or_else(|| app_size.parse::<Size>().unwrap_or_default());
         let inserted: Result<JobRow, sqlx::Error> = sqlx::query_as(concat!(
-            "insert into jobs (id, app, command, env, size, timeout_seconds, idempotency_key) \
-             values ($1, $2, $3, $4, $5, $6, $7) returning ",
+            // An interactive run is never published: `published_at` is set
+            // at once, so the relay leaves it alone.
+            "insert into jobs (id, app, command, env, size, timeout_seconds, idempotency_key, \
+               interactive_tty, attach_url, attach_secret, published_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+               case when $8::boolean is null then null else now() end) returning ",
             job_columns!()
         ))
         .bind(new_job_id())
@@ -89,6 +94,9 @@ impl PgStore {
         .bind(size.as_str())
         .bind(create.timeout_seconds.unwrap_or(app_timeout))
         .bind(&create.idempotency_key)
+        .bind(create.interactive.map(|interactive| interactive.tty))
+        .bind(attach.map(|attach| attach.url.as_str()))
+        .bind(attach.map(|attach| attach.secret.as_str()))
         .fetch_one(&mut *tx)
         .await;
         let row = match inserted {
@@ -129,7 +137,7 @@ impl PgStore {
 
     /// Marks every queued job unpublished, so that the relay publishes it.
     pub async fn forget_publications(&self) -> Result<u64, StoreError> {
-        let updated = sqlx::query("update jobs set published_at = null where state = 'queued'")
+        let updated = sqlx::query("update jobs set published_at = null where state = 'queued' and interactive_tty is null")
             .execute(&self.pool)
             .await?
             .rows_affected();

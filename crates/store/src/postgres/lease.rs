@@ -6,7 +6,7 @@
 //! Lease times come from the database clock (`now()`), never the worker's.
 
 use super::PgStore;
-use crate::model::{ClaimedJob, Fence, Heartbeat, HeldJob, secret_values};
+use crate::model::{AttachEndpoint, ClaimedJob, Fence, Heartbeat, HeldJob, secret_values};
 use std::{collections::BTreeMap, time::Duration};
 
 use jobs_core::{JobState, wire::Job};
@@ -24,6 +24,8 @@ struct ClaimRow {
     app_secret_env: Json<Vec<String>>,
     #[sqlx(flatten)]
     hardening: HardeningRow,
+    attach_url: Option<String>,
+    attach_secret: Option<String>,
 }
 
 impl PgStore {
@@ -72,6 +74,10 @@ impl PgStore {
             timeout: Duration::from_secs(job.timeout_seconds.max(1) as u64),
             hardening: row.hardening.into(),
             secret_values,
+            attach: row
+                .attach_url
+                .zip(row.attach_secret)
+                .map(|(url, secret)| AttachEndpoint { url, secret }),
             job,
         }))
     }

@@ -16,6 +16,8 @@ impl PgStore {
     /// A job still `starting` with attempts left goes back to `queued`
     /// (nothing of it ran yet); anything else becomes `lost`, because its
     /// command may have had side effects and must not silently run twice.
+    /// An interactive run is never re-queued: its client waits for it now,
+    /// not later through a queue.
     pub async fn reap_expired_leases(&self) -> Result<ReapReport, StoreError> {
         let mut tx = self.pool.begin().await?;
         let (locked,): (bool,) = sqlx::query_as("select pg_try_advisory_xact_lock($1)")
@@ -29,7 +31,7 @@ impl PgStore {
             "update jobs set state = 'queued', lease_owner = null, lease_expires_at = null, \
                published_at = null, updated_at = now() \
              where state = 'starting' and lease_expires_at < now() and attempt < max_attempts \
-               and cancel_requested_at is null \
+               and cancel_requested_at is null and interactive_tty is null \
              returning id",
         )
         .fetch_all(&mut *tx)

@@ -67,6 +67,7 @@ pub(crate) struct JobRow {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    pub interactive_tty: Option<bool>,
 }
 
 impl From<JobRow> for Job {
@@ -88,6 +89,7 @@ impl From<JobRow> for Job {
             created_at: row.created_at,
             started_at: row.started_at,
             finished_at: row.finished_at,
+            interactive: row.interactive_tty.map(|tty| jobs_core::wire::Interactive { tty }),
         }
     }
 }

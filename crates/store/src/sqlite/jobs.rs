@@ -10,7 +10,7 @@ use super::{
     BEGIN_IMMEDIATE, SqliteStore, duration_micros, is_unique_violation,
     rows::{JobRow, job_columns, now},
 };
-use crate::{JOB_CANCEL_CHANNEL, JOB_EVENTS_CHANNEL, StoreError, model::CancelOutcome, new_job_id};
+use crate::{JOB_CANCEL_CHANNEL, JOB_EVENTS_CHANNEL, StoreError, model::{AttachEndpoint, CancelOutcome}, new_job_id};
 
 impl SqliteStore {
     /// Inserts a queued job for `app`.
@@ -24,7 +24,7 @@ impl SqliteStore {
         app: &str,
         create: &JobCreate,
     ) -> Result<(Job, bool), StoreError> {
-        self.create_job_within(app, create, None).await
+        self.create_job_within(app, create, None, None).await
     }
 
     /// [`Self::create_job`], refused with `TooManyJobs` when the app already
@@ -37,6 +37,7 @@ impl SqliteStore {
         app: &str,
         create: &JobCreate,
         max_active: Option<i64>,
+        attach: Option<&AttachEndpoint>,
     ) -> Result<(Job, bool), StoreError> {
         let mut tx = self.pool.begin_with(BEGIN_IMMEDIATE).await?;
         let defaults: Option<(String, i64)> =
@@ -81,13 +82,17 @@ impl SqliteStore {
             .size
             .unwrap_or_else(|| app_size.parse::<Size>().unwrap_or_default());
         let inserted: Result<JobRow, sqlx::Error> = sqlx::query_as(concat!(
+            // An interactive run is never published: `published_at` is set
+            // at once, so the relay leaves it alone.
             "insert into jobs (id, app, command, env, size, timeout_seconds, idempotency_key, \
-               created_at, updated_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, ",
+               interactive_tty, attach_url, attach_secret, created_at, updated_at, published_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, ",
             now!(),
             ", ",
             now!(),
-            ") returning ",
+            ", case when $8 is null then null else ",
+            now!(),
+            " end) returning ",
             job_columns!()
         ))
         .bind(new_job_id())
@@ -97,6 +102,9 @@ impl SqliteStore {
         .bind(size.as_str())
         .bind(create.timeout_seconds.unwrap_or(app_timeout))
         .bind(&create.idempotency_key)
+        .bind(create.interactive.map(|interactive| interactive.tty))
+        .bind(attach.map(|attach| attach.url.as_str()))
+        .bind(attach.map(|attach| attach.secret.as_str()))
         .fetch_one(&mut *tx)
         .await;
         let row = match inserted {
@@ -142,7 +150,7 @@ impl SqliteStore {
 
     /// Marks every queued job unpublished, so that the relay publishes it.
     pub async fn forget_publications(&self) -> Result<u64, StoreError> {
-        let updated = sqlx::query("update jobs set published_at = null where state = 'queued'")
+        let updated = sqlx::query("update jobs set published_at = null where state = 'queued' and interactive_tty is null")
             .execute(&self.pool)
             .await?
             .rows_affected();

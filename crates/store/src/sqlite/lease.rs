@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     JOB_EVENTS_CHANNEL, StoreError,
-    model::{ClaimedJob, Fence, Heartbeat, HeldJob, secret_values},
+    model::{AttachEndpoint, ClaimedJob, Fence, Heartbeat, HeldJob, secret_values},
 };
 
 #[derive(sqlx::FromRow)]
@@ -28,6 +28,8 @@ struct ClaimRow {
     app_secret_env: Json<Vec<String>>,
     #[sqlx(flatten)]
     hardening: HardeningRow,
+    attach_url: Option<String>,
+    attach_secret: Option<String>,
 }
 
 impl SqliteStore {
@@ -57,7 +59,8 @@ impl SqliteStore {
                (select cap_add from apps where apps.name = jobs.app) as cap_add, \
                (select run_as_user from apps where apps.name = jobs.app) as run_as_user, \
                (select read_only_root from apps where apps.name = jobs.app) as read_only_root, \
-               (select network_none from apps where apps.name = jobs.app) as network_none"
+               (select network_none from apps where apps.name = jobs.app) as network_none, \
+               attach_url, attach_secret"
         ))
         .bind(job_id)
         .bind(worker_id)
@@ -84,6 +87,10 @@ impl SqliteStore {
             timeout: Duration::from_secs(job.timeout_seconds.max(1) as u64),
             hardening: row.hardening.into(),
             secret_values,
+            attach: row
+                .attach_url
+                .zip(row.attach_secret)
+                .map(|(url, secret)| AttachEndpoint { url, secret }),
             job,
         }))
     }

@@ -21,6 +21,7 @@ mod logs;
 mod reaper;
 mod rows;
 mod tokens;
+mod workers;
 
 use std::{str::FromStr, time::Duration};
 
@@ -30,7 +31,7 @@ use sqlx::sqlite::{
 };
 use tokio::sync::broadcast;
 
-use crate::{JOB_CANCEL_CHANNEL, JOB_EVENTS_CHANNEL, StoreError};
+use crate::{JOB_CANCEL_CHANNEL, JOB_DIRECT_CHANNEL, JOB_EVENTS_CHANNEL, StoreError};
 
 /// How many wake-ups a slow subscriber may lag behind before it misses some.
 const NOTIFICATION_CAPACITY: usize = 1024;
@@ -45,6 +46,8 @@ pub struct SqliteStore {
     job_events: broadcast::Sender<String>,
     /// Fires with a job id when a cancel of a starting or running job is asked.
     job_cancels: broadcast::Sender<String>,
+    /// Fires with a direct-start offer of an interactive run.
+    job_offers: broadcast::Sender<String>,
 }
 
 impl SqliteStore {
@@ -90,6 +93,7 @@ impl SqliteStore {
             pool,
             job_events: broadcast::channel(NOTIFICATION_CAPACITY).0,
             job_cancels: broadcast::channel(NOTIFICATION_CAPACITY).0,
+            job_offers: broadcast::channel(NOTIFICATION_CAPACITY).0,
         })
     }
 
@@ -105,6 +109,7 @@ impl SqliteStore {
         Ok(match channel {
             JOB_EVENTS_CHANNEL => self.job_events.clone(),
             JOB_CANCEL_CHANNEL => self.job_cancels.clone(),
+            JOB_DIRECT_CHANNEL => self.job_offers.clone(),
             // Nothing is ever sent on another channel, as nothing NOTIFYs one
             // in PostgreSQL.
             _ => broadcast::channel(1).0,
@@ -122,6 +127,7 @@ impl SqliteStore {
         let sender = match channel {
             JOB_EVENTS_CHANNEL => &self.job_events,
             JOB_CANCEL_CHANNEL => &self.job_cancels,
+            JOB_DIRECT_CHANNEL => &self.job_offers,
             _ => return,
         };
         let _ = sender.send(job_id.to_owned());

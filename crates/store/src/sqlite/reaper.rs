@@ -25,6 +25,7 @@ impl SqliteStore {
                published_at = null, updated_at = $1 \
              where state = 'starting' and lease_expires_at < $1 \
                and attempt < max_attempts and cancel_requested_at is null \
+               and interactive_tty is null \
              returning id",
         )
         .bind(now)

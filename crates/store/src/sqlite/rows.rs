@@ -91,6 +91,7 @@ pub(crate) struct JobRow {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    pub interactive_tty: Option<bool>,
 }
 
 impl From<JobRow> for Job {
@@ -112,6 +113,7 @@ impl From<JobRow> for Job {
             created_at: time(row.created_at),
             started_at: row.started_at.map(time),
             finished_at: row.finished_at.map(time),
+            interactive: row.interactive_tty.map(|tty| jobs_core::wire::Interactive { tty }),
         }
     }
 }

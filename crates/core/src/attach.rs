@@ -1,0 +1,184 @@
+//! The attach protocol of interactive runs: what travels over the two
+//! WebSockets that the API bridges (CLI ⇄ API ⇄ worker).
+//!
+//! - Output (worker → API → CLI) is a binary frame: one stream byte
+//!   (1 stdout, 2 stderr), the chunk's log sequence number (8 bytes, big
+//!   endian), then the bytes. The sequence number is the one the chunk is
+//!   stored under, so a client that reconnects with `after=SEQ` gets the
+//!   rest without a gap or a duplicate.
+//! - Input (CLI → API → worker) is a binary frame of raw stdin bytes.
+//! - Everything else is a JSON text frame: [`ClientMessage`] from the CLI,
+//!   [`ServerMessage`] to the CLI, [`WorkerCommand`] to the worker.
+//!
+//! Routes: `GET /v1/jobs/{id}/attach?after=SEQ` (the CLI; a token with the
+//! `run` role) and `GET /v1/jobs/{id}/attach/worker?attempt=N` (the worker,
+//! with the job's attach secret as its bearer token).
+
+use serde::{Deserialize, Serialize};
+
+use crate::{JobState, wire::LogStream};
+
+/// The bytes before the data in an output frame.
+pub const OUTPUT_HEADER_BYTES: usize = 9;
+
+/// The grace period a dropped interactive run waits for its client by default.
+pub const DEFAULT_ATTACH_GRACE_SECONDS: u64 = 60;
+
+/// One output frame, decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputFrame<'a> {
+    pub stream: LogStream,
+    pub seq: i64,
+    pub data: &'a [u8],
+}
+
+impl OutputFrame<'_> {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut frame = Vec::with_capacity(OUTPUT_HEADER_BYTES + self.data.len());
+        frame.push(stream_byte(self.stream));
+        frame.extend_from_slice(&self.seq.to_be_bytes());
+        frame.extend_from_slice(self.data);
+        frame
+    }
+
+    pub fn decode(frame: &[u8]) -> Result<OutputFrame<'_>, FrameError> {
+        if frame.len() < OUTPUT_HEADER_BYTES {
+            return Err(FrameError::Short(frame.len()));
+        }
+        let stream = match frame[0] {
+            1 => LogStream::Stdout,
+            2 => LogStream::Stderr,
+            other => return Err(FrameError::Stream(other)),
+        };
+        let seq = i64::from_be_bytes(frame[1..OUTPUT_HEADER_BYTES].try_into().expect("8 bytes"));
+        Ok(OutputFrame {
+            stream,
+            seq,
+            data: &frame[OUTPUT_HEADER_BYTES..],
+        })
+    }
+}
+
+fn stream_byte(stream: LogStream) -> u8 {
+    match stream {
+        LogStream::Stdout => 1,
+        LogStream::Stderr => 2,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("an output frame needs {OUTPUT_HEADER_BYTES} header bytes, got {0}")]
+    Short(usize),
+    #[error("unknown output stream {0}")]
+    Stream(u8),
+}
+
+/// A terminal's size in character cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowSize {
+    pub rows: u16,
+    pub cols: u16,
+}
+
+/// What the CLI sends besides stdin bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// The local terminal's size, at start and on every change.
+    Resize(WindowSize),
+    /// Local stdin ended; the container's stdin is closed.
+    Eof,
+    /// Ctrl-P Ctrl-Q: the client leaves on purpose; the run goes on with no
+    /// grace-period deadline, and `jobs attach ID` comes back to it.
+    Detach,
+}
+
+/// What the API sends the CLI besides output frames.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Every worker slot is taken; the run is `position`th in line.
+    Waiting { position: u32 },
+    /// A worker took the run; its container is starting.
+    Started { worker_id: String },
+    /// The job ended, after every output frame was sent.
+    Ended {
+        state: JobState,
+        exit_code: Option<i32>,
+        reason: Option<String>,
+    },
+}
+
+/// What the API sends the worker besides stdin bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum WorkerCommand {
+    Resize(WindowSize),
+    Eof,
+    /// No client came back within the grace period: stop the container.
+    Terminate { reason: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_frames_round_trip_any_bytes() {
+        let data = [0u8, 0xff, b'\n', 0x1b];
+        for stream in [LogStream::Stdout, LogStream::Stderr] {
+            for seq in [0, 1, i64::MAX] {
+                let frame = OutputFrame {
+                    stream,
+                    seq,
+                    data: &data,
+                };
+                assert_eq!(OutputFrame::decode(&frame.encode()), Ok(frame));
+            }
+        }
+        let empty = OutputFrame {
+            stream: LogStream::Stdout,
+            seq: 7,
+            data: &[],
+        };
+        assert_eq!(OutputFrame::decode(&empty.encode()), Ok(empty));
+    }
+
+    #[test]
+    fn malformed_output_frames_are_errors() {
+        assert_eq!(OutputFrame::decode(&[1, 0, 0]), Err(FrameError::Short(3)));
+        assert_eq!(
+            OutputFrame::decode(&[9, 0, 0, 0, 0, 0, 0, 0, 1]),
+            Err(FrameError::Stream(9))
+        );
+    }
+
+    #[test]
+    fn messages_are_tagged_json() {
+        let resize = ClientMessage::Resize(WindowSize { rows: 24, cols: 80 });
+        assert_eq!(
+            serde_json::to_string(&resize).unwrap(),
+            r#"{"type":"resize","rows":24,"cols":80}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<ClientMessage>(r#"{"type":"eof"}"#).unwrap(),
+            ClientMessage::Eof
+        );
+        let ended = ServerMessage::Ended {
+            state: JobState::Failed,
+            exit_code: Some(3),
+            reason: Some("exit status 3".into()),
+        };
+        let json = serde_json::to_string(&ended).unwrap();
+        assert_eq!(serde_json::from_str::<ServerMessage>(&json).unwrap(), ended);
+        let terminate: WorkerCommand =
+            serde_json::from_str(r#"{"type":"terminate","reason":"gone"}"#).unwrap();
+        assert_eq!(
+            terminate,
+            WorkerCommand::Terminate {
+                reason: "gone".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,72 @@
+//! The worker registry and direct starts of interactive runs.
+//!
+//! Each worker writes its free slots here on every slot change and on a
+//! heartbeat; the API offers an interactive run to a live worker with a
+//! free slot by a NOTIFY on [`JOB_DIRECT_CHANNEL`]. The offer is only a
+//! wake-up: the worker still claims the job with the same fenced claim as a
+//! queued one, so an offer seen twice, or by two workers, runs it once.
+
+use std::time::Duration;
+
+use super::PgStore;
+use crate::{JOB_DIRECT_CHANNEL, StoreError, model::direct_offer};
+
+impl PgStore {
+    /// Records a worker's slots now, by the database clock.
+    pub async fn upsert_worker(
+        &self,
+        worker_id: &str,
+        slots: i32,
+        free_slots: i32,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "insert into workers (id, slots, free_slots, heartbeat_at) values ($1, $2, $3, now()) \
+             on conflict (id) do update set slots = $2, free_slots = $3, heartbeat_at = now()",
+        )
+        .bind(worker_id)
+        .bind(slots)
+        .bind(free_slots)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets a worker that shut down.
+    pub async fn remove_worker(&self, worker_id: &str) -> Result<(), StoreError> {
+        sqlx::query("delete from workers where id = $1")
+            .bind(worker_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Workers heard from within `fresh` that have a free slot, the most
+    /// free slots first.
+    pub async fn free_workers(&self, fresh: Duration) -> Result<Vec<String>, StoreError> {
+        let ids: Vec<(String,)> = sqlx::query_as(
+            "select id from workers where free_slots > 0 \
+               and heartbeat_at > now() - make_interval(secs => $1) \
+             order by free_slots desc, heartbeat_at desc",
+        )
+        .bind(fresh.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Offers a queued interactive job to one worker.
+    pub async fn offer_job(&self, worker_id: &str, job_id: &str) -> Result<(), StoreError> {
+        self.notify(JOB_DIRECT_CHANNEL, &direct_offer(worker_id, job_id))
+            .await
+    }
+
+    /// The secret the worker of an interactive job shows when it dials back.
+    pub async fn attach_secret(&self, job_id: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("select attach_secret from jobs where id = $1")
+                .bind(job_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.and_then(|(secret,)| secret))
+    }
+}
