@@ -11,7 +11,7 @@ use std::{fmt, net::SocketAddr, num::NonZeroU32, path::PathBuf, str::FromStr};
 use clap::{Parser, ValueEnum};
 use jobs_dispatch::AmqpConfig;
 
-use crate::{quotas::Quotas, rate_limit::RateLimit, tls::TlsFiles};
+use crate::{attach::AttachSettings, quotas::Quotas, rate_limit::RateLimit, tls::TlsFiles};
 
 /// The shortest admin token the server accepts.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
@@ -68,6 +68,19 @@ pub struct Args {
     /// Requests a token may send at once above its rate.
     #[arg(long, env = "JOBS_RATE_LIMIT_BURST", default_value = "100")]
     pub rate_limit_burst: NonZeroU32,
+
+    /// This API's base URL as workers reach it, for the WebSocket they dial
+    /// back on for an interactive run. Defaults to http(s)://LISTEN (with
+    /// 127.0.0.1 for an unspecified address): set it when workers run on
+    /// other hosts or the API sits behind a proxy.
+    #[arg(long, env = "JOBS_ADVERTISE_URL", value_name = "URL")]
+    pub advertise_url: Option<String>,
+
+    /// How long an interactive run whose client dropped waits for it to
+    /// reattach before it is stopped. A client that detaches on purpose
+    /// (Ctrl-P Ctrl-Q) gets no deadline.
+    #[arg(long, env = "JOBS_ATTACH_GRACE", default_value = "60s", value_parser = parse_grace)]
+    pub attach_grace: std::time::Duration,
 
     /// Log line format on stderr. The level comes from RUST_LOG (default info).
     #[arg(long, env = "JOBS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -144,6 +157,11 @@ pub struct Config {
     /// Serve HTTPS with these files; plain HTTP when `None`.
     pub tls: Option<TlsFiles>,
     pub quotas: Quotas,
+    pub attach: AttachSettings,
+}
+
+fn parse_grace(text: &str) -> Result<std::time::Duration, String> {
+    jobs_core::duration::parse_duration("attach grace", text).map_err(|e| e.message)
 }
 
 impl Config {
@@ -185,6 +203,10 @@ impl Config {
             },
             admin_token,
             tls,
+            attach: AttachSettings {
+                advertise_url: args.advertise_url.filter(|url| !url.is_empty()),
+                grace: args.attach_grace,
+            },
             quotas: Quotas {
                 max_active_jobs_per_app: i64::from(args.max_active_jobs_per_app),
                 rate: RateLimit {

@@ -19,6 +19,7 @@
 //! - [`auth`]: the bearer-token check, resolving a token to a [`principal::Principal`];
 //! - [`principal`]: who calls, and the role and app checks of every handler;
 //! - [`follow`]: the Server-Sent Events log stream;
+//! - [`attach`]: interactive runs: the line for workers and the WebSocket bridge;
 //! - [`relay`]: the outbox relay and the reaper loop;
 //! - [`metrics`]: Prometheus counters and the request log line;
 //! - [`openapi`]: the OpenAPI document of every route, `GET /v1/openapi.json`.
@@ -27,6 +28,7 @@
 //! PostgreSQL only through `jobs_store` and RabbitMQ only through
 //! `jobs_dispatch`.
 
+pub mod attach;
 pub mod auth;
 pub mod config;
 pub mod error;

@@ -67,6 +67,8 @@ pub const BEARER_SCHEME: &str = "bearer";
         routes::jobs::cancel_job,
         routes::logs::log_page,
         follow::follow_logs,
+        routes::attach::attach_client,
+        routes::attach::attach_worker,
         routes::tokens::create_token,
         routes::tokens::list_tokens,
         routes::tokens::revoke_token,

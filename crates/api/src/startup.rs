@@ -14,6 +14,7 @@ use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
+    attach::{AttachHub, AttachSettings},
     config::{AdminToken, Config},
     follow::MAX_FOLLOWERS,
     metrics::Metrics,
@@ -57,6 +58,7 @@ impl Application {
             config.quotas,
         )
         .await?;
+        application.configure_attach(&config.attach, tls.is_some());
         application.tls = tls;
         Ok(application)
     }
@@ -79,13 +81,18 @@ impl Application {
             .with_context(|| format!("binding {listen}"))?;
         let address = listener.local_addr().context("reading the bound address")?;
         let state = AppState {
-            store,
+            store: store.clone(),
             publisher: Arc::new(publisher),
             notifications: Arc::new(notifications),
             metrics: Metrics::new().context("registering metrics")?,
             admin_token: Arc::new(admin_token),
             shutdown: CancellationToken::new(),
             followers: Arc::new(Semaphore::new(MAX_FOLLOWERS)),
+            attach: AttachHub::new(
+                store.clone(),
+                default_advertise_url(address, false),
+                AttachSettings::default().grace,
+            ),
         };
         Ok(Self {
             listener,
@@ -94,6 +101,16 @@ impl Application {
             tls: None,
             quotas,
         })
+    }
+
+    /// Sets where workers dial back for interactive runs and the grace
+    /// period of a dropped client.
+    pub fn configure_attach(&mut self, settings: &AttachSettings, https: bool) {
+        let url = settings
+            .advertise_url
+            .clone()
+            .unwrap_or_else(|| default_advertise_url(self.address, https));
+        self.state.attach = AttachHub::new(self.state.store.clone(), url, settings.grace);
     }
 
     /// The address actually bound, with the real port when 0 was asked.
@@ -126,6 +143,12 @@ impl Application {
             self.state.metrics.clone(),
         );
         tasks.spawn(relay.run(shutdown.clone()));
+        tasks.spawn(self.state.attach.clone().run_dispatcher(shutdown.clone()));
+        tasks.spawn(poke_on_job_events(
+            self.state.attach.clone(),
+            self.state.notifications.clone(),
+            shutdown.clone(),
+        ));
         tasks.close();
 
         let router = routes::router_with(self.state, self.quotas);
@@ -165,5 +188,35 @@ impl Application {
         tasks.wait().await;
         tracing::info!("stopped");
         served
+    }
+}
+
+/// The URL workers dial back to when none is configured: the bound address,
+/// with the loopback address for an unspecified one.
+fn default_advertise_url(address: SocketAddr, https: bool) -> String {
+    let scheme = if https { "https" } else { "http" };
+    let mut address = address;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("{scheme}://{address}")
+}
+
+/// Wakes the interactive dispatcher on every job change: a slot may have
+/// freed, or a run in line was claimed.
+async fn poke_on_job_events(
+    hub: Arc<AttachHub>,
+    notifications: Arc<jobs_store::JobNotifications>,
+    shutdown: CancellationToken,
+) {
+    let mut events = notifications.subscribe();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            event = events.recv() => match event {
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => hub.poke(),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+        }
     }
 }

@@ -10,9 +10,10 @@ use jobs_core::{
     Role,
     wire::{Job, JobList},
 };
-use jobs_store::CancelOutcome;
+use jobs_store::{AttachEndpoint, CancelOutcome};
 
 use crate::{
+    auth,
     error::ApiError,
     extract::{JsonBody, PathParam, QueryParams},
     principal::Principal,
@@ -57,23 +58,41 @@ pub async fn create_job(
     principal.can_see_app(&app)?;
     principal.require(Role::Run, "creating jobs")?;
     let create = request.validate()?;
+    // An interactive run's worker dials back here with this secret.
+    let attach = match create.interactive {
+        Some(_) => Some(AttachEndpoint {
+            url: state.attach.advertise_url().to_owned(),
+            secret: auth::new_secret()?,
+        }),
+        None => None,
+    };
     let (job, created) = state
         .store
-        .create_job_within(&app, &create, Some(quotas.max_active_jobs_per_app), None)
+        .create_job_within(
+            &app,
+            &create,
+            Some(quotas.max_active_jobs_per_app),
+            attach.as_ref(),
+        )
         .await?;
     if !created {
         tracing::info!(job_id = %job.id, app = %app, "idempotent repeat; returning the earlier job");
         return Ok((StatusCode::OK, Json(job)).into_response());
     }
     state.metrics.jobs_created.inc();
-    tracing::info!(job_id = %job.id, app = %app, size = %job.size, "job queued");
-    if let Err(error) = relay::publish_and_mark(&state.store, &state.publisher, &job.id).await {
+    if job.interactive.is_some() {
+        // Never published: a worker gets it directly.
+        tracing::info!(job_id = %job.id, app = %app, size = %job.size, "interactive job waiting for a worker");
+        state.attach.enqueue(&job.id);
+    } else if let Err(error) = relay::publish_and_mark(&state.store, &state.publisher, &job.id).await {
         state.metrics.publish_failures.inc();
         tracing::warn!(
             job_id = %job.id,
             error = format!("{error:#}"),
             "the wake-up was not confirmed; the relay will publish it again"
         );
+    } else {
+        tracing::info!(job_id = %job.id, app = %app, size = %job.size, "job queued");
     }
     let location = format!("/v1/jobs/{}", job.id);
     Ok((

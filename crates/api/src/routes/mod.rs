@@ -4,13 +4,15 @@
 //! - [`apps`]: creating, listing, showing, updating and deleting apps;
 //! - [`jobs`]: creating, reading, listing and canceling jobs;
 //! - [`logs`]: pages of stored logs;
-//! - [`tokens`]: creating, listing and revoking API tokens.
+//! - [`tokens`]: creating, listing and revoking API tokens;
+//! - [`attach`]: the WebSocket upgrades of interactive runs.
 //!
 //! The log stream lives in [`crate::follow`] and `/metrics` in
 //! [`crate::metrics`], the OpenAPI document in [`crate::openapi`].
 //! Everything under `/v1` but the OpenAPI document needs the bearer token.
 
 pub mod apps;
+pub mod attach;
 pub mod health;
 pub mod jobs;
 pub mod logs;
@@ -55,6 +57,7 @@ pub fn router_with(state: AppState, quotas: Quotas) -> Router {
         .route("/jobs/{id}/cancel", post(jobs::cancel_job))
         .route("/jobs/{id}/logs", get(logs::log_page))
         .route("/jobs/{id}/logs/stream", get(follow::follow_logs))
+        .route("/jobs/{id}/attach", get(attach::attach_client))
         .route(
             "/tokens",
             post(tokens::create_token).get(tokens::list_tokens),
@@ -72,6 +75,9 @@ pub fn router_with(state: AppState, quotas: Quotas) -> Router {
             },
             auth::require_token,
         ))
+        // Added after the token layer, so outside it: the worker shows the
+        // job's attach secret instead of an API token.
+        .route("/jobs/{id}/attach/worker", get(attach::attach_worker))
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .route("/healthz", get(health::healthz))

@@ -1,0 +1,151 @@
+//! `GET /v1/jobs/{id}/attach` (a client) and `GET /v1/jobs/{id}/attach/worker`
+//! (the run's worker dialing back): the WebSocket upgrades of interactive
+//! runs. Every check answers with an ordinary JSON error before the upgrade.
+
+use axum::{
+    extract::{
+        State,
+        ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
+    },
+    http::{HeaderMap, header},
+    response::Response,
+};
+use jobs_core::{JobState, Role, wire::Job};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::{
+    attach::{client, worker},
+    error::{ApiError, INVALID_TOKEN},
+    extract::{PathParam, QueryParams},
+    principal::Principal,
+    requests::parse_after,
+    routes::jobs::visible_job,
+    state::AppState,
+};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AttachQuery {
+    after: Option<String>,
+}
+
+/// `GET /v1/jobs/{id}/attach?after=SEQ`: a client's socket of an interactive
+/// run; output after `after` first (live output only without it).
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/attach",
+    tag = "jobs",
+    params(
+        ("id" = String, Path, description = "The job's id."),
+        ("after" = Option<i64>, Query, description = "Replay stored output after this sequence number first; without it, live output only."),
+    ),
+    responses(
+        (status = 101, description = "A WebSocket of the attach protocol (jobs_core::attach)."),
+        (status = 400, description = "`invalid_input`: not a WebSocket upgrade request.", body = jobs_core::wire::ApiError),
+        (status = 404, description = "`not_found`: no such job, or one outside the token's app.", body = jobs_core::wire::ApiError),
+        (status = 409, description = "`conflict`: the job is not interactive, or has ended.", body = jobs_core::wire::ApiError),
+    )
+)]
+pub async fn attach_client(
+    State(state): State<AppState>,
+    principal: Principal,
+    PathParam(id): PathParam<String>,
+    QueryParams(query): QueryParams<AttachQuery>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let job = visible_job(&state, &principal, &id).await?;
+    principal.require(Role::Run, "attaching to jobs")?;
+    let after = parse_after("after", query.after.as_deref())?;
+    check_attachable(&job)?;
+    let upgrade = upgrade.map_err(|_| not_an_upgrade())?;
+    if job.state == JobState::Queued {
+        // After an API restart the line is empty; a client puts its run back.
+        state.attach.enqueue(&id);
+    }
+    let context = client::ClientContext {
+        hub: state.attach.clone(),
+        store: state.store.clone(),
+        notifications: state.notifications.clone(),
+        session: state.attach.session(&id),
+        after,
+        shutdown: state.shutdown.clone(),
+    };
+    Ok(upgrade.on_upgrade(move |socket| client::serve(context, socket)))
+}
+
+/// `GET /v1/jobs/{id}/attach/worker?attempt=N`: the worker's socket. It
+/// authenticates with the job's attach secret, not an API token.
+#[utoipa::path(
+    get,
+    path = "/v1/jobs/{id}/attach/worker",
+    tag = "jobs",
+    params(
+        ("id" = String, Path, description = "The job's id."),
+    ),
+    responses(
+        (status = 101, description = "The worker's WebSocket of the attach protocol."),
+        (status = 401, description = "`unauthorized`: not the job's attach secret.", body = jobs_core::wire::ApiError),
+        (status = 409, description = "`conflict`: the job has ended.", body = jobs_core::wire::ApiError),
+    )
+)]
+pub async fn attach_worker(
+    State(state): State<AppState>,
+    PathParam(id): PathParam<String>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or(ApiError::Unauthorized(INVALID_TOKEN))?;
+    // A missing job and a wrong secret get the same answer.
+    let secret = match state.store.attach_secret(&id).await {
+        Ok(secret) => secret,
+        Err(jobs_store::StoreError::JobNotFound(_)) => None,
+        Err(error) => return Err(error.into()),
+    };
+    let matches = secret.is_some_and(|secret| bool::from(secret.as_bytes().ct_eq(presented.as_bytes())));
+    if !matches {
+        return Err(ApiError::Unauthorized(INVALID_TOKEN));
+    }
+    let job = state.store.get_job(&id).await?;
+    if job.state.is_terminal() {
+        return Err(ended(&job));
+    }
+    let upgrade = upgrade.map_err(|_| not_an_upgrade())?;
+    let hub = state.attach.clone();
+    let session = hub.session(&id);
+    let shutdown = state.shutdown.clone();
+    Ok(upgrade.on_upgrade(move |socket| worker::serve(hub, session, socket, shutdown)))
+}
+
+fn check_attachable(job: &Job) -> Result<(), ApiError> {
+    if job.interactive.is_none() {
+        return Err(ApiError::Conflict(format!(
+            "job {} is not interactive: follow its output with `jobs follow {}`",
+            job.id, job.id
+        )));
+    }
+    if job.state.is_terminal() {
+        return Err(ended(job));
+    }
+    Ok(())
+}
+
+fn ended(job: &Job) -> ApiError {
+    let code = job
+        .exit_code
+        .map_or(String::new(), |code| format!(", exit code {code}"));
+    ApiError::Conflict(format!(
+        "job {} has already ended ({}{code}): see its output with `jobs logs {}`",
+        job.id, job.state, job.id
+    ))
+}
+
+fn not_an_upgrade() -> ApiError {
+    ApiError::MalformedRequest {
+        field: "upgrade",
+        message: "this route is a WebSocket: send a WebSocket upgrade request".into(),
+    }
+}
