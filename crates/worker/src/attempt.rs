@@ -17,14 +17,14 @@ use crate::{
 
 /// The end of an attempt, as the store records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Ending {
+pub(crate) struct Ending {
     state: JobState,
     exit_code: Option<i32>,
     reason: Option<String>,
 }
 
 impl Ending {
-    fn failed(exit_code: Option<i32>, reason: String) -> Self {
+    pub(crate) fn failed(exit_code: Option<i32>, reason: String) -> Self {
         Self {
             state: JobState::Failed,
             exit_code,
@@ -67,7 +67,7 @@ pub async fn resume(
 
 /// Heartbeats while `body` runs, makes the attempt stoppable by job id,
 /// and records the ending that `body` returns.
-async fn supervise<Body, Fut>(context: &WorkerContext, fence: &Fence, body: Body)
+pub(crate) async fn supervise<Body, Fut>(context: &WorkerContext, fence: &Fence, body: Body)
 where
     Body: FnOnce(Arc<StopSignal>) -> Fut,
     Fut: std::future::Future<Output = Option<Ending>>,
@@ -178,7 +178,7 @@ async fn follow_container(
 /// How long the pump of a taken-over container may drain after its end.
 const RESUMED_PUMP_DRAIN: Duration = Duration::from_secs(5);
 
-type PumpTask = tokio::task::JoinHandle<log_pump::PumpReport>;
+pub(crate) type PumpTask = tokio::task::JoinHandle<log_pump::PumpReport>;
 
 /// Attaches to the container's output and starts storing it, `secrets`
 /// masked, after the job's last stored chunk.
@@ -205,11 +205,12 @@ async fn start_pump(
         last_seq,
         secrets,
         output,
+        log_pump::PumpOptions::default(),
     )))
 }
 
 /// Waits for the end (or stops the container), then for the pump.
-async fn finish_following(
+pub(crate) async fn finish_following(
     context: &WorkerContext,
     stop: &StopSignal,
     container_id: &str,
@@ -258,7 +259,7 @@ fn ending_of(
     }
 }
 
-async fn remove_container(context: &WorkerContext, fence: &Fence, container_id: &str) {
+pub(crate) async fn remove_container(context: &WorkerContext, fence: &Fence, container_id: &str) {
     if let Err(error) = context.runtime.remove(container_id).await {
         tracing::warn!(job_id = fence.job_id, %error, "removing the container failed");
     }
@@ -288,7 +289,7 @@ async fn wait_or_stop(
 
 /// Retries a store operation through outages: the attempt cannot go on
 /// without its answer, and giving up would lose the job's logs or code.
-async fn retry_until_ok<T, Fut>(what: &str, mut operation: impl FnMut() -> Fut) -> T
+pub(crate) async fn retry_until_ok<T, Fut>(what: &str, mut operation: impl FnMut() -> Fut) -> T
 where
     Fut: std::future::Future<Output = Result<T, jobs_store::StoreError>>,
 {
@@ -305,7 +306,7 @@ where
     }
 }
 
-fn container_spec(context: &WorkerContext, claimed: &ClaimedJob) -> ContainerSpec {
+pub(crate) fn container_spec(context: &WorkerContext, claimed: &ClaimedJob) -> ContainerSpec {
     let fence = &claimed.fence;
     ContainerSpec {
         name: format!("jobs-{}-{}", fence.job_id, fence.attempt),
@@ -319,10 +320,11 @@ fn container_spec(context: &WorkerContext, claimed: &ClaimedJob) -> ContainerSpe
         ]),
         limits: context.config.limits_for(claimed.size),
         hardening: claimed.hardening.clone(),
+        interactive: claimed.job.interactive,
     }
 }
 
-fn start_failure(error: StartError) -> Ending {
+pub(crate) fn start_failure(error: StartError) -> Ending {
     Ending::failed(error.exit_code(), error.to_string())
 }
 
@@ -342,7 +344,7 @@ fn ending_for_exit(exit: ContainerExit) -> Ending {
 }
 
 /// The ending of a stopped attempt; `None` when the lease was lost.
-fn ending_for_stop(
+pub(crate) fn ending_for_stop(
     reason: Option<StopReason>,
     exit: Option<ContainerExit>,
     timeout: Duration,
@@ -355,6 +357,10 @@ fn ending_for_stop(
             format!("timed out after {}", humantime::format_duration(timeout)),
         ),
         StopReason::WorkerShutdown => (JobState::Lost, "worker shut down".to_string()),
+        StopReason::Abandoned => (
+            JobState::Canceled,
+            "no client attached within the grace period".to_string(),
+        ),
         StopReason::LeaseLost => return None,
     };
     Some(Ending {

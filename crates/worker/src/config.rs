@@ -51,6 +51,14 @@ pub struct Config {
     /// Docker's defaults (the local socket).
     #[arg(long, env = "DOCKER_HOST")]
     pub docker_host: Option<String>,
+    /// How long an interactive run's API may stay unreachable before the run
+    /// is stopped (the worker dials it again meanwhile).
+    #[arg(long, env = "JOBS_ATTACH_GRACE", default_value = "60s", value_parser = parse_duration)]
+    pub attach_grace: Duration,
+    /// A PEM file of CA certificates to trust, besides the system's, when
+    /// dialing back to an API that serves HTTPS with a private CA.
+    #[arg(long, env = "JOBS_CA_CERT", value_name = "PATH")]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// Whether to print `worker ID ready` on stdout once consuming; off when
     /// the worker runs inside `jobs dev`.
     #[arg(skip = true)]
@@ -61,6 +69,21 @@ pub struct Config {
 }
 
 impl Config {
+    /// The HTTP client of the dial-back WebSockets.
+    pub fn api_client(&self) -> anyhow::Result<reqwest::Client> {
+        use anyhow::Context;
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true);
+        if let Some(path) = self.ca_cert.as_ref().filter(|p| !p.as_os_str().is_empty()) {
+            let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("{} holds no PEM certificate", path.display()))?;
+            builder = builder.tls_certs_merge(certificates);
+        }
+        builder.build().context("building the HTTP client")
+    }
+
     pub fn worker_id(&self) -> String {
         self.worker_id.clone().unwrap_or_else(|| {
             std::fs::read_to_string("/etc/hostname")

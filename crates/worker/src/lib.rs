@@ -10,6 +10,8 @@
 
 pub mod attempt;
 pub mod config;
+pub mod dial_back;
+pub mod interactive;
 pub mod log_pump;
 pub mod runtime;
 pub mod secret_mask;

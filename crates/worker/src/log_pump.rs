@@ -30,6 +30,27 @@ const QUEUE_CHUNKS: usize = 32;
 /// How many chunks one insert may carry.
 const BATCH_CHUNKS: usize = 64;
 
+/// How chunks are cut and where else they go.
+#[derive(Debug, Clone)]
+pub struct PumpOptions {
+    /// The longest a byte waits before its chunk is cut; zero cuts a chunk
+    /// at every read, as a terminal needs.
+    pub flush_interval: Duration,
+    /// Also sends every chunk here as soon as it is cut, without waiting:
+    /// the live view of an interactive run. A full channel drops the chunk
+    /// from the live view only; the store still gets it.
+    pub live: Option<mpsc::Sender<NewChunk>>,
+}
+
+impl Default for PumpOptions {
+    fn default() -> Self {
+        Self {
+            flush_interval: FLUSH_INTERVAL,
+            live: None,
+        }
+    }
+}
+
 /// What the pump stored, for the job's record.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct PumpReport {
@@ -46,12 +67,13 @@ pub async fn pump(
     last_seq: i64,
     secrets: Secrets,
     output: OutputStream,
+    options: PumpOptions,
 ) -> PumpReport {
     // The count only: a value must never reach a log line.
     tracing::debug!(job_id, secrets = secrets.len(), "pumping output");
     let (sender, receiver) = mpsc::channel(QUEUE_CHUNKS);
     let writer = tokio::spawn(write_batches(store, job_id, receiver));
-    let report = read_chunks(output, last_seq, secrets, sender).await;
+    let report = read_chunks(output, last_seq, secrets, Sinks { store: sender, live: options.live }, options.flush_interval).await;
     if let Err(error) = writer.await {
         tracing::error!(%error, "the log writer task failed");
     }
@@ -64,7 +86,8 @@ async fn read_chunks(
     mut output: OutputStream,
     last_seq: i64,
     secrets: Secrets,
-    sender: mpsc::Sender<NewChunk>,
+    sender: Sinks,
+    flush_interval: Duration,
 ) -> PumpReport {
     let mut chunker = MaskingChunker::new(last_seq, secrets);
     let mut report = PumpReport::default();
@@ -96,7 +119,11 @@ async fn read_chunks(
             None => break,
         };
         let was_empty = chunker.is_empty();
-        for chunk in chunker.push(stream, &bytes) {
+        let mut chunks = chunker.push(stream, &bytes);
+        if flush_interval.is_zero() {
+            chunks.extend(chunker.flush());
+        }
+        for chunk in chunks {
             if !send(&sender, chunk, &mut report).await {
                 return report;
             }
@@ -104,7 +131,7 @@ async fn read_chunks(
         if chunker.is_empty() {
             deadline = None;
         } else if was_empty || deadline.is_none() {
-            deadline = Some(Instant::now() + FLUSH_INTERVAL);
+            deadline = Some(Instant::now() + flush_interval);
         }
     }
     for chunk in chunker.finish() {
@@ -115,10 +142,20 @@ async fn read_chunks(
     report
 }
 
-async fn send(sender: &mpsc::Sender<NewChunk>, chunk: NewChunk, report: &mut PumpReport) -> bool {
+/// Where cut chunks go: the store's writer (waited for: backpressure), and
+/// the live view (never waited for).
+struct Sinks {
+    store: mpsc::Sender<NewChunk>,
+    live: Option<mpsc::Sender<NewChunk>>,
+}
+
+async fn send(sinks: &Sinks, chunk: NewChunk, report: &mut PumpReport) -> bool {
     report.chunks += 1;
     report.bytes += chunk.data.len() as u64;
-    sender.send(chunk).await.is_ok()
+    if let Some(live) = &sinks.live {
+        let _ = live.try_send(chunk.clone());
+    }
+    sinks.store.send(chunk).await.is_ok()
 }
 
 /// Inserts chunks in batches. A failed insert is retried until it succeeds:

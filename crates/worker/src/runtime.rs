@@ -43,6 +43,8 @@ pub struct ContainerSpec {
     pub limits: SizeLimits,
     /// The app's capability allow-list, user, read-only root and network.
     pub hardening: Hardening,
+    /// For an interactive run: stdin is open, with a pseudo-terminal if asked.
+    pub interactive: Option<jobs_core::wire::Interactive>,
 }
 
 /// How a container ended.
@@ -82,6 +84,9 @@ pub struct Runtime {
     docker: Docker,
     pull: PullPolicy,
 }
+
+/// The writing end of an interactive container's stdin.
+pub type ContainerInput = std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>;
 
 /// A container's demultiplexed output.
 pub type OutputStream =
@@ -123,8 +128,12 @@ impl Runtime {
             labels: Some(spec.labels.clone()),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
-            tty: Some(false),
-            open_stdin: Some(false),
+            attach_stdin: Some(spec.interactive.is_some()),
+            tty: Some(spec.interactive.is_some_and(|interactive| interactive.tty)),
+            open_stdin: Some(spec.interactive.is_some()),
+            // The container's stdin closes when the attached client closes
+            // its side: how stdin's EOF reaches the command.
+            stdin_once: Some(spec.interactive.is_some()),
             // Empty means the image's own user.
             user: spec.hardening.user.clone(),
             host_config: Some(host_config),
@@ -177,6 +186,31 @@ impl Runtime {
             .build();
         let attached = self.docker.attach_container(id, Some(options)).await?;
         Ok(attached.output)
+    }
+
+    /// Attaches to stdin, stdout and stderr of an interactive run's
+    /// container. Call before `start`. Shutting the input down closes the
+    /// container's stdin.
+    pub async fn attach_interactive(&self, id: &str) -> anyhow::Result<(OutputStream, ContainerInput)> {
+        let options = AttachContainerOptionsBuilder::default()
+            .stdin(true)
+            .stdout(true)
+            .stderr(true)
+            .stream(true)
+            .logs(false)
+            .build();
+        let attached = self.docker.attach_container(id, Some(options)).await?;
+        Ok((attached.output, attached.input))
+    }
+
+    /// Sets the size of an interactive run's terminal; only once started.
+    pub async fn resize(&self, id: &str, rows: u16, cols: u16) -> anyhow::Result<()> {
+        let options = bollard::query_parameters::ResizeContainerTTYOptions {
+            h: i32::from(rows),
+            w: i32::from(cols),
+        };
+        self.docker.resize_container_tty(id, options).await?;
+        Ok(())
     }
 
     pub async fn start(&self, id: &str, command: &[String]) -> Result<(), StartError> {
@@ -417,6 +451,7 @@ mod tests {
             labels: HashMap::new(),
             limits: size.default_limits(),
             hardening,
+            interactive: None,
         }
     }
 

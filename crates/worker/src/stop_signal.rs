@@ -17,6 +17,8 @@ pub enum StopReason {
     LeaseLost,
     /// The worker is shutting down and its drain period ran out.
     WorkerShutdown,
+    /// An interactive run's client did not come back within the grace period.
+    Abandoned,
 }
 
 /// A one-shot stop request with its reason.

@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    attempt,
+    attempt, interactive,
     config::Config,
     runtime::Runtime,
     secret_mask::Secrets,
@@ -24,6 +24,8 @@ pub struct WorkerContext {
     pub config: Config,
     pub worker_id: String,
     pub attempts: RunningAttempts,
+    /// Dials back to the API for interactive runs.
+    pub api_client: reqwest::Client,
 }
 
 /// Runs the worker on PostgreSQL and RabbitMQ until SIGTERM or SIGINT,
@@ -50,17 +52,27 @@ pub async fn run_with(
     let worker_id = config.worker_id();
     let runtime = Runtime::connect(config.docker_host.as_deref(), config.pull).await?;
     let slots = Arc::new(Semaphore::new(usize::from(config.slots)));
+    let api_client = config.api_client()?;
     let context = Arc::new(WorkerContext {
         store,
         runtime,
         config,
         worker_id,
         attempts: RunningAttempts::default(),
+        api_client,
     });
     forward_cancels(&context).await?;
     let tracker = TaskTracker::new();
     reconcile(&context, &tracker, &slots).await?;
+    // Interactive runs come as direct offers, not from the queue.
+    let advertising = tokio::spawn(interactive::advertise_slots(
+        context.clone(),
+        slots.clone(),
+        shutdown.clone(),
+    ));
+    interactive::take_offers(&context, &tracker, &slots, &shutdown).await?;
     consume(&context, &consumers, &tracker, &slots, &shutdown).await;
+    let _ = advertising.await;
     drain(&context, tracker).await;
     Ok(())
 }

@@ -181,8 +181,13 @@ impl OutputWriter {
                         Err(RecvError::Lagged(_)) => true,
                         Err(RecvError::Closed) => return Ok(Left::ServerStopping),
                     };
-                    if concerns_us && self.check_state().await? {
-                        return Ok(Left::Ended);
+                    if concerns_us {
+                        // Stored output the live view missed (the worker was
+                        // still dialing, or reconnecting) comes this way.
+                        self.send_stored(i64::MAX).await?;
+                        if self.check_state().await? {
+                            return Ok(Left::Ended);
+                        }
                     }
                 }
             }

@@ -1,0 +1,225 @@
+//! Interactive runs on this worker: the slots it advertises, the direct
+//! offers it takes, and the attempt that bridges a container's stdin and
+//! output to the API.
+
+use std::{sync::Arc, time::Duration};
+
+use jobs_store::{ClaimedJob, JOB_DIRECT_CHANNEL, parse_direct_offer};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    attempt::{self, Ending},
+    dial_back::Bridge,
+    log_pump::{self, PumpOptions},
+    secret_mask::Secrets,
+    stop_signal::{StopReason, StopSignal},
+    worker::WorkerContext,
+};
+
+/// How often the free slots are compared with what the registry shows.
+const SLOT_CHECK: Duration = Duration::from_millis(100);
+/// How often the registry row is renewed when nothing changes.
+const REGISTRY_HEARTBEAT: Duration = Duration::from_secs(5);
+/// Live output chunks that wait for the API before they are dropped from
+/// the live view (never from the store).
+const LIVE_CHUNKS: usize = 256;
+/// How long the bridge may take to send its last output after the end.
+const BRIDGE_DRAIN: Duration = Duration::from_secs(5);
+
+/// Keeps this worker's row in the `workers` table true: its free slots on
+/// every change, and a heartbeat. Removes it when `shutdown` fires.
+pub async fn advertise_slots(
+    context: Arc<WorkerContext>,
+    slots: Arc<Semaphore>,
+    shutdown: CancellationToken,
+) {
+    let total = i32::from(context.config.slots);
+    let mut shown: Option<usize> = None;
+    let mut renewed = tokio::time::Instant::now();
+    loop {
+        let free = slots.available_permits();
+        if shown != Some(free) || renewed.elapsed() >= REGISTRY_HEARTBEAT {
+            let free_slots = i32::try_from(free).unwrap_or(total);
+            match context
+                .store
+                .upsert_worker(&context.worker_id, total, free_slots)
+                .await
+            {
+                Ok(()) => {
+                    shown = Some(free);
+                    renewed = tokio::time::Instant::now();
+                }
+                Err(error) => tracing::warn!(%error, "advertising free slots failed"),
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(SLOT_CHECK) => {}
+        }
+    }
+    if let Err(error) = context.store.remove_worker(&context.worker_id).await {
+        tracing::warn!(%error, "removing this worker from the registry failed");
+    }
+}
+
+/// Takes the interactive runs offered to this worker while it has a free
+/// slot. An offer it cannot take is ignored: the API offers it elsewhere.
+pub async fn take_offers(
+    context: &Arc<WorkerContext>,
+    tracker: &TaskTracker,
+    slots: &Arc<Semaphore>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let notifications = context.store.notifications(JOB_DIRECT_CHANNEL).await?;
+    let mut offers = notifications.subscribe();
+    let context = context.clone();
+    let tracker_for_runs = tracker.clone();
+    let slots = slots.clone();
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let _keep_listening = notifications;
+        loop {
+            let payload = tokio::select! {
+                () = shutdown.cancelled() => return,
+                offer = offers.recv() => match offer {
+                    Ok(payload) => payload,
+                    // A missed offer is offered again.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+            };
+            let Some((worker_id, job_id)) = parse_direct_offer(&payload) else {
+                continue;
+            };
+            if worker_id != context.worker_id {
+                continue;
+            }
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                tracing::debug!(job_id, "offered an interactive run with no free slot");
+                continue;
+            };
+            match context
+                .store
+                .claim(job_id, &context.worker_id, context.config.lease)
+                .await
+            {
+                Ok(Some(claimed)) => {
+                    tracing::info!(job_id, "claimed an interactive run");
+                    let context = context.clone();
+                    tracker_for_runs.spawn(async move {
+                        run(context, claimed).await;
+                        drop(permit);
+                    });
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(job_id, %error, "claiming an interactive run failed"),
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Runs a claimed interactive job to its end and records the outcome.
+pub async fn run(context: Arc<WorkerContext>, claimed: ClaimedJob) {
+    let context = &*context;
+    let fence = claimed.fence.clone();
+    attempt::supervise(context, &fence, |stop| async move {
+        drive(context, &claimed, &stop).await
+    })
+    .await;
+}
+
+async fn drive(context: &WorkerContext, claimed: &ClaimedJob, stop: &Arc<StopSignal>) -> Option<Ending> {
+    let spec = attempt::container_spec(context, claimed);
+    let container_id = match context.runtime.create(&spec).await {
+        Ok(id) => id,
+        Err(error) => return Some(attempt::start_failure(error)),
+    };
+    let ending = start_and_bridge(context, claimed, stop, &container_id).await;
+    attempt::remove_container(context, &claimed.fence, &container_id).await;
+    ending
+}
+
+async fn start_and_bridge(
+    context: &WorkerContext,
+    claimed: &ClaimedJob,
+    stop: &Arc<StopSignal>,
+    container_id: &str,
+) -> Option<Ending> {
+    let fence = &claimed.fence;
+    let Some(endpoint) = claimed.attach.clone() else {
+        return Some(Ending::failed(
+            None,
+            "an interactive run without an attach endpoint".into(),
+        ));
+    };
+    if stop.reason().is_some() {
+        return attempt::ending_for_stop(stop.reason(), None, claimed.timeout);
+    }
+    let (output, input) = match context.runtime.attach_interactive(container_id).await {
+        Ok(attached) => attached,
+        Err(error) => {
+            return Some(Ending::failed(
+                None,
+                format!("attaching to the container failed: {error}"),
+            ));
+        }
+    };
+    let last_seq = attempt::retry_until_ok("reading the last log sequence", || {
+        context.store.last_log_seq(&fence.job_id)
+    })
+    .await;
+    let (live_sender, live) = mpsc::channel(LIVE_CHUNKS);
+    let pump = tokio::spawn(log_pump::pump(
+        context.store.clone(),
+        fence.job_id.clone(),
+        last_seq,
+        Secrets::new(&claimed.secret_values),
+        output,
+        // A terminal wants every byte at once, not after a flush interval.
+        PumpOptions {
+            flush_interval: Duration::ZERO,
+            live: Some(live_sender),
+        },
+    ));
+    let (started, started_watch) = watch::channel(false);
+    let bridge = Bridge {
+        client: context.api_client.clone(),
+        endpoint,
+        job_id: fence.job_id.clone(),
+        attempt: fence.attempt,
+        runtime: context.runtime.clone(),
+        container_id: container_id.to_owned(),
+        input: Some(input),
+        started: started_watch,
+        grace: context.config.attach_grace,
+    };
+    let bridge_stop = stop.clone();
+    let mut bridge = tokio::spawn(async move { bridge.run(live, &bridge_stop).await });
+    if let Err(error) = context
+        .runtime
+        .start(container_id, &claimed.job.command)
+        .await
+    {
+        pump.abort();
+        bridge.abort();
+        return Some(attempt::start_failure(error));
+    }
+    let _ = started.send(true);
+    match context.store.mark_running(fence).await {
+        Ok(true) => {}
+        Ok(false) => stop.request(StopReason::LeaseLost),
+        Err(error) => {
+            tracing::warn!(job_id = fence.job_id, %error, "marking the job running failed");
+        }
+    }
+    let ending =
+        attempt::finish_following(context, stop, container_id, pump, claimed.timeout, None).await;
+    // The pump has ended, which closes the live view: the bridge sends what
+    // is left and hangs up.
+    if tokio::time::timeout(BRIDGE_DRAIN, &mut bridge).await.is_err() {
+        bridge.abort();
+    }
+    ending
+}
