@@ -191,6 +191,72 @@ impl ApiClient {
         self.check_status(response).await
     }
 
+    /// Opens the attach WebSocket of an interactive job. With `after`, the
+    /// API first replays every output frame after that sequence number;
+    /// without it, only output from now on comes.
+    ///
+    /// A refusal before the upgrade (404, 409, 401...) is the API's own
+    /// error, as for any other request. No overall timeout applies: the
+    /// socket stays open for as long as the session lasts; only the upgrade
+    /// itself is bounded, by [`REQUEST_TIMEOUT`].
+    pub async fn open_attach(
+        &self,
+        id: &str,
+        after: Option<i64>,
+    ) -> Result<reqwest_websocket::WebSocket, CliError> {
+        use reqwest_websocket::Upgrade;
+        let mut url = self.url(&["jobs", id, "attach"]);
+        if let Some(after) = after {
+            url.query_pairs_mut()
+                .append_pair("after", &after.to_string());
+        }
+        let upgrade = async {
+            let response = self
+                .authorized(self.http.get(url))
+                .upgrade()
+                .send()
+                .await
+                .map_err(|err| self.websocket_failed(err))?;
+            if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+                // The API's error body says why; an unexpected success
+                // status is a server that does not speak WebSocket here.
+                let response = self.check_status(response.into_inner()).await?;
+                return Err(CliError::UnexpectedAnswer(format!(
+                    "the API at {} answered {} instead of opening the attach WebSocket",
+                    self.api_url,
+                    response.status()
+                )));
+            }
+            response
+                .into_websocket()
+                .await
+                .map_err(|err| self.websocket_failed(err))
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT, upgrade).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(CliError::Unreachable {
+                api_url: self.api_url.clone(),
+                cause: "no answer to the attach request".into(),
+            }),
+        }
+    }
+
+    /// A WebSocket that could not be opened: the connection failed (worth
+    /// retrying) or the handshake was wrong.
+    fn websocket_failed(&self, err: reqwest_websocket::Error) -> CliError {
+        match err {
+            reqwest_websocket::Error::Reqwest(err) => self.unreachable(&err),
+            reqwest_websocket::Error::Handshake(err) => CliError::UnexpectedAnswer(format!(
+                "the API at {} did not open the attach WebSocket: {err}",
+                self.api_url
+            )),
+            other => CliError::Unreachable {
+                api_url: self.api_url.clone(),
+                cause: cause_chain(&other),
+            },
+        }
+    }
+
     /// The address of `/v1/<segments...>`, each segment percent-encoded so
     /// that an id typed by a user can never change the route.
     fn url(&self, segments: &[&str]) -> Url {

@@ -10,7 +10,13 @@ use jobs_core::wire::Job;
 /// A job reported as ended while its state is not terminal would be an API
 /// bug; it must not pass for a success, so it counts as a platform failure.
 pub fn exit_code(job: &Job) -> u8 {
-    job.cli_exit_code().unwrap_or(EXIT_PLATFORM)
+    exit_code_of(job.state, job.exit_code)
+}
+
+/// [`exit_code`] for an end known by its parts, as an attach session's
+/// `ended` message gives it.
+pub fn exit_code_of(state: JobState, exit_code: Option<i32>) -> u8 {
+    jobs_core::exit_code_for(state, exit_code).unwrap_or(EXIT_PLATFORM)
 }
 
 /// The line to print on stderr when the exit code does not tell the whole
@@ -21,22 +27,31 @@ pub fn exit_code(job: &Job) -> u8 {
 /// only. Everything else gets one: a timeout, a cancel, a lost worker, a
 /// start failure, and a kill by a signal (`oom killed` behind exit 137).
 pub fn reason_line(job: &Job) -> Option<String> {
-    if !job.state.is_terminal() {
+    reason_line_of(&job.id, job.state, job.exit_code, job.reason.as_deref())
+}
+
+/// [`reason_line`] for an end known by its parts.
+pub fn reason_line_of(
+    id: &str,
+    state: JobState,
+    exit_code: Option<i32>,
+    reason: Option<&str>,
+) -> Option<String> {
+    if !state.is_terminal() {
         return Some(format!(
-            "jobs: job {} is still {}: the API ended its log stream early",
-            job.id, job.state
+            "jobs: job {id} is still {state}: the API ended its log stream early"
         ));
     }
-    let simply_exited = match job.state {
+    let simply_exited = match state {
         JobState::Succeeded => true,
-        JobState::Failed => matches!(job.exit_code, Some(1..=128)),
+        JobState::Failed => matches!(exit_code, Some(1..=128)),
         _ => false,
     };
     if simply_exited {
         return None;
     }
-    let reason = job.reason.as_deref().unwrap_or("no reason given");
-    Some(format!("jobs: job {} {}: {reason}", job.id, job.state))
+    let reason = reason.unwrap_or("no reason given");
+    Some(format!("jobs: job {id} {state}: {reason}"))
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@
 //!   [`backoff`] for the delays between attempts;
 //! - [`tail`] and [`line_timestamps`]: `follow --tail` and `logs --timestamps`;
 //! - [`detach`]: Ctrl-C leaves a followed job running;
+//! - [`attach`]: interactive runs and `jobs attach`, over a WebSocket,
+//!   with raw mode and Ctrl-P Ctrl-Q at a terminal;
 //! - [`job_end`]: the exit code and stderr line for an ended job;
 //! - [`output`]: everything printed, human or `--json`, and the job's bytes;
 //! - [`error`]: the CLI's own failures and their exit codes;
@@ -20,6 +22,7 @@
 //! wrong command line, 125 for the CLI's own failures, 130 after Ctrl-C.
 
 pub mod args;
+pub mod attach;
 pub mod backoff;
 pub mod client;
 pub mod commands;

@@ -336,18 +336,32 @@ pub fn print_token_revoked(format: OutputFormat, id: &str) -> Result<(), CliErro
     }
 }
 
-/// The one line a run prints at a terminal while direct attach does not
-/// exist yet.
-pub fn warn_interactive_unavailable() {
-    eprintln!("jobs: interactive attach is not available yet; running as a queued job");
-}
-
 /// Ctrl-C while following: the job goes on, so say how to get back to it.
 pub fn print_detached(job_id: &str) {
     eprintln!(
         "jobs: detached from job {job_id}; it is still running.\n  \
          follow it: jobs follow {job_id}\n  \
          cancel it: jobs cancel {job_id}"
+    );
+}
+
+/// Ctrl-P Ctrl-Q (or Ctrl-C without a TTY) in an attached session: the job
+/// goes on, so say how to get back to it. After a TTY session the cursor
+/// may sit after a prompt: start on a fresh line.
+pub fn print_attach_detached(job_id: &str, tty: bool) {
+    let fresh_line = if tty { "\n" } else { "" };
+    eprintln!(
+        "{fresh_line}jobs: detached from job {job_id}; it is still running.\n  \
+         attach again: jobs attach {job_id}\n  \
+         cancel it: jobs cancel {job_id}"
+    );
+}
+
+/// SIGTERM or SIGHUP ended an attached session without a detach.
+pub fn print_attach_signaled(job_id: &str, signal: i32) {
+    eprintln!(
+        "jobs: left job {job_id} on signal {signal}; it is stopped unless a client \
+         attaches again within its grace period: jobs attach {job_id}"
     );
 }
 

@@ -17,7 +17,7 @@ pub use apps::{AppCreateArgs, AppNameArgs, AppSetArgs, AppsCommand};
 pub use dev::{DEFAULT_DEV_LISTEN, DevArgs};
 pub use jobs::{FollowArgs, JobIdArgs, ListArgs, LogsArgs, WaitArgs};
 pub use parsers::EnvPair;
-pub use run::RunArgs;
+pub use run::{RunArgs, RunPath};
 pub use tokens::{TokenCreateArgs, TokenIdArgs, TokensCommand};
 
 /// The address the CLI talks to when neither `--api-url` nor `JOBS_API_URL`
@@ -68,6 +68,9 @@ pub enum Command {
     Run(RunArgs),
     /// Stream a job's logs until it ends, then exit with its exit code.
     Follow(FollowArgs),
+    /// Attach to a running interactive job (as started by `jobs run` at a
+    /// terminal or with -i); Ctrl-P Ctrl-Q detaches again.
+    Attach(JobIdArgs),
     /// Print the logs stored so far and exit.
     Logs(LogsArgs),
     /// Block until a job ends, then exit with its exit code.

@@ -66,12 +66,62 @@ pub struct RunArgs {
     pub command: Vec<String>,
 }
 
+/// Which way a run goes (see "Which path a run takes" in the product
+/// contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunPath {
+    /// Queue the job and print its id (`-d`).
+    Detached,
+    /// Queue the job and follow its logs.
+    Queued,
+    /// Start it directly and attach, with stdin forwarded.
+    Interactive { tty: bool },
+}
+
 impl RunArgs {
+    /// The path this run takes, given whether local stdin is a terminal.
+    ///
+    /// A terminal attaches with a TTY, unless `--batch` or `-d` asks for the
+    /// queue; `-i` attaches anyway, with a TTY only at a terminal unless
+    /// `--tty`/`--no-tty` says otherwise. Asking for both the queue and an
+    /// attach is a usage error naming both options.
+    pub fn path(&self, stdin_is_terminal: bool) -> Result<RunPath, clap::Error> {
+        if self.interactive {
+            let queued_option = if self.detached {
+                Some("-d/--detached")
+            } else if self.batch {
+                Some("--batch")
+            } else {
+                None
+            };
+            if let Some(option) = queued_option {
+                return Err(usage_error(
+                    ErrorKind::ArgumentConflict,
+                    format!(
+                        "-i/--interactive cannot be used with {option}: \
+                         {option} queues the job, -i attaches to it directly"
+                    ),
+                ));
+            }
+        }
+        if self.detached {
+            return Ok(RunPath::Detached);
+        }
+        if self.batch || !(self.interactive || stdin_is_terminal) {
+            return Ok(RunPath::Queued);
+        }
+        let tty = if self.tty {
+            true
+        } else if self.no_tty {
+            false
+        } else {
+            stdin_is_terminal
+        };
+        Ok(RunPath::Interactive { tty })
+    }
+
     /// The option that asks for something this version cannot do yet, if any.
     pub fn unsupported_option(&self) -> Option<&'static str> {
-        if self.interactive {
-            return Some("-i/--interactive");
-        }
         if !self.files.is_empty() {
             return Some("-f/--file");
         }
@@ -189,10 +239,68 @@ mod tests {
     }
 
     #[test]
+    fn paths_follow_the_terminal_and_the_options() {
+        use super::RunPath::*;
+        let path = |args: &[&str], terminal: bool| parse_run(args).unwrap().path(terminal);
+        let cases: [(&[&str], bool, super::RunPath); 14] = [
+            (&["true"], false, Queued),
+            (&["true"], true, Interactive { tty: true }),
+            (&["--batch", "true"], true, Queued),
+            (&["-d", "true"], true, Detached),
+            (&["-d", "true"], false, Detached),
+            (&["-i", "cat"], false, Interactive { tty: false }),
+            (&["-i", "cat"], true, Interactive { tty: true }),
+            (&["-i", "--tty", "cat"], false, Interactive { tty: true }),
+            (&["-i", "--no-tty", "cat"], true, Interactive { tty: false }),
+            (&["--no-tty", "sh"], true, Interactive { tty: false }),
+            // Without -i and without a terminal, TTY options do not make
+            // a queued run interactive.
+            (&["--tty", "true"], false, Queued),
+            (&["--no-tty", "true"], false, Queued),
+            (
+                &["--tty", "--no-tty", "-i", "sh"],
+                true,
+                Interactive { tty: false },
+            ),
+            (
+                &["--no-tty", "--tty", "-i", "sh"],
+                false,
+                Interactive { tty: true },
+            ),
+        ];
+        for (args, terminal, expected) in cases {
+            assert_eq!(
+                path(args, terminal).unwrap(),
+                expected,
+                "{args:?} terminal={terminal}"
+            );
+        }
+    }
+
+    #[test]
+    fn asking_for_the_queue_and_an_attach_is_a_usage_error_naming_both() {
+        for (args, option) in [
+            (&["-i", "-d", "cat"][..], "-d/--detached"),
+            (&["-d", "--interactive", "cat"][..], "-d/--detached"),
+            (&["-i", "--batch", "cat"][..], "--batch"),
+        ] {
+            for terminal in [false, true] {
+                let err = parse_run(args).unwrap().path(terminal).unwrap_err();
+                assert_eq!(err.exit_code(), 2, "{args:?}");
+                let text = err.to_string();
+                assert!(
+                    text.contains("-i/--interactive") && text.contains(option),
+                    "{text}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn later_flags_are_parsed_but_reported_as_unsupported() {
         assert_eq!(
             parse_run(&["-i", "psql"]).unwrap().unsupported_option(),
-            Some("-i/--interactive")
+            None
         );
         assert_eq!(
             parse_run(&["-f", "data.csv", "import"])

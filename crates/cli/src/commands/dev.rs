@@ -178,6 +178,11 @@ fn worker_config(worker_id: String, slots: u16) -> jobs_worker::config::Config {
         // `jobs dev` prints its own ready line.
         print_ready: false,
         log_format: "text".into(),
+        attach_grace: std::time::Duration::from_secs(
+            jobs_core::attach::DEFAULT_ATTACH_GRACE_SECONDS,
+        ),
+        // The worker dials back to the API in this process, over loopback.
+        ca_cert: None,
     }
 }
 

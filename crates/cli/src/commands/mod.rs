@@ -2,6 +2,7 @@
 //! `CliError` that `lib.rs` prints.
 
 mod apps;
+mod attach;
 mod cancel;
 mod dev;
 mod follow;
@@ -120,6 +121,7 @@ pub async fn execute(cli: Cli) -> Result<u8, CliError> {
     match command {
         Command::Run(args) => run::run(&context, args).await,
         Command::Follow(args) => follow::follow(&context, args).await,
+        Command::Attach(args) => attach::attach(&context, args).await,
         Command::Logs(args) => logs::logs(&context, args).await,
         Command::Wait(args) => wait::wait(&context, args).await,
         Command::Status(args) => status::status(&context, args).await,

@@ -1,8 +1,12 @@
-//! `jobs run`: queue a job, then follow it to its end (or print its id).
+//! `jobs run`: queue a job and follow it to its end (or print its id), or
+//! start it directly and attach to it.
 
 use std::io::IsTerminal;
 
-use crate::args::RunArgs;
+use jobs_core::wire::Interactive;
+
+use crate::args::{RunArgs, RunPath};
+use crate::attach::{self, Target};
 use crate::commands::{Context, follow};
 use crate::error::CliError;
 use crate::output;
@@ -11,18 +15,23 @@ pub async fn run(context: &Context, args: RunArgs) -> Result<u8, CliError> {
     if let Some(option) = args.unsupported_option() {
         return Err(CliError::NotSupportedYet { option });
     }
-    let request = args.job_create()?;
+    let path = args.path(std::io::stdin().is_terminal())?;
+    let mut request = args.job_create()?;
     let app = context.require_app().await?;
 
-    // At a terminal the contract promises a direct attach. Until that path
-    // exists, say so once and take the queued path, which behaves the same
-    // for a command that reads no input.
-    if !args.detached && !args.batch && std::io::stdin().is_terminal() {
-        output::warn_interactive_unavailable();
+    if let RunPath::Interactive { tty } = path {
+        request.interactive = Some(Interactive { tty });
+        let job = context.client.create_job(&app, &request).await?;
+        let target = Target {
+            job_id: &job.id,
+            tty,
+            from_start: true,
+        };
+        return attach::attach(&context.client, target).await;
     }
 
     let job = context.client.create_job(&app, &request).await?;
-    if args.detached {
+    if path == RunPath::Detached {
         output::print_queued_job(context.format, &job)?;
         return Ok(0);
     }

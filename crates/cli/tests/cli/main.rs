@@ -285,7 +285,10 @@ async fn command_line_mistakes_exit_2_before_any_request() {
             "--timeout",
         ),
         (&["-a", "web", "run", "-s", "XXL", "true"][..], "--size"),
-        (&["-a", "web", "run", "-i", "psql"][..], "not supported yet"),
+        (
+            &["-a", "web", "run", "-i", "-d", "psql"][..],
+            "-i/--interactive cannot be used with -d/--detached",
+        ),
         (
             &["-a", "web", "run", "-f", "x.csv", "true"][..],
             "not supported yet",

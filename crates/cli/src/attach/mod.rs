@@ -1,0 +1,52 @@
+//! Interactive runs: the CLI's side of the attach WebSocket
+//! (`GET /v1/jobs/{id}/attach`, protocol in `jobs_core::attach`).
+//!
+//! - [`session`]: one session across dropped connections, stdin to the
+//!   job, output frames to stdout and stderr;
+//! - [`terminal`]: raw mode and the window size of the local terminal;
+//! - [`detach_keys`]: the Ctrl-P Ctrl-Q sequence that leaves a TTY session;
+//! - [`stdin_reader`]: local stdin as a bounded stream of chunks;
+//! - [`notice`]: the CLI's own lines on stderr during a session.
+
+pub mod detach_keys;
+pub mod notice;
+pub mod session;
+pub mod stdin_reader;
+pub mod terminal;
+
+use jobs_core::exit::EXIT_DETACHED;
+
+use crate::client::ApiClient;
+use crate::error::CliError;
+use crate::{job_end, output};
+
+pub use session::Target;
+
+/// Attaches to an interactive job until it ends, and returns the CLI's
+/// exit code: the job's own, mapped as for queued runs; 130 after a detach.
+pub async fn attach(client: &ApiClient, target: Target<'_>) -> Result<u8, CliError> {
+    // The terminal is out of raw mode again once `run` returns, whatever
+    // the outcome, so everything below prints as usual.
+    match session::run(client, target).await? {
+        session::SessionEnd::Ended {
+            state,
+            exit_code,
+            reason,
+        } => {
+            if let Some(line) =
+                job_end::reason_line_of(target.job_id, state, exit_code, reason.as_deref())
+            {
+                eprintln!("{line}");
+            }
+            Ok(job_end::exit_code_of(state, exit_code))
+        }
+        session::SessionEnd::Detached => {
+            output::print_attach_detached(target.job_id, target.tty);
+            Ok(EXIT_DETACHED)
+        }
+        session::SessionEnd::Signaled(signal) => {
+            output::print_attach_signaled(target.job_id, signal);
+            Ok(128u8.saturating_add(u8::try_from(signal).unwrap_or(0)))
+        }
+    }
+}
