@@ -170,6 +170,16 @@ fn every_route(job_id: &str, token_id: &str) -> Vec<Route> {
             Read,
             N::Job,
         ),
+        // A plain GET, not an upgrade: with the role it needs, the answer
+        // is 409, since the ended job is not interactive.
+        route(
+            "GET",
+            "/v1/jobs/{id}/attach",
+            format!("{job}/attach"),
+            None,
+            Run,
+            N::Job,
+        ),
         route(
             "GET",
             "/v1/tokens",
@@ -213,8 +223,13 @@ fn documented_routes() -> Vec<String> {
         for entry in cell.split(", ") {
             let entry = entry.trim_matches('`');
             let entry = entry.split('?').next().unwrap_or(entry);
-            // The OpenAPI document needs no token, like the probes.
-            if entry.contains(" /v1/") && entry != "GET /v1/openapi.json" {
+            // The OpenAPI document needs no token, like the probes; the
+            // worker's attach route takes a job's attach secret instead
+            // (the_worker_attach_route_refuses_every_api_token).
+            if entry.contains(" /v1/")
+                && entry != "GET /v1/openapi.json"
+                && entry != "GET /v1/jobs/{id}/attach/worker"
+            {
                 routes.push(entry.to_owned());
             }
         }
@@ -447,7 +462,14 @@ fn a_run_token_runs_and_cancels_jobs_but_manages_nothing() {
     for route in every_route(&job_id, &victim.id) {
         let response = call(&env, &run.secret, &route);
         let what = format!("run token: {} {}", route.method, route.path);
-        if route.needs <= Needs::Run {
+        if route.template == "/v1/jobs/{id}/attach" {
+            assert_eq!(response.status, 409, "{what}: {response:?}");
+            assert_eq!(
+                error_message(&response),
+                format!("job {job_id} is not interactive: follow its output with `jobs follow {job_id}`"),
+                "{what}"
+            );
+        } else if route.needs <= Needs::Run {
             assert!(
                 (200..300).contains(&response.status),
                 "{what}: {response:?}"
@@ -553,5 +575,19 @@ fn tokens_create_shows_the_secret_once_and_binds_only_with_its_own_app_option() 
     );
     assert_eq!(response.status, 422, "{response:?}");
     assert_eq!(response.json()["error"]["field"], "role");
+    env.finish();
+}
+
+#[test]
+fn the_worker_attach_route_refuses_every_api_token() {
+    let mut env = TestEnv::start(1);
+    let job_id = ended_job(&env);
+    let admin = make_token(&env, None, "admin");
+    let path = format!("/v1/jobs/{job_id}/attach/worker?attempt=1");
+    for token in [Some(admin.secret.as_str()), Some("jobs_forged"), None] {
+        let response = http::request(env.api_url(), "GET", &path, token, None);
+        assert_eq!(response.status, 401, "{token:?}: {response:?}");
+        assert_eq!(error_message(&response), "invalid API token");
+    }
     env.finish();
 }
