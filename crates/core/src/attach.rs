@@ -117,7 +117,9 @@ pub enum WorkerCommand {
     Resize(WindowSize),
     Eof,
     /// No client came back within the grace period: stop the container.
-    Terminate { reason: String },
+    Terminate {
+        reason: String,
+    },
 }
 
 #[cfg(test)]

@@ -20,8 +20,9 @@ use jobs_core::{
     wire::{App, AppCreate, AppUpdate, Job, JobCreate, LogStream},
 };
 use jobs_store::{
-    CancelOutcome, ClaimedJob, Fence, Heartbeat, JOB_CANCEL_CHANNEL, JOB_EVENTS_CHANNEL, NewChunk,
-    NewToken, Store, StoreError,
+    AttachEndpoint, CancelOutcome, ClaimedJob, Fence, Heartbeat, JOB_CANCEL_CHANNEL,
+    JOB_DIRECT_CHANNEL, JOB_EVENTS_CHANNEL, NewChunk, NewToken, Store, StoreError,
+    parse_direct_offer,
 };
 use sqlx::{AssertSqlSafe, Connection, postgres::PgConnection};
 use tokio::sync::broadcast;
@@ -219,6 +220,10 @@ contract! {
     tokens_create_find_list_revoke,
     tokens_expire_by_the_database_clock,
     tokens_need_their_app_and_go_with_it,
+    interactive_jobs_are_never_published_and_carry_their_endpoint,
+    interactive_jobs_are_lost_not_requeued,
+    workers_registry_lists_live_workers_with_free_slots,
+    offers_reach_the_direct_channel,
 }
 
 // ---------------------------------------------------------------------------
@@ -2013,4 +2018,121 @@ async fn sqlite_urls_create_the_file_and_keep_data() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------
+// Interactive runs and the worker registry
+// ---------------------------------------------------------------------------
+
+fn endpoint() -> AttachEndpoint {
+    AttachEndpoint {
+        url: "http://127.0.0.1:8420".to_owned(),
+        secret: "jobs_attach-secret".to_owned(),
+    }
+}
+
+async fn create_interactive(store: &Store, app: &str, tty: bool) -> Job {
+    let create = JobCreate {
+        interactive: Some(jobs_core::wire::Interactive { tty }),
+        ..job_create()
+    };
+    let (job, created) = store
+        .create_job_within(app, &create, None, Some(&endpoint()))
+        .await
+        .expect("create an interactive job");
+    assert!(created);
+    job
+}
+
+async fn interactive_jobs_are_never_published_and_carry_their_endpoint(store: Store) {
+    create_app(&store, "web").await;
+    let queued = create_job(&store, "web").await;
+    let interactive = create_interactive(&store, "web", true).await;
+    assert_eq!(
+        interactive.interactive,
+        Some(jobs_core::wire::Interactive { tty: true })
+    );
+    assert_eq!(queued.interactive, None);
+    assert_eq!(
+        store.get_job(&interactive.id).await.unwrap().interactive,
+        Some(jobs_core::wire::Interactive { tty: true })
+    );
+
+    // The relay sees only the queued job, even after a forget.
+    let unpublished = store.unpublished_jobs(Duration::ZERO, 10).await.unwrap();
+    assert_eq!(unpublished, vec![queued.id.clone()]);
+    store.forget_publications().await.unwrap();
+    let unpublished = store.unpublished_jobs(Duration::ZERO, 10).await.unwrap();
+    assert_eq!(unpublished, vec![queued.id.clone()]);
+
+    assert_eq!(
+        store
+            .attach_secret(&interactive.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("jobs_attach-secret")
+    );
+    assert_eq!(store.attach_secret(&queued.id).await.unwrap(), None);
+    assert_eq!(store.attach_secret("nope").await.unwrap(), None);
+
+    let claimed = store
+        .claim(&interactive.id, "w1", LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.attach, Some(endpoint()));
+    let claimed = store.claim(&queued.id, "w1", LEASE).await.unwrap().unwrap();
+    assert_eq!(claimed.attach, None);
+}
+
+async fn interactive_jobs_are_lost_not_requeued(store: Store) {
+    create_app(&store, "web").await;
+    let interactive = create_interactive(&store, "web", false).await;
+    let queued = create_job(&store, "web").await;
+    store
+        .claim(&interactive.id, "w1", TINY_LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .claim(&queued.id, "w1", TINY_LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    let report = reap_until(&store, &[&interactive.id, &queued.id]).await;
+    // A client waits for an interactive run now, not through a queue later.
+    assert!(report.lost.contains(&interactive.id), "{report:?}");
+    assert!(report.requeued.contains(&queued.id), "{report:?}");
+    assert_eq!(
+        store.get_job(&interactive.id).await.unwrap().state,
+        JobState::Lost
+    );
+}
+
+async fn workers_registry_lists_live_workers_with_free_slots(store: Store) {
+    let fresh = Duration::from_secs(60);
+    assert!(store.free_workers(fresh).await.unwrap().is_empty());
+    store.upsert_worker("busy", 2, 0).await.unwrap();
+    store.upsert_worker("one", 4, 1).await.unwrap();
+    store.upsert_worker("three", 4, 3).await.unwrap();
+    assert_eq!(store.free_workers(fresh).await.unwrap(), ["three", "one"]);
+    // An update replaces the row: `three` is full now.
+    store.upsert_worker("three", 4, 0).await.unwrap();
+    assert_eq!(store.free_workers(fresh).await.unwrap(), ["one"]);
+    // Not heard from within the window: not live.
+    assert!(store.free_workers(Duration::ZERO).await.unwrap().is_empty());
+    store.remove_worker("one").await.unwrap();
+    assert!(store.free_workers(fresh).await.unwrap().is_empty());
+}
+
+async fn offers_reach_the_direct_channel(store: Store) {
+    let notifications = store.notifications(JOB_DIRECT_CHANNEL).await.unwrap();
+    let mut offers = notifications.subscribe();
+    store.offer_job("worker one", "job-1").await.unwrap();
+    let payload = tokio::time::timeout(WAIT, offers.recv())
+        .await
+        .expect("an offer within the wait")
+        .expect("an offer");
+    assert_eq!(parse_direct_offer(&payload), Some(("worker one", "job-1")));
 }

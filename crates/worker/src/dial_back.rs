@@ -62,7 +62,11 @@ impl Bridge {
             let socket = match socket {
                 Ok(socket) => socket,
                 Err(DialError::Refused(reason)) => {
-                    tracing::warn!(job_id = self.job_id, reason, "the API refused the dial-back");
+                    tracing::warn!(
+                        job_id = self.job_id,
+                        reason,
+                        "the API refused the dial-back"
+                    );
                     stop.request(StopReason::Abandoned);
                     drain(&mut live).await;
                     return;
@@ -82,7 +86,10 @@ impl Bridge {
                 }
             };
             backoff = Duration::from_millis(50);
-            match self.serve(socket, &mut live, stop, &mut pending_resize).await {
+            match self
+                .serve(socket, &mut live, stop, &mut pending_resize)
+                .await
+            {
                 Disconnect::OutputEnded => return,
                 Disconnect::Dropped => {
                     unreachable_since = Some(Instant::now());

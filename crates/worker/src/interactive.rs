@@ -130,7 +130,11 @@ pub async fn run(context: Arc<WorkerContext>, claimed: ClaimedJob) {
     .await;
 }
 
-async fn drive(context: &WorkerContext, claimed: &ClaimedJob, stop: &Arc<StopSignal>) -> Option<Ending> {
+async fn drive(
+    context: &WorkerContext,
+    claimed: &ClaimedJob,
+    stop: &Arc<StopSignal>,
+) -> Option<Ending> {
     let spec = attempt::container_spec(context, claimed);
     let container_id = match context.runtime.create(&spec).await {
         Ok(id) => id,
@@ -218,7 +222,10 @@ async fn start_and_bridge(
         attempt::finish_following(context, stop, container_id, pump, claimed.timeout, None).await;
     // The pump has ended, which closes the live view: the bridge sends what
     // is left and hangs up.
-    if tokio::time::timeout(BRIDGE_DRAIN, &mut bridge).await.is_err() {
+    if tokio::time::timeout(BRIDGE_DRAIN, &mut bridge)
+        .await
+        .is_err()
+    {
         bridge.abort();
     }
     ending

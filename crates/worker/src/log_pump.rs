@@ -73,7 +73,17 @@ pub async fn pump(
     tracing::debug!(job_id, secrets = secrets.len(), "pumping output");
     let (sender, receiver) = mpsc::channel(QUEUE_CHUNKS);
     let writer = tokio::spawn(write_batches(store, job_id, receiver));
-    let report = read_chunks(output, last_seq, secrets, Sinks { store: sender, live: options.live }, options.flush_interval).await;
+    let report = read_chunks(
+        output,
+        last_seq,
+        secrets,
+        Sinks {
+            store: sender,
+            live: options.live,
+        },
+        options.flush_interval,
+    )
+    .await;
     if let Err(error) = writer.await {
         tracing::error!(%error, "the log writer task failed");
     }

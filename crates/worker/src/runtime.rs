@@ -191,7 +191,10 @@ impl Runtime {
     /// Attaches to stdin, stdout and stderr of an interactive run's
     /// container. Call before `start`. Shutting the input down closes the
     /// container's stdin.
-    pub async fn attach_interactive(&self, id: &str) -> anyhow::Result<(OutputStream, ContainerInput)> {
+    pub async fn attach_interactive(
+        &self,
+        id: &str,
+    ) -> anyhow::Result<(OutputStream, ContainerInput)> {
         let options = AttachContainerOptionsBuilder::default()
             .stdin(true)
             .stdout(true)

@@ -10,8 +10,9 @@ use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    attempt, interactive,
+    attempt,
     config::Config,
+    interactive,
     runtime::Runtime,
     secret_mask::Secrets,
     stop_signal::{RunningAttempts, StopReason},

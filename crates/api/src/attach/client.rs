@@ -283,6 +283,9 @@ impl OutputWriter {
     }
 
     async fn send(&mut self, message: Message) -> Result<(), ServeError> {
-        self.sink.send(message).await.map_err(|_| ServeError::Socket)
+        self.sink
+            .send(message)
+            .await
+            .map_err(|_| ServeError::Socket)
     }
 }

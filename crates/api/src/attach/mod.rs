@@ -227,7 +227,10 @@ impl AttachHub {
                     continue;
                 }
                 session.set_position(None);
-                if waiting.last_offer.is_none_or(|at| at.elapsed() >= OFFER_TIMEOUT) {
+                if waiting
+                    .last_offer
+                    .is_none_or(|at| at.elapsed() >= OFFER_TIMEOUT)
+                {
                     let worker = free[(index + waiting.offers) % free.len()].clone();
                     waiting.offers += 1;
                     waiting.last_offer = Some(Instant::now());

@@ -221,7 +221,10 @@ mod tests {
         assert!(session.still_abandoned(second));
         let third = session.attach_client();
         assert!(!session.still_abandoned(second));
-        assert!(!session.client_left(third, true), "a detach has no deadline");
+        assert!(
+            !session.client_left(third, true),
+            "a detach has no deadline"
+        );
         assert!(!session.still_abandoned(third));
     }
 }

@@ -105,7 +105,8 @@ pub async fn attach_worker(
         Err(jobs_store::StoreError::JobNotFound(_)) => None,
         Err(error) => return Err(error.into()),
     };
-    let matches = secret.is_some_and(|secret| bool::from(secret.as_bytes().ct_eq(presented.as_bytes())));
+    let matches =
+        secret.is_some_and(|secret| bool::from(secret.as_bytes().ct_eq(presented.as_bytes())));
     if !matches {
         return Err(ApiError::Unauthorized(INVALID_TOKEN));
     }

@@ -84,7 +84,9 @@ pub async fn create_job(
         // Never published: a worker gets it directly.
         tracing::info!(job_id = %job.id, app = %app, size = %job.size, "interactive job waiting for a worker");
         state.attach.enqueue(&job.id);
-    } else if let Err(error) = relay::publish_and_mark(&state.store, &state.publisher, &job.id).await {
+    } else if let Err(error) =
+        relay::publish_and_mark(&state.store, &state.publisher, &job.id).await
+    {
         state.metrics.publish_failures.inc();
         tracing::warn!(
             job_id = %job.id,

@@ -89,7 +89,9 @@ impl From<JobRow> for Job {
             created_at: row.created_at,
             started_at: row.started_at,
             finished_at: row.finished_at,
-            interactive: row.interactive_tty.map(|tty| jobs_core::wire::Interactive { tty }),
+            interactive: row
+                .interactive_tty
+                .map(|tty| jobs_core::wire::Interactive { tty }),
         }
     }
 }

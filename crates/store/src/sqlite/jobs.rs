@@ -10,7 +10,11 @@ use super::{
     BEGIN_IMMEDIATE, SqliteStore, duration_micros, is_unique_violation,
     rows::{JobRow, job_columns, now},
 };
-use crate::{JOB_CANCEL_CHANNEL, JOB_EVENTS_CHANNEL, StoreError, model::{AttachEndpoint, CancelOutcome}, new_job_id};
+use crate::{
+    JOB_CANCEL_CHANNEL, JOB_EVENTS_CHANNEL, StoreError,
+    model::{AttachEndpoint, CancelOutcome},
+    new_job_id,
+};
 
 impl SqliteStore {
     /// Inserts a queued job for `app`.

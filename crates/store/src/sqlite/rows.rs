@@ -113,7 +113,9 @@ impl From<JobRow> for Job {
             created_at: time(row.created_at),
             started_at: row.started_at.map(time),
             finished_at: row.finished_at.map(time),
-            interactive: row.interactive_tty.map(|tty| jobs_core::wire::Interactive { tty }),
+            interactive: row
+                .interactive_tty
+                .map(|tty| jobs_core::wire::Interactive { tty }),
         }
     }
 }
