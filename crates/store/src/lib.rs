@@ -211,6 +211,8 @@ delegate! {
     /// Offers a queued interactive job to one worker (a wake-up only: the
     /// worker claims it with the usual fenced claim).
     fn offer_job(&self, worker_id: &str, job_id: &str) -> Result<(), StoreError>;
+    /// Interactive jobs still queued, oldest first.
+    fn queued_interactive_jobs(&self) -> Result<Vec<String>, StoreError>;
     /// The secret an interactive job's worker shows when it dials back.
     fn attach_secret(&self, job_id: &str) -> Result<Option<String>, StoreError>;
 

@@ -2076,6 +2076,10 @@ async fn interactive_jobs_are_never_published_and_carry_their_endpoint(store: St
     assert_eq!(store.attach_secret(&queued.id).await.unwrap(), None);
     assert_eq!(store.attach_secret("nope").await.unwrap(), None);
 
+    assert_eq!(
+        store.queued_interactive_jobs().await.unwrap(),
+        vec![interactive.id.clone()]
+    );
     let claimed = store
         .claim(&interactive.id, "w1", LEASE)
         .await
@@ -2084,6 +2088,7 @@ async fn interactive_jobs_are_never_published_and_carry_their_endpoint(store: St
     assert_eq!(claimed.attach, Some(endpoint()));
     let claimed = store.claim(&queued.id, "w1", LEASE).await.unwrap().unwrap();
     assert_eq!(claimed.attach, None);
+    assert!(store.queued_interactive_jobs().await.unwrap().is_empty());
 }
 
 async fn interactive_jobs_are_lost_not_requeued(store: Store) {

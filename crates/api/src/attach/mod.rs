@@ -175,8 +175,18 @@ impl AttachHub {
         }
     }
 
-    /// Offers waiting runs to free workers until `shutdown`.
+    /// Offers waiting runs to free workers until `shutdown`. Interactive
+    /// runs still queued in the store (this API restarted) are put back in
+    /// line first; they get the grace period for a client to come back.
     pub async fn run_dispatcher(self: Arc<Self>, shutdown: CancellationToken) {
+        match self.store.queued_interactive_jobs().await {
+            Ok(queued) => {
+                for job_id in queued {
+                    self.enqueue(&job_id);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "reading the queued interactive runs failed"),
+        }
         let mut last_sweep = Instant::now();
         loop {
             tokio::select! {

@@ -69,4 +69,16 @@ impl PgStore {
                 .await?;
         Ok(row.and_then(|(secret,)| secret))
     }
+
+    /// Interactive jobs still queued, oldest first: the line of an API that
+    /// restarted, to put back.
+    pub async fn queued_interactive_jobs(&self) -> Result<Vec<String>, StoreError> {
+        let ids: Vec<(String,)> = sqlx::query_as(
+            "select id from jobs where state = 'queued' and interactive_tty is not null \
+             order by created_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.into_iter().map(|(id,)| id).collect())
+    }
 }
