@@ -466,7 +466,9 @@ fn a_run_token_runs_and_cancels_jobs_but_manages_nothing() {
             assert_eq!(response.status, 409, "{what}: {response:?}");
             assert_eq!(
                 error_message(&response),
-                format!("job {job_id} is not interactive: follow its output with `jobs follow {job_id}`"),
+                format!(
+                    "job {job_id} is not interactive: follow its output with `jobs follow {job_id}`"
+                ),
                 "{what}"
             );
         } else if route.needs <= Needs::Run {
