@@ -25,6 +25,9 @@ use crate::{
 pub const MAX_CHUNK_BYTES: usize = 64 * 1024;
 /// The longest a byte waits in the pump before it is flushed.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// How long a pump that cuts at every read (an interactive run) holds back
+/// bytes that may begin a secret before it releases them as they are.
+const INTERACTIVE_HOLD: Duration = Duration::from_millis(30);
 /// How many chunks may wait for the writer: the pump's memory bound.
 const QUEUE_CHUNKS: usize = 32;
 /// How many chunks one insert may carry.
@@ -108,8 +111,16 @@ async fn read_chunks(
                 item = output.next() => item,
                 () = tokio::time::sleep_until(at) => {
                     deadline = None;
-                    if let Some(chunk) = chunker.flush() {
-                        if !send(&sender, chunk, &mut report).await { break; }
+                    // At a terminal, bytes held back as a possible secret's
+                    // start are released after a short hold: a typed key
+                    // that begins a secret must still echo.
+                    let chunks = if flush_interval.is_zero() {
+                        chunker.finish()
+                    } else {
+                        chunker.flush().into_iter().collect()
+                    };
+                    for chunk in chunks {
+                        if !send(&sender, chunk, &mut report).await { return report; }
                     }
                     continue;
                 }
@@ -141,7 +152,7 @@ async fn read_chunks(
         if chunker.is_empty() {
             deadline = None;
         } else if was_empty || deadline.is_none() {
-            deadline = Some(Instant::now() + flush_interval);
+            deadline = Some(Instant::now() + flush_interval.max(INTERACTIVE_HOLD));
         }
     }
     for chunk in chunker.finish() {
@@ -314,6 +325,61 @@ impl Chunker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An output stream fed by hand, and the chunks the pump cut from it.
+    fn interactive_pump(
+        secrets: &[&str],
+    ) -> (
+        mpsc::UnboundedSender<LogOutput>,
+        mpsc::Receiver<NewChunk>,
+        tokio::task::JoinHandle<PumpReport>,
+    ) {
+        let (feed, fed) = mpsc::unbounded_channel::<LogOutput>();
+        let output: OutputStream = Box::pin(futures::stream::unfold(fed, |mut fed| async {
+            fed.recv().await.map(|item| (Ok(item), fed))
+        }));
+        let (store, stored) = mpsc::channel(QUEUE_CHUNKS);
+        let sinks = Sinks { store, live: None };
+        let pump = tokio::spawn(read_chunks(
+            output,
+            0,
+            Secrets::new(secrets),
+            sinks,
+            Duration::ZERO,
+        ));
+        (feed, stored, pump)
+    }
+
+    async fn next_chunk(stored: &mut mpsc::Receiver<NewChunk>) -> NewChunk {
+        tokio::time::timeout(Duration::from_secs(5), stored.recv())
+            .await
+            .expect("a chunk within 5 s")
+            .expect("a chunk")
+    }
+
+    fn stdout(bytes: &'static [u8]) -> LogOutput {
+        LogOutput::Console {
+            message: bytes::Bytes::from_static(bytes),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_interactive_pump_cuts_every_read_and_releases_a_held_key() {
+        let (feed, mut stored, pump) = interactive_pump(&["hunter2"]);
+        feed.send(stdout(b"$ ")).unwrap();
+        assert_eq!(next_chunk(&mut stored).await.data, b"$ ");
+        // `h` may begin the secret: held back, then released without any
+        // further byte, as a typed key's echo must be.
+        feed.send(stdout(b"h")).unwrap();
+        let held = next_chunk(&mut stored).await;
+        assert_eq!((held.seq, held.data.as_slice()), (2, &b"h"[..]));
+        // A secret in one read is still masked.
+        feed.send(stdout(b"pw=hunter2\n")).unwrap();
+        assert_eq!(next_chunk(&mut stored).await.data, b"pw=***\n");
+        drop(feed);
+        let report = pump.await.unwrap();
+        assert_eq!(report.chunks, 3);
+    }
 
     #[test]
     fn switching_streams_cuts_a_chunk() {
