@@ -193,3 +193,27 @@ fn a_second_jobs_dev_on_the_same_data_dir_refuses_to_start() {
     stopped.assert_success();
     env.finish();
 }
+
+#[test]
+fn an_interactive_run_works_in_jobs_dev_with_no_broker_and_no_setup() {
+    let mut env = DevEnv::in_explicit_data_dir();
+    env.start(&[]);
+    env.create_app("demo");
+    let input: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+    let output = jobs_e2e::cli::run_bounded(
+        env.jobs_command(&["run", "-i", "--", "sh", "-c", "wc -c; echo err >&2; exit 5"]),
+        Some(&input),
+        jobs_e2e::cli::DEFAULT_CLI_TIMEOUT,
+    );
+    output.assert_code(5);
+    assert_eq!(output.stdout_text().trim(), "300000", "{output:?}");
+    assert_eq!(output.stderr_text(), "err\n", "{output:?}");
+    // Its transcript is stored like any job's logs, streams apart.
+    let listed = env.jobs(&["list", "--json"]).stdout_text();
+    let listed: serde_json::Value = serde_json::from_str(&listed).expect("JSON");
+    let id = listed["jobs"][0]["id"].as_str().expect("an id").to_owned();
+    let logs = env.jobs(&["logs", &id]);
+    logs.assert_success().assert_stdout(&output.stdout);
+    assert_eq!(logs.stderr_text(), "err\n");
+    env.finish();
+}
