@@ -12,7 +12,9 @@
 //! - [`http`]: a minimal HTTP client for checks against the API itself;
 //! - [`poll`]: waiting for a condition with a deadline, the only way tests
 //!   synchronise (never a bare sleep);
-//! - [`expect`]: expected outputs and byte-exact comparisons.
+//! - [`expect`]: expected outputs and byte-exact comparisons;
+//! - [`pty`]: a real pseudo-terminal for the CLI (interactive runs);
+//! - [`proxy`]: a TCP proxy whose connections a test can cut.
 //!
 //! The tests need the services of `deploy/setup.sh` and the binaries of
 //! `cargo build --workspace --bins`; `deploy/test.sh` does both.
@@ -25,6 +27,8 @@ pub mod env;
 pub mod expect;
 pub mod http;
 pub mod poll;
+pub mod proxy;
+pub mod pty;
 
 pub use cli::{BackgroundCli, CliOutput};
 pub use dev_env::DevEnv;

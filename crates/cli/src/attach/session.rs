@@ -106,17 +106,12 @@ pub async fn run(client: &ApiClient, target: Target<'_>) -> Result<SessionEnd, C
         if state.input.is_none() {
             state.input = Some(stdin_reader::spawn());
         }
-        match pump(socket, target, &mut state).await? {
+        match pump(socket, target, &mut state, &mut outage).await? {
             Pumped::Done(end) => {
                 drop(raw_mode);
                 return Ok(end);
             }
-            Pumped::Lost { cause, heard_from } => {
-                if heard_from {
-                    if let Some(outage) = outage.take() {
-                        outage.recovered(target.job_id, &mut state.notices);
-                    }
-                }
+            Pumped::Lost(cause) => {
                 outage.get_or_insert_with(Outage::new).report(
                     target.job_id,
                     &cause,
@@ -259,19 +254,18 @@ async fn finish_from_storage(
 
 enum Pumped {
     Done(SessionEnd),
-    Lost {
-        cause: String,
-        /// The connection delivered something: the API was reachable, and
-        /// the next outage starts afresh.
-        heard_from: bool,
-    },
+    /// The connection was lost, for this reason.
+    Lost(String),
 }
 
 /// Runs one connection until the session ends or the connection is lost.
+/// The first message it delivers ends the current outage: the API is
+/// there, and a later drop starts its own, with a fresh deadline.
 async fn pump(
     socket: Box<WebSocket>,
     target: Target<'_>,
     state: &mut State,
+    outage: &mut Option<Outage>,
 ) -> Result<Pumped, CliError> {
     let (mut outgoing, mut incoming) = (*socket).split();
     let State {
@@ -284,7 +278,6 @@ async fn pump(
         input_ended,
         signals,
     } = state;
-    let mut heard_from = false;
 
     let reader = async {
         loop {
@@ -297,7 +290,9 @@ async fn pump(
                 Some(Err(err)) => return Ok(lost(&crate::error::cause_chain(&err))),
                 None => return Ok(lost("the API closed the connection")),
             };
-            heard_from = true;
+            if let Some(recovered) = outage.take() {
+                recovered.recovered(target.job_id, notices);
+            }
             match Incoming::from_message(message)? {
                 Incoming::Output { stream, seq, data } => {
                     let new = match cursor.as_mut() {
@@ -390,21 +385,14 @@ async fn pump(
         }
     };
 
-    let pumped: Result<Pumped, CliError> = tokio::select! {
+    tokio::select! {
         pumped = reader => pumped,
         pumped = writer => pumped,
-    };
-    Ok(match pumped? {
-        Pumped::Lost { cause, .. } => Pumped::Lost { cause, heard_from },
-        done => done,
-    })
+    }
 }
 
 fn lost(cause: &str) -> Pumped {
-    Pumped::Lost {
-        cause: cause.to_owned(),
-        heard_from: false,
-    }
+    Pumped::Lost(cause.to_owned())
 }
 
 /// Queues typed bytes for the socket, minus a detach sequence; returns
