@@ -10,19 +10,32 @@ and queue, then measures:
   reach PostgreSQL (bytes stored / time from `running` to the end) and the
   worker's peak RSS (VmHWM).
 
+With --interactive, interactive runs instead (direct attach, no queue),
+against Docker's own attach, same image, interleaved, N runs each:
+
+- `jobs run -i -- true` (stdin from /dev/null) to its exit, against
+  `docker run --rm -i IMAGE true`;
+- `jobs run -- sh` started on a pseudo-terminal to its first prompt, against
+  `docker run --rm -it IMAGE sh` likewise (the time to the first output
+  byte is printed too); each shell is then left with `exit`.
+
 With --dev, the same against `jobs dev` (one process, SQLite, in-process
 queue) on a fresh data dir, plus its start-up time: from spawn to its ready
 line `listening on ADDR`, first on the fresh data dir, then restarts on it.
 Throughput is then what reaches SQLite, checked by reading the logs back,
 and the peak RSS is the whole `jobs dev` process's.
 
-Usage: python3 bench/run.py [--dev] [--runs 20] [--megabytes 200] [--starts 10]
+Usage: python3 bench/run.py [--dev] [--interactive] [--runs 20] [--megabytes 200] [--starts 10]
 Needs: deploy/setup.sh done, `cargo build --release --bins`.
 """
 
 import argparse
+import fcntl
 import os
 import json
+import select
+import struct
+import termios
 import secrets
 import shutil
 import statistics
@@ -79,6 +92,117 @@ def measure_overhead(jobs, env, runs):
     print(f"  ratio of medians: {m_ours/m_docker:.2f}x")
 
 
+def print_comparison(title, ours_label, ours, docker_label, docker):
+    m_ours, m_docker = statistics.median(ours), statistics.median(docker)
+    width = max(len(ours_label), len(docker_label))
+    print(title)
+    print(f"  {ours_label:<{width}}  median {m_ours*1000:.0f} ms  (min {min(ours)*1000:.0f}, max {max(ours)*1000:.0f})")
+    print(f"  {docker_label:<{width}}  median {m_docker*1000:.0f} ms  (min {min(docker)*1000:.0f}, max {max(docker)*1000:.0f})")
+    print(f"  ratio of medians: {m_ours/m_docker:.2f}x")
+
+
+PROMPT_TIMEOUT = 60
+
+
+def ends_with_prompt(output):
+    """A shell prompt (`# ` or `$ `) at the end, maybe followed by the
+    terminal controls busybox's line editor sends (ESC [ 6 n, ESC [ J)."""
+    text = output
+    while True:
+        stripped = text
+        for control in (b"\x1b[6n", b"\x1b[J", b"\x1b[K"):
+            if stripped.endswith(control):
+                stripped = stripped[: -len(control)]
+        if stripped == text:
+            break
+        text = stripped
+    return text.endswith(b"# ") or text.endswith(b"$ ")
+
+
+def time_to_prompt(cmd, env):
+    """Starts `cmd` on a new pseudo-terminal (24x80, its controlling
+    terminal) and returns the seconds to its first output byte and to its
+    first prompt; then types `exit` and waits for it to end."""
+    master, slave = os.openpty()
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+
+    def controlling_terminal():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdin=slave, stdout=slave, stderr=slave,
+                            preexec_fn=controlling_terminal, close_fds=True)
+    os.close(slave)
+    output, first_byte, prompt = b"", None, None
+    try:
+        while prompt is None:
+            remaining = PROMPT_TIMEOUT - (time.perf_counter() - t0)
+            if remaining <= 0 or not select.select([master], [], [], remaining)[0]:
+                sys.exit(f"{cmd} showed no prompt within {PROMPT_TIMEOUT} s: {output!r}")
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                sys.exit(f"{cmd} ended before its prompt: {output!r}")
+            now = time.perf_counter()
+            if first_byte is None:
+                first_byte = now - t0
+            output += chunk
+            if ends_with_prompt(output):
+                prompt = now - t0
+        os.write(master, b"exit\r")
+        # Keep reading, so the shell never blocks on a full terminal.
+        deadline = time.perf_counter() + PROMPT_TIMEOUT
+        while proc.poll() is None and time.perf_counter() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    os.read(master, 65536)
+                except OSError:
+                    pass
+        if proc.poll() is None:
+            proc.kill()
+            sys.exit(f"{cmd} did not exit after `exit`")
+        if proc.returncode != 0:
+            sys.exit(f"{cmd} exited {proc.returncode} after `exit`: {output!r}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return first_byte, prompt
+
+
+def measure_interactive(jobs, env, runs):
+    # Warm both paths once so that neither pays a cold cache.
+    timed([jobs, "run", "-i", "--", "true"], env)
+    timed(["docker", "run", "--rm", "-i", IMAGE, "true"], env)
+    ours, docker = [], []
+    for _ in range(runs):
+        ours.append(timed([jobs, "run", "-i", "--", "true"], env))
+        docker.append(timed(["docker", "run", "--rm", "-i", IMAGE, "true"], env))
+    print_comparison(f"interactive run to exit, stdin /dev/null: runs={runs} each, interleaved",
+                     "jobs run -i -- true", ours, "docker run --rm -i IMAGE true", docker)
+
+    ours_cmd = [jobs, "run", "--", "sh"]
+    docker_cmd = ["docker", "run", "--rm", "-it", IMAGE, "sh"]
+    time_to_prompt(ours_cmd, env)
+    time_to_prompt(docker_cmd, env)
+    ours_first, ours_prompt, docker_first, docker_prompt = [], [], [], []
+    for _ in range(runs):
+        first, prompt = time_to_prompt(ours_cmd, env)
+        ours_first.append(first)
+        ours_prompt.append(prompt)
+        first, prompt = time_to_prompt(docker_cmd, env)
+        docker_first.append(first)
+        docker_prompt.append(prompt)
+    print_comparison(f"shell on a pty to its first prompt: runs={runs} each, interleaved",
+                     "jobs run -- sh", ours_prompt, "docker run --rm -it IMAGE sh", docker_prompt)
+    print_comparison("  the same, to the first output byte",
+                     "jobs run -- sh", ours_first, "docker run --rm -it IMAGE sh", docker_first)
+
+
 def log_command(size):
     return f"yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ | head -c {size}"
 
@@ -117,6 +241,7 @@ def main():
     parser.add_argument("--megabytes", type=int, default=200)
     parser.add_argument("--dev", action="store_true", help="measure `jobs dev` instead of jobs-api + jobs-worker")
     parser.add_argument("--starts", type=int, default=10, help="with --dev: how many restarts to time")
+    parser.add_argument("--interactive", action="store_true", help="measure interactive runs (direct attach) instead")
     args = parser.parse_args()
     if args.dev:
         dev_main(args)
@@ -146,6 +271,9 @@ def servers_main(args):
     jobs = os.path.join(BIN, "jobs")
     try:
         subprocess.run([jobs, "apps", "create", "bench", "--image", IMAGE], env=env, check=True, capture_output=True)
+        if args.interactive:
+            measure_interactive(jobs, env, args.runs)
+            return
         measure_overhead(jobs, env, args.runs)
 
         job_id, size = start_log_job(jobs, env, args.megabytes)
@@ -210,6 +338,9 @@ def dev_main(args):
         try:
             subprocess.run([jobs, "apps", "create", "bench", "--image", IMAGE], env=env, check=True, capture_output=True)
             # No JOBS_APP: the only app of jobs dev is the one meant, as for a user.
+            if args.interactive:
+                measure_interactive(jobs, env, args.runs)
+                return
             measure_overhead(jobs, env, args.runs)
 
             job_id, size = start_log_job(jobs, env, args.megabytes)
