@@ -357,6 +357,15 @@ pub fn print_attach_detached(job_id: &str, tty: bool) {
     );
 }
 
+/// Another client attached to the job, which only serves the newest one.
+pub fn print_attach_replaced(job_id: &str, tty: bool) {
+    let fresh_line = if tty { "\n" } else { "" };
+    eprintln!(
+        "{fresh_line}jobs: another client attached to job {job_id}; this one let go. \
+         The job is still running there."
+    );
+}
+
 /// SIGTERM or SIGHUP ended an attached session without a detach.
 pub fn print_attach_signaled(job_id: &str, signal: i32) {
     eprintln!(

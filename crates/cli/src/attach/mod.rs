@@ -44,6 +44,10 @@ pub async fn attach(client: &ApiClient, target: Target<'_>) -> Result<u8, CliErr
             output::print_attach_detached(target.job_id, target.tty);
             Ok(EXIT_DETACHED)
         }
+        session::SessionEnd::Replaced => {
+            output::print_attach_replaced(target.job_id, target.tty);
+            Ok(EXIT_DETACHED)
+        }
         session::SessionEnd::Signaled(signal) => {
             output::print_attach_signaled(target.job_id, signal);
             Ok(128u8.saturating_add(u8::try_from(signal).unwrap_or(0)))

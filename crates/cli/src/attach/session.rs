@@ -50,6 +50,12 @@ const PING_EVERY: Duration = Duration::from_secs(15);
 const SILENCE_LIMIT: Duration = Duration::from_secs(45);
 /// How long a detach may take to say goodbye.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The close code with which the API lets go of a client because another
+/// client attached to the same run. Only the newest client is served, so
+/// the older one must leave rather than reconnect, or the two would take
+/// the session from each other forever. Any other close (an API that
+/// restarts, a proxy) is reconnected.
+pub const CLOSE_REPLACED: u16 = 4001;
 
 /// What to attach to, and how.
 #[derive(Debug, Clone, Copy)]
@@ -74,6 +80,8 @@ pub enum SessionEnd {
     Detached,
     /// SIGTERM or SIGHUP reached the CLI: it left without detaching.
     Signaled(i32),
+    /// Another client attached to the run, which goes on there.
+    Replaced,
 }
 
 /// Runs the session to its end. Raw mode, when the job has a TTY and stdin
@@ -321,7 +329,12 @@ async fn pump(
                         reason,
                     }));
                 }
-                Incoming::Closed => return Ok(lost("the API closed the connection")),
+                Incoming::Closed { replaced: true } => {
+                    return Ok(Pumped::Done(SessionEnd::Replaced));
+                }
+                Incoming::Closed { replaced: false } => {
+                    return Ok(lost("the API closed the connection"));
+                }
                 Incoming::Other => {}
             }
         }
@@ -491,7 +504,10 @@ enum Incoming {
         data: Bytes,
     },
     Server(ServerMessage),
-    Closed,
+    Closed {
+        /// Closed with [`CLOSE_REPLACED`].
+        replaced: bool,
+    },
     /// Pings, pongs and messages of a newer API that this CLI can skip.
     Other,
 }
@@ -516,7 +532,9 @@ impl Incoming {
             Message::Text(text) => Ok(serde_json::from_str(&text)
                 .map(Incoming::Server)
                 .unwrap_or(Incoming::Other)),
-            Message::Close { .. } => Ok(Incoming::Closed),
+            Message::Close { code, .. } => Ok(Incoming::Closed {
+                replaced: u16::from(code) == CLOSE_REPLACED,
+            }),
             _ => Ok(Incoming::Other),
         }
     }
@@ -572,6 +590,20 @@ mod tests {
             Incoming::from_message(Message::Ping(Bytes::new())).unwrap(),
             Incoming::Other
         );
+        let close = |code: u16| Message::Close {
+            code: code.into(),
+            reason: String::new(),
+        };
+        assert_eq!(
+            Incoming::from_message(close(CLOSE_REPLACED)).unwrap(),
+            Incoming::Closed { replaced: true }
+        );
+        for code in [1000, 1001, 1012] {
+            assert_eq!(
+                Incoming::from_message(close(code)).unwrap(),
+                Incoming::Closed { replaced: false }
+            );
+        }
     }
 
     #[test]
