@@ -245,6 +245,31 @@ fn a_second_client_takes_the_session_over_and_the_first_one_leaves() {
     env.finish();
 }
 
+#[test]
+fn a_run_waits_for_a_free_slot_and_says_so() {
+    // One slot, taken by a shell at a terminal.
+    let mut env = TestEnv::start(1);
+    let mut shell = PtyProcess::spawn(env.jobs_command(&["run", "--", "sh"]), 24, 80);
+    shell.wait_for_output("the shell's prompt", START_DEADLINE, ends_with_prompt);
+
+    let mut waiting =
+        jobs_e2e::BackgroundCli::spawn(env.jobs_command(&["run", "-i", "--", "echo", "my turn"]));
+    wait_until("the waiting notice", ANSWER_DEADLINE, || {
+        let stderr = String::from_utf8_lossy(&waiting.stderr_so_far()).into_owned();
+        stderr
+            .contains("jobs: every worker is busy; waiting for a free slot (position 1)")
+            .then_some(())
+    });
+    assert!(waiting.is_running(), "it waits while the slot is taken");
+
+    shell.type_bytes(b"exit\r");
+    let (status, _) = shell.wait(CLI_DEADLINE);
+    assert_eq!(status.code(), Some(0));
+    let output = waiting.wait(CLI_DEADLINE);
+    output.assert_success().assert_stdout(b"my turn\n");
+    env.finish();
+}
+
 /// 10 MiB of bytes that are the same on every run, every value included.
 fn random_bytes(len: usize) -> Vec<u8> {
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
