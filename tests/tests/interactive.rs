@@ -201,8 +201,6 @@ fn ctrl_p_ctrl_q_detaches_and_jobs_attach_comes_back() {
 }
 
 #[test]
-#[ignore = "needs the API to close a replaced client with code 4001 (CLOSE_REPLACED); \
-            with a plain close both clients reconnect and take the session from each other"]
 fn a_second_client_takes_the_session_over_and_the_first_one_leaves() {
     let mut env = TestEnv::start(2);
     let mut first = PtyProcess::spawn(env.jobs_command(&["run", "--", "sh"]), 24, 80);

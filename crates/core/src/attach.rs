@@ -21,6 +21,13 @@ use crate::{JobState, wire::LogStream};
 /// The bytes before the data in an output frame.
 pub const OUTPUT_HEADER_BYTES: usize = 9;
 
+/// The close code with which the API lets go of a client because another
+/// client attached to the same run. Only the newest client is served, so
+/// the older one must leave rather than reconnect, or the two would take
+/// the session from each other forever. Any other close (an API that
+/// restarts, a proxy) is reconnected.
+pub const CLOSE_REPLACED: u16 = 4001;
+
 /// The grace period a dropped interactive run waits for its client by default.
 pub const DEFAULT_ATTACH_GRACE_SECONDS: u64 = 60;
 

@@ -8,11 +8,11 @@
 
 use std::{sync::Arc, time::Duration};
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt, stream::SplitSink};
 use jobs_core::{
     JobState,
-    attach::{ClientMessage, OutputFrame, ServerMessage, WorkerCommand},
+    attach::{CLOSE_REPLACED, ClientMessage, OutputFrame, ServerMessage, WorkerCommand},
 };
 use jobs_store::{JobNotifications, Store};
 use tokio::sync::broadcast::error::RecvError;
@@ -87,7 +87,18 @@ pub async fn serve(context: ClientContext, socket: WebSocket) {
                 context.hub.start_grace(session.clone(), generation);
             }
         }
-        Left::Ended | Left::Replaced | Left::ServerStopping => {
+        Left::Replaced => {
+            // Told apart from any other close, so that it does not reconnect
+            // and take the run back (crate docs of jobs_core::attach).
+            let _ = writer
+                .sink
+                .send(Message::Close(Some(CloseFrame {
+                    code: CLOSE_REPLACED,
+                    reason: "another client attached".into(),
+                })))
+                .await;
+        }
+        Left::Ended | Left::ServerStopping => {
             session.client_left(generation, true);
         }
     }

@@ -50,12 +50,7 @@ const PING_EVERY: Duration = Duration::from_secs(15);
 const SILENCE_LIMIT: Duration = Duration::from_secs(45);
 /// How long a detach may take to say goodbye.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
-/// The close code with which the API lets go of a client because another
-/// client attached to the same run. Only the newest client is served, so
-/// the older one must leave rather than reconnect, or the two would take
-/// the session from each other forever. Any other close (an API that
-/// restarts, a proxy) is reconnected.
-pub const CLOSE_REPLACED: u16 = 4001;
+pub use jobs_core::attach::CLOSE_REPLACED;
 
 /// What to attach to, and how.
 #[derive(Debug, Clone, Copy)]
