@@ -598,7 +598,7 @@ async fn drop_database(admin_url: &str, database: &str) {
 
 /// Deletes the test's queue, so that test runs leave nothing in RabbitMQ.
 /// Best effort and bounded.
-async fn delete_queue(amqp_url: &str, queue: &str) {
+pub async fn delete_queue(amqp_url: &str, queue: &str) {
     use lapin::options::QueueDeleteOptions;
     let delete = async {
         let connection =

@@ -385,22 +385,11 @@ fn messages_in_queue(env: &TestEnv, queue: &str) -> u32 {
 }
 
 fn delete_queue(env: &TestEnv, queue: &str) {
-    use lapin::options::QueueDeleteOptions;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        let connection =
-            lapin::Connection::connect(&env.amqp_url, lapin::ConnectionProperties::default())
-                .await
-                .expect("connect to RabbitMQ");
-        let channel = connection.create_channel().await.expect("a channel");
-        let _ = channel
-            .queue_delete(queue.into(), QueueDeleteOptions::default())
-            .await;
-        let _ = connection.close(200, "cleaned up".into()).await;
-    });
+        .expect("a runtime")
+        .block_on(jobs_e2e::env::delete_queue(&env.amqp_url, queue));
 }
 
 /// Deletes the API's own queue however the test ends.

@@ -178,14 +178,7 @@ impl Runtime {
     /// Attaches to stdout and stderr. Call before `start`, so that no byte
     /// written at start-up is missed.
     pub async fn attach_output(&self, id: &str) -> anyhow::Result<OutputStream> {
-        let options = AttachContainerOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .stream(true)
-            .logs(false)
-            .build();
-        let attached = self.docker.attach_container(id, Some(options)).await?;
-        Ok(attached.output)
+        Ok(self.attach(id, false).await?.output)
     }
 
     /// Attaches to stdin, stdout and stderr of an interactive run's
@@ -195,15 +188,23 @@ impl Runtime {
         &self,
         id: &str,
     ) -> anyhow::Result<(OutputStream, ContainerInput)> {
+        let attached = self.attach(id, true).await?;
+        Ok((attached.output, attached.input))
+    }
+
+    async fn attach(
+        &self,
+        id: &str,
+        stdin: bool,
+    ) -> Result<bollard::container::AttachContainerResults, DockerError> {
         let options = AttachContainerOptionsBuilder::default()
-            .stdin(true)
+            .stdin(stdin)
             .stdout(true)
             .stderr(true)
             .stream(true)
             .logs(false)
             .build();
-        let attached = self.docker.attach_container(id, Some(options)).await?;
-        Ok((attached.output, attached.input))
+        self.docker.attach_container(id, Some(options)).await
     }
 
     /// Sets the size of an interactive run's terminal; only once started.
