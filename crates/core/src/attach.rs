@@ -105,6 +105,11 @@ pub enum ClientMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
+    /// The first message of every connection: output frames follow from
+    /// the one after `after`. A client that attached with no `after` (live
+    /// output only) resumes from here if it must reconnect before any
+    /// output came.
+    Attached { after: i64 },
     /// Every worker slot is taken; the run is `position`th in line.
     Waiting { position: u32 },
     /// A worker took the run; its container is starting.

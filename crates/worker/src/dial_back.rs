@@ -21,6 +21,9 @@ use crate::{
     stop_signal::{StopReason, StopSignal},
 };
 
+/// How often a quiet socket is pinged.
+const PING_EVERY: Duration = Duration::from_secs(15);
+
 /// What one bridge needs.
 pub struct Bridge {
     pub client: reqwest::Client,
@@ -106,8 +109,17 @@ impl Bridge {
         pending_resize: &mut Option<WindowSize>,
     ) -> Disconnect {
         let (mut sink, mut stream) = socket.split();
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         loop {
             tokio::select! {
+                // A quiet shell sends nothing for hours: a ping keeps
+                // proxies from closing the socket, and finds a dead one.
+                _ = ping.tick() => {
+                    if sink.send(Message::Ping(Default::default())).await.is_err() {
+                        return Disconnect::Dropped;
+                    }
+                }
                 chunk = live.recv() => {
                     let Some(chunk) = chunk else {
                         let _ = sink.close().await;

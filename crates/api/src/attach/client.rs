@@ -158,6 +158,8 @@ impl OutputWriter {
             Some(after) => after,
             None => self.store.last_log_seq(&self.job_id).await?,
         };
+        self.send_message(&ServerMessage::Attached { after: self.cursor })
+            .await?;
         self.send_stored(i64::MAX).await?;
         for chunk in session.recent_after(self.cursor) {
             self.send_chunk(&chunk).await?;

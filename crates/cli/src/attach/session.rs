@@ -310,6 +310,11 @@ async fn pump(
                         sink.write(stream, &data)?;
                     }
                 }
+                Incoming::Server(ServerMessage::Attached { after }) => {
+                    // Live output only was asked (`jobs attach`): a reconnect
+                    // resumes from here even if no output came before it.
+                    cursor.get_or_insert_with(|| LogCursor::after(after));
+                }
                 Incoming::Server(ServerMessage::Waiting { position }) => notices.waiting(position),
                 Incoming::Server(ServerMessage::Started { .. }) => notices.started(),
                 Incoming::Server(ServerMessage::Ended {
