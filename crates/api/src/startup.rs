@@ -17,6 +17,7 @@ use crate::{
     config::{AdminToken, Config},
     follow::MAX_FOLLOWERS,
     metrics::Metrics,
+    objects::ObjectSettings,
     quotas::Quotas,
     relay::Relay,
     routes,
@@ -55,6 +56,7 @@ impl Application {
             store,
             publisher,
             config.quotas,
+            config.objects,
         )
         .await?;
         application.tls = tls;
@@ -69,6 +71,7 @@ impl Application {
         store: Store,
         publisher: Publisher,
         quotas: Quotas,
+        objects: ObjectSettings,
     ) -> anyhow::Result<Self> {
         let notifications = store
             .notifications(JOB_EVENTS_CHANNEL)
@@ -86,6 +89,7 @@ impl Application {
             admin_token: Arc::new(admin_token),
             shutdown: CancellationToken::new(),
             followers: Arc::new(Semaphore::new(MAX_FOLLOWERS)),
+            objects: Arc::new(objects),
         };
         Ok(Self {
             listener,
@@ -124,6 +128,7 @@ impl Application {
             self.state.store.clone(),
             self.state.publisher.clone(),
             self.state.metrics.clone(),
+            self.state.objects.clone(),
         );
         tasks.spawn(relay.run(shutdown.clone()));
         tasks.close();

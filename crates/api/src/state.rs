@@ -7,7 +7,7 @@ use jobs_store::{JobNotifications, Store};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::AdminToken, metrics::Metrics};
+use crate::{config::AdminToken, metrics::Metrics, objects::ObjectSettings};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -23,4 +23,6 @@ pub struct AppState {
     /// Bounds the log streams open at once; each holds a task and wakes on
     /// every change of its job.
     pub followers: Arc<Semaphore>,
+    /// Where uploads and artifacts live, and their limits.
+    pub objects: Arc<ObjectSettings>,
 }

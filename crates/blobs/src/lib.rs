@@ -21,6 +21,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt, stream::BoxStream};
+/// The object store's own error, for callers that tell "not found" apart.
+pub use object_store::Error as ObjectError;
 use object_store::{
     ObjectStore, ObjectStoreExt, WriteMultipart, aws::AmazonS3Builder, local::LocalFileSystem,
     path::Path as ObjectPath, prefix::PrefixStore,
@@ -94,8 +96,9 @@ impl Blobs {
     /// created when missing).
     pub fn from_url(url: &str) -> anyhow::Result<Self> {
         use anyhow::Context;
-        let parsed = url::Url::parse(url)
-            .with_context(|| format!("object store {url:?} is not a URL: use s3://bucket/prefix or file:///path"))?;
+        let parsed = url::Url::parse(url).with_context(|| {
+            format!("object store {url:?} is not a URL: use s3://bucket/prefix or file:///path")
+        })?;
         let store: Arc<dyn ObjectStore> = match parsed.scheme() {
             "s3" => {
                 let bucket = parsed
@@ -109,10 +112,9 @@ impl Blobs {
                 with_prefix(s3, parsed.path())?
             }
             "file" => {
-                let dir = parsed
-                    .to_file_path()
-                    .ok()
-                    .with_context(|| format!("object store {url:?} is not an absolute file path"))?;
+                let dir = parsed.to_file_path().ok().with_context(|| {
+                    format!("object store {url:?} is not an absolute file path")
+                })?;
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("creating the object directory {}", dir.display()))?;
                 // Empty directories left by deleted objects are removed too.
@@ -229,10 +231,12 @@ fn with_prefix<T: ObjectStore>(store: T, path: &str) -> anyhow::Result<Arc<dyn O
 /// Lowercase hex of a digest.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut text, byte| {
-        let _ = write!(text, "{byte:02x}");
-        text
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(64), |mut text, byte| {
+            let _ = write!(text, "{byte:02x}");
+            text
+        })
 }
 
 #[cfg(test)]
@@ -240,7 +244,12 @@ mod tests {
     use super::*;
 
     fn chunks(parts: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
-        futures::stream::iter(parts.iter().map(|part| Ok(Bytes::from_static(part))).collect::<Vec<_>>())
+        futures::stream::iter(
+            parts
+                .iter()
+                .map(|part| Ok(Bytes::from_static(part)))
+                .collect::<Vec<_>>(),
+        )
     }
 
     async fn read_all(blobs: &Blobs, key: &str) -> Vec<u8> {
@@ -257,7 +266,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blobs = Blobs::local(dir.path()).unwrap();
         let stored = blobs
-            .put_stream("uploads/u1", chunks(&[b"hello ", b"world"]), &PutChecks::default())
+            .put_stream(
+                "uploads/u1",
+                chunks(&[b"hello ", b"world"]),
+                &PutChecks::default(),
+            )
             .await
             .unwrap();
         assert_eq!(stored.size, 11);
@@ -298,7 +311,10 @@ mod tests {
             )
             .await
             .unwrap_err();
-        assert!(matches!(mismatch, PutError::Sha256Mismatch { .. }), "{mismatch}");
+        assert!(
+            matches!(mismatch, PutError::Sha256Mismatch { .. }),
+            "{mismatch}"
+        );
         assert!(blobs.get("k").await.is_err());
     }
 

@@ -62,6 +62,9 @@ pub(crate) mod tests {
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
+            uploads: Vec::new(),
+            artifact_paths: Vec::new(),
+            artifacts: Vec::new(),
         }
     }
 

@@ -12,16 +12,24 @@
 //! | `GET /v1/apps/{app}` | | [`App`] |
 //! | `PATCH /v1/apps/{app}` | [`AppUpdate`] | [`App`] |
 //! | `DELETE /v1/apps/{app}` | | `204` |
+//! | `POST /v1/apps/{app}/uploads?name=N&size=BYTES&total=BYTES&sha256=HEX` | the file's bytes | `201` [`Upload`] |
 //! | `POST /v1/apps/{app}/jobs` | [`JobCreate`] | `201` [`Job`] (`200` for a repeated idempotency key) |
 //! | `GET /v1/apps/{app}/jobs?state=S&limit=N` | | [`JobList`], newest first |
 //! | `GET /v1/jobs/{id}` | | [`Job`] |
 //! | `POST /v1/jobs/{id}/cancel` | | [`Job`] |
 //! | `GET /v1/jobs/{id}/logs?after=SEQ&limit=N` | | [`LogPage`] |
+//! | `GET /v1/jobs/{id}/artifacts/{index}` | | the artifact as a tar archive |
 //! | `GET /v1/jobs/{id}/logs/stream?after=SEQ` | | Server-Sent Events, see below |
 //! | `POST /v1/tokens` | [`TokenCreate`] | `201` [`TokenCreated`], the only answer that holds the secret |
 //! | `GET /v1/tokens` | | [`TokenList`], oldest first, without secrets |
 //! | `DELETE /v1/tokens/{id}` | | `204` |
 //! | `GET /v1/openapi.json` | | the OpenAPI 3.1 document of these routes, without a token |
+//!
+//! An upload streams its body into the object store; `size` (the declared
+//! length) and `total` (all uploads of the job about to be created) are
+//! checked against the limits before anything is stored, and the bytes are
+//! counted as they come whatever was declared. A job then names its
+//! uploads in [`JobCreate::uploads`] with the SHA-256 the client computed.
 //!
 //! The stream sends `event: log` with `id: SEQ` and a [`LogChunk`] as data,
 //! then one `event: end` with the final [`Job`] as data once the job has
@@ -182,6 +190,56 @@ pub struct JobCreate {
     pub timeout_seconds: Option<i64>,
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// Files uploaded first (`POST /v1/apps/{app}/uploads`), each landing
+    /// in `/tmp/uploads/<name>` before the command starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uploads: Vec<UploadRef>,
+    /// Absolute paths to collect from the container when the command ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<String>,
+}
+
+/// An upload a job takes: the id its upload returned, and the SHA-256 the
+/// client computed while sending it, which the API compares.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRef {
+    pub id: String,
+    /// Lowercase hex.
+    pub sha256: String,
+}
+
+/// A stored upload.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upload {
+    pub id: String,
+    /// The file name in `/tmp/uploads`.
+    pub name: String,
+    /// Bytes, as counted while they streamed in.
+    pub size: i64,
+    /// Lowercase hex SHA-256, computed while the bytes streamed in.
+    pub sha256: String,
+}
+
+/// An artifact path after the job ended.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// The path in the container, as asked.
+    pub path: String,
+    /// Bytes of the stored tar archive; none when nothing was collected.
+    #[serde(default)]
+    pub size: Option<i64>,
+    /// Why nothing was collected, such as `no such file or directory`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Artifact {
+    pub fn collected(&self) -> bool {
+        self.error.is_none() && self.size.is_some()
+    }
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -202,6 +260,16 @@ pub struct Job {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The files uploaded for this job.
+    #[serde(default)]
+    pub uploads: Vec<Upload>,
+    /// The paths to collect when the command ends.
+    #[serde(default)]
+    pub artifact_paths: Vec<String>,
+    /// What was collected, in the order of `artifact_paths`; empty until
+    /// the job ended. `GET /v1/jobs/{id}/artifacts/{index}` serves each.
+    #[serde(default)]
+    pub artifacts: Vec<Artifact>,
 }
 
 impl Job {

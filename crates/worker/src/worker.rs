@@ -24,6 +24,8 @@ pub struct WorkerContext {
     pub config: Config,
     pub worker_id: String,
     pub attempts: RunningAttempts,
+    /// Where uploads come from and artifacts go.
+    pub blobs: jobs_blobs::Blobs,
 }
 
 /// Runs the worker on PostgreSQL and RabbitMQ until SIGTERM or SIGINT,
@@ -49,6 +51,8 @@ pub async fn run_with(
 ) -> anyhow::Result<()> {
     let worker_id = config.worker_id();
     let runtime = Runtime::connect(config.docker_host.as_deref(), config.pull).await?;
+    let blobs = jobs_blobs::Blobs::from_url(&config.object_store)
+        .context("opening the object store (--object-store, JOBS_OBJECT_STORE)")?;
     let slots = Arc::new(Semaphore::new(usize::from(config.slots)));
     let context = Arc::new(WorkerContext {
         store,
@@ -56,6 +60,7 @@ pub async fn run_with(
         config,
         worker_id,
         attempts: RunningAttempts::default(),
+        blobs,
     });
     forward_cancels(&context).await?;
     let tracker = TaskTracker::new();

@@ -5,13 +5,14 @@ use std::io::IsTerminal;
 use crate::args::RunArgs;
 use crate::commands::{Context, follow};
 use crate::error::CliError;
-use crate::output;
+use crate::{output, uploads};
 
 pub async fn run(context: &Context, args: RunArgs) -> Result<u8, CliError> {
     if let Some(option) = args.unsupported_option() {
         return Err(CliError::NotSupportedYet { option });
     }
-    let request = args.job_create()?;
+    let mut request = args.job_create()?;
+    let local_uploads = args.local_uploads()?;
     let app = context.require_app().await?;
 
     // At a terminal the contract promises a direct attach. Until that path
@@ -21,6 +22,9 @@ pub async fn run(context: &Context, args: RunArgs) -> Result<u8, CliError> {
         output::warn_interactive_unavailable();
     }
 
+    if !local_uploads.is_empty() {
+        request.uploads = uploads::upload_all(&context.client, &app, &local_uploads).await?;
+    }
     let job = context.client.create_job(&app, &request).await?;
     if args.detached {
         output::print_queued_job(context.format, &job)?;

@@ -29,6 +29,9 @@ fn job(state: JobState, exit_code: Option<i32>, reason: Option<&str>) -> Job {
         created_at: Utc::now(),
         started_at: None,
         finished_at: None,
+        uploads: Vec::new(),
+        artifact_paths: Vec::new(),
+        artifacts: Vec::new(),
     }
 }
 
@@ -286,8 +289,12 @@ async fn command_line_mistakes_exit_2_before_any_request() {
         (&["-a", "web", "run", "-s", "XXL", "true"][..], "--size"),
         (&["-a", "web", "run", "-i", "psql"][..], "not supported yet"),
         (
-            &["-a", "web", "run", "-f", "x.csv", "true"][..],
-            "not supported yet",
+            &["-a", "web", "run", "-f", "/nonexistent/x.csv", "true"][..],
+            "--file",
+        ),
+        (
+            &["-a", "web", "run", "--artifact", "out.txt", "true"][..],
+            "--artifact",
         ),
         (
             &["apps", "create", "Bad_Name", "--image", "x"][..],

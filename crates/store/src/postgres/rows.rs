@@ -9,7 +9,7 @@ use jobs_core::{
 };
 use sqlx::types::Json;
 
-pub(crate) use crate::shared_rows::{HardeningRow, job_columns};
+pub(crate) use crate::shared_rows::{HardeningRow, JobFilesRow, job_columns};
 
 /// The columns of an [`AppRow`], as a literal so that queries stay `&'static str`.
 macro_rules! app_columns {
@@ -67,6 +67,8 @@ pub(crate) struct JobRow {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    #[sqlx(flatten)]
+    pub files: JobFilesRow,
 }
 
 impl From<JobRow> for Job {
@@ -88,6 +90,9 @@ impl From<JobRow> for Job {
             created_at: row.created_at,
             started_at: row.started_at,
             finished_at: row.finished_at,
+            uploads: row.files.uploads.0,
+            artifact_paths: row.files.artifact_paths.0,
+            artifacts: row.files.artifacts.0,
         }
     }
 }

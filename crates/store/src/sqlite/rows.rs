@@ -12,7 +12,7 @@ use jobs_core::{
 };
 use sqlx::types::Json;
 
-pub(crate) use crate::shared_rows::{HardeningRow, job_columns};
+pub(crate) use crate::shared_rows::{HardeningRow, JobFilesRow, job_columns};
 
 /// The database clock, as microseconds since the Unix epoch, as a literal so
 /// that queries stay `&'static str`. SQLite's `now` has millisecond
@@ -91,6 +91,8 @@ pub(crate) struct JobRow {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    #[sqlx(flatten)]
+    pub files: JobFilesRow,
 }
 
 impl From<JobRow> for Job {
@@ -112,6 +114,9 @@ impl From<JobRow> for Job {
             created_at: time(row.created_at),
             started_at: row.started_at.map(time),
             finished_at: row.finished_at.map(time),
+            uploads: row.files.uploads.0,
+            artifact_paths: row.files.artifact_paths.0,
+            artifacts: row.files.artifacts.0,
         }
     }
 }
