@@ -28,7 +28,7 @@ pub mod poll;
 
 pub use cli::{BackgroundCli, CliOutput};
 pub use dev_env::DevEnv;
-pub use env::TestEnv;
+pub use env::{ObjectStoreKind, TestEnv};
 pub use expect::assert_bytes_eq;
 pub use poll::wait_until;
 
