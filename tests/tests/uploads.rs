@@ -259,6 +259,9 @@ fn peak_rss(pid: u32) -> u64 {
 
 /// Runs `command` to its end and returns its exit code and its peak
 /// resident memory, from wait4(2)'s rusage.
+// The child is reaped by wait4(2) itself, which `Child::wait` cannot do
+// while also giving the rusage.
+#[allow(clippy::zombie_processes)]
 fn run_measured(mut command: Command, timeout: Duration) -> (i32, u64, Vec<u8>) {
     use std::process::Stdio;
     let child = command
