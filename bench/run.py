@@ -25,7 +25,21 @@ line `listening on ADDR`, first on the fresh data dir, then restarts on it.
 Throughput is then what reaches SQLite, checked by reading the logs back,
 and the peak RSS is the whole `jobs dev` process's.
 
+With --uploads, uploads and artifacts instead, on jobs-api + jobs-worker
+with the object store of --store (s3: moto of deploy/setup.sh, a fresh
+bucket; file: a fresh directory):
+
+- upload throughput: `jobs run -d -f FILE -- true` of a SIZE MB file (the
+  CLI streams it to the API, which streams it into the store), against
+  `cp` of the same file on the same disk in the same run;
+- download throughput: the worker collects the file back as an artifact
+  (`--artifact /tmp/uploads/FILE`), then `jobs artifacts ID -o DIR`
+  streams and extracts it, again against `cp`;
+- the extra start latency of one small upload: `jobs run -- true` against
+  `jobs run -f small.txt -- true`, interleaved, N runs each.
+
 Usage: python3 bench/run.py [--dev] [--interactive] [--runs 20] [--megabytes 200] [--starts 10]
+       python3 bench/run.py --uploads [--store s3|file] [--runs 20] [--megabytes 1024]
 Needs: deploy/setup.sh done, `cargo build --release --bins`.
 """
 
@@ -242,8 +256,12 @@ def main():
     parser.add_argument("--dev", action="store_true", help="measure `jobs dev` instead of jobs-api + jobs-worker")
     parser.add_argument("--starts", type=int, default=10, help="with --dev: how many restarts to time")
     parser.add_argument("--interactive", action="store_true", help="measure interactive runs (direct attach) instead")
+    parser.add_argument("--uploads", action="store_true", help="measure uploads and artifacts")
+    parser.add_argument("--store", choices=["s3", "file"], default="s3", help="with --uploads: the object store")
     args = parser.parse_args()
-    if args.dev:
+    if args.uploads:
+        uploads_main(args)
+    elif args.dev:
         dev_main(args)
     else:
         servers_main(args)
@@ -289,6 +307,93 @@ def servers_main(args):
         worker.wait()
         api.wait()
         psql("postgres", f"drop database {db} with (force)")
+
+
+def seconds_of(cmd, env):
+    t0 = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, stdin=subprocess.DEVNULL, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def uploads_main(args):
+    db = "jobs_bench_" + uuid.uuid4().hex[:12]
+    psql("postgres", f"create database {db}")
+    work = tempfile.mkdtemp(prefix="jobs-bench-uploads-", dir=os.path.join(ROOT, "target"))
+    token = secrets.token_hex(32)
+    env = dict(os.environ)
+    env.update({
+        "JOBS_DATABASE_URL": f"{PG}/{db}",
+        "JOBS_AMQP_QUEUE": "jobs.bench." + db,
+        "JOBS_ADMIN_TOKEN": token,
+        "JOBS_LISTEN": "127.0.0.1:0",
+        "JOBS_WORKER_ID": "bench-" + db,
+        "JOBS_WORKER_SLOTS": "4",
+        "RUST_LOG": "warn",
+    })
+    bucket = None
+    if args.store == "s3":
+        bucket = "jobs-bench-" + db.replace("_", "-")
+        subprocess.run(["curl", "-fsS", "-X", "PUT", f"http://127.0.0.1:9000/{bucket}"], check=True, capture_output=True)
+        env.update({
+            "JOBS_OBJECT_STORE": f"s3://{bucket}/bench",
+            "AWS_ENDPOINT": "http://127.0.0.1:9000", "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
+        })
+    else:
+        env["JOBS_OBJECT_STORE"] = "file://" + os.path.join(work, "objects")
+    api, line = start([os.path.join(BIN, "jobs-api")], env, "listening on")
+    env["JOBS_API_URL"] = "http://" + line.split()[-1]
+    worker, _ = start([os.path.join(BIN, "jobs-worker")], env, "ready")
+    env["JOBS_TOKEN"] = token
+    env["JOBS_APP"] = "bench"
+    jobs = os.path.join(BIN, "jobs")
+    size = args.megabytes * 1000 * 1000
+    big = os.path.join(work, "big.bin")
+    small = os.path.join(work, "small.txt")
+    try:
+        subprocess.run(["head", "-c", str(size), "/dev/urandom"], stdout=open(big, "wb"), check=True)
+        with open(small, "w") as f:
+            f.write("a small upload\n")
+        subprocess.run([jobs, "apps", "create", "bench", "--image", IMAGE], env=env, check=True, capture_output=True)
+        print(f"uploads and artifacts: store {args.store}, file {size} bytes, release build")
+
+        cp = seconds_of(["cp", big, os.path.join(work, "copy.bin")], env)
+        os.remove(os.path.join(work, "copy.bin"))
+        print(f"  baseline, same run: cp of the file on the same disk {cp:.2f} s = {size/cp/1e6:.0f} MB/s")
+
+        t0 = time.perf_counter()
+        job_id = subprocess.run(
+            [jobs, "run", "-d", "-f", big, "--artifact", "/tmp/uploads/big.bin", "--", "true"],
+            env=env, check=True, capture_output=True, text=True).stdout.strip()
+        upload = time.perf_counter() - t0
+        print(f"  upload: jobs run -d -f FILE (CLI -> API -> store) {upload:.2f} s = {size/upload/1e6:.0f} MB/s")
+        subprocess.run([jobs, "wait", job_id], env=env, check=True, capture_output=True)
+        status = json.loads(subprocess.run([jobs, "status", job_id, "--json"], env=env, check=True, capture_output=True).stdout)
+        in_worker = parse_time(status["finished_at"]) - parse_time(status["created_at"])
+        print(f"  worker: store -> container, run, container -> store (artifact): {in_worker:.2f} s from create to end")
+        out = os.path.join(work, "out")
+        download = seconds_of([jobs, "artifacts", job_id, "-o", out], env)
+        assert os.path.getsize(os.path.join(out, "big.bin")) == size
+        print(f"  download: jobs artifacts ID -o DIR (store -> API -> CLI, extracted) {download:.2f} s = {size/download/1e6:.0f} MB/s")
+        print(f"  peak RSS (VmHWM): api {peak_rss_mib(api.pid):.0f} MiB, worker {peak_rss_mib(worker.pid):.0f} MiB")
+
+        seconds_of([jobs, "run", "--", "true"], env)
+        seconds_of([jobs, "run", "-f", small, "--", "true"], env)
+        plain, with_file = [], []
+        for _ in range(args.runs):
+            plain.append(seconds_of([jobs, "run", "--", "true"], env))
+            with_file.append(seconds_of([jobs, "run", "-f", small, "--", "true"], env))
+        m_plain, m_file = statistics.median(plain), statistics.median(with_file)
+        print(f"  start latency: runs={args.runs} each, interleaved")
+        print(f"    jobs run -- true              median {m_plain*1000:.0f} ms")
+        print(f"    jobs run -f small.txt -- true median {m_file*1000:.0f} ms  (+{(m_file-m_plain)*1000:.0f} ms)")
+    finally:
+        worker.terminate()
+        api.terminate()
+        worker.wait()
+        api.wait()
+        psql("postgres", f"drop database {db} with (force)")
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def start_dev(jobs, env, data_dir):

@@ -23,6 +23,8 @@ export JOBS_ADMIN_TOKEN="$(cat "$token_file")"
 export JOBS_TOKEN="$JOBS_ADMIN_TOKEN"
 export JOBS_API_URL="http://127.0.0.1:8420"
 export JOBS_APP=demo
+# Uploads and artifacts, shared by the API and the worker of this one host.
+export JOBS_OBJECT_STORE="file://$PWD/$state/objects"
 
 PGPASSWORD=jobs psql -X -q -h 127.0.0.1 -U jobs -d postgres -Atc \
     "select 1 from pg_database where datname = 'jobs_quickstart'" | grep -q 1 ||

@@ -7,6 +7,9 @@
 # - PostgreSQL answers on 127.0.0.1:5432, with a superuser `jobs`/`jobs`
 #   (the end-to-end tests create and drop one database per test);
 # - RabbitMQ answers on 127.0.0.1:5672 with the default guest/guest user;
+# - an S3-compatible server (moto) answers on 127.0.0.1:9000, any bucket
+#   created by an unsigned PUT, credentials test/test (the end-to-end tests
+#   of uploads and artifacts create one bucket per test);
 # - `docker info` works;
 # - the image `jobs-test/busybox:latest` exists (deploy/build-test-image.sh).
 set -euo pipefail
@@ -42,7 +45,7 @@ docker_only=false
 
 # --- packages ---------------------------------------------------------------
 packages=(docker.io busybox-static)
-$docker_only || packages+=(postgresql rabbitmq-server)
+$docker_only || packages+=(postgresql rabbitmq-server python3-venv)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
@@ -92,6 +95,24 @@ if ! rabbit_ping >/dev/null 2>&1; then
 fi
 wait_until "RabbitMQ AMQP port" 30 bash -c '</dev/tcp/127.0.0.1/5672' ||
     die "RabbitMQ does not listen on 127.0.0.1:5672"
+
+# --- S3 (moto) --------------------------------------------------------------
+# moto's server is a real S3 protocol endpoint (multipart uploads, signed
+# requests) in one Python process: the tests use it as the S3 of uploads and
+# artifacts. It keeps objects in memory, which the tests' 1 GiB upload fits.
+moto_venv=/opt/jobs-moto
+moto_ping() { curl -fsS -o /dev/null http://127.0.0.1:9000/moto-api/ 2>/dev/null || bash -c '</dev/tcp/127.0.0.1/9000' 2>/dev/null; }
+if [[ ! -x "$moto_venv/bin/moto_server" ]]; then
+    log "installing moto[server] into $moto_venv"
+    python3 -m venv "$moto_venv"
+    "$moto_venv/bin/pip" install -q 'moto[server]>=5,<6'
+fi
+if ! moto_ping; then
+    log "starting moto on 127.0.0.1:9000, logs in /var/log/jobs-moto.log"
+    setsid nohup "$moto_venv/bin/moto_server" -H 127.0.0.1 -p 9000 >>/var/log/jobs-moto.log 2>&1 </dev/null &
+    wait_until "moto (S3)" 60 moto_ping ||
+        die "moto does not answer on 127.0.0.1:9000; see /var/log/jobs-moto.log"
+fi
 
 fi
 

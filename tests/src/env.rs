@@ -37,6 +37,141 @@ pub const WORKER_LEASE: &str = "30s";
 /// out, as given to `JOBS_STOP_GRACE`.
 pub const WORKER_STOP_GRACE: &str = "2s";
 
+/// The S3-compatible server of `deploy/setup.sh` (moto).
+pub const S3_ENDPOINT: &str = "http://127.0.0.1:9000";
+
+/// Where the API and the worker of a [`TestEnv`] keep uploads and artifacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectStoreKind {
+    /// `file://` in the test's log directory (the default).
+    File,
+    /// A fresh bucket of the S3 server at [`S3_ENDPOINT`].
+    S3,
+}
+
+/// The object store of one [`TestEnv`].
+#[derive(Debug, Clone)]
+pub struct TestObjectStore {
+    pub kind: ObjectStoreKind,
+    /// What `JOBS_OBJECT_STORE` is set to.
+    pub url: String,
+    /// The bucket, for S3.
+    pub bucket: Option<String>,
+    /// The directory, for `file://`.
+    pub dir: Option<PathBuf>,
+}
+
+impl TestObjectStore {
+    fn new(kind: ObjectStoreKind, log_dir: &Path, unique: &str) -> Self {
+        match kind {
+            ObjectStoreKind::File => {
+                let dir = log_dir.join("objects");
+                TestObjectStore {
+                    kind,
+                    url: format!("file://{}", dir.display()),
+                    bucket: None,
+                    dir: Some(dir),
+                }
+            }
+            ObjectStoreKind::S3 => {
+                let bucket = format!("jobs-e2e-{unique}");
+                // An unsigned CreateBucket, which moto accepts.
+                let created =
+                    crate::http::request(S3_ENDPOINT, "PUT", &format!("/{bucket}"), None, None);
+                assert_eq!(
+                    created.status, 200,
+                    "creating the bucket {bucket} on {S3_ENDPOINT} (run deploy/setup.sh): {created:?}"
+                );
+                TestObjectStore {
+                    kind,
+                    url: format!("s3://{bucket}/e2e"),
+                    bucket: Some(bucket),
+                    dir: None,
+                }
+            }
+        }
+    }
+
+    /// The environment the API and the worker need for this store.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![("JOBS_OBJECT_STORE", self.url.clone())];
+        if self.kind == ObjectStoreKind::S3 {
+            env.extend([
+                ("AWS_ENDPOINT", S3_ENDPOINT.to_owned()),
+                ("AWS_ALLOW_HTTP", "true".to_owned()),
+                ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+                ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+                ("AWS_REGION", "us-east-1".to_owned()),
+            ]);
+        }
+        env
+    }
+
+    /// Deletes an S3 test bucket and what is in it: moto keeps objects in
+    /// memory. Best effort.
+    fn remove_bucket(&self) {
+        let Some(bucket) = &self.bucket else { return };
+        for key in self.keys() {
+            crate::http::request(
+                S3_ENDPOINT,
+                "DELETE",
+                &format!("/{bucket}/{key}"),
+                None,
+                None,
+            );
+        }
+        crate::http::request(S3_ENDPOINT, "DELETE", &format!("/{bucket}"), None, None);
+    }
+
+    /// Every object key in the store, sorted (under the prefix, for S3).
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys = match self.kind {
+            ObjectStoreKind::File => {
+                let dir = self.dir.as_ref().expect("a file store has a directory");
+                let mut keys = Vec::new();
+                collect_files(dir, dir, &mut keys);
+                keys
+            }
+            ObjectStoreKind::S3 => {
+                let bucket = self.bucket.as_ref().expect("an S3 store has a bucket");
+                let listed = crate::http::request(
+                    S3_ENDPOINT,
+                    "GET",
+                    &format!("/{bucket}?list-type=2&max-keys=1000"),
+                    None,
+                    None,
+                );
+                assert_eq!(listed.status, 200, "listing {bucket}: {listed:?}");
+                listed
+                    .body
+                    .split("<Key>")
+                    .skip(1)
+                    .filter_map(|rest| rest.split_once("</Key>").map(|(key, _)| key.to_owned()))
+                    .collect()
+            }
+        };
+        keys.sort();
+        keys
+    }
+}
+
+fn collect_files(root: &Path, dir: &Path, keys: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(root, &path, keys);
+        } else if let Ok(relative) = path.strip_prefix(root) {
+            // Staging files of uploads in progress start with a `#`.
+            if !relative.to_string_lossy().contains('#') {
+                keys.push(relative.to_string_lossy().into_owned());
+            }
+        }
+    }
+}
+
 /// The state of one job as stored, for assertions the CLI cannot make.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredJob {
@@ -69,6 +204,8 @@ pub struct TestEnv {
     pub worker_id: String,
     pub admin_token: String,
     pub slots: u32,
+    /// Where uploads and artifacts go.
+    pub objects: TestObjectStore,
     api_url: Option<String>,
     /// Extra environment of the API ([`TestEnv::start_with_api_env`]).
     api_env: Vec<(String, String)>,
@@ -94,6 +231,17 @@ impl TestEnv {
     /// up the app `demo`.
     pub fn start_with_api_env(
         slots: u32,
+        api_env: &[(&str, &str)],
+        cli_env: &[(&str, &str)],
+    ) -> TestEnv {
+        Self::start_with_objects(slots, ObjectStoreKind::File, api_env, cli_env)
+    }
+
+    /// Like [`TestEnv::start_with_api_env`], with uploads and artifacts in
+    /// the given kind of object store.
+    pub fn start_with_objects(
+        slots: u32,
+        objects: ObjectStoreKind,
         api_env: &[(&str, &str)],
         cli_env: &[(&str, &str)],
     ) -> TestEnv {
@@ -130,6 +278,7 @@ impl TestEnv {
             .enable_all()
             .build()
             .expect("a tokio runtime");
+        let objects = TestObjectStore::new(objects, &log_dir, &unique);
         let mut env = TestEnv {
             name,
             log_dir,
@@ -146,6 +295,7 @@ impl TestEnv {
                 uuid::Uuid::now_v7().simple()
             ),
             slots,
+            objects,
             api_url: None,
             api_env: owned_pairs(api_env),
             cli_env: owned_pairs(cli_env),
@@ -200,10 +350,7 @@ impl TestEnv {
             .env("JOBS_DATABASE_URL", &self.database_url)
             .env("JOBS_AMQP_URL", &self.amqp_url)
             .env("JOBS_AMQP_QUEUE", &self.queue)
-            .env(
-                "JOBS_OBJECT_STORE",
-                format!("file://{}", self.log_dir.join("objects").display()),
-            )
+            .envs(self.objects.env())
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
@@ -288,6 +435,12 @@ impl TestEnv {
         wait_for_line(&lines, "worker", &expected, |line| {
             line.trim_end() == expected
         });
+    }
+
+    /// The process ids of the API and the worker, to read their memory.
+    pub fn server_pids(&self) -> (u32, u32) {
+        let pid = |server: &Option<Server>| server.as_ref().expect("the server runs").child.id();
+        (pid(&self.api), pid(&self.worker))
     }
 
     /// The API's base URL, such as `http://127.0.0.1:41234`.
@@ -548,6 +701,9 @@ impl Drop for TestEnv {
             }
             delete_queue(&amqp_url, &queue).await;
         });
+        if self.objects.kind == ObjectStoreKind::S3 {
+            self.objects.remove_bucket();
+        }
         if failed {
             self.print_diagnostics();
         }

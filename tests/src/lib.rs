@@ -32,7 +32,7 @@ pub mod pty;
 
 pub use cli::{BackgroundCli, CliOutput};
 pub use dev_env::DevEnv;
-pub use env::TestEnv;
+pub use env::{ObjectStoreKind, TestEnv};
 pub use expect::assert_bytes_eq;
 pub use poll::wait_until;
 

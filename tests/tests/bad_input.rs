@@ -100,8 +100,53 @@ fn sibling_id(id: &str) -> String {
     chars.into_iter().collect()
 }
 
+/// The per-file upload limit the test's API gets (JOBS_MAX_UPLOAD_BYTES).
+const MAX_UPLOAD_BYTES: u64 = 1024 * 1024;
+
+/// Local files for the `-f` cases.
+struct UploadFiles {
+    /// Two files of the same base name in different directories.
+    first: String,
+    second: String,
+    /// One byte over [`MAX_UPLOAD_BYTES`].
+    oversize: String,
+    missing: String,
+}
+
+impl UploadFiles {
+    fn create(dir: &std::path::Path) -> Self {
+        std::fs::create_dir_all(dir.join("a")).unwrap();
+        std::fs::create_dir_all(dir.join("b")).unwrap();
+        let first = dir.join("a/data.csv");
+        let second = dir.join("b/data.csv");
+        let oversize = dir.join("big.bin");
+        std::fs::write(&first, b"1\n").unwrap();
+        std::fs::write(&second, b"2\n").unwrap();
+        std::fs::write(&oversize, vec![7u8; MAX_UPLOAD_BYTES as usize + 1]).unwrap();
+        let text = |path: std::path::PathBuf| path.display().to_string();
+        UploadFiles {
+            first: text(first),
+            second: text(second),
+            oversize: text(oversize),
+            missing: text(dir.join("missing.csv")),
+        }
+    }
+}
+
+fn post_upload(query: &str, status: u16, field: Option<&'static str>) -> Option<HttpCase> {
+    Some(HttpCase {
+        method: "POST",
+        path: format!("/v1/apps/demo/uploads?{query}"),
+        token: Token::Admin,
+        body: None,
+        status,
+        code: "invalid_input",
+        field,
+    })
+}
+
 /// Every bad input of PRODUCT.md, in its order.
-fn cases(missing_job: &str) -> Vec<Case> {
+fn cases(missing_job: &str, files: &UploadFiles) -> Vec<Case> {
     let long_arg = "x".repeat(70_000);
     // `echo` + NUL + the argument, as the limit counts them.
     let long_bytes = "echo".len() + 1 + long_arg.len() + 1;
@@ -150,13 +195,84 @@ fn cases(missing_job: &str) -> Vec<Case> {
             http: None,
         },
         Case {
-            // Uploads (`-f`) do not exist yet; the API's body limit is what
-            // bounds every upload today, so that is the case checked.
-            what: "an oversized upload (the body limit)",
+            // The JSON body limit of ordinary requests; `-f` uploads have
+            // their own limits (the cases below).
+            what: "an oversized request body (the body limit)",
             cli: None,
             // Exactly one byte over, so that the API reads all of it before
             // it answers and the socket is not reset under the answer.
             http: post_job(&"x".repeat(MAX_BODY_BYTES + 1), 413, Some("body")),
+        },
+        Case {
+            what: "an oversized upload (-f over the per-file limit)",
+            cli: cli(
+                &["run", "-f", &files.oversize, "--", "echo", "never"],
+                125,
+                format!(
+                    "jobs: upload big.bin is {} bytes: the limit is 1048576 bytes (1 MiB) per file",
+                    MAX_UPLOAD_BYTES + 1
+                ),
+            ),
+            http: post_upload(
+                &format!("name=big.bin&size={}", MAX_UPLOAD_BYTES + 1),
+                413,
+                Some("size"),
+            ),
+        },
+        Case {
+            what: "uploads over the per-job total",
+            cli: None,
+            http: post_upload("name=a.bin&size=10&total=99999999999999", 413, Some("total")),
+        },
+        Case {
+            what: "the same upload name twice",
+            cli: cli(
+                &["run", "-f", &files.first, "-f", &files.second, "--", "echo", "never"],
+                2,
+                format!(
+                    "error: invalid value '{}' for '--file <PATH>': it lands in /tmp/uploads/data.csv, as '{}' does: rename one",
+                    files.second, files.first
+                ),
+            ),
+            http: None,
+        },
+        Case {
+            what: "a missing local path",
+            cli: cli(
+                &["run", "-f", &files.missing, "--", "echo", "never"],
+                2,
+                format!(
+                    "error: invalid value '{}' for '--file <PATH>': No such file or directory (os error 2)",
+                    files.missing
+                ),
+            ),
+            http: None,
+        },
+        Case {
+            what: "an upload name with a separator or ..",
+            cli: None,
+            http: post_upload("name=..", 422, Some("name")),
+        },
+        Case {
+            what: "a job naming an upload that does not exist",
+            cli: None,
+            http: post_job(
+                &format!(
+                    r#"{{"command":["true"],"uploads":[{{"id":"upl_nope","sha256":"{}"}}]}}"#,
+                    "0".repeat(64)
+                ),
+                422,
+                Some("uploads"),
+            ),
+        },
+        Case {
+            what: "a relative artifact path",
+            cli: cli(
+                &["run", "--artifact", "out.txt", "--", "echo", "never"],
+                2,
+                r#"error: invalid value for '--artifact <PATH>': artifact path "out.txt" is not absolute: give a path such as /app/out.txt"#,
+            ),
+            http: post_job(r#"{"command":["true"],"artifacts":["out.txt"]}"#, 422, Some("artifacts")),
         },
         Case {
             what: "a too-long command",
@@ -279,7 +395,9 @@ fn cases(missing_job: &str) -> Vec<Case> {
 
 #[test]
 fn every_bad_input_gets_its_exact_error_and_creates_nothing() {
-    let mut env = TestEnv::start(1);
+    let limit = MAX_UPLOAD_BYTES.to_string();
+    let mut env = TestEnv::start_with_api_env(1, &[("JOBS_MAX_UPLOAD_BYTES", &limit)], &[]);
+    let files = UploadFiles::create(&env.log_dir.join("files"));
     let real = env.run_detached(&["--", "echo", "real"]);
     env.jobs(&["wait", &real]).assert_success();
     let missing_job = sibling_id(&real);
@@ -299,7 +417,8 @@ fn every_bad_input_gets_its_exact_error_and_creates_nothing() {
     };
     let url = env.api_url().to_owned();
     let before = env.db_count_jobs();
-    for case in cases(&missing_job) {
+    let objects_before = env.objects.keys();
+    for case in cases(&missing_job, &files) {
         let what = case.what;
         if let Some(expected) = &case.cli {
             let args: Vec<&str> = expected.args.iter().map(String::as_str).collect();
@@ -351,6 +470,11 @@ fn every_bad_input_gets_its_exact_error_and_creates_nothing() {
             env.db_count_jobs(),
             before,
             "{what}: a refused request stored a job"
+        );
+        assert_eq!(
+            env.objects.keys(),
+            objects_before,
+            "{what}: a refused request stored an object"
         );
     }
     env.finish();

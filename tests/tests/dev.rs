@@ -217,3 +217,51 @@ fn an_interactive_run_works_in_jobs_dev_with_no_broker_and_no_setup() {
     assert_eq!(logs.stderr_text(), "err\n");
     env.finish();
 }
+
+#[test]
+fn uploads_and_artifacts_live_in_the_data_dir_with_no_setup() {
+    let mut env = DevEnv::in_explicit_data_dir();
+    env.start(&[]);
+    env.create_app("demo");
+    let local = env.data_dir().join("local-files");
+    std::fs::create_dir_all(&local).unwrap();
+    let input = local.join("input.bin");
+    let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&input, &bytes).unwrap();
+    let input = input.display().to_string();
+
+    env.jobs(&[
+        "run",
+        "-f",
+        &input,
+        "--artifact",
+        "/out/copy.bin",
+        "--",
+        "sh",
+        "-c",
+        "mkdir /out && cp /tmp/uploads/input.bin /out/copy.bin && wc -c < /tmp/uploads/input.bin",
+    ])
+    .assert_success()
+    .assert_stdout(b"100000\n");
+    let listed = env.jobs(&["list", "--json"]);
+    listed.assert_success();
+    let jobs: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let job_id = jobs["jobs"][0]["id"].as_str().unwrap().to_owned();
+    let status = env.status(&job_id);
+    assert!(
+        status["artifacts"][0]["size"].as_i64().unwrap() > 100_000,
+        "{status}"
+    );
+
+    // The objects are in the data dir: no object store to configure.
+    let objects = env.data_dir().join("objects");
+    assert_eq!(mode(&objects), 0o700, "uploads are private");
+    assert!(objects.join("uploads").is_dir() && objects.join("artifacts").is_dir());
+
+    let out = local.join("out");
+    let out_text = out.display().to_string();
+    env.jobs(&["artifacts", &job_id, "-o", &out_text])
+        .assert_success();
+    assert_eq!(std::fs::read(out.join("copy.bin")).unwrap(), bytes);
+    env.finish();
+}

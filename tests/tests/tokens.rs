@@ -155,6 +155,22 @@ fn every_route(job_id: &str, token_id: &str) -> Vec<Route> {
             N::Job,
         ),
         route(
+            "POST",
+            "/v1/apps/{app}/uploads",
+            format!("{app}/uploads?name=data.txt"),
+            Some("some bytes"),
+            Run,
+            N::App,
+        ),
+        route(
+            "GET",
+            "/v1/jobs/{id}/artifacts/{index}",
+            format!("{job}/artifacts/0"),
+            None,
+            Read,
+            N::Job,
+        ),
+        route(
             "GET",
             "/v1/jobs/{id}/logs",
             format!("{job}/logs"),
@@ -272,9 +288,16 @@ fn error_message(response: &http::HttpResponse) -> String {
         .to_owned()
 }
 
-/// A job of `demo` that has ended and has logs.
+/// A job of `demo` that has ended and has logs and an artifact.
 fn ended_job(env: &TestEnv) -> String {
-    let id = env.run_detached(&["--", "echo", "hello"]);
+    let id = env.run_detached(&[
+        "--artifact",
+        "/out/a.txt",
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p /out && echo art > /out/a.txt && echo hello",
+    ]);
     env.jobs(&["wait", &id]).assert_success();
     id
 }

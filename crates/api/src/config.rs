@@ -11,7 +11,12 @@ use std::{fmt, net::SocketAddr, num::NonZeroU32, path::PathBuf, str::FromStr};
 use clap::{Parser, ValueEnum};
 use jobs_dispatch::AmqpConfig;
 
-use crate::{attach::AttachSettings, quotas::Quotas, rate_limit::RateLimit, tls::TlsFiles};
+use jobs_blobs::Blobs;
+
+use crate::{
+    attach::AttachSettings, objects::ObjectSettings, quotas::Quotas, rate_limit::RateLimit,
+    tls::TlsFiles,
+};
 
 /// The shortest admin token the server accepts.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
@@ -81,10 +86,46 @@ pub struct Args {
     /// (Ctrl-P Ctrl-Q) gets no deadline.
     #[arg(long, env = "JOBS_ATTACH_GRACE", default_value = "60s", value_parser = parse_grace)]
     pub attach_grace: std::time::Duration,
+    /// Where uploads and artifacts live: `s3://bucket/prefix` (credentials,
+    /// region and a custom endpoint from the standard AWS_* variables, e.g.
+    /// AWS_ENDPOINT and AWS_ALLOW_HTTP) or `file:///path`. Workers need the
+    /// same store.
+    #[arg(
+        long,
+        env = "JOBS_OBJECT_STORE",
+        value_name = "URL",
+        default_value = "file:///var/lib/jobs/objects"
+    )]
+    pub object_store: String,
+
+    /// The largest file one upload may be, in bytes (default 5 GiB).
+    #[arg(long, env = "JOBS_MAX_UPLOAD_BYTES", value_name = "BYTES",
+          default_value_t = jobs_core::spec::DEFAULT_MAX_UPLOAD_BYTES)]
+    pub max_upload_bytes: u64,
+
+    /// The most bytes of uploads one job may take (default 20 GiB).
+    #[arg(long, env = "JOBS_MAX_UPLOAD_TOTAL_BYTES", value_name = "BYTES",
+          default_value_t = jobs_core::spec::DEFAULT_MAX_UPLOAD_TOTAL_BYTES)]
+    pub max_upload_total_bytes: u64,
+
+    /// Days an ended job is kept, with its logs, uploads and artifacts;
+    /// fractions allowed.
+    #[arg(long, env = "JOBS_RETENTION_DAYS", value_name = "DAYS", default_value = "30",
+          value_parser = crate::objects::parse_retention_days)]
+    pub retention_days: std::time::Duration,
+
+    /// How long an upload that no job took is kept, such as 24h.
+    #[arg(long, env = "JOBS_FREE_UPLOAD_TTL", value_name = "DUR", default_value = "24h",
+          value_parser = parse_duration)]
+    pub free_upload_ttl: std::time::Duration,
 
     /// Log line format on stderr. The level comes from RUST_LOG (default info).
     #[arg(long, env = "JOBS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    jobs_core::duration::parse_duration("duration", text).map_err(|e| e.message)
 }
 
 /// How log lines are written.
@@ -117,6 +158,8 @@ pub enum ConfigError {
         given: &'static str,
         missing: &'static str,
     },
+    #[error("--object-store (JOBS_OBJECT_STORE): {0}")]
+    ObjectStore(String),
 }
 
 /// The token that grants every right. Its `Debug` output never shows it.
@@ -157,6 +200,7 @@ pub struct Config {
     /// Serve HTTPS with these files; plain HTTP when `None`.
     pub tls: Option<TlsFiles>,
     pub quotas: Quotas,
+    pub objects: ObjectSettings,
     pub attach: AttachSettings,
 }
 
@@ -194,7 +238,17 @@ impl Config {
                 });
             }
         };
+        let blobs = Blobs::from_url(&args.object_store)
+            .map_err(|error| ConfigError::ObjectStore(format!("{error:#}")))?;
+        let objects = ObjectSettings {
+            max_upload_bytes: args.max_upload_bytes,
+            max_upload_total_bytes: args.max_upload_total_bytes,
+            retention: args.retention_days,
+            free_upload_ttl: args.free_upload_ttl,
+            ..ObjectSettings::new(blobs)
+        };
         Ok(Self {
+            objects,
             listen: args.listen,
             database_url,
             amqp: AmqpConfig {
@@ -249,11 +303,13 @@ mod tests {
 
     #[test]
     fn tls_needs_both_the_certificate_and_the_key() {
-        let base = [
+        let base: [&str; 6] = [
             "--database-url",
             "postgres://x",
             "--admin-token",
             "0123456789abcdef",
+            "--object-store",
+            "file:///tmp/jobs-api-config-test/objects",
         ];
         // Clear what the environment of the test run might set.
         let with = |cert: Option<&str>, key: Option<&str>| Args {

@@ -33,6 +33,9 @@ pub enum ApiError {
         limit_bytes / (1024 * 1024)
     )]
     BodyTooLarge { limit_bytes: usize },
+    /// 413: an upload is larger than a limit; the message names it.
+    #[error("{0}")]
+    UploadTooLarge(InvalidInput),
     /// 404: the app, job or route does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -76,7 +79,9 @@ impl ApiError {
         match self {
             ApiError::InvalidInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::MalformedRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTooLarge { .. } | ApiError::UploadTooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -94,7 +99,8 @@ impl ApiError {
         match self {
             ApiError::InvalidInput(_)
             | ApiError::MalformedRequest { .. }
-            | ApiError::BodyTooLarge { .. } => "invalid_input",
+            | ApiError::BodyTooLarge { .. }
+            | ApiError::UploadTooLarge(_) => "invalid_input",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
@@ -108,7 +114,9 @@ impl ApiError {
 
     fn field(&self) -> Option<String> {
         match self {
-            ApiError::InvalidInput(invalid) => Some(invalid.field.clone()),
+            ApiError::InvalidInput(invalid) | ApiError::UploadTooLarge(invalid) => {
+                Some(invalid.field.clone())
+            }
             ApiError::MalformedRequest { field, .. } => Some((*field).to_owned()),
             ApiError::BodyTooLarge { .. } => Some("body".to_owned()),
             _ => None,
@@ -119,7 +127,9 @@ impl ApiError {
         match self {
             // InvalidInput's own Display prefixes the field; the body carries
             // the field separately, so the message stays a plain sentence.
-            ApiError::InvalidInput(invalid) => invalid.message.clone(),
+            ApiError::InvalidInput(invalid) | ApiError::UploadTooLarge(invalid) => {
+                invalid.message.clone()
+            }
             other => other.to_string(),
         }
     }
@@ -149,6 +159,9 @@ impl From<StoreError> for ApiError {
             }
             StoreError::AppExists(_) | StoreError::AppBusy { .. } => {
                 ApiError::Conflict(error.to_string())
+            }
+            StoreError::UploadNotFound(_) => {
+                ApiError::InvalidInput(InvalidInput::new("uploads", error.to_string()))
             }
             // No Retry-After: when a job ends is unknown.
             StoreError::TooManyJobs { .. } => ApiError::TooManyRequests {

@@ -20,13 +20,14 @@
 //! - [`principal`]: who calls, and the role and app checks of every handler;
 //! - [`follow`]: the Server-Sent Events log stream;
 //! - [`attach`]: interactive runs: the line for workers and the WebSocket bridge;
-//! - [`relay`]: the outbox relay and the reaper loop;
+//! - [`relay`]: the outbox relay, the reaper loop and the purge;
+//! - [`objects`]: the object store of uploads and artifacts, its limits and the purge;
 //! - [`metrics`]: Prometheus counters and the request log line;
 //! - [`openapi`]: the OpenAPI document of every route, `GET /v1/openapi.json`.
 //!
-//! Architecture invariant: this crate holds no SQL and no AMQP. It reaches
-//! PostgreSQL only through `jobs_store` and RabbitMQ only through
-//! `jobs_dispatch`.
+//! Architecture invariant: this crate holds no SQL, no AMQP and no object
+//! store client. It reaches PostgreSQL only through `jobs_store`, RabbitMQ
+//! only through `jobs_dispatch` and S3 only through `jobs_blobs`.
 
 pub mod attach;
 pub mod auth;
@@ -35,6 +36,7 @@ pub mod error;
 pub mod extract;
 pub mod follow;
 pub mod metrics;
+pub mod objects;
 pub mod openapi;
 pub mod principal;
 pub mod quotas;

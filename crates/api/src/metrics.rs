@@ -31,6 +31,9 @@ pub struct Metrics {
     pub relay_republished: IntCounter,
     pub reaper_requeued: IntCounter,
     pub reaper_lost: IntCounter,
+    pub upload_bytes: IntCounter,
+    pub purged_jobs: IntCounter,
+    pub purged_objects: IntCounter,
     pub followers: IntGauge,
 }
 
@@ -70,6 +73,18 @@ impl Metrics {
             "jobs_reaper_lost_total",
             "Jobs whose lease expired after they started, ended as lost (or canceled).",
         )?;
+        let upload_bytes = counter(
+            "jobs_upload_bytes_total",
+            "Bytes of uploads stored in the object store.",
+        )?;
+        let purged_jobs = counter(
+            "jobs_purged_jobs_total",
+            "Ended jobs deleted after the retention period.",
+        )?;
+        let purged_objects = counter(
+            "jobs_purged_objects_total",
+            "Objects (uploads, artifacts) deleted by the purge.",
+        )?;
         let followers = IntGauge::new("jobs_api_followers", "Log streams open right now.")?;
         registry.register(Box::new(followers.clone()))?;
         Ok(Self {
@@ -80,6 +95,9 @@ impl Metrics {
             relay_republished,
             reaper_requeued,
             reaper_lost,
+            upload_bytes,
+            purged_jobs,
+            purged_objects,
             followers,
         })
     }

@@ -23,8 +23,9 @@ use jobs_core::{
     JobState, Role, Size,
     hardening::Hardening,
     wire::{
-        ApiError as WireError, ApiErrorBody, App, AppCreate, AppList, AppUpdate, Job, JobCreate,
-        JobList, LogChunk, LogPage, LogStream, TokenCreate, TokenCreated, TokenInfo, TokenList,
+        ApiError as WireError, ApiErrorBody, App, AppCreate, AppList, AppUpdate, Artifact, Job,
+        JobCreate, JobList, LogChunk, LogPage, LogStream, TokenCreate, TokenCreated, TokenInfo,
+        TokenList, Upload, UploadRef,
     },
 };
 use utoipa::{
@@ -65,6 +66,8 @@ pub const BEARER_SCHEME: &str = "bearer";
         routes::jobs::list_jobs,
         routes::jobs::get_job,
         routes::jobs::cancel_job,
+        routes::uploads::create_upload,
+        routes::artifacts::get_artifact,
         routes::logs::log_page,
         follow::follow_logs,
         routes::attach::attach_client,
@@ -76,13 +79,14 @@ pub const BEARER_SCHEME: &str = "bearer";
     components(schemas(
         App, AppCreate, AppUpdate, AppList, Hardening, Size, Job, JobCreate, JobList, JobState,
         LogChunk, LogStream, LogPage, Role, TokenCreate, TokenCreated, TokenInfo, TokenList,
-        WireError, ApiErrorBody,
+        WireError, ApiErrorBody, Upload, UploadRef, Artifact,
     )),
     modifiers(&CommonResponses),
     tags(
         (name = "health", description = "Probes and metrics, without a token."),
         (name = "apps", description = "Apps: an image, config vars, a size and a timeout."),
         (name = "jobs", description = "One-off jobs of an app."),
+        (name = "uploads", description = "Files streamed into the object store for a job to come."),
         (name = "logs", description = "A job's output: stored pages and a live stream."),
         (name = "tokens", description = "API tokens, their roles and their apps."),
         (name = "meta", description = "This document."),

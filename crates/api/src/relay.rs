@@ -1,4 +1,4 @@
-//! The outbox relay and the reaper loop.
+//! The outbox relay, the reaper loop and the purge.
 //!
 //! A job's wake-up is published after its row commits. When the broker does
 //! not confirm it (down, blocked, or the API died in between), the row keeps
@@ -15,7 +15,10 @@ use jobs_store::Store;
 use tokio::time::{MissedTickBehavior, interval};
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::Metrics;
+use crate::{
+    metrics::Metrics,
+    objects::{ObjectSettings, purge_pass},
+};
 
 /// How long a publish may wait for the broker's confirm. A blocked broker
 /// (memory alarm) accepts publishes but never confirms them.
@@ -29,6 +32,9 @@ pub const UNPUBLISHED_MIN_AGE: Duration = Duration::from_secs(2);
 pub const RELAY_BATCH: i64 = 100;
 /// How often the reaper resolves expired leases.
 pub const REAPER_INTERVAL: Duration = Duration::from_secs(2);
+/// How often the purge looks for jobs past their retention and uploads no
+/// job took (crate::objects::purge_pass).
+pub const PURGE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Publishes one wake-up, waits for the confirm, and records it in the
 /// outbox. If the record fails after the confirm, the relay publishes again
@@ -57,17 +63,24 @@ pub struct Relay {
     store: Store,
     publisher: Arc<Publisher>,
     metrics: Metrics,
+    objects: Arc<ObjectSettings>,
     /// Whether the last publish failed, so that an outage logs one warning
     /// when it starts and one line when it ends, not one per second.
     broker_failing: bool,
 }
 
 impl Relay {
-    pub fn new(store: Store, publisher: Arc<Publisher>, metrics: Metrics) -> Self {
+    pub fn new(
+        store: Store,
+        publisher: Arc<Publisher>,
+        metrics: Metrics,
+        objects: Arc<ObjectSettings>,
+    ) -> Self {
         Self {
             store,
             publisher,
             metrics,
+            objects,
             broker_failing: false,
         }
     }
@@ -79,6 +92,8 @@ impl Relay {
         relay_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut reaper_tick = interval(REAPER_INTERVAL);
         reaper_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut purge_tick = interval(PURGE_INTERVAL);
+        purge_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             let finished = tokio::select! {
                 _ = relay_tick.tick() => {
@@ -86,6 +101,9 @@ impl Relay {
                 }
                 _ = reaper_tick.tick() => {
                     shutdown.run_until_cancelled(self.reap_expired_leases()).await
+                }
+                _ = purge_tick.tick() => {
+                    shutdown.run_until_cancelled(self.purge()).await
                 }
                 _ = shutdown.cancelled() => None,
             };
@@ -141,6 +159,23 @@ impl Relay {
         // Re-queued jobs have `published_at` cleared, so any publish that
         // fails here is retried by the relay.
         self.publish_all(&report.requeued).await;
+    }
+
+    async fn purge(&mut self) {
+        match purge_pass(&self.store, &self.objects).await {
+            Ok(report) => {
+                if report.jobs > 0 || report.objects > 0 {
+                    tracing::info!(
+                        jobs = report.jobs,
+                        objects = report.objects,
+                        "purge: deleted jobs past their retention and their objects"
+                    );
+                }
+                self.metrics.purged_jobs.inc_by(report.jobs as u64);
+                self.metrics.purged_objects.inc_by(report.objects as u64);
+            }
+            Err(error) => tracing::warn!(error = format!("{error:#}"), "purge failed"),
+        }
     }
 
     /// Publishes in order and stops at the first failure: when the broker is

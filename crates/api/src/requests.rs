@@ -14,7 +14,7 @@ use jobs_core::{
     hardening::{self, Hardening},
     names,
     spec::{self, validate_command, validate_env, validate_idempotency_key},
-    wire::{AppCreate, AppUpdate, JobCreate},
+    wire::{AppCreate, AppUpdate, JobCreate, UploadRef},
 };
 use serde::Deserialize;
 
@@ -186,6 +186,9 @@ pub struct JobCreateRequest {
     idempotency_key: Option<String>,
     #[serde(default)]
     interactive: Option<jobs_core::wire::Interactive>,
+    uploads: Vec<UploadRef>,
+    #[serde(default)]
+    artifacts: Vec<String>,
 }
 
 impl JobCreateRequest {
@@ -195,6 +198,8 @@ impl JobCreateRequest {
         let size = parse_size(self.size.as_deref())?;
         check_timeout(self.timeout_seconds)?;
         validate_idempotency_key(self.idempotency_key.as_deref())?;
+        check_upload_refs(&self.uploads)?;
+        spec::validate_artifact_paths(&self.artifacts)?;
         Ok(JobCreate {
             command: self.command,
             env: self.env,
@@ -202,6 +207,106 @@ impl JobCreateRequest {
             timeout_seconds: self.timeout_seconds,
             idempotency_key: self.idempotency_key,
             interactive: self.interactive,
+            uploads: self.uploads,
+            artifacts: self.artifacts,
+        })
+    }
+}
+
+fn check_upload_refs(uploads: &[UploadRef]) -> Result<(), InvalidInput> {
+    if uploads.len() > spec::MAX_UPLOADS_PER_JOB {
+        return Err(InvalidInput::new(
+            "uploads",
+            format!(
+                "{} uploads given: the limit is {} per job",
+                uploads.len(),
+                spec::MAX_UPLOADS_PER_JOB
+            ),
+        ));
+    }
+    for (index, upload) in uploads.iter().enumerate() {
+        if uploads[..index]
+            .iter()
+            .any(|earlier| earlier.id == upload.id)
+        {
+            return Err(InvalidInput::new(
+                "uploads",
+                format!("upload {:?} is given twice", upload.id),
+            ));
+        }
+        check_sha256("uploads", &upload.sha256)?;
+    }
+    Ok(())
+}
+
+fn check_sha256(field: &str, hex: &str) -> Result<(), InvalidInput> {
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(InvalidInput::new(
+            field,
+            format!("sha256 {hex:?} is not 64 hexadecimal digits"),
+        ));
+    }
+    Ok(())
+}
+
+/// The query of `POST /v1/apps/{app}/uploads`.
+#[derive(Debug, Default, Deserialize)]
+pub struct UploadQuery {
+    name: Option<String>,
+    size: Option<String>,
+    total: Option<String>,
+    sha256: Option<String>,
+    dry_run: Option<String>,
+}
+
+/// A checked upload query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRequest {
+    pub name: String,
+    /// The declared length of this file, if the client knows it.
+    pub size: Option<u64>,
+    /// The declared length of all the files of the job about to be created.
+    pub total: Option<u64>,
+    pub sha256: Option<String>,
+    /// Check the declared sizes, the app and the token, and store nothing.
+    pub dry_run: bool,
+}
+
+impl UploadQuery {
+    pub fn validate(self) -> Result<UploadRequest, InvalidInput> {
+        let name = self
+            .name
+            .ok_or_else(|| InvalidInput::new("name", "name is missing: give the file's name"))?;
+        spec::validate_upload_name(&name)?;
+        let bytes = |field: &str, text: Option<String>| {
+            text.map(|text| {
+                text.parse::<u64>().map_err(|_| {
+                    InvalidInput::new(field, format!("{field} {text:?} is not a number of bytes"))
+                })
+            })
+            .transpose()
+        };
+        let size = bytes("size", self.size)?;
+        let total = bytes("total", self.total)?;
+        if let Some(sha256) = &self.sha256 {
+            check_sha256("sha256", sha256)?;
+        }
+        let dry_run = match self.dry_run.as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(InvalidInput::new(
+                    "dry_run",
+                    format!("dry_run {other:?} is not true or false"),
+                ));
+            }
+        };
+        Ok(UploadRequest {
+            name,
+            size,
+            total,
+            sha256: self.sha256.map(|hex| hex.to_ascii_lowercase()),
+            dry_run,
         })
     }
 }

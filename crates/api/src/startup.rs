@@ -18,6 +18,7 @@ use crate::{
     config::{AdminToken, Config},
     follow::MAX_FOLLOWERS,
     metrics::Metrics,
+    objects::ObjectSettings,
     quotas::Quotas,
     relay::Relay,
     routes,
@@ -56,6 +57,7 @@ impl Application {
             store,
             publisher,
             config.quotas,
+            config.objects,
         )
         .await?;
         application.configure_attach(&config.attach, tls.is_some());
@@ -71,6 +73,7 @@ impl Application {
         store: Store,
         publisher: Publisher,
         quotas: Quotas,
+        objects: ObjectSettings,
     ) -> anyhow::Result<Self> {
         let notifications = store
             .notifications(JOB_EVENTS_CHANNEL)
@@ -93,6 +96,7 @@ impl Application {
                 default_advertise_url(address, false),
                 AttachSettings::default().grace,
             ),
+            objects: Arc::new(objects),
         };
         Ok(Self {
             listener,
@@ -141,6 +145,7 @@ impl Application {
             self.state.store.clone(),
             self.state.publisher.clone(),
             self.state.metrics.clone(),
+            self.state.objects.clone(),
         );
         tasks.spawn(relay.run(shutdown.clone()));
         tasks.spawn(self.state.attach.clone().run_dispatcher(shutdown.clone()));

@@ -7,7 +7,7 @@ use jobs_store::{JobNotifications, Store};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::{attach::AttachHub, config::AdminToken, metrics::Metrics};
+use crate::{attach::AttachHub, config::AdminToken, metrics::Metrics, objects::ObjectSettings};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -25,4 +25,6 @@ pub struct AppState {
     pub followers: Arc<Semaphore>,
     /// Interactive runs: the line for workers and the attach bridges.
     pub attach: Arc<AttachHub>,
+    /// Where uploads and artifacts live, and their limits.
+    pub objects: Arc<ObjectSettings>,
 }

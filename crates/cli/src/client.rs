@@ -11,7 +11,7 @@ use clap::error::ErrorKind;
 use jobs_core::JobState;
 use jobs_core::wire::{
     ApiError, App, AppCreate, AppList, AppUpdate, Job, JobCreate, JobList, LogPage, TokenCreate,
-    TokenCreated, TokenList,
+    TokenCreated, TokenList, Upload,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
@@ -255,6 +255,58 @@ impl ApiClient {
                 cause: cause_chain(&other),
             },
         }
+    }
+
+    /// Asks whether an upload of `name`, `size` bytes (when known) for a
+    /// job whose uploads total `total` bytes would be accepted. Nothing is
+    /// stored.
+    pub async fn check_upload(
+        &self,
+        app: &str,
+        name: &str,
+        size: Option<u64>,
+        total: u64,
+    ) -> Result<(), CliError> {
+        let mut url = self.upload_url(app, name, size, total);
+        url.query_pairs_mut().append_pair("dry_run", "true");
+        self.send(self.request_to(Method::POST, url))
+            .await
+            .map(drop)
+    }
+
+    /// Streams `body` as the upload `name`. No overall timeout: a large
+    /// file takes as long as it takes.
+    pub async fn upload(
+        &self,
+        app: &str,
+        name: &str,
+        size: Option<u64>,
+        total: u64,
+        body: reqwest::Body,
+    ) -> Result<Upload, CliError> {
+        let url = self.upload_url(app, name, size, total);
+        let request = self
+            .authorized(self.http.post(url))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body);
+        self.send_for_json(request).await
+    }
+
+    fn upload_url(&self, app: &str, name: &str, size: Option<u64>, total: u64) -> Url {
+        let mut url = self.url(&["apps", app, "uploads"]);
+        url.query_pairs_mut()
+            .append_pair("name", name)
+            .append_pair("total", &total.to_string());
+        if let Some(size) = size {
+            url.query_pairs_mut().append_pair("size", &size.to_string());
+        }
+        url
+    }
+
+    /// Opens the `index`-th artifact of a job: a tar archive, streamed.
+    pub async fn open_artifact(&self, id: &str, index: usize) -> Result<Response, CliError> {
+        let url = self.url(&["jobs", id, "artifacts", &index.to_string()]);
+        self.send(self.authorized(self.http.get(url))).await
     }
 
     /// The address of `/v1/<segments...>`, each segment percent-encoded so

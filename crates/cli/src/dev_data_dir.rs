@@ -15,7 +15,7 @@
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -28,6 +28,8 @@ pub const DATA_DIR_ENV: &str = "JOBS_DEV_DATA_DIR";
 const DATABASE_FILE: &str = "jobs.db";
 const WORKER_ID_FILE: &str = "worker-id";
 const LOCK_FILE: &str = "lock";
+/// The directory of uploads and artifacts under the data dir.
+const OBJECTS_DIR: &str = "objects";
 
 /// The default data directory: `$XDG_DATA_HOME/jobs/dev`, else
 /// `$HOME/.local/share/jobs/dev`. `None` when neither variable is usable.
@@ -104,6 +106,22 @@ impl DataDir {
             bail!("the data dir must be a UTF-8 path: {}", file.display());
         };
         Ok(format!("sqlite://{}", percent_encode_path(text)))
+    }
+
+    /// The object store of uploads and artifacts, `file:///DIR/objects`,
+    /// created private: uploads are the apps' data.
+    pub fn objects_url(&self) -> anyhow::Result<String> {
+        let dir = self.path.join(OBJECTS_DIR);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} private", dir.display()))?;
+        let dir = dir
+            .canonicalize()
+            .with_context(|| format!("resolving {}", dir.display()))?;
+        let Some(text) = dir.to_str() else {
+            bail!("the data dir must be a UTF-8 path: {}", dir.display());
+        };
+        Ok(format!("file://{}", percent_encode_path(text)))
     }
 
     /// The worker's id: made once per data directory and kept, because a

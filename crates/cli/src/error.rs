@@ -12,8 +12,6 @@ pub enum CliError {
     /// The command line is wrong. Printed the way clap prints its own usage
     /// errors; exits 2.
     Usage(clap::Error),
-    /// An option was given that a later version will implement; exits 2.
-    NotSupportedYet { option: &'static str },
     /// The API answered with an error status. `message` is the API's own
     /// sentence when the body was an API error.
     Api { status: u16, message: String },
@@ -30,7 +28,7 @@ pub enum CliError {
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Usage(_) | CliError::NotSupportedYet { .. } => EXIT_USAGE,
+            CliError::Usage(_) => EXIT_USAGE,
             CliError::Api { .. }
             | CliError::Unreachable { .. }
             | CliError::UnexpectedAnswer(_)
@@ -67,10 +65,6 @@ impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CliError::Usage(err) => write!(f, "{}", err.render()),
-            CliError::NotSupportedYet { option } => write!(
-                f,
-                "{option} is not supported yet; run without it to queue the job"
-            ),
             CliError::Api { message, .. } => f.write_str(message),
             CliError::Unreachable { api_url, cause } => {
                 write!(f, "cannot reach the API at {api_url}: {cause}")
@@ -111,9 +105,10 @@ mod tests {
 
     #[test]
     fn only_usage_mistakes_exit_2() {
-        let usage = CliError::NotSupportedYet {
-            option: "-i/--interactive",
-        };
+        let usage = CliError::Usage(clap::Error::raw(
+            clap::error::ErrorKind::ValueValidation,
+            "a wrong value",
+        ));
         assert_eq!(usage.exit_code(), 2);
         let api = CliError::Api {
             status: 404,

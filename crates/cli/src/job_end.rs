@@ -78,6 +78,9 @@ pub(crate) mod tests {
             started_at: None,
             finished_at: None,
             interactive: None,
+            uploads: Vec::new(),
+            artifact_paths: Vec::new(),
+            artifacts: Vec::new(),
         }
     }
 

@@ -9,6 +9,9 @@
 //!   dropped connections, with [`log_cursor`] for exact resumes and
 //!   [`backoff`] for the delays between attempts;
 //! - [`tail`] and [`line_timestamps`]: `follow --tail` and `logs --timestamps`;
+//! - [`uploads`]: `run -f`: files and directories streamed to the API;
+//! - [`archive`]: directory archives made as they are sent, and artifacts
+//!   extracted safely as they arrive; [`progress`]: their progress bars;
 //! - [`detach`]: Ctrl-C leaves a followed job running;
 //! - [`attach`]: interactive runs and `jobs attach`, over a WebSocket,
 //!   with raw mode and Ctrl-P Ctrl-Q at a terminal;
@@ -21,6 +24,7 @@
 //! Exit codes: a followed job's own code (see `jobs_core::exit`), 2 for a
 //! wrong command line, 125 for the CLI's own failures, 130 after Ctrl-C.
 
+pub mod archive;
 pub mod args;
 pub mod attach;
 pub mod backoff;
@@ -35,7 +39,9 @@ pub mod line_timestamps;
 pub mod log_cursor;
 pub mod log_follow;
 pub mod output;
+pub mod progress;
 pub mod tail;
+pub mod uploads;
 
 use std::process::ExitCode;
 

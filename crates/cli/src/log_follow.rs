@@ -47,7 +47,7 @@ pub async fn follow_until_end(
             outage_reported = false;
         }
         match session.outcome {
-            SessionOutcome::JobEnded(job) => return Ok(job),
+            SessionOutcome::JobEnded(job) => return Ok(*job),
             // A quiet stream is routine: reopen it at once, without a word.
             SessionOutcome::WentIdle => {}
             SessionOutcome::Interrupted(cause) => {
@@ -69,7 +69,7 @@ struct Session {
 }
 
 enum SessionOutcome {
-    JobEnded(Job),
+    JobEnded(Box<Job>),
     WentIdle,
     /// The connection failed in a way that trying again may fix.
     Interrupted(CliError),
@@ -136,7 +136,7 @@ async fn follow_one_connection(
         if let Some(job) = handle_event(&event, cursor, sink)? {
             return Ok(Session {
                 received_events,
-                outcome: SessionOutcome::JobEnded(job),
+                outcome: SessionOutcome::JobEnded(Box::new(job)),
             });
         }
     }

@@ -149,7 +149,62 @@ pub fn print_job(format: OutputFormat, job: &Job) -> Result<(), CliError> {
         let names: Vec<&str> = job.env.keys().map(String::as_str).collect();
         rows.push(("env", names.join(", ")));
     }
+    for upload in &job.uploads {
+        rows.push((
+            "upload",
+            format!("/tmp/uploads/{} ({} bytes)", upload.name, upload.size),
+        ));
+    }
+    for (index, path) in job.artifact_paths.iter().enumerate() {
+        let line = match job.artifacts.get(index) {
+            Some(artifact) => match (&artifact.error, artifact.size) {
+                (Some(error), _) => format!("{path}: not collected: {error}"),
+                (None, Some(size)) => format!("{path} ({size} bytes)"),
+                (None, None) => format!("{path}: not collected"),
+            },
+            None if job.state.is_terminal() => format!("{path}: not collected"),
+            None => format!("{path}: collected when the job ends"),
+        };
+        rows.push(("artifact", line));
+    }
     print_stdout(&key_value_block(&rows))
+}
+
+/// An artifact that `jobs artifacts` cannot download: it was not collected.
+pub fn warn_artifact_not_collected(path: &str, error: &str) {
+    eprintln!("jobs: artifact {path} was not collected: {error}");
+}
+
+/// `jobs artifacts`: what landed where.
+pub fn print_artifacts_downloaded(
+    format: OutputFormat,
+    dir: &std::path::Path,
+    downloaded: &[(&jobs_core::wire::Artifact, crate::archive::Extracted)],
+) -> Result<(), CliError> {
+    if format == OutputFormat::Json {
+        let list: Vec<_> = downloaded
+            .iter()
+            .map(|(artifact, extracted)| {
+                serde_json::json!({
+                    "path": artifact.path,
+                    "size": artifact.size,
+                    "files": extracted.names.iter().map(|name| dir.join(name)).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        return print_json(&serde_json::json!({ "artifacts": list }));
+    }
+    let mut text = String::new();
+    for (artifact, extracted) in downloaded {
+        for name in &extracted.names {
+            text.push_str(&format!(
+                "{} -> {}\n",
+                artifact.path,
+                dir.join(name).display()
+            ));
+        }
+    }
+    print_stdout(&text)
 }
 
 pub fn print_job_list(format: OutputFormat, jobs: &[Job]) -> Result<(), CliError> {

@@ -15,6 +15,21 @@ pub const MAX_ENV_BYTES: usize = 256 * 1024;
 /// The longest idempotency key.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
+/// The largest file one upload may be, unless the API is configured otherwise.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+/// The most bytes of uploads one job may take, unless configured otherwise.
+pub const DEFAULT_MAX_UPLOAD_TOTAL_BYTES: u64 = 20 * 1024 * 1024 * 1024;
+/// The most files one job may upload.
+pub const MAX_UPLOADS_PER_JOB: usize = 64;
+/// The most artifact paths one job may ask for.
+pub const MAX_ARTIFACTS_PER_JOB: usize = 64;
+/// The longest artifact path.
+pub const MAX_ARTIFACT_PATH_BYTES: usize = 4096;
+/// The longest upload file name (a file name on Linux).
+pub const MAX_UPLOAD_NAME_BYTES: usize = 255;
+/// Where uploads land in the container.
+pub const UPLOADS_DIR: &str = "/tmp/uploads";
+
 /// Turns the CLI's arguments into the argv a container runs.
 ///
 /// One argument runs through `/bin/sh -c`, as in `jobs run 'ls | wc -l'`;
@@ -101,9 +116,114 @@ pub fn validate_idempotency_key(key: Option<&str>) -> Result<(), InvalidInput> {
     }
 }
 
+/// An upload's file name: what lands in `/tmp/uploads/<name>`. A plain
+/// file name only: no separator, not `.` or `..`, no control character.
+pub fn validate_upload_name(name: &str) -> Result<(), InvalidInput> {
+    let invalid = |why: &str| {
+        Err(InvalidInput::new(
+            "name",
+            format!("upload name {name:?} {why}"),
+        ))
+    };
+    if name.is_empty() {
+        return invalid("is empty: give the file's name");
+    }
+    if name.len() > MAX_UPLOAD_NAME_BYTES {
+        return invalid(&format!(
+            "is {} bytes long: the limit is {MAX_UPLOAD_NAME_BYTES} bytes",
+            name.len()
+        ));
+    }
+    if name == "." || name == ".." {
+        return invalid("is not a file name");
+    }
+    if name.contains(['/', '\\']) {
+        return invalid("contains a path separator: give a plain file name");
+    }
+    if name.chars().any(char::is_control) {
+        return invalid("contains a control character");
+    }
+    Ok(())
+}
+
+/// The paths a job collects as artifacts: absolute, without NUL, at most
+/// [`MAX_ARTIFACTS_PER_JOB`] of them, each named once.
+pub fn validate_artifact_paths(paths: &[String]) -> Result<(), InvalidInput> {
+    let invalid = |message: String| Err(InvalidInput::new("artifacts", message));
+    if paths.len() > MAX_ARTIFACTS_PER_JOB {
+        return invalid(format!(
+            "{} artifact paths given: the limit is {MAX_ARTIFACTS_PER_JOB}",
+            paths.len()
+        ));
+    }
+    for (index, path) in paths.iter().enumerate() {
+        if !path.starts_with('/') {
+            return invalid(format!(
+                "artifact path {path:?} is not absolute: give a path such as /app/out.txt"
+            ));
+        }
+        if path.len() > MAX_ARTIFACT_PATH_BYTES {
+            return invalid(format!(
+                "artifact path is {} bytes long: the limit is {MAX_ARTIFACT_PATH_BYTES} bytes",
+                path.len()
+            ));
+        }
+        if path.contains('\0') {
+            return invalid(format!("artifact path {path:?} contains a NUL byte"));
+        }
+        if paths[..index].contains(path) {
+            return invalid(format!("artifact path {path:?} is given twice"));
+        }
+    }
+    Ok(())
+}
+
+/// A size limit as people read it: `5368709120 bytes (5 GiB)`.
+pub fn describe_bytes(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    for (unit, size) in UNITS {
+        if bytes >= size && bytes % size == 0 {
+            return format!("{bytes} bytes ({} {unit})", bytes / size);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upload_names_are_plain_file_names() {
+        assert!(validate_upload_name("data.csv").is_ok());
+        assert!(validate_upload_name("dir.tar.gz").is_ok());
+        for bad in ["", ".", "..", "a/b", "../x", "a\\b", "a\nb"] {
+            let err = validate_upload_name(bad).unwrap_err();
+            assert_eq!(err.field, "name", "{bad:?}");
+        }
+        assert!(
+            validate_upload_name(&"x".repeat(256))
+                .unwrap_err()
+                .message
+                .contains("the limit is 255 bytes")
+        );
+    }
+
+    #[test]
+    fn artifact_paths_are_absolute_and_distinct() {
+        assert!(validate_artifact_paths(&["/out/a".into(), "/b".into()]).is_ok());
+        let relative = validate_artifact_paths(&["out".into()]).unwrap_err();
+        assert!(relative.message.contains("not absolute"), "{relative}");
+        let twice = validate_artifact_paths(&["/a".into(), "/a".into()]).unwrap_err();
+        assert!(twice.message.contains("twice"), "{twice}");
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(describe_bytes(5 << 30), "5368709120 bytes (5 GiB)");
+        assert_eq!(describe_bytes(1 << 20), "1048576 bytes (1 MiB)");
+        assert_eq!(describe_bytes(1000), "1000 bytes");
+    }
 
     #[test]
     fn one_argument_runs_through_the_shell() {

@@ -12,11 +12,13 @@
 //! | `GET /v1/apps/{app}` | | [`App`] |
 //! | `PATCH /v1/apps/{app}` | [`AppUpdate`] | [`App`] |
 //! | `DELETE /v1/apps/{app}` | | `204` |
+//! | `POST /v1/apps/{app}/uploads?name=N&size=BYTES&total=BYTES&sha256=HEX` | the file's bytes | `201` [`Upload`] |
 //! | `POST /v1/apps/{app}/jobs` | [`JobCreate`] | `201` [`Job`] (`200` for a repeated idempotency key) |
 //! | `GET /v1/apps/{app}/jobs?state=S&limit=N` | | [`JobList`], newest first |
 //! | `GET /v1/jobs/{id}` | | [`Job`] |
 //! | `POST /v1/jobs/{id}/cancel` | | [`Job`] |
 //! | `GET /v1/jobs/{id}/logs?after=SEQ&limit=N` | | [`LogPage`] |
+//! | `GET /v1/jobs/{id}/artifacts/{index}` | | the artifact as a tar archive |
 //! | `GET /v1/jobs/{id}/logs/stream?after=SEQ` | | Server-Sent Events, see below |
 //! | `GET /v1/jobs/{id}/attach?after=SEQ` | | WebSocket of an interactive run, see [`crate::attach`] |
 //! | `GET /v1/jobs/{id}/attach/worker?attempt=N` | | the worker's WebSocket of that run, with the job's attach secret |
@@ -24,6 +26,12 @@
 //! | `GET /v1/tokens` | | [`TokenList`], oldest first, without secrets |
 //! | `DELETE /v1/tokens/{id}` | | `204` |
 //! | `GET /v1/openapi.json` | | the OpenAPI 3.1 document of these routes, without a token |
+//!
+//! An upload streams its body into the object store; `size` (the declared
+//! length) and `total` (all uploads of the job about to be created) are
+//! checked against the limits before anything is stored, and the bytes are
+//! counted as they come whatever was declared. A job then names its
+//! uploads in [`JobCreate::uploads`] with the SHA-256 the client computed.
 //!
 //! The stream sends `event: log` with `id: SEQ` and a [`LogChunk`] as data,
 //! then one `event: end` with the final [`Job`] as data once the job has
@@ -188,6 +196,13 @@ pub struct JobCreate {
     /// starts it directly and the client attaches over a WebSocket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interactive: Option<Interactive>,
+    /// Files uploaded first (`POST /v1/apps/{app}/uploads`), each landing
+    /// in `/tmp/uploads/<name>` before the command starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uploads: Vec<UploadRef>,
+    /// Absolute paths to collect from the container when the command ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<String>,
 }
 
 /// How an interactive run's container is attached.
@@ -198,6 +213,49 @@ pub struct Interactive {
     /// terminal; otherwise plain stdin and separate output streams.
     #[serde(default)]
     pub tty: bool,
+}
+
+/// An upload a job takes: the id its upload returned, and the SHA-256 the
+/// client computed while sending it, which the API compares.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRef {
+    pub id: String,
+    /// Lowercase hex.
+    pub sha256: String,
+}
+
+/// A stored upload.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upload {
+    pub id: String,
+    /// The file name in `/tmp/uploads`.
+    pub name: String,
+    /// Bytes, as counted while they streamed in.
+    pub size: i64,
+    /// Lowercase hex SHA-256, computed while the bytes streamed in.
+    pub sha256: String,
+}
+
+/// An artifact path after the job ended.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// The path in the container, as asked.
+    pub path: String,
+    /// Bytes of the stored tar archive; none when nothing was collected.
+    #[serde(default)]
+    pub size: Option<i64>,
+    /// Why nothing was collected, such as `no such file or directory`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Artifact {
+    pub fn collected(&self) -> bool {
+        self.error.is_none() && self.size.is_some()
+    }
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -221,6 +279,16 @@ pub struct Job {
     /// Present for an interactive run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interactive: Option<Interactive>,
+    /// The files uploaded for this job.
+    #[serde(default)]
+    pub uploads: Vec<Upload>,
+    /// The paths to collect when the command ends.
+    #[serde(default)]
+    pub artifact_paths: Vec<String>,
+    /// What was collected, in the order of `artifact_paths`; empty until
+    /// the job ended. `GET /v1/jobs/{id}/artifacts/{index}` serves each.
+    #[serde(default)]
+    pub artifacts: Vec<Artifact>,
 }
 
 impl Job {

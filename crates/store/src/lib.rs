@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use jobs_core::{
     JobState,
-    wire::{App, AppCreate, AppUpdate, Job, JobCreate, LogChunk, TokenInfo},
+    wire::{App, AppCreate, AppUpdate, Artifact, Job, JobCreate, LogChunk, TokenInfo, Upload},
 };
 use tokio::sync::broadcast;
 
@@ -63,6 +63,11 @@ pub enum StoreError {
         active: i64,
         limit: i64,
     },
+    /// No upload of this app with this id is free to take: it never
+    /// existed, belongs to another app, another job took it, or it was
+    /// garbage-collected.
+    #[error("upload {0:?} not found: upload the file again")]
+    UploadNotFound(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -219,6 +224,29 @@ delegate! {
     /// Resolves every expired lease: re-queues jobs that never started (with
     /// attempts left), and marks the rest `lost`.
     fn reap_expired_leases(&self) -> Result<ReapReport, StoreError>;
+
+    /// Records an upload whose bytes are in the object store, free for a
+    /// job of its app to take.
+    fn create_upload(&self, app: &str, upload: &Upload) -> Result<(), StoreError>;
+    /// The uploads of `app` with these ids that no job took yet (those
+    /// found; the caller compares).
+    fn free_uploads(&self, app: &str, ids: &[String]) -> Result<Vec<Upload>, StoreError>;
+    /// Writes what the artifact collection found, fenced like `finish` and
+    /// before it. Returns whether the fence still held.
+    fn record_artifacts(&self, fence: &Fence, artifacts: &[Artifact]) -> Result<bool, StoreError>;
+    /// Deletes up to `limit` jobs that ended more than `older_than` ago
+    /// (their logs and upload rows go with them) and returns what their
+    /// objects were, for the caller to delete.
+    fn purge_ended_jobs(&self, older_than: Duration, limit: i64) -> Result<Vec<PurgedJob>, StoreError>;
+    /// Deletes up to `limit` uploads no job took within `older_than` and
+    /// returns their ids, for the caller to delete their objects. Once
+    /// deleted here, no job can take them.
+    fn purge_free_uploads(&self, older_than: Duration, limit: i64) -> Result<Vec<String>, StoreError>;
+}
+
+/// A new opaque, URL-safe upload id.
+pub fn new_upload_id() -> String {
+    format!("upl_{}", uuid::Uuid::now_v7().simple())
 }
 
 /// A new opaque, URL-safe, time-ordered job id.

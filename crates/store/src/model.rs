@@ -167,6 +167,14 @@ pub struct NewChunk {
     pub data: Vec<u8>,
 }
 
+/// A job the purge deleted, with what its objects were.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurgedJob {
+    pub id: String,
+    pub uploads: Vec<jobs_core::wire::Upload>,
+    pub artifacts: Vec<jobs_core::wire::Artifact>,
+}
+
 /// What one reaper pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ReapReport {

@@ -3,7 +3,10 @@
 //! PostgreSQL and SQLite; timestamps, which do not, stay in each backend's
 //! `rows.rs`.
 
-use jobs_core::hardening::Hardening;
+use jobs_core::{
+    hardening::Hardening,
+    wire::{Artifact, JobCreate, Upload},
+};
 use sqlx::types::Json;
 
 /// The hardening columns of an app, in an app row and in a claim.
@@ -30,7 +33,72 @@ impl From<HardeningRow> for Hardening {
 macro_rules! job_columns {
     () => {
         "id, app, command, env, size, timeout_seconds, state, attempt, exit_code, reason, \
-         cancel_requested_at, lease_owner, created_at, started_at, finished_at, interactive_tty"
+         cancel_requested_at, lease_owner, created_at, started_at, finished_at, interactive_tty, \
+         uploads, artifact_paths, artifacts"
     };
 }
 pub(crate) use job_columns;
+
+/// The upload, artifact-path and artifact columns of a job row.
+#[derive(sqlx::FromRow)]
+pub(crate) struct JobFilesRow {
+    pub uploads: Json<Vec<Upload>>,
+    pub artifact_paths: Json<Vec<String>>,
+    pub artifacts: Json<Vec<Artifact>>,
+}
+
+/// The uploads a job create names, in its order, from the rows found; an
+/// id with no free upload of the app is `UploadNotFound`.
+pub(crate) fn uploads_in_order(
+    create: &JobCreate,
+    found: Vec<Upload>,
+) -> Result<Vec<Upload>, crate::StoreError> {
+    create
+        .uploads
+        .iter()
+        .map(|wanted| {
+            found
+                .iter()
+                .find(|upload| upload.id == wanted.id)
+                .cloned()
+                .ok_or_else(|| crate::StoreError::UploadNotFound(wanted.id.clone()))
+        })
+        .collect()
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct UploadRow {
+    pub id: String,
+    pub name: String,
+    pub size: i64,
+    pub sha256: String,
+}
+
+impl From<UploadRow> for Upload {
+    fn from(row: UploadRow) -> Self {
+        Upload {
+            id: row.id,
+            name: row.name,
+            size: row.size,
+            sha256: row.sha256,
+        }
+    }
+}
+
+/// A purged job's id and what its objects were.
+#[derive(sqlx::FromRow)]
+pub(crate) struct PurgedRow {
+    pub id: String,
+    pub uploads: Json<Vec<Upload>>,
+    pub artifacts: Json<Vec<Artifact>>,
+}
+
+impl From<PurgedRow> for crate::model::PurgedJob {
+    fn from(row: PurgedRow) -> Self {
+        crate::model::PurgedJob {
+            id: row.id,
+            uploads: row.uploads.0,
+            artifacts: row.artifacts.0,
+        }
+    }
+}

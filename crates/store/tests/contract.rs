@@ -17,7 +17,7 @@ use chrono::{SubsecRound, Utc};
 use jobs_core::hardening::Hardening;
 use jobs_core::{
     JobState, Role, Size,
-    wire::{App, AppCreate, AppUpdate, Job, JobCreate, LogStream},
+    wire::{App, AppCreate, AppUpdate, Artifact, Job, JobCreate, LogStream, Upload, UploadRef},
 };
 use jobs_store::{
     AttachEndpoint, CancelOutcome, ClaimedJob, Fence, Heartbeat, JOB_CANCEL_CHANNEL,
@@ -224,6 +224,10 @@ contract! {
     interactive_jobs_are_lost_not_requeued,
     workers_registry_lists_live_workers_with_free_slots,
     offers_reach_the_direct_channel,
+    uploads_are_taken_by_one_job_in_order,
+    uploads_of_another_app_or_unknown_are_refused_creating_nothing,
+    artifacts_are_recorded_fenced_before_the_end,
+    purge_deletes_long_ended_jobs_and_free_uploads,
 }
 
 // ---------------------------------------------------------------------------
@@ -2140,4 +2144,211 @@ async fn offers_reach_the_direct_channel(store: Store) {
         .expect("an offer within the wait")
         .expect("an offer");
     assert_eq!(parse_direct_offer(&payload), Some(("worker one", "job-1")));
+}
+
+// ---------------------------------------------------------------------------
+// Uploads and artifacts
+// ---------------------------------------------------------------------------
+
+fn upload(name: &str, size: i64) -> Upload {
+    Upload {
+        id: jobs_store::new_upload_id(),
+        name: name.to_owned(),
+        size,
+        sha256: format!("{:064x}", size),
+    }
+}
+
+fn with_uploads(uploads: &[&Upload]) -> JobCreate {
+    JobCreate {
+        uploads: uploads
+            .iter()
+            .map(|u| UploadRef {
+                id: u.id.clone(),
+                sha256: u.sha256.clone(),
+            })
+            .collect(),
+        artifacts: vec!["/out/a".to_owned(), "/out/b".to_owned()],
+        ..job_create()
+    }
+}
+
+async fn uploads_are_taken_by_one_job_in_order(store: Store) {
+    create_app(&store, "web").await;
+    let first = upload("a.csv", 10);
+    let second = upload("b.bin", 20);
+    store.create_upload("web", &first).await.unwrap();
+    store.create_upload("web", &second).await.unwrap();
+    let free = store
+        .free_uploads(
+            "web",
+            &[first.id.clone(), second.id.clone(), "upl_nope".into()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(free.len(), 2);
+
+    let (created, _) = store
+        .create_job("web", &with_uploads(&[&second, &first]))
+        .await
+        .unwrap();
+    assert_eq!(created.uploads, vec![second.clone(), first.clone()]);
+    assert_eq!(created.artifact_paths, vec!["/out/a", "/out/b"]);
+    assert!(created.artifacts.is_empty());
+    assert_eq!(job(&store, &created.id).await, created);
+    let claimed = claim(&store, &created.id, "w1", LEASE).await;
+    assert_eq!(claimed.job.uploads, created.uploads);
+
+    // Taken: no longer free, and no second job may take it.
+    assert!(
+        store
+            .free_uploads("web", std::slice::from_ref(&first.id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let before = store.list_jobs("web", None, 100).await.unwrap().len();
+    let again = store.create_job("web", &with_uploads(&[&first])).await;
+    assert!(
+        matches!(again, Err(StoreError::UploadNotFound(ref id)) if *id == first.id),
+        "{again:?}"
+    );
+    assert_eq!(
+        store.list_jobs("web", None, 100).await.unwrap().len(),
+        before
+    );
+}
+
+async fn uploads_of_another_app_or_unknown_are_refused_creating_nothing(store: Store) {
+    create_app(&store, "web").await;
+    create_app(&store, "other").await;
+    let theirs = upload("x", 1);
+    store.create_upload("other", &theirs).await.unwrap();
+    let refused = store.create_job("web", &with_uploads(&[&theirs])).await;
+    assert!(
+        matches!(refused, Err(StoreError::UploadNotFound(_))),
+        "{refused:?}"
+    );
+    assert!(store.list_jobs("web", None, 10).await.unwrap().is_empty());
+    // Still free for its own app.
+    assert_eq!(
+        store
+            .free_uploads("other", std::slice::from_ref(&theirs.id))
+            .await
+            .unwrap(),
+        vec![theirs]
+    );
+    let missing_app = store.create_upload("nope", &upload("y", 1)).await;
+    assert!(
+        matches!(missing_app, Err(StoreError::AppNotFound(_))),
+        "{missing_app:?}"
+    );
+}
+
+async fn artifacts_are_recorded_fenced_before_the_end(store: Store) {
+    create_app(&store, "web").await;
+    let (queued, _) = store.create_job("web", &with_uploads(&[])).await.unwrap();
+    let claimed = claim(&store, &queued.id, "w1", LEASE).await;
+    let artifacts = vec![
+        Artifact {
+            path: "/out/a".into(),
+            size: Some(2048),
+            error: None,
+        },
+        Artifact {
+            path: "/out/b".into(),
+            size: None,
+            error: Some("no such file or directory".into()),
+        },
+    ];
+    let stale = Fence {
+        worker_id: "w2".into(),
+        ..claimed.fence.clone()
+    };
+    assert!(!store.record_artifacts(&stale, &artifacts).await.unwrap());
+    assert!(
+        store
+            .record_artifacts(&claimed.fence, &artifacts)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .finish(&claimed.fence, JobState::Succeeded, Some(0), None)
+            .await
+            .unwrap()
+    );
+    let ended = job(&store, &queued.id).await;
+    assert_eq!(ended.artifacts, artifacts);
+    assert!(ended.artifacts[0].collected() && !ended.artifacts[1].collected());
+    // Once ended, nothing changes them.
+    assert!(!store.record_artifacts(&claimed.fence, &[]).await.unwrap());
+}
+
+async fn purge_deletes_long_ended_jobs_and_free_uploads(store: Store) {
+    create_app(&store, "web").await;
+    let taken = upload("taken", 5);
+    let free = upload("free", 6);
+    store.create_upload("web", &taken).await.unwrap();
+    store.create_upload("web", &free).await.unwrap();
+    let (ended, _) = store
+        .create_job("web", &with_uploads(&[&taken]))
+        .await
+        .unwrap();
+    let fence = claim(&store, &ended.id, "w1", LEASE).await.fence;
+    let artifacts = vec![Artifact {
+        path: "/out/a".into(),
+        size: Some(1),
+        error: None,
+    }];
+    assert!(store.record_artifacts(&fence, &artifacts).await.unwrap());
+    assert!(
+        store
+            .finish(&fence, JobState::Failed, Some(1), Some("exit status 1"))
+            .await
+            .unwrap()
+    );
+    let running = create_job(&store, "web").await;
+    claim(&store, &running.id, "w1", LEASE).await;
+
+    // Nothing is old enough yet.
+    let long = Duration::from_secs(3600);
+    assert!(store.purge_ended_jobs(long, 100).await.unwrap().is_empty());
+    assert!(
+        store
+            .purge_free_uploads(long, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let short = Duration::from_millis(5);
+    let purged = store.purge_ended_jobs(short, 100).await.unwrap();
+    assert_eq!(purged.len(), 1, "only the ended job: {purged:?}");
+    assert_eq!(purged[0].id, ended.id);
+    assert_eq!(purged[0].uploads, vec![taken.clone()]);
+    assert_eq!(purged[0].artifacts, artifacts);
+    assert!(matches!(
+        store.get_job(&ended.id).await,
+        Err(StoreError::JobNotFound(_))
+    ));
+    assert_eq!(job(&store, &running.id).await.state, JobState::Starting);
+
+    let gone = store.purge_free_uploads(short, 100).await.unwrap();
+    assert_eq!(gone, vec![free.id.clone()]);
+    assert!(
+        store
+            .free_uploads("web", std::slice::from_ref(&free.id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .purge_free_uploads(short, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

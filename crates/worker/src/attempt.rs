@@ -6,12 +6,13 @@ use jobs_core::JobState;
 use jobs_store::{ClaimedJob, Fence, Heartbeat, Store};
 
 use crate::{
-    log_pump,
+    artifacts, log_pump,
     runtime::{
         ContainerExit, ContainerSpec, LABEL_ATTEMPT, LABEL_JOB_ID, LABEL_WORKER_ID, StartError,
     },
     secret_mask::Secrets,
     stop_signal::{StopReason, StopSignal},
+    uploads,
     worker::WorkerContext,
 };
 
@@ -59,6 +60,15 @@ pub async fn resume(
     supervise(context, &fence, |stop| async move {
         let ending =
             follow_container(context, &job_fence, &stop, &container_id, timeout, secrets).await;
+        if ending.is_some() {
+            // A held job's claim is not at hand: its artifact paths are read back.
+            let job = retry_until_ok("reading the job", || {
+                context.store.get_job(&job_fence.job_id)
+            })
+            .await;
+            artifacts::collect_artifacts(context, &job_fence, &job.artifact_paths, &container_id)
+                .await;
+        }
         remove_container(context, &job_fence, &container_id).await;
         ending
     })
@@ -95,10 +105,65 @@ async fn drive(context: &WorkerContext, claimed: &ClaimedJob, stop: &StopSignal)
         Ok(id) => id,
         Err(error) => return Some(start_failure(error)),
     };
-    let ending = start_and_follow(context, claimed, stop, &container_id).await;
-    // The container is removed on every path, whatever happened above.
-    remove_container(context, &claimed.fence, &container_id).await;
+    run_with_files(context, claimed, stop, &container_id, || {
+        start_and_follow(context, claimed, stop, &container_id)
+    })
+    .await
+}
+
+/// Runs a created container with `start_and_follow`, with the job's files
+/// around it: the uploads copied in first, the artifacts collected after.
+/// The container is removed on every path.
+pub(crate) async fn run_with_files<Fut>(
+    context: &WorkerContext,
+    claimed: &ClaimedJob,
+    stop: &StopSignal,
+    container_id: &str,
+    start_and_follow: impl FnOnce() -> Fut,
+) -> Option<Ending>
+where
+    Fut: std::future::Future<Output = Option<Ending>>,
+{
+    let ending = match copy_uploads(context, claimed, stop, container_id).await {
+        Err(ending) => ending,
+        Ok(()) => {
+            let ending = start_and_follow().await;
+            // Before the terminal state: a job seen as ended has its
+            // artifacts complete. Not when the lease was lost (`None`):
+            // the job is someone else's then.
+            if ending.is_some() {
+                artifacts::collect_artifacts(
+                    context,
+                    &claimed.fence,
+                    &claimed.job.artifact_paths,
+                    container_id,
+                )
+                .await;
+            }
+            ending
+        }
+    };
+    remove_container(context, &claimed.fence, container_id).await;
     ending
+}
+
+/// Copies the uploads into the created container; a failed copy fails the
+/// job with its reason, and a stop (cancel, shutdown) interrupts it.
+async fn copy_uploads(
+    context: &WorkerContext,
+    claimed: &ClaimedJob,
+    stop: &StopSignal,
+    container_id: &str,
+) -> Result<(), Option<Ending>> {
+    if claimed.job.uploads.is_empty() {
+        return Ok(());
+    }
+    tokio::select! {
+        copied = uploads::prepare_uploads(context, claimed, container_id) => {
+            copied.map_err(|reason| Some(Ending::failed(None, reason)))
+        }
+        () = stop.requested() => Err(ending_for_stop(stop.reason(), None, claimed.timeout)),
+    }
 }
 
 async fn start_and_follow(
@@ -321,6 +386,7 @@ pub(crate) fn container_spec(context: &WorkerContext, claimed: &ClaimedJob) -> C
         limits: context.config.limits_for(claimed.size),
         hardening: claimed.hardening.clone(),
         interactive: claimed.job.interactive,
+        uploads: !claimed.job.uploads.is_empty(),
     }
 }
 

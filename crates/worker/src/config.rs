@@ -59,6 +59,21 @@ pub struct Config {
     /// dialing back to an API that serves HTTPS with a private CA.
     #[arg(long, env = "JOBS_CA_CERT", value_name = "PATH")]
     pub ca_cert: Option<std::path::PathBuf>,
+    /// Where uploads and artifacts live, as the API has it: `s3://bucket/prefix`
+    /// (credentials, region and a custom endpoint from the standard AWS_*
+    /// variables, e.g. AWS_ENDPOINT and AWS_ALLOW_HTTP) or `file:///path`.
+    #[arg(
+        long,
+        env = "JOBS_OBJECT_STORE",
+        value_name = "URL",
+        default_value = "file:///var/lib/jobs/objects"
+    )]
+    pub object_store: String,
+    /// The largest one artifact may be, in bytes (its tar archive); a
+    /// larger one is noted in the job and not kept. Default 5 GiB.
+    #[arg(long, env = "JOBS_MAX_ARTIFACT_BYTES", value_name = "BYTES",
+          default_value_t = jobs_core::spec::DEFAULT_MAX_UPLOAD_BYTES)]
+    pub max_artifact_bytes: u64,
     /// Whether to print `worker ID ready` on stdout once consuming; off when
     /// the worker runs inside `jobs dev`.
     #[arg(skip = true)]

@@ -140,9 +140,10 @@ async fn drive(
         Ok(id) => id,
         Err(error) => return Some(attempt::start_failure(error)),
     };
-    let ending = start_and_bridge(context, claimed, stop, &container_id).await;
-    attempt::remove_container(context, &claimed.fence, &container_id).await;
-    ending
+    attempt::run_with_files(context, claimed, stop, &container_id, || {
+        start_and_bridge(context, claimed, stop, &container_id)
+    })
+    .await
 }
 
 async fn start_and_bridge(

@@ -3,11 +3,14 @@
 //! - [`config`]: flags and their environment variables;
 //! - [`worker`]: start-up, the consume loop over free slots, shutdown;
 //! - [`attempt`]: one attempt of one job, from claim to terminal state;
+//! - [`uploads`]: uploaded files streamed from the object store into a container;
+//! - [`artifacts`]: artifact paths streamed out of a container into the object store;
 //! - [`log_pump`]: container output into the store, bounded;
 //! - [`secret_mask`]: secret config values masked out of output;
 //! - [`runtime`]: Docker, behind a small interface;
 //! - [`stop_signal`]: cancel, timeout, lost lease and shutdown requests.
 
+pub mod artifacts;
 pub mod attempt;
 pub mod config;
 pub mod dial_back;
@@ -17,4 +20,5 @@ pub mod runtime;
 pub mod secret_mask;
 pub mod stop_signal;
 pub mod telemetry;
+pub mod uploads;
 pub mod worker;

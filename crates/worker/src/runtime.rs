@@ -9,13 +9,15 @@ use bollard::{
     Docker,
     container::LogOutput,
     errors::Error as DockerError,
-    models::{ContainerCreateBody, HostConfig, HostConfigCgroupnsModeEnum},
+    models::{ContainerCreateBody, HostConfig, HostConfigCgroupnsModeEnum, Mount, MountType},
     query_parameters::{
         AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-        ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
-        WaitContainerOptions,
+        DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder,
+        RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+        UploadToContainerOptionsBuilder, WaitContainerOptions,
     },
 };
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use jobs_core::{hardening::Hardening, size::SizeLimits};
 
@@ -45,6 +47,9 @@ pub struct ContainerSpec {
     pub hardening: Hardening,
     /// For an interactive run: stdin is open, with a pseudo-terminal if asked.
     pub interactive: Option<jobs_core::wire::Interactive>,
+    /// Whether the job has uploads: they get a volume of their own at
+    /// `/tmp/uploads` (see [`uploads_mount`]).
+    pub uploads: bool,
 }
 
 /// How a container ended.
@@ -82,11 +87,28 @@ impl StartError {
 #[derive(Clone)]
 pub struct Runtime {
     docker: Docker,
+    /// The same engine, for archive transfers into and out of containers,
+    /// whose answer comes only once gigabytes have streamed through.
+    archives: Docker,
     pull: PullPolicy,
 }
 
 /// The writing end of an interactive container's stdin.
 pub type ContainerInput = std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>;
+/// How long one archive transfer (an upload into a container, an artifact
+/// out of one) may take before the engine's answer. bollard's default of
+/// two minutes would cut a multi-gigabyte upload short.
+pub const ARCHIVE_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+
+/// Why an archive could not be read out of a container.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// The path does not exist in the container.
+    #[error("no such file or directory")]
+    Missing,
+    #[error("{0}")]
+    Other(String),
+}
 
 /// A container's demultiplexed output.
 pub type OutputStream =
@@ -114,7 +136,12 @@ impl Runtime {
             .await
             .context("negotiating the Docker API version")?;
         docker.ping().await.context("pinging the Docker engine")?;
-        Ok(Self { docker, pull })
+        let archives = docker.clone().with_timeout(ARCHIVE_TIMEOUT);
+        Ok(Self {
+            docker,
+            archives,
+            pull,
+        })
     }
 
     /// Creates the container, without starting it.
@@ -267,8 +294,56 @@ impl Runtime {
         }
     }
 
+    /// Streams a tar archive into the container, extracted under `dir`.
+    /// Works on a created, not yet started container: Docker writes into
+    /// its volumes then (the uploads volume is one).
+    pub async fn upload_archive(
+        &self,
+        id: &str,
+        dir: &str,
+        tar: impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let options = UploadToContainerOptionsBuilder::default().path(dir).build();
+        self.archives
+            .upload_to_container(id, Some(options), bollard::body_try_stream(tar))
+            .await?;
+        Ok(())
+    }
+
+    /// A tar archive of `path` in a (stopped) container, as a stream.
+    /// Docker answers before the first byte, so a missing path is the
+    /// first item: [`DownloadError::Missing`].
+    pub async fn download_archive(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Result<
+        impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + use<>,
+        DownloadError,
+    > {
+        let options = DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        let mut stream = Box::pin(self.archives.download_from_container(id, Some(options)));
+        let first = match stream.next().await {
+            None => Bytes::new(),
+            Some(Ok(first)) => first,
+            Some(Err(DockerError::DockerResponseServerError {
+                status_code: 404, ..
+            })) => return Err(DownloadError::Missing),
+            Some(Err(error)) => return Err(DownloadError::Other(error.to_string())),
+        };
+        let rest = stream.map(|chunk| chunk.map_err(std::io::Error::other));
+        Ok(futures::stream::once(async move { Ok(first) }).chain(rest))
+    }
+
+    /// Removes the container and its anonymous volumes (the uploads
+    /// volume): every removal path goes through here.
     pub async fn remove(&self, id: &str) -> anyhow::Result<()> {
-        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
         match self.docker.remove_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             Err(DockerError::DockerResponseServerError {
@@ -348,10 +423,15 @@ fn host_config(spec: &ContainerSpec) -> HostConfig {
         // The daemon's user-namespace setting applies (off by default, see
         // docs/security.md); never "host", which would opt out of it.
         userns_mode: Some(String::new()),
-        // Never a bind mount or a volume, so never the Docker socket nor
-        // any host path: the job sees only its image and its tmpfs.
+        // Never a bind mount, so never the Docker socket nor any host path:
+        // the job sees its image, its tmpfs and, with uploads, a fresh
+        // anonymous volume of its own.
         binds: Some(Vec::new()),
-        mounts: Some(Vec::new()),
+        mounts: Some(if spec.uploads {
+            vec![uploads_mount()]
+        } else {
+            Vec::new()
+        }),
         volumes_from: Some(Vec::new()),
         readonly_rootfs: Some(hardening.read_only_root),
         tmpfs: Some(tmp_mount(limits)),
@@ -386,19 +466,30 @@ fn network_mode(hardening: &Hardening) -> &'static str {
 /// privileges or open a device. `exec` overrides Docker's tmpfs default of
 /// `noexec`, as on Heroku: jobs download tools and unpack native libraries
 /// into /tmp, and `noexec` stops none of `sh /tmp/script`.
-///
-/// NOTE for uploads: files are to land in `/tmp/uploads`, but Docker's
-/// put-archive (`PUT /containers/{id}/archive`) writes into the container's
-/// filesystem layer, not into a tmpfs mounted over it, so a copy into
-/// `/tmp/uploads` before start would be hidden by this mount. Uploads will
-/// need another path or their own mount populated differently; see
-/// docs/security.md.
 fn tmp_mount(limits: &SizeLimits) -> HashMap<String, String> {
     let size = limits.memory_bytes.min(TMP_MAX_BYTES);
     HashMap::from([(
         "/tmp".to_string(),
         format!("rw,exec,nosuid,nodev,mode=1777,size={size}"),
     )])
+}
+
+/// The uploads' own volume at `/tmp/uploads`: anonymous (a fresh, empty
+/// directory on the engine's disk, never a host path), created with the
+/// container and removed with it (`remove` passes `v`).
+///
+/// Not the `/tmp` tmpfs: Docker's put-archive writes into a stopped
+/// container's layer and volumes, and a tmpfs mounted at start would hide
+/// what was put under it; a tmpfs would also hold gigabytes in memory.
+/// Docker writes into volumes even with a read-only root, and mounts this
+/// one over the tmpfs at `/tmp` (deeper mounts go last).
+fn uploads_mount() -> Mount {
+    Mount {
+        target: Some(jobs_core::spec::UPLOADS_DIR.into()),
+        typ: Some(MountType::VOLUME),
+        read_only: Some(false),
+        ..Default::default()
+    }
 }
 
 /// A container found by its worker label.
@@ -456,6 +547,7 @@ mod tests {
             limits: size.default_limits(),
             hardening,
             interactive: None,
+            uploads: false,
         }
     }
 
@@ -486,6 +578,21 @@ mod tests {
         assert_eq!(config.network_mode.as_deref(), Some("default"));
         let tmp = &config.tmpfs.as_ref().unwrap()["/tmp"];
         assert_eq!(tmp, "rw,exec,nosuid,nodev,mode=1777,size=268435456");
+    }
+
+    #[test]
+    fn uploads_get_an_anonymous_volume_and_nothing_else() {
+        let mut with_uploads = spec(jobs_core::Size::S, Hardening::default());
+        with_uploads.uploads = true;
+        let config = host_config(&with_uploads);
+        let mounts = config.mounts.unwrap();
+        assert_eq!(mounts.len(), 1);
+        assert_eq!(mounts[0].target.as_deref(), Some("/tmp/uploads"));
+        assert_eq!(mounts[0].typ, Some(MountType::VOLUME));
+        // Anonymous: no source, so never a host path nor a shared volume.
+        assert_eq!(mounts[0].source, None);
+        assert_eq!(config.binds, Some(Vec::new()));
+        assert!(config.tmpfs.unwrap().contains_key("/tmp"));
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct WorkerContext {
     pub attempts: RunningAttempts,
     /// Dials back to the API for interactive runs.
     pub api_client: reqwest::Client,
+    /// Where uploads come from and artifacts go.
+    pub blobs: jobs_blobs::Blobs,
 }
 
 /// Runs the worker on PostgreSQL and RabbitMQ until SIGTERM or SIGINT,
@@ -52,6 +54,8 @@ pub async fn run_with(
 ) -> anyhow::Result<()> {
     let worker_id = config.worker_id();
     let runtime = Runtime::connect(config.docker_host.as_deref(), config.pull).await?;
+    let blobs = jobs_blobs::Blobs::from_url(&config.object_store)
+        .context("opening the object store (--object-store, JOBS_OBJECT_STORE)")?;
     let slots = Arc::new(Semaphore::new(usize::from(config.slots)));
     let api_client = config.api_client()?;
     let context = Arc::new(WorkerContext {
@@ -61,6 +65,7 @@ pub async fn run_with(
         worker_id,
         attempts: RunningAttempts::default(),
         api_client,
+        blobs,
     });
     forward_cancels(&context).await?;
     let tracker = TaskTracker::new();

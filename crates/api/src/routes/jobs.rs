@@ -7,8 +7,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use jobs_core::{
-    Role,
-    wire::{Job, JobList},
+    InvalidInput, Role,
+    wire::{Job, JobCreate, JobList},
 };
 use jobs_store::{AttachEndpoint, CancelOutcome};
 
@@ -58,6 +58,7 @@ pub async fn create_job(
     principal.can_see_app(&app)?;
     principal.require(Role::Run, "creating jobs")?;
     let create = request.validate()?;
+    check_uploads(&state, &app, &create).await?;
     // An interactive run's worker dials back here with this secret.
     let attach = match create.interactive {
         Some(_) => Some(AttachEndpoint {
@@ -103,6 +104,59 @@ pub async fn create_job(
         Json(job),
     )
         .into_response())
+}
+
+/// Checks the uploads a job names before it is created: each is a free
+/// upload of the app, its SHA-256 is the one the client computed while
+/// sending, no two land on the same name, and together they fit the
+/// per-job limit. The store re-checks that each is still free when it
+/// takes them.
+async fn check_uploads(state: &AppState, app: &str, create: &JobCreate) -> Result<(), ApiError> {
+    if create.uploads.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = create.uploads.iter().map(|u| u.id.clone()).collect();
+    let found = state.store.free_uploads(app, &ids).await?;
+    let mut names = std::collections::BTreeSet::new();
+    let mut total: u64 = 0;
+    for wanted in &create.uploads {
+        let upload = found
+            .iter()
+            .find(|upload| upload.id == wanted.id)
+            .ok_or_else(|| jobs_store::StoreError::UploadNotFound(wanted.id.clone()))?;
+        if !upload.sha256.eq_ignore_ascii_case(&wanted.sha256) {
+            return Err(InvalidInput::new(
+                "uploads",
+                format!(
+                    "upload {}: sha256 mismatch: the client sent {}, the API stored {}",
+                    upload.name, wanted.sha256, upload.sha256
+                ),
+            )
+            .into());
+        }
+        if !names.insert(upload.name.as_str()) {
+            return Err(InvalidInput::new(
+                "uploads",
+                format!(
+                    "two uploads are named {:?}: each lands in /tmp/uploads/<name>, so names must differ",
+                    upload.name
+                ),
+            )
+            .into());
+        }
+        total += u64::try_from(upload.size).unwrap_or(0);
+    }
+    let limit = state.objects.max_upload_total_bytes;
+    if total > limit {
+        return Err(ApiError::UploadTooLarge(InvalidInput::new(
+            "total",
+            format!(
+                "uploads total {total} bytes: the limit is {} per job",
+                jobs_core::spec::describe_bytes(limit)
+            ),
+        )));
+    }
+    Ok(())
 }
 
 /// `GET /v1/apps/{app}/jobs?state=S&limit=N`: newest first; 404 for an

@@ -5,18 +5,22 @@
 //! - [`jobs`]: creating, reading, listing and canceling jobs;
 //! - [`logs`]: pages of stored logs;
 //! - [`tokens`]: creating, listing and revoking API tokens;
-//! - [`attach`]: the WebSocket upgrades of interactive runs.
+//! - [`attach`]: the WebSocket upgrades of interactive runs;
+//! - [`uploads`]: files streamed into the object store for a job to come;
+//! - [`artifacts`]: a job's collected artifacts, streamed back.
 //!
 //! The log stream lives in [`crate::follow`] and `/metrics` in
 //! [`crate::metrics`], the OpenAPI document in [`crate::openapi`].
 //! Everything under `/v1` but the OpenAPI document needs the bearer token.
 
 pub mod apps;
+pub mod artifacts;
 pub mod attach;
 pub mod health;
 pub mod jobs;
 pub mod logs;
 pub mod tokens;
+pub mod uploads;
 
 use axum::{
     Extension, Router,
@@ -53,7 +57,14 @@ pub fn router_with(state: AppState, quotas: Quotas) -> Router {
             "/apps/{app}/jobs",
             post(jobs::create_job).get(jobs::list_jobs),
         )
+        // Uploads stream into the object store: the JSON body limit does
+        // not apply; the upload limits do (crate::objects).
+        .route(
+            "/apps/{app}/uploads",
+            post(uploads::create_upload).layer(DefaultBodyLimit::disable()),
+        )
         .route("/jobs/{id}", get(jobs::get_job))
+        .route("/jobs/{id}/artifacts/{index}", get(artifacts::get_artifact))
         .route("/jobs/{id}/cancel", post(jobs::cancel_job))
         .route("/jobs/{id}/logs", get(logs::log_page))
         .route("/jobs/{id}/logs/stream", get(follow::follow_logs))

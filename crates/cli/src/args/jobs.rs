@@ -43,6 +43,17 @@ pub struct WaitArgs {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+pub struct ArtifactsArgs {
+    /// The job's id.
+    pub id: String,
+
+    /// The directory to extract them into (created if missing); each
+    /// artifact keeps its base name, so `/out/report` lands in DIR/report.
+    #[arg(short = 'o', long = "output", value_name = "DIR", default_value = ".")]
+    pub output: std::path::PathBuf,
+}
+
+#[derive(Debug, Clone, clap::Args)]
 pub struct ListArgs {
     /// Only jobs in this state.
     #[arg(long, value_name = "S", value_parser = parsers::job_state)]

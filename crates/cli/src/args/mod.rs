@@ -15,9 +15,9 @@ use clap::{CommandFactory, Parser, Subcommand, error::ErrorKind};
 
 pub use apps::{AppCreateArgs, AppNameArgs, AppSetArgs, AppsCommand};
 pub use dev::{DEFAULT_DEV_LISTEN, DevArgs};
-pub use jobs::{FollowArgs, JobIdArgs, ListArgs, LogsArgs, WaitArgs};
+pub use jobs::{ArtifactsArgs, FollowArgs, JobIdArgs, ListArgs, LogsArgs, WaitArgs};
 pub use parsers::EnvPair;
-pub use run::{RunArgs, RunPath};
+pub use run::{LocalKind, LocalUpload, RunArgs, RunPath};
 pub use tokens::{TokenCreateArgs, TokenIdArgs, TokensCommand};
 
 /// The address the CLI talks to when neither `--api-url` nor `JOBS_API_URL`
@@ -84,6 +84,8 @@ pub enum Command {
     /// Cancel a job.
     #[command(visible_alias = "stop")]
     Cancel(JobIdArgs),
+    /// Download a job's collected artifacts into a directory.
+    Artifacts(ArtifactsArgs),
     /// Manage apps.
     #[command(subcommand)]
     Apps(AppsCommand),

@@ -9,17 +9,37 @@ use jobs_core::{Size, spec, wire::JobCreate};
 use super::parsers::{self, EnvPair};
 use super::usage_error;
 
+/// A file or directory of `-f`, as found on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalUpload {
+    pub path: PathBuf,
+    /// Its name in /tmp/uploads.
+    pub name: String,
+    pub kind: LocalKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalKind {
+    File {
+        size: u64,
+    },
+    /// Sent as a gzipped tar archive, whose size is known only once sent.
+    Directory,
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
     /// Set an environment variable; may be repeated.
     #[arg(short = 'e', long = "env", value_name = "K=V", value_parser = parsers::env_pair)]
     pub env: Vec<EnvPair>,
 
-    /// Upload a file or directory to /tmp/uploads; may be repeated.
+    /// Upload a file (to /tmp/uploads/NAME) or a directory (to
+    /// /tmp/uploads/NAME.tar.gz) before the command starts; may be repeated.
     #[arg(short = 'f', long = "file", value_name = "PATH")]
     pub files: Vec<PathBuf>,
 
-    /// Collect this path from the container when the job ends; may be repeated.
+    /// Collect this absolute path from the container when the job ends
+    /// (get it with `jobs artifacts ID`); may be repeated.
     #[arg(long = "artifact", value_name = "PATH")]
     pub artifacts: Vec<String>,
 
@@ -120,15 +140,67 @@ impl RunArgs {
         Ok(RunPath::Interactive { tty })
     }
 
-    /// The option that asks for something this version cannot do yet, if any.
-    pub fn unsupported_option(&self) -> Option<&'static str> {
-        if !self.files.is_empty() {
-            return Some("-f/--file");
+    /// The files and directories of `-f`, checked locally before anything
+    /// is sent: each exists, and no two land on the same name in
+    /// /tmp/uploads. A directory goes as `<name>.tar.gz`.
+    pub fn local_uploads(&self) -> Result<Vec<LocalUpload>, clap::Error> {
+        let bad = |path: &std::path::Path, why: String| {
+            usage_error(
+                ErrorKind::ValueValidation,
+                format!(
+                    "invalid value '{}' for '--file <PATH>': {why}",
+                    path.display()
+                ),
+            )
+        };
+        if self.files.len() > spec::MAX_UPLOADS_PER_JOB {
+            return Err(usage_error(
+                ErrorKind::ValueValidation,
+                format!(
+                    "{} files given with --file: the limit is {} per job",
+                    self.files.len(),
+                    spec::MAX_UPLOADS_PER_JOB
+                ),
+            ));
         }
-        if !self.artifacts.is_empty() {
-            return Some("--artifact");
+        let mut uploads: Vec<LocalUpload> = Vec::with_capacity(self.files.len());
+        for path in &self.files {
+            let metadata = std::fs::metadata(path).map_err(|err| bad(path, err.to_string()))?;
+            let base = path
+                .canonicalize()
+                .ok()
+                .and_then(|full| full.file_name().map(|name| name.to_os_string()))
+                .and_then(|name| name.into_string().ok())
+                .ok_or_else(|| bad(path, "it has no UTF-8 file name".into()))?;
+            let (name, kind) = if metadata.is_dir() {
+                (format!("{base}.tar.gz"), LocalKind::Directory)
+            } else if metadata.is_file() {
+                (
+                    base,
+                    LocalKind::File {
+                        size: metadata.len(),
+                    },
+                )
+            } else {
+                return Err(bad(path, "not a regular file or a directory".into()));
+            };
+            spec::validate_upload_name(&name).map_err(|err| bad(path, err.message))?;
+            if let Some(earlier) = uploads.iter().find(|upload| upload.name == name) {
+                return Err(bad(
+                    path,
+                    format!(
+                        "it lands in /tmp/uploads/{name}, as '{}' does: rename one",
+                        earlier.path.display()
+                    ),
+                ));
+            }
+            uploads.push(LocalUpload {
+                path: path.clone(),
+                name,
+                kind,
+            });
         }
-        None
+        Ok(uploads)
     }
 
     /// The API request for this run, checked against the same limits the API
@@ -146,6 +218,12 @@ impl RunArgs {
             .collect();
         spec::validate_env(&env)
             .map_err(|err| usage_error(ErrorKind::ValueValidation, err.message))?;
+        spec::validate_artifact_paths(&self.artifacts).map_err(|err| {
+            usage_error(
+                ErrorKind::ValueValidation,
+                format!("invalid value for '--artifact <PATH>': {}", err.message),
+            )
+        })?;
 
         Ok(JobCreate {
             command,
@@ -154,6 +232,9 @@ impl RunArgs {
             timeout_seconds: self.timeout,
             idempotency_key: self.idempotency_key.clone(),
             interactive: None,
+            // Filled once the files are uploaded.
+            uploads: Vec::new(),
+            artifacts: self.artifacts.clone(),
         })
     }
 }
@@ -297,25 +378,46 @@ mod tests {
     }
 
     #[test]
-    fn later_flags_are_parsed_but_reported_as_unsupported() {
-        assert_eq!(
-            parse_run(&["-i", "psql"]).unwrap().unsupported_option(),
-            None
+    fn local_uploads_are_checked_before_anything_is_sent() {
+        let dir = std::env::temp_dir().join(format!("jobs-cli-uploads-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("a/inner")).unwrap();
+        std::fs::create_dir_all(dir.join("b")).unwrap();
+        std::fs::write(dir.join("a/data.csv"), b"1,2\n").unwrap();
+        std::fs::write(dir.join("b/data.csv"), b"3,4\n").unwrap();
+        let path = |p: &str| dir.join(p).display().to_string();
+
+        let run = parse_run(&["-f", &path("a/data.csv"), "-f", &path("a/inner"), "true"]).unwrap();
+        let uploads = run.local_uploads().unwrap();
+        assert_eq!(uploads[0].name, "data.csv");
+        assert_eq!(uploads[0].kind, super::LocalKind::File { size: 4 });
+        assert_eq!(uploads[1].name, "inner.tar.gz");
+        assert_eq!(uploads[1].kind, super::LocalKind::Directory);
+
+        let twice = parse_run(&["-f", &path("a/data.csv"), "-f", &path("b/data.csv"), "true"])
+            .unwrap()
+            .local_uploads()
+            .unwrap_err();
+        assert_eq!(twice.exit_code(), 2);
+        assert!(
+            twice.to_string().contains("/tmp/uploads/data.csv"),
+            "{twice}"
         );
-        assert_eq!(
-            parse_run(&["-f", "data.csv", "import"])
-                .unwrap()
-                .unsupported_option(),
-            Some("-f/--file")
-        );
-        assert_eq!(
-            parse_run(&["--artifact", "/out", "build"])
-                .unwrap()
-                .unsupported_option(),
-            Some("--artifact")
-        );
-        let run = parse_run(&["--tty", "--no-tty", "--batch", "true"]).unwrap();
-        assert!(run.no_tty && !run.tty && run.batch);
-        assert_eq!(run.unsupported_option(), None);
+        let missing = parse_run(&["-f", &path("nope.csv"), "true"])
+            .unwrap()
+            .local_uploads()
+            .unwrap_err();
+        assert!(missing.to_string().contains("--file"), "{missing}");
+        assert!(missing.to_string().contains("No such file"), "{missing}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn artifact_paths_must_be_absolute() {
+        let err = parse_run(&["--artifact", "out.txt", "true"])
+            .unwrap()
+            .job_create()
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--artifact"), "{err}");
     }
 }

@@ -19,7 +19,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use jobs_api::{Application, config::AdminToken, quotas::Quotas};
+use jobs_api::{Application, config::AdminToken, objects::ObjectSettings, quotas::Quotas};
+use jobs_blobs::Blobs;
 use jobs_dispatch::{Consumers, InProcessQueue, Publisher};
 use jobs_store::Store;
 use jobs_worker::runtime::{PullPolicy, Runtime};
@@ -83,6 +84,10 @@ async fn serve(args: DevArgs, started: Instant) -> anyhow::Result<()> {
         .await
         .context("marking queued jobs for dispatch")?;
 
+    // Uploads and artifacts live in the data directory: no object store to
+    // configure.
+    let objects_url = data_dir.objects_url()?;
+    let blobs = Blobs::from_url(&objects_url)?;
     let queue = InProcessQueue::new();
     let application = Application::build_with(
         args.listen,
@@ -91,6 +96,7 @@ async fn serve(args: DevArgs, started: Instant) -> anyhow::Result<()> {
         Publisher::InProcess(queue.clone()),
         // `jobs dev` has no quota flags; the API's variables still apply.
         Quotas::from_env()?,
+        ObjectSettings::from_env(blobs)?,
     )
     .await
     .map_err(|err| explain_bind_error(err, args.listen))?;
@@ -114,7 +120,7 @@ async fn serve(args: DevArgs, started: Instant) -> anyhow::Result<()> {
     )?;
 
     let worker = jobs_worker::worker::run_with(
-        worker_config(worker_id, args.slots),
+        worker_config(worker_id, args.slots, objects_url),
         store,
         Consumers::InProcess(queue),
         worker_stop.clone(),
@@ -162,7 +168,11 @@ async fn renew_held_leases(store: &Store, worker_id: &str) -> anyhow::Result<()>
 
 /// The worker's configuration. Its store and dispatcher are passed in, so
 /// the database and broker settings are never read.
-fn worker_config(worker_id: String, slots: u16) -> jobs_worker::config::Config {
+fn worker_config(
+    worker_id: String,
+    slots: u16,
+    object_store: String,
+) -> jobs_worker::config::Config {
     jobs_worker::config::Config {
         database_url: String::new(),
         amqp_url: String::new(),
@@ -183,6 +193,8 @@ fn worker_config(worker_id: String, slots: u16) -> jobs_worker::config::Config {
         ),
         // The worker dials back to the API in this process, over loopback.
         ca_cert: None,
+        object_store,
+        max_artifact_bytes: jobs_core::spec::DEFAULT_MAX_UPLOAD_BYTES,
     }
 }
 

@@ -2,6 +2,7 @@
 //! `CliError` that `lib.rs` prints.
 
 mod apps;
+mod artifacts;
 mod attach;
 mod cancel;
 mod dev;
@@ -127,6 +128,7 @@ pub async fn execute(cli: Cli) -> Result<u8, CliError> {
         Command::Status(args) => status::status(&context, args).await,
         Command::List(args) => list::list(&context, args).await,
         Command::Cancel(args) => cancel::cancel(&context, args).await,
+        Command::Artifacts(args) => artifacts::artifacts(&context, args).await,
         Command::Apps(command) => apps::apps(&context, command).await,
         Command::Tokens(command) => tokens::tokens(&context, command).await,
         Command::Dev(_) => unreachable!("handled above"),

@@ -9,15 +9,17 @@ use crate::args::{RunArgs, RunPath};
 use crate::attach::{self, Target};
 use crate::commands::{Context, follow};
 use crate::error::CliError;
-use crate::output;
+use crate::{output, uploads};
 
 pub async fn run(context: &Context, args: RunArgs) -> Result<u8, CliError> {
-    if let Some(option) = args.unsupported_option() {
-        return Err(CliError::NotSupportedYet { option });
-    }
     let path = args.path(std::io::stdin().is_terminal())?;
     let mut request = args.job_create()?;
+    let local_uploads = args.local_uploads()?;
     let app = context.require_app().await?;
+    // Uploaded first, on every path: the job takes them when it is created.
+    if !local_uploads.is_empty() {
+        request.uploads = uploads::upload_all(&context.client, &app, &local_uploads).await?;
+    }
 
     if let RunPath::Interactive { tty } = path {
         request.interactive = Some(Interactive { tty });

@@ -30,6 +30,9 @@ fn job(state: JobState, exit_code: Option<i32>, reason: Option<&str>) -> Job {
         started_at: None,
         finished_at: None,
         interactive: None,
+        uploads: Vec::new(),
+        artifact_paths: Vec::new(),
+        artifacts: Vec::new(),
     }
 }
 
@@ -290,8 +293,12 @@ async fn command_line_mistakes_exit_2_before_any_request() {
             "-i/--interactive cannot be used with -d/--detached",
         ),
         (
-            &["-a", "web", "run", "-f", "x.csv", "true"][..],
-            "not supported yet",
+            &["-a", "web", "run", "-f", "/nonexistent/x.csv", "true"][..],
+            "--file",
+        ),
+        (
+            &["-a", "web", "run", "--artifact", "out.txt", "true"][..],
+            "--artifact",
         ),
         (
             &["apps", "create", "Bad_Name", "--image", "x"][..],

@@ -4,11 +4,12 @@ use super::PgStore;
 use crate::model::{AttachEndpoint, CancelOutcome};
 use jobs_core::{
     JobState, Size,
-    wire::{Job, JobCreate},
+    wire::{Job, JobCreate, Upload},
 };
 use sqlx::types::Json;
 
 use super::rows::{JobRow, job_columns};
+use crate::shared_rows::{UploadRow, uploads_in_order};
 use crate::{JOB_CANCEL_CHANNEL, JOB_EVENTS_CHANNEL, StoreError, new_job_id};
 
 impl PgStore {
@@ -78,16 +79,28 @@ impl PgStore {
         let size = create
             .size
             .unwrap_or_else(|| app_size.parse::<Size>().unwrap_or_default());
+        let upload_ids: Vec<String> = create.uploads.iter().map(|u| u.id.clone()).collect();
+        // Locked until the commit, so that two jobs cannot take one upload.
+        let found: Vec<UploadRow> = sqlx::query_as(
+            "select id, name, size, sha256 from uploads \
+             where app = $1 and id = any($2) and job_id is null for update",
+        )
+        .bind(app)
+        .bind(&upload_ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let uploads = uploads_in_order(create, found.into_iter().map(Upload::from).collect())?;
+        let job_id = new_job_id();
         let inserted: Result<JobRow, sqlx::Error> = sqlx::query_as(concat!(
             // An interactive run is never published: `published_at` is set
             // at once, so the relay leaves it alone.
             "insert into jobs (id, app, command, env, size, timeout_seconds, idempotency_key, \
-               interactive_tty, attach_url, attach_secret, published_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+               interactive_tty, attach_url, attach_secret, uploads, artifact_paths, published_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
                case when $8::boolean is null then null else now() end) returning ",
             job_columns!()
         ))
-        .bind(new_job_id())
+        .bind(&job_id)
         .bind(app)
         .bind(Json(&create.command))
         .bind(Json(&create.env))
@@ -97,6 +110,8 @@ impl PgStore {
         .bind(create.interactive.map(|interactive| interactive.tty))
         .bind(attach.map(|attach| attach.url.as_str()))
         .bind(attach.map(|attach| attach.secret.as_str()))
+        .bind(Json(&uploads))
+        .bind(Json(&create.artifacts))
         .fetch_one(&mut *tx)
         .await;
         let row = match inserted {
@@ -109,6 +124,11 @@ impl PgStore {
             }
             Err(e) => return Err(e.into()),
         };
+        sqlx::query("update uploads set job_id = $1 where id = any($2)")
+            .bind(&job_id)
+            .bind(&upload_ids)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok((row.into(), true))
     }

@@ -12,6 +12,7 @@ mod logs;
 mod reaper;
 mod rows;
 mod tokens;
+mod uploads;
 mod workers;
 
 use std::time::Duration;

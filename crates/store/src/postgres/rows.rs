@@ -9,7 +9,7 @@ use jobs_core::{
 };
 use sqlx::types::Json;
 
-pub(crate) use crate::shared_rows::{HardeningRow, job_columns};
+pub(crate) use crate::shared_rows::{HardeningRow, JobFilesRow, job_columns};
 
 /// The columns of an [`AppRow`], as a literal so that queries stay `&'static str`.
 macro_rules! app_columns {
@@ -68,6 +68,8 @@ pub(crate) struct JobRow {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub interactive_tty: Option<bool>,
+    #[sqlx(flatten)]
+    pub files: JobFilesRow,
 }
 
 impl From<JobRow> for Job {
@@ -92,6 +94,9 @@ impl From<JobRow> for Job {
             interactive: row
                 .interactive_tty
                 .map(|tty| jobs_core::wire::Interactive { tty }),
+            uploads: row.files.uploads.0,
+            artifact_paths: row.files.artifact_paths.0,
+            artifacts: row.files.artifacts.0,
         }
     }
 }

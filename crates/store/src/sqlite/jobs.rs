@@ -2,7 +2,7 @@
 
 use jobs_core::{
     JobState, Size,
-    wire::{Job, JobCreate},
+    wire::{Job, JobCreate, Upload},
 };
 use sqlx::types::Json;
 
@@ -10,6 +10,7 @@ use super::{
     BEGIN_IMMEDIATE, SqliteStore, duration_micros, is_unique_violation,
     rows::{JobRow, job_columns, now},
 };
+use crate::shared_rows::{UploadRow, uploads_in_order};
 use crate::{
     JOB_CANCEL_CHANNEL, JOB_EVENTS_CHANNEL, StoreError,
     model::{AttachEndpoint, CancelOutcome},
@@ -85,12 +86,25 @@ impl SqliteStore {
         let size = create
             .size
             .unwrap_or_else(|| app_size.parse::<Size>().unwrap_or_default());
+        let upload_ids: Vec<String> = create.uploads.iter().map(|u| u.id.clone()).collect();
+        // The transaction holds the write lock: no other job can take them.
+        let found: Vec<UploadRow> = sqlx::query_as(
+            "select id, name, size, sha256 from uploads \
+             where app = $1 and id in (select value from json_each($2)) and job_id is null",
+        )
+        .bind(app)
+        .bind(Json(&upload_ids))
+        .fetch_all(&mut *tx)
+        .await?;
+        let uploads = uploads_in_order(create, found.into_iter().map(Upload::from).collect())?;
+        let job_id = new_job_id();
         let inserted: Result<JobRow, sqlx::Error> = sqlx::query_as(concat!(
             // An interactive run is never published: `published_at` is set
             // at once, so the relay leaves it alone.
             "insert into jobs (id, app, command, env, size, timeout_seconds, idempotency_key, \
-               interactive_tty, attach_url, attach_secret, created_at, updated_at, published_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, ",
+               interactive_tty, attach_url, attach_secret, uploads, artifact_paths, created_at, \
+               updated_at, published_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, ",
             now!(),
             ", ",
             now!(),
@@ -99,7 +113,7 @@ impl SqliteStore {
             " end) returning ",
             job_columns!()
         ))
-        .bind(new_job_id())
+        .bind(&job_id)
         .bind(app)
         .bind(Json(&create.command))
         .bind(Json(&create.env))
@@ -109,6 +123,8 @@ impl SqliteStore {
         .bind(create.interactive.map(|interactive| interactive.tty))
         .bind(attach.map(|attach| attach.url.as_str()))
         .bind(attach.map(|attach| attach.secret.as_str()))
+        .bind(Json(&uploads))
+        .bind(Json(&create.artifacts))
         .fetch_one(&mut *tx)
         .await;
         let row = match inserted {
@@ -122,6 +138,11 @@ impl SqliteStore {
             }
             Err(e) => return Err(e.into()),
         };
+        sqlx::query("update uploads set job_id = $1 where id in (select value from json_each($2))")
+            .bind(&job_id)
+            .bind(Json(&upload_ids))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok((row.into(), true))
     }

@@ -21,6 +21,7 @@ mod logs;
 mod reaper;
 mod rows;
 mod tokens;
+mod uploads;
 mod workers;
 
 use std::{str::FromStr, time::Duration};

@@ -12,7 +12,7 @@ use jobs_core::{
 };
 use sqlx::types::Json;
 
-pub(crate) use crate::shared_rows::{HardeningRow, job_columns};
+pub(crate) use crate::shared_rows::{HardeningRow, JobFilesRow, job_columns};
 
 /// The database clock, as microseconds since the Unix epoch, as a literal so
 /// that queries stay `&'static str`. SQLite's `now` has millisecond
@@ -92,6 +92,8 @@ pub(crate) struct JobRow {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub interactive_tty: Option<bool>,
+    #[sqlx(flatten)]
+    pub files: JobFilesRow,
 }
 
 impl From<JobRow> for Job {
@@ -116,6 +118,9 @@ impl From<JobRow> for Job {
             interactive: row
                 .interactive_tty
                 .map(|tty| jobs_core::wire::Interactive { tty }),
+            uploads: row.files.uploads.0,
+            artifact_paths: row.files.artifact_paths.0,
+            artifacts: row.files.artifacts.0,
         }
     }
 }
