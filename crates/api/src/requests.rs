@@ -186,6 +186,7 @@ pub struct JobCreateRequest {
     idempotency_key: Option<String>,
     #[serde(default)]
     interactive: Option<jobs_core::wire::Interactive>,
+    #[serde(default)]
     uploads: Vec<UploadRef>,
     #[serde(default)]
     artifacts: Vec<String>,
