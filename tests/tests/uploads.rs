@@ -7,7 +7,8 @@
 //!   `jobs artifacts` gives back the exact bytes; a missing path is noted
 //!   in `jobs status` and leaves the outcome alone;
 //! - the purge deletes the job's objects (the store is listed before and
-//!   after);
+//!   after), and so does deleting the app;
+//! - an interactive run takes uploads and gives artifacts too;
 //! - a 1 GiB file reaches the container with its SHA-256, while the peak
 //!   memory of the CLI, the API and the worker each stays under 100 MB.
 //!
@@ -387,6 +388,12 @@ fn an_interactive_run_takes_uploads_and_gives_artifacts(kind: ObjectStoreKind) {
         &both,
         "the artifact",
     );
+
+    // Deleting the app deletes its objects at once, not at a later purge.
+    assert_eq!(env.objects.keys().len(), 2, "the upload and the artifact");
+    env.jobs(&["apps", "delete", "demo"]).assert_success();
+    let keys = env.objects.keys();
+    assert!(keys.is_empty(), "left behind: {keys:?}");
     env.finish();
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use jobs_blobs::{Blobs, artifact_key, upload_key};
 use jobs_core::spec::{DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_MAX_UPLOAD_TOTAL_BYTES};
-use jobs_store::Store;
+use jobs_store::{PurgedJob, Store};
 
 /// How long an ended job, its logs and its objects are kept by default.
 pub const DEFAULT_RETENTION_DAYS: f64 = 30.0;
@@ -112,13 +112,28 @@ pub struct PurgeReport {
 /// so deleting the object cannot race a reader. An object whose delete
 /// fails is logged and left behind (it is no longer reachable).
 pub async fn purge_pass(store: &Store, settings: &ObjectSettings) -> anyhow::Result<PurgeReport> {
-    let mut report = PurgeReport::default();
-    let mut keys = Vec::new();
-    for job in store
+    let jobs = store
         .purge_ended_jobs(settings.retention, PURGE_BATCH)
-        .await?
-    {
-        report.jobs += 1;
+        .await?;
+    let free_uploads = store
+        .purge_free_uploads(settings.free_upload_ttl, PURGE_BATCH)
+        .await?;
+    Ok(PurgeReport {
+        jobs: jobs.len(),
+        objects: delete_objects(settings, &jobs, &free_uploads).await,
+    })
+}
+
+/// Deletes the objects of `jobs` (uploads and collected artifacts) and of
+/// `free_uploads`, whose rows are gone; returns how many went. One whose
+/// delete fails is logged and left behind: it is no longer reachable.
+pub async fn delete_objects(
+    settings: &ObjectSettings,
+    jobs: &[PurgedJob],
+    free_uploads: &[String],
+) -> usize {
+    let mut keys = Vec::new();
+    for job in jobs {
         keys.extend(job.uploads.iter().map(|upload| upload_key(&upload.id)));
         keys.extend(
             job.artifacts
@@ -128,21 +143,17 @@ pub async fn purge_pass(store: &Store, settings: &ObjectSettings) -> anyhow::Res
                 .map(|(index, _)| artifact_key(&job.id, index)),
         );
     }
-    for upload_id in store
-        .purge_free_uploads(settings.free_upload_ttl, PURGE_BATCH)
-        .await?
-    {
-        keys.push(upload_key(&upload_id));
-    }
+    keys.extend(free_uploads.iter().map(|id| upload_key(id)));
+    let mut deleted = 0;
     for key in keys {
         match settings.blobs.delete(&key).await {
-            Ok(()) => report.objects += 1,
+            Ok(()) => deleted += 1,
             Err(error) => {
-                tracing::warn!(key, %error, "purge: deleting an object failed; it is left behind")
+                tracing::warn!(key, %error, "deleting an object failed; it is left behind")
             }
         }
     }
-    Ok(report)
+    deleted
 }
 
 #[cfg(test)]

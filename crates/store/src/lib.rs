@@ -147,7 +147,8 @@ delegate! {
     /// do not overwrite each other.
     fn update_app(&self, name: &str, update: &AppUpdate) -> Result<App, StoreError>;
     /// Deletes an app and its ended jobs; refuses while jobs are active.
-    fn delete_app(&self, name: &str) -> Result<(), StoreError>;
+    /// Returns what the app's jobs and uploads had in the object store.
+    fn delete_app(&self, name: &str) -> Result<DeletedApp, StoreError>;
 
     /// Inserts a queued job. Returns it and whether it was created now
     /// (`false` when the idempotency key matched an earlier job).

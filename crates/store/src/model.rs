@@ -175,6 +175,14 @@ pub struct PurgedJob {
     pub artifacts: Vec<jobs_core::wire::Artifact>,
 }
 
+/// What deleting an app left in the object store: its jobs' uploads and
+/// artifacts, and its uploads no job took.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DeletedApp {
+    pub jobs: Vec<PurgedJob>,
+    pub free_uploads: Vec<String>,
+}
+
 /// What one reaper pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ReapReport {

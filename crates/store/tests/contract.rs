@@ -228,6 +228,7 @@ contract! {
     uploads_of_another_app_or_unknown_are_refused_creating_nothing,
     artifacts_are_recorded_fenced_before_the_end,
     purge_deletes_long_ended_jobs_and_free_uploads,
+    deleting_an_app_names_the_objects_it_leaves,
 }
 
 // ---------------------------------------------------------------------------
@@ -2350,5 +2351,42 @@ async fn purge_deletes_long_ended_jobs_and_free_uploads(store: Store) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+async fn deleting_an_app_names_the_objects_it_leaves(store: Store) {
+    create_app(&store, "web").await;
+    create_app(&store, "other").await;
+    let taken = upload("a.csv", 10);
+    let free = upload("b.bin", 20);
+    let elsewhere = upload("c.txt", 30);
+    store.create_upload("web", &taken).await.unwrap();
+    store.create_upload("web", &free).await.unwrap();
+    store.create_upload("other", &elsewhere).await.unwrap();
+    let (job, _) = store
+        .create_job("web", &with_uploads(&[&taken]))
+        .await
+        .unwrap();
+    let claimed = claim(&store, &job.id, "w1", LEASE).await;
+    assert!(
+        store
+            .finish(&claimed.fence, JobState::Succeeded, Some(0), None)
+            .await
+            .unwrap()
+    );
+
+    let deleted = store.delete_app("web").await.unwrap();
+    assert_eq!(deleted.jobs.len(), 1, "{deleted:?}");
+    assert_eq!(deleted.jobs[0].id, job.id);
+    assert_eq!(deleted.jobs[0].uploads, vec![taken]);
+    assert_eq!(deleted.free_uploads, vec![free.id]);
+    // Another app's uploads stay.
+    assert_eq!(
+        store
+            .free_uploads("other", std::slice::from_ref(&elsewhere.id))
+            .await
+            .unwrap()
+            .len(),
+        1
     );
 }

@@ -11,6 +11,7 @@ use jobs_core::Role;
 use crate::{
     error::ApiError,
     extract::{JsonBody, PathParam},
+    objects,
     principal::Principal,
     requests::{AppCreateRequest, AppUpdateRequest},
     state::AppState,
@@ -138,7 +139,10 @@ pub async fn delete_app(
 ) -> Result<StatusCode, ApiError> {
     principal.can_see_app(&name)?;
     principal.require(Role::Admin, "deleting apps")?;
-    state.store.delete_app(&name).await?;
-    tracing::info!(app = %name, "app deleted");
+    let deleted = state.store.delete_app(&name).await?;
+    // The rows are gone; the objects of its jobs and uploads go with them.
+    let objects =
+        objects::delete_objects(&state.objects, &deleted.jobs, &deleted.free_uploads).await;
+    tracing::info!(app = %name, jobs = deleted.jobs.len(), objects, "app deleted");
     Ok(StatusCode::NO_CONTENT)
 }

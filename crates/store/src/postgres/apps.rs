@@ -2,6 +2,10 @@
 
 use super::PgStore;
 use crate::model::DEFAULT_APP_TIMEOUT_SECONDS;
+use crate::{
+    model::{DeletedApp, PurgedJob},
+    shared_rows::PurgedRow,
+};
 use std::collections::BTreeMap;
 
 use jobs_core::{
@@ -121,7 +125,7 @@ impl PgStore {
     }
 
     /// Deletes an app and its ended jobs; refuses while jobs are active.
-    pub async fn delete_app(&self, name: &str) -> Result<(), StoreError> {
+    pub async fn delete_app(&self, name: &str) -> Result<DeletedApp, StoreError> {
         let mut tx = self.pool.begin().await?;
         let exists: Option<(String,)> =
             sqlx::query_as("select name from apps where name = $1 for update")
@@ -143,11 +147,26 @@ impl PgStore {
                 active,
             });
         }
+        // What the object store holds for the app goes with it: read here,
+        // deleted by the caller once the rows are gone.
+        let jobs: Vec<PurgedRow> =
+            sqlx::query_as("select id, uploads, artifacts from jobs where app = $1")
+                .bind(name)
+                .fetch_all(&mut *tx)
+                .await?;
+        let free_uploads: Vec<(String,)> =
+            sqlx::query_as("select id from uploads where app = $1 and job_id is null")
+                .bind(name)
+                .fetch_all(&mut *tx)
+                .await?;
         sqlx::query("delete from apps where name = $1")
             .bind(name)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(DeletedApp {
+            jobs: jobs.into_iter().map(PurgedJob::from).collect(),
+            free_uploads: free_uploads.into_iter().map(|(id,)| id).collect(),
+        })
     }
 }
