@@ -33,6 +33,17 @@ fn a_full_worker_puts_interactive_runs_in_line_and_runs_them_in_order() {
             .then_some(())
     });
 
+    // Operators see the line too.
+    let metrics = http::request(env.api_url(), "GET", "/metrics", None, None);
+    assert_eq!(metrics.status, 200);
+    for line in ["jobs_attach_waiting 2", "jobs_attach_clients 2"] {
+        assert!(
+            metrics.body.lines().any(|l| l == line),
+            "{line} in {}",
+            metrics.body
+        );
+    }
+
     env.jobs(&["cancel", &blocker]).assert_success();
     let first = first.wait(START);
     first.assert_success().assert_stdout(b"first\n");

@@ -35,6 +35,10 @@ pub struct Metrics {
     pub purged_jobs: IntCounter,
     pub purged_objects: IntCounter,
     pub followers: IntGauge,
+    /// Client sockets of interactive runs open right now.
+    pub attach_clients: IntGauge,
+    /// Interactive runs waiting in this API's line for a free worker slot.
+    pub attach_waiting: IntGauge,
 }
 
 impl Metrics {
@@ -87,6 +91,16 @@ impl Metrics {
         )?;
         let followers = IntGauge::new("jobs_api_followers", "Log streams open right now.")?;
         registry.register(Box::new(followers.clone()))?;
+        let attach_clients = IntGauge::new(
+            "jobs_attach_clients",
+            "Client sockets of interactive runs open right now.",
+        )?;
+        registry.register(Box::new(attach_clients.clone()))?;
+        let attach_waiting = IntGauge::new(
+            "jobs_attach_waiting",
+            "Interactive runs waiting in this API's line for a free worker slot.",
+        )?;
+        registry.register(Box::new(attach_waiting.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -99,6 +113,8 @@ impl Metrics {
             purged_jobs,
             purged_objects,
             followers,
+            attach_clients,
+            attach_waiting,
         })
     }
 

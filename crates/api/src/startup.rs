@@ -83,11 +83,12 @@ impl Application {
             .await
             .with_context(|| format!("binding {listen}"))?;
         let address = listener.local_addr().context("reading the bound address")?;
+        let metrics = Metrics::new().context("registering metrics")?;
         let state = AppState {
             store: store.clone(),
             publisher: Arc::new(publisher),
             notifications: Arc::new(notifications),
-            metrics: Metrics::new().context("registering metrics")?,
+            metrics: metrics.clone(),
             admin_token: Arc::new(admin_token),
             shutdown: CancellationToken::new(),
             followers: Arc::new(Semaphore::new(MAX_FOLLOWERS)),
@@ -95,6 +96,7 @@ impl Application {
                 store.clone(),
                 default_advertise_url(address, false),
                 AttachSettings::default().grace,
+                metrics.attach_waiting.clone(),
             ),
             objects: Arc::new(objects),
         };
@@ -114,7 +116,12 @@ impl Application {
             .advertise_url
             .clone()
             .unwrap_or_else(|| default_advertise_url(self.address, https));
-        self.state.attach = AttachHub::new(self.state.store.clone(), url, settings.grace);
+        self.state.attach = AttachHub::new(
+            self.state.store.clone(),
+            url,
+            settings.grace,
+            self.state.metrics.attach_waiting.clone(),
+        );
     }
 
     /// The address actually bound, with the real port when 0 was asked.

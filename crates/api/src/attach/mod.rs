@@ -74,10 +74,17 @@ pub struct AttachHub {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     line: Mutex<VecDeque<Waiting>>,
     wake: Notify,
+    /// The length of the line, for `/metrics`.
+    waiting_gauge: prometheus::IntGauge,
 }
 
 impl AttachHub {
-    pub fn new(store: Store, advertise_url: String, grace: Duration) -> Arc<Self> {
+    pub fn new(
+        store: Store,
+        advertise_url: String,
+        grace: Duration,
+        waiting_gauge: prometheus::IntGauge,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
             advertise_url,
@@ -85,6 +92,7 @@ impl AttachHub {
             sessions: Mutex::new(HashMap::new()),
             line: Mutex::new(VecDeque::new()),
             wake: Notify::new(),
+            waiting_gauge,
         })
     }
 
@@ -230,6 +238,8 @@ impl AttachHub {
         {
             let mut line = self.line.lock().expect("line lock");
             line.retain(|w| !gone.contains(&w.job_id));
+            self.waiting_gauge
+                .set(line.len().saturating_sub(free.len()) as i64);
             for (index, waiting) in line.iter_mut().enumerate() {
                 let session = self.session(&waiting.job_id);
                 if index >= free.len() {

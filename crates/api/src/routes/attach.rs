@@ -70,7 +70,12 @@ pub async fn attach_client(
         after,
         shutdown: state.shutdown.clone(),
     };
-    Ok(upgrade.on_upgrade(move |socket| client::serve(context, socket)))
+    let clients = state.metrics.attach_clients.clone();
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        clients.inc();
+        client::serve(context, socket).await;
+        clients.dec();
+    }))
 }
 
 /// `GET /v1/jobs/{id}/attach/worker?attempt=N`: the worker's socket. It
