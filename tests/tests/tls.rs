@@ -1,6 +1,7 @@
 //! Transport: the API serves HTTPS when given a certificate and key, and the
 //! CLI verifies the certificate: it trusts a private CA only when told to
-//! with `--ca-cert` / `JOBS_CA_CERT`, and has no way to skip the check.
+//! with `--ca-cert` / `JOBS_CA_CERT`, and has no way to skip the check;
+//! an interactive run works over HTTPS, the worker trusting the CA too.
 //!
 //! The CA and the server certificate (for 127.0.0.1 and localhost) are made
 //! at test time with rcgen, so no openssl command is needed.
@@ -147,6 +148,23 @@ fn the_cli_runs_jobs_over_https_and_verifies_the_certificate() {
     run_bounded(bad_ca, None, DEFAULT_CLI_TIMEOUT).assert_usage_error("--ca-cert");
 
     assert_eq!(env.db_count_jobs(), before, "a refused run stored a job");
+    env.finish();
+}
+
+#[test]
+fn an_interactive_run_works_over_https_both_ways() {
+    let certificates = Certificates::make("https-attach");
+    let mut env = start_tls(&certificates);
+    // The worker dials back to the API's https:// URL: it trusts the CA too.
+    env.terminate_worker(std::time::Duration::from_secs(30));
+    env.restart_worker_with(&[("JOBS_CA_CERT", Certificates::path(&certificates.ca))]);
+    let output = run_bounded(
+        env.jobs_command(&["run", "-i", "--", "sh", "-c", "cat; echo err >&2; exit 6"]),
+        Some(b"over tls\n"),
+        DEFAULT_CLI_TIMEOUT,
+    );
+    output.assert_code(6).assert_stdout(b"over tls\n");
+    assert_eq!(output.stderr_text(), "err\n", "{output:?}");
     env.finish();
 }
 
