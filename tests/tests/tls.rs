@@ -168,6 +168,27 @@ fn an_interactive_run_works_over_https_both_ways() {
     env.finish();
 }
 
+#[test]
+fn a_worker_that_cannot_trust_the_api_stops_the_run_after_its_grace_period() {
+    let certificates = Certificates::make("https-untrusted-worker");
+    let mut env = start_tls(&certificates);
+    // No JOBS_CA_CERT for the worker: its dial-back fails verification.
+    env.terminate_worker(std::time::Duration::from_secs(30));
+    env.restart_worker_with(&[("JOBS_ATTACH_GRACE", "2s")]);
+    let output = run_bounded(
+        env.jobs_command(&["run", "-i", "--", "sleep", "300"]),
+        Some(b""),
+        DEFAULT_CLI_TIMEOUT,
+    );
+    output.assert_cli_error(
+        125,
+        "the worker could not reach the API of this interactive run",
+    );
+    let job = env.db_job(&env.db_last_job_id()).expect("the job row");
+    assert_eq!(job.state, "lost", "{job:?}");
+    env.finish();
+}
+
 /// Runs `jobs-api` with `env` (and a database it never reaches: the TLS
 /// settings are checked first) and returns its exit code and stderr.
 fn api_start_failure(env: &[(&str, &str)]) -> (i32, String) {

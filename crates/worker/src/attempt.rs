@@ -427,6 +427,10 @@ pub(crate) fn ending_for_stop(
             JobState::Canceled,
             "no client attached within the grace period".to_string(),
         ),
+        StopReason::ApiUnreachable => (
+            JobState::Lost,
+            "the worker could not reach the API of this interactive run".to_string(),
+        ),
         StopReason::LeaseLost => return None,
     };
     Some(Ending {
@@ -535,5 +539,9 @@ mod tests {
         );
         let shutdown = ending_for_stop(Some(StopReason::WorkerShutdown), None, timeout).unwrap();
         assert_eq!(shutdown.state, JobState::Lost);
+        let unreachable = ending_for_stop(Some(StopReason::ApiUnreachable), None, timeout).unwrap();
+        assert_eq!(unreachable.state, JobState::Lost);
+        let abandoned = ending_for_stop(Some(StopReason::Abandoned), exit, timeout).unwrap();
+        assert_eq!(abandoned.state, JobState::Canceled);
     }
 }

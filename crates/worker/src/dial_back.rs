@@ -70,7 +70,7 @@ impl Bridge {
                         reason,
                         "the API refused the dial-back"
                     );
-                    stop.request(StopReason::Abandoned);
+                    stop.request(StopReason::ApiUnreachable);
                     drain(&mut live).await;
                     return;
                 }
@@ -78,7 +78,7 @@ impl Bridge {
                     let since = *unreachable_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= self.grace {
                         tracing::warn!(job_id = self.job_id, %error, "the API stayed unreachable for the grace period; stopping the run");
-                        stop.request(StopReason::Abandoned);
+                        stop.request(StopReason::ApiUnreachable);
                         drain(&mut live).await;
                         return;
                     }

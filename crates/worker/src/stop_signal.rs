@@ -19,6 +19,9 @@ pub enum StopReason {
     WorkerShutdown,
     /// An interactive run's client did not come back within the grace period.
     Abandoned,
+    /// An interactive run's API stayed unreachable for the grace period, or
+    /// refused the worker's dial-back.
+    ApiUnreachable,
 }
 
 /// A one-shot stop request with its reason.
