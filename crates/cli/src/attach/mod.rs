@@ -5,10 +5,12 @@
 //!   job, output frames to stdout and stderr;
 //! - [`terminal`]: raw mode and the window size of the local terminal;
 //! - [`detach_keys`]: the Ctrl-P Ctrl-Q sequence that leaves a TTY session;
+//! - [`incoming`]: what the API sends on the socket, decoded;
 //! - [`stdin_reader`]: local stdin as a bounded stream of chunks;
 //! - [`notice`]: the CLI's own lines on stderr during a session.
 
 pub mod detach_keys;
+pub mod incoming;
 pub mod notice;
 pub mod session;
 pub mod stdin_reader;

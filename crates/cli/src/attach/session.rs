@@ -21,12 +21,13 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use jobs_core::JobState;
-use jobs_core::attach::{ClientMessage, OutputFrame, ServerMessage, WindowSize};
+use jobs_core::attach::{ClientMessage, ServerMessage, WindowSize};
 use reqwest_websocket::{Bytes, Message, WebSocket};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
 use super::detach_keys::DetachKeys;
+use super::incoming::Incoming;
 use super::notice::Notices;
 use super::stdin_reader::{self, Input};
 use super::terminal::{self, RawMode};
@@ -50,7 +51,6 @@ const PING_EVERY: Duration = Duration::from_secs(15);
 const SILENCE_LIMIT: Duration = Duration::from_secs(45);
 /// How long a detach may take to say goodbye.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
-pub use jobs_core::attach::CLOSE_REPLACED;
 
 /// What to attach to, and how.
 #[derive(Debug, Clone, Copy)]
@@ -495,116 +495,9 @@ impl Signals {
     }
 }
 
-/// One message from the API, decoded.
-#[derive(Debug, PartialEq, Eq)]
-enum Incoming {
-    Output {
-        stream: jobs_core::wire::LogStream,
-        seq: i64,
-        data: Bytes,
-    },
-    Server(ServerMessage),
-    Closed {
-        /// Closed with [`CLOSE_REPLACED`].
-        replaced: bool,
-    },
-    /// Pings, pongs and messages of a newer API that this CLI can skip.
-    Other,
-}
-
-impl Incoming {
-    fn from_message(message: Message) -> Result<Incoming, CliError> {
-        match message {
-            Message::Binary(frame) => {
-                let decoded = OutputFrame::decode(&frame).map_err(|err| {
-                    CliError::UnexpectedAnswer(format!(
-                        "the API sent an output frame this CLI does not understand: {err}"
-                    ))
-                })?;
-                let (stream, seq) = (decoded.stream, decoded.seq);
-                Ok(Incoming::Output {
-                    stream,
-                    seq,
-                    data: frame.slice(jobs_core::attach::OUTPUT_HEADER_BYTES..),
-                })
-            }
-            // A message type added later must not end a session.
-            Message::Text(text) => Ok(serde_json::from_str(&text)
-                .map(Incoming::Server)
-                .unwrap_or(Incoming::Other)),
-            Message::Close { code, .. } => Ok(Incoming::Closed {
-                replaced: u16::from(code) == CLOSE_REPLACED,
-            }),
-            _ => Ok(Incoming::Other),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jobs_core::wire::LogStream;
-
-    #[test]
-    fn output_frames_decode_to_their_stream_seq_and_bytes() {
-        let frame = OutputFrame {
-            stream: LogStream::Stderr,
-            seq: 42,
-            data: b"\x00\xffboom\n",
-        }
-        .encode();
-        assert_eq!(
-            Incoming::from_message(Message::Binary(Bytes::from(frame))).unwrap(),
-            Incoming::Output {
-                stream: LogStream::Stderr,
-                seq: 42,
-                data: Bytes::from_static(b"\x00\xffboom\n"),
-            }
-        );
-        let err =
-            Incoming::from_message(Message::Binary(Bytes::from_static(b"\x01\x00"))).unwrap_err();
-        assert_eq!(err.exit_code(), 125);
-    }
-
-    #[test]
-    fn server_messages_decode_and_unknown_ones_are_skipped() {
-        let ended = r#"{"type":"ended","state":"failed","exit_code":7,"reason":"exit status 7"}"#;
-        assert_eq!(
-            Incoming::from_message(Message::Text(ended.into())).unwrap(),
-            Incoming::Server(ServerMessage::Ended {
-                state: JobState::Failed,
-                exit_code: Some(7),
-                reason: Some("exit status 7".into()),
-            })
-        );
-        let waiting = r#"{"type":"waiting","position":2}"#;
-        assert_eq!(
-            Incoming::from_message(Message::Text(waiting.into())).unwrap(),
-            Incoming::Server(ServerMessage::Waiting { position: 2 })
-        );
-        assert_eq!(
-            Incoming::from_message(Message::Text(r#"{"type":"news"}"#.into())).unwrap(),
-            Incoming::Other
-        );
-        assert_eq!(
-            Incoming::from_message(Message::Ping(Bytes::new())).unwrap(),
-            Incoming::Other
-        );
-        let close = |code: u16| Message::Close {
-            code: code.into(),
-            reason: String::new(),
-        };
-        assert_eq!(
-            Incoming::from_message(close(CLOSE_REPLACED)).unwrap(),
-            Incoming::Closed { replaced: true }
-        );
-        for code in [1000, 1001, 1012] {
-            assert_eq!(
-                Incoming::from_message(close(code)).unwrap(),
-                Incoming::Closed { replaced: false }
-            );
-        }
-    }
 
     #[test]
     fn typed_input_is_queued_minus_the_detach_sequence() {
