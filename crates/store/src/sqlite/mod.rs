@@ -72,6 +72,18 @@ impl SqliteStore {
                 }
             }
         }
+        if !in_memory {
+            // Switching a new file to WAL needs the only connection to it:
+            // the pool below opens its first connections concurrently, and
+            // two of them switching at once fail with "database is locked".
+            // Once the file is in WAL mode, asking for it again is a no-op.
+            use sqlx::{ConnectOptions, Connection};
+            let bootstrap = options
+                .connect()
+                .await
+                .with_context(|| format!("opening the SQLite database {database_url:?}"))?;
+            bootstrap.close().await?;
+        }
         let pool = SqlitePoolOptions::new()
             // One writer at a time anyway; a few connections let reads
             // (followers, listings) go on while a write waits. An in-memory
