@@ -47,11 +47,17 @@ struct ClientSlot {
     detached: bool,
 }
 
+/// The latest output chunks and their total size.
+#[derive(Default)]
+struct Recent {
+    chunks: VecDeque<OutputChunk>,
+    bytes: usize,
+}
+
 pub struct Session {
     pub job_id: String,
     output: broadcast::Sender<OutputChunk>,
-    recent: Mutex<VecDeque<OutputChunk>>,
-    recent_bytes: Mutex<usize>,
+    recent: Mutex<Recent>,
     input: mpsc::Sender<WorkerInput>,
     /// Held by the connected worker's handler for as long as it serves.
     pub(super) input_queue: tokio::sync::Mutex<mpsc::Receiver<WorkerInput>>,
@@ -71,8 +77,7 @@ impl Session {
         Arc::new(Self {
             job_id,
             output: broadcast::channel(LIVE_CHUNKS).0,
-            recent: Mutex::new(VecDeque::new()),
-            recent_bytes: Mutex::new(0),
+            recent: Mutex::new(Recent::default()),
             input,
             input_queue: tokio::sync::Mutex::new(input_queue),
             last_resize: Mutex::new(None),
@@ -87,12 +92,11 @@ impl Session {
     pub fn publish(&self, chunk: OutputChunk) {
         {
             let mut recent = self.recent.lock().expect("recent lock");
-            let mut bytes = self.recent_bytes.lock().expect("recent bytes lock");
-            *bytes += chunk.frame.len();
-            recent.push_back(chunk.clone());
-            while *bytes > RECENT_BYTES && recent.len() > 1 {
-                if let Some(old) = recent.pop_front() {
-                    *bytes -= old.frame.len();
+            recent.bytes += chunk.frame.len();
+            recent.chunks.push_back(chunk.clone());
+            while recent.bytes > RECENT_BYTES && recent.chunks.len() > 1 {
+                if let Some(old) = recent.chunks.pop_front() {
+                    recent.bytes -= old.frame.len();
                 }
             }
         }
@@ -107,7 +111,12 @@ impl Session {
     /// The kept chunks after `seq`, oldest first.
     pub fn recent_after(&self, seq: i64) -> Vec<OutputChunk> {
         let recent = self.recent.lock().expect("recent lock");
-        recent.iter().filter(|c| c.seq > seq).cloned().collect()
+        recent
+            .chunks
+            .iter()
+            .filter(|c| c.seq > seq)
+            .cloned()
+            .collect()
     }
 
     /// Queues input for the worker; waits while the queue is full.
