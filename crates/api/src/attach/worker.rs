@@ -41,32 +41,43 @@ pub async fn serve(
             return;
         }
     }
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            _ = workers.changed() => break,
-            message = stream.next() => match message {
-                Some(Ok(Message::Binary(frame))) => match OutputFrame::decode(&frame) {
+    // Reading and writing go on independently: a write that waits (the
+    // worker is busy feeding the container's stdin) must never stop the
+    // reads, or the worker, waiting to send output, and this handler,
+    // waiting to send it input, would wait for each other.
+    let reading = async {
+        while let Some(Ok(message)) = stream.next().await {
+            match message {
+                Message::Binary(frame) => match OutputFrame::decode(&frame) {
                     Ok(decoded) => {
                         let seq = decoded.seq;
                         session.publish(OutputChunk { seq, frame });
                     }
-                    Err(error) => tracing::warn!(job_id = %session.job_id, %error, "ignoring a malformed output frame"),
+                    Err(error) => {
+                        tracing::warn!(job_id = %session.job_id, %error, "ignoring a malformed output frame")
+                    }
                 },
-                Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
-            },
-            item = input.recv() => {
-                let Some(item) = item else { break };
-                let sent = match item {
-                    WorkerInput::Stdin(bytes) => sink.send(Message::Binary(bytes)).await.is_ok(),
-                    WorkerInput::Command(command) => send_command(&mut sink, &command).await.is_ok(),
-                };
-                if !sent {
-                    break;
-                }
+                Message::Close(_) => return,
+                Message::Text(_) | Message::Ping(_) | Message::Pong(_) => {}
             }
         }
+    };
+    let writing = async {
+        while let Some(item) = input.recv().await {
+            let sent = match item {
+                WorkerInput::Stdin(bytes) => sink.send(Message::Binary(bytes)).await,
+                WorkerInput::Command(command) => send_command(&mut sink, &command).await,
+            };
+            if sent.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        _ = workers.changed() => {}
+        () = reading => {}
+        () = writing => {}
     }
     tracing::info!(job_id = %session.job_id, "worker connection ended");
     let _ = sink.close().await;
