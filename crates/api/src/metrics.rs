@@ -18,7 +18,9 @@ use axum::{
 };
 use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
-use crate::{error::ApiError, state::AppState};
+use tracing::Instrument;
+
+use crate::{error::ApiError, request_id, state::AppState};
 
 /// Every metric the API exports, registered in a registry of its own so
 /// that two servers in one test process do not collide.
@@ -144,7 +146,10 @@ pub async fn serve_metrics(State(state): State<AppState>) -> Result<Response, Ap
 }
 
 /// Logs one line per request and counts it: one event feeds both, so the
-/// log and the metric never disagree.
+/// log and the metric never disagree. The whole request runs in a span that
+/// carries its request id (also sent back as `x-request-id`) and, for a
+/// job's routes, the job id; a handler that creates a job records it there
+/// (see [`record_job_id`]).
 pub async fn track_requests(
     State(state): State<AppState>,
     request: Request,
@@ -156,7 +161,20 @@ pub async fn track_requests(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let response = next.run(request).await;
+    let request_id = request_id::request_id(request.headers());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        job_id = tracing::field::Empty
+    );
+    if let Some(job_id) = request_id::job_id_in_path(request.uri().path()) {
+        span.record("job_id", job_id);
+    }
+    let mut response = next.run(request).instrument(span.clone()).await;
+    response.headers_mut().insert(
+        request_id::REQUEST_ID_HEADER,
+        request_id::header_value(&request_id),
+    );
     let status = response.status();
     state
         .metrics
@@ -164,6 +182,7 @@ pub async fn track_requests(
         .with_label_values(&[method, route.as_str(), status.as_str()])
         .inc();
     let elapsed_ms = started.elapsed().as_millis() as u64;
+    let _in_request = span.enter();
     // Probes and scrapes arrive every few seconds; they would drown the log.
     if is_probe(&route) && status == StatusCode::OK {
         tracing::debug!(
@@ -183,6 +202,12 @@ pub async fn track_requests(
         );
     }
     response
+}
+
+/// Puts a job id into the current request's span, for a handler that
+/// learns it (creating a job) rather than reading it from the path.
+pub fn record_job_id(job_id: &str) {
+    tracing::Span::current().record("job_id", job_id);
 }
 
 fn is_probe(route: &str) -> bool {

@@ -4,6 +4,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use jobs_core::JobState;
 use jobs_store::{ClaimedJob, Fence, Heartbeat, Store};
+use tracing::Instrument;
 
 use crate::{
     artifacts, log_pump,
@@ -78,6 +79,17 @@ pub async fn resume(
 /// Heartbeats while `body` runs, makes the attempt stoppable by job id,
 /// and records the ending that `body` returns.
 pub(crate) async fn supervise<Body, Fut>(context: &WorkerContext, fence: &Fence, body: Body)
+where
+    Body: FnOnce(Arc<StopSignal>) -> Fut,
+    Fut: std::future::Future<Output = Option<Ending>>,
+{
+    // Every log line of the attempt names its job, as the API's lines of
+    // the same job do, so one job can be followed across both.
+    let span = tracing::info_span!("job", job_id = %fence.job_id, attempt = fence.attempt);
+    supervised(context, fence, body).instrument(span).await;
+}
+
+async fn supervised<Body, Fut>(context: &WorkerContext, fence: &Fence, body: Body)
 where
     Body: FnOnce(Arc<StopSignal>) -> Fut,
     Fut: std::future::Future<Output = Option<Ending>>,

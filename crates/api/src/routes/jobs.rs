@@ -76,6 +76,7 @@ pub async fn create_job(
             attach.as_ref(),
         )
         .await?;
+    crate::metrics::record_job_id(&job.id);
     if !created {
         tracing::info!(job_id = %job.id, app = %app, "idempotent repeat; returning the earlier job");
         return Ok((StatusCode::OK, Json(job)).into_response());
