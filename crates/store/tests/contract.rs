@@ -200,6 +200,7 @@ contract! {
     jobs_idempotency_key_returns_the_first_job,
     jobs_concurrent_idempotency_key_makes_one_row,
     jobs_list_newest_first_by_state_with_limit,
+    jobs_are_counted_by_state,
     claim_starts_a_queued_job_once,
     claim_concurrent_claims_one_winner,
     mark_running_and_heartbeat,
@@ -976,6 +977,20 @@ async fn jobs_list_newest_first_by_state_with_limit(store: Store) {
             .is_empty()
     );
     assert!(store.list_jobs("nope", None, 100).await.unwrap().is_empty());
+}
+
+async fn jobs_are_counted_by_state(store: Store) {
+    assert!(store.jobs_by_state().await.unwrap().is_empty());
+    create_app(&store, "web").await;
+    create_app(&store, "api").await;
+    let first = create_job(&store, "web").await.id;
+    create_job(&store, "web").await;
+    create_job(&store, "api").await;
+    let running = claim(&store, &first, "w1", LEASE).await;
+    assert!(store.mark_running(&running.fence).await.unwrap());
+    let mut counts = store.jobs_by_state().await.unwrap();
+    counts.sort_by_key(|(state, _)| state.as_str());
+    assert_eq!(counts, [(JobState::Queued, 2), (JobState::Running, 1)]);
 }
 
 // ---------------------------------------------------------------------------

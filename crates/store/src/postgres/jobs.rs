@@ -215,6 +215,19 @@ impl PgStore {
         Ok(rows.into_iter().map(Job::from).collect())
     }
 
+    /// How many jobs are in each state, for the metrics; states with none
+    /// are left out.
+    pub async fn jobs_by_state(&self) -> Result<Vec<(JobState, i64)>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("select state, count(*) from jobs group by state")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(state, count)| Some((state.parse().ok()?, count)))
+            .collect())
+    }
+
     /// Cancels a queued job at once, or asks the worker of a running one to
     /// stop it. Both are compare-and-sets on the state.
     pub async fn cancel_job(&self, id: &str) -> Result<CancelOutcome, StoreError> {
