@@ -24,8 +24,8 @@ use jobs_core::{
     hardening::Hardening,
     wire::{
         ApiError as WireError, ApiErrorBody, App, AppCreate, AppList, AppUpdate, Artifact, Job,
-        JobCreate, JobList, LogChunk, LogPage, LogStream, TokenCreate, TokenCreated, TokenInfo,
-        TokenList, Upload, UploadRef,
+        JobCreate, JobList, LogChunk, LogPage, LogStream, QueuePlace, TokenCreate, TokenCreated,
+        TokenInfo, TokenList, Upload, UploadRef,
     },
 };
 use utoipa::{
@@ -79,7 +79,7 @@ pub const BEARER_SCHEME: &str = "bearer";
     components(schemas(
         App, AppCreate, AppUpdate, AppList, Hardening, Size, Job, JobCreate, JobList, JobState,
         LogChunk, LogStream, LogPage, Role, TokenCreate, TokenCreated, TokenInfo, TokenList,
-        WireError, ApiErrorBody, Upload, UploadRef, Artifact,
+        WireError, ApiErrorBody, Upload, UploadRef, Artifact, QueuePlace,
     )),
     modifiers(&CommonResponses),
     tags(
