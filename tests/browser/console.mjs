@@ -58,17 +58,28 @@ const browser = await chromium.launch({
     '--disable-sync', '--disable-quic', '--no-first-run'],
 });
 const pageErrors = [];
+let lastPage = null;
 const dialogs = [];
 const cspViolations = [];
 
 async function signedIn(token, viewport = { width: 1280, height: 1500 }) {
   const context = await browser.newContext({ viewport, acceptDownloads: true });
   const page = await context.newPage();
+  lastPage = page;
   page.setDefaultTimeout(WAIT_MS);
   page.on('pageerror', (error) => { pageErrors.push(String(error)); log('page error:', String(error)); });
   page.on('console', (message) => {
     if (message.text().includes('Content Security Policy')) cspViolations.push(message.text());
     log(`console.${message.type()}:`, message.text());
+  });
+  page.on('websocket', (socket) => {
+    log('websocket', socket.url());
+    socket.on('close', () => log('websocket closed', socket.url()));
+    if (process.env.CONSOLE_DEBUG) {
+      const show = (payload) => (typeof payload === 'string' ? payload : Buffer.from(payload).toString('hex').slice(0, 80));
+      socket.on('framereceived', (frame) => log('ws <', show(frame.payload)));
+      socket.on('framesent', (frame) => log('ws >', show(frame.payload)));
+    }
   });
   page.on('dialog', async (dialog) => { dialogs.push(dialog.message()); await dialog.dismiss(); });
   await page.goto(`${CONSOLE_URL}/`);
@@ -87,13 +98,21 @@ const text = (page, selector) => page.$eval(selector, (element) => element.textC
 const waitEnded = (page, timeout = LONG_WAIT_MS) => page.waitForSelector('#connection[data-state="ended"]', { timeout });
 
 const results = {};
+// CONSOLE_ONLY=name,name runs only those checks, while debugging one.
+const only = process.env.CONSOLE_ONLY ? process.env.CONSOLE_ONLY.split(',') : null;
 async function check(name, body) {
+  if (only && !only.includes(name)) return;
   const started = Date.now();
   try {
     results[name] = await body();
   } catch (error) {
     log(`${name} failed:`, error);
     results[name] = { error: String(error.stack || error) };
+    // What the page showed, for the person reading the failure.
+    try {
+      await lastPage.screenshot({ path: join(OUT_DIR, `failed-${name}.png`) });
+      writeFileSync(join(OUT_DIR, `failed-${name}.html`), await lastPage.content());
+    } catch { /* the page is gone */ }
   }
   results[name].ms = Date.now() - started;
   log(`${name}: ${results[name].ms} ms`);
@@ -173,7 +192,7 @@ await check('run_page', async () => {
 // 3. Output is text: a job printing HTML runs no script.
 await check('xss', async () => {
   const page = await signedIn(TOKENS.admin);
-  const job = await cliRun('--', 'sh', '-c', `echo '<script>alert(1)</script>'; echo '<img src=x onerror=alert(2)>' >&2`);
+  const job = await cliRun('--', 'sh', '-c', `echo '<script>alert(1)</script>'; echo '<img src=x onerror=alert(2)>'`);
   const response = await page.goto(`${CONSOLE_URL}/jobs/${job}`);
   const csp = response.headers()['content-security-policy'];
   await waitEnded(page);
@@ -280,8 +299,16 @@ await check('terminal', async () => {
   await typeLine('stty size');
   await waitLine(new RegExp(`^${sizeAfter.rows} ${sizeAfter.cols}$`));
   // Ctrl-C reaches the container: the sleep ends long before its 60 s.
-  await typeLine('sleep 60; echo sleep-not-interrupted');
-  await page.keyboard.press('Control+C');
+  // A Ctrl-C may race the start of the sleep, so it is repeated until the
+  // prompt is back (as tests/tests/interactive.rs does), within a deadline.
+  await typeLine('echo sleep-started; sleep 60; echo sleep-not-interrupted');
+  await waitLine(/^sleep-started$/);
+  const promptBack = () => page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('.xterm-rows > div')].map((row) => row.textContent.replace(/\u00a0/g, ' ').trimEnd()).filter(Boolean);
+    return rows.at(-1) === '/ #' && rows.at(-2) !== 'sleep-started';
+  }, null, { timeout: 2000 }).then(() => true, () => false);
+  let interrupts = 0;
+  do { await page.keyboard.press('Control+C'); interrupts++; } while (!(await promptBack()) && interrupts < 10);
   await typeLine('echo after-ctrl-c');
   await waitLine(/^after-ctrl-c$/);
   // A dropped connection reconnects, and the shell is still there.
@@ -296,7 +323,7 @@ await check('terminal', async () => {
   const exit = await text(page, '#job-exit');
   const state = await text(page, '#job-state');
   await page.context().close();
-  return { job, sizeBefore, sizeAfter, lines, cut: cut.cut, exit, state };
+  return { job, sizeBefore, sizeAfter, lines, cut: cut.cut, exit, state, interrupts };
 });
 
 // 8. A long log: only what is in sight is in the page; the end and search.

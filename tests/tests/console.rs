@@ -223,7 +223,7 @@ fn the_console_in_a_real_browser() {
         "the run had ended before the page saw it: {list}"
     );
     assert_eq!(list["exit"], "0");
-    assert_eq!(list["command"], "sleep 3; echo done");
+    assert_eq!(list["command"], "sh -c 'sleep 3; echo done'");
     assert_eq!(
         list["sameDocument"], "still here",
         "the page reloaded: {list}"
@@ -379,7 +379,11 @@ fn the_console_in_a_real_browser() {
         .collect();
     assert!(lines.contains(&"42"), "{lines:?}");
     assert!(
-        !lines.iter().any(|l| l.contains("sleep-not-interrupted")),
+        !lines.contains(&"sleep-not-interrupted"),
+        "Ctrl-C did not stop the sleep: {lines:?}"
+    );
+    assert!(
+        lines.contains(&"after-ctrl-c") && lines.contains(&"back-after-cut"),
         "{lines:?}"
     );
     let (before, after) = (&terminal["sizeBefore"], &terminal["sizeAfter"]);

@@ -346,7 +346,7 @@ export function runPage(main, ctx, jobId) {
     } catch (error) {
       if (!controller.signal.aborted) output.append(errorBox(error));
     }
-  })();
+  })().catch((error) => { if (!controller.signal.aborted) main.append(errorBox(error)); });
   return () => cleanups.forEach((cleanup) => cleanup());
 }
 
