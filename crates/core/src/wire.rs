@@ -25,6 +25,7 @@
 //! | `POST /v1/tokens` | [`TokenCreate`] | `201` [`TokenCreated`], the only answer that holds the secret |
 //! | `GET /v1/tokens` | | [`TokenList`], oldest first, without secrets |
 //! | `DELETE /v1/tokens/{id}` | | `204` |
+//! | `GET /v1/whoami` | | [`Caller`]: the role and app of the token itself |
 //! | `GET /v1/openapi.json` | | the OpenAPI 3.1 document of these routes, without a token |
 //!
 //! An upload streams its body into the object store; `size` (the declared
@@ -445,6 +446,16 @@ pub struct TokenInfo {
 pub struct TokenCreated {
     pub token: TokenInfo,
     pub secret: String,
+}
+
+/// The answer to `GET /v1/whoami`: what the calling token may do, so that
+/// a client (the web console) shows only what the API would allow.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Caller {
+    pub role: Role,
+    /// The one app the token is bound to; none for a token of every app.
+    pub app: Option<String>,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

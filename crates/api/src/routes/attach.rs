@@ -24,6 +24,10 @@ use crate::{
     state::AppState,
 };
 
+/// The subprotocol a browser offers with its bearer token (see
+/// [`crate::auth`]); the API selects it, so that the token is never echoed.
+pub const ATTACH_SUBPROTOCOL: &str = "jobs.attach.v1";
+
 #[derive(Debug, Default, Deserialize)]
 pub struct AttachQuery {
     after: Option<String>,
@@ -57,7 +61,9 @@ pub async fn attach_client(
     principal.require(Role::Run, "attaching to jobs")?;
     let after = parse_after("after", query.after.as_deref())?;
     check_attachable(&job)?;
-    let upgrade = upgrade.map_err(|_| not_an_upgrade())?;
+    let upgrade = upgrade
+        .map_err(|_| not_an_upgrade())?
+        .protocols([ATTACH_SUBPROTOCOL]);
     if job.state == JobState::Queued {
         // After an API restart the line is empty; a client puts its run back.
         state.attach.enqueue(&id);
