@@ -19,6 +19,8 @@ pub struct CutProxy {
 
 #[derive(Default)]
 struct Shared {
+    /// Where connections go; none are taken before it is set.
+    upstream: Mutex<Option<String>>,
     /// Both ends of every connection not cut yet.
     live: Mutex<Vec<(TcpStream, TcpStream)>>,
     accepted: AtomicUsize,
@@ -29,7 +31,15 @@ impl CutProxy {
     /// Listens on 127.0.0.1 (a free port) and forwards every connection to
     /// `upstream` (`host:port`).
     pub fn start(upstream: &str) -> CutProxy {
-        let upstream = upstream.to_owned();
+        let proxy = CutProxy::start_unrouted();
+        proxy.route_to(upstream);
+        proxy
+    }
+
+    /// Listens before its upstream is known, so that its URL can be given
+    /// to a server (as the address others reach it by) before that server
+    /// starts; connections before [`CutProxy::route_to`] are refused.
+    pub fn start_unrouted() -> CutProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let address = listener.local_addr().expect("the proxy's address");
         let shared = Arc::new(Shared::default());
@@ -40,7 +50,8 @@ impl CutProxy {
                     break;
                 }
                 let Ok(client) = client else { continue };
-                let Ok(server) = TcpStream::connect(&upstream) else {
+                let upstream = accepting.upstream.lock().unwrap().clone();
+                let Some(Ok(server)) = upstream.map(TcpStream::connect) else {
                     continue;
                 };
                 let _ = client.set_nodelay(true);
@@ -63,6 +74,11 @@ impl CutProxy {
             shared,
             acceptor: Some(acceptor),
         }
+    }
+
+    /// Forwards the connections from now on to `upstream` (`host:port`).
+    pub fn route_to(&self, upstream: &str) {
+        *self.shared.upstream.lock().unwrap() = Some(upstream.to_owned());
     }
 
     /// `http://127.0.0.1:PORT`, to give the client instead of the API's URL.
