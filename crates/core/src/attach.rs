@@ -29,7 +29,7 @@
 //!    is an API that speaks only raw input.
 //! 2. The worker's first message on each connection is `input_ack`: the
 //!    offset up to which it wrote the container's stdin. It sends another
-//!    after each write. The API relays the newest to the client as
+//!    after writes. The API relays the newest to the client as
 //!    `input_ack`, and both drop what lies below it.
 //! 3. Each side drops bytes below what it already has, so a resend after
 //!    a reconnect repeats nothing; each keeps what is not acknowledged, so
@@ -195,7 +195,8 @@ pub enum WorkerCommand {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum WorkerMessage {
     /// Every input byte below `offset` is written to the container's stdin.
-    /// The first message of each connection, then one after each write.
+    /// The first message of each connection, then one after writes (at
+    /// once after 256 KiB, else a few milliseconds later).
     InputAck { offset: u64 },
 }
 

@@ -8,7 +8,8 @@
 //! Stdin is exactly-once (`jobs_core::attach::input`): this worker is its
 //! point of truth. Every input frame names the offset of its first byte;
 //! bytes below what was already written (a resend) are dropped, and an
-//! `input_ack` goes up after each write, and first on every connection, so
+//! `input_ack` goes up after writes (at once after 256 KiB, else 5 ms
+//! later, to ack several frames at once), and first on every connection, so
 //! that the API and the client resend exactly what is missing. The ack
 //! follows the write into the container's stdin (handed to the Docker
 //! engine's attach stream and flushed): it never covers a byte not written.
@@ -34,6 +35,10 @@ use crate::{
 
 /// How often a quiet socket is pinged.
 const PING_EVERY: Duration = Duration::from_secs(15);
+/// Written bytes after which an ack goes up at once; fewer wait up to
+/// [`ACK_DELAY`], so that a stream of frames gets one ack for several.
+const ACK_EVERY_BYTES: u64 = 256 * 1024;
+const ACK_DELAY: Duration = Duration::from_millis(5);
 
 /// What one bridge needs.
 pub struct Bridge {
@@ -140,6 +145,8 @@ impl Bridge {
         }
         // Until the API says otherwise, it is one that sends raw stdin.
         let mut offsets = false;
+        let mut acked = self.stdin.written;
+        let mut acked_at = tokio::time::Instant::now();
         let mut ping =
             tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         loop {
@@ -164,10 +171,12 @@ impl Bridge {
                 }
                 message = stream.next() => match message {
                     Some(Ok(Message::Binary(bytes))) => {
-                        if self.take_input(&bytes, offsets).await
-                            && send_ack(&mut sink, self.stdin.written).await.is_err()
-                        {
-                            return Disconnect::Dropped;
+                        self.take_input(&bytes, offsets).await;
+                        if self.stdin.written >= acked + ACK_EVERY_BYTES {
+                            if send_ack(&mut sink, self.stdin.written).await.is_err() {
+                                return Disconnect::Dropped;
+                            }
+                            (acked, acked_at) = (self.stdin.written, tokio::time::Instant::now());
                         }
                     }
                     Some(Ok(Message::Text(text))) => match serde_json::from_str::<WorkerCommand>(&text) {
@@ -195,14 +204,21 @@ impl Bridge {
                         self.apply_resize(pending_resize).await;
                     }
                 }
+                // What was written since the last ack, a moment later.
+                () = tokio::time::sleep_until(acked_at + ACK_DELAY), if self.stdin.written > acked => {
+                    if send_ack(&mut sink, self.stdin.written).await.is_err() {
+                        return Disconnect::Dropped;
+                    }
+                    (acked, acked_at) = (self.stdin.written, tokio::time::Instant::now());
+                }
             }
         }
     }
 
     /// Writes the new part of an input frame (raw bytes from an API
-    /// without `offsets`) into the container's stdin; returns whether
-    /// `written` moved (an ack is due).
-    async fn take_input(&mut self, frame: &[u8], offsets: bool) -> bool {
+    /// without `offsets`) into the container's stdin; `written` moves by
+    /// what was written.
+    async fn take_input(&mut self, frame: &[u8], offsets: bool) {
         let frame = if offsets {
             InputFrame::decode(frame)
         } else {
@@ -215,7 +231,7 @@ impl Bridge {
             Ok(frame) => frame,
             Err(error) => {
                 tracing::warn!(job_id = self.job_id, %error, "ignoring a malformed input frame");
-                return false;
+                return;
             }
         };
         let skip = match fresh_part(self.stdin.written, &frame) {
@@ -229,16 +245,15 @@ impl Bridge {
                     offset = frame.offset,
                     "an input frame skips ahead; dropping it"
                 );
-                return false;
+                return;
             }
         };
         let fresh = &frame.data[skip..];
         if fresh.is_empty() || !self.write_stdin(fresh).await {
-            return false;
+            return;
         }
         self.stdin.written += fresh.len() as u64;
         self.close_stdin_at_end().await;
-        true
     }
 
     /// Writes and flushes; false if the container's stdin is closed.

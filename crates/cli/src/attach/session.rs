@@ -456,16 +456,17 @@ where
         };
         // A cancelled or failed send changes nothing: the bytes stay in
         // the window until the worker acknowledges them.
-        outgoing.feed(input_message(&next)).await?;
-        stdin.borrow_mut().sent(&next);
+        let progress = next.progress();
+        outgoing.feed(input_message(next)).await?;
+        stdin.borrow_mut().sent(progress);
     }
 }
 
-fn input_message(outgoing: &Outgoing) -> Message {
+fn input_message(outgoing: Outgoing) -> Message {
     match outgoing {
-        Outgoing::Frame { frame, .. } => Message::Binary(Bytes::from(frame.clone())),
-        Outgoing::Raw(bytes) => Message::Binary(Bytes::from(bytes.clone())),
-        Outgoing::End(offset) => control(&ClientMessage::InputEnd { offset: *offset }),
+        Outgoing::Frame { frame, .. } => Message::Binary(Bytes::from(frame)),
+        Outgoing::Raw(bytes) => Message::Binary(Bytes::from(bytes)),
+        Outgoing::End(offset) => control(&ClientMessage::InputEnd { offset }),
         Outgoing::RawEof => control(&ClientMessage::Eof),
     }
 }
@@ -564,8 +565,8 @@ mod tests {
         stdin.attached(None);
         let mut bytes = Vec::new();
         while let Some(next) = stdin.next() {
-            stdin.sent(&next);
-            match input_message(&next) {
+            stdin.sent(next.progress());
+            match input_message(next) {
                 Message::Binary(chunk) => bytes.extend_from_slice(&chunk),
                 other => panic!("not a binary message: {other:?}"),
             }
@@ -595,7 +596,7 @@ mod tests {
         );
         assert_eq!(text(control(&ClientMessage::Eof)), r#"{"type":"eof"}"#);
         assert_eq!(
-            text(input_message(&Outgoing::End(42))),
+            text(input_message(Outgoing::End(42))),
             r#"{"type":"input_end","offset":42}"#
         );
     }

@@ -42,6 +42,26 @@ pub enum Outgoing {
     RawEof,
 }
 
+/// What sending an [`Outgoing`] moved: all [`SessionInput::sent`] needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// A frame with offsets up to this offset.
+    FrameUpTo(u64),
+    /// Raw bytes, this many.
+    Raw(usize),
+    End,
+}
+
+impl Outgoing {
+    pub fn progress(&self) -> Progress {
+        match self {
+            Outgoing::Frame { end, .. } => Progress::FrameUpTo(*end),
+            Outgoing::Raw(bytes) => Progress::Raw(bytes.len()),
+            Outgoing::End(_) | Outgoing::RawEof => Progress::End,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct SessionInput {
     window: InputWindow,
@@ -146,17 +166,18 @@ impl SessionInput {
         }
     }
 
-    /// `outgoing` (from [`SessionInput::next`]) was handed to the socket.
-    pub fn sent(&mut self, outgoing: &Outgoing) {
-        match (&mut self.mode, outgoing) {
-            (Mode::Offsets { cursor, .. }, Outgoing::Frame { end, .. }) => *cursor = *end,
-            (Mode::Offsets { end_sent, .. }, Outgoing::End(_))
-            | (Mode::Raw { end_sent }, Outgoing::RawEof) => *end_sent = true,
-            (Mode::Raw { .. }, Outgoing::Raw(bytes)) => {
+    /// What [`SessionInput::next`] gave was handed to the socket.
+    pub fn sent(&mut self, progress: Progress) {
+        match (&mut self.mode, progress) {
+            (Mode::Offsets { cursor, .. }, Progress::FrameUpTo(end)) => *cursor = end,
+            (Mode::Offsets { end_sent, .. } | Mode::Raw { end_sent }, Progress::End) => {
+                *end_sent = true;
+            }
+            (Mode::Raw { .. }, Progress::Raw(bytes)) => {
                 // An API without offsets acknowledges nothing: handed over
                 // is as far as this client can know.
                 if let Some(start) = self.window.start() {
-                    self.window.ack(start + bytes.len() as u64);
+                    self.window.ack(start + bytes as u64);
                 }
             }
             _ => {}
@@ -186,7 +207,7 @@ mod tests {
     fn send_all(input: &mut SessionInput) -> Vec<Outgoing> {
         let mut sent = Vec::new();
         while let Some(next) = input.next() {
-            input.sent(&next);
+            input.sent(next.progress());
             sent.push(next);
         }
         sent
