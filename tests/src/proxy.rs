@@ -56,7 +56,6 @@ impl CutProxy {
                 };
                 let _ = client.set_nodelay(true);
                 let _ = server.set_nodelay(true);
-                accepting.accepted.fetch_add(1, Ordering::SeqCst);
                 if let (Ok(client_copy), Ok(server_copy)) = (client.try_clone(), server.try_clone())
                 {
                     accepting
@@ -65,6 +64,9 @@ impl CutProxy {
                         .unwrap()
                         .push((client_copy, server_copy));
                 }
+                // Counted once it can be cut: a test that saw the count go
+                // up may cut it at once.
+                accepting.accepted.fetch_add(1, Ordering::SeqCst);
                 forward(&client, &server);
                 forward(&server, &client);
             }
