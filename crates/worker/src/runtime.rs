@@ -24,6 +24,8 @@ use jobs_core::{hardening::Hardening, size::SizeLimits};
 pub const LABEL_JOB_ID: &str = "jobs.job_id";
 pub const LABEL_ATTEMPT: &str = "jobs.attempt";
 pub const LABEL_WORKER_ID: &str = "jobs.worker_id";
+/// Set on a container that runs under the shim ([`crate::shim`]).
+pub const LABEL_SHIM: &str = "jobs.shim";
 
 /// What to do when the image is not on this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -50,6 +52,9 @@ pub struct ContainerSpec {
     /// Whether the job has uploads: they get a volume of their own at
     /// `/tmp/uploads` (see [`uploads_mount`]).
     pub uploads: bool,
+    /// Whether the command runs under the shim, which keeps a copy of its
+    /// output and of these artifact paths under `/tmp` ([`crate::shim`]).
+    pub shim: Option<Vec<String>>,
 }
 
 /// How a container ended.
@@ -144,15 +149,42 @@ impl Runtime {
         })
     }
 
-    /// Creates the container, without starting it.
+    /// Creates the container, without starting it; with the shim, puts it
+    /// in.
     pub async fn create(&self, spec: &ContainerSpec) -> Result<String, StartError> {
         self.ensure_image(&spec.image).await?;
         let host_config = host_config(spec);
+        let mut labels = spec.labels.clone();
+        let (entrypoint, cmd) = match &spec.shim {
+            None => (None, spec.command.clone()),
+            Some(artifacts) => {
+                // The shim runs the image's entrypoint with the command, as
+                // Docker would have.
+                let image = self
+                    .docker
+                    .inspect_image(&spec.image)
+                    .await
+                    .map_err(|error| StartError::Other(error.to_string()))?;
+                let config = image.config.unwrap_or_default();
+                let mut command = config.entrypoint.unwrap_or_default();
+                if spec.command.is_empty() {
+                    command.extend(config.cmd.unwrap_or_default());
+                } else {
+                    command.extend(spec.command.iter().cloned());
+                }
+                labels.insert(LABEL_SHIM.to_owned(), "1".to_owned());
+                (
+                    Some(crate::shim::command_line(artifacts, command)),
+                    Vec::new(),
+                )
+            }
+        };
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
-            cmd: Some(spec.command.clone()),
+            entrypoint,
+            cmd: Some(cmd),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-            labels: Some(spec.labels.clone()),
+            labels: Some(labels),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             attach_stdin: Some(spec.interactive.is_some()),
@@ -169,12 +201,77 @@ impl Runtime {
         let options = CreateContainerOptionsBuilder::default()
             .name(&spec.name)
             .build();
-        match self.docker.create_container(Some(options), body).await {
-            Ok(created) => Ok(created.id),
+        let id = match self.docker.create_container(Some(options), body).await {
+            Ok(created) => created.id,
             Err(DockerError::DockerResponseServerError {
                 status_code: 404, ..
-            }) => Err(StartError::ImageNotFound(spec.image.clone())),
-            Err(error) => Err(StartError::Other(error.to_string())),
+            }) => return Err(StartError::ImageNotFound(spec.image.clone())),
+            Err(error) => return Err(StartError::Other(error.to_string())),
+        };
+        if spec.shim.is_some() {
+            let archive = crate::shim::archive();
+            let put = self
+                .upload_archive(&id, "/", futures::stream::once(async { Ok(archive) }))
+                .await;
+            if let Err(error) = put {
+                let _ = self.remove(&id).await;
+                return Err(StartError::Other(format!(
+                    "putting the shim in failed: {error}"
+                )));
+            }
+        }
+        Ok(id)
+    }
+
+    /// Whether the container runs under the shim.
+    pub async fn has_shim(&self, id: &str) -> anyhow::Result<bool> {
+        let inspected = self.docker.inspect_container(id, None).await?;
+        Ok(inspected
+            .config
+            .and_then(|config| config.labels)
+            .is_some_and(|labels| labels.contains_key(LABEL_SHIM)))
+    }
+
+    /// Sends `signal` (`SIGTERM`, …) to the container's first process.
+    pub async fn kill(&self, id: &str, signal: &str) -> anyhow::Result<()> {
+        let options = bollard::query_parameters::KillContainerOptionsBuilder::default()
+            .signal(signal)
+            .build();
+        match self.docker.kill_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            // 409: not running any more.
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404 | 409,
+                ..
+            }) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Runs `command` in the running container, as its user, and streams
+    /// its output.
+    pub async fn exec_output(
+        &self,
+        id: &str,
+        command: Vec<String>,
+    ) -> anyhow::Result<OutputStream> {
+        let exec = self
+            .docker
+            .create_exec(
+                id,
+                bollard::exec::CreateExecOptions {
+                    cmd: Some(command),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        match self.archives.start_exec(&exec.id, None).await? {
+            bollard::exec::StartExecResults::Attached { output, .. } => Ok(output),
+            bollard::exec::StartExecResults::Detached => {
+                anyhow::bail!("the exec started detached")
+            }
         }
     }
 
@@ -427,11 +524,7 @@ fn host_config(spec: &ContainerSpec) -> HostConfig {
         // the job sees its image, its tmpfs and, with uploads, a fresh
         // anonymous volume of its own.
         binds: Some(Vec::new()),
-        mounts: Some(if spec.uploads {
-            vec![uploads_mount()]
-        } else {
-            Vec::new()
-        }),
+        mounts: Some(mounts(spec)),
         volumes_from: Some(Vec::new()),
         readonly_rootfs: Some(hardening.read_only_root),
         tmpfs: Some(tmp_mount(limits)),
@@ -472,6 +565,25 @@ fn tmp_mount(limits: &SizeLimits) -> HashMap<String, String> {
         "/tmp".to_string(),
         format!("rw,exec,nosuid,nodev,mode=1777,size={size}"),
     )])
+}
+
+/// The container's volumes: the uploads' and, under a read-only root, the
+/// shim's (with a writable root, `/.jobs` is in the container's own layer,
+/// which Docker's archive API reads after the stop as it reads a volume).
+fn mounts(spec: &ContainerSpec) -> Vec<Mount> {
+    let mut mounts = Vec::new();
+    if spec.shim.is_some() && spec.hardening.read_only_root {
+        mounts.push(Mount {
+            target: Some(crate::shim::DIR.into()),
+            typ: Some(MountType::VOLUME),
+            read_only: Some(false),
+            ..Default::default()
+        });
+    }
+    if spec.uploads {
+        mounts.push(uploads_mount());
+    }
+    mounts
 }
 
 /// The uploads' own volume at `/tmp/uploads`: anonymous (a fresh, empty
@@ -548,6 +660,7 @@ mod tests {
             hardening,
             interactive: None,
             uploads: false,
+            shim: None,
         }
     }
 
