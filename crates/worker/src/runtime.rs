@@ -209,9 +209,12 @@ impl Runtime {
             Err(error) => return Err(StartError::Other(error.to_string())),
         };
         if spec.shim.is_some() {
-            let archive = crate::shim::archive();
+            // Under a read-only root `/.jobs` is a volume (see `mounts`).
+            let into_volume = spec.hardening.read_only_root;
+            let archive = crate::shim::archive(into_volume);
+            let dir = if into_volume { crate::shim::DIR } else { "/" };
             let put = self
-                .upload_archive(&id, "/", futures::stream::once(async { Ok(archive) }))
+                .upload_archive(&id, dir, futures::stream::once(async { Ok(archive) }))
                 .await;
             if let Err(error) = put {
                 let _ = self.remove(&id).await;

@@ -30,9 +30,11 @@ pub const STATUS_FILE: &str = "/.jobs/status";
 /// command's process group, copies the artifacts, and exits.
 pub const KILL_SIGNAL: &str = "SIGUSR2";
 
-/// The tar archive put into `/` of the created container: `/.jobs` with the
-/// shim and the directories it writes, writable by any `--user`.
-pub fn archive() -> Bytes {
+/// The tar archive put into the created container: `/.jobs` with the shim
+/// and the directories it writes, writable by any `--user`. Its entries
+/// are under `.jobs/`, for `/`, or, for the volume at `/.jobs` (a
+/// read-only root refuses writes to `/`), bare.
+pub fn archive(into_volume: bool) -> Bytes {
     let mut builder = tar::Builder::new(Vec::with_capacity(BINARY.len() + 4096));
     let mut add = |path: &str, mode: u32, data: &[u8], kind: tar::EntryType| {
         let mut header = tar::Header::new_gnu();
@@ -46,10 +48,28 @@ pub fn archive() -> Bytes {
             .append_data(&mut header, path, data)
             .expect("an in-memory tar");
     };
-    add(".jobs", 0o755, &[], tar::EntryType::Directory);
-    add(".jobs/shim", 0o755, BINARY, tar::EntryType::Regular);
-    add(".jobs/log", 0o777, &[], tar::EntryType::Directory);
-    add(".jobs/art", 0o777, &[], tar::EntryType::Directory);
+    let prefix = if into_volume { "" } else { ".jobs/" };
+    if !into_volume {
+        add(".jobs", 0o755, &[], tar::EntryType::Directory);
+    }
+    add(
+        &format!("{prefix}shim"),
+        0o755,
+        BINARY,
+        tar::EntryType::Regular,
+    );
+    add(
+        &format!("{prefix}log"),
+        0o777,
+        &[],
+        tar::EntryType::Directory,
+    );
+    add(
+        &format!("{prefix}art"),
+        0o777,
+        &[],
+        tar::EntryType::Directory,
+    );
     let mut bytes = builder.into_inner().expect("an in-memory tar");
     let _ = bytes.flush();
     Bytes::from(bytes)
@@ -136,7 +156,15 @@ mod tests {
 
     #[test]
     fn the_archive_holds_the_shim_and_writable_directories() {
-        let archive = archive();
+        assert_eq!(
+            tar::Archive::new(archive(true).as_ref())
+                .entries()
+                .unwrap()
+                .map(|entry| entry.unwrap().path().unwrap().display().to_string())
+                .collect::<Vec<_>>(),
+            ["shim", "log", "art"]
+        );
+        let archive = archive(false);
         let mut entries = tar::Archive::new(archive.as_ref());
         let found: Vec<(String, u32, u64)> = entries
             .entries()
