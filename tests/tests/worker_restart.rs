@@ -165,7 +165,9 @@ fn sigterm_stops_jobs_that_outlast_the_drain_and_records_them_lost() {
 
 /// `seq FROM TO` as bytes.
 fn numbered(from: u32, to: u32) -> Vec<u8> {
-    (from..=to).flat_map(|n| format!("{n}\n").into_bytes()).collect()
+    (from..=to)
+        .flat_map(|n| format!("{n}\n").into_bytes())
+        .collect()
 }
 
 fn file_exists_in(container: &str, path: &str) -> bool {

@@ -178,7 +178,7 @@ async fn start_and_follow(
     }
     // Attach before starting, so that no byte written at start-up is missed.
     let secrets = Secrets::new(&claimed.secret_values);
-    let pump = match start_pump(context, fence, container_id, secrets).await {
+    let pump = match start_pump(context, fence, container_id, secrets.clone()).await {
         Ok(pump) => pump,
         Err(ending) => return Some(ending),
     };
@@ -199,7 +199,22 @@ async fn start_and_follow(
     {
         stop.request(StopReason::LeaseLost);
     }
-    finish_following(context, stop, container_id, pump, claimed.timeout, None).await
+    let exit = wait_or_stop(context, stop, container_id, claimed.timeout).await;
+    let _ = pump.await;
+    if exit.as_ref().is_ok_and(|exit| exit.engine_lost)
+        && context
+            .runtime
+            .has_shim(container_id)
+            .await
+            .unwrap_or(false)
+    {
+        // The attach broke with the engine: what it missed is in the
+        // shim's log.
+        let _ = recover_output(context, fence, container_id, secrets)
+            .await
+            .await;
+    }
+    ending_of(stop, exit, claimed.timeout)
 }
 
 async fn follow_container(
@@ -368,6 +383,15 @@ fn ending_of(
     let exit = match exit {
         Ok(exit) => exit,
         Err(error) => {
+            // The end can never be known: `lost`, with the reason, rather
+            // than an invented exit code.
+            if let Some(lost) = error.downcast_ref::<crate::runtime::EngineLost>() {
+                return Some(Ending {
+                    state: JobState::Lost,
+                    exit_code: None,
+                    reason: Some(lost.to_string()),
+                });
+            }
             return Some(Ending::failed(
                 None,
                 format!("waiting for the container failed: {error}"),
@@ -606,16 +630,19 @@ mod tests {
         let ok = ending_for_exit(ContainerExit {
             exit_code: 0,
             oom_killed: false,
+            engine_lost: false,
         });
         assert_eq!(ok.state, JobState::Succeeded);
         let failed = ending_for_exit(ContainerExit {
             exit_code: 3,
             oom_killed: false,
+            engine_lost: false,
         });
         assert_eq!(failed, Ending::failed(Some(3), "exit status 3".into()));
         let oom = ending_for_exit(ContainerExit {
             exit_code: 137,
             oom_killed: true,
+            engine_lost: false,
         });
         assert_eq!(oom, Ending::failed(Some(137), "oom killed".into()));
     }
@@ -625,6 +652,7 @@ mod tests {
         let exit = Some(ContainerExit {
             exit_code: 143,
             oom_killed: false,
+            engine_lost: false,
         });
         let timeout = Duration::from_secs(90);
         let timed_out = ending_for_stop(Some(StopReason::TimedOut), exit, timeout).unwrap();

@@ -62,7 +62,23 @@ pub struct ContainerSpec {
 pub struct ContainerExit {
     pub exit_code: i64,
     pub oom_killed: bool,
+    /// Whether the engine went away while the container was waited for
+    /// (a restart of dockerd): its attach stream may have missed the end.
+    pub engine_lost: bool,
 }
+
+/// Why a container's end can never be known.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineLost {
+    #[error("its container is gone from the Docker engine")]
+    ContainerGone,
+    #[error("the Docker engine stayed unreachable for {}", humantime::format_duration(*.0))]
+    Unreachable(Duration),
+}
+
+/// How long a wait rides out an unreachable Docker engine (a restart of
+/// dockerd) before the job is given up as lost.
+pub const DEFAULT_ENGINE_GRACE: Duration = Duration::from_secs(300);
 
 /// Why a container could not be created or started.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +112,7 @@ pub struct Runtime {
     /// whose answer comes only once gigabytes have streamed through.
     archives: Docker,
     pull: PullPolicy,
+    engine_grace: Duration,
 }
 
 /// The writing end of an interactive container's stdin.
@@ -146,7 +163,14 @@ impl Runtime {
             docker,
             archives,
             pull,
+            engine_grace: DEFAULT_ENGINE_GRACE,
         })
+    }
+
+    /// How long [`Runtime::wait`] rides out an unreachable engine.
+    pub fn with_engine_grace(mut self, grace: Duration) -> Self {
+        self.engine_grace = grace;
+        self
     }
 
     /// Creates the container, without starting it; with the shim, puts it
@@ -351,26 +375,58 @@ impl Runtime {
         }
     }
 
-    /// Waits until the container stops, then reads how it ended.
+    /// Waits until the container stops, then reads how it ended. Rides
+    /// out a restart of the engine: every request opens a new connection,
+    /// so the wait resumes once dockerd answers again, for up to the
+    /// engine grace; then, or when the container is gone, the error is an
+    /// [`EngineLost`].
     pub async fn wait(&self, id: &str) -> anyhow::Result<ContainerExit> {
-        let mut waiting = self.docker.wait_container(id, None::<WaitContainerOptions>);
-        // A non-zero exit arrives as an error; the inspect below is the
-        // single source of the exit code and the OOM flag either way.
-        while let Some(step) = waiting.next().await {
-            if let Err(DockerError::DockerResponseServerError { .. }) = step {
-                break;
+        let mut engine_lost = false;
+        let mut unreachable_since: Option<tokio::time::Instant> = None;
+        loop {
+            let mut waiting = self.docker.wait_container(id, None::<WaitContainerOptions>);
+            // A non-zero exit arrives as an error; the inspect below is the
+            // single source of the exit code and the OOM flag either way.
+            while let Some(step) = waiting.next().await {
+                match step {
+                    Err(DockerError::DockerResponseServerError { .. }) => break,
+                    Err(error) => {
+                        tracing::warn!(container = id, %error, "waiting for the container broke off");
+                        engine_lost = true;
+                        break;
+                    }
+                    Ok(_) => {}
+                }
+            }
+            match self.docker.inspect_container(id, None).await {
+                Ok(inspected) => {
+                    unreachable_since = None;
+                    let state = inspected.state.unwrap_or_default();
+                    if state.running == Some(true) {
+                        // The wait broke off early: wait again.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                    return Ok(ContainerExit {
+                        exit_code: state.exit_code.unwrap_or(-1),
+                        oom_killed: state.oom_killed.unwrap_or(false),
+                        engine_lost,
+                    });
+                }
+                Err(DockerError::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => return Err(EngineLost::ContainerGone.into()),
+                Err(error) => {
+                    engine_lost = true;
+                    let since = *unreachable_since.get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() >= self.engine_grace {
+                        return Err(EngineLost::Unreachable(self.engine_grace).into());
+                    }
+                    tracing::warn!(container = id, %error, "the Docker engine does not answer; waiting for it");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
             }
         }
-        let inspected = self.docker.inspect_container(id, None).await?;
-        let state = inspected.state.unwrap_or_default();
-        anyhow::ensure!(
-            state.running != Some(true),
-            "container {id} is still running after wait"
-        );
-        Ok(ContainerExit {
-            exit_code: state.exit_code.unwrap_or(-1),
-            oom_killed: state.oom_killed.unwrap_or(false),
-        })
     }
 
     /// Whether the container is running now.
