@@ -579,4 +579,109 @@ mod tests {
         let joined: Vec<u8> = chunks.into_iter().flat_map(|c| c.data).collect();
         assert_eq!(joined, input);
     }
+
+    #[test]
+    fn chunks_end_at_raw_offsets_that_masking_does_not_shift() {
+        let mut chunker = MaskingChunker::new(
+            0,
+            RawOffsets {
+                stdout: 100,
+                stderr: 7,
+            },
+            Secrets::new(["hunter2"]),
+        );
+        let mut chunks = chunker.push(LogStream::Stdout, b"pw=hunter2 ok hun");
+        chunks.extend(chunker.flush());
+        // "hun" may begin the secret: held back, so the chunk ends before it.
+        assert_eq!(chunks[0].data, b"pw=*** ok ");
+        assert_eq!(chunks[0].raw_end, Some(100 + 14));
+        chunks = chunker.push(LogStream::Stderr, b"e");
+        chunks.extend(chunker.gap(LogStream::Stderr, 1000));
+        chunks.extend(chunker.finish());
+        let ends: Vec<_> = chunks.iter().map(|c| (c.stream, c.raw_end)).collect();
+        assert_eq!(
+            ends,
+            vec![
+                (LogStream::Stderr, Some(1008)),
+                // The held "hun", released at the end.
+                (LogStream::Stdout, Some(117)),
+            ]
+        );
+        assert_eq!(
+            chunks[0].data,
+            [
+                b"e".as_slice(),
+                gap_line(LogStream::Stderr, 1000).as_bytes()
+            ]
+            .concat()
+        );
+    }
+
+    #[test]
+    fn a_chunk_is_cut_before_a_piece_that_would_not_fit() {
+        let mut chunker = MaskingChunker::new(0, RawOffsets::default(), Secrets::new(["s3cr3t!"]));
+        let piece = vec![b'x'; 40 * 1024];
+        let mut chunks = chunker.push(LogStream::Stdout, &piece);
+        chunks.extend(chunker.push(LogStream::Stdout, &piece));
+        chunks.extend(chunker.finish());
+        // Every chunk ends at a known raw offset, and none is over the limit.
+        let ends: Vec<_> = chunks.iter().map(|c| c.raw_end.unwrap()).collect();
+        let mut total = 0;
+        for (chunk, end) in chunks.iter().zip(&ends) {
+            total += chunk.data.len() as i64;
+            assert_eq!(*end, total);
+            assert!(chunk.data.len() <= MAX_CHUNK_BYTES);
+        }
+        assert_eq!(total, 80 * 1024);
+    }
+
+    /// While the store does not take chunks (a database outage), the pump
+    /// stops reading: at most its queue and one chunk in the making are
+    /// held, and the rest of the output waits in the container's pipes.
+    #[tokio::test]
+    async fn a_stalled_store_stops_the_pump_reading_so_memory_stays_bounded() {
+        let (feed, fed) = mpsc::channel::<Piece>(1);
+        let output: Pieces = Box::pin(futures::stream::unfold(fed, |mut fed| async {
+            fed.recv().await.map(|piece| (piece, fed))
+        }));
+        // Nobody reads the store's side.
+        let (store, mut stored) = mpsc::channel(QUEUE_CHUNKS);
+        let sinks = Sinks { store, live: None };
+        let pump = tokio::spawn(read_chunks(
+            output,
+            MaskingChunker::new(0, RawOffsets::default(), Secrets::default()),
+            sinks,
+            FLUSH_INTERVAL,
+        ));
+        let block = bytes::Bytes::from(vec![b'y'; MAX_CHUNK_BYTES]);
+        let mut accepted = 0usize;
+        loop {
+            let sent = tokio::time::timeout(
+                Duration::from_millis(500),
+                feed.send(Piece::Output(LogStream::Stdout, block.clone())),
+            )
+            .await;
+            if sent.is_err() {
+                break;
+            }
+            accepted += 1;
+            assert!(
+                accepted <= QUEUE_CHUNKS + 4,
+                "the pump read on without bound"
+            );
+        }
+        assert!(
+            accepted >= QUEUE_CHUNKS,
+            "the queue holds {accepted} chunks"
+        );
+        // The store comes back: every chunk arrives, in order, once.
+        drop(feed);
+        let mut seqs = Vec::new();
+        while let Some(chunk) = stored.recv().await {
+            assert_eq!(chunk.data.len(), MAX_CHUNK_BYTES);
+            seqs.push(chunk.seq);
+        }
+        assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+        assert_eq!(pump.await.unwrap().chunks, seqs.len() as i64);
+    }
 }

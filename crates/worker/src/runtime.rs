@@ -389,7 +389,10 @@ impl Runtime {
             // single source of the exit code and the OOM flag either way.
             while let Some(step) = waiting.next().await {
                 match step {
-                    Err(DockerError::DockerResponseServerError { .. }) => break,
+                    Err(
+                        DockerError::DockerResponseServerError { .. }
+                        | DockerError::DockerContainerWaitError { .. },
+                    ) => break,
                     Err(error) => {
                         tracing::warn!(container = id, %error, "waiting for the container broke off");
                         engine_lost = true;
