@@ -76,17 +76,18 @@ impl PrivateDockerd {
     }
 
     fn load_test_image(&self) {
-        let save = Command::new("docker")
+        let mut save = Command::new("docker")
             .args(["save", jobs_e2e::TEST_IMAGE])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
         let loaded = Command::new("docker")
             .args(["-H", &self.host(), "load", "-q"])
-            .stdin(save.stdout.unwrap())
+            .stdin(save.stdout.take().unwrap())
             .stdout(Stdio::null())
             .status()
             .unwrap();
+        assert!(save.wait().unwrap().success(), "docker save");
         assert!(
             loaded.success(),
             "loading the test image into the private dockerd"
@@ -99,7 +100,7 @@ impl PrivateDockerd {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status();
-            let _ = wait_until("the private dockerd to exit", DEADLINE, || {
+            wait_until("the private dockerd to exit", DEADLINE, || {
                 child.try_wait().ok().flatten().map(|_| ())
             });
         }
