@@ -47,7 +47,7 @@
 
 #define LOG_DIR "/.jobs/log"
 #define ART_DIR "/.jobs/art"
-#define STATUS_FILE "/.jobs/status"
+#define STATUS_FILE LOG_DIR "/status"
 #define DONE_FILE LOG_DIR "/done"
 #define SEGMENTS 4
 #define SEGMENT_BYTES (16u << 20)

@@ -214,7 +214,15 @@ async fn start_and_follow(
             .await
             .await;
     }
-    ending_of(stop, exit, claimed.timeout)
+    let mut ending = ending_of(stop, exit, claimed.timeout);
+    if let Some(ending) = ending.as_mut().filter(|ending| {
+        ending.state == JobState::Failed && matches!(ending.exit_code, Some(126 | 127))
+    }) && let Some(reason) = capture::exec_failure(&context.runtime, container_id).await
+    {
+        // Under the shim, Docker no longer sees a command it cannot run.
+        ending.reason = Some(reason);
+    }
+    ending
 }
 
 async fn follow_container(

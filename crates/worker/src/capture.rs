@@ -257,6 +257,29 @@ async fn read_segments(
     Ok(())
 }
 
+/// Why the shim could not execute the command, from its status file: the
+/// reason Docker would have given had it executed the command itself.
+pub async fn exec_failure(runtime: &Runtime, container_id: &str) -> Option<String> {
+    let mut file = match open_file(runtime, container_id, shim::STATUS_FILE).await {
+        Ok(file) => file,
+        Err(error) => {
+            tracing::info!(container_id, %error, "no reason from the shim");
+            return None;
+        }
+    };
+    let mut text = String::new();
+    if let Err(error) = (&mut file).take(4096).read_to_string(&mut text).await {
+        tracing::info!(container_id, %error, "reading the shim's reason failed");
+        return None;
+    }
+    let (code, program) = text.split_once(' ')?;
+    match code {
+        "127" => Some(format!("command not found: {program}")),
+        "126" => Some(format!("command not executable: {program}")),
+        _ => None,
+    }
+}
+
 /// The bytes of one regular file of a container, read out of the tar
 /// archive Docker makes of it.
 async fn open_file(

@@ -25,7 +25,7 @@ pub const PATH: &str = "/.jobs/shim";
 pub const LOG_DIR: &str = "/.jobs/log";
 pub const SEGMENTS: usize = 4;
 /// Why the command could not be executed: `127 PROGRAM` or `126 PROGRAM`.
-pub const STATUS_FILE: &str = "/.jobs/status";
+pub const STATUS_FILE: &str = "/.jobs/log/status";
 /// The signal that tells the shim the grace is over: it SIGKILLs the
 /// command's process group, copies the artifacts, and exits.
 pub const KILL_SIGNAL: &str = "SIGUSR2";
