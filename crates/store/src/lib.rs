@@ -199,6 +199,8 @@ delegate! {
     fn logs_after(&self, job_id: &str, after: i64, max_chunks: i64, max_bytes: i64) -> Result<Vec<LogChunk>, StoreError>;
     /// The highest stored seq of a job, or 0.
     fn last_log_seq(&self, job_id: &str) -> Result<i64, StoreError>;
+    /// Where the stored output of each stream ends, in raw bytes.
+    fn log_raw_offsets(&self, job_id: &str) -> Result<RawOffsets, StoreError>;
 
     /// Stores a new API token; `AppNotFound` when its app does not exist.
     fn create_token(&self, token: &NewToken) -> Result<TokenInfo, StoreError>;

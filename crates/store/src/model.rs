@@ -165,6 +165,18 @@ pub struct NewChunk {
     pub stream: LogStream,
     pub time: DateTime<Utc>,
     pub data: Vec<u8>,
+    /// The raw byte offset in its stream (what the container wrote, before
+    /// masking) just past this chunk's bytes, when the chunk ends exactly
+    /// there: where a restarted worker resumes reading the output log.
+    pub raw_end: Option<i64>,
+}
+
+/// Where a job's stored output ends in each stream, in raw bytes as the
+/// container wrote them (see [`NewChunk::raw_end`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RawOffsets {
+    pub stdout: i64,
+    pub stderr: i64,
 }
 
 /// A job the purge deleted, with what its objects were.

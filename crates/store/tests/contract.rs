@@ -23,7 +23,7 @@ use jobs_core::{
 };
 use jobs_store::{
     AttachEndpoint, CancelOutcome, ClaimedJob, Fence, Heartbeat, JOB_CANCEL_CHANNEL,
-    JOB_DIRECT_CHANNEL, JOB_EVENTS_CHANNEL, NewChunk, NewToken, Store, StoreError,
+    JOB_DIRECT_CHANNEL, JOB_EVENTS_CHANNEL, NewChunk, NewToken, RawOffsets, Store, StoreError,
     parse_direct_offer,
 };
 use sqlx::{AssertSqlSafe, Connection, postgres::PgConnection};
@@ -213,6 +213,7 @@ contract! {
     requeue_unstarted_job,
     jobs_held_by_worker,
     logs_append_ignores_replays,
+    log_raw_offsets_are_each_streams_last_resume_point,
     logs_after_pages,
     logs_binary_round_trip,
     reap_requeues_unstarted_and_loses_running,
@@ -297,6 +298,7 @@ fn chunk(seq: i64, data: &[u8]) -> NewChunk {
         stream: LogStream::Stdout,
         time: Utc::now(),
         data: data.to_vec(),
+        raw_end: None,
     }
 }
 
@@ -1441,12 +1443,14 @@ async fn logs_append_ignores_replays(store: Store) {
             stream: LogStream::Stdout,
             time,
             data: b"one\n".to_vec(),
+            raw_end: None,
         },
         NewChunk {
             seq: 2,
             stream: LogStream::Stderr,
             time,
             data: b"two\n".to_vec(),
+            raw_end: None,
         },
     ];
     store.append_logs(&queued.id, &first).await.unwrap();
@@ -1461,6 +1465,7 @@ async fn logs_append_ignores_replays(store: Store) {
             stream: LogStream::Stdout,
             time,
             data: b"three\n".to_vec(),
+            raw_end: None,
         },
     ];
     store.append_logs(&queued.id, &replay).await.unwrap();
@@ -1493,6 +1498,47 @@ async fn logs_append_ignores_replays(store: Store) {
         .unwrap();
     assert_eq!(store.last_log_seq(&other.id).await.unwrap(), 7);
     assert_eq!(store.last_log_seq(&queued.id).await.unwrap(), 3);
+}
+
+async fn log_raw_offsets_are_each_streams_last_resume_point(store: Store) {
+    create_app(&store, "web").await;
+    let queued = create_job(&store, "web").await;
+    assert_eq!(
+        store.log_raw_offsets(&queued.id).await.unwrap(),
+        RawOffsets::default()
+    );
+    let at = |seq, stream, raw_end| NewChunk {
+        stream,
+        raw_end,
+        ..chunk(seq, b"x")
+    };
+    store
+        .append_logs(
+            &queued.id,
+            &[
+                at(1, LogStream::Stdout, Some(10)),
+                at(2, LogStream::Stderr, Some(4)),
+                at(3, LogStream::Stdout, Some(20)),
+                // Not a resume point: the one before it counts.
+                at(4, LogStream::Stdout, None),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.log_raw_offsets(&queued.id).await.unwrap(),
+        RawOffsets {
+            stdout: 20,
+            stderr: 4
+        }
+    );
+    // Another job's chunks do not count.
+    let other = create_job(&store, "web").await;
+    store
+        .append_logs(&other.id, &[at(1, LogStream::Stderr, Some(99))])
+        .await
+        .unwrap();
+    assert_eq!(store.log_raw_offsets(&queued.id).await.unwrap().stderr, 4);
 }
 
 async fn logs_after_pages(store: Store) {

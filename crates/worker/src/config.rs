@@ -59,6 +59,10 @@ pub struct Config {
     /// Docker's defaults (the local socket).
     #[arg(long, env = "DOCKER_HOST")]
     pub docker_host: Option<String>,
+    /// How long a running job waits for an unreachable Docker engine (a
+    /// restart of dockerd) to answer again before it is recorded `lost`.
+    #[arg(long, env = "JOBS_ENGINE_GRACE", default_value = "5m", value_parser = parse_duration)]
+    pub engine_grace: Duration,
     /// How long an interactive run's API may stay unreachable before the run
     /// is stopped (the worker dials it again meanwhile).
     #[arg(long, env = "JOBS_ATTACH_GRACE", default_value = "60s", value_parser = parse_duration)]
