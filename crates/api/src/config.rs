@@ -119,6 +119,13 @@ pub struct Args {
           value_parser = parse_duration)]
     pub free_upload_ttl: std::time::Duration,
 
+    /// How often the reaper looks for expired leases, such as 2s: a job
+    /// whose worker died ends `lost` (or is queued again if it never
+    /// started) within the worker's lease plus this.
+    #[arg(long, env = "JOBS_REAPER_INTERVAL", value_name = "DUR", default_value = "2s",
+          value_parser = parse_positive_duration)]
+    pub reaper_interval: std::time::Duration,
+
     /// Log line format on stderr. The level comes from RUST_LOG (default info).
     #[arg(long, env = "JOBS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -126,6 +133,14 @@ pub struct Args {
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     jobs_core::duration::parse_duration("duration", text).map_err(|e| e.message)
+}
+
+fn parse_positive_duration(text: &str) -> Result<std::time::Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err("must be longer than 0s".to_owned());
+    }
+    Ok(duration)
 }
 
 /// How log lines are written.
@@ -202,6 +217,7 @@ pub struct Config {
     pub quotas: Quotas,
     pub objects: ObjectSettings,
     pub attach: AttachSettings,
+    pub reaper_interval: std::time::Duration,
 }
 
 fn parse_grace(text: &str) -> Result<std::time::Duration, String> {
@@ -249,6 +265,7 @@ impl Config {
         };
         Ok(Self {
             objects,
+            reaper_interval: args.reaper_interval,
             listen: args.listen,
             database_url,
             amqp: AmqpConfig {

@@ -37,6 +37,7 @@ pub struct Application {
     /// Serve HTTPS with this configuration; plain HTTP when `None`.
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     quotas: Quotas,
+    reaper_interval: Duration,
 }
 
 impl Application {
@@ -61,6 +62,7 @@ impl Application {
         )
         .await?;
         application.configure_attach(&config.attach, tls.is_some());
+        application.reaper_interval = config.reaper_interval;
         application.tls = tls;
         Ok(application)
     }
@@ -106,6 +108,7 @@ impl Application {
             state,
             tls: None,
             quotas,
+            reaper_interval: crate::relay::REAPER_INTERVAL,
         })
     }
 
@@ -153,7 +156,8 @@ impl Application {
             self.state.publisher.clone(),
             self.state.metrics.clone(),
             self.state.objects.clone(),
-        );
+        )
+        .with_reaper_interval(self.reaper_interval);
         tasks.spawn(relay.run(shutdown.clone()));
         tasks.spawn(self.state.attach.clone().run_dispatcher(shutdown.clone()));
         tasks.spawn(poke_on_job_events(
