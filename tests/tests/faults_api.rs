@@ -13,6 +13,26 @@ use jobs_e2e::proxy::CutProxy;
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
+/// Waits until the API has answered the first look at the job of `count`
+/// clients (`jobs wait` and `jobs follow` each make one): a first request
+/// that is refused fails at once by design (a wrong address must not be
+/// retried for ever), so the fault must come after them.
+fn wait_for_first_looks(env: &TestEnv, count: usize) {
+    let log = env.log_dir.join("api.stderr.log");
+    wait_until(
+        "the API to answer the clients' first look",
+        DEADLINE,
+        || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            (text
+                .matches(r#"method="GET" route="/v1/jobs/{id}" status=200"#)
+                .count()
+                >= count)
+                .then_some(())
+        },
+    );
+}
+
 fn lines(range: std::ops::Range<usize>) -> Vec<u8> {
     range
         .map(|i| format!("line {i}\n"))
@@ -40,6 +60,7 @@ fn run_follow_and_wait_survive_an_api_killed_and_restarted_mid_job() {
         out.starts_with(b"first\n")
     });
 
+    wait_for_first_looks(&env, 2);
     env.kill_api();
     env.restart_api();
 
@@ -69,6 +90,7 @@ fn run_follow_and_wait_get_the_exit_code_of_a_job_that_ended_while_the_api_was_d
     let job = env.db_last_job_id();
     let wait = env.spawn_jobs(&["wait", &job]);
     let container = container_of(&job, DEADLINE);
+    wait_for_first_looks(&env, 1);
 
     env.kill_api();
     // The worker records the end in the database without the API.

@@ -24,6 +24,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an ordinary request may take in all. Log streams have no such
 /// limit: they stay open for as long as the job runs.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `follow` and `wait` ask again when the API drops their first
+/// request (see [`ApiClient::get_job_first`]).
+pub const FIRST_ANSWER_PATIENCE: Duration = Duration::from_secs(60);
 /// The message for a 401 when no token was sent at all.
 const MISSING_TOKEN: &str = "missing API token: pass --token, set JOBS_TOKEN, \
      or start `jobs dev` on this machine, which writes one for the CLI";
@@ -157,6 +160,25 @@ impl ApiClient {
     pub async fn get_job(&self, id: &str) -> Result<Job, CliError> {
         self.send_for_json(self.request(Method::GET, &["jobs", id]))
             .await
+    }
+
+    /// The first look at a job by `follow` and `wait`. A wrong id, a
+    /// refused token or a refused connection fail at once, so that a
+    /// mistake is not retried for ever; an API that took the request and
+    /// dropped it (it is restarting) is asked again for up to
+    /// [`FIRST_ANSWER_PATIENCE`].
+    pub async fn get_job_first(&self, id: &str) -> Result<Job, CliError> {
+        let deadline = tokio::time::Instant::now() + FIRST_ANSWER_PATIENCE;
+        let mut backoff =
+            crate::backoff::Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
+        loop {
+            match self.get_job(id).await {
+                Err(CliError::Dropped { .. }) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     pub async fn cancel_job(&self, id: &str) -> Result<Job, CliError> {
@@ -380,6 +402,9 @@ impl ApiClient {
     }
 
     fn unreachable(&self, err: &reqwest::Error) -> CliError {
+        // A request that was sent on an established connection and got no
+        // answer: the API is there, and went away mid-request.
+        let dropped = !err.is_connect() && !err.is_timeout() && (err.is_request() || err.is_body());
         // For a failed connection reqwest's own line only repeats the URL
         // ("error sending request for url (...)"); its causes say what
         // happened ("Connection refused").
@@ -392,6 +417,12 @@ impl ApiClient {
         } else {
             cause
         };
+        if dropped {
+            return CliError::Dropped {
+                api_url: self.api_url.clone(),
+                cause,
+            };
+        }
         CliError::Unreachable {
             api_url: self.api_url.clone(),
             cause,
