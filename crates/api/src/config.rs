@@ -126,6 +126,12 @@ pub struct Args {
           value_parser = parse_positive_duration)]
     pub reaper_interval: std::time::Duration,
 
+    /// How long an idempotency key names the job it made, such as 24h;
+    /// after that, the same key makes a new job.
+    #[arg(long, env = "JOBS_IDEMPOTENCY_TTL", value_name = "DUR", default_value = "24h",
+          value_parser = parse_positive_duration)]
+    pub idempotency_ttl: std::time::Duration,
+
     /// Log line format on stderr. The level comes from RUST_LOG (default info).
     #[arg(long, env = "JOBS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -218,6 +224,7 @@ pub struct Config {
     pub objects: ObjectSettings,
     pub attach: AttachSettings,
     pub reaper_interval: std::time::Duration,
+    pub idempotency_ttl: std::time::Duration,
 }
 
 fn parse_grace(text: &str) -> Result<std::time::Duration, String> {
@@ -266,6 +273,7 @@ impl Config {
         Ok(Self {
             objects,
             reaper_interval: args.reaper_interval,
+            idempotency_ttl: args.idempotency_ttl,
             listen: args.listen,
             database_url,
             amqp: AmqpConfig {

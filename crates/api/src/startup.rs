@@ -63,6 +63,7 @@ impl Application {
         .await?;
         application.configure_attach(&config.attach, tls.is_some());
         application.reaper_interval = config.reaper_interval;
+        application.state.idempotency_ttl = config.idempotency_ttl;
         application.tls = tls;
         Ok(application)
     }
@@ -101,6 +102,7 @@ impl Application {
                 metrics.attach_waiting.clone(),
             ),
             objects: Arc::new(objects),
+            idempotency_ttl: crate::idempotency::DEFAULT_IDEMPOTENCY_TTL,
         };
         Ok(Self {
             listener,
