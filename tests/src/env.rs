@@ -754,6 +754,21 @@ impl TestEnv {
             .expect("read a job")
     }
 
+    /// How long ago the job was created, by the database's clock.
+    pub fn db_job_age(&self, job_id: &str) -> Option<Duration> {
+        let seconds: Option<f64> = self
+            .runtime
+            .block_on(
+                sqlx::query_scalar(
+                    "select extract(epoch from now() - created_at)::float8 from jobs where id = $1",
+                )
+                .bind(job_id)
+                .fetch_optional(self.pool()),
+            )
+            .expect("read a job's age");
+        seconds.map(|seconds| Duration::from_secs_f64(seconds.max(0.0)))
+    }
+
     /// Waits until the stored job satisfies `condition`, and returns it.
     #[track_caller]
     pub fn wait_for_job(
