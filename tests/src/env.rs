@@ -754,6 +754,18 @@ impl TestEnv {
             .expect("read a job")
     }
 
+    /// How many stored jobs are in a terminal state.
+    pub fn db_count_terminal_jobs(&self) -> i64 {
+        self.runtime
+            .block_on(
+                sqlx::query_scalar(
+                    "select count(*) from jobs where state not in ('queued', 'starting', 'running')",
+                )
+                .fetch_one(self.pool()),
+            )
+            .expect("count ended jobs")
+    }
+
     /// How long ago the job was created, by the database's clock.
     pub fn db_job_age(&self, job_id: &str) -> Option<Duration> {
         let seconds: Option<f64> = self

@@ -72,8 +72,8 @@ fn a_worker_killed_for_good_has_its_running_job_lost_within_a_lease_and_a_reaper
     let took = killed.elapsed();
     // The lease was renewed at most a third of a lease before the kill, so
     // it runs out within one lease; the reaper sees it within one interval.
-    // One more second covers the polls of this test and the store's clock.
-    let bound = Duration::from_secs(LEASE_SECONDS + REAPER_SECONDS + 1);
+    // Two more seconds cover the polls of this test and a loaded machine.
+    let bound = Duration::from_secs(LEASE_SECONDS + REAPER_SECONDS + 2);
     assert!(
         took <= bound,
         "lost after {took:?}, more than the lease plus a reaper interval ({bound:?})"
