@@ -1017,7 +1017,9 @@ impl Server {
     ) -> (Server, mpsc::Receiver<String>) {
         let stderr_log = log_dir.join(format!("{role}.stderr.log"));
         let stdout_log = log_dir.join(format!("{role}.stdout.log"));
-        let stderr = File::create(&stderr_log).expect("create the stderr log");
+        // Appended to, so that the logs of every restart of a role are kept.
+        let append = |path: &Path| File::options().create(true).append(true).open(path);
+        let stderr = append(&stderr_log).expect("open the stderr log");
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -1026,7 +1028,7 @@ impl Server {
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start the {role}: {error}"));
         let stdout = child.stdout.take().expect("stdout is piped");
-        let mut stdout_copy = File::create(&stdout_log).expect("create the stdout log");
+        let mut stdout_copy = append(&stdout_log).expect("open the stdout log");
         let (sender, receiver) = mpsc::channel();
         let stdout_thread = std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
