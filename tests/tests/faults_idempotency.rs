@@ -90,14 +90,14 @@ fn a_key_reused_for_another_request_is_refused_with_a_409_naming_it() {
 
 #[test]
 fn an_expired_key_makes_a_new_job() {
-    let mut env = TestEnv::start_with(TestEnvOptions::new(1).api_env("JOBS_IDEMPOTENCY_TTL", "2s"));
+    let mut env = TestEnv::start_with(TestEnvOptions::new(1).api_env("JOBS_IDEMPOTENCY_TTL", "4s"));
     let args = ["--idempotency-key", "hourly", "--", "sh", "-c", "exit 4"];
     let first = env.run_detached(&args);
     assert_eq!(env.run_detached(&args), first, "a fresh key names its job");
     env.jobs(&["wait", &first]).assert_code(4);
     wait_until("the key to be older than its TTL", DEADLINE, || {
         env.db_job_age(&first)
-            .filter(|age| *age > Duration::from_secs(2))
+            .filter(|age| *age > Duration::from_secs(4))
             .map(|_| ())
     });
     let second = env.run_detached(&args);
