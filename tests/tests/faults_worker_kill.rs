@@ -130,3 +130,39 @@ fn a_job_claimed_by_a_dead_worker_but_never_started_is_queued_again_and_runs() {
     );
     env.finish();
 }
+
+#[test]
+fn a_job_stopped_for_its_timeout_by_a_worker_that_then_dies_still_ends_timed_out() {
+    // The worker sends SIGTERM at the timeout; the command takes 3 s to
+    // exit (within the 10 s stop grace), and the worker is killed in those
+    // 3 s. The worker that takes the exited container over must record the
+    // timeout, not the signal's exit status as the command's own end.
+    let mut env = TestEnv::start_with(
+        TestEnvOptions::new(1)
+            .worker_env("JOBS_LEASE", "30s")
+            .worker_env("JOBS_STOP_GRACE", "10s"),
+    );
+    let job = env.run_detached(&[
+        "--timeout",
+        "2s",
+        "--",
+        "sh",
+        "-c",
+        "trap 'echo got TERM; sleep 3; exit 143' TERM; echo started; sleep 60 & wait",
+    ]);
+    env.wait_for_state(&job, "running", DEADLINE);
+    let container = container_of(&job, DEADLINE);
+    wait_for_logs(&env, &job, b"started\ngot TERM\n", DEADLINE);
+
+    env.kill_worker();
+    jobs_e2e::poll::wait_until("the container to exit", DEADLINE, || {
+        (container_status(&container) == "exited").then_some(())
+    });
+    env.restart_worker();
+
+    env.jobs_with_timeout(&["wait", &job], DEADLINE)
+        .assert_code(124);
+    let stored = env.db_job(&job).expect("stored");
+    assert_eq!(stored.state, "timed_out", "{stored:?}");
+    env.finish();
+}

@@ -98,7 +98,10 @@ fn run_args(spec: &Spec) -> Vec<String> {
         Kind::Output(bytes) => {
             // The pattern, cut in two around a pause, so that faults land
             // in the middle of a job's output.
-            let line = format!("soak {:05} 0123456789abcdefghijklmnopqrstuvwxyz", spec.index);
+            let line = format!(
+                "soak {:05} 0123456789abcdefghijklmnopqrstuvwxyz",
+                spec.index
+            );
             let first = bytes / 2;
             let rest = bytes - first;
             format!(
@@ -128,7 +131,15 @@ struct Submitted {
 fn submit(spec: &Spec, command: impl Fn(&[&str]) -> Command) -> Submitted {
     if let Kind::Interactive(bytes) = spec.kind {
         let stdin = pattern(spec.index, bytes);
-        let args = ["run", "-i", "--no-tty", "--", "sh", "-c", "timeout 30 cat; exit 2"];
+        let args = [
+            "run",
+            "-i",
+            "--no-tty",
+            "--",
+            "sh",
+            "-c",
+            "timeout 30 cat; exit 2",
+        ];
         let output = run_bounded(command(&args), Some(&stdin), Duration::from_secs(120));
         return Submitted {
             job_id: None,
@@ -173,7 +184,10 @@ impl Counts {
     fn rows(&self) -> [(&'static str, usize); 8] {
         [
             ("lost submissions", self.lost_submissions),
-            ("duplicate executions of a started job", self.duplicate_executions),
+            (
+                "duplicate executions of a started job",
+                self.duplicate_executions,
+            ),
             ("jobs left non-terminal", self.non_terminal),
             ("lost log bytes", self.lost_log_bytes),
             ("duplicated log bytes", self.duplicated_log_bytes),
@@ -286,16 +300,19 @@ fn soak_mixed_jobs_under_worker_kills_broker_restarts_and_a_database_restart() {
                         None,
                         Duration::from_secs(60),
                     );
-                    let state: Option<String> = serde_json::from_slice::<serde_json::Value>(
-                        &status.stdout,
-                    )
-                    .ok()
-                    .and_then(|value| value["state"].as_str().map(str::to_owned));
+                    let state: Option<String> =
+                        serde_json::from_slice::<serde_json::Value>(&status.stdout)
+                            .ok()
+                            .and_then(|value| value["state"].as_str().map(str::to_owned));
                     match state.as_deref() {
                         Some("running") => {
                             // Retried on the next pass if a fault refused it.
-                            run_bounded(command_for(&["cancel", &id]), None, Duration::from_secs(60))
-                                .code()
+                            run_bounded(
+                                command_for(&["cancel", &id]),
+                                None,
+                                Duration::from_secs(60),
+                            )
+                            .code()
                                 != 0
                         }
                         Some("queued" | "starting") | None => true,
@@ -382,7 +399,10 @@ fn soak_mixed_jobs_under_worker_kills_broker_restarts_and_a_database_restart() {
         };
         let Some(stored) = env.db_job(id) else {
             counts.lost_submissions += 1;
-            problems.push(format!("job {} ({id}): accepted, then not stored", spec.index));
+            problems.push(format!(
+                "job {} ({id}): accepted, then not stored",
+                spec.index
+            ));
             continue;
         };
         let runs = executions.get(id).copied().unwrap_or(0);
@@ -440,6 +460,9 @@ fn soak_mixed_jobs_under_worker_kills_broker_restarts_and_a_database_restart() {
         println!("  {problem}");
     }
     let failing: Vec<_> = counts.rows().into_iter().filter(|(_, v)| *v > 0).collect();
-    assert!(failing.is_empty(), "soak counts that are not 0: {failing:?}");
+    assert!(
+        failing.is_empty(),
+        "soak counts that are not 0: {failing:?}"
+    );
     env.finish();
 }
