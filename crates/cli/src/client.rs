@@ -469,6 +469,48 @@ fn api_error_message(status: StatusCode, body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    /// An API that accepts a connection, reads the request and closes the
+    /// connection without answering, as one killed mid-request does.
+    fn dropping_api() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                use std::io::Read;
+                let mut stream = stream;
+                let _ = stream.read(&mut [0; 4096]);
+                drop(stream);
+            }
+        });
+        format!("http://{address}")
+    }
+
+    #[tokio::test]
+    async fn a_request_dropped_mid_way_is_told_apart_from_a_refused_connection() {
+        let dropping = ApiClient::new(&dropping_api(), Some("t".into()), None).unwrap();
+        let error = dropping.get_job("j").await.unwrap_err();
+        assert!(matches!(error, CliError::Dropped { .. }), "{error:?}");
+        assert!(error.is_retryable());
+        assert!(
+            error.to_string().starts_with("cannot reach the API at "),
+            "{error}"
+        );
+
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let refused =
+            ApiClient::new(&format!("http://127.0.0.1:{port}"), Some("t".into()), None).unwrap();
+        let error = refused.get_job("j").await.unwrap_err();
+        assert!(matches!(error, CliError::Unreachable { .. }), "{error:?}");
+        // The first look fails at once on a refused connection.
+        let started = std::time::Instant::now();
+        assert!(refused.get_job_first("j").await.is_err());
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
     use super::*;
 
     #[test]
