@@ -11,7 +11,10 @@
 #   created by an unsigned PUT, credentials test/test (the end-to-end tests
 #   of uploads and artifacts create one bucket per test);
 # - `docker info` works;
-# - the image `jobs-test/busybox:latest` exists (deploy/build-test-image.sh).
+# - the image `jobs-test/busybox:latest` exists (deploy/build-test-image.sh);
+# - Debian's chromium is at /usr/bin/chromium and tests/browser has its npm
+#   packages (playwright-core, exactly as its package-lock.json pins), for
+#   the web console's browser tests (tests/tests/console.rs).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -45,7 +48,13 @@ docker_only=false
 
 # --- packages ---------------------------------------------------------------
 packages=(docker.io busybox-static)
-$docker_only || packages+=(postgresql rabbitmq-server python3-venv)
+$docker_only || packages+=(postgresql rabbitmq-server python3-venv chromium)
+# Node for the browser tests: Debian's only when there is none, since a
+# Node from elsewhere (NodeSource, which bundles npm) conflicts with it.
+if ! $docker_only; then
+    command -v node >/dev/null || packages+=(nodejs)
+    command -v npm >/dev/null || packages+=(npm)
+fi
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
@@ -133,6 +142,31 @@ if ! docker info >/dev/null 2>&1; then
     fi
     wait_until "Docker" 60 docker info ||
         die "dockerd does not answer 'docker info'; see /var/log/dockerd.log"
+fi
+
+# --- browser tests ------------------------------------------------------------
+# playwright-core drives Debian's chromium; it downloads no browser of its
+# own. `npm ci` installs exactly the lock file, and only when it changed.
+if ! $docker_only; then
+    browser_dir="$here/../tests/browser"
+    node_major="$(node -p 'process.versions.node.split(".")[0]')"
+    ((node_major >= 20)) || die "the browser tests need Node 20 or newer, found $(node --version)"
+    # Whether node_modules holds every package of the lock at its version.
+    installed_as_locked() {
+        (cd "$browser_dir" && node -e '
+            const fs = require("fs");
+            const lock = JSON.parse(fs.readFileSync("package-lock.json", "utf8"));
+            for (const [path, pkg] of Object.entries(lock.packages)) {
+                if (!path) continue;
+                const file = `${path}/package.json`;
+                if (!fs.existsSync(file) || JSON.parse(fs.readFileSync(file, "utf8")).version !== pkg.version) process.exit(1);
+            }')
+    }
+    if ! installed_as_locked; then
+        log "installing the npm packages of tests/browser (npm ci)"
+        (cd "$browser_dir" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+    [[ -x /usr/bin/chromium ]] || die "no /usr/bin/chromium after installing the chromium package"
 fi
 
 # --- test image -------------------------------------------------------------

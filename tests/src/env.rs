@@ -451,6 +451,30 @@ impl TestEnv {
         self.spawn_api(binary, "api", "127.0.0.1:0");
     }
 
+    /// Kills the API with SIGKILL, as a crash would, and reaps it. Every
+    /// connection to it drops.
+    pub fn kill_api(&mut self) {
+        if let Some(mut api) = self.api.take() {
+            let _ = api.child.kill();
+            let _ = api.child.wait();
+            if let Some(thread) = api.stdout_thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    /// Starts the API again on the same address, after [`Self::kill_api`]:
+    /// clients and workers come back to the URL they knew.
+    pub fn restart_api(&mut self) {
+        assert!(self.api.is_none(), "kill the API first");
+        let address = self
+            .api_url()
+            .split_once("://")
+            .map(|(_, address)| address.to_owned())
+            .expect("the API's URL has a scheme");
+        self.spawn_api(&binaries::jobs_api(), "api-restarted", &address);
+    }
+
     fn spawn_api(&mut self, binary: &Path, role: &'static str, listen: &str) {
         let mut command = self.server_command(binary);
         command
@@ -545,29 +569,6 @@ impl TestEnv {
         wait_for_line(&lines, "worker", &expected, |line| {
             line.trim_end() == expected
         });
-    }
-
-    /// Kills the API with SIGKILL, as a crash would, and reaps it.
-    pub fn kill_api(&mut self) {
-        if let Some(mut api) = self.api.take() {
-            let _ = api.child.kill();
-            let _ = api.child.wait();
-            if let Some(thread) = api.stdout_thread.take() {
-                let _ = thread.join();
-            }
-        }
-    }
-
-    /// Starts the API again on the same address, after [`Self::kill_api`],
-    /// so that clients find it where they left it.
-    pub fn restart_api(&mut self) {
-        assert!(self.api.is_none(), "kill the API first");
-        let listen = self
-            .api_url()
-            .split_once("://")
-            .map(|(_, address)| address.to_owned())
-            .expect("the API's URL has a scheme");
-        self.spawn_api(&binaries::jobs_api(), "api-restarted", &listen);
     }
 
     /// SIGSTOP to the worker: it stops dead, as a VM pause or a long GC

@@ -9,6 +9,14 @@
 //!   looked up by that hash. Looking up a hash, not the secret, means the
 //!   lookup's timing says nothing useful about the secret either.
 //!
+//! Browsers cannot set a header on a WebSocket, so a WebSocket upgrade may
+//! carry the token as a subprotocol instead, as Kubernetes does:
+//! `Sec-WebSocket-Protocol: jobs.attach.v1, base64url.bearer.jobs.B64` with
+//! the token in unpadded URL-safe base64 ([`BEARER_SUBPROTOCOL_PREFIX`]).
+//! Only an upgrade request is read that way, and never a URL, which ends
+//! up in logs and histories. The server answers with the protocol's own
+//! name ([`crate::routes::attach::ATTACH_SUBPROTOCOL`]), never the token.
+//!
 //! The answer is a [`Principal`] in the request's extensions. A missing
 //! token and a refused one are 401s; a forged, an expired and a revoked
 //! token all get the same message, so that a caller cannot tell which.
@@ -36,6 +44,9 @@ use crate::{
 /// What every API token starts with, so that people and secret scanners
 /// can recognise one.
 pub const TOKEN_PREFIX: &str = "jobs_";
+/// The subprotocol of a WebSocket upgrade that carries the bearer token,
+/// followed by the token in unpadded URL-safe base64.
+pub const BEARER_SUBPROTOCOL_PREFIX: &str = "base64url.bearer.jobs.";
 /// The random bytes of a token: 256 bits.
 const TOKEN_RANDOM_BYTES: usize = 32;
 
@@ -57,15 +68,10 @@ pub async fn require_token(
     next: Next,
 ) -> Result<Response, ApiError> {
     let principal = authenticate(request.headers(), &auth).await?;
-    // Authenticated, so the header holds a bearer token; its hash keys the
+    // Authenticated, so the request holds a bearer token; its hash keys the
     // bucket without keeping the secret in memory.
-    if let Some(token) = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(bearer_token)
-    {
-        auth.limiter.check(&secret_hash(token))?;
+    if let Ok(Some(token)) = presented_token(request.headers()) {
+        auth.limiter.check(&secret_hash(&token))?;
     }
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
@@ -76,14 +82,8 @@ pub async fn authenticate(
     headers: &HeaderMap,
     auth: &Authenticator,
 ) -> Result<Principal, ApiError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(ApiError::Unauthorized(MISSING_TOKEN));
-    };
-    let presented = value
-        .to_str()
-        .ok()
-        .and_then(bearer_token)
-        .ok_or(ApiError::Unauthorized(INVALID_TOKEN))?;
+    let presented = presented_token(headers)?.ok_or(ApiError::Unauthorized(MISSING_TOKEN))?;
+    let presented = presented.as_str();
     // `ct_eq` on slices of different lengths is false at once; that reveals
     // only the token's length, which is not secret enough to matter.
     if bool::from(presented.as_bytes().ct_eq(auth.admin_token.as_bytes())) {
@@ -100,6 +100,46 @@ pub async fn authenticate(
         role: token.role,
         app: token.app,
     })
+}
+
+/// The token the request presents: the `Authorization` header's, or on a
+/// WebSocket upgrade without that header, the bearer subprotocol's. `None`
+/// when there is neither; a 401 when one is there but malformed.
+fn presented_token(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        return value
+            .to_str()
+            .ok()
+            .and_then(bearer_token)
+            .map(|token| Some(token.to_owned()))
+            .ok_or(ApiError::Unauthorized(INVALID_TOKEN));
+    }
+    let upgrade = headers
+        .get(header::UPGRADE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.eq_ignore_ascii_case("websocket"));
+    if !upgrade {
+        return Ok(None);
+    }
+    let offered = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim);
+    for protocol in offered {
+        let Some(encoded) = protocol.strip_prefix(BEARER_SUBPROTOCOL_PREFIX) else {
+            continue;
+        };
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(encoded)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .filter(|token| !token.is_empty())
+            .ok_or(ApiError::Unauthorized(INVALID_TOKEN))?;
+        return Ok(Some(token));
+    }
+    Ok(None)
 }
 
 /// A new token secret: the prefix and 256 bits from the operating system.
@@ -289,6 +329,63 @@ mod tests {
         let (status, body) = call(&auth, Some(&header)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert!(body.contains("invalid API token"), "{body}");
+    }
+
+    async fn call_with(auth: &Authenticator, headers: &[(&str, &str)]) -> (StatusCode, String) {
+        let mut request = HttpRequest::get("/v1/ping");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = router(auth.clone())
+            .oneshot(request.body(Body::empty()).expect("request builds"))
+            .await
+            .expect("router answers");
+        let status = response.status();
+        let body = to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body reads");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_websocket_upgrade_may_carry_the_token_as_a_subprotocol_and_nothing_else_may() {
+        let auth = authenticator().await;
+        let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(TOKEN);
+        let offered = format!("jobs.attach.v1, {BEARER_SUBPROTOCOL_PREFIX}{encoded}");
+        let upgrade = [
+            ("upgrade", "websocket"),
+            ("sec-websocket-protocol", &offered),
+        ];
+        assert_eq!(
+            call_with(&auth, &upgrade).await,
+            (StatusCode::OK, "admin None".to_owned())
+        );
+        // A plain request does not read the subprotocol header.
+        let (status, body) = call_with(&auth, &upgrade[1..]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(body.contains("missing API token"), "{body}");
+        // A wrong token in the subprotocol is refused like a wrong header.
+        let wrong = format!(
+            "{BEARER_SUBPROTOCOL_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("nope")
+        );
+        let (status, body) = call_with(
+            &auth,
+            &[("upgrade", "websocket"), ("sec-websocket-protocol", &wrong)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(body.contains("invalid API token"), "{body}");
+        let garbled = format!("{BEARER_SUBPROTOCOL_PREFIX}***");
+        let (status, _) = call_with(
+            &auth,
+            &[
+                ("upgrade", "websocket"),
+                ("sec-websocket-protocol", &garbled),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
 
     #[test]

@@ -25,7 +25,8 @@
 //! - [`objects`]: the object store of uploads and artifacts, its limits and the purge;
 //! - [`metrics`]: Prometheus counters and the request log line;
 //! - [`request_id`]: the id of each API call, in its log lines and its `x-request-id` header;
-//! - [`openapi`]: the OpenAPI document of every route, `GET /v1/openapi.json`.
+//! - [`openapi`]: the OpenAPI document of every route, `GET /v1/openapi.json`;
+//! - [`console`]: the web console at `/`, its pages and assets embedded.
 //!
 //! Architecture invariant: this crate holds no SQL, no AMQP and no object
 //! store client. It reaches PostgreSQL only through `jobs_store`, RabbitMQ
@@ -34,6 +35,7 @@
 pub mod attach;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod follow;

@@ -16,7 +16,10 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use jobs_core::JobState;
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 use tracing::Instrument;
 
@@ -41,6 +44,10 @@ pub struct Metrics {
     pub attach_clients: IntGauge,
     /// Interactive runs waiting in this API's line for a free worker slot.
     pub attach_waiting: IntGauge,
+    /// Stored jobs per state, read from the store at each scrape.
+    jobs_by_state: IntGaugeVec,
+    /// Jobs waiting to start, read from the store at each scrape.
+    queue_depth: IntGauge,
 }
 
 impl Metrics {
@@ -103,6 +110,19 @@ impl Metrics {
             "Interactive runs waiting in this API's line for a free worker slot.",
         )?;
         registry.register(Box::new(attach_waiting.clone()))?;
+        let jobs_by_state = IntGaugeVec::new(
+            Opts::new(
+                "jobs_jobs",
+                "Jobs in the store, by state (terminal ones until the retention purge).",
+            ),
+            &["state"],
+        )?;
+        registry.register(Box::new(jobs_by_state.clone()))?;
+        let queue_depth = IntGauge::new(
+            "jobs_queue_depth",
+            "Jobs queued and not yet claimed by a worker, interactive ones included.",
+        )?;
+        registry.register(Box::new(queue_depth.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -117,7 +137,26 @@ impl Metrics {
             followers,
             attach_clients,
             attach_waiting,
+            jobs_by_state,
+            queue_depth,
         })
+    }
+
+    /// Sets the gauges that count stored jobs, from `counts` (states with
+    /// none may be left out).
+    pub fn set_job_counts(&self, counts: &[(JobState, i64)]) {
+        for state in JobState::ALL {
+            let count = counts
+                .iter()
+                .find(|(counted, _)| *counted == state)
+                .map_or(0, |(_, count)| *count);
+            self.jobs_by_state
+                .with_label_values(&[state.as_str()])
+                .set(count);
+            if state == JobState::Queued {
+                self.queue_depth.set(count);
+            }
+        }
     }
 
     /// The registry in Prometheus' text format.
@@ -139,6 +178,12 @@ impl Metrics {
     )
 )]
 pub async fn serve_metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    // One grouped count per scrape. When the store is down the gauges keep
+    // their last values; `/readyz` is what reports the outage.
+    match state.store.jobs_by_state().await {
+        Ok(counts) => state.metrics.set_job_counts(&counts),
+        Err(error) => tracing::warn!(%error, "counting jobs by state for /metrics failed"),
+    }
     let text = state.metrics.render().map_err(|error| {
         ApiError::Internal(anyhow::Error::new(error).context("encoding metrics"))
     })?;
@@ -246,5 +291,11 @@ mod tests {
             "jobs_api_requests_total{method=\"GET\",route=\"/v1/jobs/{id}\",status=\"200\"} 1"
         ));
         assert!(text.contains("jobs_publish_failures_total 0"));
+        metrics.set_job_counts(&[(JobState::Queued, 3), (JobState::Failed, 2)]);
+        let text = metrics.render().expect("metrics render");
+        assert!(text.contains("jobs_jobs{state=\"queued\"} 3"), "{text}");
+        assert!(text.contains("jobs_jobs{state=\"failed\"} 2"), "{text}");
+        assert!(text.contains("jobs_jobs{state=\"running\"} 0"), "{text}");
+        assert!(text.contains("jobs_queue_depth 3"), "{text}");
     }
 }

@@ -23,9 +23,9 @@ use jobs_core::{
     JobState, Role, Size,
     hardening::Hardening,
     wire::{
-        ApiError as WireError, ApiErrorBody, App, AppCreate, AppList, AppUpdate, Artifact, Job,
-        JobCreate, JobList, LogChunk, LogPage, LogStream, TokenCreate, TokenCreated, TokenInfo,
-        TokenList, Upload, UploadRef,
+        ApiError as WireError, ApiErrorBody, App, AppCreate, AppList, AppUpdate, Artifact, Caller,
+        Job, JobCreate, JobList, LogChunk, LogPage, LogStream, QueuePlace, TokenCreate,
+        TokenCreated, TokenInfo, TokenList, Upload, UploadRef,
     },
 };
 use utoipa::{
@@ -75,11 +75,12 @@ pub const BEARER_SCHEME: &str = "bearer";
         routes::tokens::create_token,
         routes::tokens::list_tokens,
         routes::tokens::revoke_token,
+        routes::tokens::whoami,
     ),
     components(schemas(
         App, AppCreate, AppUpdate, AppList, Hardening, Size, Job, JobCreate, JobList, JobState,
         LogChunk, LogStream, LogPage, Role, TokenCreate, TokenCreated, TokenInfo, TokenList,
-        WireError, ApiErrorBody, Upload, UploadRef, Artifact,
+        WireError, ApiErrorBody, Upload, UploadRef, Artifact, QueuePlace, Caller,
     )),
     modifiers(&CommonResponses),
     tags(

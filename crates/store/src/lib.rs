@@ -173,6 +173,11 @@ delegate! {
     fn get_job(&self, id: &str) -> Result<Job, StoreError>;
     /// The app's jobs, newest first.
     fn list_jobs(&self, app: &str, state: Option<JobState>, limit: i64) -> Result<Vec<Job>, StoreError>;
+    /// How many jobs are in each state (states with none left out).
+    fn jobs_by_state(&self) -> Result<Vec<(JobState, i64)>, StoreError>;
+    /// A queued job's position in its line and the live workers' capacity;
+    /// `None` when the job is not queued.
+    fn queue_place(&self, job_id: &str, fresh: Duration) -> Result<Option<(i64, jobs_core::wire::Capacity)>, StoreError>;
     /// Cancels a queued job at once, or asks the worker of a running one to
     /// stop it.
     fn cancel_job(&self, id: &str) -> Result<CancelOutcome, StoreError>;

@@ -191,6 +191,8 @@ pub struct ReapReport {
     pub requeued: Vec<String>,
     /// Jobs whose worker vanished and that cannot be retried, now `lost`.
     pub lost: Vec<String>,
+    /// Jobs no worker started within their queue timeout, now `canceled`.
+    pub expired: Vec<String>,
 }
 
 /// An API token to store. The API made the secret and hashed it: the store

@@ -17,7 +17,9 @@ use chrono::{SubsecRound, Utc};
 use jobs_core::hardening::Hardening;
 use jobs_core::{
     JobState, Role, Size,
-    wire::{App, AppCreate, AppUpdate, Artifact, Job, JobCreate, LogStream, Upload, UploadRef},
+    wire::{
+        App, AppCreate, AppUpdate, Artifact, Capacity, Job, JobCreate, LogStream, Upload, UploadRef,
+    },
 };
 use jobs_store::{
     AttachEndpoint, CancelOutcome, ClaimedJob, Fence, Heartbeat, JOB_CANCEL_CHANNEL,
@@ -201,6 +203,7 @@ contract! {
     jobs_concurrent_idempotency_key_makes_one_row,
     jobs_expired_idempotency_key_makes_a_new_job,
     jobs_list_newest_first_by_state_with_limit,
+    jobs_are_counted_by_state,
     claim_starts_a_queued_job_once,
     claim_concurrent_claims_one_winner,
     mark_running_and_heartbeat,
@@ -224,6 +227,8 @@ contract! {
     interactive_jobs_are_never_published_and_carry_their_endpoint,
     interactive_jobs_are_lost_not_requeued,
     workers_registry_lists_live_workers_with_free_slots,
+    queued_jobs_know_their_place_and_the_capacity,
+    queue_timeouts_cancel_jobs_no_worker_started,
     offers_reach_the_direct_channel,
     uploads_are_taken_by_one_job_in_order,
     uploads_of_another_app_or_unknown_are_refused_creating_nothing,
@@ -1026,6 +1031,20 @@ async fn jobs_list_newest_first_by_state_with_limit(store: Store) {
     assert!(store.list_jobs("nope", None, 100).await.unwrap().is_empty());
 }
 
+async fn jobs_are_counted_by_state(store: Store) {
+    assert!(store.jobs_by_state().await.unwrap().is_empty());
+    create_app(&store, "web").await;
+    create_app(&store, "api").await;
+    let first = create_job(&store, "web").await.id;
+    create_job(&store, "web").await;
+    create_job(&store, "api").await;
+    let running = claim(&store, &first, "w1", LEASE).await;
+    assert!(store.mark_running(&running.fence).await.unwrap());
+    let mut counts = store.jobs_by_state().await.unwrap();
+    counts.sort_by_key(|(state, _)| state.as_str());
+    assert_eq!(counts, [(JobState::Queued, 2), (JobState::Running, 1)]);
+}
+
 // ---------------------------------------------------------------------------
 // Leases
 // ---------------------------------------------------------------------------
@@ -1643,8 +1662,11 @@ async fn reap_until(store: &Store, ids: &[&str]) -> jobs_store::ReapReport {
         let report = store.reap_expired_leases().await.unwrap();
         total.requeued.extend(report.requeued);
         total.lost.extend(report.lost);
+        total.expired.extend(report.expired);
         let seen = |id: &&str| {
-            total.requeued.iter().any(|r| r == id) || total.lost.iter().any(|l| l == id)
+            total.requeued.iter().any(|r| r == id)
+                || total.lost.iter().any(|l| l == id)
+                || total.expired.iter().any(|e| e == id)
         };
         if ids.iter().all(seen) {
             return total;
@@ -2182,6 +2204,113 @@ async fn workers_registry_lists_live_workers_with_free_slots(store: Store) {
     assert!(store.free_workers(Duration::ZERO).await.unwrap().is_empty());
     store.remove_worker("one").await.unwrap();
     assert!(store.free_workers(fresh).await.unwrap().is_empty());
+}
+
+async fn queued_jobs_know_their_place_and_the_capacity(store: Store) {
+    let fresh = Duration::from_secs(60);
+    create_app(&store, "web").await;
+    create_app(&store, "api").await;
+    let first = create_job(&store, "web").await.id;
+    let second = create_job(&store, "api").await.id;
+    let interactive = store
+        .create_job(
+            "web",
+            &JobCreate {
+                interactive: Some(jobs_core::wire::Interactive { tty: false }),
+                ..job_create()
+            },
+        )
+        .await
+        .unwrap()
+        .0
+        .id;
+    let third = create_job(&store, "web").await.id;
+    let none = Capacity::default();
+    // One line across apps, in creation order; interactive runs have theirs.
+    assert_eq!(
+        store.queue_place(&first, fresh).await.unwrap(),
+        Some((1, none))
+    );
+    assert_eq!(
+        store.queue_place(&second, fresh).await.unwrap(),
+        Some((2, none))
+    );
+    assert_eq!(
+        store.queue_place(&third, fresh).await.unwrap(),
+        Some((3, none))
+    );
+    assert_eq!(
+        store.queue_place(&interactive, fresh).await.unwrap(),
+        Some((1, none))
+    );
+
+    store.upsert_worker("a", 4, 0).await.unwrap();
+    store.upsert_worker("b", 2, 1).await.unwrap();
+    let live = Capacity {
+        workers: 2,
+        slots: 6,
+        free_slots: 1,
+    };
+    assert_eq!(
+        store.queue_place(&third, fresh).await.unwrap(),
+        Some((3, live))
+    );
+    // Workers not heard from within the window do not count.
+    assert_eq!(
+        store.queue_place(&third, Duration::ZERO).await.unwrap(),
+        Some((3, none))
+    );
+
+    // A job that started has no place, and the ones behind it move up.
+    claim(&store, &first, "a", LEASE).await;
+    assert_eq!(store.queue_place(&first, fresh).await.unwrap(), None);
+    assert_eq!(
+        store.queue_place(&third, fresh).await.unwrap(),
+        Some((2, live))
+    );
+    assert_eq!(store.queue_place("no-such-job", fresh).await.unwrap(), None);
+}
+
+async fn queue_timeouts_cancel_jobs_no_worker_started(store: Store) {
+    create_app(&store, "web").await;
+    let impatient = store
+        .create_job(
+            "web",
+            &JobCreate {
+                queue_timeout_seconds: Some(1),
+                ..job_create()
+            },
+        )
+        .await
+        .unwrap()
+        .0;
+    let patient = create_job(&store, "web").await;
+    let started = store
+        .create_job(
+            "web",
+            &JobCreate {
+                queue_timeout_seconds: Some(1),
+                ..job_create()
+            },
+        )
+        .await
+        .unwrap()
+        .0;
+    let running = claim(&store, &started.id, "w1", LEASE).await;
+    assert!(store.mark_running(&running.fence).await.unwrap());
+
+    let report = reap_until(&store, &[&impatient.id]).await;
+    assert_eq!(report.expired, vec![impatient.id.clone()]);
+    let ended = job(&store, &impatient.id).await;
+    assert_eq!(ended.state, JobState::Canceled);
+    assert_eq!(
+        ended.reason.as_deref(),
+        Some("not started within its queue timeout of 1s")
+    );
+    assert!(ended.finished_at.is_some());
+    assert_eq!(ended.exit_code, None);
+    assert_eq!(job(&store, &patient.id).await.state, JobState::Queued);
+    assert_eq!(job(&store, &started.id).await.state, JobState::Running);
 }
 
 async fn offers_reach_the_direct_channel(store: Store) {

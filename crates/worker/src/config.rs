@@ -1,5 +1,6 @@
 //! The worker's configuration: flags, each with its environment variable.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -15,6 +16,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "jobs-worker", version)]
 pub struct Config {
+    /// A TOML file of settings whose keys are the long flags below, with
+    /// `_` or `-` between words (`listen = "0.0.0.0:8420"`). A flag beats
+    /// its environment variable, which beats the file, which beats the
+    /// default. An unknown key or a bad value fails the start.
+    #[arg(long, env = "JOBS_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
     /// The PostgreSQL database, `postgres://…`.
     #[arg(long, env = "JOBS_DATABASE_URL", hide_env_values = true)]
     pub database_url: String,

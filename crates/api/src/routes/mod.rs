@@ -10,7 +10,8 @@
 //! - [`artifacts`]: a job's collected artifacts, streamed back.
 //!
 //! The log stream lives in [`crate::follow`] and `/metrics` in
-//! [`crate::metrics`], the OpenAPI document in [`crate::openapi`].
+//! [`crate::metrics`], the OpenAPI document in [`crate::openapi`], the web
+//! console's pages in [`crate::console`].
 //! Everything under `/v1` but the OpenAPI document needs the bearer token.
 
 pub mod apps;
@@ -33,8 +34,8 @@ use axum::{
 use std::sync::Arc;
 
 use crate::{
-    auth, error::ApiError, extract::MAX_BODY_BYTES, follow, metrics, openapi, quotas::Quotas,
-    rate_limit::RequestLimiter, state::AppState,
+    auth, console, error::ApiError, extract::MAX_BODY_BYTES, follow, metrics, openapi,
+    quotas::Quotas, rate_limit::RequestLimiter, state::AppState,
 };
 
 /// Builds the whole router with the default quotas; the server itself uses
@@ -74,6 +75,7 @@ pub fn router_with(state: AppState, quotas: Quotas) -> Router {
             post(tokens::create_token).get(tokens::list_tokens),
         )
         .route("/tokens/{id}", delete(tokens::revoke_token))
+        .route("/whoami", get(tokens::whoami))
         // A route layer runs only for matched routes, so that an unknown
         // path is a 404 whatever the token.
         // It also puts the caller's `Principal` in the request, which every
@@ -98,6 +100,9 @@ pub fn router_with(state: AppState, quotas: Quotas) -> Router {
         // the API, the same for every caller, and reveals no data.
         .route(openapi::OPENAPI_PATH, get(openapi::serve_openapi))
         .nest("/v1", v1)
+        // The web console: pages and their embedded assets, without a
+        // token (the pages hold no data; their requests carry the token).
+        .merge(console::routes())
         .fallback(no_such_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

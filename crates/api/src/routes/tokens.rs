@@ -12,7 +12,7 @@ use axum::{Json, extract::State, http::StatusCode};
 use jobs_core::{
     InvalidInput, Role, names,
     role::{MAX_TOKEN_DESCRIPTION_LEN, validate_token_lifetime_seconds},
-    wire::{TokenCreated, TokenInfo, TokenList},
+    wire::{Caller, TokenCreated, TokenInfo, TokenList},
 };
 use jobs_store::NewToken;
 use serde::Deserialize;
@@ -125,6 +125,22 @@ pub async fn create_token(
 }
 
 /// `GET /v1/tokens`: the tokens the caller may manage, without secrets.
+/// `GET /v1/whoami`: the calling token's own role and app, for any role.
+#[utoipa::path(
+    get,
+    path = "/v1/whoami",
+    tag = "tokens",
+    responses(
+        (status = 200, description = "The role of the token and the app it is bound to, if any.", body = Caller),
+    )
+)]
+pub async fn whoami(principal: Principal) -> Json<Caller> {
+    Json(Caller {
+        role: principal.role,
+        app: principal.app,
+    })
+}
+
 #[utoipa::path(
     get,
     path = "/v1/tokens",

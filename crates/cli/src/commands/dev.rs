@@ -174,6 +174,7 @@ fn worker_config(
     object_store: String,
 ) -> jobs_worker::config::Config {
     jobs_worker::config::Config {
+        config: None,
         database_url: String::new(),
         amqp_url: String::new(),
         amqp_queue: String::new(),
