@@ -20,6 +20,7 @@ use sqlx::{AssertSqlSafe, Connection};
 
 use crate::cli::{BackgroundCli, CliOutput, DEFAULT_CLI_TIMEOUT, run_bounded};
 use crate::poll::poll_until;
+use crate::services::{PrivatePostgres, PrivateRabbit};
 use crate::{DEMO_APP, TEST_IMAGE, binaries, docker};
 
 /// The PostgreSQL server, as a role that may create databases
@@ -189,6 +190,54 @@ impl StoredJob {
     }
 }
 
+/// What a [`TestEnv`] runs on, beyond the defaults of [`TestEnv::start`].
+/// Fault tests use private services ([`crate::services`]) that they may
+/// stop and kill; every other test shares the machine's.
+#[derive(Debug, Clone, Default)]
+pub struct TestEnvOptions {
+    /// Jobs the worker runs at once (at least 1).
+    pub slots: u32,
+    /// A PostgreSQL cluster of this test's own instead of the shared one.
+    pub private_postgres: bool,
+    /// A RabbitMQ node of this test's own, with these `rabbitmq.conf`
+    /// lines, instead of the shared one.
+    pub private_rabbit: Option<Vec<String>>,
+    /// Extra environment of the API, such as `JOBS_REAPER_INTERVAL`.
+    pub api_env: Vec<(String, String)>,
+    /// Extra environment of the worker, such as `JOBS_LEASE`; it applies to
+    /// every restart too.
+    pub worker_env: Vec<(String, String)>,
+}
+
+impl TestEnvOptions {
+    pub fn new(slots: u32) -> Self {
+        TestEnvOptions {
+            slots,
+            ..TestEnvOptions::default()
+        }
+    }
+
+    pub fn private_postgres(mut self) -> Self {
+        self.private_postgres = true;
+        self
+    }
+
+    pub fn private_rabbit(mut self, config_lines: &[&str]) -> Self {
+        self.private_rabbit = Some(config_lines.iter().map(|l| (*l).to_owned()).collect());
+        self
+    }
+
+    pub fn api_env(mut self, name: &str, value: &str) -> Self {
+        self.api_env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn worker_env(mut self, name: &str, value: &str) -> Self {
+        self.worker_env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
 /// One running `jobs` system: API, worker, database and queue.
 pub struct TestEnv {
     /// The test's name, also the name of its log directory.
@@ -215,6 +264,12 @@ pub struct TestEnv {
     worker: Option<Server>,
     pool: Option<PgPool>,
     database_created: bool,
+    /// Extra environment of every worker start.
+    worker_env: Vec<(String, String)>,
+    /// Set by [`TestEnvOptions::private_postgres`]; dropped after the servers.
+    private_postgres: Option<PrivatePostgres>,
+    /// Set by [`TestEnvOptions::private_rabbit`].
+    private_rabbit: Option<PrivateRabbit>,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -237,6 +292,11 @@ impl TestEnv {
         Self::start_with_objects(slots, ObjectStoreKind::File, api_env, cli_env)
     }
 
+    /// Starts a system as `options` say, with the file object store.
+    pub fn start_with(options: TestEnvOptions) -> TestEnv {
+        Self::start_full(ObjectStoreKind::File, options, &[])
+    }
+
     /// Like [`TestEnv::start_with_api_env`], with uploads and artifacts in
     /// the given kind of object store.
     pub fn start_with_objects(
@@ -245,6 +305,17 @@ impl TestEnv {
         api_env: &[(&str, &str)],
         cli_env: &[(&str, &str)],
     ) -> TestEnv {
+        let mut options = TestEnvOptions::new(slots);
+        options.api_env = owned_pairs(api_env);
+        Self::start_full(objects, options, cli_env)
+    }
+
+    fn start_full(
+        objects: ObjectStoreKind,
+        options: TestEnvOptions,
+        cli_env: &[(&str, &str)],
+    ) -> TestEnv {
+        let slots = options.slots;
         // Fail early and clearly when the build or the machine is not ready.
         let api_binary = binaries::jobs_api();
         let worker_binary = binaries::jobs_worker();
@@ -271,8 +342,22 @@ impl TestEnv {
             .unwrap_or_else(|error| panic!("cannot create {}: {error}", log_dir.display()));
 
         let unique = uuid::Uuid::now_v7().simple().to_string();
-        let postgres_url =
-            std::env::var("JOBS_E2E_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.into());
+        let private_postgres = options
+            .private_postgres
+            .then(|| PrivatePostgres::start(&log_dir));
+        let private_rabbit = options.private_rabbit.as_ref().map(|lines| {
+            let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+            PrivateRabbit::start(&log_dir, &lines)
+        });
+        let postgres_url = match &private_postgres {
+            Some(postgres) => postgres.url(),
+            None => std::env::var("JOBS_E2E_POSTGRES_URL")
+                .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.into()),
+        };
+        let amqp_url = match &private_rabbit {
+            Some(rabbit) => rabbit.url(),
+            None => std::env::var("JOBS_E2E_AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.into()),
+        };
         let database = format!("jobs_e2e_{unique}");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -285,8 +370,7 @@ impl TestEnv {
             database_url: format!("{postgres_url}/{database}"),
             postgres_url,
             database,
-            amqp_url: std::env::var("JOBS_E2E_AMQP_URL")
-                .unwrap_or_else(|_| DEFAULT_AMQP_URL.into()),
+            amqp_url,
             queue: format!("jobs.e2e.{unique}"),
             worker_id: format!("e2e-{unique}"),
             admin_token: format!(
@@ -297,12 +381,15 @@ impl TestEnv {
             slots,
             objects,
             api_url: None,
-            api_env: owned_pairs(api_env),
+            api_env: options.api_env,
             cli_env: owned_pairs(cli_env),
             api: None,
             worker: None,
             pool: None,
             database_created: false,
+            worker_env: options.worker_env,
+            private_postgres,
+            private_rabbit,
             runtime,
         };
         // From here on, a panic drops `env`, which cleans up what exists and
@@ -445,6 +532,23 @@ impl TestEnv {
         status
     }
 
+    /// Sends SIGTERM to the worker and returns at once: the worker drains
+    /// while the test goes on; [`StoppingWorker::wait`] gives its status.
+    pub fn terminate_worker_async(&mut self) -> StoppingWorker {
+        let worker = self.worker.take().expect("the worker runs");
+        // SAFETY: kill(2) on our own child, which is not reaped yet.
+        unsafe { libc::kill(worker.child.id() as libc::pid_t, libc::SIGTERM) };
+        StoppingWorker(worker)
+    }
+
+    /// Starts a worker with another id (`ID-suffix`), as on another host,
+    /// once the first one is gone; the env then follows that worker.
+    pub fn start_other_worker(&mut self, suffix: &str) {
+        assert!(self.worker.is_none(), "stop the first worker first");
+        self.worker_id = format!("{}-{suffix}", self.worker_id);
+        self.spawn_worker(&binaries::jobs_worker(), "worker-other", &[]);
+    }
+
     fn start_worker(&mut self, binary: &Path) {
         self.spawn_worker(binary, "worker", &[]);
     }
@@ -456,13 +560,52 @@ impl TestEnv {
             .env("JOBS_WORKER_SLOTS", self.slots.to_string())
             .env("JOBS_WORKER_ID", &self.worker_id)
             .env("JOBS_LEASE", WORKER_LEASE)
-            .env("JOBS_STOP_GRACE", WORKER_STOP_GRACE);
+            .env("JOBS_STOP_GRACE", WORKER_STOP_GRACE)
+            // After the defaults, so that the test's own values win.
+            .envs(self.worker_env.iter().map(|(name, value)| (name, value)));
         let (server, lines) = Server::spawn(role, command, &self.log_dir);
         self.worker = Some(server);
         let expected = format!("worker {} ready", self.worker_id);
         wait_for_line(&lines, "worker", &expected, |line| {
             line.trim_end() == expected
         });
+    }
+
+    /// SIGSTOP to the worker: it stops dead, as a VM pause or a long GC
+    /// would, with its connections open.
+    pub fn pause_worker(&self) {
+        self.signal_worker(libc::SIGSTOP);
+    }
+
+    /// SIGCONT after [`Self::pause_worker`].
+    pub fn resume_worker(&self) {
+        self.signal_worker(libc::SIGCONT);
+    }
+
+    fn signal_worker(&self, signal: libc::c_int) {
+        let worker = self.worker.as_ref().expect("the worker runs");
+        // SAFETY: kill(2) on our own child, which is not reaped yet.
+        unsafe { libc::kill(worker.child.id() as libc::pid_t, signal) };
+    }
+
+    /// Whether the worker process has exited (it is then reaped).
+    pub fn worker_exited(&mut self) -> Option<ExitStatus> {
+        let worker = self.worker.as_mut()?;
+        worker.child.try_wait().ok().flatten()
+    }
+
+    /// The private PostgreSQL cluster ([`TestEnvOptions::private_postgres`]).
+    pub fn postgres(&mut self) -> &mut PrivatePostgres {
+        self.private_postgres
+            .as_mut()
+            .expect("the env was started with a private postgres")
+    }
+
+    /// The private RabbitMQ node ([`TestEnvOptions::private_rabbit`]).
+    pub fn rabbit(&mut self) -> &mut PrivateRabbit {
+        self.private_rabbit
+            .as_mut()
+            .expect("the env was started with a private rabbitmq")
     }
 
     /// The process ids of the API and the worker, to read their memory.
@@ -612,6 +755,33 @@ impl TestEnv {
             .expect("read a job")
     }
 
+    /// How many stored jobs are in a terminal state.
+    pub fn db_count_terminal_jobs(&self) -> i64 {
+        self.runtime
+            .block_on(
+                sqlx::query_scalar(
+                    "select count(*) from jobs where state not in ('queued', 'starting', 'running')",
+                )
+                .fetch_one(self.pool()),
+            )
+            .expect("count ended jobs")
+    }
+
+    /// How long ago the job was created, by the database's clock.
+    pub fn db_job_age(&self, job_id: &str) -> Option<Duration> {
+        let seconds: Option<f64> = self
+            .runtime
+            .block_on(
+                sqlx::query_scalar(
+                    "select extract(epoch from now() - created_at)::float8 from jobs where id = $1",
+                )
+                .bind(job_id)
+                .fetch_optional(self.pool()),
+            )
+            .expect("read a job's age");
+        seconds.map(|seconds| Duration::from_secs_f64(seconds.max(0.0)))
+    }
+
     /// Waits until the stored job satisfies `condition`, and returns it.
     #[track_caller]
     pub fn wait_for_job(
@@ -708,6 +878,9 @@ impl Drop for TestEnv {
     fn drop(&mut self) {
         let failed = std::thread::panicking();
         if let Some(worker) = self.worker.as_mut() {
+            // A paused worker cannot handle SIGTERM.
+            // SAFETY: kill(2) on our own child, which is not reaped yet.
+            unsafe { libc::kill(worker.child.id() as libc::pid_t, libc::SIGCONT) };
             worker.stop(Duration::from_secs(5));
         }
         docker::remove_containers_with_label(&self.worker_label());
@@ -720,6 +893,8 @@ impl Drop for TestEnv {
         let postgres_admin_url = format!("{}/postgres", self.postgres_url);
         let amqp_url = self.amqp_url.clone();
         let queue = self.queue.clone();
+        // A private node goes away with the env, and its queues with it.
+        let shared_broker = self.private_rabbit.is_none();
         self.runtime.block_on(async move {
             if let Some(pool) = pool {
                 pool.close().await;
@@ -727,7 +902,9 @@ impl Drop for TestEnv {
             if database_created {
                 drop_database(&postgres_admin_url, &database).await;
             }
-            delete_queue(&amqp_url, &queue).await;
+            if shared_broker {
+                delete_queue(&amqp_url, &queue).await;
+            }
         });
         if self.objects.kind == ObjectStoreKind::S3 {
             self.objects.remove_bucket();
@@ -801,6 +978,26 @@ pub async fn delete_queue(amqp_url: &str, queue: &str) {
     }
 }
 
+/// A worker that got SIGTERM and drains.
+pub struct StoppingWorker(Server);
+
+impl StoppingWorker {
+    /// Its exit status. Panics if it has not exited within `timeout`.
+    #[track_caller]
+    pub fn wait(mut self, timeout: Duration) -> ExitStatus {
+        let worker = &mut self.0;
+        let status = poll_until(timeout, || worker.child.try_wait().ok().flatten());
+        let Some(status) = status else {
+            let _ = worker.child.kill();
+            panic!("the worker did not exit within {timeout:?} of SIGTERM");
+        };
+        if let Some(thread) = worker.stdout_thread.take() {
+            let _ = thread.join();
+        }
+        status
+    }
+}
+
 /// One server process (API or worker) with its logs.
 struct Server {
     role: &'static str,
@@ -821,7 +1018,9 @@ impl Server {
     ) -> (Server, mpsc::Receiver<String>) {
         let stderr_log = log_dir.join(format!("{role}.stderr.log"));
         let stdout_log = log_dir.join(format!("{role}.stdout.log"));
-        let stderr = File::create(&stderr_log).expect("create the stderr log");
+        // Appended to, so that the logs of every restart of a role are kept.
+        let append = |path: &Path| File::options().create(true).append(true).open(path);
+        let stderr = append(&stderr_log).expect("open the stderr log");
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -830,7 +1029,7 @@ impl Server {
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start the {role}: {error}"));
         let stdout = child.stdout.take().expect("stdout is piped");
-        let mut stdout_copy = File::create(&stdout_log).expect("create the stdout log");
+        let mut stdout_copy = append(&stdout_log).expect("open the stdout log");
         let (sender, receiver) = mpsc::channel();
         let stdout_thread = std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);

@@ -9,12 +9,15 @@
 //! - [`dev_env`]: [`DevEnv`], the real `jobs dev` on a throw-away home
 //!   directory, with the CLI set up as on a developer's machine;
 //! - [`docker`]: the containers a worker left behind and Docker's event log;
+//! - [`executions`]: how many times a job ran, counted by container starts;
 //! - [`http`]: a minimal HTTP client for checks against the API itself;
 //! - [`poll`]: waiting for a condition with a deadline, the only way tests
 //!   synchronise (never a bare sleep);
 //! - [`expect`]: expected outputs and byte-exact comparisons;
 //! - [`pty`]: a real pseudo-terminal for the CLI (interactive runs);
-//! - [`proxy`]: a TCP proxy whose connections a test can cut.
+//! - [`proxy`]: a TCP proxy whose connections a test can cut;
+//! - [`services`]: private PostgreSQL and RabbitMQ instances that fault
+//!   tests stop, restart and kill (never the shared ones).
 //!
 //! The tests need the services of `deploy/setup.sh` and the binaries of
 //! `cargo build --workspace --bins`; `deploy/test.sh` does both.
@@ -24,15 +27,17 @@ pub mod cli;
 pub mod dev_env;
 pub mod docker;
 pub mod env;
+pub mod executions;
 pub mod expect;
 pub mod http;
 pub mod poll;
 pub mod proxy;
 pub mod pty;
+pub mod services;
 
 pub use cli::{BackgroundCli, CliOutput};
 pub use dev_env::DevEnv;
-pub use env::{ObjectStoreKind, TestEnv};
+pub use env::{ObjectStoreKind, TestEnv, TestEnvOptions};
 pub use expect::assert_bytes_eq;
 pub use poll::wait_until;
 

@@ -126,6 +126,19 @@ pub struct Args {
           value_parser = parse_duration)]
     pub free_upload_ttl: std::time::Duration,
 
+    /// How often the reaper looks for expired leases, such as 2s: a job
+    /// whose worker died ends `lost` (or is queued again if it never
+    /// started) within the worker's lease plus this.
+    #[arg(long, env = "JOBS_REAPER_INTERVAL", value_name = "DUR", default_value = "2s",
+          value_parser = parse_positive_duration)]
+    pub reaper_interval: std::time::Duration,
+
+    /// How long an idempotency key names the job it made, such as 24h;
+    /// after that, the same key makes a new job.
+    #[arg(long, env = "JOBS_IDEMPOTENCY_TTL", value_name = "DUR", default_value = "24h",
+          value_parser = parse_positive_duration)]
+    pub idempotency_ttl: std::time::Duration,
+
     /// Log line format on stderr. The level comes from RUST_LOG (default info).
     #[arg(long, env = "JOBS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -133,6 +146,14 @@ pub struct Args {
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     jobs_core::duration::parse_duration("duration", text).map_err(|e| e.message)
+}
+
+fn parse_positive_duration(text: &str) -> Result<std::time::Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err("must be longer than 0s".to_owned());
+    }
+    Ok(duration)
 }
 
 /// How log lines are written.
@@ -209,6 +230,8 @@ pub struct Config {
     pub quotas: Quotas,
     pub objects: ObjectSettings,
     pub attach: AttachSettings,
+    pub reaper_interval: std::time::Duration,
+    pub idempotency_ttl: std::time::Duration,
 }
 
 fn parse_grace(text: &str) -> Result<std::time::Duration, String> {
@@ -256,6 +279,8 @@ impl Config {
         };
         Ok(Self {
             objects,
+            reaper_interval: args.reaper_interval,
+            idempotency_ttl: args.idempotency_ttl,
             listen: args.listen,
             database_url,
             amqp: AmqpConfig {

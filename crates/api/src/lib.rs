@@ -19,6 +19,7 @@
 //! - [`auth`]: the bearer-token check, resolving a token to a [`principal::Principal`];
 //! - [`principal`]: who calls, and the role and app checks of every handler;
 //! - [`follow`]: the Server-Sent Events log stream;
+//! - [`idempotency`]: what a repeated idempotency key returns, and when it expires;
 //! - [`attach`]: interactive runs: the line for workers and the WebSocket bridge;
 //! - [`relay`]: the outbox relay, the reaper loop and the purge;
 //! - [`objects`]: the object store of uploads and artifacts, its limits and the purge;
@@ -38,6 +39,7 @@ pub mod console;
 pub mod error;
 pub mod extract;
 pub mod follow;
+pub mod idempotency;
 pub mod metrics;
 pub mod objects;
 pub mod openapi;

@@ -30,7 +30,9 @@ pub const RELAY_INTERVAL: Duration = Duration::from_secs(1);
 pub const UNPUBLISHED_MIN_AGE: Duration = Duration::from_secs(2);
 /// How many unconfirmed jobs one relay pass takes.
 pub const RELAY_BATCH: i64 = 100;
-/// How often the reaper resolves expired leases.
+/// How often the reaper resolves expired leases, unless configured
+/// (`JOBS_REAPER_INTERVAL`). A dead worker's job ends `lost` within its
+/// lease plus this.
 pub const REAPER_INTERVAL: Duration = Duration::from_secs(2);
 /// How often the purge looks for jobs past their retention and uploads no
 /// job took (crate::objects::purge_pass).
@@ -64,6 +66,7 @@ pub struct Relay {
     publisher: Arc<Publisher>,
     metrics: Metrics,
     objects: Arc<ObjectSettings>,
+    reaper_interval: Duration,
     /// Whether the last publish failed, so that an outage logs one warning
     /// when it starts and one line when it ends, not one per second.
     broker_failing: bool,
@@ -81,8 +84,15 @@ impl Relay {
             publisher,
             metrics,
             objects,
+            reaper_interval: REAPER_INTERVAL,
             broker_failing: false,
         }
+    }
+
+    /// How often the reaper runs (instead of [`REAPER_INTERVAL`]).
+    pub fn with_reaper_interval(mut self, interval: Duration) -> Self {
+        self.reaper_interval = interval;
+        self
     }
 
     /// Runs both loops until `shutdown` is cancelled. A pass cut short by the
@@ -90,7 +100,7 @@ impl Relay {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut relay_tick = interval(RELAY_INTERVAL);
         relay_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut reaper_tick = interval(REAPER_INTERVAL);
+        let mut reaper_tick = interval(self.reaper_interval);
         reaper_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut purge_tick = interval(PURGE_INTERVAL);
         purge_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);

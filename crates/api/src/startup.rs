@@ -37,6 +37,7 @@ pub struct Application {
     /// Serve HTTPS with this configuration; plain HTTP when `None`.
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     quotas: Quotas,
+    reaper_interval: Duration,
 }
 
 impl Application {
@@ -61,6 +62,8 @@ impl Application {
         )
         .await?;
         application.configure_attach(&config.attach, tls.is_some());
+        application.reaper_interval = config.reaper_interval;
+        application.state.idempotency_ttl = config.idempotency_ttl;
         application.tls = tls;
         Ok(application)
     }
@@ -99,6 +102,7 @@ impl Application {
                 metrics.attach_waiting.clone(),
             ),
             objects: Arc::new(objects),
+            idempotency_ttl: crate::idempotency::DEFAULT_IDEMPOTENCY_TTL,
         };
         Ok(Self {
             listener,
@@ -106,6 +110,7 @@ impl Application {
             state,
             tls: None,
             quotas,
+            reaper_interval: crate::relay::REAPER_INTERVAL,
         })
     }
 
@@ -153,7 +158,8 @@ impl Application {
             self.state.publisher.clone(),
             self.state.metrics.clone(),
             self.state.objects.clone(),
-        );
+        )
+        .with_reaper_interval(self.reaper_interval);
         tasks.spawn(relay.run(shutdown.clone()));
         tasks.spawn(self.state.attach.clone().run_dispatcher(shutdown.clone()));
         tasks.spawn(poke_on_job_events(

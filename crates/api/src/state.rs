@@ -27,4 +27,6 @@ pub struct AppState {
     pub attach: Arc<AttachHub>,
     /// Where uploads and artifacts live, and their limits.
     pub objects: Arc<ObjectSettings>,
+    /// How long an idempotency key names its job (`JOBS_IDEMPOTENCY_TTL`).
+    pub idempotency_ttl: std::time::Duration,
 }

@@ -24,6 +24,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an ordinary request may take in all. Log streams have no such
 /// limit: they stay open for as long as the job runs.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `follow` and `wait` ask again when the API drops their first
+/// request (see [`ApiClient::get_job_first`]).
+pub const FIRST_ANSWER_PATIENCE: Duration = Duration::from_secs(60);
 /// The message for a 401 when no token was sent at all.
 const MISSING_TOKEN: &str = "missing API token: pass --token, set JOBS_TOKEN, \
      or start `jobs dev` on this machine, which writes one for the CLI";
@@ -157,6 +160,25 @@ impl ApiClient {
     pub async fn get_job(&self, id: &str) -> Result<Job, CliError> {
         self.send_for_json(self.request(Method::GET, &["jobs", id]))
             .await
+    }
+
+    /// The first look at a job by `follow` and `wait`. A wrong id, a
+    /// refused token or a refused connection fail at once, so that a
+    /// mistake is not retried for ever; an API that took the request and
+    /// dropped it (it is restarting) is asked again for up to
+    /// [`FIRST_ANSWER_PATIENCE`].
+    pub async fn get_job_first(&self, id: &str) -> Result<Job, CliError> {
+        let deadline = tokio::time::Instant::now() + FIRST_ANSWER_PATIENCE;
+        let mut backoff =
+            crate::backoff::Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
+        loop {
+            match self.get_job(id).await {
+                Err(CliError::Dropped { .. }) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     pub async fn cancel_job(&self, id: &str) -> Result<Job, CliError> {
@@ -383,6 +405,9 @@ impl ApiClient {
     }
 
     fn unreachable(&self, err: &reqwest::Error) -> CliError {
+        // A request that was sent on an established connection and got no
+        // answer: the API is there, and went away mid-request.
+        let dropped = !err.is_connect() && !err.is_timeout() && (err.is_request() || err.is_body());
         // For a failed connection reqwest's own line only repeats the URL
         // ("error sending request for url (...)"); its causes say what
         // happened ("Connection refused").
@@ -395,6 +420,12 @@ impl ApiClient {
         } else {
             cause
         };
+        if dropped {
+            return CliError::Dropped {
+                api_url: self.api_url.clone(),
+                cause,
+            };
+        }
         CliError::Unreachable {
             api_url: self.api_url.clone(),
             cause,
@@ -441,6 +472,48 @@ fn api_error_message(status: StatusCode, body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    /// An API that accepts a connection, reads the request and closes the
+    /// connection without answering, as one killed mid-request does.
+    fn dropping_api() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                use std::io::Read;
+                let mut stream = stream;
+                let _ = stream.read(&mut [0; 4096]);
+                drop(stream);
+            }
+        });
+        format!("http://{address}")
+    }
+
+    #[tokio::test]
+    async fn a_request_dropped_mid_way_is_told_apart_from_a_refused_connection() {
+        let dropping = ApiClient::new(&dropping_api(), Some("t".into()), None).unwrap();
+        let error = dropping.get_job("j").await.unwrap_err();
+        assert!(matches!(error, CliError::Dropped { .. }), "{error:?}");
+        assert!(error.is_retryable());
+        assert!(
+            error.to_string().starts_with("cannot reach the API at "),
+            "{error}"
+        );
+
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let refused =
+            ApiClient::new(&format!("http://127.0.0.1:{port}"), Some("t".into()), None).unwrap();
+        let error = refused.get_job("j").await.unwrap_err();
+        assert!(matches!(error, CliError::Unreachable { .. }), "{error:?}");
+        // The first look fails at once on a refused connection.
+        let started = std::time::Instant::now();
+        assert!(refused.get_job_first("j").await.is_err());
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
     use super::*;
 
     #[test]

@@ -17,6 +17,10 @@ pub enum CliError {
     Api { status: u16, message: String },
     /// No answer from the API at all: refused, unresolvable, timed out.
     Unreachable { api_url: String, cause: String },
+    /// The API took the request and dropped the connection before it
+    /// answered: it is restarting, or a proxy lost it. Unlike a refused
+    /// connection, this says that an API lives at that address.
+    Dropped { api_url: String, cause: String },
     /// The API answered something this CLI does not understand.
     UnexpectedAnswer(String),
     /// Writing the job's output locally failed.
@@ -31,6 +35,7 @@ impl CliError {
             CliError::Usage(_) => EXIT_USAGE,
             CliError::Api { .. }
             | CliError::Unreachable { .. }
+            | CliError::Dropped { .. }
             | CliError::UnexpectedAnswer(_)
             | CliError::LocalOutput(_)
             | CliError::Dev(_) => EXIT_PLATFORM,
@@ -42,7 +47,7 @@ impl CliError {
     /// the API refused (bad token, unknown job) will not improve by retrying.
     pub fn is_retryable(&self) -> bool {
         match self {
-            CliError::Unreachable { .. } => true,
+            CliError::Unreachable { .. } | CliError::Dropped { .. } => true,
             CliError::Api { status, .. } => *status >= 500 || *status == 408 || *status == 429,
             _ => false,
         }
@@ -66,7 +71,7 @@ impl fmt::Display for CliError {
         match self {
             CliError::Usage(err) => write!(f, "{}", err.render()),
             CliError::Api { message, .. } => f.write_str(message),
-            CliError::Unreachable { api_url, cause } => {
+            CliError::Unreachable { api_url, cause } | CliError::Dropped { api_url, cause } => {
                 write!(f, "cannot reach the API at {api_url}: {cause}")
             }
             CliError::UnexpectedAnswer(message)

@@ -159,6 +159,10 @@ delegate! {
     /// An interactive `create` (with its `attach` endpoint) is never
     /// published: the relay leaves it alone and the reaper never re-queues it.
     fn create_job_within(&self, app: &str, create: &JobCreate, max_active: Option<i64>, attach: Option<&AttachEndpoint>) -> Result<(Job, bool), StoreError>;
+    /// Frees an idempotency key of `app` whose job was created more than
+    /// `ttl` ago, so that the next request with it makes a new job; returns
+    /// whether one was freed. The job keeps everything but its key.
+    fn release_expired_idempotency_key(&self, app: &str, key: &str, ttl: Duration) -> Result<bool, StoreError>;
     /// Records that the dispatcher confirmed the wake-up for a job.
     fn mark_published(&self, job_id: &str) -> Result<(), StoreError>;
     /// Queued jobs whose wake-up was never confirmed, oldest first.

@@ -201,6 +201,7 @@ contract! {
     jobs_create_with_app_defaults_and_overrides,
     jobs_idempotency_key_returns_the_first_job,
     jobs_concurrent_idempotency_key_makes_one_row,
+    jobs_expired_idempotency_key_makes_a_new_job,
     jobs_list_newest_first_by_state_with_limit,
     jobs_are_counted_by_state,
     claim_starts_a_queued_job_once,
@@ -895,6 +896,53 @@ async fn jobs_idempotency_key_returns_the_first_job(store: Store) {
     create_job(&store, "web").await;
     create_job(&store, "web").await;
     assert_eq!(store.list_jobs("web", None, 100).await.unwrap().len(), 4);
+}
+
+async fn jobs_expired_idempotency_key_makes_a_new_job(store: Store) {
+    create_app(&store, "web").await;
+    create_app(&store, "api").await;
+    let keyed = JobCreate {
+        idempotency_key: Some("nightly".to_owned()),
+        ..job_create()
+    };
+    let (first, _) = store.create_job("web", &keyed).await.unwrap();
+    let (elsewhere, _) = store.create_job("api", &keyed).await.unwrap();
+
+    // Young keys stay.
+    let day = Duration::from_secs(24 * 3600);
+    assert!(
+        !store
+            .release_expired_idempotency_key("web", "nightly", day)
+            .await
+            .unwrap()
+    );
+    let (again, created) = store.create_job("web", &keyed).await.unwrap();
+    assert!(!created);
+    assert_eq!(again.id, first.id);
+
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let short = Duration::from_millis(5);
+    assert!(
+        store
+            .release_expired_idempotency_key("web", "nightly", short)
+            .await
+            .unwrap(),
+        "an old key is freed"
+    );
+    assert!(
+        !store
+            .release_expired_idempotency_key("web", "missing", short)
+            .await
+            .unwrap()
+    );
+    let (fresh, created) = store.create_job("web", &keyed).await.unwrap();
+    assert!(created, "a freed key makes a new job");
+    assert_ne!(fresh.id, first.id);
+    // The old job is kept, and the other app's key was not touched.
+    assert_eq!(job(&store, &first.id).await.id, first.id);
+    let (still, created) = store.create_job("api", &keyed).await.unwrap();
+    assert!(!created);
+    assert_eq!(still.id, elsewhere.id);
 }
 
 async fn jobs_concurrent_idempotency_key_makes_one_row(store: Store) {

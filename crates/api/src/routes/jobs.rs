@@ -17,6 +17,7 @@ use crate::{
     auth,
     error::ApiError,
     extract::{JsonBody, PathParam, QueryParams},
+    idempotency,
     principal::Principal,
     quotas::Quotas,
     relay,
@@ -46,6 +47,7 @@ use crate::{
             headers(("Location" = String, description = "`/v1/jobs/{id}`, the new job."))),
         (status = 200, description = "The earlier job of a repeated `idempotency_key`.", body = Job),
         (status = 404, description = "`not_found`: no such app, or one outside the token's app.", body = jobs_core::wire::ApiError),
+        (status = 409, description = "`conflict`: the `idempotency_key` was used for another request; the message names the key.", body = jobs_core::wire::ApiError),
         (status = 429, description = "`too_many_jobs`: the app has its limit of active jobs; or `rate_limited`: the token sent too many requests.", body = jobs_core::wire::ApiError),
     )
 )]
@@ -68,6 +70,14 @@ pub async fn create_job(
         }),
         None => None,
     };
+    if let Some(key) = &create.idempotency_key
+        && state
+            .store
+            .release_expired_idempotency_key(&app, key, state.idempotency_ttl)
+            .await?
+    {
+        tracing::info!(app = %app, "an expired idempotency key was freed");
+    }
     let (job, created) = state
         .store
         .create_job_within(
@@ -79,6 +89,10 @@ pub async fn create_job(
         .await?;
     crate::metrics::record_job_id(&job.id);
     if !created {
+        let key = create.idempotency_key.as_deref().unwrap_or_default();
+        if !idempotency::same_request(&job, &create) {
+            return Err(ApiError::Conflict(idempotency::conflict_message(key, &job)));
+        }
         tracing::info!(job_id = %job.id, app = %app, "idempotent repeat; returning the earlier job");
         return Ok((StatusCode::OK, Json(job)).into_response());
     }

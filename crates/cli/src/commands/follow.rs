@@ -16,8 +16,9 @@ use crate::tail::TailBuffer;
 pub async fn follow(context: &Context, args: FollowArgs) -> Result<u8, CliError> {
     // Following retries forever while the API may come back. Asking for the
     // job once first turns an unknown id, a refused token or a wrong address
-    // into an immediate error instead of an endless retry.
-    context.client.get_job(&args.id).await?;
+    // into an immediate error instead of an endless retry; an API that
+    // restarts under that first request is waited for.
+    context.client.get_job_first(&args.id).await?;
     follow_job(context, &args.id, args.tail).await
 }
 

@@ -34,8 +34,9 @@ async fn wait_for_end(context: &Context, args: &WaitArgs) -> Result<u8, CliError
     let mut polls = Backoff::new(POLL_FIRST_DELAY, POLL_MAX_DELAY);
 
     // The first answer must come, so that an unknown id, a refused token or
-    // a wrong address fails at once. Later polls ride out API restarts.
-    let mut job = context.client.get_job(&args.id).await?;
+    // a wrong address fails at once (an API restarting under it is waited
+    // for). Later polls ride out API restarts.
+    let mut job = context.client.get_job_first(&args.id).await?;
     loop {
         if job.state.is_terminal() {
             output::print_job_end(&job);

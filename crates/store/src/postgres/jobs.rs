@@ -148,6 +148,29 @@ impl PgStore {
         Ok(row.into())
     }
 
+    /// Frees an idempotency key whose job was created more than `ttl` ago,
+    /// so that the next request with it creates a new job. Returns whether
+    /// a key was freed. The job itself stays, without its key.
+    pub async fn release_expired_idempotency_key(
+        &self,
+        app: &str,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let released = sqlx::query(
+            "update jobs set idempotency_key = null, updated_at = now() \
+             where app = $1 and idempotency_key = $2 \
+             and created_at < now() - make_interval(secs => $3)",
+        )
+        .bind(app)
+        .bind(key)
+        .bind(ttl.as_secs_f64())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(released > 0)
+    }
+
     /// Records that the broker confirmed the wake-up for a job.
     pub async fn mark_published(&self, job_id: &str) -> Result<(), StoreError> {
         sqlx::query("update jobs set published_at = now() where id = $1 and published_at is null")

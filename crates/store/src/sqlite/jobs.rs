@@ -183,6 +183,30 @@ impl SqliteStore {
         Ok(updated)
     }
 
+    /// Frees an idempotency key whose job was created more than `ttl` ago
+    /// (see the PostgreSQL store).
+    pub async fn release_expired_idempotency_key(
+        &self,
+        app: &str,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let released = sqlx::query(concat!(
+            "update jobs set idempotency_key = null, updated_at = ",
+            now!(),
+            " where app = $1 and idempotency_key = $2 and created_at < ",
+            now!(),
+            " - $3"
+        ))
+        .bind(app)
+        .bind(key)
+        .bind(duration_micros(ttl))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(released > 0)
+    }
+
     /// Queued jobs whose wake-up was never confirmed, oldest first.
     pub async fn unpublished_jobs(
         &self,

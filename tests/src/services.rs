@@ -1,0 +1,350 @@
+//! Private service instances that a fault test may stop, start, restart
+//! and kill without disturbing anybody else.
+//!
+//! The shared PostgreSQL and RabbitMQ of `deploy/setup.sh` serve every
+//! other test that runs at the same time (and other people's work on the
+//! same machine): a fault test never touches them. Instead it starts its
+//! own:
+//! - [`PrivatePostgres`]: a cluster made with `initdb` in the test's log
+//!   directory, run as the `postgres` OS user (PostgreSQL refuses root) on
+//!   a free port, with its socket in its own directory;
+//! - [`PrivateRabbit`]: a RabbitMQ node of its own name
+//!   (`jobs-fault-N@localhost`), AMQP and distribution ports, data and log
+//!   directories and config file, with no plugins (so no management port
+//!   to clash on). It registers with the machine's one `epmd`, as every
+//!   node does, under its own name.
+//!
+//! Both are torn down when dropped. Start-up times measured on the 2-core
+//! CI machine under load: PostgreSQL about 2 s (initdb) plus 0.2 s,
+//! RabbitMQ about 9 s per start.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::poll::poll_until;
+
+const POSTGRES_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// The Debian package's own start script, which runs the node in the
+/// foreground (the wrapper in /usr/sbin would switch to the `rabbitmq`
+/// user and its shared home).
+const RABBITMQ_SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+/// How long a private service may take to answer after a start.
+const SERVICE_START_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A free TCP port on 127.0.0.1, as the kernel hands it out. Another
+/// process could take it before the service binds it; the services here
+/// bind within a second, and a clash fails the start loudly.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("a local address").port()
+}
+
+/// Whether something accepts TCP connections on 127.0.0.1:`port`.
+pub fn port_answers(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(200),
+    )
+    .is_ok()
+}
+
+fn run_checked(command: &mut Command, what: &str) {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|error| panic!("{what}: cannot run: {error}"));
+    assert!(
+        output.status.success(),
+        "{what} failed ({}): {}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A PostgreSQL cluster of one test. Its superuser is `jobs`, with trust
+/// authentication on loopback (the cluster lives for one test).
+pub struct PrivatePostgres {
+    dir: PathBuf,
+    pub port: u16,
+    running: bool,
+}
+
+impl PrivatePostgres {
+    /// `initdb`s a cluster in `parent/postgres` and starts it.
+    pub fn start(parent: &Path) -> PrivatePostgres {
+        let dir = parent.join("postgres");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the postgres directory");
+        run_checked(
+            Command::new("chown").args(["postgres:postgres"]).arg(&dir),
+            "chown the postgres directory",
+        );
+        let mut initdb = as_postgres(&format!("{POSTGRES_BIN}/initdb"));
+        initdb.arg("-D").arg(dir.join("data")).args([
+            "-U",
+            "jobs",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]);
+        run_checked(&mut initdb, "initdb of the private cluster");
+        let mut postgres = PrivatePostgres {
+            dir,
+            port: free_port(),
+            running: false,
+        };
+        postgres.start_again();
+        postgres
+    }
+
+    /// The server's URL without a database name.
+    pub fn url(&self) -> String {
+        format!("postgres://jobs@127.0.0.1:{}", self.port)
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> Command {
+        let mut command = as_postgres(&format!("{POSTGRES_BIN}/pg_ctl"));
+        command.arg("-D").arg(self.dir.join("data")).args(args);
+        command
+    }
+
+    /// Starts the stopped cluster on the same port, and waits until it
+    /// accepts connections.
+    pub fn start_again(&mut self) {
+        // No Unix socket: the log directory's path is longer than a socket
+        // path may be (107 bytes), and the servers connect over TCP.
+        let options = format!(
+            "-p {} -k '' -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port
+        );
+        let log = self.dir.join("server.log");
+        let log = log.to_str().expect("a UTF-8 path");
+        // After a kill, the old backends notice the postmaster's death and
+        // exit within moments; until then a start is refused because they
+        // still hold the shared memory.
+        let deadline = Instant::now() + SERVICE_START_TIMEOUT;
+        loop {
+            let output = self
+                .pg_ctl(&["-l", log, "-o", &options, "-w", "-t", "60", "start"])
+                .stdin(Stdio::null())
+                .output()
+                .expect("run pg_ctl");
+            if output.status.success() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "starting the private postgres failed: {}; see {log}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        self.running = true;
+    }
+
+    /// A fast shutdown: sessions are disconnected, the cluster stops.
+    pub fn stop(&mut self) {
+        run_checked(
+            &mut self.pg_ctl(&["-m", "fast", "-w", "stop"]),
+            "stopping the private postgres",
+        );
+        self.running = false;
+    }
+
+    /// Stops and starts it again, as an operator's restart does.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start_again();
+    }
+
+    /// SIGKILL to the postmaster, as a crash would; its backends exit when
+    /// they notice. [`Self::start_again`] then recovers from the WAL.
+    pub fn kill(&mut self) {
+        let pid_file = self.dir.join("data/postmaster.pid");
+        let text = std::fs::read_to_string(&pid_file).expect("postmaster.pid exists");
+        let pid: libc::pid_t = text
+            .lines()
+            .next()
+            .and_then(|line| line.trim().parse().ok())
+            .expect("postmaster.pid starts with a pid");
+        // SAFETY: kill(2) on the postmaster this cluster started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let gone = poll_until(Duration::from_secs(30), || {
+            (!port_answers(self.port)).then_some(())
+        });
+        assert!(gone.is_some(), "the killed postgres still listens");
+        self.running = false;
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        if self.running {
+            let _ = self
+                .pg_ctl(&["-m", "immediate", "-w", "stop"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+fn as_postgres(program: &str) -> Command {
+    let mut command = Command::new("runuser");
+    command.args(["-u", "postgres", "--", program]);
+    command
+}
+
+/// A RabbitMQ node of one test. `guest`/`guest` may connect (from loopback).
+pub struct PrivateRabbit {
+    dir: PathBuf,
+    pub node_name: String,
+    pub port: u16,
+    pub dist_port: u16,
+    child: Option<Child>,
+    /// How long each start took until the AMQP port answered.
+    pub start_times: Vec<Duration>,
+}
+
+impl PrivateRabbit {
+    /// Starts a node with `extra_config` (lines of `rabbitmq.conf`, such as
+    /// `consumer_timeout = 5000`) in `parent/rabbitmq`.
+    pub fn start(parent: &Path, extra_config: &[&str]) -> PrivateRabbit {
+        let dir = parent.join("rabbitmq");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the rabbitmq directory");
+        let port = free_port();
+        let mut dist_port = free_port();
+        while dist_port == port {
+            dist_port = free_port();
+        }
+        let mut config =
+            format!("listeners.tcp.default = 127.0.0.1:{port}\nloopback_users.guest = true\n");
+        for line in extra_config {
+            config.push_str(line);
+            config.push('\n');
+        }
+        std::fs::write(dir.join("rabbitmq.conf"), config).expect("write rabbitmq.conf");
+        std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("write enabled_plugins");
+        let unique = uuid::Uuid::now_v7().simple().to_string();
+        let mut rabbit = PrivateRabbit {
+            dir,
+            node_name: format!("jobs-fault-{}@localhost", &unique[unique.len() - 12..]),
+            port,
+            dist_port,
+            child: None,
+            start_times: Vec::new(),
+        };
+        rabbit.start_again();
+        rabbit
+    }
+
+    /// `amqp://guest:guest@127.0.0.1:PORT/%2f`.
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// Starts the stopped node again on the same ports and data (durable
+    /// queues and persistent messages survive), and waits for its AMQP port.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the node runs already");
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.out.log"))
+            .expect("open the node's log");
+        let started = Instant::now();
+        let dir = &self.dir;
+        let child = Command::new(RABBITMQ_SERVER)
+            // Its own Erlang cookie, made on the first start.
+            .env("HOME", dir)
+            .env("RABBITMQ_NODENAME", &self.node_name)
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", dir.join("log"))
+            .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq.conf"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
+            .env("RABBITMQ_PID_FILE", dir.join("pid"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().expect("clone the log file")))
+            .stderr(Stdio::from(log))
+            // Its own process group, so that a kill reaches the Erlang VM
+            // and its helpers, and nothing else.
+            .process_group(0)
+            .spawn()
+            .expect("start rabbitmq-server");
+        self.child = Some(child);
+        let up = poll_until(SERVICE_START_TIMEOUT, || {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "the private rabbitmq exited with {status} while starting; see {}",
+                    self.dir.join("server.out.log").display()
+                );
+            }
+            port_answers(self.port).then_some(())
+        });
+        assert!(
+            up.is_some(),
+            "the private rabbitmq did not listen within {SERVICE_START_TIMEOUT:?}; see {}",
+            self.dir.display()
+        );
+        self.start_times.push(started.elapsed());
+    }
+
+    fn signal_group(&self, signal: libc::c_int) {
+        if let Some(child) = &self.child {
+            // SAFETY: killpg(2) on the process group of the node we started.
+            unsafe { libc::killpg(child.id() as libc::pid_t, signal) };
+        }
+    }
+
+    fn reap(&mut self, timeout: Duration) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if poll_until(timeout, || child.try_wait().ok().flatten()).is_none() {
+            // SAFETY: as above.
+            unsafe { libc::killpg(child.id() as libc::pid_t, libc::SIGKILL) };
+            let _ = child.wait();
+        }
+        // The VM may outlive the start script by a moment.
+        let _ = poll_until(Duration::from_secs(10), || {
+            (!port_answers(self.port) && !port_answers(self.dist_port)).then_some(())
+        });
+    }
+
+    /// A clean stop (SIGTERM): the node closes its connections, as a
+    /// broker restart does.
+    pub fn stop(&mut self) {
+        self.signal_group(libc::SIGTERM);
+        self.reap(Duration::from_secs(30));
+    }
+
+    /// SIGKILL to the whole node, as a crash would.
+    pub fn kill(&mut self) {
+        self.signal_group(libc::SIGKILL);
+        self.reap(Duration::from_secs(10));
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+impl Drop for PrivateRabbit {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
