@@ -242,3 +242,56 @@ fn a_job_that_ends_while_its_worker_is_dead_keeps_its_output() {
 
     env.finish();
 }
+
+#[test]
+fn output_beyond_the_ring_while_the_worker_is_down_leaves_a_marked_line() {
+    let mut env = TestEnv::start(1);
+    const WRITTEN: usize = 80 << 20;
+    let script = "echo start; while [ ! -f /tmp/go ]; do sleep 0.1; done; \
+        head -c 83886080 /dev/zero | tr '\\0' x; touch /tmp/written; \
+        while [ ! -f /tmp/end ]; do sleep 0.1; done";
+    let job = env.run_detached(&["--", "sh", "-c", script]);
+    wait_until("the first output", STATE_DEADLINE, || {
+        (env.jobs(&["logs", &job]).stdout == b"start\n").then_some(())
+    });
+    let container = container_of(&job);
+
+    env.kill_worker();
+    docker(&["exec", &container, "touch", "/tmp/go"]);
+    wait_until("80 MiB written with no worker", STATE_DEADLINE, || {
+        file_exists_in(&container, "/tmp/written").then_some(())
+    });
+    env.restart_worker();
+    docker(&["exec", &container, "touch", "/tmp/end"]);
+    env.jobs(&["wait", &job]).assert_success();
+
+    let stdout = env.jobs(&["logs", &job]).stdout;
+    let text_end = stdout
+        .iter()
+        .position(|&b| b == b'x')
+        .expect("the kept tail");
+    let head = String::from_utf8_lossy(&stdout[..text_end]).into_owned();
+    let lost: usize = head
+        .strip_prefix("start\n[jobs: ")
+        .and_then(|rest| {
+            rest.strip_suffix(" bytes of stdout written while the worker was away were not kept]\n")
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no marked line: {head:?}"));
+    let kept = &stdout[text_end..];
+    assert!(
+        kept.iter().all(|&b| b == b'x'),
+        "the kept tail is the job's bytes"
+    );
+    assert_eq!(
+        lost + kept.len(),
+        WRITTEN,
+        "every byte is either kept or counted"
+    );
+    assert!(
+        kept.len() >= 48 << 20,
+        "the ring keeps at least 3 segments: {}",
+        kept.len()
+    );
+    env.finish();
+}

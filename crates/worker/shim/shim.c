@@ -312,11 +312,15 @@ static int run(int argc, char **argv) {
     static char buf[READ_BYTES];
     struct pollfd fds[3] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {wake_pipe[0], POLLIN, 0}};
     int open_streams = 2, status = 0, exited = 0;
+    /* Reads allowed once the command has exited: a child it left behind
+     * that writes without end cannot keep the container alive. */
+    int drain_budget = 64;
     while (open_streams > 0) {
         /* Once the command has exited, what its children still hold open
          * is read until it is empty, not until it closes: the container
          * stops with its first process, as under docker-init alone. */
         if (exited) {
+            if (drain_budget-- <= 0) break;
             for (int s = 0; s < 2; s++)
                 if (fds[s].fd >= 0) fcntl(fds[s].fd, F_SETFL, O_NONBLOCK);
         }
