@@ -8,6 +8,9 @@
 //!   hashes exactly the bytes that were piped in.
 //! - Lines typed into a shell at a terminal, half of each before a cut and
 //!   half after: each runs once.
+//! - A client that does not ask for offsets (a browser console) gets the
+//!   protocol as it was: raw input frames, `attached` without
+//!   `input_offset`, no `input_ack`.
 //!
 //! Synchronisation: the test writes the CLI's stdin itself, and cuts when
 //! the CLI has taken a given amount of it and is connected again (the
@@ -26,7 +29,7 @@ use jobs_e2e::cli::Capture;
 use jobs_e2e::poll::poll_until;
 use jobs_e2e::proxy::CutProxy;
 use jobs_e2e::pty::PtyProcess;
-use jobs_e2e::{CliOutput, TestEnv, wait_until};
+use jobs_e2e::{CliOutput, TestEnv, http, wait_until};
 use sha2::{Digest, Sha256};
 
 const START_DEADLINE: Duration = Duration::from_secs(60);
@@ -308,5 +311,88 @@ fn keystrokes_across_cut_connections_reach_the_shell_once() {
             "line {line} ran exactly once: {text:?}"
         );
     }
+    env.finish();
+}
+
+#[test]
+fn a_client_without_offsets_keeps_the_raw_input_protocol() {
+    use futures::{SinkExt, StreamExt};
+    use reqwest_websocket::{Message, Upgrade};
+
+    let mut env = TestEnv::start(2);
+    let created = http::request(
+        env.api_url(),
+        "POST",
+        "/v1/apps/demo/jobs",
+        Some(&env.admin_token),
+        Some(r#"{"command":["sh","-c","cat; echo done"],"interactive":{"tty":false}}"#),
+    );
+    assert_eq!(created.status, 201, "{created:?}");
+    let id = created.json()["id"].as_str().expect("an id").to_owned();
+    let url = format!("{}/v1/jobs/{id}/attach?after=0", env.api_url());
+    let token = env.admin_token.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (first, texts, stdout) = runtime.block_on(async move {
+        let response = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(token)
+            .upgrade()
+            .send()
+            .await
+            .expect("the attach request");
+        let mut socket = response.into_websocket().await.expect("a WebSocket");
+        let first = socket.next().await.expect("a first message").expect("read");
+        socket
+            .send(Message::Binary(b"raw bytes\n".to_vec().into()))
+            .await
+            .expect("send stdin");
+        socket
+            .send(Message::Text(r#"{"type":"eof"}"#.into()))
+            .await
+            .expect("send eof");
+        let (mut texts, mut stdout) = (Vec::new(), Vec::new());
+        let read_all = async {
+            while let Some(Ok(message)) = socket.next().await {
+                match message {
+                    Message::Binary(frame) if frame.first() == Some(&1) => {
+                        stdout.extend_from_slice(&frame[9..]);
+                    }
+                    Message::Text(text) => {
+                        let ended = text.contains(r#""type":"ended""#);
+                        texts.push(text);
+                        if ended {
+                            return;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        };
+        tokio::time::timeout(CLI_DEADLINE, read_all)
+            .await
+            .expect("the run ends");
+        (first, texts, stdout)
+    });
+    match first {
+        Message::Text(text) => assert_eq!(
+            text, r#"{"type":"attached","after":0}"#,
+            "attached as before offsets"
+        ),
+        other => panic!("the first message is attached, not {other:?}"),
+    }
+    assert_eq!(String::from_utf8_lossy(&stdout), "raw bytes\ndone\n");
+    assert!(
+        texts.iter().all(|text| !text.contains("input_")),
+        "no input messages for a client without offsets: {texts:?}"
+    );
+    assert!(
+        texts
+            .last()
+            .is_some_and(|text| text.contains(r#""state":"succeeded""#)),
+        "{texts:?}"
+    );
     env.finish();
 }
