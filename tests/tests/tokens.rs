@@ -113,7 +113,14 @@ fn every_route(job_id: &str, token_id: &str) -> Vec<Route> {
     vec![
         route("GET", "/v1/apps", "/v1/apps".into(), None, Read, N::Nothing),
         // About the calling token itself: every role may ask.
-        route("GET", "/v1/whoami", "/v1/whoami".into(), None, Read, N::Nothing),
+        route(
+            "GET",
+            "/v1/whoami",
+            "/v1/whoami".into(),
+            None,
+            Read,
+            N::Nothing,
+        ),
         route(
             "POST",
             "/v1/apps",

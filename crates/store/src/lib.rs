@@ -187,6 +187,10 @@ delegate! {
     fn claim(&self, job_id: &str, worker_id: &str, lease: Duration) -> Result<Option<ClaimedJob>, StoreError>;
     /// `starting → running`. Returns whether the fence still held.
     fn mark_running(&self, fence: &Fence) -> Result<bool, StoreError>;
+    /// Records why the worker is about to stop the container (`timed_out`),
+    /// fenced, so that a worker that takes the container over records the
+    /// same end. Returns whether the fence still held.
+    fn record_stop(&self, fence: &Fence, reason: &str) -> Result<bool, StoreError>;
     /// Renews the lease and reports whether a cancel was asked meanwhile.
     fn heartbeat(&self, fence: &Fence, lease: Duration) -> Result<Heartbeat, StoreError>;
     /// Writes the terminal state. Returns whether the fence still held.

@@ -141,6 +141,10 @@ pub struct HeldJob {
     pub running: bool,
     /// What is left of its timeout, by the database clock.
     pub timeout_left: Duration,
+    /// Why the worker was stopping its container, if it was: `timed_out`
+    /// (recorded with [`crate::Store::record_stop`]) or `canceled` (a cancel
+    /// was asked).
+    pub stop_reason: Option<String>,
     /// The values of the app's secret config vars, to mask in the output
     /// of the container taken over.
     pub secret_values: Vec<String>,
@@ -153,6 +157,7 @@ impl std::fmt::Debug for HeldJob {
             .field("fence", &self.fence)
             .field("running", &self.running)
             .field("timeout_left", &self.timeout_left)
+            .field("stop_reason", &self.stop_reason)
             .field("secret_values", &self.secret_values.len())
             .finish()
     }

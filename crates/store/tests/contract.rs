@@ -213,6 +213,7 @@ contract! {
     cancel_running_job,
     requeue_unstarted_job,
     jobs_held_by_worker,
+    stop_intents_reach_the_worker_that_takes_over,
     logs_append_ignores_replays,
     log_raw_offsets_are_each_streams_last_resume_point,
     logs_after_pages,
@@ -2357,6 +2358,35 @@ async fn queue_timeouts_cancel_jobs_no_worker_started(store: Store) {
     assert_eq!(ended.exit_code, None);
     assert_eq!(job(&store, &patient.id).await.state, JobState::Queued);
     assert_eq!(job(&store, &started.id).await.state, JobState::Running);
+}
+
+async fn stop_intents_reach_the_worker_that_takes_over(store: Store) {
+    create_app(&store, "web").await;
+    let timed = claim(&store, &create_job(&store, "web").await.id, "w1", LEASE).await;
+    let canceled = claim(&store, &create_job(&store, "web").await.id, "w1", LEASE).await;
+    let plain = claim(&store, &create_job(&store, "web").await.id, "w1", LEASE).await;
+    for claimed in [&timed, &canceled, &plain] {
+        assert!(store.mark_running(&claimed.fence).await.unwrap());
+    }
+    assert!(store.record_stop(&timed.fence, "timed_out").await.unwrap());
+    store.cancel_job(&canceled.fence.job_id).await.unwrap();
+    // A stale fence records nothing.
+    let stale = Fence {
+        attempt: timed.fence.attempt + 1,
+        ..timed.fence.clone()
+    };
+    assert!(!store.record_stop(&stale, "canceled").await.unwrap());
+
+    let held = store.jobs_held_by("w1").await.unwrap();
+    let intent = |id: &str| {
+        held.iter()
+            .find(|job| job.fence.job_id == id)
+            .map(|job| job.stop_reason.clone())
+            .expect("held")
+    };
+    assert_eq!(intent(&timed.fence.job_id).as_deref(), Some("timed_out"));
+    assert_eq!(intent(&canceled.fence.job_id).as_deref(), Some("canceled"));
+    assert_eq!(intent(&plain.fence.job_id), None);
 }
 
 async fn offers_reach_the_direct_channel(store: Store) {

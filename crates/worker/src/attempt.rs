@@ -48,17 +48,24 @@ pub async fn run(context: Arc<WorkerContext>, claimed: ClaimedJob) {
 /// Takes over the container of a job this worker held before it restarted:
 /// follows its output from now on, waits for its end, and records its exit
 /// code. `timeout` is what is left of the job's timeout; `secrets` are
-/// masked in the output, as in [`run`].
+/// masked in the output, as in [`run`]; `stopping` is the stop the dead
+/// worker had begun (a timeout, a cancel), if any.
 pub async fn resume(
     context: Arc<WorkerContext>,
     fence: Fence,
     container_id: String,
     timeout: Duration,
     secrets: Secrets,
+    stopping: Option<StopReason>,
 ) {
     let context = &*context;
     let job_fence = fence.clone();
     supervise(context, &fence, |stop| async move {
+        // The stop the dead worker had begun goes on: the container is
+        // stopped if it still runs, and the end is recorded as that stop's.
+        if let Some(reason) = stopping {
+            stop.request(reason);
+        }
         let ending =
             follow_container(context, &job_fence, &stop, &container_id, timeout, secrets).await;
         if ending.is_some() {
@@ -211,7 +218,7 @@ async fn start_and_follow(
     {
         stop.request(StopReason::LeaseLost);
     }
-    let exit = wait_or_stop(context, stop, container_id, claimed.timeout).await;
+    let exit = wait_or_stop(context, fence, stop, container_id, claimed.timeout).await;
     let _ = pump.await;
     if exit.as_ref().is_ok_and(|exit| exit.engine_lost)
         && context
@@ -266,7 +273,7 @@ async fn follow_container(
         // The shim kept every byte: what was not stored is read back from
         // its log, live while the container runs.
         let pump = recover_output(context, fence, container_id, secrets).await;
-        return finish_following(context, stop, container_id, pump, timeout, None).await;
+        return finish_following(context, fence, stop, container_id, pump, timeout, None).await;
     }
     if !running {
         return ending_of(stop, context.runtime.wait(container_id).await, timeout);
@@ -279,6 +286,7 @@ async fn follow_container(
     // attach never ends: the pump gets a bounded time to drain instead.
     finish_following(
         context,
+        fence,
         stop,
         container_id,
         pump,
@@ -368,13 +376,14 @@ const RECOVER_QUEUE: usize = 16;
 /// Waits for the end (or stops the container), then for the pump.
 pub(crate) async fn finish_following(
     context: &WorkerContext,
+    fence: &Fence,
     stop: &StopSignal,
     container_id: &str,
     mut pump: PumpTask,
     timeout: Duration,
     drain_limit: Option<Duration>,
 ) -> Option<Ending> {
-    let exit = wait_or_stop(context, stop, container_id, timeout).await;
+    let exit = wait_or_stop(context, fence, stop, container_id, timeout).await;
     // Every byte is stored before the terminal state, so that a follower
     // that sees the end has already seen all the output.
     match drain_limit {
@@ -434,6 +443,7 @@ pub(crate) async fn remove_container(context: &WorkerContext, fence: &Fence, con
 /// grace period) on a timeout, a cancel, a lost lease or a shutdown.
 async fn wait_or_stop(
     context: &WorkerContext,
+    fence: &Fence,
     stop: &StopSignal,
     container_id: &str,
     timeout: Duration,
@@ -443,7 +453,16 @@ async fn wait_or_stop(
     tokio::select! {
         exit = &mut waiting => return exit,
         () = stop.requested() => {}
-        () = tokio::time::sleep(timeout) => stop.request(StopReason::TimedOut),
+        () = tokio::time::sleep(timeout) => {
+            stop.request(StopReason::TimedOut);
+            // Before the signal: if this worker dies while the command winds
+            // down, the one that takes the container over must record the
+            // timeout, not the exit status of the SIGTERM. One try: during a
+            // database outage the stop must not wait for it.
+            if let Err(error) = context.store.record_stop(fence, TIMED_OUT_INTENT).await {
+                tracing::warn!(%error, "recording the timeout before the stop failed");
+            }
+        }
     }
     if context
         .runtime
@@ -458,6 +477,19 @@ async fn wait_or_stop(
         .stop(container_id, context.config.stop_grace)
         .await?;
     waiting.await
+}
+
+/// The stop intent a timeout records (see [`jobs_store::Store::record_stop`]).
+const TIMED_OUT_INTENT: &str = "timed_out";
+
+/// The stop a taken-over job was under when its worker died, from the
+/// intent its store row holds.
+pub(crate) fn stop_from_intent(intent: Option<&str>) -> Option<StopReason> {
+    match intent? {
+        TIMED_OUT_INTENT => Some(StopReason::TimedOut),
+        "canceled" => Some(StopReason::Canceled),
+        _ => None,
+    }
 }
 
 /// How long the shim may take, once told the grace is over, to kill the

@@ -220,8 +220,16 @@ async fn start_and_bridge(
             tracing::warn!(job_id = fence.job_id, %error, "marking the job running failed");
         }
     }
-    let ending =
-        attempt::finish_following(context, stop, container_id, pump, claimed.timeout, None).await;
+    let ending = attempt::finish_following(
+        context,
+        &claimed.fence,
+        stop,
+        container_id,
+        pump,
+        claimed.timeout,
+        None,
+    )
+    .await;
     // The pump has ended, which closes the live view: the bridge sends what
     // is left and hangs up.
     if tokio::time::timeout(BRIDGE_DRAIN, &mut bridge)

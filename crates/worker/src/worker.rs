@@ -134,7 +134,16 @@ async fn reconcile(
         let context = context.clone();
         tracker.spawn(async move {
             let secrets = Secrets::new(&job.secret_values);
-            attempt::resume(context, job.fence, container.id, job.timeout_left, secrets).await;
+            let stopping = attempt::stop_from_intent(job.stop_reason.as_deref());
+            attempt::resume(
+                context,
+                job.fence,
+                container.id,
+                job.timeout_left,
+                secrets,
+                stopping,
+            )
+            .await;
             drop(permit);
         });
     }

@@ -121,6 +121,22 @@ impl PgStore {
         })
     }
 
+    /// Records why the worker is about to stop the container, fenced.
+    pub async fn record_stop(&self, fence: &Fence, reason: &str) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "update jobs set stop_reason = $4 \
+             where id = $1 and attempt = $2 and lease_owner = $3 \
+               and state in ('starting', 'running')",
+        )
+        .bind(&fence.job_id)
+        .bind(fence.attempt)
+        .bind(&fence.worker_id)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
     /// Writes the terminal state. Returns whether the fence still held; when
     /// it did not, a newer attempt or the reaper owns the job and nothing
     /// is written.
@@ -184,10 +200,13 @@ impl PgStore {
             Option<f64>,
             Json<BTreeMap<String, String>>,
             Json<Vec<String>>,
+            Option<String>,
         );
         let rows: Vec<Row> = sqlx::query_as(
             "select jobs.id, jobs.attempt, jobs.state, jobs.timeout_seconds, \
-               extract(epoch from now() - jobs.started_at)::float8, apps.env, apps.secret_env \
+               extract(epoch from now() - jobs.started_at)::float8, apps.env, apps.secret_env, \
+               coalesce(jobs.stop_reason, \
+                 case when jobs.cancel_requested_at is not null then 'canceled' end) \
              from jobs join apps on apps.name = jobs.app \
              where jobs.lease_owner = $1 and jobs.state in ('starting', 'running')",
         )
@@ -197,7 +216,16 @@ impl PgStore {
         Ok(rows
             .into_iter()
             .map(
-                |(job_id, attempt, state, timeout_seconds, running_seconds, env, secret_env)| {
+                |(
+                    job_id,
+                    attempt,
+                    state,
+                    timeout_seconds,
+                    running_seconds,
+                    env,
+                    secret_env,
+                    stop_reason,
+                )| {
                     HeldJob {
                         fence: Fence {
                             job_id,
@@ -210,6 +238,7 @@ impl PgStore {
                                 running_seconds.unwrap_or(0.0).max(0.0),
                             )),
                         secret_values: secret_values(&env.0, &secret_env.0),
+                        stop_reason,
                     }
                 },
             )

@@ -139,6 +139,22 @@ impl SqliteStore {
         })
     }
 
+    /// Records why the worker is about to stop the container, fenced.
+    pub async fn record_stop(&self, fence: &Fence, reason: &str) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "update jobs set stop_reason = $4 \
+             where id = $1 and attempt = $2 and lease_owner = $3 \
+               and state in ('starting', 'running')",
+        )
+        .bind(&fence.job_id)
+        .bind(fence.attempt)
+        .bind(&fence.worker_id)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
     /// Writes the terminal state. Returns whether the fence still held; when
     /// it did not, a newer attempt or the reaper owns the job and nothing
     /// is written.
@@ -206,11 +222,14 @@ impl SqliteStore {
             Option<i64>,
             Json<BTreeMap<String, String>>,
             Json<Vec<String>>,
+            Option<String>,
         );
         let rows: Vec<Row> = sqlx::query_as(concat!(
             "select jobs.id, jobs.attempt, jobs.state, jobs.timeout_seconds, ",
             now!(),
-            " - jobs.started_at, apps.env, apps.secret_env \
+            " - jobs.started_at, apps.env, apps.secret_env, \
+               coalesce(jobs.stop_reason, \
+                 case when jobs.cancel_requested_at is not null then 'canceled' end) \
              from jobs join apps on apps.name = jobs.app \
              where jobs.lease_owner = $1 and jobs.state in ('starting', 'running')"
         ))
@@ -220,7 +239,16 @@ impl SqliteStore {
         Ok(rows
             .into_iter()
             .map(
-                |(job_id, attempt, state, timeout_seconds, running_micros, env, secret_env)| {
+                |(
+                    job_id,
+                    attempt,
+                    state,
+                    timeout_seconds,
+                    running_micros,
+                    env,
+                    secret_env,
+                    stop_reason,
+                )| {
                     HeldJob {
                         fence: Fence {
                             job_id,
@@ -233,6 +261,7 @@ impl SqliteStore {
                                 running_micros.unwrap_or(0).max(0) as u64,
                             )),
                         secret_values: secret_values(&env.0, &secret_env.0),
+                        stop_reason,
                     }
                 },
             )
