@@ -12,7 +12,8 @@ use jobs_core::wire::{Job, JobCreate};
 /// How long a key names its job unless configured.
 pub const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// Whether `create` asks for what `job` is. Fields the request leaves to
+/// Whether `create` asks for what `job` is. (A `queue_timeout_seconds` is
+/// not compared: the job does not show it.) Fields the request leaves to
 /// the app's defaults (size, timeout) match whatever the job got. Uploads
 /// match by content: a retried `jobs run -f` uploads the same file again
 /// under a new id.
@@ -74,6 +75,7 @@ mod tests {
                 sha256: "abc".into(),
             }],
             artifacts: vec!["/tmp/out".into()],
+            queue_timeout_seconds: None,
         }
     }
 
