@@ -344,6 +344,25 @@ await check('long_log', async () => {
   return { job, inPage, lastRows, found, afterJump };
 });
 
+// 9. The admin's views: apps and workers.
+await check('admin_views', async () => {
+  const page = await signedIn(TOKENS.admin);
+  await page.click('#nav >> text=Workers');
+  await page.waitForSelector('tr[data-worker]');
+  const workers = await page.$$eval('tr[data-worker]', (rows) => rows.map((row) => [...row.children].map((cell) => cell.textContent)));
+  await page.click('#nav >> text=Apps');
+  await page.waitForSelector('tr[data-app]');
+  const apps = await page.$$eval('tr[data-app]', (rows) => rows.map((row) => row.dataset.app));
+  await page.context().close();
+  const reader = await signedIn(TOKENS.read);
+  const readerNav = await text(reader, '#nav');
+  await reader.goto(`${CONSOLE_URL}/workers`);
+  await reader.waitForSelector('main .error');
+  const readerWorkers = await text(reader, 'main .error');
+  await reader.context().close();
+  return { workers, apps, readerNav, readerWorkers };
+});
+
 await browser.close();
 results.page_errors = pageErrors;
 results.csp_violations = cspViolations;

@@ -419,6 +419,19 @@ fn the_console_in_a_real_browser() {
     assert_eq!(long["found"], "line 77777", "{long}");
     assert_eq!(long["afterJump"], json!(["100000"]), "{long}");
 
+    // The admin's views; a read token gets the API's refusal.
+    let admin = check(&results, "admin_views");
+    let workers = admin["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 1, "{admin}");
+    assert_eq!(workers[0][0], env.worker_id.as_str(), "{admin}");
+    assert_eq!(workers[0][1], "4", "{admin}");
+    assert_eq!(admin["apps"], json!(["demo", OTHER_APP]), "{admin}");
+    assert_eq!(admin["readerNav"], "Apps", "{admin}");
+    assert_eq!(
+        admin["readerWorkers"],
+        "this token's role is read: listing workers needs admin"
+    );
+
     assert_eq!(results["page_errors"], json!([]), "errors in the pages");
     assert_eq!(
         results["csp_violations"],

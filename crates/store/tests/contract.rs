@@ -2132,8 +2132,31 @@ async fn workers_registry_lists_live_workers_with_free_slots(store: Store) {
     assert_eq!(store.free_workers(fresh).await.unwrap(), ["one"]);
     // Not heard from within the window: not live.
     assert!(store.free_workers(Duration::ZERO).await.unwrap().is_empty());
+    // Listed busy or not, each with its slots.
+    let listed: Vec<(String, i32, i32)> = store
+        .list_workers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|worker| (worker.id, worker.slots, worker.free_slots))
+        .collect();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            ("busy".into(), 2, 0),
+            ("one".into(), 4, 1),
+            ("three".into(), 4, 0)
+        ]
+    );
+    assert_eq!(
+        listed[0].0, "three",
+        "the latest write comes first: {listed:?}"
+    );
     store.remove_worker("one").await.unwrap();
     assert!(store.free_workers(fresh).await.unwrap().is_empty());
+    assert_eq!(store.list_workers().await.unwrap().len(), 2);
 }
 
 async fn offers_reach_the_direct_channel(store: Store) {
