@@ -2140,7 +2140,7 @@ async fn workers_registry_lists_live_workers_with_free_slots(store: Store) {
         .into_iter()
         .map(|worker| (worker.id, worker.slots, worker.free_slots))
         .collect();
-    let mut sorted = listed.clone();
+    let mut sorted = listed;
     sorted.sort();
     assert_eq!(
         sorted,
@@ -2150,10 +2150,8 @@ async fn workers_registry_lists_live_workers_with_free_slots(store: Store) {
             ("three".into(), 4, 0)
         ]
     );
-    assert_eq!(
-        listed[0].0, "three",
-        "the latest write comes first: {listed:?}"
-    );
+    // Their order (latest write first) is not asserted: SQLite's clock has
+    // millisecond resolution, so the three writes may tie.
     store.remove_worker("one").await.unwrap();
     assert!(store.free_workers(fresh).await.unwrap().is_empty());
     assert_eq!(store.list_workers().await.unwrap().len(), 2);
