@@ -208,7 +208,10 @@ fn the_console_in_a_real_browser() {
     assert_eq!(list["sessionKeys"], json!(["jobs.console.token"]), "{list}");
     assert_eq!(list["localKeys"], json!([]), "{list}");
     assert!(
-        !list["signedInUrl"].as_str().unwrap().contains("jobs_"),
+        !list["signedInUrl"]
+            .as_str()
+            .unwrap()
+            .contains(&env.admin_token),
         "{list}"
     );
     let states: Vec<&str> = list["states"]
@@ -364,6 +367,13 @@ fn the_console_in_a_real_browser() {
         "{upload}"
     );
     assert_eq!(upload["exit"], "0");
+    assert_eq!(upload["unlabelled"], json!([]), "fields without a label");
+    let progress = upload["progress"].as_array().expect("progress values");
+    assert_eq!(
+        progress.last(),
+        Some(&json!([upload["bytes"], upload["bytes"]])),
+        "the progress bar did not reach the end: {progress:?}"
+    );
     let job = upload["job"].as_str().unwrap();
     let status = env.status(job);
     assert_eq!(status["state"], "succeeded", "{status}");
@@ -431,6 +441,20 @@ fn the_console_in_a_real_browser() {
         admin["readerWorkers"],
         "this token's role is read: listing workers needs admin"
     );
+
+    // No token in any URL the browser asked for, nor in the API's log.
+    let api_log =
+        std::fs::read_to_string(env.log_dir.join("api.stderr.log")).expect("the API's log");
+    for (name, token) in &tokens {
+        for url in results["request_urls"].as_array().unwrap() {
+            assert!(
+                !url.as_str().unwrap().contains(token.as_str()),
+                "{name} in {url}"
+            );
+        }
+        assert!(!api_log.contains(token.as_str()), "{name} in the API's log");
+    }
+    assert!(results["request_urls"].as_array().unwrap().len() > 50);
 
     assert_eq!(results["page_errors"], json!([]), "errors in the pages");
     assert_eq!(
