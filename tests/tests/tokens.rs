@@ -220,6 +220,23 @@ fn every_route(job_id: &str, token_id: &str) -> Vec<Route> {
             Admin,
             N::Token,
         ),
+        route(
+            "GET",
+            "/v1/whoami",
+            "/v1/whoami".into(),
+            None,
+            Read,
+            N::Nothing,
+        ),
+        // Workers serve every app: only an admin token of every app lists them.
+        route(
+            "GET",
+            "/v1/workers",
+            "/v1/workers".into(),
+            None,
+            Admin,
+            N::Nothing,
+        ),
         // Last: with a token that may, it deletes the app.
         route("DELETE", "/v1/apps/{app}", app, None, Admin, N::App),
     ]
@@ -403,6 +420,11 @@ fn a_token_of_another_app_gets_404_for_everything_of_the_app() {
                         }
                         assert!(!names(&listed, "tokens", "id").contains(&demo_token.id));
                         assert!(names(&listed, "tokens", "id").contains(&other_token.id));
+                    }
+                    ("GET", "/v1/whoami") => {
+                        assert_eq!(response.status, 200, "{what}: {response:?}");
+                        assert_eq!(response.json()["app"], OTHER_APP, "{what}");
+                        assert_eq!(response.json()["role"], role, "{what}");
                     }
                     // Creating an app (or, for a read token, listing tokens)
                     // names nothing of the app: refused by role or binding.
