@@ -476,3 +476,33 @@ fn the_console_in_a_real_browser() {
         );
     }
 }
+
+/// `jobs dev` serves the same console, from the same binary's assets.
+#[test]
+fn jobs_dev_serves_the_console_at_its_root() {
+    let mut env = jobs_e2e::DevEnv::in_explicit_data_dir();
+    env.start(&[]);
+    let page = jobs_e2e::http::request(env.api_url(), "GET", "/", None, None);
+    assert_eq!(page.status, 200, "{page:?}");
+    assert_eq!(
+        page.content_type.as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(
+        page.body
+            .contains(r#"<script type="module" src="/console/app.js"></script>"#),
+        "{}",
+        page.body
+    );
+    let script = jobs_e2e::http::request(env.api_url(), "GET", "/console/app.js", None, None);
+    assert_eq!(script.status, 200, "{script:?}");
+    assert_eq!(
+        script.content_type.as_deref(),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert!(script.body.contains("/v1/whoami"));
+    // The pages hold no data: the API under them still wants the token.
+    let apps = jobs_e2e::http::request(env.api_url(), "GET", "/v1/apps", None, None);
+    assert_eq!(apps.status, 401, "{apps:?}");
+    env.finish();
+}
