@@ -361,13 +361,41 @@ impl TestEnv {
     }
 
     fn start_api(&mut self, binary: &Path) {
+        self.spawn_api(binary, "api", "127.0.0.1:0");
+    }
+
+    /// Kills the API with SIGKILL, as a crash would, and reaps it. Every
+    /// connection to it drops.
+    pub fn kill_api(&mut self) {
+        if let Some(mut api) = self.api.take() {
+            let _ = api.child.kill();
+            let _ = api.child.wait();
+            if let Some(thread) = api.stdout_thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    /// Starts the API again on the same address, after [`Self::kill_api`]:
+    /// clients and workers come back to the URL they knew.
+    pub fn restart_api(&mut self) {
+        assert!(self.api.is_none(), "kill the API first");
+        let address = self
+            .api_url()
+            .split_once("://")
+            .map(|(_, address)| address.to_owned())
+            .expect("the API's URL has a scheme");
+        self.spawn_api(&binaries::jobs_api(), "api-restarted", &address);
+    }
+
+    fn spawn_api(&mut self, binary: &Path, role: &'static str, listen: &str) {
         let mut command = self.server_command(binary);
         command
-            .env("JOBS_LISTEN", "127.0.0.1:0")
+            .env("JOBS_LISTEN", listen)
             .env("JOBS_ADMIN_TOKEN", &self.admin_token)
             .envs(self.api_env.iter().map(|(name, value)| (name, value)));
         let tls = self.api_env.iter().any(|(name, _)| name == "JOBS_TLS_CERT");
-        let (server, lines) = Server::spawn("api", command, &self.log_dir);
+        let (server, lines) = Server::spawn(role, command, &self.log_dir);
         self.api = Some(server);
         let line = wait_for_line(&lines, "api", "listening on 127.0.0.1:PORT", |line| {
             line.starts_with("listening on ")

@@ -5,15 +5,25 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-/// An HTTP answer: status code, `Content-Type` and body.
+/// An HTTP answer: status code, `Content-Type`, the other headers and body.
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
     pub status: u16,
     pub content_type: Option<String>,
+    /// Every header line but the status line, as sent.
+    pub head: String,
     pub body: String,
 }
 
 impl HttpResponse {
+    /// The value of the first header called `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (found, value) = line.split_once(':')?;
+            found.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+
     /// The body as JSON. Panics if it is not JSON.
     #[track_caller]
     pub fn json(&self) -> serde_json::Value {
@@ -31,6 +41,18 @@ pub fn request(
     token: Option<&str>,
     json_body: Option<&str>,
 ) -> HttpResponse {
+    request_with_headers(base_url, method, path, token, json_body, &[])
+}
+
+/// [`request`] with extra request headers.
+pub fn request_with_headers(
+    base_url: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    json_body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> HttpResponse {
     let address = base_url
         .strip_prefix("http://")
         .expect("the API URL is plain http");
@@ -44,6 +66,9 @@ pub fn request(
     );
     if let Some(token) = token {
         head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     if json_body.is_some() {
         head.push_str(&format!(
@@ -90,6 +115,7 @@ fn parse_response(raw: &[u8]) -> HttpResponse {
     HttpResponse {
         status,
         content_type,
+        head,
         body: String::from_utf8_lossy(&body).into_owned(),
     }
 }
@@ -123,6 +149,8 @@ mod tests {
         assert_eq!(plain.content_type, None);
         let typed = parse_response(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{}");
         assert_eq!(typed.content_type.as_deref(), Some("application/json"));
+        assert_eq!(typed.header("CONTENT-type"), Some("application/json"));
+        assert_eq!(typed.header("x-request-id"), None);
         let chunked = parse_response(
             b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
         );

@@ -19,6 +19,8 @@ pub struct CutProxy {
 
 #[derive(Default)]
 struct Shared {
+    /// Where connections go; none are taken before it is set.
+    upstream: Mutex<Option<String>>,
     /// Both ends of every connection not cut yet.
     live: Mutex<Vec<(TcpStream, TcpStream)>>,
     accepted: AtomicUsize,
@@ -29,7 +31,15 @@ impl CutProxy {
     /// Listens on 127.0.0.1 (a free port) and forwards every connection to
     /// `upstream` (`host:port`).
     pub fn start(upstream: &str) -> CutProxy {
-        let upstream = upstream.to_owned();
+        let proxy = CutProxy::start_unrouted();
+        proxy.route_to(upstream);
+        proxy
+    }
+
+    /// Listens before its upstream is known, so that its URL can be given
+    /// to a server (as the address others reach it by) before that server
+    /// starts; connections before [`CutProxy::route_to`] are refused.
+    pub fn start_unrouted() -> CutProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let address = listener.local_addr().expect("the proxy's address");
         let shared = Arc::new(Shared::default());
@@ -40,12 +50,12 @@ impl CutProxy {
                     break;
                 }
                 let Ok(client) = client else { continue };
-                let Ok(server) = TcpStream::connect(&upstream) else {
+                let upstream = accepting.upstream.lock().unwrap().clone();
+                let Some(Ok(server)) = upstream.map(TcpStream::connect) else {
                     continue;
                 };
                 let _ = client.set_nodelay(true);
                 let _ = server.set_nodelay(true);
-                accepting.accepted.fetch_add(1, Ordering::SeqCst);
                 if let (Ok(client_copy), Ok(server_copy)) = (client.try_clone(), server.try_clone())
                 {
                     accepting
@@ -54,6 +64,9 @@ impl CutProxy {
                         .unwrap()
                         .push((client_copy, server_copy));
                 }
+                // Counted once it can be cut: a test that saw the count go
+                // up may cut it at once.
+                accepting.accepted.fetch_add(1, Ordering::SeqCst);
                 forward(&client, &server);
                 forward(&server, &client);
             }
@@ -63,6 +76,11 @@ impl CutProxy {
             shared,
             acceptor: Some(acceptor),
         }
+    }
+
+    /// Forwards the connections from now on to `upstream` (`host:port`).
+    pub fn route_to(&self, upstream: &str) {
+        *self.shared.upstream.lock().unwrap() = Some(upstream.to_owned());
     }
 
     /// `http://127.0.0.1:PORT`, to give the client instead of the API's URL.

@@ -112,6 +112,8 @@ fn every_route(job_id: &str, token_id: &str) -> Vec<Route> {
     use Needs::*;
     vec![
         route("GET", "/v1/apps", "/v1/apps".into(), None, Read, N::Nothing),
+        // About the calling token itself: every role may ask.
+        route("GET", "/v1/whoami", "/v1/whoami".into(), None, Read, N::Nothing),
         route(
             "POST",
             "/v1/apps",
@@ -411,6 +413,12 @@ fn a_token_of_another_app_gets_404_for_everything_of_the_app() {
                     ("GET", "/v1/apps") => {
                         assert_eq!(response.status, 200, "{what}: {response:?}");
                         assert_eq!(names(&response.json(), "apps", "name"), [OTHER_APP]);
+                    }
+                    // The token's own role and app, and nothing of `demo`.
+                    ("GET", "/v1/whoami") => {
+                        assert_eq!(response.status, 200, "{what}: {response:?}");
+                        assert_eq!(response.json()["app"], OTHER_APP, "{what}");
+                        assert_eq!(response.json()["role"], role, "{what}");
                     }
                     ("GET", "/v1/tokens") if role == "admin" => {
                         assert_eq!(response.status, 200, "{what}: {response:?}");

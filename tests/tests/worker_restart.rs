@@ -162,3 +162,83 @@ fn sigterm_stops_jobs_that_outlast_the_drain_and_records_them_lost() {
 
     env.finish();
 }
+
+/// `seq FROM TO` as bytes.
+fn numbered(from: u32, to: u32) -> Vec<u8> {
+    (from..=to)
+        .flat_map(|n| format!("{n}\n").into_bytes())
+        .collect()
+}
+
+fn file_exists_in(container: &str, path: &str) -> bool {
+    std::process::Command::new("docker")
+        .args(["exec", container, "test", "-f", path])
+        .stdin(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+#[test]
+fn output_written_while_the_worker_is_down_is_stored_byte_for_byte() {
+    let mut env = TestEnv::start(1);
+    // Three phases, each started by a file the test creates: before the
+    // kill, while no worker runs, and after the takeover.
+    let script = "seq 1 2000; seq 1 500 >&2; \
+        while [ ! -f /tmp/go1 ]; do sleep 0.1; done; \
+        seq 2001 60000; seq 501 1000 >&2; touch /tmp/phase2; \
+        while [ ! -f /tmp/go2 ]; do sleep 0.1; done; \
+        seq 60001 80000; exit 4";
+    let job = env.run_detached(&["--", "sh", "-c", script]);
+    env.wait_for_state(&job, "running", STATE_DEADLINE);
+    wait_until("the first phase's output", STATE_DEADLINE, || {
+        let logs = env.jobs(&["logs", &job]);
+        (logs.stdout == numbered(1, 2000) && logs.stderr == numbered(1, 500)).then_some(())
+    });
+    let container = container_of(&job);
+
+    env.kill_worker();
+    docker(&["exec", &container, "touch", "/tmp/go1"]);
+    wait_until("the second phase, with no worker", STATE_DEADLINE, || {
+        file_exists_in(&container, "/tmp/phase2").then_some(())
+    });
+    env.restart_worker();
+    docker(&["exec", &container, "touch", "/tmp/go2"]);
+
+    env.jobs(&["wait", &job]).assert_code(4);
+    let status = env.status(&job);
+    assert_eq!(status["exit_code"], 4, "{status}");
+    assert_eq!(status["attempt"], 1, "{status}");
+    let logs = env.jobs(&["logs", &job]);
+    logs.assert_success();
+    jobs_e2e::assert_bytes_eq(&logs.stdout, &numbered(1, 80000), "stdout");
+    jobs_e2e::assert_bytes_eq(&logs.stderr, &numbered(1, 1000), "stderr");
+
+    env.finish();
+}
+
+#[test]
+fn a_job_that_ends_while_its_worker_is_dead_keeps_its_output() {
+    let mut env = TestEnv::start(1);
+    let script = "seq 1 100; while [ ! -f /tmp/go ]; do sleep 0.1; done; \
+        seq 101 5000; seq 1 300 >&2; exit 6";
+    let job = env.run_detached(&["--", "sh", "-c", script]);
+    env.wait_for_state(&job, "running", STATE_DEADLINE);
+    wait_until("the first output", STATE_DEADLINE, || {
+        (env.jobs(&["logs", &job]).stdout == numbered(1, 100)).then_some(())
+    });
+    let container = container_of(&job);
+
+    env.kill_worker();
+    docker(&["exec", &container, "touch", "/tmp/go"]);
+    wait_until("the container to exit", STATE_DEADLINE, || {
+        (container_status(&container) == "exited").then_some(())
+    });
+    env.restart_worker();
+
+    env.jobs(&["wait", &job]).assert_code(6);
+    let logs = env.jobs(&["logs", &job]);
+    jobs_e2e::assert_bytes_eq(&logs.stdout, &numbered(1, 5000), "stdout");
+    jobs_e2e::assert_bytes_eq(&logs.stderr, &numbered(1, 300), "stderr");
+
+    env.finish();
+}

@@ -25,6 +25,13 @@ pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 #[derive(Debug, Parser)]
 #[command(name = "jobs-api", version, about)]
 pub struct Args {
+    /// A TOML file of settings whose keys are the long flags below, with
+    /// `_` or `-` between words (`listen = "0.0.0.0:8420"`). A flag beats
+    /// its environment variable, which beats the file, which beats the
+    /// default. An unknown key or a bad value fails the start.
+    #[arg(long, env = "JOBS_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "JOBS_LISTEN", default_value = "127.0.0.1:8420")]
     pub listen: SocketAddr,

@@ -23,6 +23,7 @@
 //! - [`relay`]: the outbox relay, the reaper loop and the purge;
 //! - [`objects`]: the object store of uploads and artifacts, its limits and the purge;
 //! - [`metrics`]: Prometheus counters and the request log line;
+//! - [`request_id`]: the id of each API call, in its log lines and its `x-request-id` header;
 //! - [`openapi`]: the OpenAPI document of every route, `GET /v1/openapi.json`;
 //! - [`console`]: the web console at `/`, its pages and assets embedded.
 //!
@@ -44,6 +45,7 @@ pub mod principal;
 pub mod quotas;
 pub mod rate_limit;
 pub mod relay;
+pub mod request_id;
 pub mod requests;
 pub mod routes;
 pub mod startup;

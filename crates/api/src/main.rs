@@ -2,13 +2,12 @@
 
 use std::{io::Write, process::ExitCode};
 
-use clap::Parser;
 use jobs_api::{Application, Config, config::Args, telemetry};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = jobs_core::config_file::parse_with_config_file(std::fs::read_to_string);
     if let Err(error) = telemetry::init_subscriber(args.log_format) {
         eprintln!("jobs-api: {error:#}");
         return ExitCode::FAILURE;

@@ -16,9 +16,14 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use jobs_core::JobState;
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
-use crate::{error::ApiError, state::AppState};
+use tracing::Instrument;
+
+use crate::{error::ApiError, request_id, state::AppState};
 
 /// Every metric the API exports, registered in a registry of its own so
 /// that two servers in one test process do not collide.
@@ -39,6 +44,10 @@ pub struct Metrics {
     pub attach_clients: IntGauge,
     /// Interactive runs waiting in this API's line for a free worker slot.
     pub attach_waiting: IntGauge,
+    /// Stored jobs per state, read from the store at each scrape.
+    jobs_by_state: IntGaugeVec,
+    /// Jobs waiting to start, read from the store at each scrape.
+    queue_depth: IntGauge,
 }
 
 impl Metrics {
@@ -101,6 +110,19 @@ impl Metrics {
             "Interactive runs waiting in this API's line for a free worker slot.",
         )?;
         registry.register(Box::new(attach_waiting.clone()))?;
+        let jobs_by_state = IntGaugeVec::new(
+            Opts::new(
+                "jobs_jobs",
+                "Jobs in the store, by state (terminal ones until the retention purge).",
+            ),
+            &["state"],
+        )?;
+        registry.register(Box::new(jobs_by_state.clone()))?;
+        let queue_depth = IntGauge::new(
+            "jobs_queue_depth",
+            "Jobs queued and not yet claimed by a worker, interactive ones included.",
+        )?;
+        registry.register(Box::new(queue_depth.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -115,7 +137,26 @@ impl Metrics {
             followers,
             attach_clients,
             attach_waiting,
+            jobs_by_state,
+            queue_depth,
         })
+    }
+
+    /// Sets the gauges that count stored jobs, from `counts` (states with
+    /// none may be left out).
+    pub fn set_job_counts(&self, counts: &[(JobState, i64)]) {
+        for state in JobState::ALL {
+            let count = counts
+                .iter()
+                .find(|(counted, _)| *counted == state)
+                .map_or(0, |(_, count)| *count);
+            self.jobs_by_state
+                .with_label_values(&[state.as_str()])
+                .set(count);
+            if state == JobState::Queued {
+                self.queue_depth.set(count);
+            }
+        }
     }
 
     /// The registry in Prometheus' text format.
@@ -137,6 +178,12 @@ impl Metrics {
     )
 )]
 pub async fn serve_metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    // One grouped count per scrape. When the store is down the gauges keep
+    // their last values; `/readyz` is what reports the outage.
+    match state.store.jobs_by_state().await {
+        Ok(counts) => state.metrics.set_job_counts(&counts),
+        Err(error) => tracing::warn!(%error, "counting jobs by state for /metrics failed"),
+    }
     let text = state.metrics.render().map_err(|error| {
         ApiError::Internal(anyhow::Error::new(error).context("encoding metrics"))
     })?;
@@ -144,7 +191,10 @@ pub async fn serve_metrics(State(state): State<AppState>) -> Result<Response, Ap
 }
 
 /// Logs one line per request and counts it: one event feeds both, so the
-/// log and the metric never disagree.
+/// log and the metric never disagree. The whole request runs in a span that
+/// carries its request id (also sent back as `x-request-id`) and, for a
+/// job's routes, the job id; a handler that creates a job records it there
+/// (see [`record_job_id`]).
 pub async fn track_requests(
     State(state): State<AppState>,
     request: Request,
@@ -156,7 +206,20 @@ pub async fn track_requests(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let response = next.run(request).await;
+    let request_id = request_id::request_id(request.headers());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        job_id = tracing::field::Empty
+    );
+    if let Some(job_id) = request_id::job_id_in_path(request.uri().path()) {
+        span.record("job_id", job_id);
+    }
+    let mut response = next.run(request).instrument(span.clone()).await;
+    response.headers_mut().insert(
+        request_id::REQUEST_ID_HEADER,
+        request_id::header_value(&request_id),
+    );
     let status = response.status();
     state
         .metrics
@@ -164,6 +227,7 @@ pub async fn track_requests(
         .with_label_values(&[method, route.as_str(), status.as_str()])
         .inc();
     let elapsed_ms = started.elapsed().as_millis() as u64;
+    let _in_request = span.enter();
     // Probes and scrapes arrive every few seconds; they would drown the log.
     if is_probe(&route) && status == StatusCode::OK {
         tracing::debug!(
@@ -183,6 +247,12 @@ pub async fn track_requests(
         );
     }
     response
+}
+
+/// Puts a job id into the current request's span, for a handler that
+/// learns it (creating a job) rather than reading it from the path.
+pub fn record_job_id(job_id: &str) {
+    tracing::Span::current().record("job_id", job_id);
 }
 
 fn is_probe(route: &str) -> bool {
@@ -221,5 +291,11 @@ mod tests {
             "jobs_api_requests_total{method=\"GET\",route=\"/v1/jobs/{id}\",status=\"200\"} 1"
         ));
         assert!(text.contains("jobs_publish_failures_total 0"));
+        metrics.set_job_counts(&[(JobState::Queued, 3), (JobState::Failed, 2)]);
+        let text = metrics.render().expect("metrics render");
+        assert!(text.contains("jobs_jobs{state=\"queued\"} 3"), "{text}");
+        assert!(text.contains("jobs_jobs{state=\"failed\"} 2"), "{text}");
+        assert!(text.contains("jobs_jobs{state=\"running\"} 0"), "{text}");
+        assert!(text.contains("jobs_queue_depth 3"), "{text}");
     }
 }

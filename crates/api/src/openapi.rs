@@ -24,8 +24,8 @@ use jobs_core::{
     hardening::Hardening,
     wire::{
         ApiError as WireError, ApiErrorBody, App, AppCreate, AppList, AppUpdate, Artifact, Caller,
-        Job, JobCreate, JobList, LogChunk, LogPage, LogStream, TokenCreate, TokenCreated,
-        TokenInfo, TokenList, Upload, UploadRef, WorkerInfo, WorkerList,
+        Job, JobCreate, JobList, LogChunk, LogPage, LogStream, QueuePlace, TokenCreate,
+        TokenCreated, TokenInfo, TokenList, Upload, UploadRef, WorkerInfo, WorkerList,
     },
 };
 use utoipa::{
@@ -81,7 +81,8 @@ pub const BEARER_SCHEME: &str = "bearer";
     components(schemas(
         App, AppCreate, AppUpdate, AppList, Hardening, Size, Job, JobCreate, JobList, JobState,
         LogChunk, LogStream, LogPage, Role, TokenCreate, TokenCreated, TokenInfo, TokenList,
-        WireError, ApiErrorBody, Upload, UploadRef, Artifact, Caller, WorkerInfo, WorkerList,
+        WireError, ApiErrorBody, Upload, UploadRef, Artifact, QueuePlace, Caller, WorkerInfo,
+        WorkerList,
     )),
     modifiers(&CommonResponses),
     tags(

@@ -190,6 +190,8 @@ pub struct JobCreateRequest {
     uploads: Vec<UploadRef>,
     #[serde(default)]
     artifacts: Vec<String>,
+    #[serde(default)]
+    queue_timeout_seconds: Option<i64>,
 }
 
 impl JobCreateRequest {
@@ -198,6 +200,7 @@ impl JobCreateRequest {
         validate_env(&self.env)?;
         let size = parse_size(self.size.as_deref())?;
         check_timeout(self.timeout_seconds)?;
+        check_queue_timeout(self.queue_timeout_seconds)?;
         validate_idempotency_key(self.idempotency_key.as_deref())?;
         check_upload_refs(&self.uploads)?;
         spec::validate_artifact_paths(&self.artifacts)?;
@@ -210,6 +213,7 @@ impl JobCreateRequest {
             interactive: self.interactive,
             uploads: self.uploads,
             artifacts: self.artifacts,
+            queue_timeout_seconds: self.queue_timeout_seconds,
         })
     }
 }
@@ -431,6 +435,21 @@ fn check_timeout(timeout_seconds: Option<i64>) -> Result<(), InvalidInput> {
         .map_err(|error| InvalidInput::new("timeout_seconds", error.message))
 }
 
+fn check_queue_timeout(seconds: Option<i64>) -> Result<(), InvalidInput> {
+    let Some(seconds) = seconds else {
+        return Ok(());
+    };
+    jobs_core::duration::validate_timeout_seconds(seconds).map_err(|_| {
+        let max = jobs_core::duration::MAX_TIMEOUT.as_secs();
+        InvalidInput::new(
+            "queue_timeout_seconds",
+            format!(
+                "queue timeout of {seconds}s is out of range: must be between 1s and {max}s (7 days)"
+            ),
+        )
+    })
+}
+
 fn parse_size(size: Option<&str>) -> Result<Option<Size>, InvalidInput> {
     size.map(str::parse::<Size>).transpose()
 }
@@ -473,6 +492,25 @@ mod tests {
         serde_json::from_str::<JobCreateRequest>(json)
             .expect("the body parses")
             .validate()
+    }
+
+    #[test]
+    fn a_queue_timeout_is_checked() {
+        let ok = job(r#"{"command":["true"],"queue_timeout_seconds":300}"#).expect("valid");
+        assert_eq!(ok.queue_timeout_seconds, Some(300));
+        for bad in ["0", "-5", "604801"] {
+            let error = job(&format!(
+                r#"{{"command":["true"],"queue_timeout_seconds":{bad}}}"#
+            ))
+            .unwrap_err();
+            assert_eq!(error.field, "queue_timeout_seconds");
+            assert_eq!(
+                error.message,
+                format!(
+                    "queue timeout of {bad}s is out of range: must be between 1s and 604800s (7 days)"
+                )
+            );
+        }
     }
 
     #[test]

@@ -210,6 +210,9 @@ impl ApiClient {
             url.query_pairs_mut()
                 .append_pair("after", &after.to_string());
         }
+        // Stdin with offsets and acks: exactly-once across reconnects.
+        let (name, value) = jobs_core::attach::INPUT_OFFSETS_QUERY;
+        url.query_pairs_mut().append_pair(name, value);
         let upgrade = async {
             let response = self
                 .authorized(self.http.get(url))

@@ -142,6 +142,12 @@ pub fn print_job(format: OutputFormat, job: &Job) -> Result<(), CliError> {
         let ran_for = (finished - started).to_std().unwrap_or_default();
         rows.push(("ran for", whole_seconds(ran_for)));
     }
+    if let Some(place) = &job.queue {
+        rows.push((
+            "queue",
+            format!("position {}: {}", place.position, place.waiting_for),
+        ));
+    }
     if job.cancel_requested && !job.state.is_terminal() {
         rows.push(("cancel", "requested".into()));
     }

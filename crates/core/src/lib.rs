@@ -2,6 +2,7 @@
 //!
 //! Nothing in this crate does I/O. It holds:
 //! - [`attach`]: the frames of an interactive run's WebSockets;
+//! - [`config_file`]: the servers' TOML configuration files and their precedence;
 //! - [`names`]: app names and env names, with their validation;
 //! - [`size`]: the job sizes and their resource limits;
 //! - [`state`]: job states and the transitions allowed between them;
@@ -13,6 +14,7 @@
 //! - [`wire`]: the JSON bodies of the HTTP API.
 
 pub mod attach;
+pub mod config_file;
 pub mod duration;
 pub mod exit;
 pub mod hardening;

@@ -205,6 +205,11 @@ pub struct JobCreate {
     /// Absolute paths to collect from the container when the command ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<String>,
+    /// Give up on the job if no worker has started it this many seconds
+    /// after its creation: it ends `canceled`, reason `not started within
+    /// its queue timeout of Ns`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_timeout_seconds: Option<i64>,
 }
 
 /// How an interactive run's container is attached.
@@ -291,6 +296,52 @@ pub struct Job {
     /// the job ended. `GET /v1/jobs/{id}/artifacts/{index}` serves each.
     #[serde(default)]
     pub artifacts: Vec<Artifact>,
+    /// Where a queued job stands and why it waits; only in the answer of
+    /// `GET /v1/jobs/{id}`, only while the job is queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueuePlace>,
+}
+
+/// Where a queued job stands in its line, and why it has not started.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuePlace {
+    /// 1 for the next job to start: queued jobs go in creation order
+    /// (interactive runs have a line of their own).
+    pub position: i64,
+    /// Why it waits, for people: `no worker is alive`, `every worker slot is
+    /// busy (8 slots on 2 workers)`, or `waiting for a worker to claim it`.
+    pub waiting_for: String,
+}
+
+/// The workers heard from lately, as the store counts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capacity {
+    pub workers: i64,
+    pub slots: i64,
+    pub free_slots: i64,
+}
+
+impl QueuePlace {
+    pub fn new(position: i64, capacity: Capacity) -> Self {
+        let plural =
+            |count: i64, word: &str| format!("{count} {word}{}", if count == 1 { "" } else { "s" });
+        let waiting_for = if capacity.workers == 0 {
+            "no worker is alive".to_owned()
+        } else if capacity.free_slots <= 0 {
+            format!(
+                "every worker slot is busy ({} on {})",
+                plural(capacity.slots, "slot"),
+                plural(capacity.workers, "worker")
+            )
+        } else {
+            "waiting for a worker to claim it".to_owned()
+        };
+        Self {
+            position,
+            waiting_for,
+        }
+    }
 }
 
 impl Job {
@@ -498,5 +549,30 @@ mod tests {
         assert_eq!(create.command, vec!["true"]);
         assert!(create.env.is_empty());
         assert_eq!(create.size, None);
+    }
+
+    #[test]
+    fn a_queued_job_says_why_it_waits() {
+        let place = |workers, slots, free_slots| {
+            QueuePlace::new(
+                2,
+                Capacity {
+                    workers,
+                    slots,
+                    free_slots,
+                },
+            )
+            .waiting_for
+        };
+        assert_eq!(place(0, 0, 0), "no worker is alive");
+        assert_eq!(
+            place(1, 1, 0),
+            "every worker slot is busy (1 slot on 1 worker)"
+        );
+        assert_eq!(
+            place(2, 8, 0),
+            "every worker slot is busy (8 slots on 2 workers)"
+        );
+        assert_eq!(place(2, 8, 3), "waiting for a worker to claim it");
     }
 }

@@ -169,6 +169,11 @@ delegate! {
     fn get_job(&self, id: &str) -> Result<Job, StoreError>;
     /// The app's jobs, newest first.
     fn list_jobs(&self, app: &str, state: Option<JobState>, limit: i64) -> Result<Vec<Job>, StoreError>;
+    /// How many jobs are in each state (states with none left out).
+    fn jobs_by_state(&self) -> Result<Vec<(JobState, i64)>, StoreError>;
+    /// A queued job's position in its line and the live workers' capacity;
+    /// `None` when the job is not queued.
+    fn queue_place(&self, job_id: &str, fresh: Duration) -> Result<Option<(i64, jobs_core::wire::Capacity)>, StoreError>;
     /// Cancels a queued job at once, or asks the worker of a running one to
     /// stop it.
     fn cancel_job(&self, id: &str) -> Result<CancelOutcome, StoreError>;
@@ -194,6 +199,8 @@ delegate! {
     fn logs_after(&self, job_id: &str, after: i64, max_chunks: i64, max_bytes: i64) -> Result<Vec<LogChunk>, StoreError>;
     /// The highest stored seq of a job, or 0.
     fn last_log_seq(&self, job_id: &str) -> Result<i64, StoreError>;
+    /// Where the stored output of each stream ends, in raw bytes.
+    fn log_raw_offsets(&self, job_id: &str) -> Result<RawOffsets, StoreError>;
 
     /// Stores a new API token; `AppNotFound` when its app does not exist.
     fn create_token(&self, token: &NewToken) -> Result<TokenInfo, StoreError>;

@@ -165,6 +165,18 @@ pub struct NewChunk {
     pub stream: LogStream,
     pub time: DateTime<Utc>,
     pub data: Vec<u8>,
+    /// The raw byte offset in its stream (what the container wrote, before
+    /// masking) just past this chunk's bytes, when the chunk ends exactly
+    /// there: where a restarted worker resumes reading the output log.
+    pub raw_end: Option<i64>,
+}
+
+/// Where a job's stored output ends in each stream, in raw bytes as the
+/// container wrote them (see [`NewChunk::raw_end`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RawOffsets {
+    pub stdout: i64,
+    pub stderr: i64,
 }
 
 /// A job the purge deleted, with what its objects were.
@@ -191,6 +203,8 @@ pub struct ReapReport {
     pub requeued: Vec<String>,
     /// Jobs whose worker vanished and that cannot be retried, now `lost`.
     pub lost: Vec<String>,
+    /// Jobs no worker started within their queue timeout, now `canceled`.
+    pub expired: Vec<String>,
 }
 
 /// An API token to store. The API made the secret and hashed it: the store

@@ -17,11 +17,13 @@ use chrono::{SubsecRound, Utc};
 use jobs_core::hardening::Hardening;
 use jobs_core::{
     JobState, Role, Size,
-    wire::{App, AppCreate, AppUpdate, Artifact, Job, JobCreate, LogStream, Upload, UploadRef},
+    wire::{
+        App, AppCreate, AppUpdate, Artifact, Capacity, Job, JobCreate, LogStream, Upload, UploadRef,
+    },
 };
 use jobs_store::{
     AttachEndpoint, CancelOutcome, ClaimedJob, Fence, Heartbeat, JOB_CANCEL_CHANNEL,
-    JOB_DIRECT_CHANNEL, JOB_EVENTS_CHANNEL, NewChunk, NewToken, Store, StoreError,
+    JOB_DIRECT_CHANNEL, JOB_EVENTS_CHANNEL, NewChunk, NewToken, RawOffsets, Store, StoreError,
     parse_direct_offer,
 };
 use sqlx::{AssertSqlSafe, Connection, postgres::PgConnection};
@@ -200,6 +202,7 @@ contract! {
     jobs_idempotency_key_returns_the_first_job,
     jobs_concurrent_idempotency_key_makes_one_row,
     jobs_list_newest_first_by_state_with_limit,
+    jobs_are_counted_by_state,
     claim_starts_a_queued_job_once,
     claim_concurrent_claims_one_winner,
     mark_running_and_heartbeat,
@@ -210,6 +213,7 @@ contract! {
     requeue_unstarted_job,
     jobs_held_by_worker,
     logs_append_ignores_replays,
+    log_raw_offsets_are_each_streams_last_resume_point,
     logs_after_pages,
     logs_binary_round_trip,
     reap_requeues_unstarted_and_loses_running,
@@ -223,6 +227,8 @@ contract! {
     interactive_jobs_are_never_published_and_carry_their_endpoint,
     interactive_jobs_are_lost_not_requeued,
     workers_registry_lists_live_workers_with_free_slots,
+    queued_jobs_know_their_place_and_the_capacity,
+    queue_timeouts_cancel_jobs_no_worker_started,
     offers_reach_the_direct_channel,
     uploads_are_taken_by_one_job_in_order,
     uploads_of_another_app_or_unknown_are_refused_creating_nothing,
@@ -292,6 +298,7 @@ fn chunk(seq: i64, data: &[u8]) -> NewChunk {
         stream: LogStream::Stdout,
         time: Utc::now(),
         data: data.to_vec(),
+        raw_end: None,
     }
 }
 
@@ -978,6 +985,20 @@ async fn jobs_list_newest_first_by_state_with_limit(store: Store) {
     assert!(store.list_jobs("nope", None, 100).await.unwrap().is_empty());
 }
 
+async fn jobs_are_counted_by_state(store: Store) {
+    assert!(store.jobs_by_state().await.unwrap().is_empty());
+    create_app(&store, "web").await;
+    create_app(&store, "api").await;
+    let first = create_job(&store, "web").await.id;
+    create_job(&store, "web").await;
+    create_job(&store, "api").await;
+    let running = claim(&store, &first, "w1", LEASE).await;
+    assert!(store.mark_running(&running.fence).await.unwrap());
+    let mut counts = store.jobs_by_state().await.unwrap();
+    counts.sort_by_key(|(state, _)| state.as_str());
+    assert_eq!(counts, [(JobState::Queued, 2), (JobState::Running, 1)]);
+}
+
 // ---------------------------------------------------------------------------
 // Leases
 // ---------------------------------------------------------------------------
@@ -1422,12 +1443,14 @@ async fn logs_append_ignores_replays(store: Store) {
             stream: LogStream::Stdout,
             time,
             data: b"one\n".to_vec(),
+            raw_end: None,
         },
         NewChunk {
             seq: 2,
             stream: LogStream::Stderr,
             time,
             data: b"two\n".to_vec(),
+            raw_end: None,
         },
     ];
     store.append_logs(&queued.id, &first).await.unwrap();
@@ -1442,6 +1465,7 @@ async fn logs_append_ignores_replays(store: Store) {
             stream: LogStream::Stdout,
             time,
             data: b"three\n".to_vec(),
+            raw_end: None,
         },
     ];
     store.append_logs(&queued.id, &replay).await.unwrap();
@@ -1474,6 +1498,47 @@ async fn logs_append_ignores_replays(store: Store) {
         .unwrap();
     assert_eq!(store.last_log_seq(&other.id).await.unwrap(), 7);
     assert_eq!(store.last_log_seq(&queued.id).await.unwrap(), 3);
+}
+
+async fn log_raw_offsets_are_each_streams_last_resume_point(store: Store) {
+    create_app(&store, "web").await;
+    let queued = create_job(&store, "web").await;
+    assert_eq!(
+        store.log_raw_offsets(&queued.id).await.unwrap(),
+        RawOffsets::default()
+    );
+    let at = |seq, stream, raw_end| NewChunk {
+        stream,
+        raw_end,
+        ..chunk(seq, b"x")
+    };
+    store
+        .append_logs(
+            &queued.id,
+            &[
+                at(1, LogStream::Stdout, Some(10)),
+                at(2, LogStream::Stderr, Some(4)),
+                at(3, LogStream::Stdout, Some(20)),
+                // Not a resume point: the one before it counts.
+                at(4, LogStream::Stdout, None),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.log_raw_offsets(&queued.id).await.unwrap(),
+        RawOffsets {
+            stdout: 20,
+            stderr: 4
+        }
+    );
+    // Another job's chunks do not count.
+    let other = create_job(&store, "web").await;
+    store
+        .append_logs(&other.id, &[at(1, LogStream::Stderr, Some(99))])
+        .await
+        .unwrap();
+    assert_eq!(store.log_raw_offsets(&queued.id).await.unwrap().stderr, 4);
 }
 
 async fn logs_after_pages(store: Store) {
@@ -1595,8 +1660,11 @@ async fn reap_until(store: &Store, ids: &[&str]) -> jobs_store::ReapReport {
         let report = store.reap_expired_leases().await.unwrap();
         total.requeued.extend(report.requeued);
         total.lost.extend(report.lost);
+        total.expired.extend(report.expired);
         let seen = |id: &&str| {
-            total.requeued.iter().any(|r| r == id) || total.lost.iter().any(|l| l == id)
+            total.requeued.iter().any(|r| r == id)
+                || total.lost.iter().any(|l| l == id)
+                || total.expired.iter().any(|e| e == id)
         };
         if ids.iter().all(seen) {
             return total;
@@ -2155,6 +2223,113 @@ async fn workers_registry_lists_live_workers_with_free_slots(store: Store) {
     store.remove_worker("one").await.unwrap();
     assert!(store.free_workers(fresh).await.unwrap().is_empty());
     assert_eq!(store.list_workers().await.unwrap().len(), 2);
+}
+
+async fn queued_jobs_know_their_place_and_the_capacity(store: Store) {
+    let fresh = Duration::from_secs(60);
+    create_app(&store, "web").await;
+    create_app(&store, "api").await;
+    let first = create_job(&store, "web").await.id;
+    let second = create_job(&store, "api").await.id;
+    let interactive = store
+        .create_job(
+            "web",
+            &JobCreate {
+                interactive: Some(jobs_core::wire::Interactive { tty: false }),
+                ..job_create()
+            },
+        )
+        .await
+        .unwrap()
+        .0
+        .id;
+    let third = create_job(&store, "web").await.id;
+    let none = Capacity::default();
+    // One line across apps, in creation order; interactive runs have theirs.
+    assert_eq!(
+        store.queue_place(&first, fresh).await.unwrap(),
+        Some((1, none))
+    );
+    assert_eq!(
+        store.queue_place(&second, fresh).await.unwrap(),
+        Some((2, none))
+    );
+    assert_eq!(
+        store.queue_place(&third, fresh).await.unwrap(),
+        Some((3, none))
+    );
+    assert_eq!(
+        store.queue_place(&interactive, fresh).await.unwrap(),
+        Some((1, none))
+    );
+
+    store.upsert_worker("a", 4, 0).await.unwrap();
+    store.upsert_worker("b", 2, 1).await.unwrap();
+    let live = Capacity {
+        workers: 2,
+        slots: 6,
+        free_slots: 1,
+    };
+    assert_eq!(
+        store.queue_place(&third, fresh).await.unwrap(),
+        Some((3, live))
+    );
+    // Workers not heard from within the window do not count.
+    assert_eq!(
+        store.queue_place(&third, Duration::ZERO).await.unwrap(),
+        Some((3, none))
+    );
+
+    // A job that started has no place, and the ones behind it move up.
+    claim(&store, &first, "a", LEASE).await;
+    assert_eq!(store.queue_place(&first, fresh).await.unwrap(), None);
+    assert_eq!(
+        store.queue_place(&third, fresh).await.unwrap(),
+        Some((2, live))
+    );
+    assert_eq!(store.queue_place("no-such-job", fresh).await.unwrap(), None);
+}
+
+async fn queue_timeouts_cancel_jobs_no_worker_started(store: Store) {
+    create_app(&store, "web").await;
+    let impatient = store
+        .create_job(
+            "web",
+            &JobCreate {
+                queue_timeout_seconds: Some(1),
+                ..job_create()
+            },
+        )
+        .await
+        .unwrap()
+        .0;
+    let patient = create_job(&store, "web").await;
+    let started = store
+        .create_job(
+            "web",
+            &JobCreate {
+                queue_timeout_seconds: Some(1),
+                ..job_create()
+            },
+        )
+        .await
+        .unwrap()
+        .0;
+    let running = claim(&store, &started.id, "w1", LEASE).await;
+    assert!(store.mark_running(&running.fence).await.unwrap());
+
+    let report = reap_until(&store, &[&impatient.id]).await;
+    assert_eq!(report.expired, vec![impatient.id.clone()]);
+    let ended = job(&store, &impatient.id).await;
+    assert_eq!(ended.state, JobState::Canceled);
+    assert_eq!(
+        ended.reason.as_deref(),
+        Some("not started within its queue timeout of 1s")
+    );
+    assert!(ended.finished_at.is_some());
+    assert_eq!(ended.exit_code, None);
+    assert_eq!(job(&store, &patient.id).await.state, JobState::Queued);
+    assert_eq!(job(&store, &started.id).await.state, JobState::Running);
 }
 
 async fn offers_reach_the_direct_channel(store: Store) {

@@ -6,6 +6,9 @@
 //! (succeeded, failed, timed out, canceled), and recorded before the
 //! terminal state, so that a job seen as ended has its artifacts complete.
 //! A missing path is noted in the job and does not change its outcome.
+//!
+//! Paths under `/tmp`, a tmpfs that goes with the stopped container, are
+//! read from the copy the shim made at the command's end ([`crate::shim`]).
 
 use jobs_blobs::{PutChecks, PutError, artifact_key};
 use jobs_core::wire::Artifact;
@@ -24,9 +27,25 @@ pub async fn collect_artifacts(
     if paths.is_empty() {
         return;
     }
+    // Under the shim, what lived on the /tmp tmpfs was copied where the
+    // stopped container's archive can be read.
+    let shim = context
+        .runtime
+        .has_shim(container_id)
+        .await
+        .unwrap_or(false);
+    let copies: std::collections::HashMap<usize, String> = crate::shim::tmpfs_artifacts(paths)
+        .into_iter()
+        .enumerate()
+        .map(|(n, (index, path))| (index, crate::shim::artifact_copy(n, path)))
+        .collect();
     let mut artifacts = Vec::with_capacity(paths.len());
     for (index, path) in paths.iter().enumerate() {
-        let artifact = collect_one(context, &fence.job_id, index, path, container_id).await;
+        let source = copies
+            .get(&index)
+            .filter(|_| shim)
+            .map_or(path.as_str(), String::as_str);
+        let artifact = collect_one(context, &fence.job_id, index, path, source, container_id).await;
         match &artifact.error {
             None => {
                 tracing::info!(job_id = fence.job_id, path, size = ?artifact.size, "artifact collected")
@@ -54,6 +73,7 @@ async fn collect_one(
     job_id: &str,
     index: usize,
     path: &str,
+    source: &str,
     container_id: &str,
 ) -> Artifact {
     let failed = |error: String| Artifact {
@@ -61,7 +81,7 @@ async fn collect_one(
         size: None,
         error: Some(error),
     };
-    let archive = match context.runtime.download_archive(container_id, path).await {
+    let archive = match context.runtime.download_archive(container_id, source).await {
         Ok(archive) => archive,
         Err(DownloadError::Missing) => return failed("no such file or directory".to_owned()),
         Err(DownloadError::Other(error)) => {

@@ -4,9 +4,10 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use jobs_core::JobState;
 use jobs_store::{ClaimedJob, Fence, Heartbeat, Store};
+use tracing::Instrument;
 
 use crate::{
-    artifacts, log_pump,
+    artifacts, capture, log_pump,
     runtime::{
         ContainerExit, ContainerSpec, LABEL_ATTEMPT, LABEL_JOB_ID, LABEL_WORKER_ID, StartError,
     },
@@ -78,6 +79,17 @@ pub async fn resume(
 /// Heartbeats while `body` runs, makes the attempt stoppable by job id,
 /// and records the ending that `body` returns.
 pub(crate) async fn supervise<Body, Fut>(context: &WorkerContext, fence: &Fence, body: Body)
+where
+    Body: FnOnce(Arc<StopSignal>) -> Fut,
+    Fut: std::future::Future<Output = Option<Ending>>,
+{
+    // Every log line of the attempt names its job, as the API's lines of
+    // the same job do, so one job can be followed across both.
+    let span = tracing::info_span!("job", job_id = %fence.job_id, attempt = fence.attempt);
+    supervised(context, fence, body).instrument(span).await;
+}
+
+async fn supervised<Body, Fut>(context: &WorkerContext, fence: &Fence, body: Body)
 where
     Body: FnOnce(Arc<StopSignal>) -> Fut,
     Fut: std::future::Future<Output = Option<Ending>>,
@@ -178,7 +190,7 @@ async fn start_and_follow(
     }
     // Attach before starting, so that no byte written at start-up is missed.
     let secrets = Secrets::new(&claimed.secret_values);
-    let pump = match start_pump(context, fence, container_id, secrets).await {
+    let pump = match start_pump(context, fence, container_id, secrets.clone()).await {
         Ok(pump) => pump,
         Err(ending) => return Some(ending),
     };
@@ -190,14 +202,39 @@ async fn start_and_follow(
         pump.abort();
         return Some(start_failure(error));
     }
-    match context.store.mark_running(fence).await {
-        Ok(true) => {}
-        Ok(false) => stop.request(StopReason::LeaseLost),
-        Err(error) => {
-            tracing::warn!(job_id = fence.job_id, %error, "marking the job running failed");
-        }
+    // Retried through a database outage: a job left `starting` with its
+    // container running would look unstarted to a restarted worker.
+    if !retry_until_ok("marking the job running", || {
+        context.store.mark_running(fence)
+    })
+    .await
+    {
+        stop.request(StopReason::LeaseLost);
     }
-    finish_following(context, stop, container_id, pump, claimed.timeout, None).await
+    let exit = wait_or_stop(context, stop, container_id, claimed.timeout).await;
+    let _ = pump.await;
+    if exit.as_ref().is_ok_and(|exit| exit.engine_lost)
+        && context
+            .runtime
+            .has_shim(container_id)
+            .await
+            .unwrap_or(false)
+    {
+        // The attach broke with the engine: what it missed is in the
+        // shim's log.
+        let _ = recover_output(context, fence, container_id, secrets)
+            .await
+            .await;
+    }
+    let mut ending = ending_of(stop, exit, claimed.timeout);
+    if let Some(ending) = ending.as_mut().filter(|ending| {
+        ending.state == JobState::Failed && matches!(ending.exit_code, Some(126 | 127))
+    }) && let Some(reason) = capture::exec_failure(&context.runtime, container_id).await
+    {
+        // Under the shim, Docker no longer sees a command it cannot run.
+        ending.reason = Some(reason);
+    }
+    ending
 }
 
 async fn follow_container(
@@ -220,6 +257,17 @@ async fn follow_container(
             ));
         }
     };
+    let shim = context
+        .runtime
+        .has_shim(container_id)
+        .await
+        .unwrap_or(false);
+    if shim {
+        // The shim kept every byte: what was not stored is read back from
+        // its log, live while the container runs.
+        let pump = recover_output(context, fence, container_id, secrets).await;
+        return finish_following(context, stop, container_id, pump, timeout, None).await;
+    }
     if !running {
         return ending_of(stop, context.runtime.wait(container_id).await, timeout);
     }
@@ -274,6 +322,49 @@ async fn start_pump(
     )))
 }
 
+/// Stores what a shim-run container wrote after the job's stored output:
+/// from its output log ([`capture`]), to its end.
+async fn recover_output(
+    context: &WorkerContext,
+    fence: &Fence,
+    container_id: &str,
+    secrets: Secrets,
+) -> PumpTask {
+    let job_id = &fence.job_id;
+    let last_seq = retry_until_ok("reading the last log sequence", || {
+        context.store.last_log_seq(job_id)
+    })
+    .await;
+    let from = retry_until_ok("reading where the stored output ends", || {
+        context.store.log_raw_offsets(job_id)
+    })
+    .await;
+    tracing::info!(job_id, ?from, "reading back the output written meanwhile");
+    let (sender, receiver) = tokio::sync::mpsc::channel(RECOVER_QUEUE);
+    tokio::spawn(capture::recover(
+        context.runtime.clone(),
+        container_id.to_owned(),
+        from,
+        sender,
+    ));
+    let pieces: log_pump::Pieces =
+        Box::pin(futures::stream::unfold(receiver, |mut receiver| async {
+            receiver.recv().await.map(|piece| (piece, receiver))
+        }));
+    tokio::spawn(log_pump::pump_pieces(
+        context.store.clone(),
+        job_id.clone(),
+        last_seq,
+        from,
+        secrets,
+        pieces,
+        log_pump::PumpOptions::default(),
+    ))
+}
+
+/// Pieces read back from an output log that may wait for the pump.
+const RECOVER_QUEUE: usize = 16;
+
 /// Waits for the end (or stops the container), then for the pump.
 pub(crate) async fn finish_following(
     context: &WorkerContext,
@@ -312,6 +403,15 @@ fn ending_of(
     let exit = match exit {
         Ok(exit) => exit,
         Err(error) => {
+            // The end can never be known: `lost`, with the reason, rather
+            // than an invented exit code.
+            if let Some(lost) = error.downcast_ref::<crate::runtime::EngineLost>() {
+                return Some(Ending {
+                    state: JobState::Lost,
+                    exit_code: None,
+                    reason: Some(lost.to_string()),
+                });
+            }
             return Some(Ending::failed(
                 None,
                 format!("waiting for the container failed: {error}"),
@@ -345,10 +445,47 @@ async fn wait_or_stop(
         () = stop.requested() => {}
         () = tokio::time::sleep(timeout) => stop.request(StopReason::TimedOut),
     }
+    if context
+        .runtime
+        .has_shim(container_id)
+        .await
+        .unwrap_or(false)
+    {
+        return stop_under_shim(context, container_id, waiting).await;
+    }
     context
         .runtime
         .stop(container_id, context.config.stop_grace)
         .await?;
+    waiting.await
+}
+
+/// How long the shim may take, once told the grace is over, to kill the
+/// command and copy its artifacts out of /tmp (at most /tmp's cap).
+const SHIM_FINISH_GRACE: Duration = Duration::from_secs(60);
+
+/// Stops a container that runs under the shim: SIGTERM to the command,
+/// then after the grace the shim's own signal (it SIGKILLs the command and
+/// copies the artifacts), and SIGKILL to the container only as a last
+/// resort.
+async fn stop_under_shim(
+    context: &WorkerContext,
+    container_id: &str,
+    mut waiting: std::pin::Pin<
+        &mut impl std::future::Future<Output = anyhow::Result<ContainerExit>>,
+    >,
+) -> anyhow::Result<ContainerExit> {
+    let runtime = &context.runtime;
+    runtime.kill(container_id, "SIGTERM").await?;
+    if let Ok(exit) = tokio::time::timeout(context.config.stop_grace, &mut waiting).await {
+        return exit;
+    }
+    runtime.kill(container_id, crate::shim::KILL_SIGNAL).await?;
+    if let Ok(exit) = tokio::time::timeout(SHIM_FINISH_GRACE, &mut waiting).await {
+        return exit;
+    }
+    tracing::warn!(container_id, "the shim did not end; killing the container");
+    runtime.kill(container_id, "SIGKILL").await?;
     waiting.await
 }
 
@@ -387,6 +524,12 @@ pub(crate) fn container_spec(context: &WorkerContext, claimed: &ClaimedJob) -> C
         hardening: claimed.hardening.clone(),
         interactive: claimed.job.interactive,
         uploads: !claimed.job.uploads.is_empty(),
+        // A terminal passes through untouched: no shim for interactive runs.
+        shim: claimed
+            .job
+            .interactive
+            .is_none()
+            .then(|| claimed.job.artifact_paths.clone()),
     }
 }
 
@@ -507,16 +650,19 @@ mod tests {
         let ok = ending_for_exit(ContainerExit {
             exit_code: 0,
             oom_killed: false,
+            engine_lost: false,
         });
         assert_eq!(ok.state, JobState::Succeeded);
         let failed = ending_for_exit(ContainerExit {
             exit_code: 3,
             oom_killed: false,
+            engine_lost: false,
         });
         assert_eq!(failed, Ending::failed(Some(3), "exit status 3".into()));
         let oom = ending_for_exit(ContainerExit {
             exit_code: 137,
             oom_killed: true,
+            engine_lost: false,
         });
         assert_eq!(oom, Ending::failed(Some(137), "oom killed".into()));
     }
@@ -526,6 +672,7 @@ mod tests {
         let exit = Some(ContainerExit {
             exit_code: 143,
             oom_killed: false,
+            engine_lost: false,
         });
         let timeout = Duration::from_secs(90);
         let timed_out = ending_for_stop(Some(StopReason::TimedOut), exit, timeout).unwrap();

@@ -1,5 +1,6 @@
 //! The worker's configuration: flags, each with its environment variable.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -15,6 +16,13 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "jobs-worker", version)]
 pub struct Config {
+    /// A TOML file of settings whose keys are the long flags below, with
+    /// `_` or `-` between words (`listen = "0.0.0.0:8420"`). A flag beats
+    /// its environment variable, which beats the file, which beats the
+    /// default. An unknown key or a bad value fails the start.
+    #[arg(long, env = "JOBS_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
     /// The PostgreSQL database, `postgres://…`.
     #[arg(long, env = "JOBS_DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
@@ -51,6 +59,10 @@ pub struct Config {
     /// Docker's defaults (the local socket).
     #[arg(long, env = "DOCKER_HOST")]
     pub docker_host: Option<String>,
+    /// How long a running job waits for an unreachable Docker engine (a
+    /// restart of dockerd) to answer again before it is recorded `lost`.
+    #[arg(long, env = "JOBS_ENGINE_GRACE", default_value = "5m", value_parser = parse_duration)]
+    pub engine_grace: Duration,
     /// How long an interactive run's API may stay unreachable before the run
     /// is stopped (the worker dials it again meanwhile).
     #[arg(long, env = "JOBS_ATTACH_GRACE", default_value = "60s", value_parser = parse_duration)]

@@ -4,11 +4,23 @@
 //! Output chunks go up as they are cut; stdin, window sizes, EOF and a
 //! terminate come down. A dropped connection is dialed again; if the API
 //! stays unreachable for the grace period, the run is stopped.
+//!
+//! Stdin is exactly-once (`jobs_core::attach::input`): this worker is its
+//! point of truth. Every input frame names the offset of its first byte;
+//! bytes below what was already written (a resend) are dropped, and an
+//! `input_ack` goes up after writes (at once after 256 KiB, else 5 ms
+//! later, to ack several frames at once), and first on every connection, so
+//! that the API and the client resend exactly what is missing. The ack
+//! follows the write into the container's stdin (handed to the Docker
+//! engine's attach stream and flushed): it never covers a byte not written.
 
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use jobs_core::attach::{OutputFrame, WindowSize, WorkerCommand};
+use jobs_core::attach::{
+    INPUT_OFFSETS_QUERY, OutputFrame, WindowSize, WorkerCommand, WorkerMessage,
+    input::{Fresh, InputFrame, fresh_part},
+};
 use jobs_store::{AttachEndpoint, NewChunk};
 use reqwest_websocket::{Message, Upgrade, WebSocket};
 use tokio::{
@@ -23,6 +35,10 @@ use crate::{
 
 /// How often a quiet socket is pinged.
 const PING_EVERY: Duration = Duration::from_secs(15);
+/// Written bytes after which an ack goes up at once; fewer wait up to
+/// [`ACK_DELAY`], so that a stream of frames gets one ack for several.
+const ACK_EVERY_BYTES: u64 = 256 * 1024;
+const ACK_DELAY: Duration = Duration::from_millis(5);
 
 /// What one bridge needs.
 pub struct Bridge {
@@ -38,6 +54,19 @@ pub struct Bridge {
     pub started: watch::Receiver<bool>,
     /// How long the API may stay unreachable before the run is stopped.
     pub grace: Duration,
+    /// Where the container's stdin stands.
+    pub stdin: StdinProgress,
+}
+
+/// How far the container's stdin got, across connections.
+#[derive(Debug, Default)]
+pub struct StdinProgress {
+    /// Input bytes written to the container's stdin so far: the offset of
+    /// the next one.
+    pub written: u64,
+    /// Where the input ends, once told; stdin is closed when `written`
+    /// gets there.
+    pub end_at: Option<u64>,
 }
 
 /// Why a connection ended.
@@ -109,6 +138,15 @@ impl Bridge {
         pending_resize: &mut Option<WindowSize>,
     ) -> Disconnect {
         let (mut sink, mut stream) = socket.split();
+        // The API resends from here: what it sent on a connection that
+        // dropped may not have arrived.
+        if send_ack(&mut sink, self.stdin.written).await.is_err() {
+            return Disconnect::Dropped;
+        }
+        // Until the API says otherwise, it is one that sends raw stdin.
+        let mut offsets = false;
+        let mut acked = self.stdin.written;
+        let mut acked_at = tokio::time::Instant::now();
         let mut ping =
             tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         loop {
@@ -132,13 +170,26 @@ impl Bridge {
                     }
                 }
                 message = stream.next() => match message {
-                    Some(Ok(Message::Binary(bytes))) => self.write_stdin(&bytes).await,
+                    Some(Ok(Message::Binary(bytes))) => {
+                        self.take_input(&bytes, offsets).await;
+                        if self.stdin.written >= acked + ACK_EVERY_BYTES {
+                            if send_ack(&mut sink, self.stdin.written).await.is_err() {
+                                return Disconnect::Dropped;
+                            }
+                            (acked, acked_at) = (self.stdin.written, tokio::time::Instant::now());
+                        }
+                    }
                     Some(Ok(Message::Text(text))) => match serde_json::from_str::<WorkerCommand>(&text) {
                         Ok(WorkerCommand::Resize(size)) => {
                             *pending_resize = Some(size);
                             self.apply_resize(pending_resize).await;
                         }
                         Ok(WorkerCommand::Eof) => self.close_stdin().await,
+                        Ok(WorkerCommand::InputOffsets) => offsets = true,
+                        Ok(WorkerCommand::InputEnd { offset }) => {
+                            self.stdin.end_at = Some(offset);
+                            self.close_stdin_at_end().await;
+                        }
                         Ok(WorkerCommand::Terminate { reason }) => {
                             tracing::info!(job_id = self.job_id, reason, "the API stops the run");
                             stop.request(StopReason::Abandoned);
@@ -153,17 +204,82 @@ impl Bridge {
                         self.apply_resize(pending_resize).await;
                     }
                 }
+                // What was written since the last ack, a moment later.
+                () = tokio::time::sleep_until(acked_at + ACK_DELAY), if self.stdin.written > acked => {
+                    if send_ack(&mut sink, self.stdin.written).await.is_err() {
+                        return Disconnect::Dropped;
+                    }
+                    (acked, acked_at) = (self.stdin.written, tokio::time::Instant::now());
+                }
             }
         }
     }
 
-    async fn write_stdin(&mut self, bytes: &[u8]) {
-        let Some(input) = self.input.as_mut() else {
-            return;
+    /// Writes the new part of an input frame (raw bytes from an API
+    /// without `offsets`) into the container's stdin; `written` moves by
+    /// what was written.
+    async fn take_input(&mut self, frame: &[u8], offsets: bool) {
+        let frame = if offsets {
+            InputFrame::decode(frame)
+        } else {
+            Ok(InputFrame {
+                offset: self.stdin.written,
+                data: frame,
+            })
         };
-        if let Err(error) = input.write_all(bytes).await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(error) => {
+                tracing::warn!(job_id = self.job_id, %error, "ignoring a malformed input frame");
+                return;
+            }
+        };
+        let skip = match fresh_part(self.stdin.written, &frame) {
+            Fresh::From(skip) => skip,
+            Fresh::Gap => {
+                // Not written, so not acknowledged: the API resends from
+                // the ack after the next reconnect.
+                tracing::warn!(
+                    job_id = self.job_id,
+                    written = self.stdin.written,
+                    offset = frame.offset,
+                    "an input frame skips ahead; dropping it"
+                );
+                return;
+            }
+        };
+        let fresh = &frame.data[skip..];
+        if fresh.is_empty() || !self.write_stdin(fresh).await {
+            return;
+        }
+        self.stdin.written += fresh.len() as u64;
+        self.close_stdin_at_end().await;
+    }
+
+    /// Writes and flushes; false if the container's stdin is closed.
+    async fn write_stdin(&mut self, bytes: &[u8]) -> bool {
+        let Some(input) = self.input.as_mut() else {
+            return false;
+        };
+        let written = async {
+            input.write_all(bytes).await?;
+            input.flush().await
+        };
+        if let Err(error) = written.await {
             tracing::debug!(job_id = self.job_id, %error, "the container's stdin is closed");
             self.input = None;
+            return false;
+        }
+        true
+    }
+
+    async fn close_stdin_at_end(&mut self) {
+        if self
+            .stdin
+            .end_at
+            .is_some_and(|end| self.stdin.written >= end)
+        {
+            self.close_stdin().await;
         }
     }
 
@@ -198,8 +314,9 @@ async fn dial(
     job_id: &str,
     attempt: i32,
 ) -> Result<WebSocket, DialError> {
+    let (name, value) = INPUT_OFFSETS_QUERY;
     let url = format!(
-        "{}/v1/jobs/{job_id}/attach/worker?attempt={attempt}",
+        "{}/v1/jobs/{job_id}/attach/worker?attempt={attempt}&{name}={value}",
         endpoint.url.trim_end_matches('/'),
     );
     let response = client
@@ -217,6 +334,15 @@ async fn dial(
         .into_websocket()
         .await
         .map_err(|error| DialError::Unreachable(error.to_string()))
+}
+
+async fn send_ack<S>(sink: &mut S, written: u64) -> Result<(), S::Error>
+where
+    S: futures::Sink<Message> + Unpin,
+{
+    let ack = WorkerMessage::InputAck { offset: written };
+    let text = serde_json::to_string(&ack).expect("worker messages serialize");
+    sink.send(Message::Text(text)).await
 }
 
 /// Reads the live output to its end with nobody to send it to: it is in

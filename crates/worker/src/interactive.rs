@@ -199,6 +199,7 @@ async fn start_and_bridge(
         input: Some(input),
         started: started_watch,
         grace: context.config.attach_grace,
+        stdin: Default::default(),
     };
     let bridge_stop = stop.clone();
     let mut bridge = tokio::spawn(async move { bridge.run(live, &bridge_stop).await });

@@ -6,18 +6,23 @@
 //! - [`uploads`]: uploaded files streamed from the object store into a container;
 //! - [`artifacts`]: artifact paths streamed out of a container into the object store;
 //! - [`log_pump`]: container output into the store, bounded;
+//! - [`shim`]: the static helper that runs a job's command and keeps a copy
+//!   of its output and of its /tmp artifacts; [`capture`] reads that output
+//!   back after a worker restart;
 //! - [`secret_mask`]: secret config values masked out of output;
 //! - [`runtime`]: Docker, behind a small interface;
 //! - [`stop_signal`]: cancel, timeout, lost lease and shutdown requests.
 
 pub mod artifacts;
 pub mod attempt;
+pub mod capture;
 pub mod config;
 pub mod dial_back;
 pub mod interactive;
 pub mod log_pump;
 pub mod runtime;
 pub mod secret_mask;
+pub mod shim;
 pub mod stop_signal;
 pub mod telemetry;
 pub mod uploads;

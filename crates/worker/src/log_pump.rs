@@ -6,14 +6,19 @@
 //!
 //! Secret config values are masked before chunking ([`crate::secret_mask`]),
 //! so no stored chunk, and thus no `jobs logs` or follower, ever holds one.
+//!
+//! Each chunk also records where it ends in its stream's raw bytes (before
+//! masking), when it ends exactly at a known place: a restarted worker
+//! reads the container's output log ([`crate::capture`]) from there.
 
 use std::time::Duration;
 
 use bollard::container::LogOutput;
+use bytes::Bytes;
 use chrono::Utc;
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use jobs_core::wire::LogStream;
-use jobs_store::{NewChunk, Store};
+use jobs_store::{NewChunk, RawOffsets, Store};
 use tokio::{sync::mpsc, time::Instant};
 
 use crate::{
@@ -32,6 +37,55 @@ const INTERACTIVE_HOLD: Duration = Duration::from_millis(30);
 const QUEUE_CHUNKS: usize = 32;
 /// How many chunks one insert may carry.
 const BATCH_CHUNKS: usize = 64;
+/// The most raw bytes given to a masker at once: a chunk is cut before a
+/// piece that would not fit, so that it ends at a known raw offset.
+const MASK_PIECE_BYTES: usize = 16 * 1024;
+
+/// One item of a container's output, as the pump reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// Bytes the container wrote to a stream.
+    Output(LogStream, Bytes),
+    /// This many bytes of a stream were written but are not kept: the
+    /// pump stores a marked line in their place.
+    Gap(LogStream, u64),
+}
+
+/// A container's output as pieces.
+pub type Pieces = std::pin::Pin<Box<dyn Stream<Item = Piece> + Send>>;
+
+/// The pieces of Docker's attach stream; a read error ends them.
+pub fn pieces_of(output: OutputStream) -> Pieces {
+    Box::pin(
+        output
+            .filter_map(|item| async move {
+                match item {
+                    Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                        Some(Some(Piece::Output(LogStream::Stdout, message)))
+                    }
+                    Ok(LogOutput::StdErr { message }) => {
+                        Some(Some(Piece::Output(LogStream::Stderr, message)))
+                    }
+                    Ok(LogOutput::StdIn { .. }) => None,
+                    Err(error) => {
+                        tracing::warn!(%error, "reading container output failed");
+                        Some(None)
+                    }
+                }
+            })
+            .take_while(|piece| std::future::ready(piece.is_some()))
+            .filter_map(std::future::ready),
+    )
+}
+
+/// The marked line stored in place of bytes that were not kept.
+pub fn gap_line(stream: LogStream, bytes: u64) -> String {
+    let stream = match stream {
+        LogStream::Stdout => "stdout",
+        LogStream::Stderr => "stderr",
+    };
+    format!("[jobs: {bytes} bytes of {stream} written while the worker was away were not kept]\n")
+}
 
 /// How chunks are cut and where else they go.
 #[derive(Debug, Clone)]
@@ -72,14 +126,36 @@ pub async fn pump(
     output: OutputStream,
     options: PumpOptions,
 ) -> PumpReport {
+    pump_pieces(
+        store,
+        job_id,
+        last_seq,
+        RawOffsets::default(),
+        secrets,
+        pieces_of(output),
+        options,
+    )
+    .await
+}
+
+/// [`pump`] over pieces, with raw offsets counted on from `raw_start`
+/// (where the stored output ends, for a taken-over container).
+pub async fn pump_pieces(
+    store: Store,
+    job_id: String,
+    last_seq: i64,
+    raw_start: RawOffsets,
+    secrets: Secrets,
+    output: Pieces,
+    options: PumpOptions,
+) -> PumpReport {
     // The count only: a value must never reach a log line.
     tracing::debug!(job_id, secrets = secrets.len(), "pumping output");
     let (sender, receiver) = mpsc::channel(QUEUE_CHUNKS);
     let writer = tokio::spawn(write_batches(store, job_id, receiver));
     let report = read_chunks(
         output,
-        last_seq,
-        secrets,
+        MaskingChunker::new(last_seq, raw_start, secrets),
         Sinks {
             store: sender,
             live: options.live,
@@ -96,13 +172,11 @@ pub async fn pump(
 /// Cuts the output into chunks: a chunk ends when the stream switches, when
 /// it reaches [`MAX_CHUNK_BYTES`], or [`FLUSH_INTERVAL`] after its first byte.
 async fn read_chunks(
-    mut output: OutputStream,
-    last_seq: i64,
-    secrets: Secrets,
+    mut output: Pieces,
+    mut chunker: MaskingChunker,
     sender: Sinks,
     flush_interval: Duration,
 ) -> PumpReport {
-    let mut chunker = MaskingChunker::new(last_seq, secrets);
     let mut report = PumpReport::default();
     let mut deadline: Option<Instant> = None;
     loop {
@@ -127,20 +201,19 @@ async fn read_chunks(
             },
             None => output.next().await,
         };
-        let (stream, bytes) = match item {
-            Some(Ok(LogOutput::StdOut { message })) | Some(Ok(LogOutput::Console { message })) => {
-                (LogStream::Stdout, message)
-            }
-            Some(Ok(LogOutput::StdErr { message })) => (LogStream::Stderr, message),
-            Some(Ok(LogOutput::StdIn { .. })) => continue,
-            Some(Err(error)) => {
-                tracing::warn!(%error, "reading container output failed");
-                break;
+        let was_empty = chunker.is_empty();
+        let mut chunks = match item {
+            Some(Piece::Output(stream, bytes)) => chunker.push(stream, &bytes),
+            Some(Piece::Gap(stream, bytes)) => {
+                tracing::warn!(
+                    ?stream,
+                    bytes,
+                    "output written while no worker was attached was not kept"
+                );
+                chunker.gap(stream, bytes)
             }
             None => break,
         };
-        let was_empty = chunker.is_empty();
-        let mut chunks = chunker.push(stream, &bytes);
         if flush_interval.is_zero() {
             chunks.extend(chunker.flush());
         }
@@ -211,15 +284,31 @@ struct MaskingChunker {
     chunker: Chunker,
     stdout: SecretMasker,
     stderr: SecretMasker,
+    /// Raw bytes of stdout and stderr pushed so far (and skipped by gaps).
+    raw: [i64; 2],
+}
+
+fn stream_index(stream: LogStream) -> usize {
+    match stream {
+        LogStream::Stdout => 0,
+        LogStream::Stderr => 1,
+    }
 }
 
 impl MaskingChunker {
-    fn new(last_seq: i64, secrets: Secrets) -> Self {
+    fn new(last_seq: i64, raw_start: RawOffsets, secrets: Secrets) -> Self {
         Self {
             chunker: Chunker::new(last_seq),
             stdout: SecretMasker::new(secrets.clone()),
             stderr: SecretMasker::new(secrets),
+            raw: [raw_start.stdout, raw_start.stderr],
         }
+    }
+
+    /// The raw offset of `stream` just past what its masker has released.
+    fn released(&mut self, stream: LogStream) -> i64 {
+        let pending = self.masker(stream).pending_len() as i64;
+        self.raw[stream_index(stream)] - pending
     }
 
     fn masker(&mut self, stream: LogStream) -> &mut SecretMasker {
@@ -235,12 +324,36 @@ impl MaskingChunker {
     }
 
     fn push(&mut self, stream: LogStream, bytes: &[u8]) -> Vec<NewChunk> {
-        let masked = self.masker(stream).push(bytes);
-        if masked.is_empty() {
-            // All held back: no reason to cut the other stream's chunk.
-            return Vec::new();
+        let mut chunks = Vec::new();
+        for piece in bytes.chunks(MASK_PIECE_BYTES) {
+            let masked = self.masker(stream).push(piece);
+            self.raw[stream_index(stream)] += piece.len() as i64;
+            if masked.is_empty() {
+                // All held back: no reason to cut the other stream's chunk.
+                continue;
+            }
+            let raw_end = self.released(stream);
+            chunks.extend(self.chunker.push(stream, &masked, raw_end));
         }
-        self.chunker.push(stream, &masked)
+        chunks
+    }
+
+    /// `bytes` of `stream` are not kept: what the masker holds goes first,
+    /// then the marked line in their place.
+    fn gap(&mut self, stream: LogStream, bytes: u64) -> Vec<NewChunk> {
+        let mut chunks = Vec::new();
+        let tail = self.masker(stream).finish();
+        let at = self.raw[stream_index(stream)];
+        if !tail.is_empty() {
+            chunks.extend(self.chunker.push(stream, &tail, at));
+        }
+        self.raw[stream_index(stream)] += i64::try_from(bytes).unwrap_or(i64::MAX);
+        let after = self.raw[stream_index(stream)];
+        chunks.extend(
+            self.chunker
+                .push(stream, gap_line(stream, bytes).as_bytes(), after),
+        );
+        chunks
     }
 
     /// The deadline's flush: what is decided; an undecided tail waits.
@@ -260,7 +373,8 @@ impl MaskingChunker {
         for stream in [current, other] {
             let tail = self.masker(stream).finish();
             if !tail.is_empty() {
-                chunks.extend(self.chunker.push(stream, &tail));
+                let raw_end = self.raw[stream_index(stream)];
+                chunks.extend(self.chunker.push(stream, &tail, raw_end));
             }
         }
         chunks.extend(self.chunker.flush());
@@ -273,6 +387,8 @@ struct Chunker {
     next_seq: i64,
     stream: LogStream,
     buffer: Vec<u8>,
+    /// The raw offset just past the buffer's bytes, when known.
+    buffer_raw_end: Option<i64>,
 }
 
 impl Chunker {
@@ -281,6 +397,7 @@ impl Chunker {
             next_seq: last_seq + 1,
             stream: LogStream::Stdout,
             buffer: Vec::new(),
+            buffer_raw_end: None,
         }
     }
 
@@ -288,18 +405,25 @@ impl Chunker {
         self.buffer.is_empty()
     }
 
-    /// Adds bytes; returns the chunks that are complete.
-    fn push(&mut self, stream: LogStream, mut bytes: &[u8]) -> Vec<NewChunk> {
+    /// Adds bytes that end at raw offset `raw_end` of their stream;
+    /// returns the chunks that are complete. A chunk is cut before bytes
+    /// that would not fit, so that it ends at a known raw offset; only a
+    /// push larger than a chunk makes chunks that end at none.
+    fn push(&mut self, stream: LogStream, mut bytes: &[u8], raw_end: i64) -> Vec<NewChunk> {
         let mut full = Vec::new();
         if stream != self.stream {
             full.extend(self.flush());
             self.stream = stream;
+        }
+        if self.buffer.len() + bytes.len() > MAX_CHUNK_BYTES {
+            full.extend(self.flush());
         }
         while !bytes.is_empty() {
             let room = MAX_CHUNK_BYTES - self.buffer.len();
             let (now, rest) = bytes.split_at(room.min(bytes.len()));
             self.buffer.extend_from_slice(now);
             bytes = rest;
+            self.buffer_raw_end = bytes.is_empty().then_some(raw_end);
             if self.buffer.len() == MAX_CHUNK_BYTES {
                 full.extend(self.flush());
             }
@@ -316,6 +440,7 @@ impl Chunker {
             stream: self.stream,
             time: Utc::now(),
             data: std::mem::take(&mut self.buffer),
+            raw_end: self.buffer_raw_end.take(),
         };
         self.next_seq += 1;
         Some(chunk)
@@ -341,9 +466,8 @@ mod tests {
         let (store, stored) = mpsc::channel(QUEUE_CHUNKS);
         let sinks = Sinks { store, live: None };
         let pump = tokio::spawn(read_chunks(
-            output,
-            0,
-            Secrets::new(secrets),
+            pieces_of(output),
+            MaskingChunker::new(0, RawOffsets::default(), Secrets::new(secrets)),
             sinks,
             Duration::ZERO,
         ));
@@ -384,8 +508,8 @@ mod tests {
     #[test]
     fn switching_streams_cuts_a_chunk() {
         let mut chunker = Chunker::new(0);
-        assert!(chunker.push(LogStream::Stdout, b"out").is_empty());
-        let cut = chunker.push(LogStream::Stderr, b"err");
+        assert!(chunker.push(LogStream::Stdout, b"out", 3).is_empty());
+        let cut = chunker.push(LogStream::Stderr, b"err", 3);
         assert_eq!(cut.len(), 1);
         assert_eq!(
             (cut[0].seq, cut[0].stream, cut[0].data.as_slice()),
@@ -405,7 +529,11 @@ mod tests {
 
     #[test]
     fn secrets_are_masked_across_pushes_deadlines_and_stream_switches() {
-        let mut chunker = MaskingChunker::new(0, Secrets::new(["hunter2-very-secret"]));
+        let mut chunker = MaskingChunker::new(
+            0,
+            RawOffsets::default(),
+            Secrets::new(["hunter2-very-secret"]),
+        );
         let mut chunks = chunker.push(LogStream::Stdout, b"pw=hunter2-");
         // The deadline flushes what is decided; the possible secret waits.
         chunks.extend(chunker.flush());
@@ -441,7 +569,7 @@ mod tests {
         let input: Vec<u8> = (0..MAX_CHUNK_BYTES * 2 + 10)
             .map(|i| (i % 251) as u8)
             .collect();
-        let mut chunks = chunker.push(LogStream::Stdout, &input);
+        let mut chunks = chunker.push(LogStream::Stdout, &input, input.len() as i64);
         chunks.extend(chunker.flush());
         assert_eq!(
             chunks.iter().map(|c| c.seq).collect::<Vec<_>>(),
@@ -450,5 +578,110 @@ mod tests {
         assert!(chunks.iter().all(|c| c.data.len() <= MAX_CHUNK_BYTES));
         let joined: Vec<u8> = chunks.into_iter().flat_map(|c| c.data).collect();
         assert_eq!(joined, input);
+    }
+
+    #[test]
+    fn chunks_end_at_raw_offsets_that_masking_does_not_shift() {
+        let mut chunker = MaskingChunker::new(
+            0,
+            RawOffsets {
+                stdout: 100,
+                stderr: 7,
+            },
+            Secrets::new(["hunter2"]),
+        );
+        let mut chunks = chunker.push(LogStream::Stdout, b"pw=hunter2 ok hun");
+        chunks.extend(chunker.flush());
+        // "hun" may begin the secret: held back, so the chunk ends before it.
+        assert_eq!(chunks[0].data, b"pw=*** ok ");
+        assert_eq!(chunks[0].raw_end, Some(100 + 14));
+        chunks = chunker.push(LogStream::Stderr, b"e");
+        chunks.extend(chunker.gap(LogStream::Stderr, 1000));
+        chunks.extend(chunker.finish());
+        let ends: Vec<_> = chunks.iter().map(|c| (c.stream, c.raw_end)).collect();
+        assert_eq!(
+            ends,
+            vec![
+                (LogStream::Stderr, Some(1008)),
+                // The held "hun", released at the end.
+                (LogStream::Stdout, Some(117)),
+            ]
+        );
+        assert_eq!(
+            chunks[0].data,
+            [
+                b"e".as_slice(),
+                gap_line(LogStream::Stderr, 1000).as_bytes()
+            ]
+            .concat()
+        );
+    }
+
+    #[test]
+    fn a_chunk_is_cut_before_a_piece_that_would_not_fit() {
+        let mut chunker = MaskingChunker::new(0, RawOffsets::default(), Secrets::new(["s3cr3t!"]));
+        let piece = vec![b'x'; 40 * 1024];
+        let mut chunks = chunker.push(LogStream::Stdout, &piece);
+        chunks.extend(chunker.push(LogStream::Stdout, &piece));
+        chunks.extend(chunker.finish());
+        // Every chunk ends at a known raw offset, and none is over the limit.
+        let ends: Vec<_> = chunks.iter().map(|c| c.raw_end.unwrap()).collect();
+        let mut total = 0;
+        for (chunk, end) in chunks.iter().zip(&ends) {
+            total += chunk.data.len() as i64;
+            assert_eq!(*end, total);
+            assert!(chunk.data.len() <= MAX_CHUNK_BYTES);
+        }
+        assert_eq!(total, 80 * 1024);
+    }
+
+    /// While the store does not take chunks (a database outage), the pump
+    /// stops reading: at most its queue and one chunk in the making are
+    /// held, and the rest of the output waits in the container's pipes.
+    #[tokio::test]
+    async fn a_stalled_store_stops_the_pump_reading_so_memory_stays_bounded() {
+        let (feed, fed) = mpsc::channel::<Piece>(1);
+        let output: Pieces = Box::pin(futures::stream::unfold(fed, |mut fed| async {
+            fed.recv().await.map(|piece| (piece, fed))
+        }));
+        // Nobody reads the store's side.
+        let (store, mut stored) = mpsc::channel(QUEUE_CHUNKS);
+        let sinks = Sinks { store, live: None };
+        let pump = tokio::spawn(read_chunks(
+            output,
+            MaskingChunker::new(0, RawOffsets::default(), Secrets::default()),
+            sinks,
+            FLUSH_INTERVAL,
+        ));
+        let block = bytes::Bytes::from(vec![b'y'; MAX_CHUNK_BYTES]);
+        let mut accepted = 0usize;
+        loop {
+            let sent = tokio::time::timeout(
+                Duration::from_millis(500),
+                feed.send(Piece::Output(LogStream::Stdout, block.clone())),
+            )
+            .await;
+            if sent.is_err() {
+                break;
+            }
+            accepted += 1;
+            assert!(
+                accepted <= QUEUE_CHUNKS + 4,
+                "the pump read on without bound"
+            );
+        }
+        assert!(
+            accepted >= QUEUE_CHUNKS,
+            "the queue holds {accepted} chunks"
+        );
+        // The store comes back: every chunk arrives, in order, once.
+        drop(feed);
+        let mut seqs = Vec::new();
+        while let Some(chunk) = stored.recv().await {
+            assert_eq!(chunk.data.len(), MAX_CHUNK_BYTES);
+            seqs.push(chunk.seq);
+        }
+        assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+        assert_eq!(pump.await.unwrap().chunks, seqs.len() as i64);
     }
 }

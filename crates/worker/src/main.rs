@@ -1,8 +1,7 @@
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config = jobs_worker::config::Config::parse();
+    let config: jobs_worker::config::Config =
+        jobs_core::config_file::parse_with_config_file(std::fs::read_to_string);
     jobs_worker::telemetry::init(&config.log_format);
     match jobs_worker::worker::run(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

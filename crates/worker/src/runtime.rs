@@ -24,6 +24,8 @@ use jobs_core::{hardening::Hardening, size::SizeLimits};
 pub const LABEL_JOB_ID: &str = "jobs.job_id";
 pub const LABEL_ATTEMPT: &str = "jobs.attempt";
 pub const LABEL_WORKER_ID: &str = "jobs.worker_id";
+/// Set on a container that runs under the shim ([`crate::shim`]).
+pub const LABEL_SHIM: &str = "jobs.shim";
 
 /// What to do when the image is not on this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -50,6 +52,9 @@ pub struct ContainerSpec {
     /// Whether the job has uploads: they get a volume of their own at
     /// `/tmp/uploads` (see [`uploads_mount`]).
     pub uploads: bool,
+    /// Whether the command runs under the shim, which keeps a copy of its
+    /// output and of these artifact paths under `/tmp` ([`crate::shim`]).
+    pub shim: Option<Vec<String>>,
 }
 
 /// How a container ended.
@@ -57,7 +62,23 @@ pub struct ContainerSpec {
 pub struct ContainerExit {
     pub exit_code: i64,
     pub oom_killed: bool,
+    /// Whether the engine went away while the container was waited for
+    /// (a restart of dockerd): its attach stream may have missed the end.
+    pub engine_lost: bool,
 }
+
+/// Why a container's end can never be known.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineLost {
+    #[error("its container is gone from the Docker engine")]
+    ContainerGone,
+    #[error("the Docker engine stayed unreachable for {}", humantime::format_duration(*.0))]
+    Unreachable(Duration),
+}
+
+/// How long a wait rides out an unreachable Docker engine (a restart of
+/// dockerd) before the job is given up as lost.
+pub const DEFAULT_ENGINE_GRACE: Duration = Duration::from_secs(300);
 
 /// Why a container could not be created or started.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +112,7 @@ pub struct Runtime {
     /// whose answer comes only once gigabytes have streamed through.
     archives: Docker,
     pull: PullPolicy,
+    engine_grace: Duration,
 }
 
 /// The writing end of an interactive container's stdin.
@@ -141,18 +163,52 @@ impl Runtime {
             docker,
             archives,
             pull,
+            engine_grace: DEFAULT_ENGINE_GRACE,
         })
     }
 
-    /// Creates the container, without starting it.
+    /// How long [`Runtime::wait`] rides out an unreachable engine.
+    pub fn with_engine_grace(mut self, grace: Duration) -> Self {
+        self.engine_grace = grace;
+        self
+    }
+
+    /// Creates the container, without starting it; with the shim, puts it
+    /// in.
     pub async fn create(&self, spec: &ContainerSpec) -> Result<String, StartError> {
         self.ensure_image(&spec.image).await?;
         let host_config = host_config(spec);
+        let mut labels = spec.labels.clone();
+        let (entrypoint, cmd) = match &spec.shim {
+            None => (None, spec.command.clone()),
+            Some(artifacts) => {
+                // The shim runs the image's entrypoint with the command, as
+                // Docker would have.
+                let image = self
+                    .docker
+                    .inspect_image(&spec.image)
+                    .await
+                    .map_err(|error| StartError::Other(error.to_string()))?;
+                let config = image.config.unwrap_or_default();
+                let mut command = config.entrypoint.unwrap_or_default();
+                if spec.command.is_empty() {
+                    command.extend(config.cmd.unwrap_or_default());
+                } else {
+                    command.extend(spec.command.iter().cloned());
+                }
+                labels.insert(LABEL_SHIM.to_owned(), "1".to_owned());
+                (
+                    Some(crate::shim::command_line(artifacts, command)),
+                    Vec::new(),
+                )
+            }
+        };
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
-            cmd: Some(spec.command.clone()),
+            entrypoint,
+            cmd: Some(cmd),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-            labels: Some(spec.labels.clone()),
+            labels: Some(labels),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             attach_stdin: Some(spec.interactive.is_some()),
@@ -169,12 +225,80 @@ impl Runtime {
         let options = CreateContainerOptionsBuilder::default()
             .name(&spec.name)
             .build();
-        match self.docker.create_container(Some(options), body).await {
-            Ok(created) => Ok(created.id),
+        let id = match self.docker.create_container(Some(options), body).await {
+            Ok(created) => created.id,
             Err(DockerError::DockerResponseServerError {
                 status_code: 404, ..
-            }) => Err(StartError::ImageNotFound(spec.image.clone())),
-            Err(error) => Err(StartError::Other(error.to_string())),
+            }) => return Err(StartError::ImageNotFound(spec.image.clone())),
+            Err(error) => return Err(StartError::Other(error.to_string())),
+        };
+        if spec.shim.is_some() {
+            // Under a read-only root `/.jobs` is a volume (see `mounts`).
+            let into_volume = spec.hardening.read_only_root;
+            let archive = crate::shim::archive(into_volume);
+            let dir = if into_volume { crate::shim::DIR } else { "/" };
+            let put = self
+                .upload_archive(&id, dir, futures::stream::once(async { Ok(archive) }))
+                .await;
+            if let Err(error) = put {
+                let _ = self.remove(&id).await;
+                return Err(StartError::Other(format!(
+                    "putting the shim in failed: {error}"
+                )));
+            }
+        }
+        Ok(id)
+    }
+
+    /// Whether the container runs under the shim.
+    pub async fn has_shim(&self, id: &str) -> anyhow::Result<bool> {
+        let inspected = self.docker.inspect_container(id, None).await?;
+        Ok(inspected
+            .config
+            .and_then(|config| config.labels)
+            .is_some_and(|labels| labels.contains_key(LABEL_SHIM)))
+    }
+
+    /// Sends `signal` (`SIGTERM`, …) to the container's first process.
+    pub async fn kill(&self, id: &str, signal: &str) -> anyhow::Result<()> {
+        let options = bollard::query_parameters::KillContainerOptionsBuilder::default()
+            .signal(signal)
+            .build();
+        match self.docker.kill_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            // 409: not running any more.
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404 | 409,
+                ..
+            }) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Runs `command` in the running container, as its user, and streams
+    /// its output.
+    pub async fn exec_output(
+        &self,
+        id: &str,
+        command: Vec<String>,
+    ) -> anyhow::Result<OutputStream> {
+        let exec = self
+            .docker
+            .create_exec(
+                id,
+                bollard::exec::CreateExecOptions {
+                    cmd: Some(command),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        match self.archives.start_exec(&exec.id, None).await? {
+            bollard::exec::StartExecResults::Attached { output, .. } => Ok(output),
+            bollard::exec::StartExecResults::Detached => {
+                anyhow::bail!("the exec started detached")
+            }
         }
     }
 
@@ -251,26 +375,61 @@ impl Runtime {
         }
     }
 
-    /// Waits until the container stops, then reads how it ended.
+    /// Waits until the container stops, then reads how it ended. Rides
+    /// out a restart of the engine: every request opens a new connection,
+    /// so the wait resumes once dockerd answers again, for up to the
+    /// engine grace; then, or when the container is gone, the error is an
+    /// [`EngineLost`].
     pub async fn wait(&self, id: &str) -> anyhow::Result<ContainerExit> {
-        let mut waiting = self.docker.wait_container(id, None::<WaitContainerOptions>);
-        // A non-zero exit arrives as an error; the inspect below is the
-        // single source of the exit code and the OOM flag either way.
-        while let Some(step) = waiting.next().await {
-            if let Err(DockerError::DockerResponseServerError { .. }) = step {
-                break;
+        let mut engine_lost = false;
+        let mut unreachable_since: Option<tokio::time::Instant> = None;
+        loop {
+            let mut waiting = self.docker.wait_container(id, None::<WaitContainerOptions>);
+            // A non-zero exit arrives as an error; the inspect below is the
+            // single source of the exit code and the OOM flag either way.
+            while let Some(step) = waiting.next().await {
+                match step {
+                    Err(
+                        DockerError::DockerResponseServerError { .. }
+                        | DockerError::DockerContainerWaitError { .. },
+                    ) => break,
+                    Err(error) => {
+                        tracing::warn!(container = id, %error, "waiting for the container broke off");
+                        engine_lost = true;
+                        break;
+                    }
+                    Ok(_) => {}
+                }
+            }
+            match self.docker.inspect_container(id, None).await {
+                Ok(inspected) => {
+                    unreachable_since = None;
+                    let state = inspected.state.unwrap_or_default();
+                    if state.running == Some(true) {
+                        // The wait broke off early: wait again.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                    return Ok(ContainerExit {
+                        exit_code: state.exit_code.unwrap_or(-1),
+                        oom_killed: state.oom_killed.unwrap_or(false),
+                        engine_lost,
+                    });
+                }
+                Err(DockerError::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => return Err(EngineLost::ContainerGone.into()),
+                Err(error) => {
+                    engine_lost = true;
+                    let since = *unreachable_since.get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() >= self.engine_grace {
+                        return Err(EngineLost::Unreachable(self.engine_grace).into());
+                    }
+                    tracing::warn!(container = id, %error, "the Docker engine does not answer; waiting for it");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
             }
         }
-        let inspected = self.docker.inspect_container(id, None).await?;
-        let state = inspected.state.unwrap_or_default();
-        anyhow::ensure!(
-            state.running != Some(true),
-            "container {id} is still running after wait"
-        );
-        Ok(ContainerExit {
-            exit_code: state.exit_code.unwrap_or(-1),
-            oom_killed: state.oom_killed.unwrap_or(false),
-        })
     }
 
     /// Whether the container is running now.
@@ -427,11 +586,7 @@ fn host_config(spec: &ContainerSpec) -> HostConfig {
         // the job sees its image, its tmpfs and, with uploads, a fresh
         // anonymous volume of its own.
         binds: Some(Vec::new()),
-        mounts: Some(if spec.uploads {
-            vec![uploads_mount()]
-        } else {
-            Vec::new()
-        }),
+        mounts: Some(mounts(spec)),
         volumes_from: Some(Vec::new()),
         readonly_rootfs: Some(hardening.read_only_root),
         tmpfs: Some(tmp_mount(limits)),
@@ -472,6 +627,25 @@ fn tmp_mount(limits: &SizeLimits) -> HashMap<String, String> {
         "/tmp".to_string(),
         format!("rw,exec,nosuid,nodev,mode=1777,size={size}"),
     )])
+}
+
+/// The container's volumes: the uploads' and, under a read-only root, the
+/// shim's (with a writable root, `/.jobs` is in the container's own layer,
+/// which Docker's archive API reads after the stop as it reads a volume).
+fn mounts(spec: &ContainerSpec) -> Vec<Mount> {
+    let mut mounts = Vec::new();
+    if spec.shim.is_some() && spec.hardening.read_only_root {
+        mounts.push(Mount {
+            target: Some(crate::shim::DIR.into()),
+            typ: Some(MountType::VOLUME),
+            read_only: Some(false),
+            ..Default::default()
+        });
+    }
+    if spec.uploads {
+        mounts.push(uploads_mount());
+    }
+    mounts
 }
 
 /// The uploads' own volume at `/tmp/uploads`: anonymous (a fresh, empty
@@ -548,6 +722,7 @@ mod tests {
             hardening,
             interactive: None,
             uploads: false,
+            shim: None,
         }
     }
 

@@ -96,6 +96,11 @@ impl SecretMasker {
         !self.pending.is_empty()
     }
 
+    /// How many raw bytes are held back.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
     /// Adds bytes; returns what can be decided now, masked.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
         if self.secrets.is_empty() {

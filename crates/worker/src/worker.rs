@@ -53,7 +53,9 @@ pub async fn run_with(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let worker_id = config.worker_id();
-    let runtime = Runtime::connect(config.docker_host.as_deref(), config.pull).await?;
+    let runtime = Runtime::connect(config.docker_host.as_deref(), config.pull)
+        .await?
+        .with_engine_grace(config.engine_grace);
     let blobs = jobs_blobs::Blobs::from_url(&config.object_store)
         .context("opening the object store (--object-store, JOBS_OBJECT_STORE)")?;
     let slots = Arc::new(Semaphore::new(usize::from(config.slots)));

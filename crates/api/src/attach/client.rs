@@ -5,6 +5,11 @@
 //! that skips ahead (the client lagged, or the worker reconnected) is
 //! preceded by the stored chunks it skipped. The run's end is read from the
 //! store, so the client gets `ended` even if the worker vanished.
+//!
+//! A client with `input=offsets` learns in `attached` where its input goes
+//! on, and gets an `input_ack` whenever the worker wrote more. After an API
+//! restart that point is the worker's first ack, so `attached` waits for
+//! it (a bounded time; then the client is asked to come back).
 
 use std::{sync::Arc, time::Duration};
 
@@ -12,13 +17,16 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt, stream::SplitSink};
 use jobs_core::{
     JobState,
-    attach::{CLOSE_REPLACED, ClientMessage, OutputFrame, ServerMessage, WorkerCommand},
+    attach::{
+        CLOSE_REPLACED, ClientMessage, OutputFrame, ServerMessage, WorkerCommand,
+        input::{Accepted, InputFrame, InputWindow},
+    },
 };
 use jobs_store::{JobNotifications, Store};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast::error::RecvError, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{AttachHub, OutputChunk, Session, WorkerInput};
+use super::{AttachHub, OutputChunk, Session};
 
 /// Chunks per store read while catching up.
 const CATCH_UP_CHUNKS: i64 = 256;
@@ -26,6 +34,9 @@ const CATCH_UP_CHUNKS: i64 = 256;
 const CATCH_UP_BYTES: i64 = 1024 * 1024;
 /// How long a live chunk waits for the stored chunks before it to appear.
 const GAP_WAIT: Duration = Duration::from_secs(2);
+/// How long `attached` waits for the worker to say where the input stands
+/// (only after an API restart, before the worker dialed back).
+const INPUT_PLACE_WAIT: Duration = Duration::from_secs(10);
 
 /// Why the client's connection ended.
 enum Left {
@@ -40,6 +51,8 @@ enum Left {
 enum ServeError {
     #[error("the client's socket closed")]
     Socket,
+    #[error("the worker did not say where the input stands within {INPUT_PLACE_WAIT:?}")]
+    InputUnplaced,
     #[error(transparent)]
     Store(#[from] jobs_store::StoreError),
 }
@@ -53,6 +66,8 @@ pub struct ClientContext {
     /// Send stored output after this sequence number first; `None` for live
     /// output only.
     pub after: Option<i64>,
+    /// The client asked for `input=offsets`.
+    pub input_offsets: bool,
     pub shutdown: CancellationToken,
 }
 
@@ -60,7 +75,7 @@ pub async fn serve(context: ClientContext, socket: WebSocket) {
     let session = context.session.clone();
     let generation = session.attach_client();
     let (sink, stream) = socket.split();
-    let mut reader = tokio::spawn(read_input(session.clone(), stream));
+    let mut reader = tokio::spawn(read_input(session.clone(), stream, context.input_offsets));
     let mut writer = OutputWriter {
         sink,
         store: context.store.clone(),
@@ -109,27 +124,53 @@ pub async fn serve(context: ClientContext, socket: WebSocket) {
 async fn read_input(
     session: Arc<Session>,
     mut stream: futures::stream::SplitStream<WebSocket>,
+    offsets: bool,
 ) -> Left {
     while let Some(message) = stream.next().await {
-        let input = match message {
-            Ok(Message::Binary(bytes)) => WorkerInput::Stdin(bytes),
+        match message {
+            Ok(Message::Binary(bytes)) => {
+                session.input_room().await;
+                if offsets {
+                    take_frame(&session, &bytes);
+                } else {
+                    session.push_input(&bytes);
+                }
+            }
             Ok(Message::Text(text)) => match serde_json::from_str::<ClientMessage>(&text) {
                 Ok(ClientMessage::Resize(size)) => {
-                    WorkerInput::Command(WorkerCommand::Resize(size))
+                    session.send_command(WorkerCommand::Resize(size)).await;
                 }
-                Ok(ClientMessage::Eof) => WorkerInput::Command(WorkerCommand::Eof),
+                Ok(ClientMessage::Eof) => session.end_input(),
+                Ok(ClientMessage::InputEnd { offset }) => session.accept_input_end(offset),
                 Ok(ClientMessage::Detach) => return Left::Detached,
                 Err(error) => {
                     tracing::warn!(job_id = %session.job_id, %error, "ignoring a malformed client message");
-                    continue;
                 }
             },
             Ok(Message::Close(_)) | Err(_) => return Left::Dropped,
-            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
-        };
-        session.send_input(input).await;
+            Ok(Message::Ping(_) | Message::Pong(_)) => {}
+        }
     }
     Left::Dropped
+}
+
+/// Takes the new part of an input frame; a resend's old part is dropped.
+fn take_frame(session: &Session, bytes: &[u8]) {
+    let frame = match InputFrame::decode(bytes) {
+        Ok(frame) => frame,
+        Err(error) => {
+            tracing::warn!(job_id = %session.job_id, %error, "ignoring a malformed input frame");
+            return;
+        }
+    };
+    match session.accept_input(&frame) {
+        Accepted::New(_) => {}
+        // The client sends from where `attached` said, so this is a client
+        // that breaks the protocol; it resends after a reconnect.
+        refused => {
+            tracing::warn!(job_id = %session.job_id, offset = frame.offset, ?refused, "dropping an input frame")
+        }
+    }
 }
 
 struct OutputWriter {
@@ -154,12 +195,25 @@ impl OutputWriter {
         let mut position = session.watch_position();
         let mut clients = session.watch_client_generation();
         clients.borrow_and_update();
+        let mut input = session.watch_input();
+        let input_offset = if context.input_offsets {
+            Some(self.input_place(&mut input).await?)
+        } else {
+            None
+        };
         self.cursor = match context.after {
             Some(after) => after,
             None => self.store.last_log_seq(&self.job_id).await?,
         };
-        self.send_message(&ServerMessage::Attached { after: self.cursor })
-            .await?;
+        self.send_message(&ServerMessage::Attached {
+            after: self.cursor,
+            input_offset,
+        })
+        .await?;
+        let mut acked = 0;
+        if context.input_offsets {
+            acked = self.send_ack(&mut input, acked).await?;
+        }
         self.send_stored(i64::MAX).await?;
         for chunk in session.recent_after(self.cursor) {
             self.send_chunk(&chunk).await?;
@@ -177,6 +231,12 @@ impl OutputWriter {
                 left = &mut *reader => return Ok(left.unwrap_or(Left::Dropped)),
                 () = context.shutdown.cancelled() => return Ok(Left::ServerStopping),
                 _ = clients.changed() => return Ok(Left::Replaced),
+                changed = input_changes(&mut input, context.input_offsets) => {
+                    if changed.is_err() {
+                        return Ok(Left::ServerStopping);
+                    }
+                    acked = self.send_ack(&mut input, acked).await?;
+                }
                 changed = position.changed() => {
                     let waiting = if changed.is_ok() { *position.borrow_and_update() } else { None };
                     if let Some(position) = waiting {
@@ -205,6 +265,49 @@ impl OutputWriter {
                 }
             }
         }
+    }
+
+    /// Where this client's input goes on: the end of the input window, once
+    /// it is placed. A run that ended needs no input.
+    async fn input_place(
+        &self,
+        input: &mut watch::Receiver<InputWindow>,
+    ) -> Result<u64, ServeError> {
+        let placed = async {
+            let window = input.wait_for(InputWindow::is_placed).await?;
+            Ok::<_, watch::error::RecvError>(window.end())
+        };
+        let end = match tokio::time::timeout(INPUT_PLACE_WAIT, placed).await {
+            Ok(Ok(end)) => end,
+            Ok(Err(_)) => return Err(ServeError::Socket),
+            Err(_) => None,
+        };
+        if let Some(end) = end {
+            return Ok(end);
+        }
+        if self.store.get_job(&self.job_id).await?.state.is_terminal() {
+            return Ok(0);
+        }
+        Err(ServeError::InputUnplaced)
+    }
+
+    /// Tells the client the worker's newest ack, if it moved past `acked`;
+    /// returns the ack sent last.
+    async fn send_ack(
+        &mut self,
+        input: &mut watch::Receiver<InputWindow>,
+        acked: u64,
+    ) -> Result<u64, ServeError> {
+        let start = {
+            let window = input.borrow_and_update();
+            window.start().unwrap_or(0)
+        };
+        if start <= acked {
+            return Ok(acked);
+        }
+        self.send_message(&ServerMessage::InputAck { offset: start })
+            .await?;
+        Ok(start)
     }
 
     /// Sends `started` once, and everything plus `ended` once the job ended.
@@ -301,4 +404,16 @@ impl OutputWriter {
             .await
             .map_err(|_| ServeError::Socket)
     }
+}
+
+/// The next change of the input window, for a client with offsets; never
+/// for one without.
+async fn input_changes(
+    input: &mut watch::Receiver<InputWindow>,
+    offsets: bool,
+) -> Result<(), watch::error::RecvError> {
+    if !offsets {
+        return std::future::pending().await;
+    }
+    input.changed().await
 }

@@ -29,7 +29,7 @@ use jobs_store::{CancelOutcome, Store};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-pub use session::{OutputChunk, Session, WorkerInput};
+pub use session::{OutputChunk, Session};
 
 /// How long an offer waits for its worker's claim before the next worker
 /// gets it.
@@ -119,6 +119,8 @@ impl AttachHub {
     /// it the grace period to be attached by a client.
     pub fn enqueue(self: &Arc<Self>, job_id: &str) {
         let session = self.session(job_id);
+        // Queued: no worker wrote any of its stdin yet.
+        session.place_input(0);
         {
             let mut line = self.line.lock().expect("line lock");
             if line.iter().any(|waiting| waiting.job_id == job_id) {

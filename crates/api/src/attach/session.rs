@@ -5,6 +5,15 @@
 //! what it missed from the store, where the worker writes every chunk under
 //! the same sequence number. The small `recent` buffer covers the chunks
 //! the store may not have committed yet when a client comes back.
+//!
+//! Input is exactly-once (`jobs_core::attach::input`): the session holds an
+//! [`InputWindow`] of the bytes clients sent that the worker has not
+//! acknowledged yet. It survives both sockets, so a worker that reconnects
+//! gets the rest from its own ack, and a client that reconnects goes on
+//! from the window's end. An API that restarts loses the window, but no
+//! client forgot those bytes: a client forgets only what the worker
+//! acknowledged, and resends the rest to the new API, which places its
+//! fresh window at the worker's ack.
 
 use std::{
     collections::VecDeque,
@@ -12,16 +21,23 @@ use std::{
 };
 
 use bytes::Bytes;
-use jobs_core::attach::{WindowSize, WorkerCommand};
+use jobs_core::attach::{
+    WindowSize, WorkerCommand,
+    input::{Accepted, InputFrame, InputWindow},
+};
 use tokio::sync::{broadcast, mpsc, watch};
 
 /// Output chunks a live client may lag behind before it reads from the store.
 const LIVE_CHUNKS: usize = 256;
 /// The bytes of recent output kept for a client that reconnects.
 const RECENT_BYTES: usize = 1024 * 1024;
-/// Input messages that wait for the worker (e.g. typed before it dialed
-/// back) before the client's socket is no longer read: backpressure.
-const INPUT_MESSAGES: usize = 64;
+/// Commands that wait for the worker before the client's socket is no
+/// longer read: backpressure.
+const COMMANDS: usize = 64;
+/// The input bytes held for the worker (e.g. typed before it dialed back)
+/// before the client's socket is no longer read: backpressure. Above the
+/// CLI's own window, so that a client with offsets never meets it.
+pub const INPUT_WINDOW_BYTES: usize = 8 * 1024 * 1024;
 
 /// One output chunk as the worker sent it: its sequence number and the
 /// encoded frame, forwarded to clients as is.
@@ -29,13 +45,6 @@ const INPUT_MESSAGES: usize = 64;
 pub struct OutputChunk {
     pub seq: i64,
     pub frame: Bytes,
-}
-
-/// What the API passes on to the worker, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WorkerInput {
-    Stdin(Bytes),
-    Command(WorkerCommand),
 }
 
 /// Who is attached, so that only the newest client counts, and whether the
@@ -58,9 +67,12 @@ pub struct Session {
     pub job_id: String,
     output: broadcast::Sender<OutputChunk>,
     recent: Mutex<Recent>,
-    input: mpsc::Sender<WorkerInput>,
+    commands: mpsc::Sender<WorkerCommand>,
     /// Held by the connected worker's handler for as long as it serves.
-    pub(super) input_queue: tokio::sync::Mutex<mpsc::Receiver<WorkerInput>>,
+    pub(super) command_queue: tokio::sync::Mutex<mpsc::Receiver<WorkerCommand>>,
+    /// Input not acknowledged by the worker yet; watchers learn of every
+    /// change (new bytes, an ack, the end, the window's placing).
+    input: watch::Sender<InputWindow>,
     last_resize: Mutex<Option<WindowSize>>,
     client: Mutex<ClientSlot>,
     /// The newest client generation; older client handlers stop on a change.
@@ -73,13 +85,16 @@ pub struct Session {
 
 impl Session {
     pub fn new(job_id: String) -> Arc<Self> {
-        let (input, input_queue) = mpsc::channel(INPUT_MESSAGES);
+        let (commands, command_queue) = mpsc::channel(COMMANDS);
         Arc::new(Self {
             job_id,
             output: broadcast::channel(LIVE_CHUNKS).0,
             recent: Mutex::new(Recent::default()),
-            input,
-            input_queue: tokio::sync::Mutex::new(input_queue),
+            commands,
+            command_queue: tokio::sync::Mutex::new(command_queue),
+            // Placed by the first who knows where the input stands: a run
+            // put in line (nothing written yet) or its worker's first ack.
+            input: watch::channel(InputWindow::unplaced()).0,
             last_resize: Mutex::new(None),
             client: Mutex::new(ClientSlot::default()),
             client_generation: watch::channel(0).0,
@@ -119,18 +134,89 @@ impl Session {
             .collect()
     }
 
-    /// Queues input for the worker; waits while the queue is full.
-    pub async fn send_input(&self, input: WorkerInput) {
-        if let WorkerInput::Command(WorkerCommand::Resize(size)) = &input {
+    /// Queues a command for the worker; waits while the queue is full.
+    pub async fn send_command(&self, command: WorkerCommand) {
+        if let WorkerCommand::Resize(size) = &command {
             *self.last_resize.lock().expect("resize lock") = Some(*size);
         }
         // The receiver lives as long as the session.
-        let _ = self.input.send(input).await;
+        let _ = self.commands.send(command).await;
     }
 
     /// Queues a command without waiting; false when the queue is full.
     pub fn try_send_command(&self, command: WorkerCommand) -> bool {
-        self.input.try_send(WorkerInput::Command(command)).is_ok()
+        self.commands.try_send(command).is_ok()
+    }
+
+    pub fn watch_input(&self) -> watch::Receiver<InputWindow> {
+        self.input.subscribe()
+    }
+
+    /// The input stands at `start` (a run nobody wrote stdin for yet);
+    /// nothing changes if its place is known.
+    pub fn place_input(&self, start: u64) {
+        self.input.send_if_modified(|window| window.place(start));
+    }
+
+    /// Waits until the input window has room, for backpressure.
+    pub async fn input_room(&self) {
+        let mut input = self.input.subscribe();
+        // The sender lives as long as the session.
+        let _ = input
+            .wait_for(|window| window.len() < INPUT_WINDOW_BYTES)
+            .await;
+    }
+
+    /// A frame from a client with offsets; a resend's old part is dropped.
+    pub fn accept_input(&self, frame: &InputFrame<'_>) -> Accepted {
+        let mut accepted = Accepted::New(0);
+        self.input.send_if_modified(|window| {
+            accepted = window.accept(frame);
+            matches!(accepted, Accepted::New(n) if n > 0)
+        });
+        accepted
+    }
+
+    /// Raw bytes from a client without offsets: they come next.
+    pub fn push_input(&self, bytes: &[u8]) {
+        self.input.send_if_modified(|window| {
+            window.push(bytes);
+            !bytes.is_empty()
+        });
+    }
+
+    /// The input ends after what is held (a client without offsets).
+    pub fn end_input(&self) {
+        self.input.send_if_modified(|window| {
+            let was = window.is_ended();
+            window.end_input();
+            !was
+        });
+    }
+
+    /// The input ends at `offset` (a client with offsets): taken once every
+    /// byte before it is held.
+    pub fn accept_input_end(&self, offset: u64) {
+        self.input.send_if_modified(|window| {
+            let was = window.is_ended();
+            window.accept_end(offset) && !was
+        });
+    }
+
+    /// The worker wrote every byte below `offset`: they are dropped. The
+    /// first ack of a worker after an API restart places the window.
+    pub fn input_written(&self, offset: u64) {
+        self.input.send_if_modified(|window| {
+            if window.place(offset) {
+                return true;
+            }
+            let before = (window.start(), window.len());
+            window.ack(offset);
+            // A worker ahead of this window wrote bytes another API
+            // process relayed; nothing held here is still owed.
+            window.skip_to(offset);
+            before != (window.start(), window.len())
+        });
     }
 
     pub fn last_resize(&self) -> Option<WindowSize> {
@@ -218,6 +304,36 @@ mod tests {
         assert_eq!(kept.last().map(|c| c.seq), Some(40));
         assert!(kept.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
         assert_eq!(session.recent_after(39).len(), 1);
+    }
+
+    #[test]
+    fn input_is_placed_once_acked_by_the_worker_and_resends_are_dropped() {
+        let session = Session::new("job".into());
+        let input = session.watch_input();
+        // After an API restart: raw bytes wait for the worker to say where
+        // the stream stands.
+        session.push_input(b"raw");
+        assert!(!input.borrow().is_placed());
+        session.input_written(10);
+        assert_eq!(input.borrow().chunk_at(0, 64), Some((10, b"raw".to_vec())));
+        session.place_input(0);
+        assert_eq!(input.borrow().start(), Some(10), "placed once");
+        // A client resends from the ack: only the new part is taken.
+        let frame = InputFrame {
+            offset: 10,
+            data: b"raw and more",
+        };
+        assert_eq!(session.accept_input(&frame), Accepted::New(9));
+        session.input_written(13);
+        assert_eq!(
+            input.borrow().chunk_at(0, 64),
+            Some((13, b" and more".to_vec()))
+        );
+        session.accept_input_end(22);
+        assert!(input.borrow().is_ended());
+        session.input_written(22);
+        assert!(input.borrow().is_empty());
+        assert_eq!(input.borrow().end(), Some(22));
     }
 
     #[test]

@@ -31,6 +31,19 @@ pub const ATTACH_SUBPROTOCOL: &str = "jobs.attach.v1";
 #[derive(Debug, Default, Deserialize)]
 pub struct AttachQuery {
     after: Option<String>,
+    input: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct WorkerAttachQuery {
+    input: Option<String>,
+}
+
+/// Whether the peer asked for input frames with offsets
+/// (`jobs_core::attach::INPUT_OFFSETS_QUERY`); any other value is the raw
+/// input of older peers.
+fn wants_input_offsets(input: Option<&str>) -> bool {
+    input == Some(jobs_core::attach::INPUT_OFFSETS_QUERY.1)
 }
 
 /// `GET /v1/jobs/{id}/attach?after=SEQ`: a client's socket of an interactive
@@ -42,6 +55,7 @@ pub struct AttachQuery {
     params(
         ("id" = String, Path, description = "The job's id."),
         ("after" = Option<i64>, Query, description = "Replay stored output after this sequence number first; without it, live output only."),
+        ("input" = Option<String>, Query, description = "`offsets`: input frames carry their offset in the run's input stream and are acknowledged, so that stdin is exactly-once across reconnects; without it, binary frames are raw stdin bytes."),
     ),
     responses(
         (status = 101, description = "A WebSocket of the attach protocol (jobs_core::attach)."),
@@ -74,6 +88,7 @@ pub async fn attach_client(
         notifications: state.notifications.clone(),
         session: state.attach.session(&id),
         after,
+        input_offsets: wants_input_offsets(query.input.as_deref()),
         shutdown: state.shutdown.clone(),
     };
     let clients = state.metrics.attach_clients.clone();
@@ -92,6 +107,7 @@ pub async fn attach_client(
     tag = "jobs",
     params(
         ("id" = String, Path, description = "The job's id."),
+        ("input" = Option<String>, Query, description = "`offsets`: the worker acknowledges stdin by offset (see the client's route)."),
     ),
     responses(
         (status = 101, description = "The worker's WebSocket of the attach protocol."),
@@ -102,6 +118,7 @@ pub async fn attach_client(
 pub async fn attach_worker(
     State(state): State<AppState>,
     PathParam(id): PathParam<String>,
+    QueryParams(query): QueryParams<WorkerAttachQuery>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
@@ -129,7 +146,8 @@ pub async fn attach_worker(
     let hub = state.attach.clone();
     let session = hub.session(&id);
     let shutdown = state.shutdown.clone();
-    Ok(upgrade.on_upgrade(move |socket| worker::serve(hub, session, socket, shutdown)))
+    let offsets = wants_input_offsets(query.input.as_deref());
+    Ok(upgrade.on_upgrade(move |socket| worker::serve(hub, session, socket, shutdown, offsets)))
 }
 
 fn check_attachable(job: &Job) -> Result<(), ApiError> {

@@ -7,12 +7,13 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use jobs_core::{
-    InvalidInput, Role,
-    wire::{Job, JobCreate, JobList},
+    InvalidInput, JobState, Role,
+    wire::{Job, JobCreate, JobList, QueuePlace},
 };
 use jobs_store::{AttachEndpoint, CancelOutcome};
 
 use crate::{
+    attach::WORKER_FRESH,
     auth,
     error::ApiError,
     extract::{JsonBody, PathParam, QueryParams},
@@ -76,6 +77,7 @@ pub async fn create_job(
             attach.as_ref(),
         )
         .await?;
+    crate::metrics::record_job_id(&job.id);
     if !created {
         tracing::info!(job_id = %job.id, app = %app, "idempotent repeat; returning the earlier job");
         return Ok((StatusCode::OK, Json(job)).into_response());
@@ -211,7 +213,16 @@ pub async fn get_job(
     principal: Principal,
     PathParam(id): PathParam<String>,
 ) -> Result<Json<Job>, ApiError> {
-    Ok(Json(visible_job(&state, &principal, &id).await?))
+    let mut job = visible_job(&state, &principal, &id).await?;
+    if job.state == JobState::Queued {
+        // It may have started since it was read: then there is no place.
+        job.queue = state
+            .store
+            .queue_place(&job.id, WORKER_FRESH)
+            .await?
+            .map(|(position, capacity)| QueuePlace::new(position, capacity));
+    }
+    Ok(Json(job))
 }
 
 /// The job, if the token may see it; `job "ID" not found` otherwise, the

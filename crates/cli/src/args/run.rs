@@ -51,6 +51,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DUR", value_parser = parsers::timeout_seconds)]
     pub timeout: Option<i64>,
 
+    /// Give up if no worker has started the job this long after it was
+    /// queued: it ends canceled, and the CLI exits 125.
+    #[arg(long, value_name = "DUR", value_parser = parsers::timeout_seconds)]
+    pub queue_timeout: Option<i64>,
+
     /// Return the existing job for a repeated request instead of starting another.
     #[arg(long, value_name = "K", value_parser = parsers::idempotency_key)]
     pub idempotency_key: Option<String>,
@@ -235,6 +240,7 @@ impl RunArgs {
             // Filled once the files are uploaded.
             uploads: Vec::new(),
             artifacts: self.artifacts.clone(),
+            queue_timeout_seconds: self.queue_timeout,
         })
     }
 }

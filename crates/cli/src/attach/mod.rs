@@ -7,12 +7,15 @@
 //! - [`detach_keys`]: the Ctrl-P Ctrl-Q sequence that leaves a TTY session;
 //! - [`incoming`]: what the API sends on the socket, decoded;
 //! - [`stdin_reader`]: local stdin as a bounded stream of chunks;
+//! - [`session_input`]: stdin not yet acknowledged, resent after a
+//!   reconnect (exactly once);
 //! - [`notice`]: the CLI's own lines on stderr during a session.
 
 pub mod detach_keys;
 pub mod incoming;
 pub mod notice;
 pub mod session;
+pub mod session_input;
 pub mod stdin_reader;
 pub mod terminal;
 

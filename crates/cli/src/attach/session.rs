@@ -12,10 +12,11 @@
 //! 5 s, until [`GIVE_UP_AFTER`] has passed without a working connection:
 //! the API stops a job whose client stays away for its grace period
 //! (60 s by default). Frames at or below LAST are dropped, so nothing is
-//! printed twice. Stdin that was read but not yet handed to a socket is
-//! kept for the next connection; bytes a dying socket had accepted may be
-//! lost, as with any terminal session over a network.
+//! printed twice. Stdin is exactly-once ([`super::session_input`]): what
+//! the worker has not acknowledged is kept and sent again on the next
+//! connection, and the API and the worker drop what they already have.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -24,11 +25,12 @@ use jobs_core::JobState;
 use jobs_core::attach::{ClientMessage, ServerMessage, WindowSize};
 use reqwest_websocket::{Bytes, Message, WebSocket};
 use tokio::signal::unix::{Signal, SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::detach_keys::DetachKeys;
 use super::incoming::Incoming;
 use super::notice::Notices;
+use super::session_input::{Outgoing, SessionInput};
 use super::stdin_reader::{self, Input};
 use super::terminal::{self, RawMode};
 use crate::backoff::Backoff;
@@ -90,7 +92,7 @@ pub async fn run(client: &ApiClient, target: Target<'_>) -> Result<SessionEnd, C
         input: None,
         keys: raw_wanted.then(DetachKeys::new),
         outbox: VecDeque::new(),
-        input_ended: false,
+        stdin: RefCell::new(SessionInput::new()),
         signals: Signals::install(target.tty)?,
     };
     let mut raw_mode: Option<RawMode> = None;
@@ -136,9 +138,12 @@ struct State {
     /// The Ctrl-P Ctrl-Q watcher, in raw mode only: without a TTY, stdin is
     /// data, and any byte may be in it.
     keys: Option<DetachKeys>,
-    /// Messages read from stdin (or made) but not yet handed to a socket.
+    /// Control messages not yet handed to a socket.
     outbox: VecDeque<Message>,
-    input_ended: bool,
+    /// Stdin read but not acknowledged; the reader (acks) and the writer
+    /// (new bytes, frames) of a connection both use it, never across an
+    /// await.
+    stdin: RefCell<SessionInput>,
     signals: Signals,
 }
 
@@ -278,9 +283,14 @@ async fn pump(
         input,
         keys,
         outbox,
-        input_ended,
+        stdin,
         signals,
     } = state;
+    let stdin = &*stdin;
+    stdin.borrow_mut().new_connection();
+    // The reader wakes the writer when input may go: `attached` came, or
+    // an ack made room.
+    let input_moved = Notify::new();
 
     let reader = async {
         loop {
@@ -310,10 +320,19 @@ async fn pump(
                         sink.write(stream, &data)?;
                     }
                 }
-                Incoming::Server(ServerMessage::Attached { after }) => {
+                Incoming::Server(ServerMessage::Attached {
+                    after,
+                    input_offset,
+                }) => {
                     // Live output only was asked (`jobs attach`): a reconnect
                     // resumes from here even if no output came before it.
                     cursor.get_or_insert_with(|| LogCursor::after(after));
+                    stdin.borrow_mut().attached(input_offset);
+                    input_moved.notify_one();
+                }
+                Incoming::Server(ServerMessage::InputAck { offset }) => {
+                    stdin.borrow_mut().acked(offset);
+                    input_moved.notify_one();
                 }
                 Incoming::Server(ServerMessage::Waiting { position }) => notices.waiting(position),
                 Incoming::Server(ServerMessage::Started { .. }) => notices.started(),
@@ -355,35 +374,39 @@ async fn pump(
                 }
                 outbox.pop_front();
             }
+            if let Err(err) = send_input(&mut outgoing, stdin).await {
+                return Ok(lost(&crate::error::cause_chain(&err)));
+            }
             if let Err(err) = outgoing.flush().await {
                 return Ok(lost(&crate::error::cause_chain(&err)));
             }
-            let receiving = input.as_mut().filter(|_| !*input_ended);
+            let receiving = input.as_mut().filter(|_| stdin.borrow().wants_more());
             tokio::select! {
                 chunk = recv_input(receiving) => {
                     match chunk {
                         Some(Input::Bytes(bytes)) => {
-                            let detach = queue_input(keys.as_mut(), outbox, &bytes);
+                            let detach = queue_input(keys.as_mut(), &mut stdin.borrow_mut(), &bytes);
                             if detach {
-                                return detach_now(&mut outgoing, outbox).await;
+                                return detach_now(&mut outgoing, outbox, stdin).await;
                             }
                         }
                         Some(Input::End) | None => {
-                            *input_ended = true;
+                            let mut stdin = stdin.borrow_mut();
                             if let Some(byte) = keys.as_mut().and_then(DetachKeys::finish) {
-                                outbox.push_back(Message::Binary(Bytes::from(vec![byte])));
+                                stdin.push(&[byte]);
                             }
-                            outbox.push_back(control(&ClientMessage::Eof));
+                            stdin.end();
                         }
                     }
                 }
+                () = input_moved.notified() => {}
                 Some(()) = recv_signal(signals.window_change.as_mut()) => {
                     if let Some(size) = local_window_size() {
                         outbox.push_back(control(&ClientMessage::Resize(size)));
                     }
                 }
                 Some(()) = recv_signal(signals.interrupt.as_mut()) => {
-                    return detach_now(&mut outgoing, outbox).await;
+                    return detach_now(&mut outgoing, outbox, stdin).await;
                 }
                 Some(()) = recv_signal(signals.terminate.as_mut()) => {
                     return Ok(Pumped::Done(SessionEnd::Signaled(libc::SIGTERM)));
@@ -410,11 +433,7 @@ fn lost(cause: &str) -> Pumped {
 
 /// Queues typed bytes for the socket, minus a detach sequence; returns
 /// whether the user asked to detach.
-fn queue_input(
-    keys: Option<&mut DetachKeys>,
-    outbox: &mut VecDeque<Message>,
-    bytes: &[u8],
-) -> bool {
+fn queue_input(keys: Option<&mut DetachKeys>, stdin: &mut SessionInput, bytes: &[u8]) -> bool {
     let (forward, detach) = match keys {
         Some(keys) => {
             let filtered = keys.filter(bytes);
@@ -422,22 +441,51 @@ fn queue_input(
         }
         None => (bytes.to_vec(), false),
     };
-    if !forward.is_empty() {
-        outbox.push_back(Message::Binary(Bytes::from(forward)));
-    }
+    stdin.push(&forward);
     detach
 }
 
-/// Sends what was typed before the detach, then `detach`, and closes.
-async fn detach_now<S>(outgoing: &mut S, outbox: &mut VecDeque<Message>) -> Result<Pumped, CliError>
+/// Hands the socket the input this connection may send now.
+async fn send_input<S>(outgoing: &mut S, stdin: &RefCell<SessionInput>) -> Result<(), S::Error>
 where
     S: futures::Sink<Message> + Unpin,
 {
-    outbox.push_back(control(&ClientMessage::Detach));
+    loop {
+        let Some(next) = stdin.borrow().next() else {
+            return Ok(());
+        };
+        // A cancelled or failed send changes nothing: the bytes stay in
+        // the window until the worker acknowledges them.
+        let progress = next.progress();
+        outgoing.feed(input_message(next)).await?;
+        stdin.borrow_mut().sent(progress);
+    }
+}
+
+fn input_message(outgoing: Outgoing) -> Message {
+    match outgoing {
+        Outgoing::Frame { frame, .. } => Message::Binary(Bytes::from(frame)),
+        Outgoing::Raw(bytes) => Message::Binary(Bytes::from(bytes)),
+        Outgoing::End(offset) => control(&ClientMessage::InputEnd { offset }),
+        Outgoing::RawEof => control(&ClientMessage::Eof),
+    }
+}
+
+/// Sends what was typed before the detach, then `detach`, and closes.
+async fn detach_now<S>(
+    outgoing: &mut S,
+    outbox: &mut VecDeque<Message>,
+    stdin: &RefCell<SessionInput>,
+) -> Result<Pumped, CliError>
+where
+    S: futures::Sink<Message> + Unpin,
+{
     let goodbye = async {
         for message in outbox.drain(..) {
             outgoing.feed(message).await.ok()?;
         }
+        send_input(outgoing, stdin).await.ok()?;
+        outgoing.feed(control(&ClientMessage::Detach)).await.ok()?;
         outgoing.close().await.ok()
     };
     // The job goes on either way; a dead connection must not hold the
@@ -501,25 +549,29 @@ mod tests {
 
     #[test]
     fn typed_input_is_queued_minus_the_detach_sequence() {
-        let mut outbox = VecDeque::new();
+        let mut stdin = SessionInput::new();
         let mut keys = DetachKeys::new();
-        assert!(!queue_input(Some(&mut keys), &mut outbox, b"ls\r"));
-        assert!(queue_input(Some(&mut keys), &mut outbox, b"x\x10\x11y"));
-        assert_eq!(binaries(outbox), [b"ls\r".to_vec(), b"x".to_vec()]);
+        assert!(!queue_input(Some(&mut keys), &mut stdin, b"ls\r"));
+        assert!(queue_input(Some(&mut keys), &mut stdin, b"x\x10\x11y"));
+        assert_eq!(raw_bytes(stdin), b"ls\rx".to_vec());
         // Without a TTY, stdin is data: the same bytes pass untouched.
-        let mut outbox = VecDeque::new();
-        assert!(!queue_input(None, &mut outbox, b"x\x10\x11y"));
-        assert_eq!(binaries(outbox), [b"x\x10\x11y".to_vec()]);
+        let mut stdin = SessionInput::new();
+        assert!(!queue_input(None, &mut stdin, b"x\x10\x11y"));
+        assert_eq!(raw_bytes(stdin), b"x\x10\x11y".to_vec());
     }
 
-    fn binaries(outbox: VecDeque<Message>) -> Vec<Vec<u8>> {
-        outbox
-            .into_iter()
-            .map(|message| match message {
-                Message::Binary(bytes) => bytes.to_vec(),
+    /// What an API without offsets would get of the queued input.
+    fn raw_bytes(mut stdin: SessionInput) -> Vec<u8> {
+        stdin.attached(None);
+        let mut bytes = Vec::new();
+        while let Some(next) = stdin.next() {
+            stdin.sent(next.progress());
+            match input_message(next) {
+                Message::Binary(chunk) => bytes.extend_from_slice(&chunk),
                 other => panic!("not a binary message: {other:?}"),
-            })
-            .collect()
+            }
+        }
+        bytes
     }
 
     fn text(message: Message) -> String {
@@ -543,5 +595,9 @@ mod tests {
             r#"{"type":"detach"}"#
         );
         assert_eq!(text(control(&ClientMessage::Eof)), r#"{"type":"eof"}"#);
+        assert_eq!(
+            text(input_message(Outgoing::End(42))),
+            r#"{"type":"input_end","offset":42}"#
+        );
     }
 }

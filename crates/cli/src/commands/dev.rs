@@ -174,6 +174,7 @@ fn worker_config(
     object_store: String,
 ) -> jobs_worker::config::Config {
     jobs_worker::config::Config {
+        config: None,
         database_url: String::new(),
         amqp_url: String::new(),
         amqp_queue: String::new(),
@@ -195,6 +196,7 @@ fn worker_config(
         ca_cert: None,
         object_store,
         max_artifact_bytes: jobs_core::spec::DEFAULT_MAX_UPLOAD_BYTES,
+        engine_grace: jobs_worker::runtime::DEFAULT_ENGINE_GRACE,
     }
 }
 

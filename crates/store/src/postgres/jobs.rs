@@ -95,9 +95,10 @@ impl PgStore {
             // An interactive run is never published: `published_at` is set
             // at once, so the relay leaves it alone.
             "insert into jobs (id, app, command, env, size, timeout_seconds, idempotency_key, \
-               interactive_tty, attach_url, attach_secret, uploads, artifact_paths, published_at) \
+               interactive_tty, attach_url, attach_secret, uploads, artifact_paths, published_at, \
+               queue_timeout_seconds) \
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-               case when $8::boolean is null then null else now() end) returning ",
+               case when $8::boolean is null then null else now() end, $13) returning ",
             job_columns!()
         ))
         .bind(&job_id)
@@ -112,6 +113,7 @@ impl PgStore {
         .bind(attach.map(|attach| attach.secret.as_str()))
         .bind(Json(&uploads))
         .bind(Json(&create.artifacts))
+        .bind(create.queue_timeout_seconds)
         .fetch_one(&mut *tx)
         .await;
         let row = match inserted {
@@ -213,6 +215,19 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(Job::from).collect())
+    }
+
+    /// How many jobs are in each state, for the metrics; states with none
+    /// are left out.
+    pub async fn jobs_by_state(&self) -> Result<Vec<(JobState, i64)>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("select state, count(*) from jobs group by state")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(state, count)| Some((state.parse().ok()?, count)))
+            .collect())
     }
 
     /// Cancels a queued job at once, or asks the worker of a running one to

@@ -1,7 +1,7 @@
 //! Per-job log chunks: sequenced, binary, idempotent on `(job_id, seq)`.
 
 use super::PgStore;
-use crate::model::{NewChunk, stream_code, stream_from_code};
+use crate::model::{NewChunk, RawOffsets, stream_code, stream_from_code};
 use chrono::{DateTime, Utc};
 use jobs_core::wire::LogChunk;
 
@@ -23,9 +23,10 @@ impl PgStore {
             .collect();
         let times: Vec<DateTime<Utc>> = chunks.iter().map(|c| c.time).collect();
         let data: Vec<&[u8]> = chunks.iter().map(|c| c.data.as_slice()).collect();
+        let raw_ends: Vec<Option<i64>> = chunks.iter().map(|c| c.raw_end).collect();
         sqlx::query(
-            "insert into job_logs (job_id, seq, stream, time, data) \
-             select $1, * from unnest($2::bigint[], $3::smallint[], $4::timestamptz[], $5::bytea[]) \
+            "insert into job_logs (job_id, seq, stream, time, data, raw_end) \
+             select $1, * from unnest($2::bigint[], $3::smallint[], $4::timestamptz[], $5::bytea[], $6::bigint[]) \
              on conflict (job_id, seq) do nothing",
         )
         .bind(job_id)
@@ -33,6 +34,7 @@ impl PgStore {
         .bind(&streams)
         .bind(&times)
         .bind(&data)
+        .bind(&raw_ends)
         .execute(&self.pool)
         .await?;
         self.notify(JOB_EVENTS_CHANNEL, job_id).await
@@ -77,5 +79,24 @@ impl PgStore {
                 .fetch_one(&self.pool)
                 .await?;
         Ok(seq.unwrap_or(0))
+    }
+
+    /// Where the stored output of each stream ends, in raw bytes: the
+    /// `raw_end` of the stream's last chunk that has one, or 0.
+    pub async fn log_raw_offsets(&self, job_id: &str) -> Result<RawOffsets, StoreError> {
+        let (stdout, stderr): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "select \
+               (select raw_end from job_logs where job_id = $1 and stream = 1 \
+                  and raw_end is not null order by seq desc limit 1), \
+               (select raw_end from job_logs where job_id = $1 and stream = 2 \
+                  and raw_end is not null order by seq desc limit 1)",
+        )
+        .bind(job_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(RawOffsets {
+            stdout: stdout.unwrap_or(0),
+            stderr: stderr.unwrap_or(0),
+        })
     }
 }

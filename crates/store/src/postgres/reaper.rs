@@ -1,4 +1,5 @@
-//! The reaper's queries: expired leases and unconfirmed publishes.
+//! The reaper's queries: expired leases, queue timeouts and unconfirmed
+//! publishes.
 //!
 //! Whoever runs the reaper takes a transaction-scoped advisory lock first, so
 //! that any number of processes may run it and only one acts at a time.
@@ -45,12 +46,30 @@ impl PgStore {
         )
         .fetch_all(&mut *tx)
         .await?;
+        // After the re-queue, so a job re-queued past its queue timeout
+        // ends here rather than waiting again.
+        let expired: Vec<(String,)> = sqlx::query_as(
+            "update jobs set state = 'canceled', \
+               reason = 'not started within its queue timeout of ' || queue_timeout_seconds || 's', \
+               finished_at = now(), updated_at = now() \
+             where state = 'queued' and queue_timeout_seconds is not null \
+               and created_at + make_interval(secs => queue_timeout_seconds) < now() \
+             returning id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
         let report = ReapReport {
             requeued: requeued.into_iter().map(|(id,)| id).collect(),
             lost: lost.into_iter().map(|(id,)| id).collect(),
+            expired: expired.into_iter().map(|(id,)| id).collect(),
         };
-        for id in report.requeued.iter().chain(&report.lost) {
+        for id in report
+            .requeued
+            .iter()
+            .chain(&report.lost)
+            .chain(&report.expired)
+        {
             self.notify(JOB_EVENTS_CHANNEL, id).await?;
         }
         Ok(report)

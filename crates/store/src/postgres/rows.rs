@@ -97,6 +97,7 @@ impl From<JobRow> for Job {
             uploads: row.files.uploads.0,
             artifact_paths: row.files.artifact_paths.0,
             artifacts: row.files.artifacts.0,
+            queue: None,
         }
     }
 }

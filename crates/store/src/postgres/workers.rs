@@ -11,6 +11,8 @@ use jobs_core::wire::WorkerInfo;
 use std::time::Duration;
 
 use super::PgStore;
+use jobs_core::wire::Capacity;
+
 use crate::{JOB_DIRECT_CHANNEL, StoreError, model::direct_offer};
 
 impl PgStore {
@@ -101,5 +103,41 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(ids.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Where a queued job stands: its place among the queued jobs of its
+    /// kind (queued or interactive) and the capacity of the workers heard
+    /// from within `fresh`. `None` when the job is not queued.
+    pub async fn queue_place(
+        &self,
+        job_id: &str,
+        fresh: Duration,
+    ) -> Result<Option<(i64, Capacity)>, StoreError> {
+        let row: Option<(i64, i64, i64, i64)> = sqlx::query_as(
+            "with live as (select slots, free_slots from workers \
+                 where heartbeat_at > now() - make_interval(secs => $2)) \
+             select \
+               (select count(*) from jobs q where q.state = 'queued' \
+                  and (q.interactive_tty is null) = (j.interactive_tty is null) \
+                  and (q.created_at, q.id) < (j.created_at, j.id)) + 1, \
+               (select count(*) from live), \
+               (select coalesce(sum(slots), 0)::bigint from live), \
+               (select coalesce(sum(free_slots), 0)::bigint from live) \
+             from jobs j where j.id = $1 and j.state = 'queued'",
+        )
+        .bind(job_id)
+        .bind(fresh.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(position, workers, slots, free_slots)| {
+            (
+                position,
+                Capacity {
+                    workers,
+                    slots,
+                    free_slots,
+                },
+            )
+        }))
     }
 }

@@ -103,14 +103,14 @@ impl SqliteStore {
             // at once, so the relay leaves it alone.
             "insert into jobs (id, app, command, env, size, timeout_seconds, idempotency_key, \
                interactive_tty, attach_url, attach_secret, uploads, artifact_paths, created_at, \
-               updated_at, published_at) \
+               updated_at, published_at, queue_timeout_seconds) \
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, ",
             now!(),
             ", ",
             now!(),
             ", case when $8 is null then null else ",
             now!(),
-            " end) returning ",
+            " end, $13) returning ",
             job_columns!()
         ))
         .bind(&job_id)
@@ -125,6 +125,7 @@ impl SqliteStore {
         .bind(attach.map(|attach| attach.secret.as_str()))
         .bind(Json(&uploads))
         .bind(Json(&create.artifacts))
+        .bind(create.queue_timeout_seconds)
         .fetch_one(&mut *tx)
         .await;
         let row = match inserted {
@@ -233,6 +234,19 @@ impl SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(Job::from).collect())
+    }
+
+    /// How many jobs are in each state, for the metrics; states with none
+    /// are left out.
+    pub async fn jobs_by_state(&self) -> Result<Vec<(JobState, i64)>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("select state, count(*) from jobs group by state")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(state, count)| Some((state.parse().ok()?, count)))
+            .collect())
     }
 
     /// Cancels a queued job at once, or asks the worker of a running one to

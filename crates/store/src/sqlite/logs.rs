@@ -8,7 +8,7 @@ use super::{
 };
 use crate::{
     JOB_EVENTS_CHANNEL, StoreError,
-    model::{NewChunk, stream_code, stream_from_code},
+    model::{NewChunk, RawOffsets, stream_code, stream_from_code},
 };
 
 impl SqliteStore {
@@ -24,14 +24,15 @@ impl SqliteStore {
         let mut tx = self.pool.begin_with(BEGIN_IMMEDIATE).await?;
         for chunk in chunks {
             sqlx::query(
-                "insert into job_logs (job_id, seq, stream, time, data) \
-                 values ($1, $2, $3, $4, $5) on conflict (job_id, seq) do nothing",
+                "insert into job_logs (job_id, seq, stream, time, data, raw_end) \
+                 values ($1, $2, $3, $4, $5, $6) on conflict (job_id, seq) do nothing",
             )
             .bind(job_id)
             .bind(chunk.seq)
             .bind(stream_code(chunk.stream))
             .bind(timestamp(chunk.time))
             .bind(chunk.data.as_slice())
+            .bind(chunk.raw_end)
             .execute(&mut *tx)
             .await?;
         }
@@ -79,5 +80,24 @@ impl SqliteStore {
                 .fetch_one(&self.pool)
                 .await?;
         Ok(seq.unwrap_or(0))
+    }
+
+    /// Where the stored output of each stream ends, in raw bytes: the
+    /// `raw_end` of the stream's last chunk that has one, or 0.
+    pub async fn log_raw_offsets(&self, job_id: &str) -> Result<RawOffsets, StoreError> {
+        let (stdout, stderr): (Option<i64>, Option<i64>) = sqlx::query_as(
+            "select \
+               (select raw_end from job_logs where job_id = $1 and stream = 1 \
+                  and raw_end is not null order by seq desc limit 1), \
+               (select raw_end from job_logs where job_id = $1 and stream = 2 \
+                  and raw_end is not null order by seq desc limit 1)",
+        )
+        .bind(job_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(RawOffsets {
+            stdout: stdout.unwrap_or(0),
+            stderr: stderr.unwrap_or(0),
+        })
     }
 }

@@ -1,4 +1,4 @@
-//! The reaper's queries: expired leases.
+//! The reaper's queries: expired leases and queue timeouts.
 //!
 //! Only this process writes the file, so no lock beyond SQLite's own write
 //! lock is needed: the pass is one `BEGIN IMMEDIATE` transaction.
@@ -40,12 +40,29 @@ impl SqliteStore {
         .bind(now)
         .fetch_all(&mut *tx)
         .await?;
+        let expired: Vec<(String,)> = sqlx::query_as(
+            "update jobs set state = 'canceled', \
+               reason = 'not started within its queue timeout of ' || queue_timeout_seconds || 's', \
+               finished_at = $1, updated_at = $1 \
+             where state = 'queued' and queue_timeout_seconds is not null \
+               and created_at + queue_timeout_seconds * 1000000 < $1 \
+             returning id",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
         let report = ReapReport {
             requeued: requeued.into_iter().map(|(id,)| id).collect(),
             lost: lost.into_iter().map(|(id,)| id).collect(),
+            expired: expired.into_iter().map(|(id,)| id).collect(),
         };
-        for id in report.requeued.iter().chain(&report.lost) {
+        for id in report
+            .requeued
+            .iter()
+            .chain(&report.lost)
+            .chain(&report.expired)
+        {
             self.notify(JOB_EVENTS_CHANNEL, id);
         }
         Ok(report)

@@ -1,0 +1,393 @@
+//! Reading back a job's output log, the ring the shim writes under
+//! `/.jobs/log` (see `shim/shim.c` for the writer), after a worker restart.
+//!
+//! The format: each segment starts with `JOBSLOG1`, its number and the raw
+//! offsets of stdout and stderr at its start (u64 LE each); then records of
+//! one type byte, a u32 LE length and the data. Type 1 is stdout, 2 stderr,
+//! 5 the end of the run's output, 6 "the next segment follows".
+//!
+//! The worker knows where its stored output ends in each stream (the raw
+//! offsets of [`jobs_store::RawOffsets`]); [`LogReader`] yields what comes
+//! after, in write order, and a [`Piece::Gap`] for bytes that rotated away
+//! before they were read. A running container is followed with `shim cat`
+//! (an exec in its namespace); what that did not deliver, and the log of a
+//! stopped container, is read with Docker's archive API: [`recover`].
+
+use bytes::Bytes;
+use futures::StreamExt;
+use jobs_core::wire::LogStream;
+use jobs_store::RawOffsets;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt},
+    sync::mpsc,
+};
+
+use crate::{log_pump::Piece, runtime::Runtime, shim};
+
+const MAGIC: &[u8; 8] = b"JOBSLOG1";
+const HEADER_BYTES: usize = 32;
+const RECORD_HEAD: usize = 5;
+const REC_STDOUT: u8 = 1;
+const REC_STDERR: u8 = 2;
+const REC_END: u8 = 5;
+const REC_SEGMENT_END: u8 = 6;
+
+/// An incremental reader of segments, fed bytes as they come.
+#[derive(Debug)]
+pub struct LogReader {
+    /// Raw bytes of each stream already delivered (or stored before).
+    delivered: [u64; 2],
+    /// Raw position of each stream in the segment being read.
+    position: [u64; 2],
+    buffer: Vec<u8>,
+    in_header: bool,
+    ended: bool,
+    broken: bool,
+}
+
+impl LogReader {
+    pub fn new(from: RawOffsets) -> Self {
+        Self {
+            delivered: [
+                u64::try_from(from.stdout).unwrap_or(0),
+                u64::try_from(from.stderr).unwrap_or(0),
+            ],
+            position: [0, 0],
+            buffer: Vec::new(),
+            in_header: true,
+            ended: false,
+            broken: false,
+        }
+    }
+
+    /// Whether the run's end was read: nothing more will come.
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Where delivery stands: a reader made from it goes on without a
+    /// duplicate.
+    pub fn delivered(&self) -> RawOffsets {
+        RawOffsets {
+            stdout: self.delivered[0] as i64,
+            stderr: self.delivered[1] as i64,
+        }
+    }
+
+    /// Starts reading a segment file on its own: what is left of the one
+    /// before (a record cut short by a kill) is dropped.
+    pub fn start_segment(&mut self) {
+        self.buffer.clear();
+        self.in_header = true;
+        self.broken = false;
+    }
+
+    /// Feeds bytes; returns the pieces they complete.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<Piece> {
+        let mut pieces = Vec::new();
+        if self.ended || self.broken {
+            return pieces;
+        }
+        self.buffer.extend_from_slice(bytes);
+        let mut at = 0;
+        loop {
+            let rest = &self.buffer[at..];
+            if self.in_header {
+                if rest.len() < HEADER_BYTES {
+                    break;
+                }
+                if &rest[..8] != MAGIC {
+                    tracing::warn!("the output log holds no segment here; reading stops");
+                    self.broken = true;
+                    break;
+                }
+                let offsets = [u64_at(rest, 16), u64_at(rest, 24)];
+                for (index, stream) in [LogStream::Stdout, LogStream::Stderr]
+                    .into_iter()
+                    .enumerate()
+                {
+                    let from = self.delivered[index].max(self.position[index]);
+                    if offsets[index] > from {
+                        pieces.push(Piece::Gap(stream, offsets[index] - from));
+                        self.delivered[index] = offsets[index];
+                    }
+                    self.position[index] = offsets[index];
+                }
+                self.in_header = false;
+                at += HEADER_BYTES;
+                continue;
+            }
+            if rest.len() < RECORD_HEAD {
+                break;
+            }
+            let kind = rest[0];
+            let len = u32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+            if rest.len() < RECORD_HEAD + len {
+                break;
+            }
+            let data = &rest[RECORD_HEAD..RECORD_HEAD + len];
+            match kind {
+                REC_STDOUT | REC_STDERR => {
+                    let index = usize::from(kind - REC_STDOUT);
+                    let start = self.position[index];
+                    let end = start + len as u64;
+                    if end > self.delivered[index] {
+                        let skip = self.delivered[index].saturating_sub(start) as usize;
+                        let stream = if index == 0 {
+                            LogStream::Stdout
+                        } else {
+                            LogStream::Stderr
+                        };
+                        pieces.push(Piece::Output(stream, Bytes::copy_from_slice(&data[skip..])));
+                        self.delivered[index] = end;
+                    }
+                    self.position[index] = end;
+                }
+                REC_SEGMENT_END => self.in_header = true,
+                REC_END => {
+                    self.ended = true;
+                    self.buffer.clear();
+                    return pieces;
+                }
+                _ => {
+                    tracing::warn!(kind, "an unknown record in the output log; reading stops");
+                    self.broken = true;
+                    break;
+                }
+            }
+            at += RECORD_HEAD + len;
+        }
+        self.buffer.drain(..at);
+        pieces
+    }
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    let mut le = [0u8; 8];
+    le.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(le)
+}
+
+/// Sends what the container wrote after `from` into `pieces`, in order:
+/// followed live with `shim cat` while the container runs, then, once it
+/// has stopped, whatever that missed, from the segment files.
+pub async fn recover(
+    runtime: Runtime,
+    container_id: String,
+    from: RawOffsets,
+    pieces: mpsc::Sender<Piece>,
+) {
+    let mut reader = LogReader::new(from);
+    if runtime.is_running(&container_id).await.unwrap_or(false) {
+        match runtime
+            .exec_output(&container_id, vec![shim::PATH.to_owned(), "cat".to_owned()])
+            .await
+        {
+            Ok(mut output) => {
+                while let Some(item) = output.next().await {
+                    let Ok(bollard::container::LogOutput::StdOut { message }) = item else {
+                        if let Err(error) = item {
+                            tracing::info!(container_id, %error, "following the output log ended");
+                            break;
+                        }
+                        continue;
+                    };
+                    for piece in reader.feed(&message) {
+                        if pieces.send(piece).await.is_err() {
+                            return;
+                        }
+                    }
+                    if reader.ended() {
+                        return;
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(container_id, %error, "cannot follow the output log; reading it at the end");
+            }
+        }
+        // The container ends (or was killed): the rest is in its files.
+        let _ = runtime.wait(&container_id).await;
+    }
+    let mut reader = LogReader::new(reader.delivered());
+    if let Err(error) = read_segments(&runtime, &container_id, &mut reader, &pieces).await {
+        tracing::warn!(container_id, %error, "reading the output log failed");
+    }
+}
+
+/// Reads the segment files of a stopped container, oldest first.
+async fn read_segments(
+    runtime: &Runtime,
+    container_id: &str,
+    reader: &mut LogReader,
+    pieces: &mpsc::Sender<Piece>,
+) -> anyhow::Result<()> {
+    // First their numbers, from their headers only, then each in order.
+    let mut numbered = Vec::new();
+    for slot in 0..shim::SEGMENTS {
+        let path = format!("{}/seg.{slot}", shim::LOG_DIR);
+        let Ok(mut file) = open_file(runtime, container_id, &path).await else {
+            continue;
+        };
+        let mut header = [0u8; HEADER_BYTES];
+        if file.read_exact(&mut header).await.is_ok() && &header[..8] == MAGIC {
+            numbered.push((u64_at(&header, 8), path));
+        }
+    }
+    numbered.sort();
+    for (_, path) in numbered {
+        let mut file = open_file(runtime, container_id, &path).await?;
+        reader.start_segment();
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let read = file.read(&mut buffer).await?;
+            if read == 0 {
+                break;
+            }
+            for piece in reader.feed(&buffer[..read]) {
+                if pieces.send(piece).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if reader.ended() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Why the shim could not execute the command, from its status file: the
+/// reason Docker would have given had it executed the command itself.
+pub async fn exec_failure(runtime: &Runtime, container_id: &str) -> Option<String> {
+    let mut file = match open_file(runtime, container_id, shim::STATUS_FILE).await {
+        Ok(file) => file,
+        Err(error) => {
+            tracing::info!(container_id, %error, "no reason from the shim");
+            return None;
+        }
+    };
+    let mut text = String::new();
+    if let Err(error) = (&mut file).take(4096).read_to_string(&mut text).await {
+        tracing::info!(container_id, %error, "reading the shim's reason failed");
+        return None;
+    }
+    let (code, program) = text.split_once(' ')?;
+    match code {
+        "127" => Some(format!("command not found: {program}")),
+        "126" => Some(format!("command not executable: {program}")),
+        _ => None,
+    }
+}
+
+/// The bytes of one regular file of a container, read out of the tar
+/// archive Docker makes of it.
+async fn open_file(
+    runtime: &Runtime,
+    container_id: &str,
+    path: &str,
+) -> anyhow::Result<impl AsyncRead + Unpin + use<>> {
+    let archive = runtime
+        .download_archive(container_id, path)
+        .await
+        .map_err(|error| anyhow::anyhow!("{path}: {error}"))?;
+    let mut tar = tokio_util::io::StreamReader::new(Box::pin(archive));
+    loop {
+        let mut header = [0u8; 512];
+        tar.read_exact(&mut header).await?;
+        let size = octal(&header[124..136])?;
+        match header[156] {
+            b'0' | 0 => return Ok(tar.take(size)),
+            // A PAX or GNU long-name header: skip its data.
+            _ => {
+                let padded = size.div_ceil(512) * 512;
+                tokio::io::copy(&mut (&mut tar).take(padded), &mut tokio::io::sink()).await?;
+            }
+        }
+    }
+}
+
+fn octal(field: &[u8]) -> anyhow::Result<u64> {
+    let text = std::str::from_utf8(field)?.trim_matches(|c: char| c == '\0' || c == ' ');
+    Ok(u64::from_str_radix(text, 8)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(number: u64, stdout_at: u64, stderr_at: u64) -> Vec<u8> {
+        let mut bytes = MAGIC.to_vec();
+        for value in [number, stdout_at, stderr_at] {
+            bytes.extend_from_slice(&value.to_le_bytes());
+        }
+        bytes
+    }
+
+    fn record(kind: u8, data: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![kind];
+        bytes.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(data);
+        bytes
+    }
+
+    fn out(text: &str) -> Piece {
+        Piece::Output(LogStream::Stdout, Bytes::copy_from_slice(text.as_bytes()))
+    }
+
+    fn err(text: &str) -> Piece {
+        Piece::Output(LogStream::Stderr, Bytes::copy_from_slice(text.as_bytes()))
+    }
+
+    #[test]
+    fn delivers_what_follows_the_stored_offsets_in_write_order() {
+        let mut log = segment(0, 0, 0);
+        log.extend(record(1, b"hello "));
+        log.extend(record(2, b"oops\n"));
+        log.extend(record(1, b"world\n"));
+        log.extend(record(REC_SEGMENT_END, b""));
+        log.extend(segment(1, 12, 5));
+        log.extend(record(2, b"more\n"));
+        log.extend(record(REC_END, b""));
+        // Stored: "hel" of stdout, nothing of stderr. Fed a byte at a time.
+        let mut reader = LogReader::new(RawOffsets {
+            stdout: 3,
+            stderr: 0,
+        });
+        let mut pieces = Vec::new();
+        for byte in &log {
+            pieces.extend(reader.feed(std::slice::from_ref(byte)));
+        }
+        assert_eq!(
+            pieces,
+            vec![out("lo "), err("oops\n"), out("world\n"), err("more\n")]
+        );
+        assert!(reader.ended());
+        assert_eq!(
+            reader.delivered(),
+            RawOffsets {
+                stdout: 12,
+                stderr: 10
+            }
+        );
+    }
+
+    #[test]
+    fn rotated_bytes_become_a_gap_and_a_cut_record_waits_for_its_end() {
+        // The oldest kept segment starts after what was stored.
+        let mut log = segment(7, 100, 4);
+        log.extend(record(1, b"tail\n"));
+        let mut reader = LogReader::new(RawOffsets {
+            stdout: 40,
+            stderr: 4,
+        });
+        let (first, second) = log.split_at(log.len() - 2);
+        assert_eq!(reader.feed(first), vec![Piece::Gap(LogStream::Stdout, 60)]);
+        assert_eq!(reader.feed(second), vec![out("tail\n")]);
+        assert!(!reader.ended());
+        // Read again from the files: nothing twice.
+        let mut again = LogReader::new(reader.delivered());
+        again.start_segment();
+        assert!(again.feed(&log).is_empty());
+    }
+}

@@ -1,0 +1,186 @@
+//! The shim: a static helper (`shim/shim.c`, built by `build.rs`) that the
+//! worker puts at `/.jobs/shim` in every queued job's container and runs as
+//! its command, `/.jobs/shim run [-a PATH]... -- CMD ARGS...`.
+//!
+//! It keeps a copy of the command's output in a bounded ring of segment
+//! files under `/.jobs/log` (read back by [`crate::capture`] after a worker
+//! restart), and once the command ended it copies the artifacts under the
+//! `/tmp` tmpfs to `/.jobs/art/N`, where Docker's archive API finds them in
+//! the stopped container. `/.jobs` is in the container's own layer, or in an
+//! anonymous volume of its own with a read-only root: never a host path.
+//!
+//! Interactive runs do not get it: a terminal passes through untouched.
+
+use std::io::Write;
+
+use bytes::Bytes;
+
+/// The shim binary, statically linked.
+pub const BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/jobs-shim"));
+/// Where the job's own files live in the container.
+pub const DIR: &str = "/.jobs";
+/// The shim's path in the container.
+pub const PATH: &str = "/.jobs/shim";
+/// The log segments' directory and files (see `shim.c`).
+pub const LOG_DIR: &str = "/.jobs/log";
+pub const SEGMENTS: usize = 4;
+/// Why the command could not be executed: `127 PROGRAM` or `126 PROGRAM`.
+pub const STATUS_FILE: &str = "/.jobs/log/status";
+/// The signal that tells the shim the grace is over: it SIGKILLs the
+/// command's process group, copies the artifacts, and exits.
+pub const KILL_SIGNAL: &str = "SIGUSR2";
+
+/// The tar archive put into the created container: `/.jobs` with the shim
+/// and the directories it writes, writable by any `--user`. Its entries
+/// are under `.jobs/`, for `/`, or, for the volume at `/.jobs` (a
+/// read-only root refuses writes to `/`), bare.
+pub fn archive(into_volume: bool) -> Bytes {
+    let mut builder = tar::Builder::new(Vec::with_capacity(BINARY.len() + 4096));
+    let mut add = |path: &str, mode: u32, data: &[u8], kind: tar::EntryType| {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_size(data.len() as u64);
+        builder
+            .append_data(&mut header, path, data)
+            .expect("an in-memory tar");
+    };
+    let prefix = if into_volume { "" } else { ".jobs/" };
+    if !into_volume {
+        add(".jobs", 0o755, &[], tar::EntryType::Directory);
+    }
+    add(
+        &format!("{prefix}shim"),
+        0o755,
+        BINARY,
+        tar::EntryType::Regular,
+    );
+    add(
+        &format!("{prefix}log"),
+        0o777,
+        &[],
+        tar::EntryType::Directory,
+    );
+    add(
+        &format!("{prefix}art"),
+        0o777,
+        &[],
+        tar::EntryType::Directory,
+    );
+    let mut bytes = builder.into_inner().expect("an in-memory tar");
+    let _ = bytes.flush();
+    Bytes::from(bytes)
+}
+
+/// Whether an artifact path lives on the `/tmp` tmpfs, which goes with the
+/// stopped container (the uploads' volume at `/tmp/uploads` does not).
+pub fn on_tmpfs(path: &str) -> bool {
+    let under = |dir: &str| path == dir || path.starts_with(&format!("{dir}/"));
+    under("/tmp") && !under(jobs_core::spec::UPLOADS_DIR)
+}
+
+/// The artifact paths the shim copies, in the order of its `-a` flags,
+/// with their index among all of the job's paths.
+pub fn tmpfs_artifacts(paths: &[String]) -> Vec<(usize, &str)> {
+    paths
+        .iter()
+        .enumerate()
+        .filter(|(_, path)| on_tmpfs(path))
+        .map(|(index, path)| (index, path.as_str()))
+        .collect()
+}
+
+/// Where the shim put the copy of the artifact at `path`, the `n`th of
+/// [`tmpfs_artifacts`]: under the same name, so that its archive is the
+/// one Docker would have made of `path`.
+pub fn artifact_copy(n: usize, path: &str) -> String {
+    let name = path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(path);
+    format!("{DIR}/art/{n}/{name}")
+}
+
+/// The container's command line: the shim, then `command`.
+pub fn command_line(artifacts: &[String], command: Vec<String>) -> Vec<String> {
+    let mut line = vec![PATH.to_owned(), "run".to_owned()];
+    for (_, path) in tmpfs_artifacts(artifacts) {
+        line.push("-a".to_owned());
+        line.push(path.to_owned());
+    }
+    line.push("--".to_owned());
+    line.extend(command);
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_tmpfs_artifacts_are_copied_and_their_copies_keep_the_name() {
+        let paths: Vec<String> = [
+            "/tmp/a.csv",
+            "/app/out",
+            "/tmp/uploads/x",
+            "/tmp/dir/",
+            "/tmpx",
+        ]
+        .map(String::from)
+        .into();
+        assert_eq!(
+            tmpfs_artifacts(&paths),
+            vec![(0, "/tmp/a.csv"), (3, "/tmp/dir/")]
+        );
+        assert_eq!(artifact_copy(1, "/tmp/dir/"), "/.jobs/art/1/dir");
+        assert_eq!(
+            command_line(&paths, vec!["sh".into(), "-c".into(), "x".into()]),
+            [
+                "/.jobs/shim",
+                "run",
+                "-a",
+                "/tmp/a.csv",
+                "-a",
+                "/tmp/dir/",
+                "--",
+                "sh",
+                "-c",
+                "x"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_archive_holds_the_shim_and_writable_directories() {
+        assert_eq!(
+            tar::Archive::new(archive(true).as_ref())
+                .entries()
+                .unwrap()
+                .map(|entry| entry.unwrap().path().unwrap().display().to_string())
+                .collect::<Vec<_>>(),
+            ["shim", "log", "art"]
+        );
+        let archive = archive(false);
+        let mut entries = tar::Archive::new(archive.as_ref());
+        let found: Vec<(String, u32, u64)> = entries
+            .entries()
+            .unwrap()
+            .map(|entry| {
+                let entry = entry.unwrap();
+                let header = entry.header();
+                (
+                    entry.path().unwrap().display().to_string(),
+                    header.mode().unwrap(),
+                    header.size().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(found[1], (".jobs/shim".into(), 0o755, BINARY.len() as u64));
+        assert_eq!(found[2].1, 0o777);
+        assert_eq!(&BINARY[..4], b"\x7fELF");
+    }
+}

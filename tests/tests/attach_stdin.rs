@@ -1,0 +1,312 @@
+//! Stdin of interactive runs is exactly-once across reconnects: a cut
+//! connection neither loses nor repeats a byte of piped stdin or a
+//! keystroke (docs/architecture.md, "Stdin across reconnects").
+//!
+//! - 10 MiB of random bytes piped into `jobs run -i` while a [`CutProxy`]
+//!   cuts the CLI⇄API connection, or the API⇄worker one, several times,
+//!   or while the API is killed and restarted: the container counts and
+//!   hashes exactly the bytes that were piped in.
+//! - Lines typed into a shell at a terminal, half of each before a cut and
+//!   half after: each runs once.
+//!
+//! Synchronisation: the test writes the CLI's stdin itself, and cuts when
+//! the CLI has taken a given amount of it and is connected again (the
+//! proxy counts connections); nothing sleeps for a fixed time. The CLI
+//! holds at most 4 MiB unacknowledged, so the amount taken tracks the
+//! transfer, and every cut falls while bytes are on their way.
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use jobs_e2e::cli::Capture;
+use jobs_e2e::poll::poll_until;
+use jobs_e2e::proxy::CutProxy;
+use jobs_e2e::pty::PtyProcess;
+use jobs_e2e::{CliOutput, TestEnv, wait_until};
+use sha2::{Digest, Sha256};
+
+const START_DEADLINE: Duration = Duration::from_secs(60);
+const ANSWER_DEADLINE: Duration = Duration::from_secs(30);
+const CLI_DEADLINE: Duration = Duration::from_secs(180);
+const TEN_MIB: usize = 10 * 1024 * 1024;
+const MIB: usize = 1024 * 1024;
+
+/// Counts and hashes its stdin in the container, once it has all of it.
+const COUNT_AND_HASH: &str = "cat > /tmp/in; wc -c < /tmp/in; sha256sum < /tmp/in";
+
+/// Bytes that are the same on every run, every value included.
+fn random_bytes(len: usize) -> Vec<u8> {
+    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+    (0..len)
+        .map(|_| {
+            // xorshift64
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// What [`COUNT_AND_HASH`] prints for `data`.
+fn count_and_hash(data: &[u8]) -> String {
+    let digest = Sha256::digest(data);
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!("{}\n{hex}  -\n", data.len())
+}
+
+/// A `jobs run -i` whose stdin the test writes in the background, counting
+/// what the CLI has taken.
+struct PipedRun {
+    child: Child,
+    taken: Arc<AtomicUsize>,
+    writer: Option<JoinHandle<()>>,
+    stdout: Option<Capture>,
+    stderr: Option<Capture>,
+}
+
+impl PipedRun {
+    fn spawn(mut command: Command, data: Vec<u8>) -> PipedRun {
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start jobs run -i");
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        let taken = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&taken);
+        let writer = std::thread::spawn(move || {
+            for chunk in data.chunks(64 * 1024) {
+                if pipe.write_all(chunk).is_err() {
+                    return;
+                }
+                counter.fetch_add(chunk.len(), Ordering::SeqCst);
+            }
+            // Dropping the pipe is the end of stdin.
+        });
+        let stdout = Capture::start(child.stdout.take().expect("stdout is piped"));
+        let stderr = Capture::start(child.stderr.take().expect("stderr is piped"));
+        PipedRun {
+            child,
+            taken,
+            writer: Some(writer),
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// Waits until the CLI has taken at least `bytes` of its stdin.
+    #[track_caller]
+    fn wait_for_taken(&self, bytes: usize) {
+        let taken = &self.taken;
+        let what = format!("the CLI to take {bytes} bytes of stdin");
+        wait_until(&what, ANSWER_DEADLINE, || {
+            (taken.load(Ordering::SeqCst) >= bytes).then_some(())
+        });
+    }
+
+    fn stderr_so_far(&self) -> String {
+        let bytes = self
+            .stderr
+            .as_ref()
+            .map(Capture::snapshot)
+            .unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[track_caller]
+    fn wait(mut self) -> CliOutput {
+        let status = poll_until(CLI_DEADLINE, || self.child.try_wait().expect("try_wait"));
+        let Some(status) = status else {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            panic!(
+                "jobs run -i did not finish within {CLI_DEADLINE:?}; stderr: {}",
+                self.stderr_so_far()
+            );
+        };
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+        CliOutput {
+            command_line: "jobs run -i".into(),
+            status,
+            stdout: self.stdout.take().expect("stdout").finish(),
+            stderr: self.stderr.take().expect("stderr").finish(),
+        }
+    }
+}
+
+/// Cuts every connection of `proxy` once the CLI has taken each of
+/// `marks` bytes, each time after a fresh connection came through; returns
+/// how many cuts hit a live connection.
+#[track_caller]
+fn cut_at(proxy: &CutProxy, run: &PipedRun, marks: &[usize]) -> usize {
+    let mut cuts = 0;
+    for (index, &mark) in marks.iter().enumerate() {
+        let connections = index + 1;
+        let what = format!("connection {connections} through the proxy");
+        wait_until(&what, ANSWER_DEADLINE, || {
+            (proxy.accepted() >= connections).then_some(())
+        });
+        run.wait_for_taken(mark);
+        if proxy.cut() > 0 {
+            cuts += 1;
+        }
+    }
+    cuts
+}
+
+fn megabytes(marks: &[usize]) -> Vec<usize> {
+    marks.iter().map(|mark| mark * MIB).collect()
+}
+
+#[test]
+fn piped_stdin_crosses_cut_client_connections_exactly_once() {
+    let mut env = TestEnv::start(2);
+    let proxy = CutProxy::start(env.api_url().trim_start_matches("http://"));
+    let data = random_bytes(TEN_MIB);
+    let mut command = env.jobs_command(&["run", "-i", "--", "sh", "-c", COUNT_AND_HASH]);
+    command.env("JOBS_API_URL", proxy.url());
+    let run = PipedRun::spawn(command, data.clone());
+
+    let cuts = cut_at(&proxy, &run, &megabytes(&[1, 2, 3, 4, 5, 6, 7]));
+    assert!(cuts >= 5, "most cuts hit a live connection: {cuts}");
+
+    let output = run.wait();
+    output
+        .assert_success()
+        .assert_stdout(count_and_hash(&data).as_bytes());
+    let id = env.db_last_job_id();
+    output.assert_stderr_contains(&format!("reconnected to job {id}"));
+    env.finish();
+}
+
+#[test]
+fn piped_stdin_crosses_cut_worker_connections_exactly_once() {
+    // The worker reaches the API through the proxy; the CLI does not.
+    let proxy = CutProxy::start_unrouted();
+    let mut env = TestEnv::start_with_api_env(2, &[("JOBS_ADVERTISE_URL", &proxy.url())], &[]);
+    proxy.route_to(env.api_url().trim_start_matches("http://"));
+    let data = random_bytes(TEN_MIB);
+    let run = PipedRun::spawn(
+        env.jobs_command(&["run", "-i", "--", "sh", "-c", COUNT_AND_HASH]),
+        data.clone(),
+    );
+
+    let cuts = cut_at(&proxy, &run, &megabytes(&[1, 2, 3, 4, 5, 6, 7]));
+    assert!(cuts >= 5, "most cuts hit a live connection: {cuts}");
+
+    let output = run.wait();
+    output
+        .assert_success()
+        .assert_stdout(count_and_hash(&data).as_bytes());
+    assert!(
+        proxy.accepted() > cuts,
+        "the worker dialed back after each cut"
+    );
+    env.finish();
+}
+
+#[test]
+fn piped_stdin_crosses_an_api_restart_exactly_once() {
+    let mut env = TestEnv::start(2);
+    let data = random_bytes(TEN_MIB);
+    let run = PipedRun::spawn(
+        env.jobs_command(&["run", "-i", "--", "sh", "-c", COUNT_AND_HASH]),
+        data.clone(),
+    );
+    for mark in [2, 5] {
+        run.wait_for_taken(mark * MIB);
+        env.kill_api();
+        env.restart_api();
+    }
+
+    let output = run.wait();
+    output
+        .assert_success()
+        .assert_stdout(count_and_hash(&data).as_bytes());
+    let id = env.db_last_job_id();
+    output.assert_stderr_contains(&format!("reconnected to job {id}"));
+    env.finish();
+}
+
+/// Whether `output` ends with a shell prompt (`$ ` or `# `). Busybox's line
+/// editor follows its prompt with terminal controls (`ESC [ 6 n`,
+/// `ESC [ J`).
+fn ends_with_prompt(output: &[u8]) -> bool {
+    let mut output = output;
+    while let Some(rest) = strip_trailing_control(output) {
+        output = rest;
+    }
+    output.ends_with(b"$ ") || output.ends_with(b"# ")
+}
+
+/// `output` without its last `ESC [ params letter` sequence, if it ends
+/// with one.
+fn strip_trailing_control(output: &[u8]) -> Option<&[u8]> {
+    let (&last, rest) = output.split_last()?;
+    if !last.is_ascii_alphabetic() {
+        return None;
+    }
+    let params = rest
+        .iter()
+        .rev()
+        .take_while(|byte| byte.is_ascii_digit() || **byte == b';')
+        .count();
+    rest[..rest.len() - params].strip_suffix(b"\x1b[")
+}
+
+fn occurrences(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .filter(|window| *window == needle)
+        .count()
+}
+
+#[test]
+fn keystrokes_across_cut_connections_reach_the_shell_once() {
+    let mut env = TestEnv::start(2);
+    let proxy = CutProxy::start(env.api_url().trim_start_matches("http://"));
+    let mut command = env.jobs_command(&["run", "--", "sh"]);
+    command.env("JOBS_API_URL", proxy.url());
+    let mut pty = PtyProcess::spawn(command, 24, 80);
+    pty.wait_for_output("the shell's prompt", START_DEADLINE, ends_with_prompt);
+
+    let lines = 8;
+    for line in 0..lines {
+        let connections = line + 1;
+        let what = format!("connection {connections} through the proxy");
+        wait_until(&what, ANSWER_DEADLINE, || {
+            (proxy.accepted() >= connections).then_some(())
+        });
+        // Half of the line before the cut, half after: the second half is
+        // typed while the CLI is away, and goes once it is back.
+        pty.type_bytes(format!("echo typed$(({line}+").as_bytes());
+        assert!(proxy.cut() >= 1, "line {line}: the CLI was connected");
+        let mark = pty.output_so_far().len();
+        pty.type_bytes(b"1000))\r");
+        let answer = format!("\r\ntyped{}\r\n", line + 1000);
+        pty.wait_for_output(&answer, ANSWER_DEADLINE, |out| {
+            occurrences(&out[mark.min(out.len())..], answer.as_bytes()) >= 1
+                && ends_with_prompt(out)
+        });
+    }
+    pty.type_bytes(b"exit 6\r");
+    let (status, output) = pty.wait(CLI_DEADLINE);
+    let text = String::from_utf8_lossy(&output);
+    assert_eq!(status.code(), Some(6), "{text:?}");
+    for line in 0..lines {
+        let answer = format!("\r\ntyped{}\r\n", line + 1000);
+        assert_eq!(
+            occurrences(&output, answer.as_bytes()),
+            1,
+            "line {line} ran exactly once: {text:?}"
+        );
+    }
+    env.finish();
+}
