@@ -113,7 +113,6 @@ fn every_route(job_id: &str, token_id: &str) -> Vec<Route> {
     vec![
         route("GET", "/v1/apps", "/v1/apps".into(), None, Read, N::Nothing),
         // About the calling token itself: every role may ask.
-        route("GET", "/v1/whoami", "/v1/whoami".into(), None, Read, N::Nothing),
         route(
             "POST",
             "/v1/apps",
@@ -428,11 +427,6 @@ fn a_token_of_another_app_gets_404_for_everything_of_the_app() {
                         }
                         assert!(!names(&listed, "tokens", "id").contains(&demo_token.id));
                         assert!(names(&listed, "tokens", "id").contains(&other_token.id));
-                    }
-                    ("GET", "/v1/whoami") => {
-                        assert_eq!(response.status, 200, "{what}: {response:?}");
-                        assert_eq!(response.json()["app"], OTHER_APP, "{what}");
-                        assert_eq!(response.json()["role"], role, "{what}");
                     }
                     // Creating an app (or, for a read token, listing tokens)
                     // names nothing of the app: refused by role or binding.

@@ -321,6 +321,8 @@ export function runPage(main, ctx, jobId) {
         link(`/apps/${enc(job.app)}`, `← runs of ${job.app}`)),
       summary, actions, artifacts, output);
     const draw = (current) => {
+      // A slow refresh that left before the end must not undo it.
+      if (isTerminal(job.state) && !isTerminal(current.state)) return;
       job = current;
       drawSummary(summary, job);
       drawActions(actions, ctx, job, () => refreshJob());
