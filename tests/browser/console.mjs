@@ -59,6 +59,7 @@ const browser = await chromium.launch({
 });
 const pageErrors = [];
 let lastPage = null;
+const requestUrls = [];
 const dialogs = [];
 const cspViolations = [];
 
@@ -67,6 +68,7 @@ async function signedIn(token, viewport = { width: 1280, height: 1500 }) {
   const page = await context.newPage();
   lastPage = page;
   page.setDefaultTimeout(WAIT_MS);
+  page.on('request', (request) => requestUrls.push(request.url()));
   page.on('pageerror', (error) => { pageErrors.push(String(error)); log('page error:', String(error)); });
   page.on('console', (message) => {
     if (message.text().includes('Content Security Policy')) cspViolations.push(message.text());
@@ -83,8 +85,11 @@ async function signedIn(token, viewport = { width: 1280, height: 1500 }) {
   });
   page.on('dialog', async (dialog) => { dialogs.push(dialog.message()); await dialog.dismiss(); });
   await page.goto(`${CONSOLE_URL}/`);
-  await page.getByLabel('API token').fill(token);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  // By keyboard alone: the focus starts in the labelled token field, and
+  // Enter signs in.
+  await page.getByLabel('API token').waitFor();
+  await page.keyboard.type(token);
+  await page.keyboard.press('Enter');
   await page.waitForURL(/\/apps/);
   await page.waitForSelector('h1');
   return page;
@@ -263,14 +268,27 @@ await check('upload', async () => {
   await page.getByLabel('Command').fill('head -n 1 /tmp/uploads/hello.txt; wc -c < /tmp/uploads/hello.txt');
   await page.getByLabel('Environment').fill('GREETING=hi there');
   await page.getByLabel('Files').setInputFiles({ name: 'hello.txt', mimeType: 'text/plain', buffer: Buffer.from(content) });
+  const unlabelled = await page.$$eval('input, select, textarea', (fields) => fields
+    .filter((field) => field.type !== 'hidden' && !field.labels?.length && !field.getAttribute('aria-label'))
+    .map((field) => field.id || field.name));
+  // The progress bar's values as the upload goes (the page is the same
+  // document after it moves on to the run, so the record stays).
+  await page.evaluate(() => {
+    window.__progress = [];
+    new MutationObserver(() => {
+      const bar = document.querySelector('.uploads progress');
+      if (bar) window.__progress.push([Number(bar.value), Number(bar.max)]);
+    }).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['value'] });
+  });
   await page.getByRole('button', { name: 'Start' }).click();
   await page.waitForURL(/\/jobs\//);
+  const progress = await page.evaluate(() => window.__progress);
   const job = page.url().split('/jobs/')[1];
   await waitEnded(page);
   const rows = await logRows(page);
   const exit = await text(page, '#job-exit');
   await page.context().close();
-  return { job, rows, exit, bytes: Buffer.byteLength(content) };
+  return { job, rows, exit, bytes: Buffer.byteLength(content), unlabelled, progress };
 });
 
 // 7. The browser terminal: 42, a resize, Ctrl-C, a cut connection, exit 3.
@@ -344,8 +362,28 @@ await check('long_log', async () => {
   return { job, inPage, lastRows, found, afterJump };
 });
 
+// 9. The admin's views: apps and workers.
+await check('admin_views', async () => {
+  const page = await signedIn(TOKENS.admin);
+  await page.click('#nav >> text=Workers');
+  await page.waitForSelector('tr[data-worker]');
+  const workers = await page.$$eval('tr[data-worker]', (rows) => rows.map((row) => [...row.children].map((cell) => cell.textContent)));
+  await page.click('#nav >> text=Apps');
+  await page.waitForSelector('tr[data-app]');
+  const apps = await page.$$eval('tr[data-app]', (rows) => rows.map((row) => row.dataset.app));
+  await page.context().close();
+  const reader = await signedIn(TOKENS.read);
+  const readerNav = await text(reader, '#nav');
+  await reader.goto(`${CONSOLE_URL}/workers`);
+  await reader.waitForSelector('main .error');
+  const readerWorkers = await text(reader, 'main .error');
+  await reader.context().close();
+  return { workers, apps, readerNav, readerWorkers };
+});
+
 await browser.close();
 results.page_errors = pageErrors;
+results.request_urls = requestUrls;
 results.csp_violations = cspViolations;
 results.dialogs = dialogs;
 writeFileSync(join(OUT_DIR, 'results.json'), JSON.stringify(results, null, 2));

@@ -208,7 +208,10 @@ fn the_console_in_a_real_browser() {
     assert_eq!(list["sessionKeys"], json!(["jobs.console.token"]), "{list}");
     assert_eq!(list["localKeys"], json!([]), "{list}");
     assert!(
-        !list["signedInUrl"].as_str().unwrap().contains("jobs_"),
+        !list["signedInUrl"]
+            .as_str()
+            .unwrap()
+            .contains(&env.admin_token),
         "{list}"
     );
     let states: Vec<&str> = list["states"]
@@ -364,6 +367,13 @@ fn the_console_in_a_real_browser() {
         "{upload}"
     );
     assert_eq!(upload["exit"], "0");
+    assert_eq!(upload["unlabelled"], json!([]), "fields without a label");
+    let progress = upload["progress"].as_array().expect("progress values");
+    assert_eq!(
+        progress.last(),
+        Some(&json!([upload["bytes"], upload["bytes"]])),
+        "the progress bar did not reach the end: {progress:?}"
+    );
     let job = upload["job"].as_str().unwrap();
     let status = env.status(job);
     assert_eq!(status["state"], "succeeded", "{status}");
@@ -419,6 +429,33 @@ fn the_console_in_a_real_browser() {
     assert_eq!(long["found"], "line 77777", "{long}");
     assert_eq!(long["afterJump"], json!(["100000"]), "{long}");
 
+    // The admin's views; a read token gets the API's refusal.
+    let admin = check(&results, "admin_views");
+    let workers = admin["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 1, "{admin}");
+    assert_eq!(workers[0][0], env.worker_id.as_str(), "{admin}");
+    assert_eq!(workers[0][1], "4", "{admin}");
+    assert_eq!(admin["apps"], json!(["demo", OTHER_APP]), "{admin}");
+    assert_eq!(admin["readerNav"], "Apps", "{admin}");
+    assert_eq!(
+        admin["readerWorkers"],
+        "this token's role is read: listing workers needs admin"
+    );
+
+    // No token in any URL the browser asked for, nor in the API's log.
+    let api_log =
+        std::fs::read_to_string(env.log_dir.join("api.stderr.log")).expect("the API's log");
+    for (name, token) in &tokens {
+        for url in results["request_urls"].as_array().unwrap() {
+            assert!(
+                !url.as_str().unwrap().contains(token.as_str()),
+                "{name} in {url}"
+            );
+        }
+        assert!(!api_log.contains(token.as_str()), "{name} in the API's log");
+    }
+    assert!(results["request_urls"].as_array().unwrap().len() > 50);
+
     assert_eq!(results["page_errors"], json!([]), "errors in the pages");
     assert_eq!(
         results["csp_violations"],
@@ -438,4 +475,34 @@ fn the_console_in_a_real_browser() {
             png.len()
         );
     }
+}
+
+/// `jobs dev` serves the same console, from the same binary's assets.
+#[test]
+fn jobs_dev_serves_the_console_at_its_root() {
+    let mut env = jobs_e2e::DevEnv::in_explicit_data_dir();
+    env.start(&[]);
+    let page = jobs_e2e::http::request(env.api_url(), "GET", "/", None, None);
+    assert_eq!(page.status, 200, "{page:?}");
+    assert_eq!(
+        page.content_type.as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(
+        page.body
+            .contains(r#"<script type="module" src="/console/app.js"></script>"#),
+        "{}",
+        page.body
+    );
+    let script = jobs_e2e::http::request(env.api_url(), "GET", "/console/app.js", None, None);
+    assert_eq!(script.status, 200, "{script:?}");
+    assert_eq!(
+        script.content_type.as_deref(),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert!(script.body.contains("/v1/whoami"));
+    // The pages hold no data: the API under them still wants the token.
+    let apps = jobs_e2e::http::request(env.api_url(), "GET", "/v1/apps", None, None);
+    assert_eq!(apps.status, 401, "{apps:?}");
+    env.finish();
 }

@@ -112,15 +112,6 @@ fn every_route(job_id: &str, token_id: &str) -> Vec<Route> {
     use Needs::*;
     vec![
         route("GET", "/v1/apps", "/v1/apps".into(), None, Read, N::Nothing),
-        // About the calling token itself: every role may ask.
-        route(
-            "GET",
-            "/v1/whoami",
-            "/v1/whoami".into(),
-            None,
-            Read,
-            N::Nothing,
-        ),
         route(
             "POST",
             "/v1/apps",
@@ -228,6 +219,23 @@ fn every_route(job_id: &str, token_id: &str) -> Vec<Route> {
             None,
             Admin,
             N::Token,
+        ),
+        route(
+            "GET",
+            "/v1/whoami",
+            "/v1/whoami".into(),
+            None,
+            Read,
+            N::Nothing,
+        ),
+        // Workers serve every app: only an admin token of every app lists them.
+        route(
+            "GET",
+            "/v1/workers",
+            "/v1/workers".into(),
+            None,
+            Admin,
+            N::Nothing,
         ),
         // Last: with a token that may, it deletes the app.
         route("DELETE", "/v1/apps/{app}", app, None, Admin, N::App),

@@ -25,7 +25,7 @@ use jobs_core::{
     wire::{
         ApiError as WireError, ApiErrorBody, App, AppCreate, AppList, AppUpdate, Artifact, Caller,
         Job, JobCreate, JobList, LogChunk, LogPage, LogStream, QueuePlace, TokenCreate,
-        TokenCreated, TokenInfo, TokenList, Upload, UploadRef,
+        TokenCreated, TokenInfo, TokenList, Upload, UploadRef, WorkerInfo, WorkerList,
     },
 };
 use utoipa::{
@@ -76,11 +76,13 @@ pub const BEARER_SCHEME: &str = "bearer";
         routes::tokens::list_tokens,
         routes::tokens::revoke_token,
         routes::tokens::whoami,
+        routes::tokens::list_workers,
     ),
     components(schemas(
         App, AppCreate, AppUpdate, AppList, Hardening, Size, Job, JobCreate, JobList, JobState,
         LogChunk, LogStream, LogPage, Role, TokenCreate, TokenCreated, TokenInfo, TokenList,
-        WireError, ApiErrorBody, Upload, UploadRef, Artifact, QueuePlace, Caller,
+        WireError, ApiErrorBody, Upload, UploadRef, Artifact, QueuePlace, Caller, WorkerInfo,
+        WorkerList,
     )),
     modifiers(&CommonResponses),
     tags(

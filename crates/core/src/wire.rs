@@ -25,6 +25,7 @@
 //! | `POST /v1/tokens` | [`TokenCreate`] | `201` [`TokenCreated`], the only answer that holds the secret |
 //! | `GET /v1/tokens` | | [`TokenList`], oldest first, without secrets |
 //! | `DELETE /v1/tokens/{id}` | | `204` |
+//! | `GET /v1/workers` | | [`WorkerList`]: the workers heard from, for admins of every app |
 //! | `GET /v1/whoami` | | [`Caller`]: the role and app of the token itself |
 //! | `GET /v1/openapi.json` | | the OpenAPI 3.1 document of these routes, without a token |
 //!
@@ -446,6 +447,26 @@ pub struct TokenInfo {
 pub struct TokenCreated {
     pub token: TokenInfo,
     pub secret: String,
+}
+
+/// A worker as the registry knows it: its slots, and when it last wrote.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    pub id: String,
+    /// How many jobs it runs at once.
+    pub slots: i32,
+    pub free_slots: i32,
+    /// Its last heartbeat or slot change, by the database clock; a worker
+    /// writes one at least every 5 seconds while it runs.
+    pub heartbeat_at: DateTime<Utc>,
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerList {
+    /// Most recently heard from first.
+    pub workers: Vec<WorkerInfo>,
 }
 
 /// The answer to `GET /v1/whoami`: what the calling token may do, so that

@@ -229,6 +229,8 @@ delegate! {
     fn remove_worker(&self, worker_id: &str) -> Result<(), StoreError>;
     /// Workers heard from within `fresh` with a free slot, most free first.
     fn free_workers(&self, fresh: Duration) -> Result<Vec<String>, StoreError>;
+    /// Every worker in the registry, most recently heard from first.
+    fn list_workers(&self) -> Result<Vec<jobs_core::wire::WorkerInfo>, StoreError>;
     /// Offers a queued interactive job to one worker (a wake-up only: the
     /// worker claims it with the usual fenced claim).
     fn offer_job(&self, worker_id: &str, job_id: &str) -> Result<(), StoreError>;

@@ -2249,8 +2249,29 @@ async fn workers_registry_lists_live_workers_with_free_slots(store: Store) {
     assert_eq!(store.free_workers(fresh).await.unwrap(), ["one"]);
     // Not heard from within the window: not live.
     assert!(store.free_workers(Duration::ZERO).await.unwrap().is_empty());
+    // Listed busy or not, each with its slots.
+    let listed: Vec<(String, i32, i32)> = store
+        .list_workers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|worker| (worker.id, worker.slots, worker.free_slots))
+        .collect();
+    let mut sorted = listed;
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            ("busy".into(), 2, 0),
+            ("one".into(), 4, 1),
+            ("three".into(), 4, 0)
+        ]
+    );
+    // Their order (latest write first) is not asserted: SQLite's clock has
+    // millisecond resolution, so the three writes may tie.
     store.remove_worker("one").await.unwrap();
     assert!(store.free_workers(fresh).await.unwrap().is_empty());
+    assert_eq!(store.list_workers().await.unwrap().len(), 2);
 }
 
 async fn queued_jobs_know_their_place_and_the_capacity(store: Store) {

@@ -8,6 +8,10 @@ import { authHeaders, enc, readAnswer } from './api.js';
 
 const RETRY_FIRST_MS = 250;
 const RETRY_MAX_MS = 5000;
+// The API sends a keep-alive comment every 15 s; a connection silent for
+// three of them is dead (a laptop that slept, a NAT that forgot it), even
+// though the browser has not noticed: it is dropped and reopened.
+const SILENCE_MS = 45_000;
 
 // Resolves with the ended job once the stream's `end` event came; rejects
 // on an answer that retrying cannot change (404, 401, 403).
@@ -17,10 +21,16 @@ export async function followLog(jobId, { after = 0, onChunk, onState, signal }) 
   let last = after;
   let delay = RETRY_FIRST_MS;
   while (!signal.aborted) {
+    const connection = new AbortController();
+    const abort = () => connection.abort();
+    signal.addEventListener('abort', abort, { once: true });
+    let silence = 0;
+    const heard = () => { clearTimeout(silence); silence = setTimeout(abort, SILENCE_MS); };
     try {
+      heard();
       const response = await fetch(`/v1/jobs/${enc(jobId)}/logs/stream`, {
         headers: authHeaders({ 'Last-Event-ID': String(last), Accept: 'text/event-stream' }),
-        cache: 'no-store', credentials: 'omit', signal,
+        cache: 'no-store', credentials: 'omit', signal: connection.signal,
       });
       if (!response.ok) {
         if ([401, 403, 404, 422].includes(response.status)) await readAnswer(response);
@@ -28,7 +38,7 @@ export async function followLog(jobId, { after = 0, onChunk, onState, signal }) 
       }
       onState('live');
       delay = RETRY_FIRST_MS;
-      const ended = await readEvents(response.body, (event) => {
+      const ended = await readEvents(response.body, heard, (event) => {
         if (event.type === 'log') {
           const chunk = JSON.parse(event.data);
           if (chunk.seq <= last) return null;
@@ -43,6 +53,10 @@ export async function followLog(jobId, { after = 0, onChunk, onState, signal }) 
     } catch (error) {
       if (signal.aborted) return null;
       if (error.status) throw error;
+    } finally {
+      clearTimeout(silence);
+      signal.removeEventListener('abort', abort);
+      connection.abort();
     }
     onState('reconnecting');
     await sleep(delay, signal);
@@ -52,13 +66,15 @@ export async function followLog(jobId, { after = 0, onChunk, onState, signal }) 
 }
 
 // Parses a text/event-stream body; `handle` returns a value to stop with.
-async function readEvents(body, handle) {
+// `heard` is called on every read, keep-alive comments included.
+async function readEvents(body, heard, handle) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
   let event = { type: 'message', data: '' };
   for (;;) {
     const { value, done } = await reader.read();
     if (done) return null;
+    heard();
     buffer += value;
     let newline;
     while ((newline = buffer.search(/\r\n|\n|\r/)) >= 0) {

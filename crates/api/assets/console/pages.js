@@ -111,7 +111,33 @@ export function appsPage(main, ctx) {
 }
 
 export function workersPage(main) {
-  main.append(el('h1', {}, 'Workers'), el('p', {}, 'The API does not list workers yet.'));
+  const controller = new AbortController();
+  const body = el('div', { class: 'table-wrap' }, el('p', {}, 'Loading…'));
+  const status = el('p', { class: 'muted', 'aria-live': 'polite' });
+  main.append(el('h1', {}, 'Workers'), status, body);
+  (async () => {
+    while (!controller.signal.aborted) {
+      try {
+        const { workers } = await api('/v1/workers', { signal: controller.signal });
+        body.replaceChildren(workers.length === 0 ? el('p', {}, 'No worker has registered.') : el('table', {},
+          el('caption', { class: 'sr-only' }, 'Workers, most recently heard from first'),
+          el('thead', {}, el('tr', {}, ['Worker', 'Slots', 'Free', 'Busy', 'Last heard'].map((h) => el('th', { scope: 'col' }, h)))),
+          el('tbody', {}, workers.map((worker) => el('tr', { 'data-worker': worker.id },
+            el('th', { scope: 'row' }, el('code', {}, worker.id)),
+            el('td', {}, worker.slots),
+            el('td', {}, worker.free_slots),
+            el('td', {}, worker.slots - worker.free_slots),
+            el('td', {}, `${Math.max(0, Math.round((Date.now() - Date.parse(worker.heartbeat_at)) / 1000))}s ago`))))));
+        status.textContent = `updated ${new Date().toLocaleTimeString()}`;
+      } catch (error) {
+        if (controller.signal.aborted) return;
+        body.replaceChildren(errorBox(error));
+        if (error instanceof ApiError && [401, 403].includes(error.status)) return;
+      }
+      await sleep(LIST_REFRESH_MS * 2, controller.signal);
+    }
+  })();
+  return () => controller.abort();
 }
 
 // --- runs list -----------------------------------------------------------------
@@ -295,6 +321,8 @@ export function runPage(main, ctx, jobId) {
         link(`/apps/${enc(job.app)}`, `← runs of ${job.app}`)),
       summary, actions, artifacts, output);
     const draw = (current) => {
+      // A slow refresh that left before the end must not undo it.
+      if (isTerminal(job.state) && !isTerminal(current.state)) return;
       job = current;
       drawSummary(summary, job);
       drawActions(actions, ctx, job, () => refreshJob());

@@ -76,6 +76,7 @@ pub fn router_with(state: AppState, quotas: Quotas) -> Router {
         )
         .route("/tokens/{id}", delete(tokens::revoke_token))
         .route("/whoami", get(tokens::whoami))
+        .route("/workers", get(tokens::list_workers))
         // A route layer runs only for matched routes, so that an unknown
         // path is a 404 whatever the token.
         // It also puts the caller's `Principal` in the request, which every

@@ -6,6 +6,8 @@
 //! wake-up: the worker still claims the job with the same fenced claim as a
 //! queued one, so an offer seen twice, or by two workers, runs it once.
 
+use chrono::{DateTime, Utc};
+use jobs_core::wire::WorkerInfo;
 use std::time::Duration;
 
 use super::PgStore;
@@ -54,6 +56,25 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(ids.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Every worker in the registry, most recently heard from first.
+    pub async fn list_workers(&self) -> Result<Vec<WorkerInfo>, StoreError> {
+        let rows: Vec<(String, i32, i32, DateTime<Utc>)> = sqlx::query_as(
+            "select id, slots, free_slots, heartbeat_at from workers \
+             order by heartbeat_at desc, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, slots, free_slots, heartbeat_at)| WorkerInfo {
+                id,
+                slots,
+                free_slots,
+                heartbeat_at,
+            })
+            .collect())
     }
 
     /// Offers a queued interactive job to one worker.

@@ -8,8 +8,12 @@
 
 use std::time::Duration;
 
-use super::{SqliteStore, duration_micros, rows::now};
-use jobs_core::wire::Capacity;
+use jobs_core::wire::{Capacity, WorkerInfo};
+
+use super::{
+    SqliteStore, duration_micros,
+    rows::{now, time},
+};
 
 use crate::{JOB_DIRECT_CHANNEL, StoreError, model::direct_offer};
 
@@ -56,6 +60,25 @@ impl SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(ids.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Every worker in the registry, most recently heard from first.
+    pub async fn list_workers(&self) -> Result<Vec<WorkerInfo>, StoreError> {
+        let rows: Vec<(String, i32, i32, i64)> = sqlx::query_as(
+            "select id, slots, free_slots, heartbeat_at from workers \
+             order by heartbeat_at desc, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, slots, free_slots, heartbeat_at)| WorkerInfo {
+                id,
+                slots,
+                free_slots,
+                heartbeat_at: time(heartbeat_at),
+            })
+            .collect())
     }
 
     /// Offers a queued interactive job to one worker.
