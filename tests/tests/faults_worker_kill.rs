@@ -106,10 +106,12 @@ fn a_job_claimed_by_a_dead_worker_but_never_started_is_queued_again_and_runs() {
     env.jobs(&["wait", &job]).assert_code(6);
     // A crash between the claim and the container's start, by another
     // worker that never comes back: the job is `starting`, held by it,
-    // with no container, and its lease runs out on its own.
+    // with no container, and its lease runs out on its own. (As a claim
+    // does, this clears the start intent of the first run.)
     env.db_execute(&format!(
         "update jobs set state = 'starting', exit_code = null, reason = null, \
          finished_at = null, started_at = null, lease_owner = 'a-dead-worker', \
+         start_requested_at = null, stop_reason = null, \
          lease_expires_at = now() + interval '{LEASE_SECONDS} seconds' where id = '{job}'"
     ));
     let requeued_and_ended = env.wait_for_job(&job, "run again", DEADLINE, |job| {

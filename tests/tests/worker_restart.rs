@@ -101,11 +101,13 @@ fn a_restarted_worker_puts_back_a_job_it_claimed_but_never_started() {
     let job = env.run_detached(&["--", "sh", "-c", "exit 5"]);
     env.jobs(&["wait", &job]).assert_code(5);
     // Simulate a crash between the claim and the container's start: the
-    // job is held by this worker in `starting`, with no container.
+    // job is held by this worker in `starting`, with no container (and,
+    // as after a claim, no start intent).
     env.kill_worker();
     env.db_execute(&format!(
         "update jobs set state = 'starting', exit_code = null, reason = null, \
-         finished_at = null, started_at = null, lease_expires_at = now() + interval '1 hour' \
+         finished_at = null, started_at = null, lease_expires_at = now() + interval '1 hour', \
+         start_requested_at = null, stop_reason = null \
          where id = '{job}'"
     ));
 

@@ -187,6 +187,10 @@ delegate! {
     fn claim(&self, job_id: &str, worker_id: &str, lease: Duration) -> Result<Option<ClaimedJob>, StoreError>;
     /// `starting → running`. Returns whether the fence still held.
     fn mark_running(&self, fence: &Fence) -> Result<bool, StoreError>;
+    /// Records that the worker is about to start the container, fenced:
+    /// from then on the job is never queued again, since its command may
+    /// have run. Returns whether the fence still held.
+    fn record_start(&self, fence: &Fence) -> Result<bool, StoreError>;
     /// Records why the worker is about to stop the container (`timed_out`),
     /// fenced, so that a worker that takes the container over records the
     /// same end. Returns whether the fence still held.

@@ -214,6 +214,7 @@ contract! {
     requeue_unstarted_job,
     jobs_held_by_worker,
     stop_intents_reach_the_worker_that_takes_over,
+    a_job_whose_start_was_requested_is_never_queued_again,
     logs_append_ignores_replays,
     log_raw_offsets_are_each_streams_last_resume_point,
     logs_after_pages,
@@ -2408,6 +2409,42 @@ async fn stop_intents_reach_the_worker_that_takes_over(store: Store) {
     assert_eq!(intent(&timed.fence.job_id).as_deref(), Some("timed_out"));
     assert_eq!(intent(&canceled.fence.job_id).as_deref(), Some("canceled"));
     assert_eq!(intent(&plain.fence.job_id), None);
+}
+
+async fn a_job_whose_start_was_requested_is_never_queued_again(store: Store) {
+    create_app(&store, "web").await;
+    let held = claim(&store, &create_job(&store, "web").await.id, "w1", LEASE).await;
+    let reaped = claim(
+        &store,
+        &create_job(&store, "web").await.id,
+        "w1",
+        TINY_LEASE,
+    )
+    .await;
+    for claimed in [&held, &reaped] {
+        assert!(store.record_start(&claimed.fence).await.unwrap());
+    }
+    // The restarted worker may not put it back: its command may have run.
+    assert!(!store.requeue_unstarted(&held.fence).await.unwrap());
+    assert_eq!(
+        job(&store, &held.fence.job_id).await.state,
+        JobState::Starting
+    );
+    // Nor may the reaper: the expired lease makes it lost.
+    let report = reap_until(&store, &[&reaped.fence.job_id]).await;
+    assert_eq!(report.lost, vec![reaped.fence.job_id.clone()]);
+    assert!(report.requeued.is_empty());
+    let lost = job(&store, &reaped.fence.job_id).await;
+    assert_eq!(
+        (lost.state, lost.reason.as_deref()),
+        (JobState::Lost, Some("worker lost"))
+    );
+    // A stale fence records nothing.
+    let stale = Fence {
+        attempt: held.fence.attempt + 1,
+        ..held.fence.clone()
+    };
+    assert!(!store.record_start(&stale).await.unwrap());
 }
 
 async fn offers_reach_the_direct_channel(store: Store) {

@@ -35,6 +35,25 @@ impl Ending {
     }
 }
 
+/// What an attempt's body hands back to [`supervise`]: its end (`None` when
+/// the fence was lost), and the container to remove once that end is
+/// recorded. The removal comes last: a worker that dies between the two
+/// leaves a container the next one can still read the end from.
+pub(crate) struct Outcome {
+    pub(crate) ending: Option<Ending>,
+    pub(crate) container_id: Option<String>,
+}
+
+impl Outcome {
+    /// An end with no container to remove (it was never created).
+    pub(crate) fn without_container(ending: Option<Ending>) -> Self {
+        Self {
+            ending,
+            container_id: None,
+        }
+    }
+}
+
 /// Runs a claimed job to its end and records the outcome, fenced.
 pub async fn run(context: Arc<WorkerContext>, claimed: ClaimedJob) {
     let context = &*context;
@@ -77,18 +96,20 @@ pub async fn resume(
             artifacts::collect_artifacts(context, &job_fence, &job.artifact_paths, &container_id)
                 .await;
         }
-        remove_container(context, &job_fence, &container_id).await;
-        ending
+        Outcome {
+            ending,
+            container_id: Some(container_id),
+        }
     })
     .await;
 }
 
 /// Heartbeats while `body` runs, makes the attempt stoppable by job id,
-/// and records the ending that `body` returns.
+/// records the ending that `body` returns, then removes its container.
 pub(crate) async fn supervise<Body, Fut>(context: &WorkerContext, fence: &Fence, body: Body)
 where
     Body: FnOnce(Arc<StopSignal>) -> Fut,
-    Fut: std::future::Future<Output = Option<Ending>>,
+    Fut: std::future::Future<Output = Outcome>,
 {
     // Every log line of the attempt names its job, as the API's lines of
     // the same job do, so one job can be followed across both.
@@ -99,7 +120,7 @@ where
 async fn supervised<Body, Fut>(context: &WorkerContext, fence: &Fence, body: Body)
 where
     Body: FnOnce(Arc<StopSignal>) -> Fut,
-    Fut: std::future::Future<Output = Option<Ending>>,
+    Fut: std::future::Future<Output = Outcome>,
 {
     let stop = context.attempts.register(&fence.job_id);
     let heartbeat = tokio::spawn(heartbeat_loop(
@@ -108,31 +129,38 @@ where
         context.config.lease,
         stop.clone(),
     ));
-    let ending = body(stop).await;
+    let outcome = body(stop).await;
     heartbeat.abort();
     context.attempts.unregister(&fence.job_id);
-    if let Some(ending) = ending {
-        record(&context.store, fence, &ending).await;
+    if let Some(ending) = &outcome.ending {
+        record(&context.store, fence, ending).await;
+    }
+    if let Some(container_id) = &outcome.container_id {
+        remove_container(context, fence, container_id).await;
     }
 }
 
 /// Creates, starts and follows the container. Returns `None` when the
 /// fence was lost and the job belongs to someone else.
-async fn drive(context: &WorkerContext, claimed: &ClaimedJob, stop: &StopSignal) -> Option<Ending> {
+async fn drive(context: &WorkerContext, claimed: &ClaimedJob, stop: &StopSignal) -> Outcome {
     let spec = container_spec(context, claimed);
     let container_id = match context.runtime.create(&spec).await {
         Ok(id) => id,
-        Err(error) => return Some(start_failure(error)),
+        Err(error) => return Outcome::without_container(Some(start_failure(error))),
     };
-    run_with_files(context, claimed, stop, &container_id, || {
+    let ending = run_with_files(context, claimed, stop, &container_id, || {
         start_and_follow(context, claimed, stop, &container_id)
     })
-    .await
+    .await;
+    Outcome {
+        ending,
+        container_id: Some(container_id),
+    }
 }
 
 /// Runs a created container with `start_and_follow`, with the job's files
 /// around it: the uploads copied in first, the artifacts collected after.
-/// The container is removed on every path.
+/// The caller removes the container ([`Outcome`]), after the end is recorded.
 pub(crate) async fn run_with_files<Fut>(
     context: &WorkerContext,
     claimed: &ClaimedJob,
@@ -143,7 +171,7 @@ pub(crate) async fn run_with_files<Fut>(
 where
     Fut: std::future::Future<Output = Option<Ending>>,
 {
-    let ending = match copy_uploads(context, claimed, stop, container_id).await {
+    match copy_uploads(context, claimed, stop, container_id).await {
         Err(ending) => ending,
         Ok(()) => {
             let ending = start_and_follow().await;
@@ -161,9 +189,7 @@ where
             }
             ending
         }
-    };
-    remove_container(context, &claimed.fence, container_id).await;
-    ending
+    }
 }
 
 /// Copies the uploads into the created container; a failed copy fails the
@@ -201,6 +227,10 @@ async fn start_and_follow(
         Ok(pump) => pump,
         Err(ending) => return Some(ending),
     };
+    if !record_start(context, fence).await {
+        pump.abort();
+        return None;
+    }
     if let Err(error) = context
         .runtime
         .start(container_id, &claimed.job.command)
@@ -477,6 +507,13 @@ async fn wait_or_stop(
         .stop(container_id, context.config.stop_grace)
         .await?;
     waiting.await
+}
+
+/// Records, before the engine is asked to start the container, that the
+/// command may run from now on, so that no one queues the job again if this
+/// worker dies. `false` when the fence was lost: the job is someone else's.
+pub(crate) async fn record_start(context: &WorkerContext, fence: &Fence) -> bool {
+    retry_until_ok("recording the start", || context.store.record_start(fence)).await
 }
 
 /// The stop intent a timeout records (see [`jobs_store::Store::record_stop`]).

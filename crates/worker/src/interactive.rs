@@ -134,16 +134,22 @@ async fn drive(
     context: &WorkerContext,
     claimed: &ClaimedJob,
     stop: &Arc<StopSignal>,
-) -> Option<Ending> {
+) -> attempt::Outcome {
     let spec = attempt::container_spec(context, claimed);
     let container_id = match context.runtime.create(&spec).await {
         Ok(id) => id,
-        Err(error) => return Some(attempt::start_failure(error)),
+        Err(error) => {
+            return attempt::Outcome::without_container(Some(attempt::start_failure(error)));
+        }
     };
-    attempt::run_with_files(context, claimed, stop, &container_id, || {
+    let ending = attempt::run_with_files(context, claimed, stop, &container_id, || {
         start_and_bridge(context, claimed, stop, &container_id)
     })
-    .await
+    .await;
+    attempt::Outcome {
+        ending,
+        container_id: Some(container_id),
+    }
 }
 
 async fn start_and_bridge(
@@ -203,6 +209,11 @@ async fn start_and_bridge(
     };
     let bridge_stop = stop.clone();
     let mut bridge = tokio::spawn(async move { bridge.run(live, &bridge_stop).await });
+    if !attempt::record_start(context, fence).await {
+        pump.abort();
+        bridge.abort();
+        return None;
+    }
     if let Err(error) = context
         .runtime
         .start(container_id, &claimed.job.command)

@@ -42,6 +42,7 @@ impl PgStore {
         let row: Option<ClaimRow> = sqlx::query_as(
             "with claimed as ( \
                update jobs set state = 'starting', attempt = attempt + 1, lease_owner = $2, \
+                 start_requested_at = null, stop_reason = null, \
                  lease_expires_at = now() + make_interval(secs => $3), updated_at = now() \
                where id = $1 and state = 'queued' returning * \
              ) select claimed.*, apps.image, apps.env as app_env, \
@@ -121,6 +122,21 @@ impl PgStore {
         })
     }
 
+    /// Records that the worker is about to start the container, fenced:
+    /// from then on the job is never queued again.
+    pub async fn record_start(&self, fence: &Fence) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "update jobs set start_requested_at = now() \
+             where id = $1 and attempt = $2 and lease_owner = $3 and state = 'starting'",
+        )
+        .bind(&fence.job_id)
+        .bind(fence.attempt)
+        .bind(&fence.worker_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
     /// Records why the worker is about to stop the container, fenced.
     pub async fn record_stop(&self, fence: &Fence, reason: &str) -> Result<bool, StoreError> {
         let updated = sqlx::query(
@@ -176,7 +192,7 @@ impl PgStore {
             "update jobs set state = 'queued', lease_owner = null, lease_expires_at = null, \
                published_at = null, updated_at = now() \
              where id = $1 and attempt = $2 and lease_owner = $3 and state = 'starting' \
-               and cancel_requested_at is null",
+               and cancel_requested_at is null and start_requested_at is null",
         )
         .bind(&fence.job_id)
         .bind(fence.attempt)

@@ -32,7 +32,7 @@ impl PgStore {
             "update jobs set state = 'queued', lease_owner = null, lease_expires_at = null, \
                published_at = null, updated_at = now() \
              where state = 'starting' and lease_expires_at < now() and attempt < max_attempts \
-               and cancel_requested_at is null and interactive_tty is null \
+               and cancel_requested_at is null and start_requested_at is null and interactive_tty is null \
              returning id",
         )
         .fetch_all(&mut *tx)

@@ -47,7 +47,7 @@ impl SqliteStore {
     ) -> Result<Option<ClaimedJob>, StoreError> {
         let row: Option<ClaimRow> = sqlx::query_as(concat!(
             "update jobs set state = 'starting', attempt = attempt + 1, lease_owner = $2, \
-               lease_expires_at = ",
+               start_requested_at = null, stop_reason = null, lease_expires_at = ",
             now!(),
             " + $3, updated_at = ",
             now!(),
@@ -139,6 +139,22 @@ impl SqliteStore {
         })
     }
 
+    /// Records that the worker is about to start the container, fenced:
+    /// from then on the job is never queued again.
+    pub async fn record_start(&self, fence: &Fence) -> Result<bool, StoreError> {
+        let updated = sqlx::query(concat!(
+            "update jobs set start_requested_at = ",
+            now!(),
+            " where id = $1 and attempt = $2 and lease_owner = $3 and state = 'starting'"
+        ))
+        .bind(&fence.job_id)
+        .bind(fence.attempt)
+        .bind(&fence.worker_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
     /// Records why the worker is about to stop the container, fenced.
     pub async fn record_stop(&self, fence: &Fence, reason: &str) -> Result<bool, StoreError> {
         let updated = sqlx::query(
@@ -198,7 +214,7 @@ impl SqliteStore {
                published_at = null, updated_at = ",
             now!(),
             " where id = $1 and attempt = $2 and lease_owner = $3 and state = 'starting' \
-               and cancel_requested_at is null"
+               and cancel_requested_at is null and start_requested_at is null"
         ))
         .bind(&fence.job_id)
         .bind(fence.attempt)

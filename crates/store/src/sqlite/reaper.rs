@@ -24,7 +24,7 @@ impl SqliteStore {
             "update jobs set state = 'queued', lease_owner = null, lease_expires_at = null, \
                published_at = null, updated_at = $1 \
              where state = 'starting' and lease_expires_at < $1 \
-               and attempt < max_attempts and cancel_requested_at is null \
+               and attempt < max_attempts and cancel_requested_at is null and start_requested_at is null \
                and interactive_tty is null \
              returning id",
         )
