@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use jobs_e2e::cli::run_bounded;
@@ -29,6 +29,14 @@ use jobs_e2e::{TestEnv, TestEnvOptions};
 
 /// Threads that submit jobs (and run the interactive ones) at once.
 const SUBMITTERS: usize = 4;
+
+/// Held (shared) by every interactive run while it runs, and (exclusively)
+/// by a worker kill: an interactive run never has its worker killed under
+/// it. That case is a known gap, not a guarantee (docs/reliability.md,
+/// "Known gaps": the takeover of an interactive container has no stdin
+/// left), so the soak does not count it; interactive runs still meet the
+/// broker and database restarts.
+static NO_WORKER_KILL: RwLock<()> = RwLock::new(());
 /// How long every job may take to end once the faults are over.
 const SETTLE_DEADLINE: Duration = Duration::from_secs(180);
 /// A submission refused while a service is down is retried (with its
@@ -140,7 +148,11 @@ fn submit(spec: &Spec, command: impl Fn(&[&str]) -> Command) -> Submitted {
             "-c",
             "timeout 30 cat; exit 2",
         ];
+        let running = NO_WORKER_KILL
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let output = run_bounded(command(&args), Some(&stdin), Duration::from_secs(120));
+        drop(running);
         return Submitted {
             job_id: None,
             interactive: Some((output.stdout.clone(), output.code())),
@@ -341,8 +353,12 @@ fn soak_mixed_jobs_under_worker_kills_broker_restarts_and_a_database_restart() {
         }
         match *fault {
             "worker" => {
+                let no_interactive_run = NO_WORKER_KILL
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
                 env.kill_worker();
                 env.restart_worker();
+                drop(no_interactive_run);
             }
             "broker" => {
                 env.rabbit().stop();
