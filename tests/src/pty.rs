@@ -253,6 +253,32 @@ fn term_settings(fd: &impl AsRawFd) -> TermSettings {
     }
 }
 
+/// Whether `output` ends with a shell prompt (`$ ` or `# `). Busybox's line
+/// editor follows its prompt with terminal controls: "where is the
+/// cursor?" (`ESC [ 6 n`) and "erase below" (`ESC [ J`).
+pub fn ends_with_prompt(output: &[u8]) -> bool {
+    let mut output = output;
+    while let Some(rest) = strip_trailing_control(output) {
+        output = rest;
+    }
+    output.ends_with(b"$ ") || output.ends_with(b"# ")
+}
+
+/// `output` without its last `ESC [ params letter` sequence, if it ends
+/// with one.
+fn strip_trailing_control(output: &[u8]) -> Option<&[u8]> {
+    let (&last, rest) = output.split_last()?;
+    if !last.is_ascii_alphabetic() {
+        return None;
+    }
+    let params = rest
+        .iter()
+        .rev()
+        .take_while(|byte| byte.is_ascii_digit() || **byte == b';')
+        .count();
+    rest[..rest.len() - params].strip_suffix(b"\x1b[")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,7 +28,7 @@ use std::time::Duration;
 use jobs_e2e::cli::Capture;
 use jobs_e2e::poll::poll_until;
 use jobs_e2e::proxy::CutProxy;
-use jobs_e2e::pty::PtyProcess;
+use jobs_e2e::pty::{PtyProcess, ends_with_prompt};
 use jobs_e2e::{CliOutput, TestEnv, http, wait_until};
 use sha2::{Digest, Sha256};
 
@@ -236,32 +236,6 @@ fn piped_stdin_crosses_an_api_restart_exactly_once() {
     let id = env.db_last_job_id();
     output.assert_stderr_contains(&format!("reconnected to job {id}"));
     env.finish();
-}
-
-/// Whether `output` ends with a shell prompt (`$ ` or `# `). Busybox's line
-/// editor follows its prompt with terminal controls (`ESC [ 6 n`,
-/// `ESC [ J`).
-fn ends_with_prompt(output: &[u8]) -> bool {
-    let mut output = output;
-    while let Some(rest) = strip_trailing_control(output) {
-        output = rest;
-    }
-    output.ends_with(b"$ ") || output.ends_with(b"# ")
-}
-
-/// `output` without its last `ESC [ params letter` sequence, if it ends
-/// with one.
-fn strip_trailing_control(output: &[u8]) -> Option<&[u8]> {
-    let (&last, rest) = output.split_last()?;
-    if !last.is_ascii_alphabetic() {
-        return None;
-    }
-    let params = rest
-        .iter()
-        .rev()
-        .take_while(|byte| byte.is_ascii_digit() || **byte == b';')
-        .count();
-    rest[..rest.len() - params].strip_suffix(b"\x1b[")
 }
 
 fn occurrences(haystack: &[u8], needle: &[u8]) -> usize {

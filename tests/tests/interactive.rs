@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use jobs_e2e::expect::{numbered_lines, numbered_lines_script};
 use jobs_e2e::proxy::CutProxy;
-use jobs_e2e::pty::PtyProcess;
+use jobs_e2e::pty::{PtyProcess, ends_with_prompt};
 use jobs_e2e::{CliOutput, TestEnv, assert_bytes_eq, cli, http, wait_until};
 
 /// The first prompt needs a container start, maybe an image check.
@@ -30,32 +30,6 @@ const START_DEADLINE: Duration = Duration::from_secs(60);
 /// One typed command's answer.
 const ANSWER_DEADLINE: Duration = Duration::from_secs(20);
 const CLI_DEADLINE: Duration = Duration::from_secs(120);
-
-/// Whether `output` ends with a shell prompt (`$ ` or `# `). Busybox's line
-/// editor follows its prompt with terminal controls: "where is the
-/// cursor?" (`ESC [ 6 n`) and "erase below" (`ESC [ J`).
-fn ends_with_prompt(output: &[u8]) -> bool {
-    let mut output = output;
-    while let Some(rest) = strip_trailing_control(output) {
-        output = rest;
-    }
-    output.ends_with(b"$ ") || output.ends_with(b"# ")
-}
-
-/// `output` without its last `ESC [ params letter` sequence, if it ends
-/// with one.
-fn strip_trailing_control(output: &[u8]) -> Option<&[u8]> {
-    let (&last, rest) = output.split_last()?;
-    if !last.is_ascii_alphabetic() {
-        return None;
-    }
-    let params = rest
-        .iter()
-        .rev()
-        .take_while(|byte| byte.is_ascii_digit() || **byte == b';')
-        .count();
-    rest[..rest.len() - params].strip_suffix(b"\x1b[")
-}
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack
