@@ -755,6 +755,18 @@ impl TestEnv {
             .expect("read a job")
     }
 
+    /// Whether the job's worker recorded that it was about to start its
+    /// container (`start_requested_at`).
+    pub fn db_start_requested(&self, job_id: &str) -> bool {
+        self.runtime
+            .block_on(
+                sqlx::query_scalar("select start_requested_at is not null from jobs where id = $1")
+                    .bind(job_id)
+                    .fetch_one(self.pool()),
+            )
+            .expect("read a job's start intent")
+    }
+
     /// How many stored jobs are in a terminal state.
     pub fn db_count_terminal_jobs(&self) -> i64 {
         self.runtime

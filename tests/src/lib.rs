@@ -9,6 +9,8 @@
 //! - [`dev_env`]: [`DevEnv`], the real `jobs dev` on a throw-away home
 //!   directory, with the CLI set up as on a developer's machine;
 //! - [`docker`]: the containers a worker left behind and Docker's event log;
+//! - [`docker_proxy`]: a proxy in front of Docker that stalls container
+//!   starts, to crash a worker at the moment a start is under way;
 //! - [`executions`]: how many times a job ran, counted by container starts;
 //! - [`http`]: a minimal HTTP client for checks against the API itself;
 //! - [`poll`]: waiting for a condition with a deadline, the only way tests
@@ -26,6 +28,7 @@ pub mod binaries;
 pub mod cli;
 pub mod dev_env;
 pub mod docker;
+pub mod docker_proxy;
 pub mod env;
 pub mod executions;
 pub mod expect;

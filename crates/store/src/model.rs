@@ -139,6 +139,9 @@ pub struct HeldJob {
     pub fence: Fence,
     /// Whether the job had reached `running`.
     pub running: bool,
+    /// Whether its worker had recorded that it was about to start the
+    /// container ([`crate::Store::record_start`]).
+    pub start_requested: bool,
     /// What is left of its timeout, by the database clock.
     pub timeout_left: Duration,
     /// Why the worker was stopping its container, if it was: `timed_out`
@@ -156,6 +159,7 @@ impl std::fmt::Debug for HeldJob {
         f.debug_struct("HeldJob")
             .field("fence", &self.fence)
             .field("running", &self.running)
+            .field("start_requested", &self.start_requested)
             .field("timeout_left", &self.timeout_left)
             .field("stop_reason", &self.stop_reason)
             .field("secret_values", &self.secret_values.len())

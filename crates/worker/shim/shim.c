@@ -6,7 +6,7 @@
  *
  *     /.jobs/shim run [-a PATH]... -- CMD ARGS...
  *
- * It does three things that only a process inside the container can do:
+ * It does four things that only a process inside the container can do:
  *
  *  1. It passes the command's stdout and stderr through to Docker
  *     unchanged, and also appends them, as records in write order, to a
@@ -21,6 +21,8 @@
  *     command; SIGUSR2 (the worker's "grace is over") SIGKILLs the
  *     command's process group, after which 2. still happens. It exits with
  *     the command's status: its code, or 128+N after signal N.
+ *  4. It runs the command at most once per container: a second start of
+ *     the container ends with the first run's status, running nothing.
  *
  *     /.jobs/shim cat
  *
@@ -49,6 +51,8 @@
 #define ART_DIR "/.jobs/art"
 #define STATUS_FILE LOG_DIR "/status"
 #define DONE_FILE LOG_DIR "/done"
+#define STARTED_FILE LOG_DIR "/started"
+#define EXIT_FILE LOG_DIR "/exit"
 #define SEGMENTS 4
 #define SEGMENT_BYTES (16u << 20)
 #define READ_BYTES 65536
@@ -235,6 +239,35 @@ static void copy_artifacts(char **paths, int count) {
     }
 }
 
+/* A second start of the same container (a worker finishing the start of
+ * one whose worker died while Docker was starting it) runs nothing: it
+ * ends as the first run ended, or 137 if that run was killed before its
+ * end. The command runs at most once per container. */
+static int ran_before(int *code) {
+    int once = open(STARTED_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (once >= 0) {
+        close(once);
+        return 0;
+    }
+    if (errno != EEXIST) return 0;
+    *code = 137;
+    FILE *exit_file = fopen(EXIT_FILE, "re");
+    if (exit_file) {
+        if (fscanf(exit_file, "%d", code) != 1) *code = 137;
+        fclose(exit_file);
+    }
+    return 1;
+}
+
+static int record_exit(int code) {
+    int fd = open(EXIT_FILE, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        dprintf(fd, "%d", code);
+        close(fd);
+    }
+    return code;
+}
+
 /* Writes why the command could not start, for the worker's reason. */
 static void write_status(int code, const char *program) {
     int fd = open(STATUS_FILE, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -255,6 +288,8 @@ static int run(int argc, char **argv) {
         return 125;
     }
     char **command = argv + i + 1;
+    int earlier;
+    if (ran_before(&earlier)) return earlier;
 
     int out[2], err[2], exec_status[2];
     if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(exec_status, O_CLOEXEC) ||
@@ -360,8 +395,7 @@ static int run(int argc, char **argv) {
     if (done >= 0) close(done);
 
     copy_artifacts(artifacts, artifact_count);
-    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-    return WEXITSTATUS(status);
+    return record_exit(WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status));
 }
 
 /* ---- cat: follow the ring for a restarted worker ---- */

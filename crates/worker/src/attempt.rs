@@ -65,14 +65,16 @@ pub async fn run(context: Arc<WorkerContext>, claimed: ClaimedJob) {
 }
 
 /// Takes over the container of a job this worker held before it restarted:
-/// follows its output from now on, waits for its end, and records its exit
-/// code. `timeout` is what is left of the job's timeout; `secrets` are
-/// masked in the output, as in [`run`]; `stopping` is the stop the dead
-/// worker had begun (a timeout, a cancel), if any.
+/// starts it if the dead worker had not (`started`), follows its output,
+/// waits for its end, and records its exit code. `timeout` is what is left
+/// of the job's timeout; `secrets` are masked in the output, as in [`run`];
+/// `stopping` is the stop the dead worker had begun (a timeout, a cancel),
+/// if any.
 pub async fn resume(
     context: Arc<WorkerContext>,
     fence: Fence,
     container_id: String,
+    started: bool,
     timeout: Duration,
     secrets: Secrets,
     stopping: Option<StopReason>,
@@ -80,19 +82,43 @@ pub async fn resume(
     let context = &*context;
     let job_fence = fence.clone();
     supervise(context, &fence, |stop| async move {
+        // A held job's claim is not at hand: its command and artifact
+        // paths are read back.
+        let job = retry_until_ok("reading the job", || {
+            context.store.get_job(&job_fence.job_id)
+        })
+        .await;
         // The stop the dead worker had begun goes on: the container is
         // stopped if it still runs, and the end is recorded as that stop's.
         if let Some(reason) = stopping {
             stop.request(reason);
         }
+        if !started {
+            let not_started = if stop.reason().is_some() {
+                // Stopped before it ever started: nothing ran.
+                Some(ending_for_stop(stop.reason(), None, timeout))
+            } else {
+                start_taken_over(context, &container_id, &job)
+                    .await
+                    .err()
+                    .map(|error| Some(start_failure(error)))
+            };
+            if let Some(ending) = not_started {
+                return Outcome {
+                    ending,
+                    container_id: Some(container_id),
+                };
+            }
+        }
+        // A worker that died between the container's start and recording
+        // it left the job `starting`: it runs (a no-op for a running job).
+        retry_until_ok("marking the job running", || {
+            context.store.mark_running(&job_fence)
+        })
+        .await;
         let ending =
             follow_container(context, &job_fence, &stop, &container_id, timeout, secrets).await;
         if ending.is_some() {
-            // A held job's claim is not at hand: its artifact paths are read back.
-            let job = retry_until_ok("reading the job", || {
-                context.store.get_job(&job_fence.job_id)
-            })
-            .await;
             artifacts::collect_artifacts(context, &job_fence, &job.artifact_paths, &container_id)
                 .await;
         }
@@ -102,6 +128,22 @@ pub async fn resume(
         }
     })
     .await;
+}
+
+/// Starts the container a dead worker had recorded the start of but not
+/// started (or whose start it had not seen through). Only under the shim:
+/// its output is read back from the shim's log, so nothing written before
+/// the follow begins is missed.
+async fn start_taken_over(
+    context: &WorkerContext,
+    container_id: &str,
+    job: &jobs_core::wire::Job,
+) -> Result<(), StartError> {
+    tracing::info!(
+        container_id,
+        "starting the container a dead worker was about to start"
+    );
+    context.runtime.start(container_id, &job.command).await
 }
 
 /// Heartbeats while `body` runs, makes the attempt stoppable by job id,

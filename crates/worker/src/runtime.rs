@@ -371,6 +371,10 @@ impl Runtime {
     pub async fn start(&self, id: &str, command: &[String]) -> Result<(), StartError> {
         match self.docker.start_container(id, None).await {
             Ok(()) => Ok(()),
+            // 304: started already (by a worker that died meanwhile).
+            Err(DockerError::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
             Err(error) => Err(classify_start_error(&error.to_string(), command)),
         }
     }
@@ -534,6 +538,7 @@ impl Runtime {
                     id: container.id?,
                     job_id: labels.get(LABEL_JOB_ID).cloned(),
                     attempt: labels.get(LABEL_ATTEMPT).and_then(|a| a.parse().ok()),
+                    shim: labels.contains_key(LABEL_SHIM),
                     // "created" is the only state of a container never started.
                     started: container.state.is_none_or(|state| {
                         state != bollard::models::ContainerSummaryStateEnum::CREATED
@@ -674,6 +679,9 @@ pub struct LabelledContainer {
     pub attempt: Option<i32>,
     /// Whether the container was ever started.
     pub started: bool,
+    /// Whether its command runs under the shim, which runs it at most once
+    /// however often the container is started.
+    pub shim: bool,
 }
 
 /// Maps the engine's start error to what the user needs to know, as

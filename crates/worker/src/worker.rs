@@ -87,10 +87,11 @@ pub async fn run_with(
 
 /// Makes the engine agree with the store after a restart. A container of a
 /// job this worker still holds is taken over: its exit code is recorded as
-/// if the worker had never stopped (output it wrote while no worker was
-/// attached is not captured). Every other labelled container is removed; a
-/// held job with no started container goes back to the queue if it never
-/// started, and is `lost` otherwise.
+/// if the worker had never stopped, and so is its output (under the shim).
+/// A created container whose start was recorded is started. Every other
+/// labelled container is removed; a held job with no container to take
+/// over goes back to the queue if its start was never recorded, and is
+/// `lost` otherwise.
 async fn reconcile(
     context: &Arc<WorkerContext>,
     tracker: &TaskTracker,
@@ -108,11 +109,17 @@ async fn reconcile(
         .containers_of_worker(&context.worker_id)
         .await?
     {
-        let adoptable = container.started
-            && container.job_id.as_ref().is_some_and(|job_id| {
-                held.get(job_id)
-                    .is_some_and(|job| Some(job.fence.attempt) == container.attempt)
-            });
+        let owner = container
+            .job_id
+            .as_ref()
+            .and_then(|job_id| held.get(job_id))
+            .filter(|job| Some(job.fence.attempt) == container.attempt);
+        // A container the dead worker was about to start is started here:
+        // its start was recorded, so the job may not be queued again, and
+        // the shim runs the command at most once, should the dead worker's
+        // start reach Docker after all.
+        let adoptable =
+            owner.is_some_and(|job| container.started || (job.start_requested && container.shim));
         if !adoptable {
             tracing::info!(
                 container = container.id,
@@ -139,6 +146,7 @@ async fn reconcile(
                 context,
                 job.fence,
                 container.id,
+                container.started,
                 job.timeout_left,
                 secrets,
                 stopping,

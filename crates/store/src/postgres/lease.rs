@@ -217,12 +217,14 @@ impl PgStore {
             Json<BTreeMap<String, String>>,
             Json<Vec<String>>,
             Option<String>,
+            bool,
         );
         let rows: Vec<Row> = sqlx::query_as(
             "select jobs.id, jobs.attempt, jobs.state, jobs.timeout_seconds, \
                extract(epoch from now() - jobs.started_at)::float8, apps.env, apps.secret_env, \
                coalesce(jobs.stop_reason, \
-                 case when jobs.cancel_requested_at is not null then 'canceled' end) \
+                 case when jobs.cancel_requested_at is not null then 'canceled' end), \
+               jobs.start_requested_at is not null \
              from jobs join apps on apps.name = jobs.app \
              where jobs.lease_owner = $1 and jobs.state in ('starting', 'running')",
         )
@@ -241,6 +243,7 @@ impl PgStore {
                     env,
                     secret_env,
                     stop_reason,
+                    start_requested,
                 )| {
                     HeldJob {
                         fence: Fence {
@@ -249,6 +252,7 @@ impl PgStore {
                             worker_id: worker_id.to_owned(),
                         },
                         running: state == "running",
+                        start_requested,
                         timeout_left: Duration::from_secs(timeout_seconds.max(0) as u64)
                             .saturating_sub(Duration::from_secs_f64(
                                 running_seconds.unwrap_or(0.0).max(0.0),

@@ -239,13 +239,15 @@ impl SqliteStore {
             Json<BTreeMap<String, String>>,
             Json<Vec<String>>,
             Option<String>,
+            bool,
         );
         let rows: Vec<Row> = sqlx::query_as(concat!(
             "select jobs.id, jobs.attempt, jobs.state, jobs.timeout_seconds, ",
             now!(),
             " - jobs.started_at, apps.env, apps.secret_env, \
                coalesce(jobs.stop_reason, \
-                 case when jobs.cancel_requested_at is not null then 'canceled' end) \
+                 case when jobs.cancel_requested_at is not null then 'canceled' end), \
+               jobs.start_requested_at is not null \
              from jobs join apps on apps.name = jobs.app \
              where jobs.lease_owner = $1 and jobs.state in ('starting', 'running')"
         ))
@@ -264,6 +266,7 @@ impl SqliteStore {
                     env,
                     secret_env,
                     stop_reason,
+                    start_requested,
                 )| {
                     HeldJob {
                         fence: Fence {
@@ -272,6 +275,7 @@ impl SqliteStore {
                             worker_id: worker_id.to_owned(),
                         },
                         running: state == "running",
+                        start_requested,
                         timeout_left: Duration::from_secs(timeout_seconds.max(0) as u64)
                             .saturating_sub(Duration::from_micros(
                                 running_micros.unwrap_or(0).max(0) as u64,

@@ -1,0 +1,173 @@
+//! A proxy on a Unix socket in front of the Docker engine that stalls the
+//! worker's container starts, to hold a worker at the one moment a crash
+//! test needs: its start recorded, the container's start not seen through.
+//!
+//! Everything else passes through byte for byte (attaches and execs
+//! included: a hijacked connection is only bytes both ways). A `POST
+//! …/containers/ID/start` is recognised in what the client sends; then,
+//! as [`StartHold`] says, the request is never forwarded, or forwarded
+//! with its response never delivered. The held connection stays open, as
+//! a slow engine's would, until the client goes away.
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// What the proxy does with a container start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartHold {
+    /// The engine never hears of it: the container stays `created`.
+    Before,
+    /// The engine starts the container; the client never hears back.
+    After,
+}
+
+pub struct DockerProxy {
+    socket: PathBuf,
+    held: Arc<AtomicUsize>,
+}
+
+impl DockerProxy {
+    /// Listens on `socket` and forwards to the engine of this machine
+    /// (`DOCKER_HOST` if it names a Unix socket, else the default one).
+    pub fn start(socket: &Path, hold: StartHold) -> DockerProxy {
+        let _ = std::fs::remove_file(socket);
+        let listener = UnixListener::bind(socket).expect("bind the Docker proxy's socket");
+        let upstream = engine_socket();
+        let held = Arc::new(AtomicUsize::new(0));
+        let counting = Arc::clone(&held);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                let Ok(server) = UnixStream::connect(&upstream) else {
+                    continue;
+                };
+                relay(client, server, hold, Arc::clone(&counting));
+            }
+        });
+        DockerProxy {
+            socket: socket.to_owned(),
+            held,
+        }
+    }
+
+    /// The `DOCKER_HOST` value that goes through the proxy.
+    pub fn docker_host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// How many container starts it has held so far.
+    pub fn held_starts(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for DockerProxy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+fn engine_socket() -> PathBuf {
+    match std::env::var("DOCKER_HOST") {
+        Ok(host) if host.starts_with("unix://") => PathBuf::from(&host["unix://".len()..]),
+        _ => PathBuf::from("/var/run/docker.sock"),
+    }
+}
+
+/// Two copy threads for one connection. `muted` stops the engine's replies
+/// reaching the client once a start went through under [`StartHold::After`].
+fn relay(client: UnixStream, server: UnixStream, hold: StartHold, held: Arc<AtomicUsize>) {
+    let muted = Arc::new(AtomicBool::new(false));
+    let (Ok(mut from_client), Ok(mut to_server)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    let muting = Arc::clone(&muted);
+    std::thread::spawn(move || {
+        let mut buffer = vec![0u8; 64 * 1024];
+        while let Ok(n) = from_client.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            let chunk = &buffer[..n];
+            if is_container_start(chunk) {
+                held.fetch_add(1, Ordering::SeqCst);
+                match hold {
+                    // Swallowed: what follows on this connection waits for
+                    // a reply that never comes, so nothing else is sent.
+                    StartHold::Before => {
+                        let _ = std::io::copy(&mut from_client, &mut std::io::sink());
+                        break;
+                    }
+                    StartHold::After => muting.store(true, Ordering::SeqCst),
+                }
+            }
+            if to_server.write_all(chunk).is_err() {
+                break;
+            }
+        }
+        let _ = to_server.shutdown(std::net::Shutdown::Both);
+    });
+    let (Ok(mut from_server), mut to_client) = (server.try_clone(), client) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let mut buffer = vec![0u8; 64 * 1024];
+        while let Ok(n) = from_server.read(&mut buffer) {
+            if n == 0 || muted.load(Ordering::SeqCst) {
+                break;
+            }
+            if to_client.write_all(&buffer[..n]).is_err() {
+                break;
+            }
+        }
+        if !muted.load(Ordering::SeqCst) {
+            let _ = to_client.shutdown(std::net::Shutdown::Both);
+        }
+    });
+}
+
+/// Whether `chunk` begins a `POST …/containers/ID/start` request (an
+/// exec's start is `/exec/ID/start` and passes).
+fn is_container_start(chunk: &[u8]) -> bool {
+    let Some(line) = chunk.split(|&byte| byte == b'\r').next() else {
+        return false;
+    };
+    let Ok(line) = std::str::from_utf8(line) else {
+        return false;
+    };
+    let mut words = line.split(' ');
+    let (Some("POST"), Some(target)) = (words.next(), words.next()) else {
+        return false;
+    };
+    let path = target.split('?').next().unwrap_or_default();
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    matches!(parts.as_slice(), [.., "containers", _, "start"])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_container_start;
+
+    #[test]
+    fn only_a_container_start_request_is_held() {
+        assert!(is_container_start(
+            b"POST /v1.41/containers/abc/start HTTP/1.1\r\nHost: d\r\n\r\n"
+        ));
+        assert!(is_container_start(
+            b"POST /containers/abc/start?detachKeys=x HTTP/1.1\r\n\r\n"
+        ));
+        assert!(!is_container_start(
+            b"POST /v1.41/exec/abc/start HTTP/1.1\r\n\r\n"
+        ));
+        assert!(!is_container_start(
+            b"GET /v1.41/containers/abc/start HTTP/1.1\r\n\r\n"
+        ));
+        assert!(!is_container_start(
+            b"POST /v1.41/containers/abc/attach HTTP/1.1\r\n\r\n"
+        ));
+        assert!(!is_container_start(b"\x00\x01binary"));
+    }
+}
