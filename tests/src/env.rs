@@ -199,6 +199,8 @@ pub struct TestEnvOptions {
     pub slots: u32,
     /// A PostgreSQL cluster of this test's own instead of the shared one.
     pub private_postgres: bool,
+    /// The size in MiB of the private cluster's own disk, if it has one.
+    pub private_postgres_disk_mib: Option<u64>,
     /// A RabbitMQ node of this test's own, with these `rabbitmq.conf`
     /// lines, instead of the shared one.
     pub private_rabbit: Option<Vec<String>>,
@@ -219,6 +221,14 @@ impl TestEnvOptions {
 
     pub fn private_postgres(mut self) -> Self {
         self.private_postgres = true;
+        self
+    }
+
+    /// A private cluster on a disk of its own of `mib` MiB, that the test
+    /// fills ([`PrivatePostgres::fill_disk`]).
+    pub fn private_postgres_on_own_disk(mut self, mib: u64) -> Self {
+        self.private_postgres = true;
+        self.private_postgres_disk_mib = Some(mib);
         self
     }
 
@@ -342,9 +352,13 @@ impl TestEnv {
             .unwrap_or_else(|error| panic!("cannot create {}: {error}", log_dir.display()));
 
         let unique = uuid::Uuid::now_v7().simple().to_string();
-        let private_postgres = options
-            .private_postgres
-            .then(|| PrivatePostgres::start(&log_dir));
+        let private_postgres =
+            options
+                .private_postgres
+                .then(|| match options.private_postgres_disk_mib {
+                    Some(mib) => PrivatePostgres::start_on_own_disk(&log_dir, mib),
+                    None => PrivatePostgres::start(&log_dir),
+                });
         let private_rabbit = options.private_rabbit.as_ref().map(|lines| {
             let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
             PrivateRabbit::start(&log_dir, &lines)

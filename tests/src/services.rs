@@ -70,6 +70,11 @@ fn run_checked(command: &mut Command, what: &str) {
 /// authentication on loopback (the cluster lives for one test).
 pub struct PrivatePostgres {
     dir: PathBuf,
+    /// The cluster's data directory: `dir/data`, or `dir/disk/data` on a
+    /// disk of its own.
+    data: PathBuf,
+    /// The mount point of its own disk, if it has one.
+    disk: Option<PathBuf>,
     pub port: u16,
     running: bool,
 }
@@ -77,25 +82,49 @@ pub struct PrivatePostgres {
 impl PrivatePostgres {
     /// `initdb`s a cluster in `parent/postgres` and starts it.
     pub fn start(parent: &Path) -> PrivatePostgres {
+        PrivatePostgres::start_on(parent, None)
+    }
+
+    /// Like [`Self::start`], with the data directory on a disk of its own
+    /// of `mib` MiB (a tmpfs), which [`Self::fill_disk`] fills. Its server
+    /// log stays outside, so that it can say what happened.
+    pub fn start_on_own_disk(parent: &Path, mib: u64) -> PrivatePostgres {
+        PrivatePostgres::start_on(parent, Some(mib))
+    }
+
+    fn start_on(parent: &Path, disk_mib: Option<u64>) -> PrivatePostgres {
         let dir = parent.join("postgres");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the postgres directory");
+        let disk = disk_mib.map(|mib| {
+            let disk = dir.join("disk");
+            std::fs::create_dir_all(&disk).expect("create the disk's mount point");
+            run_checked(
+                Command::new("mount")
+                    .args(["-t", "tmpfs", "-o", &format!("size={mib}m,mode=0755")])
+                    .arg("tmpfs")
+                    .arg(&disk),
+                "mount the private postgres's disk",
+            );
+            disk
+        });
         run_checked(
-            Command::new("chown").args(["postgres:postgres"]).arg(&dir),
+            Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir),
             "chown the postgres directory",
         );
+        let data = disk.as_deref().unwrap_or(&dir).join("data");
         let mut initdb = as_postgres(&format!("{POSTGRES_BIN}/initdb"));
-        initdb.arg("-D").arg(dir.join("data")).args([
-            "-U",
-            "jobs",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--no-sync",
-        ]);
+        initdb
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "jobs", "--auth=trust", "-E", "UTF8", "--no-sync"]);
         run_checked(&mut initdb, "initdb of the private cluster");
         let mut postgres = PrivatePostgres {
             dir,
+            data,
+            disk,
             port: free_port(),
             running: false,
         };
@@ -110,7 +139,7 @@ impl PrivatePostgres {
 
     fn pg_ctl(&self, args: &[&str]) -> Command {
         let mut command = as_postgres(&format!("{POSTGRES_BIN}/pg_ctl"));
-        command.arg("-D").arg(self.dir.join("data")).args(args);
+        command.arg("-D").arg(&self.data).args(args);
         command
     }
 
@@ -166,7 +195,7 @@ impl PrivatePostgres {
     /// SIGKILL to the postmaster, as a crash would; its backends exit when
     /// they notice. [`Self::start_again`] then recovers from the WAL.
     pub fn kill(&mut self) {
-        let pid_file = self.dir.join("data/postmaster.pid");
+        let pid_file = self.data.join("postmaster.pid");
         let text = std::fs::read_to_string(&pid_file).expect("postmaster.pid exists");
         let pid: libc::pid_t = text
             .lines()
@@ -183,6 +212,41 @@ impl PrivatePostgres {
     }
 }
 
+impl PrivatePostgres {
+    /// Fills the cluster's own disk ([`Self::start_on_own_disk`]) with a
+    /// file until no byte is left; returns how many bytes it took.
+    pub fn fill_disk(&self) -> u64 {
+        use std::io::Write;
+        let mut filler = File::create(self.filler()).expect("create the filler file");
+        let block = vec![0u8; 1 << 20];
+        let mut written = 0u64;
+        while let Ok(n) = filler.write(&block) {
+            if n == 0 {
+                break;
+            }
+            written += n as u64;
+        }
+        written
+    }
+
+    /// Frees what [`Self::fill_disk`] took.
+    pub fn free_disk(&self) {
+        std::fs::remove_file(self.filler()).expect("remove the filler file");
+    }
+
+    fn filler(&self) -> PathBuf {
+        self.disk
+            .as_ref()
+            .expect("a cluster on its own disk")
+            .join("filler")
+    }
+
+    /// Whether the server accepts connections.
+    pub fn answers(&self) -> bool {
+        port_answers(self.port)
+    }
+}
+
 impl Drop for PrivatePostgres {
     fn drop(&mut self) {
         if self.running {
@@ -191,6 +255,9 @@ impl Drop for PrivatePostgres {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
+        }
+        if let Some(disk) = &self.disk {
+            let _ = Command::new("umount").arg("--lazy").arg(disk).status();
         }
     }
 }

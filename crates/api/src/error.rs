@@ -151,6 +151,11 @@ impl From<InvalidInput> for ApiError {
     }
 }
 
+/// What a client is told when the database cannot write for lack of disk:
+/// the one outage an operator must fix by hand, so it is named.
+const DISK_FULL: &str = "the database is out of disk space: nothing was written; \
+                         try again once an operator has freed space";
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
@@ -169,6 +174,9 @@ impl From<StoreError> for ApiError {
                 message: error.to_string(),
                 retry_after: None,
             },
+            StoreError::Database(_) if error.is_disk_full() => {
+                ApiError::Unavailable(DISK_FULL.to_owned())
+            }
             // A database that does not answer is also a 500 here: clients
             // retry every 5xx alike, and `/readyz` reports the outage itself.
             StoreError::Database(_) => {

@@ -72,6 +72,17 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
+impl StoreError {
+    /// Whether the database refused a write for lack of disk space:
+    /// PostgreSQL's `disk_full` (SQLSTATE 53100) or SQLite's `SQLITE_FULL`.
+    pub fn is_disk_full(&self) -> bool {
+        let StoreError::Database(sqlx::Error::Database(database)) = self else {
+            return false;
+        };
+        matches!(database.code().as_deref(), Some("53100" | "13"))
+    }
+}
+
 /// A handle on the store; cheap to clone.
 #[derive(Clone, Debug)]
 pub enum Store {

@@ -512,6 +512,12 @@ impl Runtime {
             Err(DockerError::DockerResponseServerError {
                 status_code: 404, ..
             }) => Ok(()),
+            // A removal already under way (a dead worker's, finishing in
+            // dockerd) removes it just as well.
+            Err(DockerError::DockerResponseServerError {
+                status_code: 409,
+                message,
+            }) if message.contains("already in progress") => Ok(()),
             Err(error) => Err(error.into()),
         }
     }

@@ -125,7 +125,11 @@ async fn reconcile(
                 container = container.id,
                 "removing a container no held job owns"
             );
-            context.runtime.remove(&container.id).await?;
+            // Not fatal: a worker that cannot start because of one stray
+            // container would leave every held job to the reaper.
+            if let Err(error) = context.runtime.remove(&container.id).await {
+                tracing::warn!(container = container.id, %error, "removing the container failed");
+            }
             continue;
         }
         let job = held
