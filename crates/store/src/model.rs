@@ -50,6 +50,8 @@ pub struct ClaimedJob {
     pub secret_values: Vec<String>,
     /// For an interactive run: where to dial back, and with what secret.
     pub attach: Option<AttachEndpoint>,
+    /// From the job's creation to this claim, by the database clock.
+    pub queued_for: Duration,
 }
 
 /// Where the worker of an interactive run dials back (the API that created

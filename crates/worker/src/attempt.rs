@@ -58,6 +58,10 @@ impl Outcome {
 pub async fn run(context: Arc<WorkerContext>, claimed: ClaimedJob) {
     let context = &*context;
     let fence = claimed.fence.clone();
+    context
+        .metrics
+        .time_in_queue
+        .observe(claimed.queued_for.as_secs_f64());
     supervise(context, &fence, |stop| async move {
         drive(context, &claimed, &stop).await
     })
@@ -101,7 +105,7 @@ pub async fn resume(
                 start_taken_over(context, &container_id, &job)
                     .await
                     .err()
-                    .map(|error| Some(start_failure(error)))
+                    .map(|error| Some(start_failure(context, error)))
             };
             if let Some(ending) = not_started {
                 return Outcome {
@@ -110,6 +114,8 @@ pub async fn resume(
                 };
             }
         }
+        // Its run time is counted from the takeover.
+        stop.mark_started();
         // A worker that died between the container's start and recording
         // it left the job `starting`: it runs (a no-op for a running job).
         retry_until_ok("marking the job running", || {
@@ -165,18 +171,24 @@ where
     Fut: std::future::Future<Output = Outcome>,
 {
     let stop = context.attempts.register(&fence.job_id);
+    let metrics = &context.metrics;
+    metrics.slots_used.inc();
     let heartbeat = tokio::spawn(heartbeat_loop(
         context.store.clone(),
         fence.clone(),
         context.config.lease,
         stop.clone(),
+        metrics.leases_lost.clone(),
     ));
-    let outcome = body(stop).await;
+    let outcome = body(stop.clone()).await;
     heartbeat.abort();
     context.attempts.unregister(&fence.job_id);
-    if let Some(ending) = &outcome.ending {
-        record(&context.store, fence, ending).await;
+    if let Some(ending) = &outcome.ending
+        && record(&context.store, fence, ending).await
+    {
+        metrics.ended(ending.state, stop.ran_for());
     }
+    metrics.slots_used.dec();
     if let Some(container_id) = &outcome.container_id {
         remove_container(context, fence, container_id).await;
     }
@@ -188,7 +200,7 @@ async fn drive(context: &WorkerContext, claimed: &ClaimedJob, stop: &StopSignal)
     let spec = container_spec(context, claimed);
     let container_id = match context.runtime.create(&spec).await {
         Ok(id) => id,
-        Err(error) => return Outcome::without_container(Some(start_failure(error))),
+        Err(error) => return Outcome::without_container(Some(start_failure(context, error))),
     };
     let ending = run_with_files(context, claimed, stop, &container_id, || {
         start_and_follow(context, claimed, stop, &container_id)
@@ -279,8 +291,10 @@ async fn start_and_follow(
         .await
     {
         pump.abort();
-        return Some(start_failure(error));
+        return Some(start_failure(context, error));
     }
+    let latency = stop.mark_started();
+    context.metrics.start_latency.observe(latency.as_secs_f64());
     // Retried through a database outage: a job left `starting` with its
     // container running would look unstarted to a restarted worker.
     if !retry_until_ok("marking the job running", || {
@@ -644,7 +658,8 @@ pub(crate) fn container_spec(context: &WorkerContext, claimed: &ClaimedJob) -> C
     }
 }
 
-pub(crate) fn start_failure(error: StartError) -> Ending {
+pub(crate) fn start_failure(context: &WorkerContext, error: StartError) -> Ending {
+    context.metrics.container_start_failures.inc();
     Ending::failed(error.exit_code(), error.to_string())
 }
 
@@ -696,7 +711,8 @@ pub(crate) fn ending_for_stop(
 
 /// Writes the terminal state, retrying through database outages: losing a
 /// job's exit code is never acceptable.
-async fn record(store: &Store, fence: &Fence, ending: &Ending) {
+/// Returns whether the end was recorded (the fence still held).
+async fn record(store: &Store, fence: &Fence, ending: &Ending) -> bool {
     let mut backoff = Duration::from_millis(100);
     loop {
         match store
@@ -710,14 +726,14 @@ async fn record(store: &Store, fence: &Fence, ending: &Ending) {
         {
             Ok(true) => {
                 tracing::info!(job_id = fence.job_id, state = %ending.state, exit_code = ?ending.exit_code, "job ended");
-                return;
+                return true;
             }
             Ok(false) => {
                 tracing::warn!(
                     job_id = fence.job_id,
                     "the job's fence moved on; its ending was not recorded"
                 );
-                return;
+                return false;
             }
             Err(error) => {
                 tracing::warn!(job_id = fence.job_id, %error, "recording the job's end failed; retrying");
@@ -730,7 +746,13 @@ async fn record(store: &Store, fence: &Fence, ending: &Ending) {
 
 /// Renews the lease every third of its length. A cancel found here is the
 /// fallback for a missed notification; a lost lease stops the container.
-async fn heartbeat_loop(store: Store, fence: Fence, lease: Duration, stop: Arc<StopSignal>) {
+async fn heartbeat_loop(
+    store: Store,
+    fence: Fence,
+    lease: Duration,
+    stop: Arc<StopSignal>,
+    leases_lost: prometheus::IntCounter,
+) {
     let mut ticks = tokio::time::interval(lease / 3);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -744,6 +766,7 @@ async fn heartbeat_loop(store: Store, fence: Fence, lease: Duration, stop: Arc<S
             }) => {}
             Ok(Heartbeat::Lost) => {
                 tracing::warn!(job_id = fence.job_id, "lease lost; stopping the container");
+                leases_lost.inc();
                 stop.request(StopReason::LeaseLost);
                 return;
             }

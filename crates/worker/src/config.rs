@@ -93,6 +93,10 @@ pub struct Config {
     /// `text` or `json` log lines on stderr.
     #[arg(long, env = "JOBS_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// Where to serve Prometheus metrics at `GET /metrics` (no token), e.g.
+    /// `0.0.0.0:9464`. Unset: not served.
+    #[arg(long, env = "JOBS_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Config {

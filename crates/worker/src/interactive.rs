@@ -139,7 +139,9 @@ async fn drive(
     let container_id = match context.runtime.create(&spec).await {
         Ok(id) => id,
         Err(error) => {
-            return attempt::Outcome::without_container(Some(attempt::start_failure(error)));
+            return attempt::Outcome::without_container(Some(attempt::start_failure(
+                context, error,
+            )));
         }
     };
     let ending = attempt::run_with_files(context, claimed, stop, &container_id, || {
@@ -221,8 +223,10 @@ async fn start_and_bridge(
     {
         pump.abort();
         bridge.abort();
-        return Some(attempt::start_failure(error));
+        return Some(attempt::start_failure(context, error));
     }
+    let latency = stop.mark_started();
+    context.metrics.start_latency.observe(latency.as_secs_f64());
     let _ = started.send(true);
     match context.store.mark_running(fence).await {
         Ok(true) => {}

@@ -6,6 +6,7 @@
 //! - [`uploads`]: uploaded files streamed from the object store into a container;
 //! - [`artifacts`]: artifact paths streamed out of a container into the object store;
 //! - [`log_pump`]: container output into the store, bounded;
+//! - [`metrics`]: Prometheus metrics at `--metrics-listen`;
 //! - [`shim`]: the static helper that runs a job's command and keeps a copy
 //!   of its output and of its /tmp artifacts; [`capture`] reads that output
 //!   back after a worker restart;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod dial_back;
 pub mod interactive;
 pub mod log_pump;
+pub mod metrics;
 pub mod runtime;
 pub mod secret_mask;
 pub mod shim;

@@ -264,6 +264,8 @@ async fn write_batches(store: Store, job_id: String, mut receiver: mpsc::Receive
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
+        let bytes: usize = batch.iter().map(|chunk| chunk.data.len()).sum();
+        crate::metrics::LOG_BYTES.inc_by(bytes as u64);
         batch.clear();
     }
 }

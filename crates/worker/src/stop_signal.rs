@@ -3,6 +3,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, OnceLock},
+    time::{Duration, Instant},
 };
 
 use tokio_util::sync::CancellationToken;
@@ -24,14 +25,42 @@ pub enum StopReason {
     ApiUnreachable,
 }
 
-/// A one-shot stop request with its reason.
-#[derive(Debug, Default)]
+/// A one-shot stop request with its reason. Being the one object every
+/// part of an attempt shares, it also notes when the attempt began and
+/// when its container started, for the worker's latency metrics.
+#[derive(Debug)]
 pub struct StopSignal {
     token: CancellationToken,
     reason: OnceLock<StopReason>,
+    began: Instant,
+    started: OnceLock<Instant>,
+}
+
+impl Default for StopSignal {
+    fn default() -> Self {
+        Self {
+            token: CancellationToken::new(),
+            reason: OnceLock::new(),
+            began: Instant::now(),
+            started: OnceLock::new(),
+        }
+    }
 }
 
 impl StopSignal {
+    /// Notes that the container started (or was found running); returns
+    /// how long after the attempt began.
+    pub fn mark_started(&self) -> Duration {
+        let now = Instant::now();
+        let _ = self.started.set(now);
+        now - self.began
+    }
+
+    /// How long the container has run, if it started.
+    pub fn ran_for(&self) -> Option<Duration> {
+        self.started.get().map(Instant::elapsed)
+    }
+
     /// Asks the attempt to stop. The first reason wins.
     pub fn request(&self, reason: StopReason) {
         let _ = self.reason.set(reason);

@@ -13,6 +13,7 @@ use crate::{
     attempt,
     config::Config,
     interactive,
+    metrics::WorkerMetrics,
     runtime::Runtime,
     secret_mask::Secrets,
     stop_signal::{RunningAttempts, StopReason},
@@ -29,6 +30,7 @@ pub struct WorkerContext {
     pub api_client: reqwest::Client,
     /// Where uploads come from and artifacts go.
     pub blobs: jobs_blobs::Blobs,
+    pub metrics: WorkerMetrics,
 }
 
 /// Runs the worker on PostgreSQL and RabbitMQ until SIGTERM or SIGINT,
@@ -60,6 +62,15 @@ pub async fn run_with(
         .context("opening the object store (--object-store, JOBS_OBJECT_STORE)")?;
     let slots = Arc::new(Semaphore::new(usize::from(config.slots)));
     let api_client = config.api_client()?;
+    let metrics = WorkerMetrics::new()?;
+    metrics.slots.set(i64::from(config.slots));
+    if let Some(address) = config.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("listening for metrics on {address} (--metrics-listen)"))?;
+        tracing::info!(address = %listener.local_addr()?, "serving metrics");
+        tokio::spawn(crate::metrics::serve(listener, metrics.clone()));
+    }
     let context = Arc::new(WorkerContext {
         store,
         runtime,
@@ -68,6 +79,7 @@ pub async fn run_with(
         attempts: RunningAttempts::default(),
         api_client,
         blobs,
+        metrics,
     });
     forward_cancels(&context).await?;
     let tracker = TaskTracker::new();
@@ -139,6 +151,7 @@ async fn reconcile(
             job_id = job.fence.job_id,
             "taking over the container of a held job"
         );
+        context.metrics.takeovers.inc();
         // A slot for it if one is free; an operator who lowered the slots
         // gets the excess finished rather than killed.
         let permit = slots.clone().try_acquire_owned().ok();

@@ -197,6 +197,8 @@ fn worker_config(
         object_store,
         max_artifact_bytes: jobs_core::spec::DEFAULT_MAX_UPLOAD_BYTES,
         engine_grace: jobs_worker::runtime::DEFAULT_ENGINE_GRACE,
+        // `jobs dev` serves its API's metrics, not a second port.
+        metrics_listen: None,
     }
 }
 

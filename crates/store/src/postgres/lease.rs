@@ -26,6 +26,7 @@ struct ClaimRow {
     hardening: HardeningRow,
     attach_url: Option<String>,
     attach_secret: Option<String>,
+    queued_seconds: f64,
 }
 
 impl PgStore {
@@ -47,7 +48,9 @@ impl PgStore {
                where id = $1 and state = 'queued' returning * \
              ) select claimed.*, apps.image, apps.env as app_env, \
                apps.secret_env as app_secret_env, apps.cap_add, \
-               apps.run_as_user, apps.read_only_root, apps.network_none \
+               apps.run_as_user, apps.read_only_root, apps.network_none, \
+               extract(epoch from claimed.updated_at - claimed.created_at)::float8 \
+                 as queued_seconds \
              from claimed join apps on apps.name = claimed.app",
         )
         .bind(job_id)
@@ -79,6 +82,7 @@ impl PgStore {
                 .attach_url
                 .zip(row.attach_secret)
                 .map(|(url, secret)| AttachEndpoint { url, secret }),
+            queued_for: Duration::from_secs_f64(row.queued_seconds.max(0.0)),
             job,
         }))
     }

@@ -30,6 +30,7 @@ struct ClaimRow {
     hardening: HardeningRow,
     attach_url: Option<String>,
     attach_secret: Option<String>,
+    queued_micros: i64,
 }
 
 impl SqliteStore {
@@ -60,7 +61,7 @@ impl SqliteStore {
                (select run_as_user from apps where apps.name = jobs.app) as run_as_user, \
                (select read_only_root from apps where apps.name = jobs.app) as read_only_root, \
                (select network_none from apps where apps.name = jobs.app) as network_none, \
-               attach_url, attach_secret"
+               attach_url, attach_secret, updated_at - created_at as queued_micros"
         ))
         .bind(job_id)
         .bind(worker_id)
@@ -91,6 +92,7 @@ impl SqliteStore {
                 .attach_url
                 .zip(row.attach_secret)
                 .map(|(url, secret)| AttachEndpoint { url, secret }),
+            queued_for: Duration::from_micros(row.queued_micros.max(0) as u64),
             job,
         }))
     }
