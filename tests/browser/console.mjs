@@ -291,7 +291,8 @@ await check('upload', async () => {
   return { job, rows, exit, bytes: Buffer.byteLength(content), unlabelled, progress };
 });
 
-// 7. The browser terminal: 42, a resize, Ctrl-C, a cut connection, exit 3.
+// 7. The browser terminal: 42, a resize, Ctrl-C, a cut connection (keys
+//    typed across it arrive once), exit 3.
 await check('terminal', async () => {
   const page = await signedIn(TOKENS.admin, { width: 1200, height: 900 });
   await page.goto(`${CONSOLE_URL}/apps/demo/new`);
@@ -329,9 +330,13 @@ await check('terminal', async () => {
   do { await page.keyboard.press('Control+C'); interrupts++; } while (!(await promptBack()) && interrupts < 10);
   await typeLine('echo after-ctrl-c');
   await waitLine(/^after-ctrl-c$/);
-  // A dropped connection reconnects, and the shell is still there.
+  // A dropped connection reconnects, and the shell is still there. Keys
+  // typed at once after the cut (in flight on the dying socket, or held
+  // while it reconnects) reach the shell exactly once.
   const cut = await ask({ do: 'cut' });
+  await typeLine('echo typed-in-the-gap');
   await page.waitForSelector('#connection[data-state="live"]');
+  await waitLine(/^typed-in-the-gap$/);
   await typeLine('echo back-after-cut');
   await waitLine(/^back-after-cut$/);
   const lines = await screen();

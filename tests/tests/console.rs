@@ -396,6 +396,20 @@ fn the_console_in_a_real_browser() {
         lines.contains(&"after-ctrl-c") && lines.contains(&"back-after-cut"),
         "{lines:?}"
     );
+    // Typed across the cut: the command line once, its output once.
+    assert_eq!(
+        lines.iter().filter(|l| **l == "typed-in-the-gap").count(),
+        1,
+        "{lines:?}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.ends_with("echo typed-in-the-gap"))
+            .count(),
+        1,
+        "{lines:?}"
+    );
     let (before, after) = (&terminal["sizeBefore"], &terminal["sizeAfter"]);
     assert!(
         after["cols"].as_u64() < before["cols"].as_u64(),

@@ -2,9 +2,14 @@
 // the browser speaks it, all in this one module:
 // - output: a binary frame, one stream byte (1 stdout, 2 stderr), the
 //   chunk's log sequence number (8 bytes, big endian), then the bytes;
-// - input: a binary frame of raw stdin bytes;
-// - everything else: JSON text frames (`attached`, `waiting`, `started`,
-//   `ended` from the API; `resize`, `eof`, `detach` to it).
+// - input, exactly once across reconnects (`input=offsets`): a binary
+//   frame of one kind byte (0), the offset of its first byte in the run's
+//   input stream (8 bytes, big endian), then the bytes. What the worker
+//   has not acknowledged (`input_ack`) is kept, and sent again from the
+//   `input_offset` of the next `attached`, so a cut neither loses nor
+//   repeats a key;
+// - everything else: JSON text frames (`attached`, `input_ack`, `waiting`,
+//   `started`, `ended` from the API; `resize`, `input_end`, `detach` to it).
 // The token goes in the bearer subprotocol (a browser cannot set a header
 // on a WebSocket); the API answers with ATTACH_SUBPROTOCOL.
 // A dropped connection is reconnected with ?after=SEQ, so the output has no
@@ -20,6 +25,10 @@ export const CLOSE_REPLACED = 4001;
 const OUTPUT_HEADER_BYTES = 9;
 const RETRY_FIRST_MS = 250;
 const RETRY_MAX_MS = 5000;
+const INPUT_HEADER_BYTES = 9;
+// Keys waiting for the worker's ack; past this, typing is dropped with a
+// warning rather than held without bound (a paste into a stalled run).
+const INPUT_WINDOW_BYTES = 4 * 1024 * 1024;
 
 function base64url(text) {
   const bytes = new TextEncoder().encode(text);
@@ -40,21 +49,28 @@ export class AttachClient {
     this.socket = null;
     this.finished = false;
     this.delay = RETRY_FIRST_MS;
-    this.pending = [];
+    // The input stream: `unacked` holds the bytes from offset `acked` up to
+    // `next`; `live` is whether this connection's `attached` came, so that
+    // offsets are known.
+    this.unacked = new Uint8Array(0);
+    this.acked = null;
+    this.next = null;
+    this.live = false;
+    this.inputEnded = false;
   }
 
   connect() {
     if (this.finished) return;
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    const url = `${scheme}://${location.host}/v1/jobs/${enc(this.jobId)}/attach?after=${this.after}`;
+    const url = `${scheme}://${location.host}/v1/jobs/${enc(this.jobId)}/attach?after=${this.after}&input=offsets`;
     const socket = new WebSocket(url, [ATTACH_SUBPROTOCOL, BEARER_SUBPROTOCOL_PREFIX + base64url(session.token())]);
     socket.binaryType = 'arraybuffer';
     this.socket = socket;
     this.handlers.onState(this.after === 0 ? 'connecting' : 'reconnecting');
+    this.live = false;
     socket.onopen = () => {
       this.delay = RETRY_FIRST_MS;
       if (this.size) this.sendJson({ type: 'resize', ...this.size });
-      for (const bytes of this.pending.splice(0)) socket.send(bytes);
       this.handlers.onState('live');
     };
     socket.onmessage = (event) => this.receive(event.data);
@@ -74,6 +90,9 @@ export class AttachClient {
       const message = JSON.parse(data);
       if (message.type === 'attached') {
         this.after = Math.max(this.after, message.after);
+        this.attached(message.input_offset ?? 0);
+      } else if (message.type === 'input_ack') {
+        this.acknowledge(message.offset);
       } else if (message.type === 'ended') {
         this.finish('ended');
         this.handlers.onEnded(message);
@@ -90,11 +109,54 @@ export class AttachClient {
     this.handlers.onOutput(frame[0] === 2 ? 'stderr' : 'stdout', frame.subarray(OUTPUT_HEADER_BYTES));
   }
 
-  // Bytes typed at the terminal; kept while reconnecting (a few keys).
+  // This connection's input goes on from `offset`: the first connection
+  // numbers what was typed so far from there; a reconnect resends what the
+  // API does not hold.
+  // (The API holding bytes is no ack: an API that restarts loses them.)
+  attached(offset) {
+    if (this.next === null || this.unacked.length === 0) {
+      // Nothing of ours is pending: go on where the API is.
+      this.acked = offset;
+      this.next = offset + this.unacked.length;
+    }
+    this.live = true;
+    const from = Math.min(Math.max(offset, this.acked), this.next);
+    if (from < this.next) this.sendFrame(from, this.unacked.subarray(from - this.acked));
+    if (this.inputEnded) this.sendJson({ type: 'input_end', offset: this.next });
+  }
+
+  // The worker wrote every byte below `offset`: forget them.
+  acknowledge(offset) {
+    if (this.acked === null || offset <= this.acked) return;
+    const upTo = Math.min(offset, this.next);
+    this.unacked = this.unacked.slice(upTo - this.acked);
+    this.acked = upTo;
+  }
+
+  // Bytes typed at the terminal: numbered, kept until acknowledged, and
+  // sent at once when the connection is live.
   sendInput(bytes) {
-    if (this.finished) return;
-    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(bytes);
-    else if (this.pending.length < 256) this.pending.push(bytes);
+    if (this.finished || this.inputEnded || bytes.length === 0) return;
+    if (this.unacked.length + bytes.length > INPUT_WINDOW_BYTES) {
+      console.warn('jobs: input not acknowledged for too long; keys dropped');
+      return;
+    }
+    const offset = this.next;
+    const grown = new Uint8Array(this.unacked.length + bytes.length);
+    grown.set(this.unacked);
+    grown.set(bytes, this.unacked.length);
+    this.unacked = grown;
+    if (this.next === null) return;
+    this.next += bytes.length;
+    if (this.live) this.sendFrame(offset, bytes);
+  }
+
+  sendFrame(offset, bytes) {
+    if (this.socket?.readyState !== WebSocket.OPEN) return;
+    const frame = new Uint8Array(INPUT_HEADER_BYTES + bytes.length);
+    new DataView(frame.buffer).setBigUint64(1, BigInt(offset));
+    frame.set(bytes, INPUT_HEADER_BYTES);
+    this.socket.send(frame);
   }
 
   resize(rows, cols) {
@@ -102,7 +164,11 @@ export class AttachClient {
     this.sendJson({ type: 'resize', rows, cols });
   }
 
-  eof() { this.sendJson({ type: 'eof' }); }
+  // Local input ended: the container's stdin closes after every byte so far.
+  eof() {
+    this.inputEnded = true;
+    if (this.live && this.next !== null) this.sendJson({ type: 'input_end', offset: this.next });
+  }
 
   // Leaves on purpose: the run goes on with no grace deadline.
   detach() {
