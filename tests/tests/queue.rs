@@ -42,6 +42,30 @@ fn a_queued_job_shows_its_place_and_why_it_waits() {
     );
     // A running job has no place in the queue.
     assert!(env.status(&blocker).get("queue").is_none());
+    // The list gives each queued job its place too (the console's runs).
+    let list = env.jobs(&["list", "--json"]);
+    list.assert_success();
+    let listed: serde_json::Value = serde_json::from_slice(&list.stdout).expect("JSON");
+    let places: Vec<(String, serde_json::Value)> = listed["jobs"]
+        .as_array()
+        .expect("a list of jobs")
+        .iter()
+        .map(|job| {
+            (
+                job["id"].as_str().unwrap().to_owned(),
+                job["queue"]["position"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        places,
+        vec![
+            (second.clone(), serde_json::json!(2)),
+            (first.clone(), serde_json::json!(1)),
+            (blocker.clone(), serde_json::Value::Null),
+        ],
+        "{listed}"
+    );
 
     env.jobs(&["cancel", &blocker]).assert_success();
     env.wait_for_state(&first, "succeeded", STATE_DEADLINE);

@@ -166,12 +166,7 @@ export function runsPage(main, ctx, app) {
     try {
       const query = filter.value ? `&state=${enc(filter.value)}` : '';
       const { jobs } = await api(`/v1/apps/${enc(app)}/jobs?limit=100${query}`, { signal: controller.signal });
-      let positions = new Map();
-      if (jobs.some((job) => job.state === 'queued')) {
-        const queued = (await api(`/v1/apps/${enc(app)}/jobs?state=queued&limit=1000`, { signal: controller.signal })).jobs;
-        queued.filter((job) => !job.interactive).reverse().forEach((job, index) => positions.set(job.id, index + 1));
-      }
-      table.replaceChildren(runsTable(jobs, positions));
+      table.replaceChildren(runsTable(jobs));
       status.textContent = `${jobs.length} run${jobs.length === 1 ? '' : 's'}, newest first; updated ${new Date().toLocaleTimeString()}`;
       failed = false;
     } catch (error) {
@@ -190,7 +185,13 @@ export function runsPage(main, ctx, app) {
   return () => controller.abort();
 }
 
-function runsTable(jobs, positions) {
+// A queued run's place and why it waits, as the API gives it (`queue`).
+function placeInLine(job) {
+  if (!job.queue) return '';
+  return el('span', { title: job.queue.waiting_for }, `#${job.queue.position}: ${job.queue.waiting_for}`);
+}
+
+function runsTable(jobs) {
   if (jobs.length === 0) return el('p', {}, 'No runs.');
   const head = ['Run', 'State', 'Exit', 'Reason', 'Command', 'Size', 'Kind', 'Created', 'Duration', 'In line'];
   return el('table', { class: 'runs' },
@@ -206,7 +207,7 @@ function runsTable(jobs, positions) {
       el('td', {}, job.interactive ? 'terminal' : 'queued run'),
       el('td', {}, when(job.created_at)),
       el('td', {}, duration(job)),
-      el('td', { class: 'job-position' }, positions.has(job.id) ? `#${positions.get(job.id)}` : '')))));
+      el('td', { class: 'job-position' }, placeInLine(job))))));
 }
 
 // --- start a run -------------------------------------------------------------------

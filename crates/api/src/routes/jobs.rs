@@ -202,10 +202,18 @@ pub async fn list_jobs(
     principal.require(Role::Read, "listing jobs")?;
     let filter = query.validate()?;
     state.store.get_app(&app).await?;
-    let jobs = state
+    let mut jobs = state
         .store
         .list_jobs(&app, filter.state, filter.limit)
         .await?;
+    // Each queued job's place, as `GET /v1/jobs/{id}` gives it.
+    for job in jobs.iter_mut().filter(|job| job.state == JobState::Queued) {
+        job.queue = state
+            .store
+            .queue_place(&job.id, WORKER_FRESH)
+            .await?
+            .map(|(position, capacity)| QueuePlace::new(position, capacity));
+    }
     Ok(Json(JobList { jobs }))
 }
 
