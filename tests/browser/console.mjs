@@ -146,6 +146,7 @@ await check('runs_list', async () => {
   states.push(await row.locator('.job-state').textContent());
   const exit = await row.locator('.job-exit').textContent();
   const command = await row.locator('.job-command').textContent();
+  const createdBy = await row.locator('.job-created-by').textContent();
   const sameDocument = await page.evaluate(() => window.__sameDocument);
   await page.screenshot({ path: join(OUT_DIR, 'runs-list.png'), fullPage: false });
   // The same list on a phone-sized screen: nothing wider than the screen.
@@ -154,7 +155,7 @@ await check('runs_list', async () => {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   await page.screenshot({ path: join(OUT_DIR, 'runs-list-phone.png') });
   await page.context().close();
-  return { job, states, exit, command, sameDocument, signedInUrl, sessionKeys, localKeys, overflow };
+  return { job, states, exit, command, createdBy, sameDocument, signedInUrl, sessionKeys, localKeys, overflow };
 });
 
 // 2. A run's page: output that arrives while it is open, in order, coloured,

@@ -227,6 +227,8 @@ fn the_console_in_a_real_browser() {
     );
     assert_eq!(list["exit"], "0");
     assert_eq!(list["command"], "sh -c 'sleep 3; echo done'");
+    // The CLI ran it with the env's admin token (the API's configured one).
+    assert_eq!(list["createdBy"], "the admin token", "{list}");
     assert_eq!(
         list["sameDocument"], "still here",
         "the page reloaded: {list}"

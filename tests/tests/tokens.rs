@@ -544,6 +544,24 @@ fn a_run_token_runs_and_cancels_jobs_but_manages_nothing() {
     };
     jobs_with_token(&env, &run.secret, &["cancel", &sleeper]).assert_success();
     env.wait_for_state(&sleeper, "canceled", Duration::from_secs(60));
+    // The job names the token that started it; the admin token's ran too.
+    let status = env.status(&sleeper);
+    assert_eq!(
+        status["created_by"],
+        format!("token {}", run.id),
+        "{status}"
+    );
+    let human = jobs_with_token(&env, &run.secret, &["status", &sleeper]);
+    assert!(
+        human.stdout_text().lines().any(|line| line
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            == format!("created by: token {}", run.id)),
+        "{}",
+        human.stdout_text()
+    );
+    assert_eq!(env.status(&job_id)["created_by"], "the admin token");
     // Apps and tokens stay out of reach.
     jobs_with_token(&env, &run.secret, &["apps", "delete", DEMO_APP])
         .assert_cli_error(125, "role is run");

@@ -96,10 +96,7 @@ pub async fn authenticate(
         .find_token_by_hash(&secret_hash(presented))
         .await?
         .ok_or(ApiError::Unauthorized(INVALID_TOKEN))?;
-    Ok(Principal {
-        role: token.role,
-        app: token.app,
-    })
+    Ok(Principal::of_token(token))
 }
 
 /// The token the request presents: the `Authorization` header's, or on a

@@ -23,6 +23,8 @@ pub struct Principal {
     pub role: Role,
     /// `None`: every app.
     pub app: Option<String>,
+    /// Who it is, as a job it creates records it (`Job::created_by`).
+    pub name: String,
 }
 
 impl Principal {
@@ -31,6 +33,20 @@ impl Principal {
         Principal {
             role: Role::Admin,
             app: None,
+            name: "the admin token".to_owned(),
+        }
+    }
+
+    /// A token of the store: `token ID (DESCRIPTION)`.
+    pub fn of_token(token: jobs_core::wire::TokenInfo) -> Self {
+        let name = match &token.description {
+            Some(description) => format!("token {} ({description})", token.id),
+            None => format!("token {}", token.id),
+        };
+        Principal {
+            role: token.role,
+            app: token.app,
+            name,
         }
     }
 
@@ -93,6 +109,7 @@ mod tests {
         Principal {
             role,
             app: Some(app.to_owned()),
+            name: "token tok_test".to_owned(),
         }
     }
 

@@ -81,6 +81,7 @@ pub(crate) mod tests {
             uploads: Vec::new(),
             artifact_paths: Vec::new(),
             artifacts: Vec::new(),
+            created_by: None,
             queue: None,
         }
     }

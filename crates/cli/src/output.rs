@@ -130,6 +130,10 @@ pub fn print_job(format: OutputFormat, job: &Job) -> Result<(), CliError> {
         ("command", display_command(&job.command)),
         ("created", timestamp(&job.created_at)),
         (
+            "created by",
+            job.created_by.clone().unwrap_or_else(|| "-".into()),
+        ),
+        (
             "started",
             job.started_at.as_ref().map_or("-".into(), timestamp),
         ),

@@ -296,8 +296,13 @@ pub struct Job {
     /// the job ended. `GET /v1/jobs/{id}/artifacts/{index}` serves each.
     #[serde(default)]
     pub artifacts: Vec<Artifact>,
-    /// Where a queued job stands and why it waits; only in the answer of
-    /// `GET /v1/jobs/{id}`, only while the job is queued.
+    /// Who or what created it: `token ID (DESCRIPTION)`, or `the admin
+    /// token` of the API's configuration. None for jobs made before this
+    /// was recorded.
+    #[serde(default)]
+    pub created_by: Option<String>,
+    /// Where a queued job stands and why it waits; in the answers of
+    /// `GET /v1/jobs/{id}` and of the job list, only while it is queued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<QueuePlace>,
 }

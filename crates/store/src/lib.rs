@@ -169,7 +169,7 @@ delegate! {
     /// count and the insert are atomic per app.
     /// An interactive `create` (with its `attach` endpoint) is never
     /// published: the relay leaves it alone and the reaper never re-queues it.
-    fn create_job_within(&self, app: &str, create: &JobCreate, max_active: Option<i64>, attach: Option<&AttachEndpoint>) -> Result<(Job, bool), StoreError>;
+    fn create_job_within(&self, app: &str, create: &JobCreate, max_active: Option<i64>, attach: Option<&AttachEndpoint>, created_by: Option<&str>) -> Result<(Job, bool), StoreError>;
     /// Frees an idempotency key of `app` whose job was created more than
     /// `ttl` ago, so that the next request with it makes a new job; returns
     /// whether one was freed. The job keeps everything but its key.

@@ -34,7 +34,7 @@ macro_rules! job_columns {
     () => {
         "id, app, command, env, size, timeout_seconds, state, attempt, exit_code, reason, \
          cancel_requested_at, lease_owner, created_at, started_at, finished_at, interactive_tty, \
-         uploads, artifact_paths, artifacts"
+         uploads, artifact_paths, artifacts, created_by"
     };
 }
 pub(crate) use job_columns;

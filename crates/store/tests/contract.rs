@@ -676,17 +676,17 @@ async fn apps_unset_and_unsecret_remove_the_secret_mark(store: Store) {
 async fn jobs_create_within_refuses_over_the_active_limit(store: Store) {
     create_app(&store, "busy").await;
     let first = store
-        .create_job_within("busy", &job_create(), Some(2), None)
+        .create_job_within("busy", &job_create(), Some(2), None, None)
         .await
         .unwrap()
         .0;
     let second = store
-        .create_job_within("busy", &job_create(), Some(2), None)
+        .create_job_within("busy", &job_create(), Some(2), None, None)
         .await
         .unwrap()
         .0;
     let refused = store
-        .create_job_within("busy", &job_create(), Some(2), None)
+        .create_job_within("busy", &job_create(), Some(2), None, None)
         .await
         .unwrap_err();
     assert!(
@@ -710,12 +710,12 @@ async fn jobs_create_within_refuses_over_the_active_limit(store: Store) {
         ..job_create()
     };
     let (made, created) = store
-        .create_job_within("busy", &keyed, Some(2), None)
+        .create_job_within("busy", &keyed, Some(2), None, None)
         .await
         .unwrap();
     assert!(created);
     let (again, created) = store
-        .create_job_within("busy", &keyed, Some(2), None)
+        .create_job_within("busy", &keyed, Some(2), None, None)
         .await
         .unwrap();
     assert!(!created);
@@ -728,7 +728,7 @@ async fn jobs_create_within_refuses_over_the_active_limit(store: Store) {
         let store = store.clone();
         tries.spawn(async move {
             store
-                .create_job_within("busy", &job_create(), Some(2), None)
+                .create_job_within("busy", &job_create(), Some(2), None, None)
                 .await
         });
     }
@@ -2160,7 +2160,13 @@ async fn create_interactive(store: &Store, app: &str, tty: bool) -> Job {
         ..job_create()
     };
     let (job, created) = store
-        .create_job_within(app, &create, None, Some(&endpoint()))
+        .create_job_within(
+            app,
+            &create,
+            None,
+            Some(&endpoint()),
+            Some("token tok_1 (ci)"),
+        )
         .await
         .expect("create an interactive job");
     assert!(created);
@@ -2180,6 +2186,17 @@ async fn interactive_jobs_are_never_published_and_carry_their_endpoint(store: St
         store.get_job(&interactive.id).await.unwrap().interactive,
         Some(jobs_core::wire::Interactive { tty: true })
     );
+    // Who created it is kept as given; a job created without is `None`.
+    assert_eq!(
+        store
+            .get_job(&interactive.id)
+            .await
+            .unwrap()
+            .created_by
+            .as_deref(),
+        Some("token tok_1 (ci)")
+    );
+    assert_eq!(queued.created_by, None);
 
     // The relay sees only the queued job, even after a forget.
     let unpublished = store.unpublished_jobs(Duration::ZERO, 10).await.unwrap();

@@ -193,7 +193,7 @@ function placeInLine(job) {
 
 function runsTable(jobs) {
   if (jobs.length === 0) return el('p', {}, 'No runs.');
-  const head = ['Run', 'State', 'Exit', 'Reason', 'Command', 'Size', 'Kind', 'Created', 'Duration', 'In line'];
+  const head = ['Run', 'State', 'Exit', 'Reason', 'Command', 'Size', 'Kind', 'Started by', 'Created', 'Duration', 'In line'];
   return el('table', { class: 'runs' },
     el('caption', { class: 'sr-only' }, 'Runs, newest first'),
     el('thead', {}, el('tr', {}, head.map((h) => el('th', { scope: 'col' }, h)))),
@@ -205,6 +205,7 @@ function runsTable(jobs) {
       el('td', { class: 'job-command' }, el('code', {}, commandText(job.command))),
       el('td', {}, job.size),
       el('td', {}, job.interactive ? 'terminal' : 'queued run'),
+      el('td', { class: 'job-created-by' }, job.created_by ?? ''),
       el('td', {}, when(job.created_at)),
       el('td', {}, duration(job)),
       el('td', { class: 'job-position' }, placeInLine(job))))));

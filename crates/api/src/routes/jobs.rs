@@ -85,6 +85,7 @@ pub async fn create_job(
             &create,
             Some(quotas.max_active_jobs_per_app),
             attach.as_ref(),
+            Some(&principal.name),
         )
         .await?;
     crate::metrics::record_job_id(&job.id);

@@ -289,6 +289,7 @@ mod tests {
         let bound = Principal {
             role: Role::Admin,
             app: Some("web".into()),
+            name: "token tok_web".into(),
         };
         assert!(manages(&bound, &token(Some("web"))));
         assert!(!manages(&bound, &token(Some("other"))));

@@ -33,6 +33,7 @@ fn job(state: JobState, exit_code: Option<i32>, reason: Option<&str>) -> Job {
         uploads: Vec::new(),
         artifact_paths: Vec::new(),
         artifacts: Vec::new(),
+        created_by: None,
         queue: None,
     }
 }

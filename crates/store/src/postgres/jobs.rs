@@ -22,7 +22,7 @@ impl PgStore {
         app: &str,
         create: &JobCreate,
     ) -> Result<(Job, bool), StoreError> {
-        self.create_job_within(app, create, None, None).await
+        self.create_job_within(app, create, None, None, None).await
     }
 
     /// [`Self::create_job`], refused with `TooManyJobs` when the app already
@@ -36,6 +36,7 @@ impl PgStore {
         create: &JobCreate,
         max_active: Option<i64>,
         attach: Option<&AttachEndpoint>,
+        created_by: Option<&str>,
     ) -> Result<(Job, bool), StoreError> {
         let mut tx = self.pool.begin().await?;
         let defaults: Option<(String, i64)> =
@@ -96,9 +97,9 @@ impl PgStore {
             // at once, so the relay leaves it alone.
             "insert into jobs (id, app, command, env, size, timeout_seconds, idempotency_key, \
                interactive_tty, attach_url, attach_secret, uploads, artifact_paths, published_at, \
-               queue_timeout_seconds) \
+               queue_timeout_seconds, created_by) \
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-               case when $8::boolean is null then null else now() end, $13) returning ",
+               case when $8::boolean is null then null else now() end, $13, $14) returning ",
             job_columns!()
         ))
         .bind(&job_id)
@@ -114,6 +115,7 @@ impl PgStore {
         .bind(Json(&uploads))
         .bind(Json(&create.artifacts))
         .bind(create.queue_timeout_seconds)
+        .bind(created_by)
         .fetch_one(&mut *tx)
         .await;
         let row = match inserted {

@@ -29,7 +29,7 @@ impl SqliteStore {
         app: &str,
         create: &JobCreate,
     ) -> Result<(Job, bool), StoreError> {
-        self.create_job_within(app, create, None, None).await
+        self.create_job_within(app, create, None, None, None).await
     }
 
     /// [`Self::create_job`], refused with `TooManyJobs` when the app already
@@ -43,6 +43,7 @@ impl SqliteStore {
         create: &JobCreate,
         max_active: Option<i64>,
         attach: Option<&AttachEndpoint>,
+        created_by: Option<&str>,
     ) -> Result<(Job, bool), StoreError> {
         let mut tx = self.pool.begin_with(BEGIN_IMMEDIATE).await?;
         let defaults: Option<(String, i64)> =
@@ -103,14 +104,14 @@ impl SqliteStore {
             // at once, so the relay leaves it alone.
             "insert into jobs (id, app, command, env, size, timeout_seconds, idempotency_key, \
                interactive_tty, attach_url, attach_secret, uploads, artifact_paths, created_at, \
-               updated_at, published_at, queue_timeout_seconds) \
+               updated_at, published_at, queue_timeout_seconds, created_by) \
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, ",
             now!(),
             ", ",
             now!(),
             ", case when $8 is null then null else ",
             now!(),
-            " end, $13) returning ",
+            " end, $13, $14) returning ",
             job_columns!()
         ))
         .bind(&job_id)
@@ -126,6 +127,7 @@ impl SqliteStore {
         .bind(Json(&uploads))
         .bind(Json(&create.artifacts))
         .bind(create.queue_timeout_seconds)
+        .bind(created_by)
         .fetch_one(&mut *tx)
         .await;
         let row = match inserted {

@@ -94,6 +94,7 @@ pub(crate) struct JobRow {
     pub interactive_tty: Option<bool>,
     #[sqlx(flatten)]
     pub files: JobFilesRow,
+    pub created_by: Option<String>,
 }
 
 impl From<JobRow> for Job {
@@ -121,6 +122,7 @@ impl From<JobRow> for Job {
             uploads: row.files.uploads.0,
             artifact_paths: row.files.artifact_paths.0,
             artifacts: row.files.artifacts.0,
+            created_by: row.created_by,
             queue: None,
         }
     }
