@@ -479,6 +479,23 @@ impl TestEnv {
 
     /// Starts the API again on the same address, after [`Self::kill_api`]:
     /// clients and workers come back to the URL they knew.
+    /// Sends SIGTERM to the API, as an operator's restart does, and waits
+    /// for it to exit. Panics if it has not within `timeout`.
+    pub fn terminate_api(&mut self, timeout: Duration) -> ExitStatus {
+        let mut api = self.api.take().expect("the API runs");
+        // SAFETY: kill(2) on our own child, which is not reaped yet.
+        unsafe { libc::kill(api.child.id() as libc::pid_t, libc::SIGTERM) };
+        let status = poll_until(timeout, || api.child.try_wait().ok().flatten());
+        let Some(status) = status else {
+            let _ = api.child.kill();
+            panic!("the API did not exit within {timeout:?} of SIGTERM");
+        };
+        if let Some(thread) = api.stdout_thread.take() {
+            let _ = thread.join();
+        }
+        status
+    }
+
     pub fn restart_api(&mut self) {
         assert!(self.api.is_none(), "kill the API first");
         let address = self
