@@ -2293,7 +2293,7 @@ async fn drained_workers_claim_nothing_and_keep_their_drain(store: Store) {
         .expect("w1 is registered");
     assert_eq!(drained.id, "w1");
     assert_eq!(drained.version.as_deref(), Some("1.0.0"));
-    assert_eq!(drained.running_jobs, [running.id.clone()]);
+    assert_eq!(drained.running_jobs, vec![running.id.clone()]);
     assert!(!drained.stale);
     let since = drained.draining_since.expect("draining");
     // A repeated drain keeps the first time; unknown workers are None.
