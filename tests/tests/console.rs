@@ -451,6 +451,8 @@ fn the_console_in_a_real_browser() {
     assert_eq!(workers.len(), 1, "{admin}");
     assert_eq!(workers[0][0], env.worker_id.as_str(), "{admin}");
     assert_eq!(workers[0][1], "4", "{admin}");
+    assert_eq!(workers[0][5], env!("CARGO_PKG_VERSION"), "{admin}");
+    assert_eq!(workers[0][6], "active", "{admin}");
     assert_eq!(admin["apps"], json!(["demo", OTHER_APP]), "{admin}");
     assert_eq!(admin["readerNav"], "Apps", "{admin}");
     assert_eq!(

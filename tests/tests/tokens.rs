@@ -237,6 +237,24 @@ fn every_route(job_id: &str, token_id: &str) -> Vec<Route> {
             Admin,
             N::Nothing,
         ),
+        // Draining a worker: refused by role or binding before the worker
+        // is looked up, so that any id will do.
+        route(
+            "POST",
+            "/v1/workers/{id}/drain",
+            "/v1/workers/any/drain".into(),
+            None,
+            Admin,
+            N::Nothing,
+        ),
+        route(
+            "DELETE",
+            "/v1/workers/{id}/drain",
+            "/v1/workers/any/drain".into(),
+            None,
+            Admin,
+            N::Nothing,
+        ),
         // Last: with a token that may, it deletes the app.
         route("DELETE", "/v1/apps/{app}", app, None, Admin, N::App),
     ]

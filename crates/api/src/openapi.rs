@@ -76,7 +76,9 @@ pub const BEARER_SCHEME: &str = "bearer";
         routes::tokens::list_tokens,
         routes::tokens::revoke_token,
         routes::tokens::whoami,
-        routes::tokens::list_workers,
+        routes::workers::list_workers,
+        routes::workers::drain_worker,
+        routes::workers::undrain_worker,
     ),
     components(schemas(
         App, AppCreate, AppUpdate, AppList, Hardening, Size, Job, JobCreate, JobList, JobState,
@@ -92,6 +94,7 @@ pub const BEARER_SCHEME: &str = "bearer";
         (name = "uploads", description = "Files streamed into the object store for a job to come."),
         (name = "logs", description = "A job's output: stored pages and a live stream."),
         (name = "tokens", description = "API tokens, their roles and their apps."),
+        (name = "workers", description = "The workers heard from, and draining one."),
         (name = "meta", description = "This document."),
     )
 )]

@@ -11,7 +11,7 @@ use clap::error::ErrorKind;
 use jobs_core::JobState;
 use jobs_core::wire::{
     ApiError, App, AppCreate, AppList, AppUpdate, Job, JobCreate, JobList, LogPage, TokenCreate,
-    TokenCreated, TokenList, Upload,
+    TokenCreated, TokenList, Upload, WorkerInfo, WorkerList,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
@@ -131,6 +131,26 @@ impl ApiClient {
         self.send(self.request(Method::DELETE, &["tokens", id]))
             .await
             .map(drop)
+    }
+
+    pub async fn list_workers(&self) -> Result<WorkerList, CliError> {
+        self.send_for_json(self.request(Method::GET, &["workers"]))
+            .await
+    }
+
+    /// Drains a worker, or with `draining` false undoes its drain.
+    pub async fn set_worker_draining(
+        &self,
+        id: &str,
+        draining: bool,
+    ) -> Result<WorkerInfo, CliError> {
+        let method = if draining {
+            Method::POST
+        } else {
+            Method::DELETE
+        };
+        self.send_for_json(self.request(method, &["workers", id, "drain"]))
+            .await
     }
 
     pub async fn create_job(&self, app: &str, create: &JobCreate) -> Result<Job, CliError> {

@@ -17,6 +17,9 @@ use serde::Serialize;
 use crate::error::CliError;
 use crate::job_end;
 
+mod workers;
+pub use workers::{print_worker_drain, print_worker_list};
+
 /// Whether a command prints for people or for programs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {

@@ -26,6 +26,7 @@
 //! | `GET /v1/tokens` | | [`TokenList`], oldest first, without secrets |
 //! | `DELETE /v1/tokens/{id}` | | `204` |
 //! | `GET /v1/workers` | | [`WorkerList`]: the workers heard from, for admins of every app |
+//! | `POST /v1/workers/{id}/drain`, `DELETE /v1/workers/{id}/drain` | | [`WorkerInfo`]: the worker draining (it takes no new job) or taking jobs again, for admins of every app |
 //! | `GET /v1/whoami` | | [`Caller`]: the role and app of the token itself |
 //! | `GET /v1/openapi.json` | | the OpenAPI 3.1 document of these routes, without a token |
 //!
@@ -314,15 +315,20 @@ pub struct QueuePlace {
     /// 1 for the next job to start: queued jobs go in creation order
     /// (interactive runs have a line of their own).
     pub position: i64,
-    /// Why it waits, for people: `no worker is alive`, `every worker slot is
-    /// busy (8 slots on 2 workers)`, or `waiting for a worker to claim it`.
+    /// Why it waits, for people: `no worker is alive`, `every worker is
+    /// draining (2 workers)`, `every worker slot is busy (8 slots on 2
+    /// workers)`, or `waiting for a worker to claim it`.
     pub waiting_for: String,
 }
 
 /// The workers heard from lately, as the store counts them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Capacity {
+    /// Live workers, draining ones included.
     pub workers: i64,
+    /// Live workers that are draining: they take no new job.
+    pub draining: i64,
+    /// The slots of the live workers that take jobs.
     pub slots: i64,
     pub free_slots: i64,
 }
@@ -331,13 +337,23 @@ impl QueuePlace {
     pub fn new(position: i64, capacity: Capacity) -> Self {
         let plural =
             |count: i64, word: &str| format!("{count} {word}{}", if count == 1 { "" } else { "s" });
+        let taking = capacity.workers - capacity.draining;
         let waiting_for = if capacity.workers == 0 {
             "no worker is alive".to_owned()
-        } else if capacity.free_slots <= 0 {
+        } else if taking <= 0 {
             format!(
-                "every worker slot is busy ({} on {})",
-                plural(capacity.slots, "slot"),
+                "every worker is draining ({})",
                 plural(capacity.workers, "worker")
+            )
+        } else if capacity.free_slots <= 0 {
+            let draining = match capacity.draining {
+                0 => String::new(),
+                count => format!(", and {count} draining"),
+            };
+            format!(
+                "every worker slot is busy ({} on {}{draining})",
+                plural(capacity.slots, "slot"),
+                plural(taking, "worker")
             )
         } else {
             "waiting for a worker to claim it".to_owned()
@@ -454,7 +470,8 @@ pub struct TokenCreated {
     pub secret: String,
 }
 
-/// A worker as the registry knows it: its slots, and when it last wrote.
+/// A worker as the registry knows it: its slots, when it last wrote, its
+/// version, whether it is draining and the jobs it runs.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerInfo {
@@ -465,6 +482,21 @@ pub struct WorkerInfo {
     /// Its last heartbeat or slot change, by the database clock; a worker
     /// writes one at least every 5 seconds while it runs.
     pub heartbeat_at: DateTime<Utc>,
+    /// Not heard from within the window that decides which workers are
+    /// alive (15 s), by the database clock: stopped, dead or cut off.
+    #[serde(default)]
+    pub stale: bool,
+    /// The `jobs-worker` version it runs; none for a worker older than
+    /// this field.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Since when it is draining: it claims no new job, queued or
+    /// interactive, until an admin undoes the drain. None when it takes jobs.
+    #[serde(default)]
+    pub draining_since: Option<DateTime<Utc>>,
+    /// The ids of the jobs it holds (starting or running), oldest first.
+    #[serde(default)]
+    pub running_jobs: Vec<String>,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -563,6 +595,7 @@ mod tests {
                 2,
                 Capacity {
                     workers,
+                    draining: 0,
                     slots,
                     free_slots,
                 },
@@ -579,5 +612,28 @@ mod tests {
             "every worker slot is busy (8 slots on 2 workers)"
         );
         assert_eq!(place(2, 8, 3), "waiting for a worker to claim it");
+    }
+
+    #[test]
+    fn a_queued_job_says_when_workers_drain() {
+        let place = |workers, draining, slots, free_slots| {
+            QueuePlace::new(
+                1,
+                Capacity {
+                    workers,
+                    draining,
+                    slots,
+                    free_slots,
+                },
+            )
+            .waiting_for
+        };
+        assert_eq!(place(1, 1, 0, 0), "every worker is draining (1 worker)");
+        assert_eq!(place(3, 3, 0, 0), "every worker is draining (3 workers)");
+        assert_eq!(
+            place(3, 1, 8, 0),
+            "every worker slot is busy (8 slots on 2 workers, and 1 draining)"
+        );
+        assert_eq!(place(3, 1, 8, 2), "waiting for a worker to claim it");
     }
 }

@@ -194,7 +194,7 @@ delegate! {
     fn cancel_job(&self, id: &str) -> Result<CancelOutcome, StoreError>;
 
     /// Claims a queued job: `queued → starting`, `attempt + 1`, and a lease.
-    /// `None` when the job is not queued.
+    /// `None` when the job is not queued, or the worker is draining.
     fn claim(&self, job_id: &str, worker_id: &str, lease: Duration) -> Result<Option<ClaimedJob>, StoreError>;
     /// `starting → running`. Returns whether the fence still held.
     fn mark_running(&self, fence: &Fence) -> Result<bool, StoreError>;
@@ -238,14 +238,23 @@ delegate! {
     /// revoked token keeps its first revocation time.
     fn revoke_token(&self, id: &str) -> Result<bool, StoreError>;
 
-    /// Records a worker's slot count and free slots, and that it is alive.
-    fn upsert_worker(&self, worker_id: &str, slots: i32, free_slots: i32) -> Result<(), StoreError>;
-    /// Forgets a worker that shut down.
+    /// Records a worker's slot count, free slots and version, and that it
+    /// is alive; returns whether an admin drained it.
+    fn upsert_worker(&self, worker_id: &str, slots: i32, free_slots: i32, version: &str) -> Result<bool, StoreError>;
+    /// Forgets a worker that shut down, unless it is draining (a drain
+    /// outlives a restart).
     fn remove_worker(&self, worker_id: &str) -> Result<(), StoreError>;
-    /// Workers heard from within `fresh` with a free slot, most free first.
+    /// Whether the worker is draining.
+    fn worker_draining(&self, worker_id: &str) -> Result<bool, StoreError>;
+    /// Drains a worker (it claims no new job) or undoes its drain; `None`
+    /// for an unknown worker. Repeating either changes nothing.
+    fn set_worker_draining(&self, worker_id: &str, draining: bool, fresh: Duration) -> Result<Option<jobs_core::wire::WorkerInfo>, StoreError>;
+    /// Workers heard from within `fresh` with a free slot and not
+    /// draining, most free first.
     fn free_workers(&self, fresh: Duration) -> Result<Vec<String>, StoreError>;
-    /// Every worker in the registry, most recently heard from first.
-    fn list_workers(&self) -> Result<Vec<jobs_core::wire::WorkerInfo>, StoreError>;
+    /// Every worker in the registry, most recently heard from first, with
+    /// the jobs each holds; those not heard from within `fresh` are stale.
+    fn list_workers(&self, fresh: Duration) -> Result<Vec<jobs_core::wire::WorkerInfo>, StoreError>;
     /// Offers a queued interactive job to one worker (a wake-up only: the
     /// worker claims it with the usual fenced claim).
     fn offer_job(&self, worker_id: &str, job_id: &str) -> Result<(), StoreError>;

@@ -3,9 +3,11 @@
 //! PostgreSQL and SQLite; timestamps, which do not, stay in each backend's
 //! `rows.rs`.
 
+use std::collections::HashMap;
+
 use jobs_core::{
     hardening::Hardening,
-    wire::{Artifact, JobCreate, Upload},
+    wire::{Artifact, JobCreate, Upload, WorkerInfo},
 };
 use sqlx::types::Json;
 
@@ -101,4 +103,20 @@ impl From<PurgedRow> for crate::model::PurgedJob {
             artifacts: row.artifacts.0,
         }
     }
+}
+
+/// Hands each worker the ids of the jobs it holds, from `(lease_owner, id)`
+/// pairs in the order they should be listed.
+pub(crate) fn with_running_jobs(
+    mut workers: Vec<WorkerInfo>,
+    held: Vec<(String, String)>,
+) -> Vec<WorkerInfo> {
+    let mut by_owner: HashMap<String, Vec<String>> = HashMap::new();
+    for (owner, job_id) in held {
+        by_owner.entry(owner).or_default().push(job_id);
+    }
+    for worker in &mut workers {
+        worker.running_jobs = by_owner.remove(&worker.id).unwrap_or_default();
+    }
+    workers
 }

@@ -230,6 +230,7 @@ contract! {
     interactive_jobs_are_never_published_and_carry_their_endpoint,
     interactive_jobs_are_lost_not_requeued,
     workers_registry_lists_live_workers_with_free_slots,
+    drained_workers_claim_nothing_and_keep_their_drain,
     queued_jobs_know_their_place_and_the_capacity,
     queue_timeouts_cancel_jobs_no_worker_started,
     offers_reach_the_direct_channel,
@@ -2258,18 +2259,18 @@ async fn interactive_jobs_are_lost_not_requeued(store: Store) {
 async fn workers_registry_lists_live_workers_with_free_slots(store: Store) {
     let fresh = Duration::from_secs(60);
     assert!(store.free_workers(fresh).await.unwrap().is_empty());
-    store.upsert_worker("busy", 2, 0).await.unwrap();
-    store.upsert_worker("one", 4, 1).await.unwrap();
-    store.upsert_worker("three", 4, 3).await.unwrap();
+    store.upsert_worker("busy", 2, 0, "1.0.0").await.unwrap();
+    store.upsert_worker("one", 4, 1, "1.0.0").await.unwrap();
+    store.upsert_worker("three", 4, 3, "1.0.0").await.unwrap();
     assert_eq!(store.free_workers(fresh).await.unwrap(), ["three", "one"]);
     // An update replaces the row: `three` is full now.
-    store.upsert_worker("three", 4, 0).await.unwrap();
+    store.upsert_worker("three", 4, 0, "1.0.0").await.unwrap();
     assert_eq!(store.free_workers(fresh).await.unwrap(), ["one"]);
     // Not heard from within the window: not live.
     assert!(store.free_workers(Duration::ZERO).await.unwrap().is_empty());
     // Listed busy or not, each with its slots.
     let listed: Vec<(String, i32, i32)> = store
-        .list_workers()
+        .list_workers(fresh)
         .await
         .unwrap()
         .into_iter()
@@ -2289,7 +2290,108 @@ async fn workers_registry_lists_live_workers_with_free_slots(store: Store) {
     // millisecond resolution, so the three writes may tie.
     store.remove_worker("one").await.unwrap();
     assert!(store.free_workers(fresh).await.unwrap().is_empty());
-    assert_eq!(store.list_workers().await.unwrap().len(), 2);
+    assert_eq!(store.list_workers(fresh).await.unwrap().len(), 2);
+}
+
+async fn drained_workers_claim_nothing_and_keep_their_drain(store: Store) {
+    let fresh = Duration::from_secs(60);
+    create_app(&store, "web").await;
+    assert!(!store.upsert_worker("w1", 2, 2, "1.0.0").await.unwrap());
+    assert!(!store.upsert_worker("w2", 2, 2, "1.0.0").await.unwrap());
+    let running = create_job(&store, "web").await;
+    claim(&store, &running.id, "w1", LEASE).await;
+    let waiting = create_job(&store, "web").await;
+
+    // Draining: the worker as it stands, with the job it holds.
+    let drained = store
+        .set_worker_draining("w1", true, fresh)
+        .await
+        .unwrap()
+        .expect("w1 is registered");
+    assert_eq!(drained.id, "w1");
+    assert_eq!(drained.version.as_deref(), Some("1.0.0"));
+    assert_eq!(drained.running_jobs, vec![running.id.clone()]);
+    assert!(!drained.stale);
+    let since = drained.draining_since.expect("draining");
+    // A repeated drain keeps the first time; unknown workers are None.
+    let again = store.set_worker_draining("w1", true, fresh).await.unwrap();
+    assert_eq!(again.unwrap().draining_since, Some(since));
+    assert!(
+        store
+            .set_worker_draining("nope", true, fresh)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A drained worker claims nothing and is offered nothing; its
+    // heartbeat reads the drain back and leaves it alone.
+    assert!(
+        store
+            .claim(&waiting.id, "w1", LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(job(&store, &waiting.id).await.state, JobState::Queued);
+    assert!(store.worker_draining("w1").await.unwrap());
+    assert!(!store.worker_draining("w2").await.unwrap());
+    assert!(store.upsert_worker("w1", 2, 1, "1.1.0").await.unwrap());
+    assert_eq!(store.free_workers(fresh).await.unwrap(), ["w2"]);
+    let (_, capacity) = store
+        .queue_place(&waiting.id, fresh)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        capacity,
+        Capacity {
+            workers: 2,
+            draining: 1,
+            slots: 2,
+            free_slots: 2
+        }
+    );
+
+    // A drain outlives the worker's shutdown; undoing it is idempotent.
+    store.remove_worker("w1").await.unwrap();
+    let listed = store.list_workers(fresh).await.unwrap();
+    let w1 = listed.iter().find(|worker| worker.id == "w1").unwrap();
+    assert_eq!(
+        (w1.version.as_deref(), w1.draining_since),
+        (Some("1.1.0"), Some(since))
+    );
+    assert!(
+        listed
+            .iter()
+            .find(|w| w.id == "w2")
+            .unwrap()
+            .running_jobs
+            .is_empty()
+    );
+    for _ in 0..2 {
+        let undone = store.set_worker_draining("w1", false, fresh).await.unwrap();
+        assert_eq!(undone.unwrap().draining_since, None);
+    }
+    assert!(!store.upsert_worker("w1", 2, 1, "1.1.0").await.unwrap());
+    assert!(
+        store
+            .claim(&waiting.id, "w1", LEASE)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Not heard from within the window: stale. Undrained, it goes at shutdown.
+    assert!(
+        store
+            .list_workers(Duration::ZERO)
+            .await
+            .unwrap()
+            .iter()
+            .all(|w| w.stale)
+    );
+    store.remove_worker("w1").await.unwrap();
+    assert_eq!(store.list_workers(fresh).await.unwrap().len(), 1);
 }
 
 async fn queued_jobs_know_their_place_and_the_capacity(store: Store) {
@@ -2330,10 +2432,11 @@ async fn queued_jobs_know_their_place_and_the_capacity(store: Store) {
         Some((1, none))
     );
 
-    store.upsert_worker("a", 4, 0).await.unwrap();
-    store.upsert_worker("b", 2, 1).await.unwrap();
+    store.upsert_worker("a", 4, 0, "1.0.0").await.unwrap();
+    store.upsert_worker("b", 2, 1, "1.0.0").await.unwrap();
     let live = Capacity {
         workers: 2,
+        draining: 0,
         slots: 6,
         free_slots: 1,
     };

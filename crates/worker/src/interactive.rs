@@ -19,8 +19,11 @@ use crate::{
 
 /// How often the free slots are compared with what the registry shows.
 const SLOT_CHECK: Duration = Duration::from_millis(100);
-/// How often the registry row is renewed when nothing changes.
+/// How often the registry row is renewed when nothing changes; also how
+/// long a drain (or its undoing) may take to reach the consumer.
 const REGISTRY_HEARTBEAT: Duration = Duration::from_secs(5);
+/// The version this worker writes into the registry.
+const WORKER_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Live output chunks that wait for the API before they are dropped from
 /// the live view (never from the store).
 const LIVE_CHUNKS: usize = 256;
@@ -28,38 +31,50 @@ const LIVE_CHUNKS: usize = 256;
 const BRIDGE_DRAIN: Duration = Duration::from_secs(5);
 
 /// Keeps this worker's row in the `workers` table true: its free slots on
-/// every change, and a heartbeat. Removes it when `shutdown` fires.
+/// every change, its version, and a heartbeat, which also reads back
+/// whether an admin drained it. Removes it when `shutdown` fires (the store
+/// keeps the row of a drained worker, so that the drain outlives a restart).
 pub async fn advertise_slots(
     context: Arc<WorkerContext>,
     slots: Arc<Semaphore>,
     shutdown: CancellationToken,
 ) {
-    let total = i32::from(context.config.slots);
-    let mut shown: Option<usize> = None;
+    let mut shown = None;
     let mut renewed = tokio::time::Instant::now();
     loop {
-        let free = slots.available_permits();
-        if shown != Some(free) || renewed.elapsed() >= REGISTRY_HEARTBEAT {
-            let free_slots = i32::try_from(free).unwrap_or(total);
-            match context
-                .store
-                .upsert_worker(&context.worker_id, total, free_slots)
-                .await
-            {
-                Ok(()) => {
-                    shown = Some(free);
-                    renewed = tokio::time::Instant::now();
-                }
-                Err(error) => tracing::warn!(%error, "advertising free slots failed"),
-            }
-        }
         tokio::select! {
             () = shutdown.cancelled() => break,
             () = tokio::time::sleep(SLOT_CHECK) => {}
         }
+        let free = slots.available_permits();
+        if shown != Some(free) || renewed.elapsed() >= REGISTRY_HEARTBEAT {
+            shown = advertise(&context, &slots).await.then_some(free);
+            renewed = tokio::time::Instant::now();
+        }
     }
     if let Err(error) = context.store.remove_worker(&context.worker_id).await {
         tracing::warn!(%error, "removing this worker from the registry failed");
+    }
+}
+
+/// Writes this worker's row once and takes in whether it is drained;
+/// returns whether the write went through.
+pub async fn advertise(context: &WorkerContext, slots: &Semaphore) -> bool {
+    let total = i32::from(context.config.slots);
+    let free_slots = i32::try_from(slots.available_permits()).unwrap_or(total);
+    match context
+        .store
+        .upsert_worker(&context.worker_id, total, free_slots, WORKER_VERSION)
+        .await
+    {
+        Ok(draining) => {
+            context.set_draining(draining);
+            true
+        }
+        Err(error) => {
+            tracing::warn!(%error, "advertising free slots failed");
+            false
+        }
     }
 }
 
@@ -92,7 +107,8 @@ pub async fn take_offers(
             let Some((worker_id, job_id)) = parse_direct_offer(&payload) else {
                 continue;
             };
-            if worker_id != context.worker_id {
+            // A drained worker takes no offer (its claim would be refused).
+            if worker_id != context.worker_id || context.is_draining() {
                 continue;
             }
             let Ok(permit) = slots.clone().try_acquire_owned() else {

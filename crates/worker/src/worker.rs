@@ -6,7 +6,7 @@ use anyhow::Context;
 use jobs_core::JobState;
 use jobs_dispatch::{AmqpConfig, ConsumerSession, Consumers};
 use jobs_store::{HeldJob, JOB_CANCEL_CHANNEL, Store};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
@@ -31,6 +31,29 @@ pub struct WorkerContext {
     /// Where uploads come from and artifacts go.
     pub blobs: jobs_blobs::Blobs,
     pub metrics: WorkerMetrics,
+    /// Whether an admin drained this worker, as its last registry write
+    /// read back: while true it consumes no wake-up and takes no offer.
+    pub draining: watch::Sender<bool>,
+}
+
+impl WorkerContext {
+    pub fn is_draining(&self) -> bool {
+        *self.draining.borrow()
+    }
+
+    /// Records the drain flag read from the store, saying so when it changes.
+    pub fn set_draining(&self, draining: bool) {
+        let changed = self.draining.send_if_modified(|shown| {
+            let changed = *shown != draining;
+            *shown = draining;
+            changed
+        });
+        if changed && draining {
+            tracing::info!("draining: no new job is taken; running jobs go on to their end");
+        } else if changed {
+            tracing::info!("drain undone: taking jobs again");
+        }
+    }
 }
 
 /// Runs the worker on PostgreSQL and RabbitMQ until SIGTERM or SIGINT,
@@ -80,10 +103,14 @@ pub async fn run_with(
         api_client,
         blobs,
         metrics,
+        draining: watch::Sender::new(false),
     });
     forward_cancels(&context).await?;
     let tracker = TaskTracker::new();
     reconcile(&context, &tracker, &slots).await?;
+    // Registered before consuming, so that a drain that outlived a restart
+    // holds from the first wake-up on (the claim refuses anyway).
+    interactive::advertise(&context, &slots).await;
     // Interactive runs come as direct offers, not from the queue.
     let advertising = tokio::spawn(interactive::advertise_slots(
         context.clone(),
@@ -241,10 +268,12 @@ async fn wait_for_signal() {
     }
 }
 
-/// Consumes wake-ups while slots are free. The consumer's prefetch equals
-/// the free slots when it opens; when a wake-up arrives with no slot free,
-/// the consumer is closed, which hands every unacked wake-up back to the
-/// queue for other workers, and reopened once a slot frees up.
+/// Consumes wake-ups while slots are free and the worker is not drained.
+/// The consumer's prefetch equals the free slots when it opens; when a
+/// wake-up arrives with no slot free, or the worker is drained, the
+/// consumer is closed, which hands every unacked wake-up back to the queue
+/// for other workers, and reopened once a slot frees up or the drain is
+/// undone.
 async fn consume(
     context: &Arc<WorkerContext>,
     consumers: &Consumers,
@@ -257,9 +286,13 @@ async fn consume(
     while !shutdown.is_cancelled() {
         // A worker whose slots are all taken by the jobs it took over is
         // ready too, even though it does not consume yet.
-        if !announced && slots.available_permits() == 0 {
+        // So is a drained one (a drain outlives a restart).
+        if !announced && (slots.available_permits() == 0 || context.is_draining()) {
             announced = true;
             announce_ready(context);
+        }
+        if !wait_until_taking_jobs(context, shutdown).await {
+            return;
         }
         let free = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -291,6 +324,15 @@ async fn consume(
     }
 }
 
+/// Waits while the worker is drained; false when it shuts down meanwhile.
+async fn wait_until_taking_jobs(context: &WorkerContext, shutdown: &CancellationToken) -> bool {
+    let mut draining = context.draining.subscribe();
+    tokio::select! {
+        () = shutdown.cancelled() => false,
+        taking = draining.wait_for(|draining| !draining) => taking.is_ok(),
+    }
+}
+
 /// Waits until at least one slot is free and returns how many are.
 async fn wait_for_free_slot(slots: &Semaphore) -> usize {
     loop {
@@ -306,7 +348,7 @@ async fn wait_for_free_slot(slots: &Semaphore) -> usize {
 }
 
 /// Takes wake-ups from one consumer session until it breaks, slots run
-/// out, or the worker shuts down.
+/// out, the worker is drained, or it shuts down.
 async fn consume_session(
     context: &Arc<WorkerContext>,
     tracker: &TaskTracker,
@@ -314,9 +356,11 @@ async fn consume_session(
     slots: &Arc<Semaphore>,
     mut session: ConsumerSession,
 ) {
+    let mut draining = context.draining.subscribe();
     loop {
         let next = tokio::select! {
             () = shutdown.cancelled() => break,
+            _ = draining.wait_for(|draining| *draining) => break,
             next = session.next() => next,
         };
         let wake_up = match next {
@@ -361,6 +405,19 @@ async fn consume_session(
                 });
             }
             Ok(None) => {
+                drop(permit);
+                if still_queued(context, wake_up.job_id()).await {
+                    // Refused though queued: this worker was drained before
+                    // its heartbeat told it. Hand the wake-up back.
+                    if let Err(error) = wake_up.requeue().await {
+                        tracing::warn!("handing a wake-up back failed: {error:#}");
+                    }
+                    match context.store.worker_draining(&context.worker_id).await {
+                        Ok(draining) => context.set_draining(draining),
+                        Err(error) => tracing::warn!(%error, "reading the drain failed"),
+                    }
+                    break;
+                }
                 // A duplicate or stale wake-up: the job is not queued.
                 if let Err(error) = wake_up.ack().await {
                     tracing::warn!("acking a duplicate wake-up failed: {error:#}");
@@ -374,6 +431,19 @@ async fn consume_session(
         }
     }
     session.close().await;
+}
+
+/// Whether a job whose claim was refused is still queued (then it was not
+/// a duplicate, and its wake-up must not be dropped). True when unsure.
+async fn still_queued(context: &WorkerContext, job_id: &str) -> bool {
+    match context.store.get_job(job_id).await {
+        Ok(job) => job.state == JobState::Queued,
+        Err(jobs_store::StoreError::JobNotFound(_)) => false,
+        Err(error) => {
+            tracing::warn!(job_id, %error, "reading a refused job failed");
+            true
+        }
+    }
 }
 
 fn announce_ready(context: &WorkerContext) {

@@ -110,6 +110,14 @@ export function appsPage(main, ctx) {
   }).catch((error) => body.replaceChildren(errorBox(error)));
 }
 
+// As `jobs workers` says it: a draining worker takes no new job; a stale
+// one was not heard from within the API's freshness window.
+function workerState(worker) {
+  const draining = worker.draining_since != null;
+  if (worker.stale) return draining ? 'stale (draining)' : 'stale';
+  return draining ? 'draining' : 'active';
+}
+
 export function workersPage(main) {
   const controller = new AbortController();
   const body = el('div', { class: 'table-wrap' }, el('p', {}, 'Loading…'));
@@ -121,13 +129,15 @@ export function workersPage(main) {
         const { workers } = await api('/v1/workers', { signal: controller.signal });
         body.replaceChildren(workers.length === 0 ? el('p', {}, 'No worker has registered.') : el('table', {},
           el('caption', { class: 'sr-only' }, 'Workers, most recently heard from first'),
-          el('thead', {}, el('tr', {}, ['Worker', 'Slots', 'Free', 'Busy', 'Last heard'].map((h) => el('th', { scope: 'col' }, h)))),
+          el('thead', {}, el('tr', {}, ['Worker', 'Slots', 'Free', 'Busy', 'Last heard', 'Version', 'State'].map((h) => el('th', { scope: 'col' }, h)))),
           el('tbody', {}, workers.map((worker) => el('tr', { 'data-worker': worker.id },
             el('th', { scope: 'row' }, el('code', {}, worker.id)),
             el('td', {}, worker.slots),
             el('td', {}, worker.free_slots),
             el('td', {}, worker.slots - worker.free_slots),
-            el('td', {}, `${Math.max(0, Math.round((Date.now() - Date.parse(worker.heartbeat_at)) / 1000))}s ago`))))));
+            el('td', {}, `${Math.max(0, Math.round((Date.now() - Date.parse(worker.heartbeat_at)) / 1000))}s ago`),
+            el('td', {}, worker.version ?? '-'),
+            el('td', {}, workerState(worker)))))));
         status.textContent = `updated ${new Date().toLocaleTimeString()}`;
       } catch (error) {
         if (controller.signal.aborted) return;

@@ -5,6 +5,7 @@
 //! - [`jobs`]: creating, reading, listing and canceling jobs;
 //! - [`logs`]: pages of stored logs;
 //! - [`tokens`]: creating, listing and revoking API tokens;
+//! - [`workers`]: the worker registry, and draining a worker;
 //! - [`attach`]: the WebSocket upgrades of interactive runs;
 //! - [`uploads`]: files streamed into the object store for a job to come;
 //! - [`artifacts`]: a job's collected artifacts, streamed back.
@@ -22,6 +23,7 @@ pub mod jobs;
 pub mod logs;
 pub mod tokens;
 pub mod uploads;
+pub mod workers;
 
 use axum::{
     Extension, Router,
@@ -76,7 +78,11 @@ pub fn router_with(state: AppState, quotas: Quotas) -> Router {
         )
         .route("/tokens/{id}", delete(tokens::revoke_token))
         .route("/whoami", get(tokens::whoami))
-        .route("/workers", get(tokens::list_workers))
+        .route("/workers", get(workers::list_workers))
+        .route(
+            "/workers/{id}/drain",
+            post(workers::drain_worker).delete(workers::undrain_worker),
+        )
         // A route layer runs only for matched routes, so that an unknown
         // path is a 404 whatever the token.
         // It also puts the caller's `Principal` in the request, which every

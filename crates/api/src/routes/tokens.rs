@@ -12,7 +12,7 @@ use axum::{Json, extract::State, http::StatusCode};
 use jobs_core::{
     InvalidInput, Role, names,
     role::{MAX_TOKEN_DESCRIPTION_LEN, validate_token_lifetime_seconds},
-    wire::{Caller, TokenCreated, TokenInfo, TokenList, WorkerList},
+    wire::{Caller, TokenCreated, TokenInfo, TokenList},
 };
 use jobs_store::NewToken;
 use serde::Deserialize;
@@ -124,31 +124,6 @@ pub async fn create_token(
     Ok((StatusCode::CREATED, Json(TokenCreated { token, secret })))
 }
 
-/// `GET /v1/tokens`: the tokens the caller may manage, without secrets.
-/// `GET /v1/workers`: the worker registry, for an admin token of every
-/// app: workers serve every app, so a bound token sees none of them.
-#[utoipa::path(
-    get,
-    path = "/v1/workers",
-    tag = "tokens",
-    responses(
-        (status = 200, description = "Every worker heard from, most recent first.", body = WorkerList),
-    )
-)]
-pub async fn list_workers(
-    State(state): State<AppState>,
-    principal: Principal,
-) -> Result<Json<WorkerList>, ApiError> {
-    principal.require(Role::Admin, "listing workers")?;
-    if let Some(app) = &principal.app {
-        return Err(ApiError::Forbidden(format!(
-            "this token is bound to app {app:?}: listing workers needs a token of every app"
-        )));
-    }
-    let workers = state.store.list_workers().await?;
-    Ok(Json(WorkerList { workers }))
-}
-
 /// `GET /v1/whoami`: the calling token's own role and app, for any role.
 #[utoipa::path(
     get,
@@ -165,6 +140,7 @@ pub async fn whoami(principal: Principal) -> Json<Caller> {
     })
 }
 
+/// `GET /v1/tokens`: the tokens the caller may manage, without secrets.
 #[utoipa::path(
     get,
     path = "/v1/tokens",

@@ -10,6 +10,7 @@ mod jobs;
 mod parsers;
 mod run;
 mod tokens;
+mod workers;
 
 use clap::{CommandFactory, Parser, Subcommand, error::ErrorKind};
 
@@ -19,6 +20,7 @@ pub use jobs::{ArtifactsArgs, FollowArgs, JobIdArgs, ListArgs, LogsArgs, WaitArg
 pub use parsers::EnvPair;
 pub use run::{LocalKind, LocalUpload, RunArgs, RunPath};
 pub use tokens::{TokenCreateArgs, TokenIdArgs, TokensCommand};
+pub use workers::{DrainArgs, WorkersArgs, WorkersCommand};
 
 /// The address the CLI talks to when neither `--api-url` nor `JOBS_API_URL`
 /// says otherwise: where `jobs dev` listens by default.
@@ -92,6 +94,8 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// List the workers, or drain one (admin token of every app).
+    Workers(WorkersArgs),
     /// Run the whole system in this process (API, worker, SQLite) on the
     /// local Docker engine; state survives a restart.
     Dev(DevArgs),

@@ -13,6 +13,7 @@ mod run;
 mod status;
 mod tokens;
 mod wait;
+mod workers;
 
 use clap::error::ErrorKind;
 use jobs_core::names;
@@ -131,6 +132,7 @@ pub async fn execute(cli: Cli) -> Result<u8, CliError> {
         Command::Artifacts(args) => artifacts::artifacts(&context, args).await,
         Command::Apps(command) => apps::apps(&context, command).await,
         Command::Tokens(command) => tokens::tokens(&context, command).await,
+        Command::Workers(args) => workers::workers(&context, args).await,
         Command::Dev(_) => unreachable!("handled above"),
     }
 }

@@ -45,7 +45,10 @@ impl PgStore {
                update jobs set state = 'starting', attempt = attempt + 1, lease_owner = $2, \
                  start_requested_at = null, stop_reason = null, \
                  lease_expires_at = now() + make_interval(secs => $3), updated_at = now() \
-               where id = $1 and state = 'queued' returning * \
+               where id = $1 and state = 'queued' \
+                 and not exists (select 1 from workers w \
+                   where w.id = $2 and w.draining_since is not null) \
+               returning * \
              ) select claimed.*, apps.image, apps.env as app_env, \
                apps.secret_env as app_secret_env, apps.cap_add, \
                apps.run_as_user, apps.read_only_root, apps.network_none, \

@@ -5,6 +5,10 @@
 //! free slot by a NOTIFY on [`JOB_DIRECT_CHANNEL`]. The offer is only a
 //! wake-up: the worker still claims the job with the same fenced claim as a
 //! queued one, so an offer seen twice, or by two workers, runs it once.
+//!
+//! A draining worker (`draining_since` set by an admin) is offered nothing
+//! and its claims are refused (`claim` checks it in the same statement), so
+//! that a drain holds from its commit on, whatever the worker has seen.
 
 use chrono::{DateTime, Utc};
 use jobs_core::wire::WorkerInfo;
@@ -13,42 +17,83 @@ use std::time::Duration;
 use super::PgStore;
 use jobs_core::wire::Capacity;
 
-use crate::{JOB_DIRECT_CHANNEL, StoreError, model::direct_offer};
+use crate::{JOB_DIRECT_CHANNEL, StoreError, model::direct_offer, shared_rows::with_running_jobs};
 
 impl PgStore {
-    /// Records a worker's slots now, by the database clock.
+    /// Records a worker's slots and version now, by the database clock, and
+    /// returns whether it is draining (the one thing the worker reads back).
     pub async fn upsert_worker(
         &self,
         worker_id: &str,
         slots: i32,
         free_slots: i32,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "insert into workers (id, slots, free_slots, heartbeat_at) values ($1, $2, $3, now()) \
-             on conflict (id) do update set slots = $2, free_slots = $3, heartbeat_at = now()",
+        version: &str,
+    ) -> Result<bool, StoreError> {
+        let (draining,): (bool,) = sqlx::query_as(
+            "insert into workers (id, slots, free_slots, version, heartbeat_at) \
+             values ($1, $2, $3, $4, now()) \
+             on conflict (id) do update set slots = $2, free_slots = $3, version = $4, \
+               heartbeat_at = now() \
+             returning draining_since is not null",
         )
         .bind(worker_id)
         .bind(slots)
         .bind(free_slots)
-        .execute(&self.pool)
+        .bind(version)
+        .fetch_one(&self.pool)
         .await?;
-        Ok(())
+        Ok(draining)
     }
 
-    /// Forgets a worker that shut down.
+    /// Forgets a worker that shut down, unless it is draining: a drain
+    /// outlives a restart, until an admin undoes it.
     pub async fn remove_worker(&self, worker_id: &str) -> Result<(), StoreError> {
-        sqlx::query("delete from workers where id = $1")
+        sqlx::query("delete from workers where id = $1 and draining_since is null")
             .bind(worker_id)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
-    /// Workers heard from within `fresh` that have a free slot, the most
-    /// free slots first.
+    /// Whether the worker is draining; false for one not in the registry.
+    pub async fn worker_draining(&self, worker_id: &str) -> Result<bool, StoreError> {
+        let row: Option<(bool,)> =
+            sqlx::query_as("select draining_since is not null from workers where id = $1")
+                .bind(worker_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.is_some_and(|(draining,)| draining))
+    }
+
+    /// Starts (`true`) or undoes a worker's drain, as one compare-and-set:
+    /// a repeated drain keeps the time of the first. Returns the worker as
+    /// it stands then, or `None` when there is no such worker.
+    pub async fn set_worker_draining(
+        &self,
+        worker_id: &str,
+        draining: bool,
+        fresh: Duration,
+    ) -> Result<Option<WorkerInfo>, StoreError> {
+        let updated: Option<(String,)> = sqlx::query_as(
+            "update workers set draining_since = \
+               case when $2 then coalesce(draining_since, now()) end \
+             where id = $1 returning id",
+        )
+        .bind(worker_id)
+        .bind(draining)
+        .fetch_optional(&self.pool)
+        .await?;
+        if updated.is_none() {
+            return Ok(None);
+        }
+        Ok(self.workers(Some(worker_id), fresh).await?.pop())
+    }
+
+    /// Workers heard from within `fresh` that have a free slot and are not
+    /// draining, the most free slots first.
     pub async fn free_workers(&self, fresh: Duration) -> Result<Vec<String>, StoreError> {
         let ids: Vec<(String,)> = sqlx::query_as(
-            "select id from workers where free_slots > 0 \
+            "select id from workers where free_slots > 0 and draining_since is null \
                and heartbeat_at > now() - make_interval(secs => $1) \
              order by free_slots desc, heartbeat_at desc",
         )
@@ -58,23 +103,64 @@ impl PgStore {
         Ok(ids.into_iter().map(|(id,)| id).collect())
     }
 
-    /// Every worker in the registry, most recently heard from first.
-    pub async fn list_workers(&self) -> Result<Vec<WorkerInfo>, StoreError> {
-        let rows: Vec<(String, i32, i32, DateTime<Utc>)> = sqlx::query_as(
-            "select id, slots, free_slots, heartbeat_at from workers \
+    /// Every worker in the registry, most recently heard from first; those
+    /// not heard from within `fresh` are `stale`.
+    pub async fn list_workers(&self, fresh: Duration) -> Result<Vec<WorkerInfo>, StoreError> {
+        self.workers(None, fresh).await
+    }
+
+    /// The registry's workers (only `only` when given), with their jobs.
+    async fn workers(
+        &self,
+        only: Option<&str>,
+        fresh: Duration,
+    ) -> Result<Vec<WorkerInfo>, StoreError> {
+        type Row = (
+            String,
+            i32,
+            i32,
+            DateTime<Utc>,
+            bool,
+            Option<String>,
+            Option<DateTime<Utc>>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "select id, slots, free_slots, heartbeat_at, \
+               heartbeat_at <= now() - make_interval(secs => $1), version, draining_since \
+             from workers where $2::text is null or id = $2 \
              order by heartbeat_at desc, id",
         )
+        .bind(fresh.as_secs_f64())
+        .bind(only)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
+        let held: Vec<(String, String)> = sqlx::query_as(
+            "select lease_owner, id from jobs \
+             where state in ('starting', 'running') and lease_owner is not null \
+               and ($1::text is null or lease_owner = $1) \
+             order by created_at, id",
+        )
+        .bind(only)
+        .fetch_all(&self.pool)
+        .await?;
+        let workers = rows
             .into_iter()
-            .map(|(id, slots, free_slots, heartbeat_at)| WorkerInfo {
-                id,
-                slots,
-                free_slots,
-                heartbeat_at,
-            })
-            .collect())
+            .map(
+                |(id, slots, free_slots, heartbeat_at, stale, version, draining_since)| {
+                    WorkerInfo {
+                        id,
+                        slots,
+                        free_slots,
+                        heartbeat_at,
+                        stale,
+                        version,
+                        draining_since,
+                        running_jobs: Vec::new(),
+                    }
+                },
+            )
+            .collect();
+        Ok(with_running_jobs(workers, held))
     }
 
     /// Offers a queued interactive job to one worker.
@@ -113,27 +199,29 @@ impl PgStore {
         job_id: &str,
         fresh: Duration,
     ) -> Result<Option<(i64, Capacity)>, StoreError> {
-        let row: Option<(i64, i64, i64, i64)> = sqlx::query_as(
-            "with live as (select slots, free_slots from workers \
-                 where heartbeat_at > now() - make_interval(secs => $2)) \
+        let row: Option<(i64, i64, i64, i64, i64)> = sqlx::query_as(
+            "with live as (select slots, free_slots, draining_since is not null as draining \
+                 from workers where heartbeat_at > now() - make_interval(secs => $2)) \
              select \
                (select count(*) from jobs q where q.state = 'queued' \
                   and (q.interactive_tty is null) = (j.interactive_tty is null) \
                   and (q.created_at, q.id) < (j.created_at, j.id)) + 1, \
                (select count(*) from live), \
-               (select coalesce(sum(slots), 0)::bigint from live), \
-               (select coalesce(sum(free_slots), 0)::bigint from live) \
+               (select count(*) from live where draining), \
+               (select coalesce(sum(slots), 0)::bigint from live where not draining), \
+               (select coalesce(sum(free_slots), 0)::bigint from live where not draining) \
              from jobs j where j.id = $1 and j.state = 'queued'",
         )
         .bind(job_id)
         .bind(fresh.as_secs_f64())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(position, workers, slots, free_slots)| {
+        Ok(row.map(|(position, workers, draining, slots, free_slots)| {
             (
                 position,
                 Capacity {
                     workers,
+                    draining,
                     slots,
                     free_slots,
                 },

@@ -52,7 +52,9 @@ impl SqliteStore {
             now!(),
             " + $3, updated_at = ",
             now!(),
-            " where id = $1 and state = 'queued' returning ",
+            " where id = $1 and state = 'queued' \
+               and not exists (select 1 from workers w \
+                 where w.id = $2 and w.draining_since is not null) returning ",
             job_columns!(),
             ", (select image from apps where apps.name = jobs.app) as image, \
                (select env from apps where apps.name = jobs.app) as app_env, \

@@ -5,6 +5,8 @@
 //! free slot by a NOTIFY on [`JOB_DIRECT_CHANNEL`]. The offer is only a
 //! wake-up: the worker still claims the job with the same fenced claim as a
 //! queued one, so an offer seen twice, or by two workers, runs it once.
+//! A draining worker is offered nothing and its claims are refused, as in
+//! the PostgreSQL store.
 
 use std::time::Duration;
 
@@ -15,44 +17,87 @@ use super::{
     rows::{now, time},
 };
 
-use crate::{JOB_DIRECT_CHANNEL, StoreError, model::direct_offer};
+use crate::{JOB_DIRECT_CHANNEL, StoreError, model::direct_offer, shared_rows::with_running_jobs};
 
 impl SqliteStore {
-    /// Records a worker's slots now, by the database clock.
+    /// Records a worker's slots and version now, by the database clock, and
+    /// returns whether it is draining (the one thing the worker reads back).
     pub async fn upsert_worker(
         &self,
         worker_id: &str,
         slots: i32,
         free_slots: i32,
-    ) -> Result<(), StoreError> {
-        sqlx::query(concat!(
-            "insert into workers (id, slots, free_slots, heartbeat_at) values ($1, $2, $3, ",
+        version: &str,
+    ) -> Result<bool, StoreError> {
+        let (draining,): (i64,) = sqlx::query_as(concat!(
+            "insert into workers (id, slots, free_slots, version, heartbeat_at) \
+             values ($1, $2, $3, $4, ",
             now!(),
-            ") on conflict (id) do update set slots = $2, free_slots = $3, heartbeat_at = ",
-            now!()
+            ") on conflict (id) do update set slots = $2, free_slots = $3, version = $4, \
+               heartbeat_at = ",
+            now!(),
+            " returning draining_since is not null"
         ))
         .bind(worker_id)
         .bind(slots)
         .bind(free_slots)
-        .execute(&self.pool)
+        .bind(version)
+        .fetch_one(&self.pool)
         .await?;
-        Ok(())
+        Ok(draining != 0)
     }
 
-    /// Forgets a worker that shut down.
+    /// Forgets a worker that shut down, unless it is draining: a drain
+    /// outlives a restart, until an admin undoes it.
     pub async fn remove_worker(&self, worker_id: &str) -> Result<(), StoreError> {
-        sqlx::query("delete from workers where id = $1")
+        sqlx::query("delete from workers where id = $1 and draining_since is null")
             .bind(worker_id)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
-    /// Workers heard from within `fresh` that have a free slot, the most
-    /// free slots first.
+    /// Whether the worker is draining; false for one not in the registry.
+    pub async fn worker_draining(&self, worker_id: &str) -> Result<bool, StoreError> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("select draining_since is not null from workers where id = $1")
+                .bind(worker_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.is_some_and(|(draining,)| draining != 0))
+    }
+
+    /// Starts (`true`) or undoes a worker's drain, as one compare-and-set:
+    /// a repeated drain keeps the time of the first. Returns the worker as
+    /// it stands then, or `None` when there is no such worker.
+    pub async fn set_worker_draining(
+        &self,
+        worker_id: &str,
+        draining: bool,
+        fresh: Duration,
+    ) -> Result<Option<WorkerInfo>, StoreError> {
+        let updated: Option<(String,)> = sqlx::query_as(concat!(
+            "update workers set draining_since = \
+               case when $2 then coalesce(draining_since, ",
+            now!(),
+            ") end where id = $1 returning id"
+        ))
+        .bind(worker_id)
+        .bind(draining)
+        .fetch_optional(&self.pool)
+        .await?;
+        if updated.is_none() {
+            return Ok(None);
+        }
+        Ok(self.workers(Some(worker_id), fresh).await?.pop())
+    }
+
+    /// Workers heard from within `fresh` that have a free slot and are not
+    /// draining, the most free slots first.
     pub async fn free_workers(&self, fresh: Duration) -> Result<Vec<String>, StoreError> {
         let ids: Vec<(String,)> = sqlx::query_as(concat!(
-            "select id from workers where free_slots > 0 and heartbeat_at > ",
+            "select id from workers where free_slots > 0 and draining_since is null \
+               and heartbeat_at > ",
             now!(),
             " - $1 order by free_slots desc, heartbeat_at desc"
         ))
@@ -62,23 +107,56 @@ impl SqliteStore {
         Ok(ids.into_iter().map(|(id,)| id).collect())
     }
 
-    /// Every worker in the registry, most recently heard from first.
-    pub async fn list_workers(&self) -> Result<Vec<WorkerInfo>, StoreError> {
-        let rows: Vec<(String, i32, i32, i64)> = sqlx::query_as(
-            "select id, slots, free_slots, heartbeat_at from workers \
-             order by heartbeat_at desc, id",
-        )
+    /// Every worker in the registry, most recently heard from first; those
+    /// not heard from within `fresh` are `stale`.
+    pub async fn list_workers(&self, fresh: Duration) -> Result<Vec<WorkerInfo>, StoreError> {
+        self.workers(None, fresh).await
+    }
+
+    /// The registry's workers (only `only` when given), with their jobs.
+    async fn workers(
+        &self,
+        only: Option<&str>,
+        fresh: Duration,
+    ) -> Result<Vec<WorkerInfo>, StoreError> {
+        type Row = (String, i32, i32, i64, i64, Option<String>, Option<i64>);
+        let rows: Vec<Row> = sqlx::query_as(concat!(
+            "select id, slots, free_slots, heartbeat_at, heartbeat_at <= ",
+            now!(),
+            " - $1, version, draining_since from workers where $2 is null or id = $2 \
+             order by heartbeat_at desc, id"
+        ))
+        .bind(duration_micros(fresh))
+        .bind(only)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
+        let held: Vec<(String, String)> = sqlx::query_as(
+            "select lease_owner, id from jobs \
+             where state in ('starting', 'running') and lease_owner is not null \
+               and ($1 is null or lease_owner = $1) \
+             order by created_at, id",
+        )
+        .bind(only)
+        .fetch_all(&self.pool)
+        .await?;
+        let workers = rows
             .into_iter()
-            .map(|(id, slots, free_slots, heartbeat_at)| WorkerInfo {
-                id,
-                slots,
-                free_slots,
-                heartbeat_at: time(heartbeat_at),
-            })
-            .collect())
+            .map(
+                |(id, slots, free_slots, heartbeat_at, stale, version, draining_since)| {
+                    WorkerInfo {
+                        id,
+                        slots,
+                        free_slots,
+                        heartbeat_at: time(heartbeat_at),
+                        stale: stale != 0,
+                        version,
+                        draining_since: draining_since.map(time),
+                        running_jobs: Vec::new(),
+                    }
+                },
+            )
+            .collect();
+        Ok(with_running_jobs(workers, held))
     }
 
     /// Offers a queued interactive job to one worker.
@@ -118,8 +196,8 @@ impl SqliteStore {
         fresh: Duration,
     ) -> Result<Option<(i64, Capacity)>, StoreError> {
         let fresh_micros = duration_micros(fresh);
-        let row: Option<(i64, i64, i64, i64)> = sqlx::query_as(concat!(
-            "with live as (select slots, free_slots from workers \
+        let row: Option<(i64, i64, i64, i64, i64)> = sqlx::query_as(concat!(
+            "with live as (select slots, free_slots, draining_since from workers \
                  where heartbeat_at > ",
             now!(),
             " - $2) \
@@ -128,19 +206,21 @@ impl SqliteStore {
                   and (q.interactive_tty is null) = (j.interactive_tty is null) \
                   and (q.created_at, q.id) < (j.created_at, j.id)) + 1, \
                (select count(*) from live), \
-               (select coalesce(sum(slots), 0) from live), \
-               (select coalesce(sum(free_slots), 0) from live) \
+               (select count(*) from live where draining_since is not null), \
+               (select coalesce(sum(slots), 0) from live where draining_since is null), \
+               (select coalesce(sum(free_slots), 0) from live where draining_since is null) \
              from jobs j where j.id = $1 and j.state = 'queued'"
         ))
         .bind(job_id)
         .bind(fresh_micros)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|(position, workers, slots, free_slots)| {
+        Ok(row.map(|(position, workers, draining, slots, free_slots)| {
             (
                 position,
                 Capacity {
                     workers,
+                    draining,
                     slots,
                     free_slots,
                 },
