@@ -36,6 +36,16 @@ impl CliOutput {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
 
+    /// The `NAME: value` line of a `jobs status`-style listing, its runs
+    /// of spaces made one (the CLI pads the names into a column).
+    pub fn field_line(&self, name: &str) -> Option<String> {
+        let prefix = format!("{name}:");
+        self.stdout_text()
+            .lines()
+            .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+            .find(|line| line.starts_with(&prefix))
+    }
+
     pub fn stderr_text(&self) -> String {
         String::from_utf8_lossy(&self.stderr).into_owned()
     }

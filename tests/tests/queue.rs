@@ -29,13 +29,8 @@ fn a_queued_job_shows_its_place_and_why_it_waits() {
     );
     let human = env.jobs(&["status", &first]);
     human.assert_success();
-    let queue_line = human
-        .stdout_text()
-        .lines()
-        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
-        .find(|line| line.starts_with("queue:"));
     assert_eq!(
-        queue_line.as_deref(),
+        human.field_line("queue").as_deref(),
         Some("queue: position 1: every worker slot is busy (1 slot on 1 worker)"),
         "{}",
         human.stdout_text()

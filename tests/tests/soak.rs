@@ -42,6 +42,16 @@ const SETTLE_DEADLINE: Duration = Duration::from_secs(180);
 /// A submission refused while a service is down is retried (with its
 /// idempotency key) for this long.
 const SUBMIT_PATIENCE: Duration = Duration::from_secs(120);
+/// The jobs the deadlines above are sized for; a longer soak
+/// (`JOBS_SOAK_JOBS`) scales every wait on the queue by its multiple of it:
+/// 2,000 jobs on 4 slots wait ten times as long in line.
+const JOBS_PER_SCALE: usize = 200;
+static SCALE: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
+/// `wait`, for a soak of this size (see [`JOBS_PER_SCALE`]).
+fn scaled(wait: Duration) -> Duration {
+    wait * SCALE.get().copied().unwrap_or(1)
+}
 
 /// What one job is, and what it must end as.
 #[derive(Debug, Clone)]
@@ -151,7 +161,12 @@ fn submit(spec: &Spec, command: impl Fn(&[&str]) -> Command) -> Submitted {
         let running = NO_WORKER_KILL
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let output = run_bounded(command(&args), Some(&stdin), Duration::from_secs(120));
+        // It waits in line for a slot like any job, behind the queue.
+        let output = run_bounded(
+            command(&args),
+            Some(&stdin),
+            scaled(Duration::from_secs(120)),
+        );
         drop(running);
         return Submitted {
             job_id: None,
@@ -228,7 +243,8 @@ fn soak_mixed_jobs_under_worker_kills_broker_restarts_and_a_database_restart() {
     let jobs: usize = std::env::var("JOBS_SOAK_JOBS")
         .ok()
         .and_then(|value| value.parse().ok())
-        .unwrap_or(200);
+        .unwrap_or(JOBS_PER_SCALE);
+    let _ = SCALE.set(u32::try_from(jobs.div_ceil(JOBS_PER_SCALE).max(1)).unwrap_or(1));
     let started = Instant::now();
     let mut env = TestEnv::start_with(
         TestEnvOptions::new(4)
@@ -297,7 +313,7 @@ fn soak_mixed_jobs_under_worker_kills_broker_restarts_and_a_database_restart() {
             .map(|spec| spec.index)
             .collect();
         std::thread::spawn(move || {
-            let deadline = Instant::now() + SUBMIT_PATIENCE + SETTLE_DEADLINE;
+            let deadline = Instant::now() + scaled(SUBMIT_PATIENCE + SETTLE_DEADLINE);
             let mut left = cancel_indexes;
             while !left.is_empty() && Instant::now() < deadline {
                 left.retain(|index| {
@@ -345,7 +361,7 @@ fn soak_mixed_jobs_under_worker_kills_broker_restarts_and_a_database_restart() {
     let mut done_faults: HashMap<&str, usize> = HashMap::new();
     for (round, fault) in faults.iter().enumerate() {
         let target = step * (round + 1);
-        let reached = poll_until(SUBMIT_PATIENCE, || {
+        let reached = poll_until(scaled(SUBMIT_PATIENCE), || {
             (env.db_count_terminal_jobs() >= target as i64).then_some(())
         });
         if reached.is_none() {
@@ -377,7 +393,7 @@ fn soak_mixed_jobs_under_worker_kills_broker_restarts_and_a_database_restart() {
     cancels.join().expect("the cancel thread");
     let results = results.lock().unwrap().clone();
     let ids: Vec<String> = results.values().filter_map(|s| s.job_id.clone()).collect();
-    poll_until(SETTLE_DEADLINE, || {
+    poll_until(scaled(SETTLE_DEADLINE), || {
         ids.iter()
             .all(|id| env.db_job(id).is_some_and(|job| job.is_terminal()))
             .then_some(())

@@ -570,12 +570,9 @@ fn a_run_token_runs_and_cancels_jobs_but_manages_nothing() {
         "{status}"
     );
     let human = jobs_with_token(&env, &run.secret, &["status", &sleeper]);
-    assert!(
-        human.stdout_text().lines().any(|line| line
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            == format!("created by: token {}", run.id)),
+    assert_eq!(
+        human.field_line("created by"),
+        Some(format!("created by: token {}", run.id)),
         "{}",
         human.stdout_text()
     );

@@ -162,13 +162,8 @@ fn a_drained_worker_takes_no_new_job_until_the_drain_is_undone() {
     assert_waits_because_all_drain(&env, &queued);
     let human = env.jobs(&["status", &queued]);
     human.assert_success();
-    let queue_line = human
-        .stdout_text()
-        .lines()
-        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
-        .find(|line| line.starts_with("queue:"));
     assert_eq!(
-        queue_line.as_deref(),
+        human.field_line("queue").as_deref(),
         Some("queue: position 1: every worker is draining (1 worker)"),
         "{}",
         human.stdout_text()
