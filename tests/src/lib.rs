@@ -13,6 +13,8 @@
 //!   starts, to crash a worker at the moment a start is under way;
 //! - [`executions`]: how many times a job ran, counted by container starts;
 //! - [`http`]: a minimal HTTP client for checks against the API itself;
+//! - [`private_dockerd`]: a Docker engine of a test's own, to restart or
+//!   to fill the disk of;
 //! - [`poll`]: waiting for a condition with a deadline, the only way tests
 //!   synchronise (never a bare sleep);
 //! - [`expect`]: expected outputs and byte-exact comparisons;
@@ -34,6 +36,7 @@ pub mod executions;
 pub mod expect;
 pub mod http;
 pub mod poll;
+pub mod private_dockerd;
 pub mod proxy;
 pub mod pty;
 pub mod services;
