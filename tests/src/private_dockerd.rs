@@ -4,8 +4,6 @@
 //! its disk use it, never the shared one; the worker reaches it with
 //! `DOCKER_HOST` ([`PrivateDockerd::host`]).
 
-use std::fs::File;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -47,16 +45,7 @@ impl PrivateDockerd {
     /// Fills the engine's own disk ([`Self::start_on_own_disk`]) with a
     /// file until no byte is left; returns how many bytes it took.
     pub fn fill_disk(&self) -> u64 {
-        let mut filler = File::create(self.filler()).expect("create the filler file");
-        let block = vec![0u8; 1 << 20];
-        let mut written = 0u64;
-        while let Ok(n) = filler.write(&block) {
-            if n == 0 {
-                break;
-            }
-            written += n as u64;
-        }
-        written
+        crate::services::fill_with_file(&self.filler())
     }
 
     /// Frees what [`Self::fill_disk`] took.

@@ -35,6 +35,22 @@ const RABBITMQ_SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 /// How long a private service may take to answer after a start.
 const SERVICE_START_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// Writes a file at `path` until its filesystem has no byte left; returns
+/// how many bytes it took. Removing the file frees them again.
+pub fn fill_with_file(path: &Path) -> u64 {
+    use std::io::Write;
+    let mut filler = File::create(path).expect("create the filler file");
+    let block = vec![0u8; 1 << 20];
+    let mut written = 0u64;
+    while let Ok(n) = filler.write(&block) {
+        if n == 0 {
+            break;
+        }
+        written += n as u64;
+    }
+    written
+}
+
 /// A free TCP port on 127.0.0.1, as the kernel hands it out. Another
 /// process could take it before the service binds it; the services here
 /// bind within a second, and a clash fails the start loudly.
@@ -216,17 +232,7 @@ impl PrivatePostgres {
     /// Fills the cluster's own disk ([`Self::start_on_own_disk`]) with a
     /// file until no byte is left; returns how many bytes it took.
     pub fn fill_disk(&self) -> u64 {
-        use std::io::Write;
-        let mut filler = File::create(self.filler()).expect("create the filler file");
-        let block = vec![0u8; 1 << 20];
-        let mut written = 0u64;
-        while let Ok(n) = filler.write(&block) {
-            if n == 0 {
-                break;
-            }
-            written += n as u64;
-        }
-        written
+        fill_with_file(&self.filler())
     }
 
     /// Frees what [`Self::fill_disk`] took.

@@ -189,6 +189,9 @@ delegate! {
     /// A queued job's position in its line and the live workers' capacity;
     /// `None` when the job is not queued.
     fn queue_place(&self, job_id: &str, fresh: Duration) -> Result<Option<(i64, jobs_core::wire::Capacity)>, StoreError>;
+    /// [`Self::queue_place`] of several jobs in one query (a list's queued
+    /// jobs), by job id; jobs not queued are left out.
+    fn queue_places(&self, job_ids: &[String], fresh: Duration) -> Result<std::collections::HashMap<String, (i64, jobs_core::wire::Capacity)>, StoreError>;
     /// Cancels a queued job at once, or asks the worker of a running one to
     /// stop it.
     fn cancel_job(&self, id: &str) -> Result<CancelOutcome, StoreError>;

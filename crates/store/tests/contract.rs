@@ -2431,6 +2431,25 @@ async fn queued_jobs_know_their_place_and_the_capacity(store: Store) {
         store.queue_place(&interactive, fresh).await.unwrap(),
         Some((1, none))
     );
+    // The same places for several at once; an unknown id is left out.
+    let ids = [
+        &first,
+        &second,
+        &third,
+        &interactive,
+        &"no-such-job".to_owned(),
+    ]
+    .map(|id| (*id).clone());
+    assert_eq!(
+        store.queue_places(&ids, fresh).await.unwrap(),
+        std::collections::HashMap::from([
+            (first.clone(), (1, none)),
+            (second.clone(), (2, none)),
+            (third.clone(), (3, none)),
+            (interactive.clone(), (1, none)),
+        ])
+    );
+    assert!(store.queue_places(&[], fresh).await.unwrap().is_empty());
 
     store.upsert_worker("a", 4, 0, "1.0.0").await.unwrap();
     store.upsert_worker("b", 2, 1, "1.0.0").await.unwrap();

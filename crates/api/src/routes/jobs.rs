@@ -207,12 +207,16 @@ pub async fn list_jobs(
         .store
         .list_jobs(&app, filter.state, filter.limit)
         .await?;
-    // Each queued job's place, as `GET /v1/jobs/{id}` gives it.
-    for job in jobs.iter_mut().filter(|job| job.state == JobState::Queued) {
-        job.queue = state
-            .store
-            .queue_place(&job.id, WORKER_FRESH)
-            .await?
+    // Each queued job's place, as `GET /v1/jobs/{id}` gives it, in one query.
+    let queued: Vec<String> = jobs
+        .iter()
+        .filter(|job| job.state == JobState::Queued)
+        .map(|job| job.id.clone())
+        .collect();
+    let mut places = state.store.queue_places(&queued, WORKER_FRESH).await?;
+    for job in &mut jobs {
+        job.queue = places
+            .remove(&job.id)
             .map(|(position, capacity)| QueuePlace::new(position, capacity));
     }
     Ok(Json(JobList { jobs }))

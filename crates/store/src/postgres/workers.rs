@@ -12,7 +12,7 @@
 
 use chrono::{DateTime, Utc};
 use jobs_core::wire::WorkerInfo;
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use super::PgStore;
 use jobs_core::wire::Capacity;
@@ -199,10 +199,23 @@ impl PgStore {
         job_id: &str,
         fresh: Duration,
     ) -> Result<Option<(i64, Capacity)>, StoreError> {
-        let row: Option<(i64, i64, i64, i64, i64)> = sqlx::query_as(
+        let mut places = self.queue_places(&[job_id.to_owned()], fresh).await?;
+        Ok(places.remove(job_id))
+    }
+
+    /// [`Self::queue_place`] of several jobs, in one query.
+    pub async fn queue_places(
+        &self,
+        job_ids: &[String],
+        fresh: Duration,
+    ) -> Result<HashMap<String, (i64, Capacity)>, StoreError> {
+        if job_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(
             "with live as (select slots, free_slots, draining_since is not null as draining \
                  from workers where heartbeat_at > now() - make_interval(secs => $2)) \
-             select \
+             select j.id, \
                (select count(*) from jobs q where q.state = 'queued' \
                   and (q.interactive_tty is null) = (j.interactive_tty is null) \
                   and (q.created_at, q.id) < (j.created_at, j.id)) + 1, \
@@ -210,22 +223,23 @@ impl PgStore {
                (select count(*) from live where draining), \
                (select coalesce(sum(slots), 0)::bigint from live where not draining), \
                (select coalesce(sum(free_slots), 0)::bigint from live where not draining) \
-             from jobs j where j.id = $1 and j.state = 'queued'",
+             from jobs j where j.id = any($1) and j.state = 'queued'",
         )
-        .bind(job_id)
+        .bind(job_ids)
         .bind(fresh.as_secs_f64())
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(row.map(|(position, workers, draining, slots, free_slots)| {
-            (
-                position,
-                Capacity {
+        Ok(rows
+            .into_iter()
+            .map(|(id, position, workers, draining, slots, free_slots)| {
+                let capacity = Capacity {
                     workers,
                     draining,
                     slots,
                     free_slots,
-                },
-            )
-        }))
+                };
+                (id, (position, capacity))
+            })
+            .collect())
     }
 }

@@ -8,7 +8,9 @@
 //! A draining worker is offered nothing and its claims are refused, as in
 //! the PostgreSQL store.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
+
+use sqlx::types::Json;
 
 use jobs_core::wire::{Capacity, WorkerInfo};
 
@@ -195,13 +197,26 @@ impl SqliteStore {
         job_id: &str,
         fresh: Duration,
     ) -> Result<Option<(i64, Capacity)>, StoreError> {
+        let mut places = self.queue_places(&[job_id.to_owned()], fresh).await?;
+        Ok(places.remove(job_id))
+    }
+
+    /// [`Self::queue_place`] of several jobs, in one query.
+    pub async fn queue_places(
+        &self,
+        job_ids: &[String],
+        fresh: Duration,
+    ) -> Result<HashMap<String, (i64, Capacity)>, StoreError> {
+        if job_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
         let fresh_micros = duration_micros(fresh);
-        let row: Option<(i64, i64, i64, i64, i64)> = sqlx::query_as(concat!(
+        let rows: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(concat!(
             "with live as (select slots, free_slots, draining_since from workers \
                  where heartbeat_at > ",
             now!(),
             " - $2) \
-             select \
+             select j.id, \
                (select count(*) from jobs q where q.state = 'queued' \
                   and (q.interactive_tty is null) = (j.interactive_tty is null) \
                   and (q.created_at, q.id) < (j.created_at, j.id)) + 1, \
@@ -209,22 +224,24 @@ impl SqliteStore {
                (select count(*) from live where draining_since is not null), \
                (select coalesce(sum(slots), 0) from live where draining_since is null), \
                (select coalesce(sum(free_slots), 0) from live where draining_since is null) \
-             from jobs j where j.id = $1 and j.state = 'queued'"
+             from jobs j where j.id in (select value from json_each($1)) \
+               and j.state = 'queued'"
         ))
-        .bind(job_id)
+        .bind(Json(job_ids))
         .bind(fresh_micros)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(row.map(|(position, workers, draining, slots, free_slots)| {
-            (
-                position,
-                Capacity {
+        Ok(rows
+            .into_iter()
+            .map(|(id, position, workers, draining, slots, free_slots)| {
+                let capacity = Capacity {
                     workers,
                     draining,
                     slots,
                     free_slots,
-                },
-            )
-        }))
+                };
+                (id, (position, capacity))
+            })
+            .collect())
     }
 }
