@@ -20,6 +20,7 @@ use sqlx::{AssertSqlSafe, Connection};
 
 use crate::cli::{BackgroundCli, CliOutput, DEFAULT_CLI_TIMEOUT, run_bounded};
 use crate::poll::poll_until;
+use crate::rabbit_cluster::RabbitCluster;
 use crate::services::{PrivatePostgres, PrivateRabbit};
 use crate::{DEMO_APP, TEST_IMAGE, binaries, docker};
 
@@ -204,6 +205,9 @@ pub struct TestEnvOptions {
     /// A RabbitMQ node of this test's own, with these `rabbitmq.conf`
     /// lines, instead of the shared one.
     pub private_rabbit: Option<Vec<String>>,
+    /// A RabbitMQ cluster of this test's own, of this many nodes, instead
+    /// of the shared broker; the servers get every node's URL.
+    pub private_rabbit_cluster: Option<usize>,
     /// Extra environment of the API, such as `JOBS_REAPER_INTERVAL`.
     pub api_env: Vec<(String, String)>,
     /// Extra environment of the worker, such as `JOBS_LEASE`; it applies to
@@ -234,6 +238,11 @@ impl TestEnvOptions {
 
     pub fn private_rabbit(mut self, config_lines: &[&str]) -> Self {
         self.private_rabbit = Some(config_lines.iter().map(|l| (*l).to_owned()).collect());
+        self
+    }
+
+    pub fn private_rabbit_cluster(mut self, nodes: usize) -> Self {
+        self.private_rabbit_cluster = Some(nodes);
         self
     }
 
@@ -280,6 +289,8 @@ pub struct TestEnv {
     private_postgres: Option<PrivatePostgres>,
     /// Set by [`TestEnvOptions::private_rabbit`].
     private_rabbit: Option<PrivateRabbit>,
+    /// Set by [`TestEnvOptions::private_rabbit_cluster`].
+    rabbit_cluster: Option<RabbitCluster>,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -363,14 +374,20 @@ impl TestEnv {
             let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
             PrivateRabbit::start(&log_dir, &lines)
         });
+        let rabbit_cluster = options
+            .private_rabbit_cluster
+            .map(|nodes| RabbitCluster::start(&log_dir, nodes));
         let postgres_url = match &private_postgres {
             Some(postgres) => postgres.url(),
             None => std::env::var("JOBS_E2E_POSTGRES_URL")
                 .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.into()),
         };
-        let amqp_url = match &private_rabbit {
-            Some(rabbit) => rabbit.url(),
-            None => std::env::var("JOBS_E2E_AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.into()),
+        let amqp_url = match (&private_rabbit, &rabbit_cluster) {
+            (Some(rabbit), _) => rabbit.url(),
+            (None, Some(cluster)) => cluster.urls(),
+            (None, None) => {
+                std::env::var("JOBS_E2E_AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.into())
+            }
         };
         let database = format!("jobs_e2e_{unique}");
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -404,6 +421,7 @@ impl TestEnv {
             worker_env: options.worker_env,
             private_postgres,
             private_rabbit,
+            rabbit_cluster,
             runtime,
         };
         // From here on, a panic drops `env`, which cleans up what exists and
@@ -637,6 +655,13 @@ impl TestEnv {
         self.private_rabbit
             .as_mut()
             .expect("the env was started with a private rabbitmq")
+    }
+
+    /// The private RabbitMQ cluster ([`TestEnvOptions::private_rabbit_cluster`]).
+    pub fn rabbit_cluster(&mut self) -> &mut RabbitCluster {
+        self.rabbit_cluster
+            .as_mut()
+            .expect("the env was started with a private rabbitmq cluster")
     }
 
     /// The process ids of the API and the worker, to read their memory.
@@ -937,7 +962,7 @@ impl Drop for TestEnv {
         let amqp_url = self.amqp_url.clone();
         let queue = self.queue.clone();
         // A private node goes away with the env, and its queues with it.
-        let shared_broker = self.private_rabbit.is_none();
+        let shared_broker = self.private_rabbit.is_none() && self.rabbit_cluster.is_none();
         self.runtime.block_on(async move {
             if let Some(pool) = pool {
                 pool.close().await;

@@ -20,6 +20,7 @@
 //! - [`expect`]: expected outputs and byte-exact comparisons;
 //! - [`pty`]: a real pseudo-terminal for the CLI (interactive runs);
 //! - [`proxy`]: a TCP proxy whose connections a test can cut;
+//! - [`rabbit_cluster`]: a RabbitMQ cluster of a test's own, to lose a node of;
 //! - [`services`]: private PostgreSQL and RabbitMQ instances that fault
 //!   tests stop, restart and kill (never the shared ones).
 //!
@@ -39,6 +40,7 @@ pub mod poll;
 pub mod private_dockerd;
 pub mod proxy;
 pub mod pty;
+pub mod rabbit_cluster;
 pub mod services;
 
 pub use cli::{BackgroundCli, CliOutput};

@@ -281,6 +281,8 @@ pub struct PrivateRabbit {
     pub port: u16,
     pub dist_port: u16,
     child: Option<Child>,
+    /// When the process that has not answered yet was spawned.
+    spawned_at: Option<Instant>,
     /// How long each start took until the AMQP port answered.
     pub start_times: Vec<Duration>,
 }
@@ -289,7 +291,13 @@ impl PrivateRabbit {
     /// Starts a node with `extra_config` (lines of `rabbitmq.conf`, such as
     /// `consumer_timeout = 5000`) in `parent/rabbitmq`.
     pub fn start(parent: &Path, extra_config: &[&str]) -> PrivateRabbit {
-        let dir = parent.join("rabbitmq");
+        let mut rabbit = Self::prepare(parent.join("rabbitmq"), extra_config);
+        rabbit.start_again();
+        rabbit
+    }
+
+    /// A node in `dir`, configured but not started.
+    pub(crate) fn prepare(dir: PathBuf, extra_config: &[&str]) -> PrivateRabbit {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the rabbitmq directory");
         let port = free_port();
@@ -306,16 +314,20 @@ impl PrivateRabbit {
         std::fs::write(dir.join("rabbitmq.conf"), config).expect("write rabbitmq.conf");
         std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("write enabled_plugins");
         let unique = uuid::Uuid::now_v7().simple().to_string();
-        let mut rabbit = PrivateRabbit {
+        PrivateRabbit {
             dir,
             node_name: format!("jobs-fault-{}@localhost", &unique[unique.len() - 12..]),
             port,
             dist_port,
             child: None,
+            spawned_at: None,
             start_times: Vec::new(),
-        };
-        rabbit.start_again();
-        rabbit
+        }
+    }
+
+    /// The node's directory, also its `HOME` (where its Erlang cookie is).
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// `amqp://guest:guest@127.0.0.1:PORT/%2f`.
@@ -326,6 +338,12 @@ impl PrivateRabbit {
     /// Starts the stopped node again on the same ports and data (durable
     /// queues and persistent messages survive), and waits for its AMQP port.
     pub fn start_again(&mut self) {
+        self.spawn();
+        self.wait_until_up();
+    }
+
+    /// Starts the node's process without waiting for it.
+    pub(crate) fn spawn(&mut self) {
         assert!(self.child.is_none(), "the node runs already");
         let log = File::options()
             .create(true)
@@ -355,6 +373,12 @@ impl PrivateRabbit {
             .spawn()
             .expect("start rabbitmq-server");
         self.child = Some(child);
+        self.spawned_at = Some(started);
+    }
+
+    /// Waits for the spawned node's AMQP port.
+    pub(crate) fn wait_until_up(&mut self) {
+        let started = self.spawned_at.take().expect("the node was spawned");
         let up = poll_until(SERVICE_START_TIMEOUT, || {
             if let Some(status) = self
                 .child

@@ -9,7 +9,7 @@
 use std::{fmt, net::SocketAddr, num::NonZeroU32, path::PathBuf, str::FromStr};
 
 use clap::{Parser, ValueEnum};
-use jobs_dispatch::AmqpConfig;
+use jobs_dispatch::{AmqpConfig, QueueType, amqp::parse_broker_urls};
 
 use jobs_blobs::Blobs;
 
@@ -40,18 +40,24 @@ pub struct Args {
     #[arg(long, env = "JOBS_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
-    /// RabbitMQ URL that carries job wake-ups.
+    /// RabbitMQ URL that carries job wake-ups; the nodes of a cluster as
+    /// several URLs separated by commas, tried in turn.
     #[arg(
         long,
         env = "JOBS_AMQP_URL",
         hide_env_values = true,
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        value_parser = parse_broker_urls
     )]
     pub amqp_url: String,
 
     /// Queue that carries job wake-ups; workers must consume the same one.
     #[arg(long, env = "JOBS_AMQP_QUEUE", default_value = "jobs.ready")]
     pub amqp_queue: String,
+    /// The kind of queue declared: `quorum` (replicated; RabbitMQ 3.8 or
+    /// later) or `classic` (older brokers). An existing queue keeps its kind.
+    #[arg(long, env = "JOBS_AMQP_QUEUE_TYPE", default_value = "quorum")]
+    pub amqp_queue_type: QueueType,
 
     /// Bootstrap admin token, at least 16 characters; clients send it as
     /// `Authorization: Bearer TOKEN`.
@@ -188,6 +194,8 @@ pub enum ConfigError {
     },
     #[error("--object-store (JOBS_OBJECT_STORE): {0}")]
     ObjectStore(String),
+    #[error("--amqp-url (JOBS_AMQP_URL): {0}")]
+    Broker(String),
 }
 
 /// The token that grants every right. Its `Debug` output never shows it.
@@ -283,10 +291,8 @@ impl Config {
             idempotency_ttl: args.idempotency_ttl,
             listen: args.listen,
             database_url,
-            amqp: AmqpConfig {
-                url: args.amqp_url,
-                queue: args.amqp_queue,
-            },
+            amqp: AmqpConfig::new(&args.amqp_url, args.amqp_queue, args.amqp_queue_type)
+                .map_err(ConfigError::Broker)?,
             admin_token,
             tls,
             attach: AttachSettings {

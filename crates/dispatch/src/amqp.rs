@@ -11,28 +11,134 @@ use lapin::{
     },
     types::{AMQPValue, FieldTable},
 };
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
 use tokio::sync::Mutex;
 
-/// Where the broker is and which queue carries the wake-ups.
+/// Where the brokers are and which queue carries the wake-ups.
 #[derive(Debug, Clone)]
 pub struct AmqpConfig {
-    pub url: String,
+    /// The nodes of one cluster (or one broker), tried in turn.
+    pub urls: Vec<String>,
     pub queue: String,
+    pub queue_type: QueueType,
+    /// The node that answered last; connections start there, so that a
+    /// dead node costs one refused connect at most once.
+    preferred: Arc<AtomicUsize>,
+}
+
+/// The kind of queue declared for the wake-ups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueType {
+    /// Replicated by Raft across the cluster: it survives a node's loss.
+    Quorum,
+    /// A single node's queue, for brokers without quorum queues (< 3.8).
+    Classic,
+}
+
+impl QueueType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueType::Quorum => "quorum",
+            QueueType::Classic => "classic",
+        }
+    }
+}
+
+impl std::str::FromStr for QueueType {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "quorum" => Ok(QueueType::Quorum),
+            "classic" => Ok(QueueType::Classic),
+            other => Err(format!(
+                "queue type {other:?} is not one of: quorum, classic"
+            )),
+        }
+    }
+}
+
+/// How long one node may take to accept a connection before the next is
+/// tried: a host that is down drops packets rather than refusing them.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl AmqpConfig {
+    /// Parses `urls`, one AMQP URL or several separated by commas (the
+    /// nodes of one cluster; a comma inside a password is written `%2C`).
+    pub fn new(urls: &str, queue: String, queue_type: QueueType) -> Result<Self, String> {
+        let urls: Vec<String> = urls
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if urls.is_empty() {
+            return Err("no broker URL is given".into());
+        }
+        if let Some(bad) = urls
+            .iter()
+            .find(|url| !url.starts_with("amqp://") && !url.starts_with("amqps://"))
+        {
+            return Err(format!("{} is not an amqp:// or amqps:// URL", redact(bad)));
+        }
+        Ok(Self {
+            urls,
+            queue,
+            queue_type,
+            preferred: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+}
+
+/// Checks a value of `--amqp-url` (a clap value parser).
+pub fn parse_broker_urls(text: &str) -> Result<String, String> {
+    AmqpConfig::new(text, String::new(), QueueType::Quorum).map(|_| text.to_owned())
+}
+
+/// Connects to the first node that answers, starting with the one that
+/// answered last.
+async fn connect_any(config: &AmqpConfig) -> anyhow::Result<Connection> {
+    let count = config.urls.len();
+    let first = config.preferred.load(Ordering::Relaxed) % count;
+    let mut errors = Vec::new();
+    for index in (first..count).chain(0..first) {
+        let url = &config.urls[index];
+        let attempt = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            Connection::connect(url, ConnectionProperties::default()),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(connection)) => {
+                if index != first {
+                    tracing::info!(node = %redact(url), "connected to another broker node");
+                }
+                config.preferred.store(index, Ordering::Relaxed);
+                return Ok(connection);
+            }
+            Ok(Err(error)) => errors.push(format!("{}: {error}", redact(url))),
+            Err(_) => errors.push(format!(
+                "{}: no answer within {CONNECT_TIMEOUT:?}",
+                redact(url)
+            )),
+        }
+    }
+    anyhow::bail!("connecting to the broker: {}", errors.join("; "))
 }
 
 async fn connect(config: &AmqpConfig) -> anyhow::Result<(Connection, Channel)> {
-    let connection = Connection::connect(&config.url, ConnectionProperties::default())
-        .await
-        .with_context(|| format!("connecting to the broker at {}", redact(&config.url)))?;
+    let connection = connect_any(config).await?;
     let channel = connection
         .create_channel()
         .await
         .context("opening an AMQP channel")?;
     let mut arguments = FieldTable::default();
-    // Quorum queues replicate across a cluster and survive a node's loss.
     arguments.insert(
         "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
+        AMQPValue::LongString(config.queue_type.as_str().into()),
     );
     channel
         .queue_declare(
@@ -41,7 +147,14 @@ async fn connect(config: &AmqpConfig) -> anyhow::Result<(Connection, Channel)> {
             arguments,
         )
         .await
-        .with_context(|| format!("declaring queue {:?}", config.queue))?;
+        .with_context(|| {
+            format!(
+                "declaring queue {:?} as a {} queue (JOBS_AMQP_QUEUE_TYPE; an existing queue \
+                 of another type must be deleted first)",
+                config.queue,
+                config.queue_type.as_str()
+            )
+        })?;
     Ok((connection, channel))
 }
 
@@ -203,7 +316,36 @@ impl AmqpSession {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{AmqpConfig, QueueType, redact};
+
+    #[test]
+    fn parses_the_nodes_of_a_cluster() {
+        let config = AmqpConfig::new(
+            "amqp://a:5672/%2f, amqps://b:5671/%2f,",
+            "q".into(),
+            QueueType::Quorum,
+        )
+        .unwrap();
+        assert_eq!(config.urls, ["amqp://a:5672/%2f", "amqps://b:5671/%2f"]);
+        assert_eq!(
+            AmqpConfig::new(" , ", "q".into(), QueueType::Quorum).unwrap_err(),
+            "no broker URL is given"
+        );
+        assert_eq!(
+            AmqpConfig::new("amqp://a, http://u:pw@b", "q".into(), QueueType::Quorum).unwrap_err(),
+            "http://***@b is not an amqp:// or amqps:// URL"
+        );
+    }
+
+    #[test]
+    fn parses_queue_types() {
+        assert_eq!("quorum".parse(), Ok(QueueType::Quorum));
+        assert_eq!("classic".parse(), Ok(QueueType::Classic));
+        assert_eq!(
+            "stream".parse::<QueueType>().unwrap_err(),
+            "queue type \"stream\" is not one of: quorum, classic"
+        );
+    }
 
     #[test]
     fn redacts_credentials() {

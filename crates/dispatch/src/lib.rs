@@ -13,7 +13,7 @@
 pub mod amqp;
 pub mod in_process;
 
-pub use amqp::AmqpConfig;
+pub use amqp::{AmqpConfig, QueueType};
 pub use in_process::InProcessQueue;
 
 use amqp::{AmqpPublisher, AmqpSession, AmqpWakeUp};

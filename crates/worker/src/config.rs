@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use jobs_core::{Size, size::SizeLimits};
+use jobs_dispatch::{QueueType, amqp::parse_broker_urls};
 
 use crate::runtime::PullPolicy;
 
@@ -26,16 +27,23 @@ pub struct Config {
     /// The PostgreSQL database, `postgres://…`.
     #[arg(long, env = "JOBS_DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
-    /// The RabbitMQ broker, `amqp://…`.
+    /// The RabbitMQ broker, `amqp://…`; the nodes of a cluster as several
+    /// URLs separated by commas, tried in turn.
     #[arg(
         long,
         env = "JOBS_AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+        hide_env_values = true,
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        value_parser = parse_broker_urls
     )]
     pub amqp_url: String,
     /// The queue that carries job wake-ups.
     #[arg(long, env = "JOBS_AMQP_QUEUE", default_value = "jobs.ready")]
     pub amqp_queue: String,
+    /// The kind of queue declared: `quorum` (replicated; RabbitMQ 3.8 or
+    /// later) or `classic` (older brokers). An existing queue keeps its kind.
+    #[arg(long, env = "JOBS_AMQP_QUEUE_TYPE", default_value = "quorum")]
+    pub amqp_queue_type: QueueType,
     /// How many jobs run at once on this host.
     #[arg(long, env = "JOBS_WORKER_SLOTS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub slots: u16,

@@ -60,10 +60,13 @@ impl WorkerContext {
 /// then drains.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = Store::connect(&config.database_url).await?;
-    let consumers = Consumers::Amqp(AmqpConfig {
-        url: config.amqp_url.clone(),
-        queue: config.amqp_queue.clone(),
-    });
+    let broker = AmqpConfig::new(
+        &config.amqp_url,
+        config.amqp_queue.clone(),
+        config.amqp_queue_type,
+    )
+    .map_err(|error| anyhow::anyhow!("--amqp-url (JOBS_AMQP_URL): {error}"))?;
+    let consumers = Consumers::Amqp(broker);
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     run_with(config, store, consumers, shutdown).await

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use jobs_api::{Application, config::AdminToken, objects::ObjectSettings, quotas::Quotas};
 use jobs_blobs::Blobs;
-use jobs_dispatch::{Consumers, InProcessQueue, Publisher};
+use jobs_dispatch::{Consumers, InProcessQueue, Publisher, QueueType};
 use jobs_store::Store;
 use jobs_worker::runtime::{PullPolicy, Runtime};
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -178,6 +178,7 @@ fn worker_config(
         database_url: String::new(),
         amqp_url: String::new(),
         amqp_queue: String::new(),
+        amqp_queue_type: QueueType::Quorum,
         slots,
         worker_id: Some(worker_id),
         lease: LEASE,
