@@ -280,6 +280,8 @@ pub struct TestEnv {
     /// Extra environment of every CLI command, such as `JOBS_CA_CERT`.
     cli_env: Vec<(String, String)>,
     api: Option<Server>,
+    /// Set by [`TestEnv::start_second_api`].
+    second_api: Option<Server>,
     worker: Option<Server>,
     pool: Option<PgPool>,
     database_created: bool,
@@ -415,6 +417,7 @@ impl TestEnv {
             api_env: options.api_env,
             cli_env: owned_pairs(cli_env),
             api: None,
+            second_api: None,
             worker: None,
             pool: None,
             database_created: false,
@@ -525,6 +528,19 @@ impl TestEnv {
     }
 
     fn spawn_api(&mut self, binary: &Path, role: &'static str, listen: &str) {
+        let (server, url) = self.spawn_api_process(binary, role, listen);
+        self.api = Some(server);
+        self.api_url = Some(url);
+    }
+
+    /// Starts an API process on the env's database, broker and token, and
+    /// returns it with its URL once it listens.
+    fn spawn_api_process(
+        &self,
+        binary: &Path,
+        role: &'static str,
+        listen: &str,
+    ) -> (Server, String) {
         let mut command = self.server_command(binary);
         command
             .env("JOBS_LISTEN", listen)
@@ -532,13 +548,22 @@ impl TestEnv {
             .envs(self.api_env.iter().map(|(name, value)| (name, value)));
         let tls = self.api_env.iter().any(|(name, _)| name == "JOBS_TLS_CERT");
         let (server, lines) = Server::spawn(role, command, &self.log_dir);
-        self.api = Some(server);
         let line = wait_for_line(&lines, "api", "listening on 127.0.0.1:PORT", |line| {
             line.starts_with("listening on ")
         });
         let address = line["listening on ".len()..].trim();
         let scheme = if tls { "https" } else { "http" };
-        self.api_url = Some(format!("{scheme}://{address}"));
+        (server, format!("{scheme}://{address}"))
+    }
+
+    /// Starts a second API beside the first, as a load balancer would
+    /// have several, and returns its URL (for [`Self::jobs_command_via`]).
+    pub fn start_second_api(&mut self) -> String {
+        assert!(self.second_api.is_none(), "a second API runs already");
+        let (server, url) =
+            self.spawn_api_process(&binaries::jobs_api(), "api-second", "127.0.0.1:0");
+        self.second_api = Some(server);
+        url
     }
 
     /// Kills the worker with SIGKILL, as a crash would, and reaps it. Its
@@ -681,12 +706,17 @@ impl TestEnv {
     /// token and the app `demo`. Tests may change its environment, for
     /// example remove `JOBS_TOKEN`.
     pub fn jobs_command(&self, args: &[&str]) -> Command {
+        self.jobs_command_via(self.api_url(), args)
+    }
+
+    /// [`Self::jobs_command`] against the API at `api_url`.
+    pub fn jobs_command_via(&self, api_url: &str, args: &[&str]) -> Command {
         let mut command = Command::new(binaries::jobs_cli());
         remove_inherited_jobs_env(&mut command);
         command
             .env_remove("RUST_LOG")
             .env("NO_COLOR", "1")
-            .env("JOBS_API_URL", self.api_url())
+            .env("JOBS_API_URL", api_url)
             .env("JOBS_TOKEN", &self.admin_token)
             .env("JOBS_APP", DEMO_APP)
             // The API is on loopback: a test that removes JOBS_TOKEN must not
@@ -952,7 +982,10 @@ impl Drop for TestEnv {
             worker.stop(Duration::from_secs(5));
         }
         docker::remove_containers_with_label(&self.worker_label());
-        if let Some(api) = self.api.as_mut() {
+        for api in [self.api.as_mut(), self.second_api.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             api.stop(Duration::from_secs(3));
         }
         let pool = self.pool.take();

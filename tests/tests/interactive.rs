@@ -217,6 +217,47 @@ fn a_second_client_takes_the_session_over_and_the_first_one_leaves() {
     env.finish();
 }
 
+/// Two APIs behind a balancer: the run lives on the API that created it,
+/// and a client that reaches the other one is relayed to it, close codes
+/// and exit code included.
+#[test]
+fn a_client_that_reaches_another_api_is_relayed_to_the_one_holding_its_run() {
+    let mut env = TestEnv::start(2);
+    let other_api = env.start_second_api();
+    let mut first = PtyProcess::spawn(env.jobs_command(&["run", "--", "sh"]), 24, 80);
+    first.wait_for_output("the shell's prompt", START_DEADLINE, ends_with_prompt);
+    let id = env.db_last_job_id();
+
+    let mut second = PtyProcess::spawn(env.jobs_command_via(&other_api, &["attach", &id]), 24, 80);
+    retype_until(
+        &mut second,
+        b"echo $((6*7))\r",
+        b"\r\n42\r\n",
+        "the shell through the other API",
+    );
+    // The holder's close of the replaced client went through as it is.
+    let (status, output) = first.wait(CLI_DEADLINE);
+    let text = String::from_utf8_lossy(&output);
+    assert_eq!(status.code(), Some(130), "{text:?}");
+    assert!(
+        text.contains(&format!("another client attached to job {id}")),
+        "{text:?}"
+    );
+
+    type_and_expect(&mut second, b"echo via$((1+1))\r", b"\r\nvia2\r\n");
+    second.type_bytes(b"exit 5\r");
+    let (status, output) = second.wait(CLI_DEADLINE);
+    assert_eq!(
+        status.code(),
+        Some(5),
+        "{:?}",
+        String::from_utf8_lossy(&output)
+    );
+    let job = env.wait_for_state(&id, "failed", ANSWER_DEADLINE);
+    assert_eq!(job.exit_code, Some(5), "{job:?}");
+    env.finish();
+}
+
 #[test]
 fn a_run_waits_for_a_free_slot_and_says_so() {
     // One slot, taken by a shell at a terminal.

@@ -102,7 +102,7 @@ pub async fn authenticate(
 /// The token the request presents: the `Authorization` header's, or on a
 /// WebSocket upgrade without that header, the bearer subprotocol's. `None`
 /// when there is neither; a 401 when one is there but malformed.
-fn presented_token(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(crate) fn presented_token(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         return value
             .to_str()

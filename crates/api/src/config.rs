@@ -99,6 +99,12 @@ pub struct Args {
     /// (Ctrl-P Ctrl-Q) gets no deadline.
     #[arg(long, env = "JOBS_ATTACH_GRACE", default_value = "60s", value_parser = parse_grace)]
     pub attach_grace: std::time::Duration,
+
+    /// A PEM file of CA certificates to trust, besides the system's, when
+    /// a client's attach is relayed to the API that holds its run over
+    /// HTTPS with a private CA.
+    #[arg(long, env = "JOBS_CA_CERT", value_name = "PATH")]
+    pub ca_cert: Option<PathBuf>,
     /// Where uploads and artifacts live: `s3://bucket/prefix` (credentials,
     /// region and a custom endpoint from the standard AWS_* variables, e.g.
     /// AWS_ENDPOINT and AWS_ALLOW_HTTP) or `file:///path`. Workers need the
@@ -298,6 +304,7 @@ impl Config {
             attach: AttachSettings {
                 advertise_url: args.advertise_url.filter(|url| !url.is_empty()),
                 grace: args.attach_grace,
+                peer_ca_cert: args.ca_cert,
             },
             quotas: Quotas {
                 max_active_jobs_per_app: i64::from(args.max_active_jobs_per_app),

@@ -61,7 +61,7 @@ impl Application {
             config.objects,
         )
         .await?;
-        application.configure_attach(&config.attach, tls.is_some());
+        application.configure_attach(&config.attach, tls.is_some())?;
         application.reaper_interval = config.reaper_interval;
         application.state.idempotency_ttl = config.idempotency_ttl;
         application.tls = tls;
@@ -99,6 +99,7 @@ impl Application {
                 store.clone(),
                 default_advertise_url(address, false),
                 AttachSettings::default().grace,
+                relay_client(None)?,
                 metrics.attach_waiting.clone(),
             ),
             objects: Arc::new(objects),
@@ -116,7 +117,11 @@ impl Application {
 
     /// Sets where workers dial back for interactive runs and the grace
     /// period of a dropped client.
-    pub fn configure_attach(&mut self, settings: &AttachSettings, https: bool) {
+    pub fn configure_attach(
+        &mut self,
+        settings: &AttachSettings,
+        https: bool,
+    ) -> anyhow::Result<()> {
         let url = settings
             .advertise_url
             .clone()
@@ -125,8 +130,10 @@ impl Application {
             self.state.store.clone(),
             url,
             settings.grace,
+            relay_client(settings.peer_ca_cert.as_deref())?,
             self.state.metrics.attach_waiting.clone(),
         );
+        Ok(())
     }
 
     /// The address actually bound, with the real port when 0 was asked.
@@ -211,6 +218,21 @@ impl Application {
 
 /// The URL workers dial back to when none is configured: the bound address,
 /// with the loopback address for an unspecified one.
+/// The HTTP client that relays clients to other APIs, trusting `ca_cert`
+/// besides the system's CAs.
+fn relay_client(ca_cert: Option<&std::path::Path>) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .tcp_nodelay(true);
+    if let Some(path) = ca_cert.filter(|path| !path.as_os_str().is_empty()) {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("--ca-cert: {} holds no PEM certificate", path.display()))?;
+        builder = builder.tls_certs_merge(certificates);
+    }
+    builder.build().context("building the relay's HTTP client")
+}
+
 fn default_advertise_url(address: SocketAddr, https: bool) -> String {
     let scheme = if https { "https" } else { "http" };
     let mut address = address;

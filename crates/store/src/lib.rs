@@ -263,8 +263,9 @@ delegate! {
     fn offer_job(&self, worker_id: &str, job_id: &str) -> Result<(), StoreError>;
     /// Interactive jobs still queued, oldest first.
     fn queued_interactive_jobs(&self) -> Result<Vec<String>, StoreError>;
-    /// The secret an interactive job's worker shows when it dials back.
-    fn attach_secret(&self, job_id: &str) -> Result<Option<String>, StoreError>;
+    /// Where an interactive job's worker dials back (the API that created
+    /// it) and the secret it shows there; `None` for other jobs.
+    fn attach_endpoint(&self, job_id: &str) -> Result<Option<AttachEndpoint>, StoreError>;
 
     /// Resolves every expired lease: re-queues jobs that never started (with
     /// attempts left), and marks the rest `lost`.

@@ -2206,16 +2206,15 @@ async fn interactive_jobs_are_never_published_and_carry_their_endpoint(store: St
     let unpublished = store.unpublished_jobs(Duration::ZERO, 10).await.unwrap();
     assert_eq!(unpublished, vec![queued.id.clone()]);
 
-    assert_eq!(
-        store
-            .attach_secret(&interactive.id)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("jobs_attach-secret")
-    );
-    assert_eq!(store.attach_secret(&queued.id).await.unwrap(), None);
-    assert_eq!(store.attach_secret("nope").await.unwrap(), None);
+    let stored = store
+        .attach_endpoint(&interactive.id)
+        .await
+        .unwrap()
+        .expect("an interactive job has an endpoint");
+    assert_eq!(stored.url, "http://127.0.0.1:8420");
+    assert_eq!(stored.secret, "jobs_attach-secret");
+    assert_eq!(store.attach_endpoint(&queued.id).await.unwrap(), None);
+    assert_eq!(store.attach_endpoint("nope").await.unwrap(), None);
 
     assert_eq!(
         store.queued_interactive_jobs().await.unwrap(),

@@ -15,6 +15,7 @@
 //!    run is stopped. A client that detaches on purpose gets no deadline.
 
 pub mod client;
+pub mod relay;
 pub mod session;
 pub mod worker;
 
@@ -49,6 +50,9 @@ pub struct AttachSettings {
     /// address the API listens on.
     pub advertise_url: Option<String>,
     pub grace: Duration,
+    /// CA certificates to trust, besides the system's, when a client is
+    /// relayed to another API over HTTPS.
+    pub peer_ca_cert: Option<std::path::PathBuf>,
 }
 
 impl Default for AttachSettings {
@@ -56,6 +60,7 @@ impl Default for AttachSettings {
         Self {
             advertise_url: None,
             grace: Duration::from_secs(jobs_core::attach::DEFAULT_ATTACH_GRACE_SECONDS),
+            peer_ca_cert: None,
         }
     }
 }
@@ -71,6 +76,8 @@ pub struct AttachHub {
     store: Store,
     advertise_url: String,
     grace: Duration,
+    /// Dials the API that holds a run, for a client that reached this one.
+    relay_client: reqwest::Client,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     line: Mutex<VecDeque<Waiting>>,
     wake: Notify,
@@ -83,12 +90,14 @@ impl AttachHub {
         store: Store,
         advertise_url: String,
         grace: Duration,
+        relay_client: reqwest::Client,
         waiting_gauge: prometheus::IntGauge,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
             advertise_url,
             grace,
+            relay_client,
             sessions: Mutex::new(HashMap::new()),
             line: Mutex::new(VecDeque::new()),
             wake: Notify::new(),
@@ -99,6 +108,10 @@ impl AttachHub {
     /// The base URL workers dial back to.
     pub fn advertise_url(&self) -> &str {
         &self.advertise_url
+    }
+
+    pub fn relay_client(&self) -> &reqwest::Client {
+        &self.relay_client
     }
 
     pub fn grace(&self) -> Duration {

@@ -4,7 +4,7 @@
 
 use axum::{
     extract::{
-        State,
+        RawQuery, State,
         ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
     },
     http::{HeaderMap, header},
@@ -15,7 +15,8 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use crate::{
-    attach::{client, worker},
+    attach::{client, relay, worker},
+    auth::presented_token,
     error::{ApiError, INVALID_TOKEN},
     extract::{PathParam, QueryParams},
     principal::Principal,
@@ -62,6 +63,7 @@ fn wants_input_offsets(input: Option<&str>) -> bool {
         (status = 400, description = "`invalid_input`: not a WebSocket upgrade request.", body = jobs_core::wire::ApiError),
         (status = 404, description = "`not_found`: no such job, or one outside the token's app.", body = jobs_core::wire::ApiError),
         (status = 409, description = "`conflict`: the job is not interactive, or has ended.", body = jobs_core::wire::ApiError),
+        (status = 503, description = "`unavailable`: another API holds the run (it created it), and this one, which relays clients to it, cannot reach it.", body = jobs_core::wire::ApiError),
     )
 )]
 pub async fn attach_client(
@@ -69,6 +71,8 @@ pub async fn attach_client(
     principal: Principal,
     PathParam(id): PathParam<String>,
     QueryParams(query): QueryParams<AttachQuery>,
+    RawQuery(raw_query): RawQuery,
+    headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let job = visible_job(&state, &principal, &id).await?;
@@ -78,6 +82,30 @@ pub async fn attach_client(
     let upgrade = upgrade
         .map_err(|_| not_an_upgrade())?
         .protocols([ATTACH_SUBPROTOCOL]);
+    let holder = state
+        .store
+        .attach_endpoint(&id)
+        .await?
+        .map(|endpoint| endpoint.url)
+        .filter(|url| !relay::is_this_api(url, state.attach.advertise_url()));
+    if let Some(holder) = holder {
+        // Authenticated already: the token is there and valid.
+        let token = presented_token(&headers)?.ok_or(ApiError::Unauthorized(INVALID_TOKEN))?;
+        let dialed = relay::dial_holder(
+            state.attach.relay_client(),
+            &holder,
+            &id,
+            raw_query.as_deref(),
+            &token,
+        )
+        .await?;
+        return Ok(match dialed {
+            Ok(holder_socket) => {
+                upgrade.on_upgrade(move |socket| relay::pump(socket, holder_socket, id))
+            }
+            Err(refusal) => refusal,
+        });
+    }
     if job.state == JobState::Queued {
         // After an API restart the line is empty; a client puts its run back.
         state.attach.enqueue(&id);
@@ -128,8 +156,8 @@ pub async fn attach_worker(
         .and_then(|value| value.strip_prefix("Bearer "))
         .ok_or(ApiError::Unauthorized(INVALID_TOKEN))?;
     // A missing job and a wrong secret get the same answer.
-    let secret = match state.store.attach_secret(&id).await {
-        Ok(secret) => secret,
+    let secret = match state.store.attach_endpoint(&id).await {
+        Ok(endpoint) => endpoint.map(|endpoint| endpoint.secret),
         Err(jobs_store::StoreError::JobNotFound(_)) => None,
         Err(error) => return Err(error.into()),
     };

@@ -19,7 +19,10 @@ use super::{
     rows::{now, time},
 };
 
-use crate::{JOB_DIRECT_CHANNEL, StoreError, model::direct_offer, shared_rows::with_running_jobs};
+use crate::{
+    AttachEndpoint, JOB_DIRECT_CHANNEL, StoreError, model::direct_offer,
+    shared_rows::with_running_jobs,
+};
 
 impl SqliteStore {
     /// Records a worker's slots and version now, by the database clock, and
@@ -168,13 +171,21 @@ impl SqliteStore {
     }
 
     /// The secret the worker of an interactive job shows when it dials back.
-    pub async fn attach_secret(&self, job_id: &str) -> Result<Option<String>, StoreError> {
-        let row: Option<(Option<String>,)> =
-            sqlx::query_as("select attach_secret from jobs where id = $1")
+    pub async fn attach_endpoint(
+        &self,
+        job_id: &str,
+    ) -> Result<Option<AttachEndpoint>, StoreError> {
+        let row: Option<(Option<String>, Option<String>)> =
+            sqlx::query_as("select attach_url, attach_secret from jobs where id = $1")
                 .bind(job_id)
                 .fetch_optional(&self.pool)
                 .await?;
-        Ok(row.and_then(|(secret,)| secret))
+        Ok(row.and_then(|(url, secret)| {
+            Some(AttachEndpoint {
+                url: url?,
+                secret: secret?,
+            })
+        }))
     }
 
     /// Interactive jobs still queued, oldest first: the line of an API that
