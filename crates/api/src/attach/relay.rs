@@ -16,6 +16,10 @@ use reqwest_websocket::{Message as HolderMessage, Upgrade, WebSocket as HolderSo
 
 use crate::error::ApiError;
 
+/// Marks a relayed attach: the API that receives one serves it itself and
+/// never relays it again, so two names of one API cannot make a loop.
+pub const RELAYED_HEADER: &str = "x-jobs-relayed";
+
 /// Whether `holder` (a job's attach URL) names this API (`advertised`).
 pub fn is_this_api(holder: &str, advertised: &str) -> bool {
     holder.trim_end_matches('/') == advertised.trim_end_matches('/')
@@ -44,6 +48,7 @@ pub async fn dial_holder(
     let response = client
         .get(&url)
         .bearer_auth(token)
+        .header(RELAYED_HEADER, "1")
         .upgrade()
         .send()
         .await

@@ -87,7 +87,8 @@ pub async fn attach_client(
         .attach_endpoint(&id)
         .await?
         .map(|endpoint| endpoint.url)
-        .filter(|url| !relay::is_this_api(url, state.attach.advertise_url()));
+        .filter(|url| !relay::is_this_api(url, state.attach.advertise_url()))
+        .filter(|_| !headers.contains_key(relay::RELAYED_HEADER));
     if let Some(holder) = holder {
         // Authenticated already: the token is there and valid.
         let token = presented_token(&headers)?.ok_or(ApiError::Unauthorized(INVALID_TOKEN))?;
