@@ -7,6 +7,8 @@
 //!   says why, its running job ends with its own exit code, and `--undo`
 //!   lets the queued job run to its own exit code; the drain outlives a
 //!   restart of the worker;
+//! - a worker killed without a goodbye is forgotten once silent for
+//!   `JOBS_FORGET_WORKERS_AFTER`;
 //! - tokens that are not admin of every app get the 403 text, an unknown
 //!   worker the 404 text, both with exit code 125.
 //!
@@ -24,7 +26,8 @@ use jobs_e2e::{
 use serde_json::Value;
 
 const STATE_DEADLINE: Duration = Duration::from_secs(60);
-/// A worker reads its drain with its heartbeat, every 5 seconds.
+/// A worker is told of its drain by a notification, and reads it back with
+/// its heartbeat every 5 seconds should that be missed.
 const DRAIN_SEEN_DEADLINE: Duration = Duration::from_secs(30);
 const DRAINING_LINE: &str = "draining: no new job is taken";
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -213,6 +216,31 @@ fn a_drain_outlives_a_restart_of_the_worker() {
     env.jobs(&["workers", "drain", "--undo", &worker])
         .assert_success();
     env.jobs(&["wait", &queued]).assert_code(6);
+    env.finish();
+}
+
+#[test]
+fn a_killed_worker_is_forgotten_once_silent_for_the_configured_time() {
+    let mut env = TestEnv::start_with_api_env(1, &[("JOBS_FORGET_WORKERS_AFTER", "15s")], &[]);
+    let worker = env.worker_id.clone();
+    let listed = json(&env.jobs(&["workers", "--json"]));
+    assert_eq!(listed["workers"][0]["id"], worker.as_str(), "{listed}");
+    env.kill_worker();
+    // No goodbye: the row stays until the purge (every 5 s) finds it
+    // silent for the configured 15 s.
+    wait_until(
+        "the killed worker forgotten",
+        Duration::from_secs(60),
+        || {
+            let listed = json(&env.jobs(&["workers", "--json"]));
+            (listed["workers"].as_array()?.is_empty()).then_some(())
+        },
+    );
+    env.restart_worker();
+    wait_until("the restarted worker listed again", STATE_DEADLINE, || {
+        let listed = json(&env.jobs(&["workers", "--json"]));
+        (listed["workers"][0]["id"] == worker.as_str()).then_some(())
+    });
     env.finish();
 }
 

@@ -145,6 +145,14 @@ pub struct Args {
           value_parser = parse_positive_duration)]
     pub reaper_interval: std::time::Duration,
 
+    /// How long a worker that stopped heartbeating without saying goodbye
+    /// (killed, or its host lost) stays in `jobs workers` as stale, such as
+    /// 24h; it is forgotten after that, unless it is draining or still
+    /// holds a job.
+    #[arg(long, env = "JOBS_FORGET_WORKERS_AFTER", value_name = "DUR", default_value = "24h",
+          value_parser = parse_forget_workers_after)]
+    pub forget_workers_after: std::time::Duration,
+
     /// How long an idempotency key names the job it made, such as 24h;
     /// after that, the same key makes a new job.
     #[arg(long, env = "JOBS_IDEMPOTENCY_TTL", value_name = "DUR", default_value = "24h",
@@ -164,6 +172,20 @@ fn parse_positive_duration(text: &str) -> Result<std::time::Duration, String> {
     let duration = parse_duration(text)?;
     if duration.is_zero() {
         return Err("must be longer than 0s".to_owned());
+    }
+    Ok(duration)
+}
+
+/// At least the window after which a worker is stale: a shorter one would
+/// forget live workers between their heartbeats.
+fn parse_forget_workers_after(text: &str) -> Result<std::time::Duration, String> {
+    let duration = parse_duration(text)?;
+    let fresh = crate::attach::WORKER_FRESH;
+    if duration < fresh {
+        return Err(format!(
+            "must be at least {} (a worker is stale only after that)",
+            humantime::format_duration(fresh)
+        ));
     }
     Ok(duration)
 }
@@ -245,6 +267,7 @@ pub struct Config {
     pub objects: ObjectSettings,
     pub attach: AttachSettings,
     pub reaper_interval: std::time::Duration,
+    pub forget_workers_after: std::time::Duration,
     pub idempotency_ttl: std::time::Duration,
 }
 
@@ -294,6 +317,7 @@ impl Config {
         Ok(Self {
             objects,
             reaper_interval: args.reaper_interval,
+            forget_workers_after: args.forget_workers_after,
             idempotency_ttl: args.idempotency_ttl,
             listen: args.listen,
             database_url,
@@ -385,6 +409,18 @@ mod tests {
     }
 
     #[test]
+    fn workers_are_never_forgotten_before_they_are_stale() {
+        let args = |value: &str| {
+            Args::try_parse_from(["jobs-api", "--forget-workers-after", value])
+                .map(|args| args.forget_workers_after)
+        };
+        let message = args("14s").unwrap_err().to_string();
+        assert!(message.contains("--forget-workers-after"), "{message}");
+        assert!(message.contains("must be at least 15s"), "{message}");
+        assert_eq!(args("15s").unwrap(), std::time::Duration::from_secs(15));
+    }
+
+    #[test]
     fn defaults_match_the_contract() {
         // Read the declared defaults, not parsed values, so that variables
         // set in the environment of the test run do not matter.
@@ -399,6 +435,7 @@ mod tests {
         };
         assert_eq!(default_of("listen").as_deref(), Some("127.0.0.1:8420"));
         assert_eq!(default_of("amqp_queue").as_deref(), Some("jobs.ready"));
+        assert_eq!(default_of("forget_workers_after").as_deref(), Some("24h"));
         assert_eq!(
             default_of("amqp_url").as_deref(),
             Some("amqp://guest:guest@127.0.0.1:5672/%2f")

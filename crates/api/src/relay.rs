@@ -34,6 +34,9 @@ pub const RELAY_BATCH: i64 = 100;
 /// (`JOBS_REAPER_INTERVAL`). A dead worker's job ends `lost` within its
 /// lease plus this.
 pub const REAPER_INTERVAL: Duration = Duration::from_secs(2);
+/// How long a worker not heard from stays listed as stale before it is
+/// forgotten, unless configured (`JOBS_FORGET_WORKERS_AFTER`).
+pub const FORGET_WORKERS_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// How often the purge looks for jobs past their retention and uploads no
 /// job took (crate::objects::purge_pass).
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(5);
@@ -67,6 +70,7 @@ pub struct Relay {
     metrics: Metrics,
     objects: Arc<ObjectSettings>,
     reaper_interval: Duration,
+    forget_workers_after: Duration,
     /// Whether the last publish failed, so that an outage logs one warning
     /// when it starts and one line when it ends, not one per second.
     broker_failing: bool,
@@ -85,6 +89,7 @@ impl Relay {
             metrics,
             objects,
             reaper_interval: REAPER_INTERVAL,
+            forget_workers_after: FORGET_WORKERS_AFTER,
             broker_failing: false,
         }
     }
@@ -92,6 +97,13 @@ impl Relay {
     /// How often the reaper runs (instead of [`REAPER_INTERVAL`]).
     pub fn with_reaper_interval(mut self, interval: Duration) -> Self {
         self.reaper_interval = interval;
+        self
+    }
+
+    /// How long a silent worker stays listed (instead of
+    /// [`FORGET_WORKERS_AFTER`]).
+    pub fn with_forget_workers_after(mut self, after: Duration) -> Self {
+        self.forget_workers_after = after;
         self
     }
 
@@ -185,6 +197,22 @@ impl Relay {
                 self.metrics.purged_objects.inc_by(report.objects as u64);
             }
             Err(error) => tracing::warn!(error = format!("{error:#}"), "purge failed"),
+        }
+        match self
+            .store
+            .forget_stale_workers(self.forget_workers_after)
+            .await
+        {
+            Ok(forgotten) => {
+                for worker_id in forgotten {
+                    tracing::info!(
+                        worker_id,
+                        "purge: forgot a worker not heard from within {}",
+                        humantime::format_duration(self.forget_workers_after)
+                    );
+                }
+            }
+            Err(error) => tracing::warn!(%error, "purge: forgetting stale workers failed"),
         }
     }
 

@@ -38,6 +38,7 @@ pub struct Application {
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     quotas: Quotas,
     reaper_interval: Duration,
+    forget_workers_after: Duration,
 }
 
 impl Application {
@@ -63,6 +64,7 @@ impl Application {
         .await?;
         application.configure_attach(&config.attach, tls.is_some())?;
         application.reaper_interval = config.reaper_interval;
+        application.forget_workers_after = config.forget_workers_after;
         application.state.idempotency_ttl = config.idempotency_ttl;
         application.tls = tls;
         Ok(application)
@@ -112,6 +114,7 @@ impl Application {
             tls: None,
             quotas,
             reaper_interval: crate::relay::REAPER_INTERVAL,
+            forget_workers_after: crate::relay::FORGET_WORKERS_AFTER,
         })
     }
 
@@ -166,7 +169,8 @@ impl Application {
             self.state.metrics.clone(),
             self.state.objects.clone(),
         )
-        .with_reaper_interval(self.reaper_interval);
+        .with_reaper_interval(self.reaper_interval)
+        .with_forget_workers_after(self.forget_workers_after);
         tasks.spawn(relay.run(shutdown.clone()));
         tasks.spawn(self.state.attach.clone().run_dispatcher(shutdown.clone()));
         tasks.spawn(poke_on_job_events(

@@ -43,6 +43,10 @@ pub const JOB_CANCEL_CHANNEL: &str = "jobs_job_cancel";
 /// The channel that offers an interactive run to one worker: its payload is
 /// [`direct_offer`]`(worker_id, job_id)`, read back with [`parse_direct_offer`].
 pub const JOB_DIRECT_CHANNEL: &str = "jobs_job_direct";
+/// The channel that carries a worker id when an admin drains the worker or
+/// undoes its drain, so that it stops (or resumes) taking jobs at once
+/// rather than at its next heartbeat.
+pub const WORKER_DRAIN_CHANNEL: &str = "jobs_worker_drain";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -247,6 +251,10 @@ delegate! {
     /// Forgets a worker that shut down, unless it is draining (a drain
     /// outlives a restart).
     fn remove_worker(&self, worker_id: &str) -> Result<(), StoreError>;
+    /// Forgets the workers not heard from within `older_than` that hold no
+    /// starting or running job and are not draining (a drain is an admin's
+    /// word, kept until undone); returns their ids.
+    fn forget_stale_workers(&self, older_than: Duration) -> Result<Vec<String>, StoreError>;
     /// Whether the worker is draining.
     fn worker_draining(&self, worker_id: &str) -> Result<bool, StoreError>;
     /// Drains a worker (it claims no new job) or undoes its drain; `None`

@@ -24,7 +24,7 @@ use jobs_core::{
 use jobs_store::{
     AttachEndpoint, CancelOutcome, ClaimedJob, Fence, Heartbeat, JOB_CANCEL_CHANNEL,
     JOB_DIRECT_CHANNEL, JOB_EVENTS_CHANNEL, NewChunk, NewToken, RawOffsets, Store, StoreError,
-    parse_direct_offer,
+    WORKER_DRAIN_CHANNEL, parse_direct_offer,
 };
 use sqlx::{AssertSqlSafe, Connection, postgres::PgConnection};
 use tokio::sync::broadcast;
@@ -231,6 +231,7 @@ contract! {
     interactive_jobs_are_lost_not_requeued,
     workers_registry_lists_live_workers_with_free_slots,
     drained_workers_claim_nothing_and_keep_their_drain,
+    silent_workers_are_forgotten_unless_draining_or_holding_a_job,
     queued_jobs_know_their_place_and_the_capacity,
     queue_timeouts_cancel_jobs_no_worker_started,
     offers_reach_the_direct_channel,
@@ -2300,6 +2301,8 @@ async fn drained_workers_claim_nothing_and_keep_their_drain(store: Store) {
     let running = create_job(&store, "web").await;
     claim(&store, &running.id, "w1", LEASE).await;
     let waiting = create_job(&store, "web").await;
+    let notifications = store.notifications(WORKER_DRAIN_CHANNEL).await.unwrap();
+    let mut drains = notifications.subscribe();
 
     // Draining: the worker as it stands, with the job it holds.
     let drained = store
@@ -2312,6 +2315,8 @@ async fn drained_workers_claim_nothing_and_keep_their_drain(store: Store) {
     assert_eq!(drained.running_jobs, vec![running.id.clone()]);
     assert!(!drained.stale);
     let since = drained.draining_since.expect("draining");
+    // The worker is told at once, by id (it reads the drain back).
+    expect_wake_up(&mut drains, "w1", "the drained worker").await;
     // A repeated drain keeps the first time; unknown workers are None.
     let again = store.set_worker_draining("w1", true, fresh).await.unwrap();
     assert_eq!(again.unwrap().draining_since, Some(since));
@@ -2391,6 +2396,37 @@ async fn drained_workers_claim_nothing_and_keep_their_drain(store: Store) {
     );
     store.remove_worker("w1").await.unwrap();
     assert_eq!(store.list_workers(fresh).await.unwrap().len(), 1);
+}
+
+async fn silent_workers_are_forgotten_unless_draining_or_holding_a_job(store: Store) {
+    let fresh = Duration::from_secs(60);
+    create_app(&store, "web").await;
+    for id in ["gone", "busy", "drained"] {
+        store.upsert_worker(id, 2, 2, "1.0.0").await.unwrap();
+    }
+    let held = create_job(&store, "web").await;
+    claim(&store, &held.id, "busy", LEASE).await;
+    store
+        .set_worker_draining("drained", true, fresh)
+        .await
+        .unwrap();
+    // Heard from within the window: nobody is forgotten.
+    assert!(store.forget_stale_workers(fresh).await.unwrap().is_empty());
+    // Past it (a zero window: every heartbeat is old enough), only the one
+    // that is neither draining nor holding a job goes.
+    assert_eq!(
+        store.forget_stale_workers(Duration::ZERO).await.unwrap(),
+        ["gone"]
+    );
+    let mut left: Vec<String> = store
+        .list_workers(fresh)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|worker| worker.id)
+        .collect();
+    left.sort();
+    assert_eq!(left, ["busy", "drained"]);
 }
 
 async fn queued_jobs_know_their_place_and_the_capacity(store: Store) {

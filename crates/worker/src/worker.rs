@@ -5,7 +5,7 @@ use std::{collections::HashMap, io::Write, sync::Arc, time::Duration};
 use anyhow::Context;
 use jobs_core::JobState;
 use jobs_dispatch::{AmqpConfig, ConsumerSession, Consumers};
-use jobs_store::{HeldJob, JOB_CANCEL_CHANNEL, Store};
+use jobs_store::{HeldJob, JOB_CANCEL_CHANNEL, Store, WORKER_DRAIN_CHANNEL};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -109,6 +109,7 @@ pub async fn run_with(
         draining: watch::Sender::new(false),
     });
     forward_cancels(&context).await?;
+    follow_drains(&context).await?;
     let tracker = TaskTracker::new();
     reconcile(&context, &tracker, &slots).await?;
     // Registered before consuming, so that a drain that outlived a restart
@@ -242,6 +243,34 @@ async fn forward_cancels(context: &Arc<WorkerContext>) -> anyhow::Result<()> {
                 Ok(job_id) => attempts.stop(&job_id, StopReason::Canceled),
                 // Missed cancels are caught by the next heartbeat.
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Takes in an admin's drain (or its undoing) as soon as it is committed;
+/// the registry heartbeat reads it back too, for a missed notification.
+async fn follow_drains(context: &Arc<WorkerContext>) -> anyhow::Result<()> {
+    let notifications = context
+        .store
+        .notifications(WORKER_DRAIN_CHANNEL)
+        .await
+        .context("listening for drains")?;
+    let mut drains = notifications.subscribe();
+    let context = context.clone();
+    tokio::spawn(async move {
+        let _keep_listening = notifications;
+        loop {
+            match drains.recv().await {
+                Ok(worker_id) if worker_id == context.worker_id => {
+                    match context.store.worker_draining(&context.worker_id).await {
+                        Ok(draining) => context.set_draining(draining),
+                        Err(error) => tracing::warn!(%error, "reading the drain failed"),
+                    }
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
         }

@@ -18,7 +18,7 @@ use super::PgStore;
 use jobs_core::wire::Capacity;
 
 use crate::{
-    AttachEndpoint, JOB_DIRECT_CHANNEL, StoreError, model::direct_offer,
+    AttachEndpoint, JOB_DIRECT_CHANNEL, StoreError, WORKER_DRAIN_CHANNEL, model::direct_offer,
     shared_rows::with_running_jobs,
 };
 
@@ -58,6 +58,26 @@ impl PgStore {
         Ok(())
     }
 
+    /// Forgets the workers not heard from within `older_than` that hold no
+    /// starting or running job and are not draining; returns their ids.
+    pub async fn forget_stale_workers(
+        &self,
+        older_than: Duration,
+    ) -> Result<Vec<String>, StoreError> {
+        let ids: Vec<(String,)> = sqlx::query_as(
+            "delete from workers w \
+             where heartbeat_at <= now() - make_interval(secs => $1) \
+               and draining_since is null \
+               and not exists (select 1 from jobs \
+                 where lease_owner = w.id and state in ('starting', 'running')) \
+             returning id",
+        )
+        .bind(older_than.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.into_iter().map(|(id,)| id).collect())
+    }
+
     /// Whether the worker is draining; false for one not in the registry.
     pub async fn worker_draining(&self, worker_id: &str) -> Result<bool, StoreError> {
         let row: Option<(bool,)> =
@@ -89,6 +109,7 @@ impl PgStore {
         if updated.is_none() {
             return Ok(None);
         }
+        self.notify(WORKER_DRAIN_CHANNEL, worker_id).await?;
         Ok(self.workers(Some(worker_id), fresh).await?.pop())
     }
 

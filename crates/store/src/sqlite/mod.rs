@@ -32,7 +32,9 @@ use sqlx::sqlite::{
 };
 use tokio::sync::broadcast;
 
-use crate::{JOB_CANCEL_CHANNEL, JOB_DIRECT_CHANNEL, JOB_EVENTS_CHANNEL, StoreError};
+use crate::{
+    JOB_CANCEL_CHANNEL, JOB_DIRECT_CHANNEL, JOB_EVENTS_CHANNEL, StoreError, WORKER_DRAIN_CHANNEL,
+};
 
 /// How many wake-ups a slow subscriber may lag behind before it misses some.
 const NOTIFICATION_CAPACITY: usize = 1024;
@@ -49,6 +51,8 @@ pub struct SqliteStore {
     job_cancels: broadcast::Sender<String>,
     /// Fires with a direct-start offer of an interactive run.
     job_offers: broadcast::Sender<String>,
+    /// Fires with a worker id when its drain is set or undone.
+    worker_drains: broadcast::Sender<String>,
 }
 
 impl SqliteStore {
@@ -107,6 +111,7 @@ impl SqliteStore {
             job_events: broadcast::channel(NOTIFICATION_CAPACITY).0,
             job_cancels: broadcast::channel(NOTIFICATION_CAPACITY).0,
             job_offers: broadcast::channel(NOTIFICATION_CAPACITY).0,
+            worker_drains: broadcast::channel(NOTIFICATION_CAPACITY).0,
         })
     }
 
@@ -123,6 +128,7 @@ impl SqliteStore {
             JOB_EVENTS_CHANNEL => self.job_events.clone(),
             JOB_CANCEL_CHANNEL => self.job_cancels.clone(),
             JOB_DIRECT_CHANNEL => self.job_offers.clone(),
+            WORKER_DRAIN_CHANNEL => self.worker_drains.clone(),
             // Nothing is ever sent on another channel, as nothing NOTIFYs one
             // in PostgreSQL.
             _ => broadcast::channel(1).0,
@@ -141,6 +147,7 @@ impl SqliteStore {
             JOB_EVENTS_CHANNEL => &self.job_events,
             JOB_CANCEL_CHANNEL => &self.job_cancels,
             JOB_DIRECT_CHANNEL => &self.job_offers,
+            WORKER_DRAIN_CHANNEL => &self.worker_drains,
             _ => return,
         };
         let _ = sender.send(job_id.to_owned());

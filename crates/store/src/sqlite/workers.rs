@@ -20,7 +20,7 @@ use super::{
 };
 
 use crate::{
-    AttachEndpoint, JOB_DIRECT_CHANNEL, StoreError, model::direct_offer,
+    AttachEndpoint, JOB_DIRECT_CHANNEL, StoreError, WORKER_DRAIN_CHANNEL, model::direct_offer,
     shared_rows::with_running_jobs,
 };
 
@@ -62,6 +62,27 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Forgets the workers not heard from within `older_than` that hold no
+    /// starting or running job and are not draining; returns their ids.
+    pub async fn forget_stale_workers(
+        &self,
+        older_than: Duration,
+    ) -> Result<Vec<String>, StoreError> {
+        let ids: Vec<(String,)> = sqlx::query_as(concat!(
+            "delete from workers \
+             where heartbeat_at <= ",
+            now!(),
+            " - $1 and draining_since is null \
+               and not exists (select 1 from jobs \
+                 where lease_owner = workers.id and state in ('starting', 'running')) \
+             returning id"
+        ))
+        .bind(duration_micros(older_than))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids.into_iter().map(|(id,)| id).collect())
+    }
+
     /// Whether the worker is draining; false for one not in the registry.
     pub async fn worker_draining(&self, worker_id: &str) -> Result<bool, StoreError> {
         let row: Option<(i64,)> =
@@ -94,6 +115,7 @@ impl SqliteStore {
         if updated.is_none() {
             return Ok(None);
         }
+        self.notify(WORKER_DRAIN_CHANNEL, worker_id);
         Ok(self.workers(Some(worker_id), fresh).await?.pop())
     }
 
