@@ -104,6 +104,8 @@ pub struct ContainerEvent {
     pub time_nano: i64,
     /// The `jobs.job_id` label of the container.
     pub job_id: Option<String>,
+    /// The `jobs.worker_id` label: the worker that made the container.
+    pub worker_id: Option<String>,
     /// The `exitCode` attribute of a `die` event.
     pub exit_code: Option<String>,
 }
@@ -124,6 +126,7 @@ fn parse_events(text: &str) -> Vec<ContainerEvent> {
                 container_id: event["Actor"]["ID"].as_str().unwrap_or_default().to_owned(),
                 time_nano: event["timeNano"].as_i64().unwrap_or_default(),
                 job_id: attribute("jobs.job_id"),
+                worker_id: attribute("jobs.worker_id"),
                 exit_code: attribute("exitCode"),
             }
         })
@@ -259,6 +262,7 @@ mod tests {
             container_id: id.into(),
             time_nano,
             job_id: None,
+            worker_id: None,
             exit_code: None,
         }
     }
@@ -288,6 +292,7 @@ mod tests {
                 container_id: "6c51".into(),
                 time_nano: 1795692838063825098,
                 job_id: Some("j1".into()),
+                worker_id: Some("w".into()),
                 exit_code: Some("3".into()),
             }]
         );

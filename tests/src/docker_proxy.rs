@@ -1,13 +1,16 @@
 //! A proxy on a Unix socket in front of the Docker engine that stalls the
-//! worker's container starts, to hold a worker at the one moment a crash
-//! test needs: its start recorded, the container's start not seen through.
+//! worker's container starts (or creates), to hold a worker at the one
+//! moment a crash test needs: its start recorded, the container's start not
+//! seen through (or its job claimed, no container made yet).
 //!
 //! Everything else passes through byte for byte (attaches and execs
 //! included: a hijacked connection is only bytes both ways). A `POST
-//! …/containers/ID/start` is recognised in what the client sends; then,
-//! as [`StartHold`] says, the request is never forwarded, or forwarded
-//! with its response never delivered. The held connection stays open, as
-//! a slow engine's would, until the client goes away.
+//! …/containers/ID/start` (or `…/containers/create`) is recognised in what
+//! the client sends; then, as [`StartHold`] says, the request is never
+//! forwarded, or forwarded with its response never delivered. The held
+//! connection stays open, as a slow engine's would, until the client goes
+//! away. A proxy started disarmed ([`DockerProxy::start_disarmed`]) passes
+//! everything until [`DockerProxy::arm`].
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -22,35 +25,60 @@ pub enum StartHold {
     Before,
     /// The engine starts the container; the client never hears back.
     After,
+    /// Not the start but the create: the engine never hears of it, so the
+    /// job stays claimed (`starting`) with no container and no start
+    /// recorded.
+    CreateBefore,
 }
 
 pub struct DockerProxy {
     socket: PathBuf,
     held: Arc<AtomicUsize>,
+    armed: Arc<AtomicBool>,
 }
 
 impl DockerProxy {
     /// Listens on `socket` and forwards to the engine of this machine
     /// (`DOCKER_HOST` if it names a Unix socket, else the default one).
     pub fn start(socket: &Path, hold: StartHold) -> DockerProxy {
+        let proxy = DockerProxy::start_disarmed(socket, hold);
+        proxy.arm();
+        proxy
+    }
+
+    /// Like [`Self::start`], passing everything through until [`Self::arm`].
+    pub fn start_disarmed(socket: &Path, hold: StartHold) -> DockerProxy {
         let _ = std::fs::remove_file(socket);
         let listener = UnixListener::bind(socket).expect("bind the Docker proxy's socket");
         let upstream = engine_socket();
         let held = Arc::new(AtomicUsize::new(0));
+        let armed = Arc::new(AtomicBool::new(false));
         let counting = Arc::clone(&held);
+        let arming = Arc::clone(&armed);
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { break };
                 let Ok(server) = UnixStream::connect(&upstream) else {
                     continue;
                 };
-                relay(client, server, hold, Arc::clone(&counting));
+                let hold = Hold {
+                    what: hold,
+                    armed: Arc::clone(&arming),
+                    held: Arc::clone(&counting),
+                };
+                relay(client, server, hold);
             }
         });
         DockerProxy {
             socket: socket.to_owned(),
             held,
+            armed,
         }
+    }
+
+    /// Holds every start (or create) from now on.
+    pub fn arm(&self) {
+        self.armed.store(true, Ordering::SeqCst);
     }
 
     /// The `DOCKER_HOST` value that goes through the proxy.
@@ -58,7 +86,7 @@ impl DockerProxy {
         format!("unix://{}", self.socket.display())
     }
 
-    /// How many container starts it has held so far.
+    /// How many container starts (or creates) it has held so far.
     pub fn held_starts(&self) -> usize {
         self.held.load(Ordering::SeqCst)
     }
@@ -77,9 +105,27 @@ fn engine_socket() -> PathBuf {
     }
 }
 
+/// What one connection holds, and whether it holds yet.
+struct Hold {
+    what: StartHold,
+    armed: Arc<AtomicBool>,
+    held: Arc<AtomicUsize>,
+}
+
+impl Hold {
+    /// Whether `chunk` begins a request to hold now.
+    fn holds(&self, chunk: &[u8]) -> bool {
+        let request = match self.what {
+            StartHold::Before | StartHold::After => is_container_start(chunk),
+            StartHold::CreateBefore => is_container_create(chunk),
+        };
+        request && self.armed.load(Ordering::SeqCst)
+    }
+}
+
 /// Two copy threads for one connection. `muted` stops the engine's replies
 /// reaching the client once a start went through under [`StartHold::After`].
-fn relay(client: UnixStream, server: UnixStream, hold: StartHold, held: Arc<AtomicUsize>) {
+fn relay(client: UnixStream, server: UnixStream, hold: Hold) {
     let muted = Arc::new(AtomicBool::new(false));
     let (Ok(mut from_client), Ok(mut to_server)) = (client.try_clone(), server.try_clone()) else {
         return;
@@ -92,12 +138,12 @@ fn relay(client: UnixStream, server: UnixStream, hold: StartHold, held: Arc<Atom
                 break;
             }
             let chunk = &buffer[..n];
-            if is_container_start(chunk) {
-                held.fetch_add(1, Ordering::SeqCst);
-                match hold {
+            if hold.holds(chunk) {
+                hold.held.fetch_add(1, Ordering::SeqCst);
+                match hold.what {
                     // Swallowed: what follows on this connection waits for
                     // a reply that never comes, so nothing else is sent.
-                    StartHold::Before => {
+                    StartHold::Before | StartHold::CreateBefore => {
                         let _ = std::io::copy(&mut from_client, &mut std::io::sink());
                         break;
                     }
@@ -132,24 +178,29 @@ fn relay(client: UnixStream, server: UnixStream, hold: StartHold, held: Arc<Atom
 /// Whether `chunk` begins a `POST …/containers/ID/start` request (an
 /// exec's start is `/exec/ID/start` and passes).
 fn is_container_start(chunk: &[u8]) -> bool {
-    let Some(line) = chunk.split(|&byte| byte == b'\r').next() else {
-        return false;
-    };
-    let Ok(line) = std::str::from_utf8(line) else {
-        return false;
-    };
+    post_path(chunk).is_some_and(|parts| matches!(parts.as_slice(), [.., "containers", _, "start"]))
+}
+
+/// Whether `chunk` begins a `POST …/containers/create` request.
+fn is_container_create(chunk: &[u8]) -> bool {
+    post_path(chunk).is_some_and(|parts| matches!(parts.as_slice(), [.., "containers", "create"]))
+}
+
+/// The path segments of a `POST` request that `chunk` begins.
+fn post_path(chunk: &[u8]) -> Option<Vec<&str>> {
+    let line = chunk.split(|&byte| byte == b'\r').next()?;
+    let line = std::str::from_utf8(line).ok()?;
     let mut words = line.split(' ');
     let (Some("POST"), Some(target)) = (words.next(), words.next()) else {
-        return false;
+        return None;
     };
     let path = target.split('?').next().unwrap_or_default();
-    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    matches!(parts.as_slice(), [.., "containers", _, "start"])
+    Some(path.trim_start_matches('/').split('/').collect())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::is_container_start;
+    use super::{is_container_create, is_container_start};
 
     #[test]
     fn only_a_container_start_request_is_held() {
@@ -169,5 +220,18 @@ mod tests {
             b"POST /v1.41/containers/abc/attach HTTP/1.1\r\n\r\n"
         ));
         assert!(!is_container_start(b"\x00\x01binary"));
+    }
+
+    #[test]
+    fn only_a_container_create_request_is_held_as_a_create() {
+        assert!(is_container_create(
+            b"POST /v1.41/containers/create?name=x HTTP/1.1\r\n\r\n"
+        ));
+        assert!(!is_container_create(
+            b"POST /v1.41/containers/abc/start HTTP/1.1\r\n\r\n"
+        ));
+        assert!(!is_container_create(
+            b"POST /v1.41/exec/abc/create HTTP/1.1\r\n\r\n"
+        ));
     }
 }

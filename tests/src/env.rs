@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -19,9 +20,10 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Connection};
 
 use crate::cli::{BackgroundCli, CliOutput, DEFAULT_CLI_TIMEOUT, run_bounded};
+use crate::netns::Host;
 use crate::poll::poll_until;
 use crate::rabbit_cluster::RabbitCluster;
-use crate::services::{PrivatePostgres, PrivateRabbit};
+use crate::services::{PrivateMoto, PrivatePostgres, PrivateRabbit, free_port_on};
 use crate::{DEMO_APP, TEST_IMAGE, binaries, docker};
 
 /// The PostgreSQL server, as a role that may create databases
@@ -43,11 +45,13 @@ pub const WORKER_STOP_GRACE: &str = "2s";
 pub const S3_ENDPOINT: &str = "http://127.0.0.1:9000";
 
 /// Where the API and the worker of a [`TestEnv`] keep uploads and artifacts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ObjectStoreKind {
     /// `file://` in the test's log directory (the default).
+    #[default]
     File,
-    /// A fresh bucket of the S3 server at [`S3_ENDPOINT`].
+    /// A fresh bucket of the S3 server at [`S3_ENDPOINT`] (or of a private
+    /// one, [`TestEnvOptions::on_address`]).
     S3,
 }
 
@@ -59,12 +63,14 @@ pub struct TestObjectStore {
     pub url: String,
     /// The bucket, for S3.
     pub bucket: Option<String>,
+    /// The S3 server, for S3.
+    pub endpoint: String,
     /// The directory, for `file://`.
     pub dir: Option<PathBuf>,
 }
 
 impl TestObjectStore {
-    fn new(kind: ObjectStoreKind, log_dir: &Path, unique: &str) -> Self {
+    fn new(kind: ObjectStoreKind, log_dir: &Path, unique: &str, endpoint: &str) -> Self {
         match kind {
             ObjectStoreKind::File => {
                 let dir = log_dir.join("objects");
@@ -72,6 +78,7 @@ impl TestObjectStore {
                     kind,
                     url: format!("file://{}", dir.display()),
                     bucket: None,
+                    endpoint: String::new(),
                     dir: Some(dir),
                 }
             }
@@ -79,15 +86,16 @@ impl TestObjectStore {
                 let bucket = format!("jobs-e2e-{unique}");
                 // An unsigned CreateBucket, which moto accepts.
                 let created =
-                    crate::http::request(S3_ENDPOINT, "PUT", &format!("/{bucket}"), None, None);
+                    crate::http::request(endpoint, "PUT", &format!("/{bucket}"), None, None);
                 assert_eq!(
                     created.status, 200,
-                    "creating the bucket {bucket} on {S3_ENDPOINT} (run deploy/setup.sh): {created:?}"
+                    "creating the bucket {bucket} on {endpoint} (run deploy/setup.sh): {created:?}"
                 );
                 TestObjectStore {
                     kind,
                     url: format!("s3://{bucket}/e2e"),
                     bucket: Some(bucket),
+                    endpoint: endpoint.to_owned(),
                     dir: None,
                 }
             }
@@ -99,7 +107,7 @@ impl TestObjectStore {
         let mut env = vec![("JOBS_OBJECT_STORE", self.url.clone())];
         if self.kind == ObjectStoreKind::S3 {
             env.extend([
-                ("AWS_ENDPOINT", S3_ENDPOINT.to_owned()),
+                ("AWS_ENDPOINT", self.endpoint.clone()),
                 ("AWS_ALLOW_HTTP", "true".to_owned()),
                 ("AWS_ACCESS_KEY_ID", "test".to_owned()),
                 ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
@@ -115,14 +123,14 @@ impl TestObjectStore {
         let Some(bucket) = &self.bucket else { return };
         for key in self.keys() {
             crate::http::request(
-                S3_ENDPOINT,
+                &self.endpoint,
                 "DELETE",
                 &format!("/{bucket}/{key}"),
                 None,
                 None,
             );
         }
-        crate::http::request(S3_ENDPOINT, "DELETE", &format!("/{bucket}"), None, None);
+        crate::http::request(&self.endpoint, "DELETE", &format!("/{bucket}"), None, None);
     }
 
     /// Every object key in the store, sorted (under the prefix, for S3).
@@ -137,7 +145,7 @@ impl TestObjectStore {
             ObjectStoreKind::S3 => {
                 let bucket = self.bucket.as_ref().expect("an S3 store has a bucket");
                 let listed = crate::http::request(
-                    S3_ENDPOINT,
+                    &self.endpoint,
                     "GET",
                     &format!("/{bucket}?list-type=2&max-keys=1000"),
                     None,
@@ -211,8 +219,17 @@ pub struct TestEnvOptions {
     /// Extra environment of the API, such as `JOBS_REAPER_INTERVAL`.
     pub api_env: Vec<(String, String)>,
     /// Extra environment of the worker, such as `JOBS_LEASE`; it applies to
-    /// every restart too.
+    /// every restart too, and to [`TestEnv::start_worker_on`].
     pub worker_env: Vec<(String, String)>,
+    /// Where uploads and artifacts go.
+    pub objects: ObjectStoreKind,
+    /// An address of this machine other than 127.0.0.1 that the API and
+    /// private services listen on, and that every URL names
+    /// ([`Self::on_address`]).
+    pub address: Option<Ipv4Addr>,
+    /// No worker of the env's own: the test starts its workers with
+    /// [`TestEnv::start_worker_on`].
+    pub no_worker: bool,
 }
 
 impl TestEnvOptions {
@@ -255,6 +272,28 @@ impl TestEnvOptions {
         self.worker_env.push((name.to_owned(), value.to_owned()));
         self
     }
+
+    pub fn objects(mut self, kind: ObjectStoreKind) -> Self {
+        self.objects = kind;
+        self
+    }
+
+    /// Everything on `address` instead of loopback, as for workers on other
+    /// hosts: a private PostgreSQL and RabbitMQ, and for S3 a private moto,
+    /// listen there (the shared services listen on 127.0.0.1 only), and so
+    /// does the API, which advertises that address to the workers
+    /// (`JOBS_ADVERTISE_URL`).
+    pub fn on_address(mut self, address: Ipv4Addr) -> Self {
+        self.address = Some(address);
+        self.private_postgres = true;
+        self.private_rabbit.get_or_insert_with(Vec::new);
+        self
+    }
+
+    pub fn no_worker(mut self) -> Self {
+        self.no_worker = true;
+        self
+    }
 }
 
 /// One running `jobs` system: API, worker, database and queue.
@@ -293,6 +332,11 @@ pub struct TestEnv {
     private_rabbit: Option<PrivateRabbit>,
     /// Set by [`TestEnvOptions::private_rabbit_cluster`].
     rabbit_cluster: Option<RabbitCluster>,
+    /// Set by [`TestEnvOptions::on_address`] with S3; held only so that it
+    /// lives as long as the env (its objects go with it).
+    _private_moto: Option<PrivateMoto>,
+    /// Set by [`TestEnvOptions::on_address`].
+    address: Option<Ipv4Addr>,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -317,7 +361,7 @@ impl TestEnv {
 
     /// Starts a system as `options` say, with the file object store.
     pub fn start_with(options: TestEnvOptions) -> TestEnv {
-        Self::start_full(ObjectStoreKind::File, options, &[])
+        Self::start_full(options, &[])
     }
 
     /// Like [`TestEnv::start_with_api_env`], with uploads and artifacts in
@@ -328,16 +372,12 @@ impl TestEnv {
         api_env: &[(&str, &str)],
         cli_env: &[(&str, &str)],
     ) -> TestEnv {
-        let mut options = TestEnvOptions::new(slots);
+        let mut options = TestEnvOptions::new(slots).objects(objects);
         options.api_env = owned_pairs(api_env);
-        Self::start_full(objects, options, cli_env)
+        Self::start_full(options, cli_env)
     }
 
-    fn start_full(
-        objects: ObjectStoreKind,
-        options: TestEnvOptions,
-        cli_env: &[(&str, &str)],
-    ) -> TestEnv {
+    fn start_full(options: TestEnvOptions, cli_env: &[(&str, &str)]) -> TestEnv {
         let slots = options.slots;
         // Fail early and clearly when the build or the machine is not ready.
         let api_binary = binaries::jobs_api();
@@ -365,20 +405,26 @@ impl TestEnv {
             .unwrap_or_else(|error| panic!("cannot create {}: {error}", log_dir.display()));
 
         let unique = uuid::Uuid::now_v7().simple().to_string();
+        let address = options.address;
         let private_postgres =
             options
                 .private_postgres
-                .then(|| match options.private_postgres_disk_mib {
-                    Some(mib) => PrivatePostgres::start_on_own_disk(&log_dir, mib),
-                    None => PrivatePostgres::start(&log_dir),
+                .then(|| match (options.private_postgres_disk_mib, address) {
+                    (Some(mib), _) => PrivatePostgres::start_on_own_disk(&log_dir, mib),
+                    (None, Some(address)) => PrivatePostgres::start_on_address(&log_dir, address),
+                    (None, None) => PrivatePostgres::start(&log_dir),
                 });
         let private_rabbit = options.private_rabbit.as_ref().map(|lines| {
             let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-            PrivateRabbit::start(&log_dir, &lines)
+            let address = address.unwrap_or(Ipv4Addr::LOCALHOST);
+            PrivateRabbit::start_on_address(&log_dir, address, &lines)
         });
         let rabbit_cluster = options
             .private_rabbit_cluster
             .map(|nodes| RabbitCluster::start(&log_dir, nodes));
+        let private_moto = address
+            .filter(|_| options.objects == ObjectStoreKind::S3)
+            .map(|address| PrivateMoto::start_on_address(&log_dir, address));
         let postgres_url = match &private_postgres {
             Some(postgres) => postgres.url(),
             None => std::env::var("JOBS_E2E_POSTGRES_URL")
@@ -396,7 +442,10 @@ impl TestEnv {
             .enable_all()
             .build()
             .expect("a tokio runtime");
-        let objects = TestObjectStore::new(objects, &log_dir, &unique);
+        let endpoint = private_moto
+            .as_ref()
+            .map_or_else(|| S3_ENDPOINT.to_owned(), PrivateMoto::endpoint);
+        let objects = TestObjectStore::new(options.objects, &log_dir, &unique, &endpoint);
         let mut env = TestEnv {
             name,
             log_dir,
@@ -425,13 +474,17 @@ impl TestEnv {
             private_postgres,
             private_rabbit,
             rabbit_cluster,
+            _private_moto: private_moto,
+            address,
             runtime,
         };
         // From here on, a panic drops `env`, which cleans up what exists and
         // prints the servers' logs.
         env.create_database();
         env.start_api(&api_binary);
-        env.start_worker(&worker_binary);
+        if !options.no_worker {
+            env.start_worker(&worker_binary);
+        }
         env.jobs(&["apps", "create", DEMO_APP, "--image", TEST_IMAGE])
             .assert_success();
         env
@@ -466,7 +519,12 @@ impl TestEnv {
     }
 
     fn server_command(&self, binary: &Path) -> Command {
-        let mut command = Command::new(binary);
+        self.server_env(Command::new(binary))
+    }
+
+    /// `command` (a server, or a wrapper that execs one) with the
+    /// environment every server gets.
+    fn server_env(&self, mut command: Command) -> Command {
         remove_inherited_jobs_env(&mut command);
         command
             .env("JOBS_DATABASE_URL", &self.database_url)
@@ -483,23 +541,22 @@ impl TestEnv {
     }
 
     fn start_api(&mut self, binary: &Path) {
-        self.spawn_api(binary, "api", "127.0.0.1:0");
+        let listen = match self.address {
+            // A port picked beforehand, so that the advertised URL has it.
+            Some(address) => format!("{address}:{}", free_port_on(address)),
+            None => "127.0.0.1:0".to_owned(),
+        };
+        self.spawn_api(binary, "api", &listen);
     }
 
     /// Kills the API with SIGKILL, as a crash would, and reaps it. Every
     /// connection to it drops.
     pub fn kill_api(&mut self) {
         if let Some(mut api) = self.api.take() {
-            let _ = api.child.kill();
-            let _ = api.child.wait();
-            if let Some(thread) = api.stdout_thread.take() {
-                let _ = thread.join();
-            }
+            api.kill();
         }
     }
 
-    /// Starts the API again on the same address, after [`Self::kill_api`]:
-    /// clients and workers come back to the URL they knew.
     /// Sends SIGTERM to the API, as an operator's restart does, and waits
     /// for it to exit. Panics if it has not within `timeout`.
     pub fn terminate_api(&mut self, timeout: Duration) -> ExitStatus {
@@ -517,6 +574,8 @@ impl TestEnv {
         status
     }
 
+    /// Starts the API again on the same address, after [`Self::kill_api`]:
+    /// clients and workers come back to the URL they knew.
     pub fn restart_api(&mut self) {
         assert!(self.api.is_none(), "kill the API first");
         let address = self
@@ -542,11 +601,15 @@ impl TestEnv {
         listen: &str,
     ) -> (Server, String) {
         let mut command = self.server_command(binary);
+        let tls = self.api_env.iter().any(|(name, _)| name == "JOBS_TLS_CERT");
+        if self.address.is_some() {
+            let scheme = if tls { "https" } else { "http" };
+            command.env("JOBS_ADVERTISE_URL", format!("{scheme}://{listen}"));
+        }
         command
             .env("JOBS_LISTEN", listen)
             .env("JOBS_ADMIN_TOKEN", &self.admin_token)
             .envs(self.api_env.iter().map(|(name, value)| (name, value)));
-        let tls = self.api_env.iter().any(|(name, _)| name == "JOBS_TLS_CERT");
         let (server, lines) = Server::spawn(role, command, &self.log_dir);
         let line = wait_for_line(&lines, "api", "listening on 127.0.0.1:PORT", |line| {
             line.starts_with("listening on ")
@@ -570,11 +633,7 @@ impl TestEnv {
     /// containers keep running.
     pub fn kill_worker(&mut self) {
         if let Some(mut worker) = self.worker.take() {
-            let _ = worker.child.kill();
-            let _ = worker.child.wait();
-            if let Some(thread) = worker.stdout_thread.take() {
-                let _ = thread.join();
-            }
+            worker.kill();
         }
     }
 
@@ -628,21 +687,57 @@ impl TestEnv {
     }
 
     fn spawn_worker(&mut self, binary: &Path, role: &'static str, extra_env: &[(&str, &str)]) {
-        let mut command = self.server_command(binary);
+        let command = self.worker_command(Command::new(binary), &self.worker_id, extra_env);
+        let server = self.spawn_ready_worker(role, command, &self.worker_id);
+        self.worker = Some(server);
+    }
+
+    /// `command` set up as a worker of id `worker_id`.
+    fn worker_command(
+        &self,
+        command: Command,
+        worker_id: &str,
+        extra_env: &[(&str, &str)],
+    ) -> Command {
+        let mut command = self.server_env(command);
         command.envs(extra_env.iter().copied());
         command
             .env("JOBS_WORKER_SLOTS", self.slots.to_string())
-            .env("JOBS_WORKER_ID", &self.worker_id)
+            .env("JOBS_WORKER_ID", worker_id)
             .env("JOBS_LEASE", WORKER_LEASE)
             .env("JOBS_STOP_GRACE", WORKER_STOP_GRACE)
             // After the defaults, so that the test's own values win.
             .envs(self.worker_env.iter().map(|(name, value)| (name, value)));
+        command
+    }
+
+    /// Starts a worker and waits until it says it is ready.
+    fn spawn_ready_worker(&self, role: &str, command: Command, worker_id: &str) -> Server {
         let (server, lines) = Server::spawn(role, command, &self.log_dir);
-        self.worker = Some(server);
-        let expected = format!("worker {} ready", self.worker_id);
+        let expected = format!("worker {worker_id} ready");
         wait_for_line(&lines, "worker", &expected, |line| {
             line.trim_end() == expected
         });
+        server
+    }
+
+    /// Starts a worker of id `worker_id` in `host`'s network namespace, as
+    /// on another machine, with this env's settings (slots, lease,
+    /// [`TestEnvOptions::worker_env`]) and `extra_env`. Its logs are
+    /// `worker-ID.*.log`; several may run beside the env's own worker.
+    pub fn start_worker_on(
+        &self,
+        host: &Host,
+        worker_id: &str,
+        extra_env: &[(&str, &str)],
+    ) -> HostWorker {
+        let command = host.command(&binaries::jobs_worker());
+        let command = self.worker_command(command, worker_id, extra_env);
+        let server = self.spawn_ready_worker(&format!("worker-{worker_id}"), command, worker_id);
+        HostWorker {
+            id: worker_id.to_owned(),
+            server: Some(server),
+        }
     }
 
     /// SIGSTOP to the worker: it stops dead, as a VM pause or a long GC
@@ -1079,6 +1174,58 @@ pub async fn delete_queue(amqp_url: &str, queue: &str) {
     }
 }
 
+/// A worker that [`TestEnv::start_worker_on`] started in a network
+/// namespace. Dropping it stops it (SIGTERM, then SIGKILL) and removes the
+/// containers labelled with its id.
+pub struct HostWorker {
+    pub id: String,
+    server: Option<Server>,
+}
+
+impl HostWorker {
+    /// SIGKILL, as a crash would, and reaps it. Its containers keep running.
+    pub fn kill(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            server.kill();
+        }
+    }
+
+    /// Panics if it exited (it is then reaped).
+    #[track_caller]
+    pub fn assert_alive(&mut self) {
+        let server = self.server.as_mut().expect("the worker runs");
+        if let Some(status) = server.child.try_wait().expect("try_wait works") {
+            panic!(
+                "the worker {} exited during the test with {status}; see {}",
+                self.id,
+                server.stderr_log.display()
+            );
+        }
+    }
+
+    /// The label every container of this worker carries.
+    pub fn label(&self) -> String {
+        format!("jobs.worker_id={}", self.id)
+    }
+}
+
+impl Drop for HostWorker {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.as_mut() {
+            server.stop(Duration::from_secs(5));
+            if std::thread::panicking() {
+                eprintln!(
+                    "=== worker {} stderr: {}\n{}",
+                    self.id,
+                    server.stderr_log.display(),
+                    last_lines(&server.stderr_log, 40)
+                );
+            }
+        }
+        docker::remove_containers_with_label(&self.label());
+    }
+}
+
 /// A worker that got SIGTERM and drains.
 pub struct StoppingWorker(Server);
 
@@ -1101,7 +1248,7 @@ impl StoppingWorker {
 
 /// One server process (API or worker) with its logs.
 struct Server {
-    role: &'static str,
+    role: String,
     child: Child,
     stderr_log: PathBuf,
     stdout_log: PathBuf,
@@ -1109,14 +1256,19 @@ struct Server {
 }
 
 impl Server {
+    /// SIGKILL, as a crash would; reaps it and ends its stdout reader.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(thread) = self.stdout_thread.take() {
+            let _ = thread.join();
+        }
+    }
+
     /// Starts `command`, stderr to `<role>.stderr.log`, and returns the
     /// lines of its stdout as they come (they are also written to
     /// `<role>.stdout.log`).
-    fn spawn(
-        role: &'static str,
-        mut command: Command,
-        log_dir: &Path,
-    ) -> (Server, mpsc::Receiver<String>) {
+    fn spawn(role: &str, mut command: Command, log_dir: &Path) -> (Server, mpsc::Receiver<String>) {
         let stderr_log = log_dir.join(format!("{role}.stderr.log"));
         let stdout_log = log_dir.join(format!("{role}.stdout.log"));
         // Appended to, so that the logs of every restart of a role are kept.
@@ -1148,7 +1300,7 @@ impl Server {
             }
         });
         let server = Server {
-            role,
+            role: role.to_owned(),
             child,
             stderr_log,
             stdout_log,

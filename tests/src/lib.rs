@@ -13,6 +13,8 @@
 //!   starts, to crash a worker at the moment a start is under way;
 //! - [`executions`]: how many times a job ran, counted by container starts;
 //! - [`http`]: a minimal HTTP client for checks against the API itself;
+//! - [`netns`]: "hosts" of their own: network namespaces on a bridge, for
+//!   workers that reach the services only over the network;
 //! - [`private_dockerd`]: a Docker engine of a test's own, to restart or
 //!   to fill the disk of;
 //! - [`poll`]: waiting for a condition with a deadline, the only way tests
@@ -36,6 +38,7 @@ pub mod env;
 pub mod executions;
 pub mod expect;
 pub mod http;
+pub mod netns;
 pub mod poll;
 pub mod private_dockerd;
 pub mod proxy;
@@ -45,7 +48,7 @@ pub mod services;
 
 pub use cli::{BackgroundCli, CliOutput};
 pub use dev_env::DevEnv;
-pub use env::{ObjectStoreKind, TestEnv, TestEnvOptions};
+pub use env::{HostWorker, ObjectStoreKind, TestEnv, TestEnvOptions};
 pub use expect::assert_bytes_eq;
 pub use poll::wait_until;
 

@@ -4,6 +4,7 @@
 //! cluster. A quorum queue declared on it has a member on every node, so
 //! a test can stop the node that holds its leader.
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -29,7 +30,13 @@ impl RabbitCluster {
         assert!(size >= 1, "a cluster has at least one node");
         let cookie = uuid::Uuid::now_v7().simple().to_string().to_uppercase();
         let mut nodes: Vec<PrivateRabbit> = (1..=size)
-            .map(|n| PrivateRabbit::prepare(parent.join(format!("rabbitmq-{n}")), &[]))
+            .map(|n| {
+                PrivateRabbit::prepare(
+                    parent.join(format!("rabbitmq-{n}")),
+                    Ipv4Addr::LOCALHOST,
+                    &[],
+                )
+            })
             .collect();
         for node in &nodes {
             write_cookie(node.dir(), &cookie);

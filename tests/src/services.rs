@@ -12,14 +12,21 @@
 //!   (`jobs-fault-N@localhost`), AMQP and distribution ports, data and log
 //!   directories and config file, with no plugins (so no management port
 //!   to clash on). It registers with the machine's one `epmd`, as every
-//!   node does, under its own name.
+//!   node does, under its own name;
+//! - [`PrivateMoto`]: an S3 server (moto, as `deploy/setup.sh` installs it)
+//!   of its own on a free port.
+//!
+//! Each listens on 127.0.0.1 unless started on another address of this
+//! machine (`start_on_address`), such as a bridge that network namespaces
+//! reach it on ([`crate::netns`]); it then takes clients from that
+//! address's subnet too.
 //!
 //! Both are torn down when dropped. Start-up times measured on the 2-core
 //! CI machine under load: PostgreSQL about 2 s (initdb) plus 0.2 s,
 //! RabbitMQ about 9 s per start.
 
 use std::fs::File;
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -32,6 +39,8 @@ const POSTGRES_BIN: &str = "/usr/lib/postgresql/15/bin";
 /// foreground (the wrapper in /usr/sbin would switch to the `rabbitmq`
 /// user and its shared home).
 const RABBITMQ_SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+/// moto's server, in the virtualenv `deploy/setup.sh` makes.
+const MOTO_SERVER: &str = "/opt/jobs-moto/bin/moto_server";
 /// How long a private service may take to answer after a start.
 const SERVICE_START_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -55,17 +64,25 @@ pub fn fill_with_file(path: &Path) -> u64 {
 /// process could take it before the service binds it; the services here
 /// bind within a second, and a clash fails the start loudly.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    free_port_on(Ipv4Addr::LOCALHOST)
+}
+
+/// A free TCP port on `ip`, an address of this machine, as [`free_port`].
+pub fn free_port_on(ip: Ipv4Addr) -> u16 {
+    let listener = TcpListener::bind((ip, 0))
+        .unwrap_or_else(|error| panic!("bind a free port on {ip}: {error}"));
     listener.local_addr().expect("a local address").port()
 }
 
 /// Whether something accepts TCP connections on 127.0.0.1:`port`.
 pub fn port_answers(port: u16) -> bool {
-    std::net::TcpStream::connect_timeout(
-        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_millis(200),
-    )
-    .is_ok()
+    address_answers(Ipv4Addr::LOCALHOST, port)
+}
+
+/// Whether something accepts TCP connections on `ip`:`port`.
+pub fn address_answers(ip: Ipv4Addr, port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(&SocketAddr::from((ip, port)), Duration::from_millis(200))
+        .is_ok()
 }
 
 fn run_checked(command: &mut Command, what: &str) {
@@ -83,7 +100,8 @@ fn run_checked(command: &mut Command, what: &str) {
 }
 
 /// A PostgreSQL cluster of one test. Its superuser is `jobs`, with trust
-/// authentication on loopback (the cluster lives for one test).
+/// authentication on loopback and on its address's subnet (the cluster
+/// lives for one test).
 pub struct PrivatePostgres {
     dir: PathBuf,
     /// The cluster's data directory: `dir/data`, or `dir/disk/data` on a
@@ -91,6 +109,8 @@ pub struct PrivatePostgres {
     data: PathBuf,
     /// The mount point of its own disk, if it has one.
     disk: Option<PathBuf>,
+    /// The address it listens on.
+    pub host: Ipv4Addr,
     pub port: u16,
     running: bool,
 }
@@ -98,17 +118,23 @@ pub struct PrivatePostgres {
 impl PrivatePostgres {
     /// `initdb`s a cluster in `parent/postgres` and starts it.
     pub fn start(parent: &Path) -> PrivatePostgres {
-        PrivatePostgres::start_on(parent, None)
+        PrivatePostgres::start_on(parent, None, Ipv4Addr::LOCALHOST)
+    }
+
+    /// Like [`Self::start`], listening on `host` (an address of this
+    /// machine) instead of 127.0.0.1.
+    pub fn start_on_address(parent: &Path, host: Ipv4Addr) -> PrivatePostgres {
+        PrivatePostgres::start_on(parent, None, host)
     }
 
     /// Like [`Self::start`], with the data directory on a disk of its own
     /// of `mib` MiB (a tmpfs), which [`Self::fill_disk`] fills. Its server
     /// log stays outside, so that it can say what happened.
     pub fn start_on_own_disk(parent: &Path, mib: u64) -> PrivatePostgres {
-        PrivatePostgres::start_on(parent, Some(mib))
+        PrivatePostgres::start_on(parent, Some(mib), Ipv4Addr::LOCALHOST)
     }
 
-    fn start_on(parent: &Path, disk_mib: Option<u64>) -> PrivatePostgres {
+    fn start_on(parent: &Path, disk_mib: Option<u64>, host: Ipv4Addr) -> PrivatePostgres {
         let dir = parent.join("postgres");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the postgres directory");
@@ -137,11 +163,19 @@ impl PrivatePostgres {
             .arg(&data)
             .args(["-U", "jobs", "--auth=trust", "-E", "UTF8", "--no-sync"]);
         run_checked(&mut initdb, "initdb of the private cluster");
+        if !host.is_loopback() {
+            // initdb trusts loopback only; clients come from the subnet.
+            let hba = data.join("pg_hba.conf");
+            let mut lines = std::fs::read_to_string(&hba).expect("read pg_hba.conf");
+            lines.push_str("host all all samenet trust\n");
+            std::fs::write(&hba, lines).expect("write pg_hba.conf");
+        }
         let mut postgres = PrivatePostgres {
             dir,
             data,
             disk,
-            port: free_port(),
+            host,
+            port: free_port_on(host),
             running: false,
         };
         postgres.start_again();
@@ -150,7 +184,7 @@ impl PrivatePostgres {
 
     /// The server's URL without a database name.
     pub fn url(&self) -> String {
-        format!("postgres://jobs@127.0.0.1:{}", self.port)
+        format!("postgres://jobs@{}:{}", self.host, self.port)
     }
 
     fn pg_ctl(&self, args: &[&str]) -> Command {
@@ -165,8 +199,8 @@ impl PrivatePostgres {
         // No Unix socket: the log directory's path is longer than a socket
         // path may be (107 bytes), and the servers connect over TCP.
         let options = format!(
-            "-p {} -k '' -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-            self.port
+            "-p {} -k '' -c listen_addresses={} -c fsync=off -c max_connections=200",
+            self.port, self.host
         );
         let log = self.dir.join("server.log");
         let log = log.to_str().expect("a UTF-8 path");
@@ -220,9 +254,7 @@ impl PrivatePostgres {
             .expect("postmaster.pid starts with a pid");
         // SAFETY: kill(2) on the postmaster this cluster started.
         unsafe { libc::kill(pid, libc::SIGKILL) };
-        let gone = poll_until(Duration::from_secs(30), || {
-            (!port_answers(self.port)).then_some(())
-        });
+        let gone = poll_until(Duration::from_secs(30), || (!self.answers()).then_some(()));
         assert!(gone.is_some(), "the killed postgres still listens");
         self.running = false;
     }
@@ -249,7 +281,7 @@ impl PrivatePostgres {
 
     /// Whether the server accepts connections.
     pub fn answers(&self) -> bool {
-        port_answers(self.port)
+        address_answers(self.host, self.port)
     }
 }
 
@@ -274,10 +306,13 @@ fn as_postgres(program: &str) -> Command {
     command
 }
 
-/// A RabbitMQ node of one test. `guest`/`guest` may connect (from loopback).
+/// A RabbitMQ node of one test. `guest`/`guest` may connect (from loopback,
+/// or from anywhere on a node started on another address).
 pub struct PrivateRabbit {
     dir: PathBuf,
     pub node_name: String,
+    /// The address its AMQP port listens on.
+    pub host: Ipv4Addr,
     pub port: u16,
     pub dist_port: u16,
     child: Option<Child>,
@@ -291,22 +326,30 @@ impl PrivateRabbit {
     /// Starts a node with `extra_config` (lines of `rabbitmq.conf`, such as
     /// `consumer_timeout = 5000`) in `parent/rabbitmq`.
     pub fn start(parent: &Path, extra_config: &[&str]) -> PrivateRabbit {
-        let mut rabbit = Self::prepare(parent.join("rabbitmq"), extra_config);
+        Self::start_on_address(parent, Ipv4Addr::LOCALHOST, extra_config)
+    }
+
+    /// Like [`Self::start`], its AMQP port on `host` (an address of this
+    /// machine), where `guest` may log in from other hosts.
+    pub fn start_on_address(parent: &Path, host: Ipv4Addr, extra_config: &[&str]) -> PrivateRabbit {
+        let mut rabbit = Self::prepare(parent.join("rabbitmq"), host, extra_config);
         rabbit.start_again();
         rabbit
     }
 
-    /// A node in `dir`, configured but not started.
-    pub(crate) fn prepare(dir: PathBuf, extra_config: &[&str]) -> PrivateRabbit {
+    /// A node in `dir`, its AMQP port on `host`, configured but not started.
+    pub(crate) fn prepare(dir: PathBuf, host: Ipv4Addr, extra_config: &[&str]) -> PrivateRabbit {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the rabbitmq directory");
-        let port = free_port();
+        let port = free_port_on(host);
         let mut dist_port = free_port();
         while dist_port == port {
             dist_port = free_port();
         }
-        let mut config =
-            format!("listeners.tcp.default = 127.0.0.1:{port}\nloopback_users.guest = true\n");
+        let mut config = format!(
+            "listeners.tcp.default = {host}:{port}\nloopback_users.guest = {}\n",
+            host.is_loopback()
+        );
         for line in extra_config {
             config.push_str(line);
             config.push('\n');
@@ -317,6 +360,7 @@ impl PrivateRabbit {
         PrivateRabbit {
             dir,
             node_name: format!("jobs-fault-{}@localhost", &unique[unique.len() - 12..]),
+            host,
             port,
             dist_port,
             child: None,
@@ -330,9 +374,9 @@ impl PrivateRabbit {
         &self.dir
     }
 
-    /// `amqp://guest:guest@127.0.0.1:PORT/%2f`.
+    /// `amqp://guest:guest@HOST:PORT/%2f`.
     pub fn url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+        format!("amqp://guest:guest@{}:{}/%2f", self.host, self.port)
     }
 
     /// Starts the stopped node again on the same ports and data (durable
@@ -356,7 +400,7 @@ impl PrivateRabbit {
             // Its own Erlang cookie, made on the first start.
             .env("HOME", dir)
             .env("RABBITMQ_NODENAME", &self.node_name)
-            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_IP_ADDRESS", self.host.to_string())
             .env("RABBITMQ_NODE_PORT", self.port.to_string())
             .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
             .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
@@ -390,7 +434,7 @@ impl PrivateRabbit {
                     self.dir.join("server.out.log").display()
                 );
             }
-            port_answers(self.port).then_some(())
+            address_answers(self.host, self.port).then_some(())
         });
         assert!(
             up.is_some(),
@@ -418,7 +462,7 @@ impl PrivateRabbit {
         }
         // The VM may outlive the start script by a moment.
         let _ = poll_until(Duration::from_secs(10), || {
-            (!port_answers(self.port) && !port_answers(self.dist_port)).then_some(())
+            (!address_answers(self.host, self.port) && !port_answers(self.dist_port)).then_some(())
         });
     }
 
@@ -443,5 +487,58 @@ impl PrivateRabbit {
 impl Drop for PrivateRabbit {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// An S3 server (moto) of one test, listening on `host`:`port`. Any bucket
+/// is made by an unsigned PUT; any credentials are taken. Objects live in
+/// its memory, and go with it on drop.
+pub struct PrivateMoto {
+    pub host: Ipv4Addr,
+    pub port: u16,
+    child: Child,
+}
+
+impl PrivateMoto {
+    /// Starts moto on `host` (an address of this machine), its output in
+    /// `parent/moto.log`, and waits for its port.
+    pub fn start_on_address(parent: &Path, host: Ipv4Addr) -> PrivateMoto {
+        assert!(
+            Path::new(MOTO_SERVER).is_file(),
+            "{MOTO_SERVER} is missing: run deploy/setup.sh"
+        );
+        let log = File::create(parent.join("moto.log")).expect("create moto's log");
+        let port = free_port_on(host);
+        let child = Command::new(MOTO_SERVER)
+            .args(["-H", &host.to_string(), "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().expect("clone the log file")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start moto_server");
+        let mut moto = PrivateMoto { host, port, child };
+        let up = poll_until(SERVICE_START_TIMEOUT, || {
+            if let Some(status) = moto.child.try_wait().ok().flatten() {
+                panic!("the private moto exited with {status} while starting; see its moto.log");
+            }
+            address_answers(host, port).then_some(())
+        });
+        assert!(
+            up.is_some(),
+            "the private moto did not listen within {SERVICE_START_TIMEOUT:?}"
+        );
+        moto
+    }
+
+    /// `http://HOST:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}:{}", self.host, self.port)
+    }
+}
+
+impl Drop for PrivateMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
