@@ -154,7 +154,10 @@ fn relay(client: UnixStream, server: UnixStream, hold: Hold) {
                 break;
             }
         }
-        let _ = to_server.shutdown(std::net::Shutdown::Both);
+        // Only the half the client closed: an attach whose stdin ended
+        // (the worker shuts its input down) still reads the container's
+        // output on this connection.
+        let _ = to_server.shutdown(std::net::Shutdown::Write);
     });
     let (Ok(mut from_server), mut to_client) = (server.try_clone(), client) else {
         return;
@@ -170,7 +173,7 @@ fn relay(client: UnixStream, server: UnixStream, hold: Hold) {
             }
         }
         if !muted.load(Ordering::SeqCst) {
-            let _ = to_client.shutdown(std::net::Shutdown::Both);
+            let _ = to_client.shutdown(std::net::Shutdown::Write);
         }
     });
 }

@@ -324,6 +324,15 @@ fn workers_on_separate_hosts_share_the_jobs_and_take_over_a_dead_one_s_queued_wo
     }
 
     // --- an interactive run through a worker in a namespace --------------
+    // On the last worker, the only one not drained: its Docker socket is
+    // the proxy's (disarmed), so the attach's half-close of stdin crosses
+    // it too. From here on only that worker takes jobs: a running one, an
+    // interactive one, then two whose containers its Docker proxy never
+    // lets it create.
+    let doomed = &ids[WORKERS - 1];
+    for id in &ids[..WORKERS - 1] {
+        env.jobs(&["workers", "drain", id]).assert_success();
+    }
     let stdin: Vec<u8> = (0..200_000u32).map(|i| (i * 7 + i / 256) as u8).collect();
     let interactive = cli::run_bounded(
         env.jobs_command(&["run", "-i", "--", "sh", "-c", "cat; exit 5"]),
@@ -333,16 +342,9 @@ fn workers_on_separate_hosts_share_the_jobs_and_take_over_a_dead_one_s_queued_wo
     interactive.assert_code(5);
     assert_bytes_eq(&interactive.stdout, &stdin, "the interactive run's stdout");
     let interactive_id = env.db_last_job_id();
-    let interactive_worker = worker_of(&env.status(&interactive_id));
-    assert!(ids.contains(&interactive_worker), "{interactive_worker}");
+    assert_eq!(&worker_of(&env.status(&interactive_id)), doomed);
 
     // --- kill -9 of a worker that holds claimed work ---------------------
-    // Only the last worker takes jobs meanwhile: a running one, then two
-    // whose containers its Docker proxy never lets it create.
-    let doomed = &ids[WORKERS - 1];
-    for id in &ids[..WORKERS - 1] {
-        env.jobs(&["workers", "drain", id]).assert_success();
-    }
     let running = env.run_detached(&["--", "sh", "-c", "echo started; sleep 600"]);
     env.wait_for_state(&running, "running", DEADLINE);
     wait_for_logs(&env, &running, b"started\n", DEADLINE);
@@ -441,7 +443,7 @@ fn workers_on_separate_hosts_share_the_jobs_and_take_over_a_dead_one_s_queued_wo
     }
     env.finish();
     eprintln!(
-        "multi_host: {JOBS} jobs in {batch_took:?} ({per_worker:?}); interactive on {interactive_worker}; \
+        "multi_host: {JOBS} jobs in {batch_took:?} ({per_worker:?}); interactive on {doomed}; \
          running job lost {lost_after:?} after the kill; claimed jobs taken over by {taken_over_by:?}; \
          {:?} in all",
         started.elapsed()
