@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use jobs_core::{
     InvalidInput, JobState, Size,
     hardening::{self, Hardening},
-    names,
+    names, size,
     spec::{self, validate_command, validate_env, validate_idempotency_key},
     wire::{AppCreate, AppUpdate, JobCreate, UploadRef},
 };
@@ -39,6 +39,9 @@ pub struct AppCreateRequest {
     size: Option<String>,
     #[serde(default)]
     timeout_seconds: Option<i64>,
+    /// Warm containers per worker, at most `MAX_WARM`.
+    #[serde(default)]
+    warm: Option<u32>,
     /// Names of `env` vars to mark secret.
     #[serde(default)]
     secret_env: Vec<String>,
@@ -69,6 +72,7 @@ impl AppCreateRequest {
         }
         let size = parse_size(self.size.as_deref())?;
         check_timeout(self.timeout_seconds)?;
+        check_warm(self.warm)?;
         let hardening = Hardening {
             cap_add: hardening::canonical_capabilities(&self.cap_add)?,
             user: check_user(self.user)?,
@@ -81,6 +85,7 @@ impl AppCreateRequest {
             env: self.env,
             size,
             timeout_seconds: self.timeout_seconds,
+            warm: self.warm,
             secret_env: self.secret_env,
             hardening,
         })
@@ -107,6 +112,9 @@ pub struct AppUpdateRequest {
     size: Option<String>,
     #[serde(default)]
     timeout_seconds: Option<i64>,
+    /// Warm containers per worker, at most `MAX_WARM`; 0 turns the pool off.
+    #[serde(default)]
+    warm: Option<u32>,
     /// Replaces the whole allow-list.
     #[serde(default)]
     cap_add: Option<Vec<String>>,
@@ -130,6 +138,7 @@ impl AppUpdateRequest {
         check_env_names("unsecret", &self.unsecret)?;
         let size = parse_size(self.size.as_deref())?;
         check_timeout(self.timeout_seconds)?;
+        check_warm(self.warm)?;
         let cap_add = self
             .cap_add
             .as_deref()
@@ -144,6 +153,7 @@ impl AppUpdateRequest {
             unsecret: self.unsecret,
             size,
             timeout_seconds: self.timeout_seconds,
+            warm: self.warm,
             cap_add,
             user,
             read_only_root: self.read_only_root,
@@ -435,6 +445,11 @@ fn check_timeout(timeout_seconds: Option<i64>) -> Result<(), InvalidInput> {
         .map_err(|error| InvalidInput::new("timeout_seconds", error.message))
 }
 
+/// Checks an app's `warm`, when given, against `MAX_WARM`.
+fn check_warm(warm: Option<u32>) -> Result<(), InvalidInput> {
+    warm.map_or(Ok(()), size::validate_warm)
+}
+
 fn check_queue_timeout(seconds: Option<i64>) -> Result<(), InvalidInput> {
     let Some(seconds) = seconds else {
         return Ok(());
@@ -598,6 +613,42 @@ mod tests {
         );
         let bad: AppUpdateRequest = serde_json::from_str(r#"{"user":"root;rm"}"#).unwrap();
         assert_eq!(bad.validate().unwrap_err().field, "user");
+    }
+
+    #[test]
+    fn app_warm_is_capped() {
+        let create = |json: &str| {
+            serde_json::from_str::<AppCreateRequest>(json)
+                .expect("the body parses")
+                .validate()
+        };
+        let update = |json: &str| {
+            serde_json::from_str::<AppUpdateRequest>(json)
+                .expect("the body parses")
+                .validate()
+        };
+        assert_eq!(create(r#"{"name":"web","image":"a"}"#).unwrap().warm, None);
+        assert_eq!(
+            create(r#"{"name":"web","image":"a","warm":16}"#)
+                .unwrap()
+                .warm,
+            Some(size::MAX_WARM)
+        );
+        assert_eq!(update(r#"{}"#).unwrap().warm, None);
+        assert_eq!(update(r#"{"warm":0}"#).unwrap().warm, Some(0));
+        for error in [
+            create(r#"{"name":"web","image":"a","warm":17}"#).unwrap_err(),
+            update(r#"{"warm":17}"#).unwrap_err(),
+        ] {
+            assert_eq!(error.field, "warm");
+            assert_eq!(error.message, "at most 16 warm containers per app (got 17)");
+            assert_eq!(
+                error.to_string(),
+                "warm: at most 16 warm containers per app (got 17)"
+            );
+        }
+        // A negative count is not a u32: refused while parsing.
+        assert!(serde_json::from_str::<AppUpdateRequest>(r#"{"warm":-1}"#).is_err());
     }
 
     #[test]

@@ -260,11 +260,17 @@ pub fn print_app(format: OutputFormat, app: &App) -> Result<(), CliError> {
     if format == OutputFormat::Json {
         return print_json(app);
     }
+    print_stdout(&app_text(app))
+}
+
+/// An app as `apps show` prints it.
+fn app_text(app: &App) -> String {
     let mut rows: Vec<(&str, String)> = vec![
         ("name", app.name.clone()),
         ("image", app.image.clone()),
         ("size", app.size.to_string()),
         ("timeout", seconds(app.timeout_seconds)),
+        ("warm", app.warm.to_string()),
     ];
     rows.extend(hardening_rows(&app.hardening));
     rows.extend([
@@ -287,7 +293,7 @@ pub fn print_app(format: OutputFormat, app: &App) -> Result<(), CliError> {
             text.push_str(&format!("  {name}={value}{secret}\n"));
         }
     }
-    print_stdout(&text)
+    text
 }
 
 /// An app's container hardening, as `apps show` prints it.
@@ -575,6 +581,35 @@ mod tests {
         assert_eq!(
             table(rows.into_iter()),
             "ID   STATE      COMMAND\nj1   succeeded  true\nj22  failed\n"
+        );
+    }
+
+    #[test]
+    fn apps_show_their_warm_pool() {
+        let time = Utc::now();
+        let app = App {
+            name: "web".into(),
+            image: "alpine:3".into(),
+            env: Default::default(),
+            secret_env: vec![],
+            size: jobs_core::Size::M,
+            timeout_seconds: 3600,
+            warm: 2,
+            hardening: Hardening::default(),
+            created_at: time,
+            updated_at: time,
+        };
+        let text = app_text(&app);
+        let lines: Vec<&str> = text.lines().collect();
+        let timeout = lines.iter().position(|l| l.starts_with("timeout:"));
+        let warm = lines.iter().position(|l| l.starts_with("warm:"));
+        assert_eq!(warm, timeout.map(|t| t + 1), "{text}");
+        let line = lines[warm.unwrap()];
+        assert_eq!(line.split_whitespace().collect::<Vec<_>>(), ["warm:", "2"]);
+        let off = app_text(&App { warm: 0, ..app });
+        assert!(
+            off.lines().any(|l| l.split_whitespace().eq(["warm:", "0"])),
+            "{off}"
         );
     }
 

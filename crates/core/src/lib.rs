@@ -4,7 +4,8 @@
 //! - [`attach`]: the frames of an interactive run's WebSockets;
 //! - [`config_file`]: the servers' TOML configuration files and their precedence;
 //! - [`names`]: app names and env names, with their validation;
-//! - [`size`]: the job sizes and their resource limits;
+//! - [`size`]: the job sizes and their resource limits, and the cap on an
+//!   app's warm pool, whose containers are of its default size;
 //! - [`state`]: job states and the transitions allowed between them;
 //! - [`exit`]: how the end of a job maps to the CLI's exit code;
 //! - [`hardening`]: an app's container hardening options, with their validation;

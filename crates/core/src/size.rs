@@ -1,4 +1,6 @@
 //! Job sizes. The names are fixed; an operator may change their limits.
+//! Also [`MAX_WARM`], the most containers of an app's default size each
+//! worker may keep warm for it.
 
 use serde::{Deserialize, Serialize};
 use std::{fmt, str::FromStr};
@@ -25,6 +27,22 @@ pub struct SizeLimits {
 }
 
 const MIB: i64 = 1024 * 1024;
+
+/// The most warm containers an app may ask each worker to keep ready (an
+/// app's `warm`): each is a started container of the app's default size,
+/// on every worker, waiting whether or not a run comes.
+pub const MAX_WARM: u32 = 16;
+
+/// Checks an app's `warm` against [`MAX_WARM`].
+pub fn validate_warm(warm: u32) -> Result<(), InvalidInput> {
+    if warm <= MAX_WARM {
+        return Ok(());
+    }
+    Err(InvalidInput::new(
+        "warm",
+        format!("at most {MAX_WARM} warm containers per app (got {warm})"),
+    ))
+}
 
 impl Size {
     pub const ALL: [Size; 4] = [Size::S, Size::M, Size::L, Size::XL];
@@ -97,5 +115,16 @@ mod tests {
         assert_eq!(Size::S.default_limits().memory_bytes, 256 * MIB);
         assert_eq!(Size::XL.default_limits().pids, 2048);
         assert_eq!(Size::L.default_limits().nano_cpus, 2_000_000_000);
+    }
+
+    #[test]
+    fn warm_pools_are_capped() {
+        assert_eq!(validate_warm(0), Ok(()));
+        assert_eq!(validate_warm(MAX_WARM), Ok(()));
+        let err = validate_warm(MAX_WARM + 1).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "warm: at most 16 warm containers per app (got 17)"
+        );
     }
 }

@@ -64,6 +64,13 @@ pub struct AppCreate {
     pub size: Option<Size>,
     #[serde(default)]
     pub timeout_seconds: Option<i64>,
+    /// How many warm containers each worker keeps ready for this app's runs
+    /// at its default size; 0 (the default) turns the pool off. At most 16
+    /// (`MAX_WARM`).
+    // Left out of the body when absent, so that a client can still create
+    // apps on a server older than the field (its bodies refuse unknown ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm: Option<u32>,
     /// Names of `env` vars to mark secret: masked in every answer and in
     /// job output. Each must be a key of `env`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -96,6 +103,10 @@ pub struct AppUpdate {
     pub size: Option<Size>,
     #[serde(default)]
     pub timeout_seconds: Option<i64>,
+    /// How many warm containers each worker keeps ready for this app's runs
+    /// at its default size; 0 turns the pool off. At most 16 (`MAX_WARM`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm: Option<u32>,
     /// Replaces the whole capability allow-list; `[]` empties it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cap_add: Option<Vec<String>>,
@@ -137,6 +148,10 @@ pub struct App {
     pub secret_env: Vec<String>,
     pub size: Size,
     pub timeout_seconds: i64,
+    /// How many warm containers each worker keeps ready for this app's runs
+    /// at its default size; 0 turns the pool off.
+    #[serde(default)]
+    pub warm: u32,
     /// Container hardening, flat in the JSON body.
     #[serde(flatten)]
     pub hardening: Hardening,
@@ -168,6 +183,7 @@ impl std::fmt::Debug for App {
             .field("secret_env", &self.secret_env)
             .field("size", &self.size)
             .field("timeout_seconds", &self.timeout_seconds)
+            .field("warm", &self.warm)
             .field("hardening", &self.hardening)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
@@ -569,6 +585,7 @@ mod tests {
             secret_env: vec!["PW".into()],
             size: Size::default(),
             timeout_seconds: 60,
+            warm: 0,
             hardening: Hardening::default(),
             created_at: Utc::now(),
             updated_at: Utc::now(),
@@ -586,6 +603,31 @@ mod tests {
         assert_eq!(create.command, vec!["true"]);
         assert!(create.env.is_empty());
         assert_eq!(create.size, None);
+    }
+
+    #[test]
+    fn warm_is_off_unless_given() {
+        // An app from a server that predates the field.
+        let app: App = serde_json::from_str(
+            r#"{"name":"web","image":"alpine","env":{},"size":"M","timeout_seconds":60,
+                "created_at":"2024-01-01T00:00:00Z","updated_at":"2024-01-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(app.warm, 0);
+        assert!(format!("{app:?}").contains("warm: 0"));
+        let create: AppCreate = serde_json::from_str(r#"{"name":"web","image":"a"}"#).unwrap();
+        assert_eq!(create.warm, None);
+        let json = serde_json::to_value(&create).unwrap();
+        assert!(json.get("warm").is_none(), "{json}");
+        // An update leaves it out unless it changes it.
+        let json = serde_json::to_value(AppUpdate::default()).unwrap();
+        assert!(json.get("warm").is_none(), "{json}");
+        let json = serde_json::to_value(AppUpdate {
+            warm: Some(2),
+            ..AppUpdate::default()
+        })
+        .unwrap();
+        assert_eq!(json["warm"], 2);
     }
 
     #[test]

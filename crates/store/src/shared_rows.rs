@@ -1,5 +1,5 @@
-//! Row pieces both stores read the same way: the hardening columns of an
-//! app and the column list of a job. Their types decode alike in
+//! Row pieces both stores read the same way: the hardening and warm
+//! columns of an app and the column list of a job. Their types decode alike in
 //! PostgreSQL and SQLite; timestamps, which do not, stay in each backend's
 //! `rows.rs`.
 
@@ -29,6 +29,17 @@ impl From<HardeningRow> for Hardening {
             network_none: row.network_none,
         }
     }
+}
+
+/// An app's `warm` as its `integer` column holds it. The API caps it at
+/// [`jobs_core::size::MAX_WARM`], far below `i32::MAX`.
+pub(crate) fn warm_column(warm: u32) -> i32 {
+    i32::try_from(warm).unwrap_or(i32::MAX)
+}
+
+/// An app's `warm` from its column, which refuses a negative count.
+pub(crate) fn warm_from_column(warm: i32) -> u32 {
+    u32::try_from(warm).unwrap_or(0)
 }
 
 /// The columns of a job row, as a literal so that queries stay `&'static str`.

@@ -197,6 +197,7 @@ contract! {
     apps_hardening_round_trips_and_reaches_the_claim,
     apps_secret_env_round_trips_and_reaches_the_claim,
     apps_unset_and_unsecret_remove_the_secret_mark,
+    apps_warm_round_trips,
     jobs_create_within_refuses_over_the_active_limit,
     jobs_create_with_app_defaults_and_overrides,
     jobs_idempotency_key_returns_the_first_job,
@@ -261,6 +262,7 @@ async fn create_app(store: &Store, name: &str) -> App {
             env: env(&[("APP_ONLY", "app"), ("SHARED", "from-app")]),
             size: None,
             timeout_seconds: None,
+            warm: None,
             secret_env: vec![],
             hardening: Default::default(),
         })
@@ -356,6 +358,7 @@ async fn apps_create_get_list(store: Store) {
     );
     assert_eq!(created.size, Size::M);
     assert_eq!(created.timeout_seconds, 3600);
+    assert_eq!(created.warm, 0, "no warm pool by default");
     assert_eq!(created.created_at, created.updated_at);
     let skew = (Utc::now() - created.created_at).num_seconds().abs();
     assert!(skew < 60, "created_at is {skew} s away from now");
@@ -367,6 +370,7 @@ async fn apps_create_get_list(store: Store) {
             env: BTreeMap::new(),
             size: Some(Size::XL),
             timeout_seconds: Some(60),
+            warm: None,
             secret_env: vec![],
             hardening: Default::default(),
         })
@@ -396,6 +400,7 @@ async fn apps_create_get_list(store: Store) {
             env: BTreeMap::new(),
             size: None,
             timeout_seconds: None,
+            warm: None,
             secret_env: vec![],
             hardening: Default::default(),
         })
@@ -675,6 +680,61 @@ async fn apps_unset_and_unsecret_remove_the_secret_mark(store: Store) {
     assert_eq!(store.get_app("vault").await.unwrap(), again);
 }
 
+async fn apps_warm_round_trips(store: Store) {
+    let created = store
+        .create_app(&AppCreate {
+            name: "warm".to_owned(),
+            image: "alpine".to_owned(),
+            warm: Some(2),
+            ..AppCreate::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.warm, 2);
+    assert_eq!(store.get_app("warm").await.unwrap(), created);
+    let listed = store.list_apps().await.unwrap();
+    assert_eq!(listed.iter().find(|a| a.name == "warm"), Some(&created));
+
+    let off = store
+        .update_app(
+            "warm",
+            &AppUpdate {
+                warm: Some(0),
+                ..AppUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(off.warm, 0);
+    assert_eq!(store.get_app("warm").await.unwrap().warm, 0);
+
+    // An update without `warm` keeps it.
+    store
+        .update_app(
+            "warm",
+            &AppUpdate {
+                warm: Some(3),
+                ..AppUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    let kept = store
+        .update_app(
+            "warm",
+            &AppUpdate {
+                image: Some("busybox".to_owned()),
+                timeout_seconds: Some(60),
+                ..AppUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept.image, "busybox");
+    assert_eq!(kept.warm, 3);
+    assert_eq!(store.get_app("warm").await.unwrap().warm, 3);
+}
+
 async fn jobs_create_within_refuses_over_the_active_limit(store: Store) {
     create_app(&store, "busy").await;
     let first = store
@@ -812,6 +872,7 @@ async fn jobs_create_with_app_defaults_and_overrides(store: Store) {
             env: BTreeMap::new(),
             size: Some(Size::S),
             timeout_seconds: Some(90),
+            warm: None,
             secret_env: vec![],
             hardening: Default::default(),
         })
@@ -1427,6 +1488,7 @@ async fn jobs_held_by_worker(store: Store) {
             env: BTreeMap::new(),
             size: None,
             timeout_seconds: Some(600),
+            warm: None,
             secret_env: vec![],
             hardening: Default::default(),
         })

@@ -11,9 +11,9 @@ pub enum AppsCommand {
     /// List the apps.
     #[command(visible_alias = "ls")]
     List,
-    /// Show an app's image, size, timeout and config vars.
+    /// Show an app's image, size, timeout, warm pool and config vars.
     Show(AppNameArgs),
-    /// Change an app's image, config vars, size, timeout or hardening.
+    /// Change an app's image, config vars, size, timeout, warm pool or hardening.
     Set(AppSetArgs),
     /// Delete an app.
     #[command(visible_alias = "rm")]
@@ -53,6 +53,11 @@ pub struct AppCreateArgs {
     /// The default maximum run time of its jobs, such as 30m or 2h.
     #[arg(long, value_name = "DUR", value_parser = parsers::timeout_seconds)]
     pub timeout: Option<i64>,
+
+    /// Warm containers each worker keeps ready for this app's runs (0 turns
+    /// the pool off; at most 16).
+    #[arg(long, value_name = "N", value_parser = parsers::warm)]
+    pub warm: Option<u32>,
 
     /// Add back one Linux capability (all are dropped); may be repeated.
     /// One of Docker's default set, such as NET_BIND_SERVICE.
@@ -110,6 +115,11 @@ pub struct AppSetArgs {
     /// A new default maximum run time, such as 30m or 2h.
     #[arg(long, value_name = "DUR", value_parser = parsers::timeout_seconds)]
     pub timeout: Option<i64>,
+
+    /// Warm containers each worker keeps ready for this app's runs (0 turns
+    /// the pool off; at most 16).
+    #[arg(long, value_name = "N", value_parser = parsers::warm)]
+    pub warm: Option<u32>,
 
     /// Replace the capability allow-list with these; may be repeated.
     #[arg(long = "cap-add", value_name = "CAP", value_parser = parsers::capability)]
@@ -225,6 +235,33 @@ mod tests {
         );
         assert_eq!(
             parse(&["set", "web", "--read-only-root", "--no-read-only-root"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+    }
+
+    #[test]
+    fn warm_is_a_count_of_at_most_16() {
+        let AppsCommand::Create(create) =
+            parse(&["create", "web", "--image", "a", "--warm", "2"]).unwrap()
+        else {
+            panic!("not create");
+        };
+        assert_eq!(create.warm, Some(2));
+        let AppsCommand::Set(set) = parse(&["set", "web", "--warm", "0"]).unwrap() else {
+            panic!("not set");
+        };
+        assert_eq!(set.warm, Some(0));
+        let err = parse(&["set", "web", "--warm", "17"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string()
+                .contains("at most 16 warm containers per app (got 17)"),
+            "{err}"
+        );
+        assert_eq!(
+            parse(&["create", "web", "--image", "a", "--warm", "-1"])
                 .unwrap_err()
                 .exit_code(),
             2

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use jobs_core::{JobState, Role, Size, duration, names, role, spec};
+use jobs_core::{JobState, Role, Size, duration, names, role, size, spec};
 
 /// One `K=V` pair given to `-e/--env`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +64,18 @@ pub fn timeout_seconds(text: &str) -> Result<i64, String> {
     Ok(seconds)
 }
 
+/// A `--warm`: how many warm containers, 0 to `MAX_WARM`.
+pub fn warm(text: &str) -> Result<u32, String> {
+    let warm = text.trim().parse::<u32>().map_err(|_| {
+        format!(
+            "{text:?} is not a number of containers: give 0 to {}",
+            size::MAX_WARM
+        )
+    })?;
+    size::validate_warm(warm).map_err(|err| err.message)?;
+    Ok(warm)
+}
+
 /// How long `jobs wait` itself may block; any positive duration will do.
 pub fn wait_duration(text: &str) -> Result<Duration, String> {
     duration::parse_duration("timeout", text).map_err(|err| err.message)
@@ -106,6 +118,19 @@ mod tests {
                 .contains("out of range")
         );
         assert!(timeout_seconds("soon").unwrap_err().contains("is invalid"));
+    }
+
+    #[test]
+    fn warm_counts_are_whole_numbers_up_to_the_cap() {
+        assert_eq!(warm("0"), Ok(0));
+        assert_eq!(warm("16"), Ok(16));
+        assert_eq!(
+            warm("17"),
+            Err("at most 16 warm containers per app (got 17)".to_owned())
+        );
+        for bad in ["-1", "two", "1.5", ""] {
+            assert!(warm(bad).unwrap_err().contains("give 0 to 16"), "{bad:?}");
+        }
     }
 
     #[test]

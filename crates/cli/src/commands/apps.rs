@@ -50,6 +50,7 @@ fn app_create(args: AppCreateArgs) -> AppCreate {
         env,
         size: args.size,
         timeout_seconds: args.timeout,
+        warm: args.warm,
         secret_env,
         hardening: Hardening {
             cap_add: args.cap_add,
@@ -73,6 +74,7 @@ fn app_update(args: AppSetArgs) -> Result<AppUpdate, CliError> {
         unsecret: args.unsecret,
         size: args.size,
         timeout_seconds: args.timeout,
+        warm: args.warm,
         cap_add: cap_add_update(args.cap_add, args.no_cap_add),
         user: user_update(args.user, args.no_user),
         read_only_root: flag_update(args.read_only_root, args.no_read_only_root),
@@ -82,7 +84,7 @@ fn app_update(args: AppSetArgs) -> Result<AppUpdate, CliError> {
         return Err(usage_error(
             ErrorKind::MissingRequiredArgument,
             "nothing to change: give --image, -e/--env, --secret, --mark-secret, --unsecret, \
-             --unset, --size, --timeout, \
+             --unset, --size, --timeout, --warm, \
              --cap-add, --no-cap-add, --user, --no-user, --read-only-root, \
              --no-read-only-root or --network",
         )
@@ -192,9 +194,35 @@ mod tests {
     }
 
     #[test]
+    fn create_and_set_send_warm_only_when_given() {
+        let argv = [
+            "jobs", "apps", "create", "web", "--image", "a", "--warm", "2",
+        ];
+        let Command::Apps(AppsCommand::Create(args)) = Cli::try_parse_from(argv).unwrap().command
+        else {
+            panic!("not apps create");
+        };
+        assert_eq!(app_create(args).warm, Some(2));
+        let argv = ["jobs", "apps", "create", "web", "--image", "a"];
+        let Command::Apps(AppsCommand::Create(args)) = Cli::try_parse_from(argv).unwrap().command
+        else {
+            panic!("not apps create");
+        };
+        assert_eq!(app_create(args).warm, None);
+
+        // `--warm 0` alone is a change: it turns the pool off.
+        let update = app_update(set_args(&["web", "--warm", "0"])).unwrap();
+        assert_eq!(update.warm, Some(0));
+        assert_eq!(update.image, None);
+        let update = app_update(set_args(&["web", "-e", "A=1"])).unwrap();
+        assert_eq!(update.warm, None);
+    }
+
+    #[test]
     fn set_with_nothing_to_change_is_a_usage_error() {
         let err = app_update(set_args(&["web"])).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("nothing to change"), "{err}");
+        assert!(err.to_string().contains("--warm"), "{err}");
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::{
     model::{DeletedApp, PurgedJob},
-    shared_rows::PurgedRow,
+    shared_rows::{PurgedRow, warm_column},
 };
 use std::collections::BTreeMap;
 
@@ -25,8 +25,8 @@ impl SqliteStore {
     pub async fn create_app(&self, create: &AppCreate) -> Result<App, StoreError> {
         let row: Result<AppRow, sqlx::Error> = sqlx::query_as(concat!(
             "insert into apps (name, image, env, size, timeout_seconds, cap_add, run_as_user, \
-             read_only_root, network_none, secret_env, created_at, updated_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, ",
+             read_only_root, network_none, secret_env, warm, created_at, updated_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, ",
             now!(),
             ", ",
             now!(),
@@ -47,6 +47,7 @@ impl SqliteStore {
         .bind(create.hardening.read_only_root)
         .bind(create.hardening.network_none)
         .bind(Json(secret_names(&create.env, &create.secret_env, &[])))
+        .bind(warm_column(create.warm.unwrap_or(0)))
         .fetch_one(&self.pool)
         .await;
         match row {
@@ -104,11 +105,13 @@ impl SqliteStore {
         let image = update.image.as_deref().unwrap_or(&current.image);
         let size = update.size.map_or(current.size.clone(), |s| s.to_string());
         let timeout = update.timeout_seconds.unwrap_or(current.timeout_seconds);
+        let warm = update.warm.map_or(current.warm, warm_column);
         let mut hardening = Hardening::from(current.hardening);
         hardening.apply(update);
         let row: AppRow = sqlx::query_as(concat!(
             "update apps set image = $2, env = $3, size = $4, timeout_seconds = $5, \
-             cap_add = $6, run_as_user = $7, read_only_root = $8, network_none = $9, secret_env = $10, updated_at = ",
+             cap_add = $6, run_as_user = $7, read_only_root = $8, network_none = $9, secret_env = $10, \
+             warm = $11, updated_at = ",
             now!(),
             " where name = $1 returning ",
             app_columns!()
@@ -123,6 +126,7 @@ impl SqliteStore {
         .bind(hardening.read_only_root)
         .bind(hardening.network_none)
         .bind(Json(&secret_env))
+        .bind(warm)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -12,6 +12,7 @@ use jobs_core::{
 };
 use sqlx::types::Json;
 
+use crate::shared_rows::warm_from_column;
 pub(crate) use crate::shared_rows::{HardeningRow, JobFilesRow, job_columns};
 
 /// The database clock, as microseconds since the Unix epoch, as a literal so
@@ -38,7 +39,7 @@ pub(crate) fn timestamp(time: DateTime<Utc>) -> i64 {
 /// The columns of an [`AppRow`].
 macro_rules! app_columns {
     () => {
-        "name, image, env, secret_env, size, timeout_seconds, cap_add, run_as_user, \
+        "name, image, env, secret_env, size, timeout_seconds, warm, cap_add, run_as_user, \
          read_only_root, network_none, created_at, updated_at"
     };
 }
@@ -52,6 +53,7 @@ pub(crate) struct AppRow {
     pub secret_env: Json<Vec<String>>,
     pub size: String,
     pub timeout_seconds: i64,
+    pub warm: i32,
     #[sqlx(flatten)]
     pub hardening: HardeningRow,
     pub created_at: i64,
@@ -67,6 +69,7 @@ impl From<AppRow> for App {
             secret_env: row.secret_env.0,
             size: row.size.parse().unwrap_or_default(),
             timeout_seconds: row.timeout_seconds,
+            warm: warm_from_column(row.warm),
             hardening: row.hardening.into(),
             created_at: time(row.created_at),
             updated_at: time(row.updated_at),
