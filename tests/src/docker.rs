@@ -40,6 +40,26 @@ pub fn containers_with_label(label: &str) -> Vec<String> {
     .collect()
 }
 
+/// The running warm containers carrying `label` that no job took yet (a
+/// job renames the one it takes after itself).
+pub fn waiting_warm_containers(label: &str) -> Vec<String> {
+    docker(&[
+        "ps",
+        "--no-trunc",
+        "--filter",
+        &format!("label={label}"),
+        "--filter",
+        "label=jobs.warm",
+        "--filter",
+        "name=^jobs-warm-",
+        "--format",
+        "{{.ID}}",
+    ])
+    .split_whitespace()
+    .map(str::to_owned)
+    .collect()
+}
+
 /// A one-line description of each container carrying `label`, for failure
 /// messages.
 pub fn describe_containers_with_label(label: &str) -> String {

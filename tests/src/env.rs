@@ -43,6 +43,19 @@ pub const WORKER_STOP_GRACE: &str = "2s";
 
 /// The S3-compatible server of `deploy/setup.sh` (moto).
 pub const S3_ENDPOINT: &str = "http://127.0.0.1:9000";
+/// Set to N (`JOBS_E2E_WARM=2`), every test env's app `demo` keeps N warm
+/// containers on its worker, and the env waits for them before the test
+/// goes on: the suites of normal runs then run through the warm pool.
+pub const WARM_ENV: &str = "JOBS_E2E_WARM";
+
+/// The warm pool size [`WARM_ENV`] asks for, if any.
+pub fn warm_from_env() -> Option<u32> {
+    let value = std::env::var(WARM_ENV).ok()?;
+    let warm = value
+        .parse()
+        .unwrap_or_else(|_| panic!("{WARM_ENV}={value}: not a number"));
+    (warm > 0).then_some(warm)
+}
 
 /// Where the API and the worker of a [`TestEnv`] keep uploads and artifacts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -485,9 +498,41 @@ impl TestEnv {
         if !options.no_worker {
             env.start_worker(&worker_binary);
         }
-        env.jobs(&["apps", "create", DEMO_APP, "--image", TEST_IMAGE])
-            .assert_success();
+        match warm_from_env() {
+            None => {
+                env.jobs(&["apps", "create", DEMO_APP, "--image", TEST_IMAGE])
+                    .assert_success();
+            }
+            Some(warm) => {
+                let warm = warm.to_string();
+                env.jobs(&[
+                    "apps", "create", DEMO_APP, "--image", TEST_IMAGE, "--warm", &warm,
+                ])
+                .assert_success();
+                if !options.no_worker {
+                    env.wait_for_warm_containers(warm.parse().expect("a number"));
+                }
+            }
+        };
         env
+    }
+
+    /// Waits until this env's worker has exactly `count` warm containers
+    /// that no job took, started and waiting.
+    #[track_caller]
+    pub fn wait_for_warm_containers(&self, count: usize) -> Vec<String> {
+        let label = self.worker_label();
+        let seen = poll_until(CONTAINER_REMOVAL_TIMEOUT, || {
+            let warm = docker::waiting_warm_containers(&label);
+            (warm.len() == count).then_some(warm)
+        });
+        seen.unwrap_or_else(|| {
+            panic!(
+                "worker {} did not get to {count} warm containers within {CONTAINER_REMOVAL_TIMEOUT:?}:\n{}",
+                self.worker_id,
+                docker::describe_containers_with_label(&label)
+            )
+        })
     }
 
     fn create_database(&mut self) {
@@ -1051,6 +1096,14 @@ impl TestEnv {
     #[track_caller]
     pub fn finish(&mut self) {
         self.assert_servers_alive();
+        if warm_from_env().is_some() {
+            // The warm pool holds containers for the next job: let it go
+            // (unless the test deleted the app, and its pool with it).
+            let off = self.jobs(&["apps", "set", DEMO_APP, "--warm", "0"]);
+            if off.code() != 0 {
+                off.assert_cli_error(125, &format!("app \"{DEMO_APP}\" not found"));
+            }
+        }
         let label = self.worker_label();
         let gone = poll_until(CONTAINER_REMOVAL_TIMEOUT, || {
             docker::containers_with_label(&label)

@@ -4,7 +4,7 @@
  * The worker copies this static binary into the job's own anonymous volume
  * at /.jobs before the container starts, and runs the job as
  *
- *     /.jobs/shim run [-a PATH]... -- CMD ARGS...
+ *     /.jobs/shim run [-e K=V]... [-a PATH]... -- CMD ARGS...
  *
  * It does four things that only a process inside the container can do:
  *
@@ -23,6 +23,15 @@
  *     the command's status: its code, or 128+N after signal N.
  *  4. It runs the command at most once per container: a second start of
  *     the container ends with the first run's status, running nothing.
+ *
+ *     /.jobs/shim wait
+ *
+ * is a warm container's first process: it waits, doing nothing, until
+ * SIGCONT finds /.jobs/spec (NUL-terminated tokens: -e K=V... -a PATH...
+ * -- CMD ARGS...), then runs that as `run` does, with those env vars set
+ * over the container's own. SIGTERM, SIGINT or SIGHUP before then end it
+ * with 0: the pool let it go. SIGCONT is the trigger because it is
+ * harmless when sent again: to a running command, or to `run` itself.
  *
  *     /.jobs/shim cat
  *
@@ -53,6 +62,7 @@
 #define DONE_FILE LOG_DIR "/done"
 #define STARTED_FILE LOG_DIR "/started"
 #define EXIT_FILE LOG_DIR "/exit"
+#define SPEC_FILE "/.jobs/spec"
 #define SEGMENTS 4
 #define SEGMENT_BYTES (16u << 20)
 #define READ_BYTES 65536
@@ -282,6 +292,8 @@ static int run(int argc, char **argv) {
     for (; i < argc && strcmp(argv[i], "--"); i++) {
         if (!strcmp(argv[i], "-a") && i + 1 < argc && artifact_count < MAX_ARTIFACTS)
             artifacts[artifact_count++] = argv[++i];
+        else if (!strcmp(argv[i], "-e") && i + 1 < argc)
+            putenv(argv[++i]);
     }
     if (i + 1 >= argc) {
         fprintf(stderr, "jobs-shim: no command\n");
@@ -470,9 +482,80 @@ static int cat(void) {
     }
 }
 
+/* ---- wait: a warm container, waiting for its job ---- */
+
+/* Reads the whole spec file; NULL if it is not there (yet). */
+static char *read_spec(size_t *length) {
+    int fd = open(SPEC_FILE, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    size_t capacity = 4096, used = 0;
+    char *data = malloc(capacity + 1);
+    for (;;) {
+        if (!data) break;
+        if (used == capacity) {
+            capacity *= 2;
+            char *bigger = realloc(data, capacity + 1);
+            if (!bigger) {
+                free(data);
+                data = NULL;
+                break;
+            }
+            data = bigger;
+        }
+        ssize_t n = read(fd, data + used, capacity - used);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        used += (size_t)n;
+    }
+    close(fd);
+    if (data) data[used] = '\0';
+    *length = used;
+    return data;
+}
+
+static int wait_for_job(void) {
+    /* A warm container restarted after its run (a worker's takeover)
+     * ends as that run did, as `run` would. */
+    int earlier;
+    if (access(STARTED_FILE, F_OK) == 0 && ran_before(&earlier)) return earlier;
+    sigset_t wanted;
+    sigemptyset(&wanted);
+    sigaddset(&wanted, SIGCONT);
+    sigaddset(&wanted, SIGTERM);
+    sigaddset(&wanted, SIGINT);
+    sigaddset(&wanted, SIGHUP);
+    sigprocmask(SIG_BLOCK, &wanted, NULL);
+    size_t length = 0;
+    char *spec = NULL;
+    while (!spec) {
+        int sig = sigwaitinfo(&wanted, NULL);
+        if (sig < 0) {
+            if (errno == EINTR) continue;
+            perror("jobs-shim: sigwaitinfo");
+            return 125;
+        }
+        /* Never given a job: the pool let it go. */
+        if (sig != SIGCONT) return 0;
+        spec = read_spec(&length);
+    }
+    sigprocmask(SIG_UNBLOCK, &wanted, NULL);
+    /* NUL-terminated tokens, as `run` takes them after its name. */
+    size_t count = 0;
+    for (size_t k = 0; k < length; k++) count += spec[k] == '\0';
+    char **argv = calloc(count + 3, sizeof *argv);
+    if (!argv) return 125;
+    int argc = 0;
+    argv[argc++] = "shim";
+    argv[argc++] = "run";
+    for (size_t k = 0; k < length; k += strlen(spec + k) + 1) argv[argc++] = spec + k;
+    argv[argc] = NULL;
+    return run(argc, argv);
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "run")) return run(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "cat")) return cat();
-    fprintf(stderr, "usage: shim run [-a PATH]... -- CMD ARGS... | shim cat\n");
+    if (argc >= 2 && !strcmp(argv[1], "wait")) return wait_for_job();
+    fprintf(stderr, "usage: shim run [-e K=V]... [-a PATH]... -- CMD ARGS... | shim wait | shim cat\n");
     return 125;
 }

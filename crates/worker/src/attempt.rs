@@ -198,17 +198,41 @@ where
 /// fence was lost and the job belongs to someone else.
 async fn drive(context: &WorkerContext, claimed: &ClaimedJob, stop: &StopSignal) -> Outcome {
     let spec = container_spec(context, claimed);
-    let container_id = match context.runtime.create(&spec).await {
-        Ok(id) => id,
-        Err(error) => return Outcome::without_container(Some(start_failure(context, error))),
+    let (container_id, warm) = match take_warm(context, claimed, &spec).await {
+        Some(id) => (id, true),
+        None => match context.runtime.create(&spec).await {
+            Ok(id) => (id, false),
+            Err(error) => return Outcome::without_container(Some(start_failure(context, error))),
+        },
     };
     let ending = run_with_files(context, claimed, stop, &container_id, || {
-        start_and_follow(context, claimed, stop, &container_id)
+        start_and_follow(context, claimed, stop, &container_id, warm)
     })
     .await;
     Outcome {
         ending,
         container_id: Some(container_id),
+    }
+}
+
+/// A warm container of the pool given to this job (renamed after it, its
+/// spec put in, not yet triggered), if the pool has one for it.
+async fn take_warm(
+    context: &WorkerContext,
+    claimed: &ClaimedJob,
+    spec: &ContainerSpec,
+) -> Option<String> {
+    let warm = context
+        .warm_pool
+        .take(context, &claimed.job.app, claimed.size, spec)
+        .await?;
+    match context.runtime.bind_warm(&warm, spec).await {
+        Ok(()) => Some(warm.id),
+        Err(error) => {
+            tracing::warn!(%error, "giving a warm container to the job failed; making one of its own");
+            remove_container(context, &claimed.fence, &warm.id).await;
+            None
+        }
     }
 }
 
@@ -265,11 +289,14 @@ async fn copy_uploads(
     }
 }
 
+/// Starts the created container (or triggers the `warm` one) and follows
+/// it to its end.
 async fn start_and_follow(
     context: &WorkerContext,
     claimed: &ClaimedJob,
     stop: &StopSignal,
     container_id: &str,
+    warm: bool,
 ) -> Option<Ending> {
     let fence = &claimed.fence;
     if stop.reason().is_some() {
@@ -285,11 +312,19 @@ async fn start_and_follow(
         pump.abort();
         return None;
     }
-    if let Err(error) = context
-        .runtime
-        .start(container_id, &claimed.job.command)
-        .await
-    {
+    let started = if warm {
+        context
+            .runtime
+            .trigger(container_id)
+            .await
+            .map_err(|error| StartError::Other(error.to_string()))
+    } else {
+        context
+            .runtime
+            .start(container_id, &claimed.job.command)
+            .await
+    };
+    if let Err(error) = started {
         pump.abort();
         return Some(start_failure(context, error));
     }
@@ -636,7 +671,7 @@ where
 pub(crate) fn container_spec(context: &WorkerContext, claimed: &ClaimedJob) -> ContainerSpec {
     let fence = &claimed.fence;
     ContainerSpec {
-        name: format!("jobs-{}-{}", fence.job_id, fence.attempt),
+        name: crate::runtime::warm::container_name(&fence.job_id, fence.attempt),
         image: claimed.image.clone(),
         command: claimed.job.command.clone(),
         env: claimed.env.clone().into_iter().collect(),
@@ -655,6 +690,7 @@ pub(crate) fn container_spec(context: &WorkerContext, claimed: &ClaimedJob) -> C
             .interactive
             .is_none()
             .then(|| claimed.job.artifact_paths.clone()),
+        warm: false,
     }
 }
 

@@ -12,6 +12,7 @@
 //!   back after a worker restart;
 //! - [`secret_mask`]: secret config values masked out of output;
 //! - [`runtime`]: Docker, behind a small interface;
+//! - [`warm_pool`]: started containers waiting for an app's next job;
 //! - [`stop_signal`]: cancel, timeout, lost lease and shutdown requests.
 
 pub mod artifacts;
@@ -28,4 +29,5 @@ pub mod shim;
 pub mod stop_signal;
 pub mod telemetry;
 pub mod uploads;
+pub mod warm_pool;
 pub mod worker;

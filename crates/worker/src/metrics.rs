@@ -63,6 +63,10 @@ pub struct WorkerMetrics {
     pub leases_lost: IntCounter,
     /// Containers of a dead predecessor taken over at start.
     pub takeovers: IntCounter,
+    /// Warm containers started and waiting for a job.
+    pub warm_containers: IntGauge,
+    /// Jobs that ran in a warm container instead of one of their own.
+    pub warm_starts: IntCounter,
 }
 
 impl WorkerMetrics {
@@ -126,6 +130,14 @@ impl WorkerMetrics {
             takeovers: counter(
                 "jobs_worker_takeovers_total",
                 "Containers of a dead worker with this id taken over at start.",
+            )?,
+            warm_containers: gauge(
+                "jobs_worker_warm_containers",
+                "Warm containers started and waiting for a job (the warm pool's size).",
+            )?,
+            warm_starts: counter(
+                "jobs_worker_warm_starts_total",
+                "Jobs that ran in a warm container instead of one of their own.",
             )?,
             run_duration,
             jobs_ended,

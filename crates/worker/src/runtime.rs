@@ -26,6 +26,11 @@ pub const LABEL_ATTEMPT: &str = "jobs.attempt";
 pub const LABEL_WORKER_ID: &str = "jobs.worker_id";
 /// Set on a container that runs under the shim ([`crate::shim`]).
 pub const LABEL_SHIM: &str = "jobs.shim";
+/// Set on a warm container ([`warm`]): its job is known by its name, given
+/// when the job takes it, since labels cannot change.
+pub const LABEL_WARM: &str = "jobs.warm";
+
+pub mod warm;
 
 /// What to do when the image is not on this host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -55,6 +60,10 @@ pub struct ContainerSpec {
     /// Whether the command runs under the shim, which keeps a copy of its
     /// output and of these artifact paths under `/tmp` ([`crate::shim`]).
     pub shim: Option<Vec<String>>,
+    /// A warm container ([`warm`]): the shim waits in it for a job, and
+    /// `/.jobs` and `/tmp/uploads` are volumes, since a job's files are put
+    /// into it while it runs.
+    pub warm: bool,
 }
 
 /// How a container ended.
@@ -181,21 +190,15 @@ impl Runtime {
         let mut labels = spec.labels.clone();
         let (entrypoint, cmd) = match &spec.shim {
             None => (None, spec.command.clone()),
+            Some(_) if spec.warm => {
+                labels.insert(LABEL_SHIM.to_owned(), "1".to_owned());
+                labels.insert(LABEL_WARM.to_owned(), "1".to_owned());
+                (Some(crate::shim::wait_command_line()), Vec::new())
+            }
             Some(artifacts) => {
                 // The shim runs the image's entrypoint with the command, as
                 // Docker would have.
-                let image = self
-                    .docker
-                    .inspect_image(&spec.image)
-                    .await
-                    .map_err(|error| StartError::Other(error.to_string()))?;
-                let config = image.config.unwrap_or_default();
-                let mut command = config.entrypoint.unwrap_or_default();
-                if spec.command.is_empty() {
-                    command.extend(config.cmd.unwrap_or_default());
-                } else {
-                    command.extend(spec.command.iter().cloned());
-                }
+                let command = self.image_command(&spec.image).await?.with(&spec.command);
                 labels.insert(LABEL_SHIM.to_owned(), "1".to_owned());
                 (
                     Some(crate::shim::command_line(artifacts, command)),
@@ -234,7 +237,7 @@ impl Runtime {
         };
         if spec.shim.is_some() {
             // Under a read-only root `/.jobs` is a volume (see `mounts`).
-            let into_volume = spec.hardening.read_only_root;
+            let into_volume = shim_in_volume(spec);
             let archive = crate::shim::archive(into_volume);
             let dir = if into_volume { crate::shim::DIR } else { "/" };
             let put = self
@@ -371,10 +374,15 @@ impl Runtime {
     pub async fn start(&self, id: &str, command: &[String]) -> Result<(), StartError> {
         match self.docker.start_container(id, None).await {
             Ok(()) => Ok(()),
-            // 304: started already (by a worker that died meanwhile).
+            // 304: started already, by a worker that died meanwhile, or as
+            // a warm container, whose shim may still wait for the trigger
+            // (harmless to any other container).
             Err(DockerError::DockerResponseServerError {
                 status_code: 304, ..
-            }) => Ok(()),
+            }) => self
+                .trigger(id)
+                .await
+                .map_err(|error| StartError::Other(error.to_string())),
             Err(error) => Err(classify_start_error(&error.to_string(), command)),
         }
     }
@@ -540,6 +548,21 @@ impl Runtime {
             .into_iter()
             .filter_map(|container| {
                 let labels = container.labels.unwrap_or_default();
+                if labels.contains_key(LABEL_WARM) {
+                    // Its job, if one took it, is in its name; whether the
+                    // job was triggered is unknown, so it counts as never
+                    // started: adopted only if its start was recorded, and
+                    // triggered again (the shim runs a job once).
+                    let names = container.names.unwrap_or_default();
+                    let job = names.iter().find_map(|name| warm::job_of_name(name));
+                    return Some(LabelledContainer {
+                        id: container.id?,
+                        job_id: job.as_ref().map(|(job_id, _)| job_id.clone()),
+                        attempt: job.map(|(_, attempt)| attempt),
+                        shim: true,
+                        started: false,
+                    });
+                }
                 Some(LabelledContainer {
                     id: container.id?,
                     job_id: labels.get(LABEL_JOB_ID).cloned(),
@@ -645,7 +668,7 @@ fn tmp_mount(limits: &SizeLimits) -> HashMap<String, String> {
 /// which Docker's archive API reads after the stop as it reads a volume).
 fn mounts(spec: &ContainerSpec) -> Vec<Mount> {
     let mut mounts = Vec::new();
-    if spec.shim.is_some() && spec.hardening.read_only_root {
+    if shim_in_volume(spec) {
         mounts.push(Mount {
             target: Some(crate::shim::DIR.into()),
             typ: Some(MountType::VOLUME),
@@ -653,10 +676,17 @@ fn mounts(spec: &ContainerSpec) -> Vec<Mount> {
             ..Default::default()
         });
     }
-    if spec.uploads {
+    if spec.uploads || spec.warm {
         mounts.push(uploads_mount());
     }
     mounts
+}
+
+/// Whether `/.jobs` is a volume of its own: under a read-only root, which
+/// refuses writes to `/`, and in a warm container, whose job's spec is put
+/// in while it runs.
+fn shim_in_volume(spec: &ContainerSpec) -> bool {
+    spec.shim.is_some() && (spec.hardening.read_only_root || spec.warm)
 }
 
 /// The uploads' own volume at `/tmp/uploads`: anonymous (a fresh, empty
@@ -737,6 +767,7 @@ mod tests {
             interactive: None,
             uploads: false,
             shim: None,
+            warm: false,
         }
     }
 

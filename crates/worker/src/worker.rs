@@ -17,6 +17,7 @@ use crate::{
     runtime::Runtime,
     secret_mask::Secrets,
     stop_signal::{RunningAttempts, StopReason},
+    warm_pool::{self, WarmPool},
 };
 
 /// What every attempt on this worker shares.
@@ -34,6 +35,8 @@ pub struct WorkerContext {
     /// Whether an admin drained this worker, as its last registry write
     /// read back: while true it consumes no wake-up and takes no offer.
     pub draining: watch::Sender<bool>,
+    /// Started containers waiting for a job, for apps that ask for them.
+    pub warm_pool: WarmPool,
 }
 
 impl WorkerContext {
@@ -107,6 +110,7 @@ pub async fn run_with(
         blobs,
         metrics,
         draining: watch::Sender::new(false),
+        warm_pool: WarmPool::default(),
     });
     forward_cancels(&context).await?;
     follow_drains(&context).await?;
@@ -122,8 +126,10 @@ pub async fn run_with(
         shutdown.clone(),
     ));
     interactive::take_offers(&context, &tracker, &slots, &shutdown).await?;
+    let warming = tokio::spawn(warm_pool::keep_filled(context.clone(), shutdown.clone()));
     consume(&context, &consumers, &tracker, &slots, &shutdown).await;
     let _ = advertising.await;
+    let _ = warming.await;
     drain(&context, tracker).await;
     Ok(())
 }
