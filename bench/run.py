@@ -38,7 +38,14 @@ bucket; file: a fresh directory):
 - the extra start latency of one small upload: `jobs run -- true` against
   `jobs run -f small.txt -- true`, interleaved, N runs each.
 
-Usage: python3 bench/run.py [--dev] [--interactive] [--runs 20] [--megabytes 200] [--starts 10]
+With --warm N, runs through the warm pool (an app with `--warm N`):
+`jobs run -- true` with the pool and without it, against `docker run --rm
+IMAGE true` and `docker exec CONTAINER true` into a running container of
+the same image, interleaved, median and p90; and from spawn to the first
+line of `jobs run -- echo hi`, with and without the pool. Before each
+measured command the pool is refilled, so every warm run finds one waiting.
+
+Usage: python3 bench/run.py [--dev] [--interactive] [--warm N] [--runs 20] [--megabytes 200] [--starts 10]
        python3 bench/run.py --uploads [--store s3|file] [--runs 20] [--megabytes 1024]
 Needs: deploy/setup.sh done, `cargo build --release --bins`.
 """
@@ -104,6 +111,81 @@ def measure_overhead(jobs, env, runs):
     print(f"  jobs run -- true           median {m_ours*1000:.0f} ms  (min {min(ours)*1000:.0f}, max {max(ours)*1000:.0f})")
     print(f"  docker run --rm IMAGE true median {m_docker*1000:.0f} ms  (min {min(docker)*1000:.0f}, max {max(docker)*1000:.0f})")
     print(f"  ratio of medians: {m_ours/m_docker:.2f}x")
+
+
+def p90(samples):
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+
+
+def warm_waiting(worker_id):
+    """The warm containers of `worker_id` that no job took yet."""
+    out = subprocess.run(
+        ["docker", "ps", "-q", "--filter", f"label=jobs.worker_id={worker_id}",
+         "--filter", "label=jobs.warm", "--filter", "name=^jobs-warm-"],
+        check=True, capture_output=True, text=True).stdout
+    return len(out.split())
+
+
+def wait_for_pool(worker_id, count, timeout=60):
+    deadline = time.perf_counter() + timeout
+    while warm_waiting(worker_id) != count:
+        if time.perf_counter() > deadline:
+            sys.exit(f"the warm pool did not get to {count} within {timeout} s")
+        time.sleep(0.05)
+
+
+def first_line_seconds(cmd, env):
+    """Seconds from spawn to the first line on stdout; then to the end."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    line = proc.stdout.readline()
+    first = time.perf_counter() - t0
+    proc.stdout.read()
+    if proc.wait() != 0 or not line:
+        sys.exit(f"{cmd} failed or printed nothing")
+    return first
+
+
+def measure_warm(jobs, env, runs, worker_id, pool):
+    """`jobs run -- true` through the warm pool and without it, against
+    `docker run --rm` and `docker exec` into a running container of the
+    same image, interleaved; before each measured command the pool is
+    back to full, so each warm run finds a container waiting."""
+    subprocess.run([jobs, "apps", "create", "warm", "--image", IMAGE, "--warm", str(pool)], env=env, check=True, capture_output=True)
+    wait_for_pool(worker_id, pool)
+    target = subprocess.run(["docker", "run", "-d", "--rm", IMAGE, "sleep", "3600"], check=True, capture_output=True, text=True).stdout.strip()
+    commands = {
+        "jobs run -- true (warm pool)": [jobs, "run", "-a", "warm", "--", "true"],
+        "jobs run -- true (no pool)": [jobs, "run", "-a", "bench", "--", "true"],
+        "docker run --rm IMAGE true": ["docker", "run", "--rm", IMAGE, "true"],
+        "docker exec CONTAINER true": ["docker", "exec", target, "true"],
+    }
+    first_lines = {
+        "jobs run -- echo hi (warm pool)": [jobs, "run", "-a", "warm", "--", "echo", "hi"],
+        "jobs run -- echo hi (no pool)": [jobs, "run", "-a", "bench", "--", "echo", "hi"],
+    }
+    try:
+        for cmd in list(commands.values()) + list(first_lines.values()):
+            wait_for_pool(worker_id, pool)
+            timed(cmd, env)
+        times = {label: [] for label in list(commands) + list(first_lines)}
+        for _ in range(runs):
+            for label, cmd in commands.items():
+                wait_for_pool(worker_id, pool)
+                times[label].append(timed(cmd, env))
+            for label, cmd in first_lines.items():
+                wait_for_pool(worker_id, pool)
+                times[label].append(first_line_seconds(cmd, env))
+    finally:
+        subprocess.run(["docker", "rm", "-f", target], capture_output=True)
+    docker_run = statistics.median(times["docker run --rm IMAGE true"])
+    docker_exec = statistics.median(times["docker exec CONTAINER true"])
+    print(f"warm pool (pool of {pool}, refilled before each command): runs={runs} each, interleaved")
+    for label, samples in times.items():
+        median = statistics.median(samples)
+        print(f"  {label:<34} median {median*1000:4.0f} ms  p90 {p90(samples)*1000:4.0f} ms"
+              f"  {median/docker_run:.2f}x docker run, {median/docker_exec:.2f}x docker exec")
 
 
 def print_comparison(title, ours_label, ours, docker_label, docker):
@@ -257,6 +339,8 @@ def main():
     parser.add_argument("--starts", type=int, default=10, help="with --dev: how many restarts to time")
     parser.add_argument("--interactive", action="store_true", help="measure interactive runs (direct attach) instead")
     parser.add_argument("--uploads", action="store_true", help="measure uploads and artifacts")
+    parser.add_argument("--warm", type=int, default=0, metavar="N",
+                        help="measure runs through a warm pool of N against no pool, docker run and docker exec")
     parser.add_argument("--store", choices=["s3", "file"], default="s3", help="with --uploads: the object store")
     args = parser.parse_args()
     if args.uploads:
@@ -291,6 +375,9 @@ def servers_main(args):
         subprocess.run([jobs, "apps", "create", "bench", "--image", IMAGE], env=env, check=True, capture_output=True)
         if args.interactive:
             measure_interactive(jobs, env, args.runs)
+            return
+        if args.warm:
+            measure_warm(jobs, env, args.runs, env["JOBS_WORKER_ID"], args.warm)
             return
         measure_overhead(jobs, env, args.runs)
 
