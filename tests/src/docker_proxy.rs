@@ -29,6 +29,10 @@ pub enum StartHold {
     /// job stays claimed (`starting`) with no container and no start
     /// recorded.
     CreateBefore,
+    /// A warm container's job: an attach with stdin goes through, and what
+    /// the client then writes on it (the job's spec) is swallowed, so the
+    /// shim in the container goes on waiting with the start recorded.
+    WarmSpec,
 }
 
 pub struct DockerProxy {
@@ -118,6 +122,7 @@ impl Hold {
         let request = match self.what {
             StartHold::Before | StartHold::After => is_container_start(chunk),
             StartHold::CreateBefore => is_container_create(chunk),
+            StartHold::WarmSpec => is_stdin_attach(chunk),
         };
         request && self.armed.load(Ordering::SeqCst)
     }
@@ -148,6 +153,15 @@ fn relay(client: UnixStream, server: UnixStream, hold: Hold) {
                         break;
                     }
                     StartHold::After => muting.store(true, Ordering::SeqCst),
+                    // The attach goes through; all that follows on it is
+                    // swallowed.
+                    StartHold::WarmSpec => {
+                        if to_server.write_all(chunk).is_err() {
+                            break;
+                        }
+                        let _ = std::io::copy(&mut from_client, &mut std::io::sink());
+                        break;
+                    }
                 }
             }
             if to_server.write_all(chunk).is_err() {
@@ -184,6 +198,21 @@ fn is_container_start(chunk: &[u8]) -> bool {
     post_path(chunk).is_some_and(|parts| matches!(parts.as_slice(), [.., "containers", _, "start"]))
 }
 
+/// Whether `chunk` begins a `POST …/containers/ID/attach` request with
+/// `stdin=1` (or `true`).
+fn is_stdin_attach(chunk: &[u8]) -> bool {
+    let Some(parts) = post_path(chunk) else {
+        return false;
+    };
+    let line = chunk
+        .split(|&byte| byte == b'\r')
+        .next()
+        .unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    matches!(parts.as_slice(), [.., "containers", _, "attach"])
+        && (line.contains("stdin=1") || line.contains("stdin=true"))
+}
+
 /// Whether `chunk` begins a `POST …/containers/create` request.
 fn is_container_create(chunk: &[u8]) -> bool {
     post_path(chunk).is_some_and(|parts| matches!(parts.as_slice(), [.., "containers", "create"]))
@@ -203,7 +232,7 @@ fn post_path(chunk: &[u8]) -> Option<Vec<&str>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_container_create, is_container_start};
+    use super::{is_container_create, is_container_start, is_stdin_attach};
 
     #[test]
     fn only_a_container_start_request_is_held() {
@@ -223,6 +252,19 @@ mod tests {
             b"POST /v1.41/containers/abc/attach HTTP/1.1\r\n\r\n"
         ));
         assert!(!is_container_start(b"\x00\x01binary"));
+    }
+
+    #[test]
+    fn only_an_attach_with_stdin_is_held_as_a_warm_spec() {
+        assert!(is_stdin_attach(
+            b"POST /v1.41/containers/abc/attach?stdin=true&stdout=true HTTP/1.1\r\n\r\n"
+        ));
+        assert!(!is_stdin_attach(
+            b"POST /v1.41/containers/abc/attach?stdin=false&stdout=true HTTP/1.1\r\n\r\n"
+        ));
+        assert!(!is_stdin_attach(
+            b"POST /v1.41/containers/abc/start?stdin=true HTTP/1.1\r\n\r\n"
+        ));
     }
 
     #[test]

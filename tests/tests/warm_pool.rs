@@ -9,15 +9,18 @@
 //! The suites of normal runs run again through the pool with
 //! `JOBS_E2E_WARM=2` (deploy/test.sh); this file checks what only the pool
 //! does: it is used, refilled, replaced when the app changes, emptied at
-//! `--warm 0`, and a run in it is taken over by a restarted worker.
+//! `--warm 0`, and a run in it is taken over by a restarted worker, even
+//! one whose job the dead worker never sent it.
 //!
 //! Synchronisation: CLI calls run to their end; the pool's containers and
 //! a job's output so far are polled with deadlines.
 
 use std::time::Duration;
 
+use jobs_e2e::docker_proxy::{DockerProxy, StartHold};
 use jobs_e2e::executions::wait_for_logs;
-use jobs_e2e::{TEST_IMAGE, TestEnv, assert_bytes_eq};
+use jobs_e2e::poll::wait_until;
+use jobs_e2e::{TEST_IMAGE, TestEnv, TestEnvOptions, assert_bytes_eq};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -195,6 +198,61 @@ fn a_run_in_a_warm_container_is_taken_over_by_the_restarted_worker() {
         &logs.stdout,
         format!("{}\nbefore\nafter\n", waiting[0]).as_bytes(),
         "the taken-over run's output",
+    );
+    let status = env.status(&id);
+    assert_eq!(status["attempt"], 1, "{status}");
+    finish(&mut env);
+}
+
+#[test]
+fn a_warm_container_whose_worker_died_before_sending_its_job_gets_it_from_the_next() {
+    // The worker's Docker goes through a proxy that swallows what it
+    // writes on a warm container's stdin: the job's start is recorded, and
+    // its shim goes on waiting, as if the worker had died just after the
+    // record.
+    let mut env = TestEnv::start_with(TestEnvOptions::new(1).worker_env("JOBS_LEASE", "6s"));
+    let socket = std::env::temp_dir().join(format!(
+        "jobs-e2e-docker-{}.sock",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let proxy = DockerProxy::start_disarmed(&socket, StartHold::WarmSpec);
+    env.kill_worker();
+    env.restart_worker_with(&[("DOCKER_HOST", &proxy.docker_host())]);
+    env.jobs(&[
+        "apps",
+        "set",
+        "demo",
+        "-e",
+        "FROM_APP=app value",
+        "--warm",
+        "1",
+    ])
+    .assert_success();
+    let waiting = short_ids(&env.wait_for_warm_containers(1));
+    proxy.arm();
+
+    let id = env.run_detached(&[
+        "-e",
+        "FROM_RUN=run value",
+        "--",
+        "sh",
+        "-c",
+        "hostname; echo \"$FROM_APP / $FROM_RUN\"; exit 6",
+    ]);
+    wait_until("the job's spec to be swallowed", DEADLINE, || {
+        (proxy.held_starts() == 1 && env.db_start_requested(&id)).then_some(())
+    });
+    assert_eq!(env.jobs(&["logs", &id]).stdout, b"", "nothing ran yet");
+
+    env.kill_worker();
+    env.restart_worker();
+    env.jobs_with_timeout(&["wait", &id], DEADLINE)
+        .assert_code(6);
+    let logs = env.jobs(&["logs", &id]);
+    assert_bytes_eq(
+        &logs.stdout,
+        format!("{}\napp value / run value\n", waiting[0]).as_bytes(),
+        "the run's output, in the warm container it was given",
     );
     let status = env.status(&id);
     assert_eq!(status["attempt"], 1, "{status}");

@@ -26,12 +26,12 @@
  *
  *     /.jobs/shim wait
  *
- * is a warm container's first process: it waits, doing nothing, until
- * SIGCONT finds /.jobs/spec (NUL-terminated tokens: -e K=V... -a PATH...
- * -- CMD ARGS...), then runs that as `run` does, with those env vars set
- * over the container's own. SIGTERM, SIGINT or SIGHUP before then end it
- * with 0: the pool let it go. SIGCONT is the trigger because it is
- * harmless when sent again: to a running command, or to `run` itself.
+ * is a warm container's first process: it waits, blocked on reading its
+ * stdin, until the worker sends a job there (the magic JOBSPEC1, a u32 LE
+ * length, then NUL-terminated tokens: -e K=V... -a PATH... -- CMD
+ * ARGS...), then runs that as `run` does, with those env vars set over
+ * the container's own and /dev/null as the command's stdin, as in a cold
+ * container.
  *
  *     /.jobs/shim cat
  *
@@ -62,7 +62,6 @@
 #define DONE_FILE LOG_DIR "/done"
 #define STARTED_FILE LOG_DIR "/started"
 #define EXIT_FILE LOG_DIR "/exit"
-#define SPEC_FILE "/.jobs/spec"
 #define SEGMENTS 4
 #define SEGMENT_BYTES (16u << 20)
 #define READ_BYTES 65536
@@ -77,6 +76,8 @@
 /* A segment begins with this magic, its number, and the raw byte offsets
  * of stdout and stderr at its start (u64 LE each): 32 bytes. */
 static const char MAGIC[8] = {'J', 'O', 'B', 'S', 'L', 'O', 'G', '1'};
+/* What a warm container's job begins with on stdin (see `wait`). */
+static const char SPEC_MAGIC[8] = {'J', 'O', 'B', 'S', 'P', 'E', 'C', '1'};
 
 static volatile pid_t child = 0;
 static int wake_pipe[2] = {-1, -1};
@@ -484,33 +485,17 @@ static int cat(void) {
 
 /* ---- wait: a warm container, waiting for its job ---- */
 
-/* Reads the whole spec file; NULL if it is not there (yet). */
-static char *read_spec(size_t *length) {
-    int fd = open(SPEC_FILE, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return NULL;
-    size_t capacity = 4096, used = 0;
-    char *data = malloc(capacity + 1);
-    for (;;) {
-        if (!data) break;
-        if (used == capacity) {
-            capacity *= 2;
-            char *bigger = realloc(data, capacity + 1);
-            if (!bigger) {
-                free(data);
-                data = NULL;
-                break;
-            }
-            data = bigger;
-        }
-        ssize_t n = read(fd, data + used, capacity - used);
+/* Reads exactly `len` bytes from fd 0; 0 on success. */
+static int read_stdin(void *buf, size_t len) {
+    char *p = buf;
+    while (len > 0) {
+        ssize_t n = read(0, p, len);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        used += (size_t)n;
+        if (n <= 0) return -1;
+        p += n;
+        len -= (size_t)n;
     }
-    close(fd);
-    if (data) data[used] = '\0';
-    *length = used;
-    return data;
+    return 0;
 }
 
 static int wait_for_job(void) {
@@ -518,28 +503,28 @@ static int wait_for_job(void) {
      * ends as that run did, as `run` would. */
     int earlier;
     if (access(STARTED_FILE, F_OK) == 0 && ran_before(&earlier)) return earlier;
-    sigset_t wanted;
-    sigemptyset(&wanted);
-    sigaddset(&wanted, SIGCONT);
-    sigaddset(&wanted, SIGTERM);
-    sigaddset(&wanted, SIGINT);
-    sigaddset(&wanted, SIGHUP);
-    sigprocmask(SIG_BLOCK, &wanted, NULL);
-    size_t length = 0;
-    char *spec = NULL;
-    while (!spec) {
-        int sig = sigwaitinfo(&wanted, NULL);
-        if (sig < 0) {
-            if (errno == EINTR) continue;
-            perror("jobs-shim: sigwaitinfo");
-            return 125;
-        }
-        /* Never given a job: the pool let it go. */
-        if (sig != SIGCONT) return 0;
-        spec = read_spec(&length);
+    /* The job arrives on stdin: SPEC_MAGIC, its length (u32 LE), then
+     * `run`'s own tokens, each NUL-terminated. */
+    unsigned char header[sizeof SPEC_MAGIC + 4];
+    if (read_stdin(header, sizeof header) || memcmp(header, SPEC_MAGIC, sizeof SPEC_MAGIC)) {
+        fprintf(stderr, "jobs-shim: no job arrived on stdin\n");
+        return 125;
     }
-    sigprocmask(SIG_UNBLOCK, &wanted, NULL);
-    /* NUL-terminated tokens, as `run` takes them after its name. */
+    uint32_t length = 0;
+    for (int i = 0; i < 4; i++) length |= (uint32_t)header[sizeof SPEC_MAGIC + i] << (8 * i);
+    char *spec = malloc((size_t)length + 1);
+    if (!spec || read_stdin(spec, length)) {
+        fprintf(stderr, "jobs-shim: the job's spec was cut short\n");
+        return 125;
+    }
+    spec[length] = '\0';
+    /* The command gets what a cold container's gets: no stdin. A
+     * worker that sends the spec again finds nobody reading. */
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, 0);
+        close(null);
+    }
     size_t count = 0;
     for (size_t k = 0; k < length; k++) count += spec[k] == '\0';
     char **argv = calloc(count + 3, sizeof *argv);

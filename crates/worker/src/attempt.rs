@@ -10,6 +10,7 @@ use crate::{
     artifacts, capture, log_pump,
     runtime::{
         ContainerExit, ContainerSpec, LABEL_ATTEMPT, LABEL_JOB_ID, LABEL_WORKER_ID, StartError,
+        warm,
     },
     secret_mask::Secrets,
     stop_signal::{StopReason, StopSignal},
@@ -73,12 +74,15 @@ pub async fn run(context: Arc<WorkerContext>, claimed: ClaimedJob) {
 /// waits for its end, and records its exit code. `timeout` is what is left
 /// of the job's timeout; `secrets` are masked in the output, as in [`run`];
 /// `stopping` is the stop the dead worker had begun (a timeout, a cancel),
-/// if any.
+/// if any. A `warm` container counts as not `started`: its job is sent to
+/// it again, which its shim ignores if it had it already.
+#[allow(clippy::too_many_arguments)]
 pub async fn resume(
     context: Arc<WorkerContext>,
     fence: Fence,
     container_id: String,
     started: bool,
+    warm: bool,
     timeout: Duration,
     secrets: Secrets,
     stopping: Option<StopReason>,
@@ -102,7 +106,7 @@ pub async fn resume(
                 // Stopped before it ever started: nothing ran.
                 Some(ending_for_stop(stop.reason(), None, timeout))
             } else {
-                start_taken_over(context, &container_id, &job)
+                start_taken_over(context, &container_id, &job, warm)
                     .await
                     .err()
                     .map(|error| Some(start_failure(context, error)))
@@ -144,12 +148,50 @@ async fn start_taken_over(
     context: &WorkerContext,
     container_id: &str,
     job: &jobs_core::wire::Job,
+    warm: bool,
 ) -> Result<(), StartError> {
     tracing::info!(
         container_id,
         "starting the container a dead worker was about to start"
     );
-    context.runtime.start(container_id, &job.command).await
+    context.runtime.start(container_id, &job.command).await?;
+    if warm {
+        send_spec_again(context, container_id, job)
+            .await
+            .map_err(|error| {
+                StartError::Other(format!(
+                    "sending the job to its warm container failed: {error}"
+                ))
+            })?;
+    }
+    Ok(())
+}
+
+/// How long sending a taken-over warm container its job may take.
+const SEND_SPEC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sends a taken-over warm container its job, rebuilt from the store as
+/// the claim built it (the app's env under the job's), should the dead
+/// worker have died before sending it. If it had, the shim has its job
+/// and reads its stdin no more: this does nothing.
+async fn send_spec_again(
+    context: &WorkerContext,
+    container_id: &str,
+    job: &jobs_core::wire::Job,
+) -> anyhow::Result<()> {
+    let app = context.store.get_app(&job.app).await?;
+    let mut env = app.env;
+    env.extend(job.env.clone());
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    let command = context
+        .runtime
+        .container_image_command(container_id)
+        .await?
+        .with(&job.command);
+    let message = crate::shim::spec_message(&env, &job.artifact_paths, command)?;
+    let (_output, mut input) = context.runtime.attach_interactive(container_id).await?;
+    tokio::time::timeout(SEND_SPEC_TIMEOUT, warm::send_spec(&mut input, &message)).await??;
+    Ok(())
 }
 
 /// Heartbeats while `body` runs, makes the attempt stoppable by job id,
@@ -198,15 +240,15 @@ where
 /// fence was lost and the job belongs to someone else.
 async fn drive(context: &WorkerContext, claimed: &ClaimedJob, stop: &StopSignal) -> Outcome {
     let spec = container_spec(context, claimed);
-    let (container_id, warm) = match take_warm(context, claimed, &spec).await {
-        Some(id) => (id, true),
+    let (container_id, warm_spec) = match take_warm(context, claimed, &spec).await {
+        Some((id, message)) => (id, Some(message)),
         None => match context.runtime.create(&spec).await {
-            Ok(id) => (id, false),
+            Ok(id) => (id, None),
             Err(error) => return Outcome::without_container(Some(start_failure(context, error))),
         },
     };
     let ending = run_with_files(context, claimed, stop, &container_id, || {
-        start_and_follow(context, claimed, stop, &container_id, warm)
+        start_and_follow(context, claimed, stop, &container_id, warm_spec.as_deref())
     })
     .await;
     Outcome {
@@ -215,19 +257,19 @@ async fn drive(context: &WorkerContext, claimed: &ClaimedJob, stop: &StopSignal)
     }
 }
 
-/// A warm container of the pool given to this job (renamed after it, its
-/// spec put in, not yet triggered), if the pool has one for it.
+/// A warm container of the pool given to this job (renamed after it), and
+/// the spec that runs the job in it, if the pool has one for it.
 async fn take_warm(
     context: &WorkerContext,
     claimed: &ClaimedJob,
     spec: &ContainerSpec,
-) -> Option<String> {
+) -> Option<(String, Vec<u8>)> {
     let warm = context
         .warm_pool
         .take(context, &claimed.job.app, claimed.size, spec)
         .await?;
     match context.runtime.bind_warm(&warm, spec).await {
-        Ok(()) => Some(warm.id),
+        Ok(message) => Some((warm.id, message)),
         Err(error) => {
             tracing::warn!(%error, "giving a warm container to the job failed; making one of its own");
             remove_container(context, &claimed.fence, &warm.id).await;
@@ -289,14 +331,14 @@ async fn copy_uploads(
     }
 }
 
-/// Starts the created container (or triggers the `warm` one) and follows
-/// it to its end.
+/// Starts the created container (or, for a warm one, sends it the job's
+/// `warm_spec`) and follows it to its end.
 async fn start_and_follow(
     context: &WorkerContext,
     claimed: &ClaimedJob,
     stop: &StopSignal,
     container_id: &str,
-    warm: bool,
+    warm_spec: Option<&[u8]>,
 ) -> Option<Ending> {
     let fence = &claimed.fence;
     if stop.reason().is_some() {
@@ -304,25 +346,42 @@ async fn start_and_follow(
     }
     // Attach before starting, so that no byte written at start-up is missed.
     let secrets = Secrets::new(&claimed.secret_values);
-    let pump = match start_pump(context, fence, container_id, secrets.clone()).await {
-        Ok(pump) => pump,
-        Err(ending) => return Some(ending),
+    // A warm container's stdin too: its job goes there.
+    let attached = match warm_spec {
+        None => context
+            .runtime
+            .attach_output(container_id)
+            .await
+            .map(|output| (output, None)),
+        Some(_) => context
+            .runtime
+            .attach_interactive(container_id)
+            .await
+            .map(|(output, input)| (output, Some(input))),
     };
+    let (output, input) = match attached {
+        Ok(attached) => attached,
+        Err(error) => return Some(attach_failure(error)),
+    };
+    let pump = pump_output(context, fence, output, secrets.clone()).await;
     if !record_start(context, fence).await {
         pump.abort();
         return None;
     }
-    let started = if warm {
-        context
-            .runtime
-            .trigger(container_id)
-            .await
-            .map_err(|error| StartError::Other(error.to_string()))
-    } else {
-        context
-            .runtime
-            .start(container_id, &claimed.job.command)
-            .await
+    let started = match (warm_spec, input) {
+        (Some(message), Some(mut input)) => {
+            warm::send_spec(&mut input, message).await.map_err(|error| {
+                StartError::Other(format!(
+                    "sending the job to its warm container failed: {error}"
+                ))
+            })
+        }
+        _ => {
+            context
+                .runtime
+                .start(container_id, &claimed.job.command)
+                .await
+        }
     };
     if let Err(error) = started {
         pump.abort();
@@ -434,21 +493,33 @@ async fn start_pump(
         .runtime
         .attach_output(container_id)
         .await
-        .map_err(|error| {
-            Ending::failed(None, format!("attaching to the container failed: {error}"))
-        })?;
+        .map_err(attach_failure)?;
+    Ok(pump_output(context, fence, output, secrets).await)
+}
+
+fn attach_failure(error: anyhow::Error) -> Ending {
+    Ending::failed(None, format!("attaching to the container failed: {error}"))
+}
+
+/// Stores `output`, `secrets` masked, after the job's last stored chunk.
+async fn pump_output(
+    context: &WorkerContext,
+    fence: &Fence,
+    output: crate::runtime::OutputStream,
+    secrets: Secrets,
+) -> PumpTask {
     let last_seq = retry_until_ok("reading the last log sequence", || {
         context.store.last_log_seq(&fence.job_id)
     })
     .await;
-    Ok(tokio::spawn(log_pump::pump(
+    tokio::spawn(log_pump::pump(
         context.store.clone(),
         fence.job_id.clone(),
         last_seq,
         secrets,
         output,
         log_pump::PumpOptions::default(),
-    )))
+    ))
 }
 
 /// Stores what a shim-run container wrote after the job's stored output:

@@ -214,9 +214,12 @@ impl Runtime {
             labels: Some(labels),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
-            attach_stdin: Some(spec.interactive.is_some()),
+            // A warm container's job arrives on its stdin (`shim wait`),
+            // which stays open across attaches so that a worker taking it
+            // over can send the job again.
+            attach_stdin: Some(spec.interactive.is_some() || spec.warm),
             tty: Some(spec.interactive.is_some_and(|interactive| interactive.tty)),
-            open_stdin: Some(spec.interactive.is_some()),
+            open_stdin: Some(spec.interactive.is_some() || spec.warm),
             // The container's stdin closes when the attached client closes
             // its side: how stdin's EOF reaches the command.
             stdin_once: Some(spec.interactive.is_some()),
@@ -374,15 +377,10 @@ impl Runtime {
     pub async fn start(&self, id: &str, command: &[String]) -> Result<(), StartError> {
         match self.docker.start_container(id, None).await {
             Ok(()) => Ok(()),
-            // 304: started already, by a worker that died meanwhile, or as
-            // a warm container, whose shim may still wait for the trigger
-            // (harmless to any other container).
+            // 304: started already (by a worker that died meanwhile).
             Err(DockerError::DockerResponseServerError {
                 status_code: 304, ..
-            }) => self
-                .trigger(id)
-                .await
-                .map_err(|error| StartError::Other(error.to_string())),
+            }) => Ok(()),
             Err(error) => Err(classify_start_error(&error.to_string(), command)),
         }
     }
@@ -550,9 +548,9 @@ impl Runtime {
                 let labels = container.labels.unwrap_or_default();
                 if labels.contains_key(LABEL_WARM) {
                     // Its job, if one took it, is in its name; whether the
-                    // job was triggered is unknown, so it counts as never
+                    // job reached its shim is unknown, so it counts as never
                     // started: adopted only if its start was recorded, and
-                    // triggered again (the shim runs a job once).
+                    // sent the job again (the shim runs a job once).
                     let names = container.names.unwrap_or_default();
                     let job = names.iter().find_map(|name| warm::job_of_name(name));
                     return Some(LabelledContainer {
@@ -561,6 +559,7 @@ impl Runtime {
                         attempt: job.map(|(_, attempt)| attempt),
                         shim: true,
                         started: false,
+                        warm: true,
                     });
                 }
                 Some(LabelledContainer {
@@ -572,6 +571,7 @@ impl Runtime {
                     started: container.state.is_none_or(|state| {
                         state != bollard::models::ContainerSummaryStateEnum::CREATED
                     }),
+                    warm: false,
                 })
             })
             .collect())
@@ -718,6 +718,9 @@ pub struct LabelledContainer {
     /// Whether its command runs under the shim, which runs it at most once
     /// however often the container is started.
     pub shim: bool,
+    /// Whether it was a warm container ([`warm`]), whose job arrives on
+    /// its stdin.
+    pub warm: bool,
 }
 
 /// Maps the engine's start error to what the user needs to know, as

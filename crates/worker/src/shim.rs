@@ -30,16 +30,12 @@ pub const STATUS_FILE: &str = "/.jobs/log/status";
 /// command's process group, copies the artifacts, and exits.
 pub const KILL_SIGNAL: &str = "SIGUSR2";
 
-/// The signal that sets a warm container's shim (`shim wait`) going once
-/// its spec is in. Harmless when sent again, to the shim or its command.
-pub const TRIGGER_SIGNAL: &str = "SIGCONT";
-
-/// Adds one entry to an archive: its path, mode, bytes and kind.
-type AddEntry<'a> = dyn FnMut(&str, u32, &[u8], tar::EntryType) + 'a;
-
-/// An in-memory tar archive whose entries are added by `fill`.
-fn tar_archive(capacity: usize, fill: impl FnOnce(&mut AddEntry<'_>)) -> Bytes {
-    let mut builder = tar::Builder::new(Vec::with_capacity(capacity + 4096));
+/// The tar archive put into the created container: `/.jobs` with the shim
+/// and the directories it writes, writable by any `--user`. Its entries
+/// are under `.jobs/`, for `/`, or, for the volume at `/.jobs` (a
+/// read-only root refuses writes to `/`), bare.
+pub fn archive(into_volume: bool) -> Bytes {
+    let mut builder = tar::Builder::new(Vec::with_capacity(BINARY.len() + 4096));
     let mut add = |path: &str, mode: u32, data: &[u8], kind: tar::EntryType| {
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(kind);
@@ -52,21 +48,6 @@ fn tar_archive(capacity: usize, fill: impl FnOnce(&mut AddEntry<'_>)) -> Bytes {
             .append_data(&mut header, path, data)
             .expect("an in-memory tar");
     };
-    fill(&mut add);
-    let mut bytes = builder.into_inner().expect("an in-memory tar");
-    let _ = bytes.flush();
-    Bytes::from(bytes)
-}
-
-/// The tar archive put into the created container: `/.jobs` with the shim
-/// and the directories it writes, writable by any `--user`. Its entries
-/// are under `.jobs/`, for `/`, or, for the volume at `/.jobs` (a
-/// read-only root refuses writes to `/`), bare.
-pub fn archive(into_volume: bool) -> Bytes {
-    tar_archive(BINARY.len(), |add| shim_entries(add, into_volume))
-}
-
-fn shim_entries(add: &mut AddEntry<'_>, into_volume: bool) {
     let prefix = if into_volume { "" } else { ".jobs/" };
     if !into_volume {
         add(".jobs", 0o755, &[], tar::EntryType::Directory);
@@ -89,6 +70,9 @@ fn shim_entries(add: &mut AddEntry<'_>, into_volume: bool) {
         &[],
         tar::EntryType::Directory,
     );
+    let mut bytes = builder.into_inner().expect("an in-memory tar");
+    let _ = bytes.flush();
+    Bytes::from(bytes)
 }
 
 /// A warm container's command line: the shim, waiting for its job.
@@ -96,16 +80,18 @@ pub fn wait_command_line() -> Vec<String> {
     vec![PATH.to_owned(), "wait".to_owned()]
 }
 
-/// The job a warm container's shim runs once triggered, as the archive of
-/// `spec` for the volume at `/.jobs`: the tokens `run` takes after its
-/// name, each NUL-terminated: `-e K=V`… `-a PATH`… `--` and the command.
-/// Readable by the job's user, which is the shim's: it holds nothing the
-/// job does not get in its env.
-pub fn spec_archive(
+/// What begins a warm container's job on its stdin (see `shim.c`, `wait`).
+pub const SPEC_MAGIC: &[u8; 8] = b"JOBSPEC1";
+
+/// The job a warm container's shim (`shim wait`) runs, as the worker
+/// writes it to the container's stdin: [`SPEC_MAGIC`], the length (u32 LE),
+/// then the tokens `run` takes after its name, each NUL-terminated: `-e
+/// K=V`… `-a PATH`… `--` and the command line.
+pub fn spec_message(
     env: &[(String, String)],
     artifacts: &[String],
     command: Vec<String>,
-) -> anyhow::Result<Bytes> {
+) -> anyhow::Result<Vec<u8>> {
     let mut tokens: Vec<String> = Vec::new();
     for (key, value) in env {
         tokens.push("-e".to_owned());
@@ -122,9 +108,12 @@ pub fn spec_archive(
         data.extend_from_slice(token.as_bytes());
         data.push(0);
     }
-    Ok(tar_archive(data.len(), |add| {
-        add("spec", 0o644, &data, tar::EntryType::Regular);
-    }))
+    let length = u32::try_from(data.len())
+        .map_err(|_| anyhow::anyhow!("the command and its env take over 4 GiB"))?;
+    let mut message = SPEC_MAGIC.to_vec();
+    message.extend_from_slice(&length.to_le_bytes());
+    message.extend_from_slice(&data);
+    Ok(message)
 }
 
 /// Whether an artifact path lives on the `/tmp` tmpfs, which goes with the
@@ -181,23 +170,13 @@ mod tests {
         ];
         let artifacts = ["/tmp/out.csv".to_owned(), "/app/report".to_owned()];
         let command = vec!["sh".to_owned(), "-c".to_owned(), "echo \"$A\"".to_owned()];
-        let archive = spec_archive(&env, &artifacts, command).expect("a spec");
-        let mut entries = tar::Archive::new(archive.as_ref());
-        let mut entry = entries
-            .entries()
-            .expect("a tar")
-            .next()
-            .expect("one entry")
-            .expect("an entry");
-        assert_eq!(entry.path().expect("a path").to_str(), Some("spec"));
-        let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut data).expect("its bytes");
-        assert_eq!(
-            data,
-            b"-e\0A=1 2\0-e\0B=\0-a\0/tmp/out.csv\0--\0sh\0-c\0echo \"$A\"\0"
-        );
-        let nul = spec_archive(&[], &[], vec!["a\0b".to_owned()]);
-        assert!(nul.is_err());
+        let message = spec_message(&env, &artifacts, command).expect("a spec");
+        let tokens: &[u8] = b"-e\0A=1 2\0-e\0B=\0-a\0/tmp/out.csv\0--\0sh\0-c\0echo \"$A\"\0";
+        let mut expected = b"JOBSPEC1".to_vec();
+        expected.extend_from_slice(&(tokens.len() as u32).to_le_bytes());
+        expected.extend_from_slice(tokens);
+        assert_eq!(message, expected);
+        assert!(spec_message(&[], &[], vec!["a\0b".to_owned()]).is_err());
     }
 
     #[test]

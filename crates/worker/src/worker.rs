@@ -201,6 +201,7 @@ async fn reconcile(
                 job.fence,
                 container.id,
                 container.started,
+                container.warm,
                 job.timeout_left,
                 secrets,
                 stopping,

@@ -1,14 +1,15 @@
 //! Warm containers: created and started before any job needs them, with
-//! the shim waiting in them (`shim wait`). A job takes one instead of
-//! creating and starting its own: the container is renamed after the job,
-//! the job's command line and env are put in as `/.jobs/spec`, and SIGCONT
-//! sets the shim going. From there on it is the job's container, run,
-//! followed, taken over and removed as any other under the shim.
+//! the shim waiting in them (`shim wait`), blocked on reading its stdin. A
+//! job takes one instead of creating and starting its own: the container
+//! is renamed after the job, and the job's command line and env are
+//! written to its stdin ([`crate::shim::spec_message`]), which sets the
+//! shim going. From there on it is the job's container, run, followed,
+//! taken over and removed as any other under the shim.
 
 use bollard::query_parameters::RenameContainerOptionsBuilder;
-use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
 
-use super::{ContainerSpec, Runtime, StartError};
+use super::{ContainerInput, ContainerSpec, Runtime, StartError};
 
 /// The name of a job's container, cold or warm: how a warm container,
 /// whose labels were fixed before it had a job, is found by its job.
@@ -113,36 +114,42 @@ impl Runtime {
     }
 
     /// Gives a warm container to the job `spec` describes: it takes the
-    /// job's container name and the job's spec, but does not run it yet
-    /// ([`Runtime::trigger`]).
+    /// job's container name, by which a restarted worker finds its job.
+    /// Returns the job's spec for [`send_spec`], which runs it.
     pub async fn bind_warm(
         &self,
         warm: &WarmContainer,
         spec: &ContainerSpec,
-    ) -> anyhow::Result<()> {
-        let options = RenameContainerOptionsBuilder::default()
-            .name(&spec.name)
-            .build();
-        self.docker.rename_container(&warm.id, options).await?;
+    ) -> anyhow::Result<Vec<u8>> {
         let artifacts = spec.shim.as_deref().unwrap_or_default();
-        let archive = crate::shim::spec_archive(
+        let message = crate::shim::spec_message(
             &spec.env,
             artifacts,
             warm.image_command.with(&spec.command),
         )?;
-        self.upload_archive(
-            &warm.id,
-            crate::shim::DIR,
-            futures::stream::once(async { Ok::<Bytes, std::io::Error>(archive) }),
-        )
-        .await
+        let options = RenameContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        self.docker.rename_container(&warm.id, options).await?;
+        Ok(message)
     }
 
-    /// Sets a bound warm container's shim going. Sending it again does
-    /// nothing: the shim runs its job once.
-    pub async fn trigger(&self, id: &str) -> anyhow::Result<()> {
-        self.kill(id, crate::shim::TRIGGER_SIGNAL).await
+    /// The own command line of the image a container was made from.
+    pub async fn container_image_command(&self, id: &str) -> anyhow::Result<ImageCommand> {
+        let inspected = self.docker.inspect_container(id, None).await?;
+        let image = inspected
+            .image
+            .ok_or_else(|| anyhow::anyhow!("container {id} names no image"))?;
+        Ok(self.image_command(&image).await?)
     }
+}
+
+/// Writes a job's spec to its warm container's stdin, which sets the shim
+/// going. Sending it again does nothing: once it has its job, the shim
+/// reads its stdin no more.
+pub async fn send_spec(input: &mut ContainerInput, message: &[u8]) -> std::io::Result<()> {
+    input.write_all(message).await?;
+    input.flush().await
 }
 
 #[cfg(test)]
