@@ -1,8 +1,8 @@
 /*
  * jobs-shim: the first process of a job's command, under docker-init.
  *
- * The worker copies this static binary into the job's own anonymous volume
- * at /.jobs before the container starts, and runs the job as
+ * The worker bakes this static binary into an image of the app's image at
+ * /.jobs (crates/worker/src/runtime/shim_image.rs), and runs the job as
  *
  *     /.jobs/shim run [-e K=V]... [-a PATH]... -- CMD ARGS...
  *

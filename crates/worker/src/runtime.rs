@@ -30,6 +30,7 @@ pub const LABEL_SHIM: &str = "jobs.shim";
 /// when the job takes it, since labels cannot change.
 pub const LABEL_WARM: &str = "jobs.warm";
 
+pub mod shim_image;
 pub mod warm;
 
 /// What to do when the image is not on this host.
@@ -60,8 +61,8 @@ pub struct ContainerSpec {
     /// Whether the command runs under the shim, which keeps a copy of its
     /// output and of these artifact paths under `/tmp` ([`crate::shim`]).
     pub shim: Option<Vec<String>>,
-    /// A warm container ([`warm`]): the shim waits in it for a job, and
-    /// `/.jobs` and `/tmp/uploads` are volumes, since a job's files are put
+    /// A warm container ([`warm`]): the shim waits in it for a job on its
+    /// stdin, and `/tmp/uploads` is a volume, since a job's uploads are put
     /// into it while it runs.
     pub warm: bool,
 }
@@ -122,6 +123,8 @@ pub struct Runtime {
     archives: Docker,
     pull: PullPolicy,
     engine_grace: Duration,
+    /// The images with the shim made or found so far ([`shim_image`]).
+    shim_images: std::sync::Arc<shim_image::ShimImages>,
 }
 
 /// The writing end of an interactive container's stdin.
@@ -173,6 +176,7 @@ impl Runtime {
             archives,
             pull,
             engine_grace: DEFAULT_ENGINE_GRACE,
+            shim_images: Default::default(),
         })
     }
 
@@ -182,32 +186,31 @@ impl Runtime {
         self
     }
 
-    /// Creates the container, without starting it; with the shim, puts it
-    /// in.
+    /// Creates the container, without starting it; with the shim, from
+    /// the image with the shim ([`shim_image`]).
     pub async fn create(&self, spec: &ContainerSpec) -> Result<String, StartError> {
         self.ensure_image(&spec.image).await?;
         let host_config = host_config(spec);
         let mut labels = spec.labels.clone();
-        let (entrypoint, cmd) = match &spec.shim {
-            None => (None, spec.command.clone()),
-            Some(_) if spec.warm => {
-                labels.insert(LABEL_SHIM.to_owned(), "1".to_owned());
-                labels.insert(LABEL_WARM.to_owned(), "1".to_owned());
-                (Some(crate::shim::wait_command_line()), Vec::new())
-            }
+        let (image, entrypoint, cmd) = match &spec.shim {
+            None => (spec.image.clone(), None, spec.command.clone()),
             Some(artifacts) => {
-                // The shim runs the image's entrypoint with the command, as
-                // Docker would have.
-                let command = self.image_command(&spec.image).await?.with(&spec.command);
+                let shim_image = self.shim_image(&spec.image).await?;
                 labels.insert(LABEL_SHIM.to_owned(), "1".to_owned());
-                (
-                    Some(crate::shim::command_line(artifacts, command)),
-                    Vec::new(),
-                )
+                let line = if spec.warm {
+                    labels.insert(LABEL_WARM.to_owned(), "1".to_owned());
+                    crate::shim::wait_command_line()
+                } else {
+                    // The shim runs the image's entrypoint with the
+                    // command, as Docker would have.
+                    let command = shim_image.command.with(&spec.command);
+                    crate::shim::command_line(artifacts, command)
+                };
+                (shim_image.reference, Some(line), Vec::new())
             }
         };
         let body = ContainerCreateBody {
-            image: Some(spec.image.clone()),
+            image: Some(image),
             entrypoint,
             cmd: Some(cmd),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
@@ -238,21 +241,6 @@ impl Runtime {
             }) => return Err(StartError::ImageNotFound(spec.image.clone())),
             Err(error) => return Err(StartError::Other(error.to_string())),
         };
-        if spec.shim.is_some() {
-            // Under a read-only root `/.jobs` is a volume (see `mounts`).
-            let into_volume = shim_in_volume(spec);
-            let archive = crate::shim::archive(into_volume);
-            let dir = if into_volume { crate::shim::DIR } else { "/" };
-            let put = self
-                .upload_archive(&id, dir, futures::stream::once(async { Ok(archive) }))
-                .await;
-            if let Err(error) = put {
-                let _ = self.remove(&id).await;
-                return Err(StartError::Other(format!(
-                    "putting the shim in failed: {error}"
-                )));
-            }
-        }
         Ok(id)
     }
 
@@ -682,11 +670,11 @@ fn mounts(spec: &ContainerSpec) -> Vec<Mount> {
     mounts
 }
 
-/// Whether `/.jobs` is a volume of its own: under a read-only root, which
-/// refuses writes to `/`, and in a warm container, whose job's spec is put
-/// in while it runs.
+/// Whether `/.jobs` is a volume of its own: under a read-only root, where
+/// the shim could not write its log in the container's layer. Docker fills
+/// the new volume from the image with the shim.
 fn shim_in_volume(spec: &ContainerSpec) -> bool {
-    spec.shim.is_some() && (spec.hardening.read_only_root || spec.warm)
+    spec.shim.is_some() && spec.hardening.read_only_root
 }
 
 /// The uploads' own volume at `/tmp/uploads`: anonymous (a fresh, empty

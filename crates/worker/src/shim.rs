@@ -1,6 +1,8 @@
 //! The shim: a static helper (`shim/shim.c`, built by `build.rs`) that the
-//! worker puts at `/.jobs/shim` in every queued job's container and runs as
-//! its command, `/.jobs/shim run [-a PATH]... -- CMD ARGS...`.
+//! worker bakes into an image of each app image at `/.jobs/shim`
+//! ([`crate::runtime::shim_image`]) and runs as every queued job's command,
+//! `/.jobs/shim run [-a PATH]... -- CMD ARGS...` (or, in a warm container,
+//! `/.jobs/shim wait`).
 //!
 //! It keeps a copy of the command's output in a bounded ring of segment
 //! files under `/.jobs/log` (read back by [`crate::capture`] after a worker
@@ -30,11 +32,10 @@ pub const STATUS_FILE: &str = "/.jobs/log/status";
 /// command's process group, copies the artifacts, and exits.
 pub const KILL_SIGNAL: &str = "SIGUSR2";
 
-/// The tar archive put into the created container: `/.jobs` with the shim
-/// and the directories it writes, writable by any `--user`. Its entries
-/// are under `.jobs/`, for `/`, or, for the volume at `/.jobs` (a
-/// read-only root refuses writes to `/`), bare.
-pub fn archive(into_volume: bool) -> Bytes {
+/// The tar archive, for `/`, of `/.jobs` with the shim and the directories
+/// it writes, writable by any `--user`: what the image with the shim adds
+/// to an app's image ([`crate::runtime::shim_image`]).
+pub fn archive() -> Bytes {
     let mut builder = tar::Builder::new(Vec::with_capacity(BINARY.len() + 4096));
     let mut add = |path: &str, mode: u32, data: &[u8], kind: tar::EntryType| {
         let mut header = tar::Header::new_gnu();
@@ -48,28 +49,10 @@ pub fn archive(into_volume: bool) -> Bytes {
             .append_data(&mut header, path, data)
             .expect("an in-memory tar");
     };
-    let prefix = if into_volume { "" } else { ".jobs/" };
-    if !into_volume {
-        add(".jobs", 0o755, &[], tar::EntryType::Directory);
-    }
-    add(
-        &format!("{prefix}shim"),
-        0o755,
-        BINARY,
-        tar::EntryType::Regular,
-    );
-    add(
-        &format!("{prefix}log"),
-        0o777,
-        &[],
-        tar::EntryType::Directory,
-    );
-    add(
-        &format!("{prefix}art"),
-        0o777,
-        &[],
-        tar::EntryType::Directory,
-    );
+    add(".jobs", 0o755, &[], tar::EntryType::Directory);
+    add(".jobs/shim", 0o755, BINARY, tar::EntryType::Regular);
+    add(".jobs/log", 0o777, &[], tar::EntryType::Directory);
+    add(".jobs/art", 0o777, &[], tar::EntryType::Directory);
     let mut bytes = builder.into_inner().expect("an in-memory tar");
     let _ = bytes.flush();
     Bytes::from(bytes)
@@ -214,15 +197,7 @@ mod tests {
 
     #[test]
     fn the_archive_holds_the_shim_and_writable_directories() {
-        assert_eq!(
-            tar::Archive::new(archive(true).as_ref())
-                .entries()
-                .unwrap()
-                .map(|entry| entry.unwrap().path().unwrap().display().to_string())
-                .collect::<Vec<_>>(),
-            ["shim", "log", "art"]
-        );
-        let archive = archive(false);
+        let archive = archive();
         let mut entries = tar::Archive::new(archive.as_ref());
         let found: Vec<(String, u32, u64)> = entries
             .entries()
@@ -237,8 +212,15 @@ mod tests {
                 )
             })
             .collect();
+        assert_eq!(
+            found
+                .iter()
+                .map(|(path, ..)| path.as_str())
+                .collect::<Vec<_>>(),
+            [".jobs", ".jobs/shim", ".jobs/log", ".jobs/art"]
+        );
         assert_eq!(found[1], (".jobs/shim".into(), 0o755, BINARY.len() as u64));
-        assert_eq!(found[2].1, 0o777);
+        assert_eq!((found[2].1, found[3].1), (0o777, 0o777));
         assert_eq!(&BINARY[..4], b"\x7fELF");
     }
 }

@@ -87,6 +87,11 @@ pub async fn run_with(
     let runtime = Runtime::connect(config.docker_host.as_deref(), config.pull)
         .await?
         .with_engine_grace(config.engine_grace);
+    // In the background: an upgrade's first start need not wait for it.
+    tokio::spawn({
+        let runtime = runtime.clone();
+        async move { runtime.remove_stale_shim_images().await }
+    });
     let blobs = jobs_blobs::Blobs::from_url(&config.object_store)
         .context("opening the object store (--object-store, JOBS_OBJECT_STORE)")?;
     let slots = Arc::new(Semaphore::new(usize::from(config.slots)));

@@ -140,7 +140,8 @@ impl Runtime {
         let image = inspected
             .image
             .ok_or_else(|| anyhow::anyhow!("container {id} names no image"))?;
-        Ok(self.image_command(&image).await?)
+        let base = self.base_image_of(&image).await;
+        Ok(self.image_command(&base).await?)
     }
 }
 
