@@ -113,11 +113,31 @@ impl Store {
         &self,
         channel: &'static str,
     ) -> Result<JobNotifications, StoreError> {
-        let sender = match self {
-            Store::Postgres(store) => store.notifications(channel).await?,
-            Store::Sqlite(store) => store.notifications(channel).await?,
+        let mut each = self.notifications_on(&[channel]).await?;
+        Ok(each.remove(0))
+    }
+
+    /// Wake-ups on each of `channels`, in their order, through one
+    /// connection (PostgreSQL wakes every listening connection for every
+    /// NOTIFY: a process listens on one).
+    pub async fn notifications_on(
+        &self,
+        channels: &[&'static str],
+    ) -> Result<Vec<JobNotifications>, StoreError> {
+        let senders = match self {
+            Store::Postgres(store) => store.notifications(channels).await?,
+            Store::Sqlite(store) => {
+                let mut senders = Vec::new();
+                for channel in channels {
+                    senders.push(store.notifications(channel).await?);
+                }
+                senders
+            }
         };
-        Ok(JobNotifications { sender })
+        Ok(senders
+            .into_iter()
+            .map(|sender| JobNotifications { sender })
+            .collect())
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use jobs_store::{ClaimedJob, JOB_DIRECT_CHANNEL, parse_direct_offer};
+use jobs_store::{ClaimedJob, JobNotifications, parse_direct_offer};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -80,13 +80,13 @@ pub async fn advertise(context: &WorkerContext, slots: &Semaphore) -> bool {
 
 /// Takes the interactive runs offered to this worker while it has a free
 /// slot. An offer it cannot take is ignored: the API offers it elsewhere.
-pub async fn take_offers(
+pub fn take_offers(
     context: &Arc<WorkerContext>,
     tracker: &TaskTracker,
     slots: &Arc<Semaphore>,
     shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
-    let notifications = context.store.notifications(JOB_DIRECT_CHANNEL).await?;
+    notifications: JobNotifications,
+) {
     let mut offers = notifications.subscribe();
     let context = context.clone();
     let tracker_for_runs = tracker.clone();
@@ -133,7 +133,6 @@ pub async fn take_offers(
             }
         }
     });
-    Ok(())
 }
 
 /// Runs a claimed interactive job to its end and records the outcome.

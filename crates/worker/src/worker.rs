@@ -5,7 +5,9 @@ use std::{collections::HashMap, io::Write, sync::Arc, time::Duration};
 use anyhow::Context;
 use jobs_core::JobState;
 use jobs_dispatch::{AmqpConfig, ConsumerSession, Consumers};
-use jobs_store::{HeldJob, JOB_CANCEL_CHANNEL, Store, WORKER_DRAIN_CHANNEL};
+use jobs_store::{
+    HeldJob, JOB_CANCEL_CHANNEL, JOB_DIRECT_CHANNEL, JobNotifications, Store, WORKER_DRAIN_CHANNEL,
+};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -117,8 +119,18 @@ pub async fn run_with(
         draining: watch::Sender::new(false),
         warm_pool: WarmPool::default(),
     });
-    forward_cancels(&context).await?;
-    follow_drains(&context).await?;
+    // One connection for all three: PostgreSQL wakes every listening
+    // connection for every NOTIFY.
+    let mut notifications = context
+        .store
+        .notifications_on(&[JOB_CANCEL_CHANNEL, WORKER_DRAIN_CHANNEL, JOB_DIRECT_CHANNEL])
+        .await
+        .context("listening for cancels, drains and interactive offers")?
+        .into_iter();
+    let mut next = || notifications.next().expect("one per channel");
+    forward_cancels(&context, next());
+    follow_drains(&context, next());
+    let offers = next();
     let tracker = TaskTracker::new();
     reconcile(&context, &tracker, &slots).await?;
     // Registered before consuming, so that a drain that outlived a restart
@@ -130,7 +142,7 @@ pub async fn run_with(
         slots.clone(),
         shutdown.clone(),
     ));
-    interactive::take_offers(&context, &tracker, &slots, &shutdown).await?;
+    interactive::take_offers(&context, &tracker, &slots, &shutdown, offers);
     let warming = tokio::spawn(warm_pool::keep_filled(context.clone(), shutdown.clone()));
     consume(&context, &consumers, &tracker, &slots, &shutdown).await;
     let _ = advertising.await;
@@ -240,12 +252,7 @@ async fn reconcile(
 }
 
 /// Routes cancel notifications to the attempts this worker runs.
-async fn forward_cancels(context: &Arc<WorkerContext>) -> anyhow::Result<()> {
-    let notifications = context
-        .store
-        .notifications(JOB_CANCEL_CHANNEL)
-        .await
-        .context("listening for cancels")?;
+fn forward_cancels(context: &Arc<WorkerContext>, notifications: JobNotifications) {
     let mut cancels = notifications.subscribe();
     let attempts = context.attempts.clone();
     tokio::spawn(async move {
@@ -259,17 +266,11 @@ async fn forward_cancels(context: &Arc<WorkerContext>) -> anyhow::Result<()> {
             }
         }
     });
-    Ok(())
 }
 
 /// Takes in an admin's drain (or its undoing) as soon as it is committed;
 /// the registry heartbeat reads it back too, for a missed notification.
-async fn follow_drains(context: &Arc<WorkerContext>) -> anyhow::Result<()> {
-    let notifications = context
-        .store
-        .notifications(WORKER_DRAIN_CHANNEL)
-        .await
-        .context("listening for drains")?;
+fn follow_drains(context: &Arc<WorkerContext>, notifications: JobNotifications) {
     let mut drains = notifications.subscribe();
     let context = context.clone();
     tokio::spawn(async move {
@@ -287,7 +288,6 @@ async fn follow_drains(context: &Arc<WorkerContext>) -> anyhow::Result<()> {
             }
         }
     });
-    Ok(())
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {

@@ -82,14 +82,19 @@ impl PgStore {
             .unwrap_or_else(|| app_size.parse::<Size>().unwrap_or_default());
         let upload_ids: Vec<String> = create.uploads.iter().map(|u| u.id.clone()).collect();
         // Locked until the commit, so that two jobs cannot take one upload.
-        let found: Vec<UploadRow> = sqlx::query_as(
-            "select id, name, size, sha256 from uploads \
-             where app = $1 and id = any($2) and job_id is null for update",
-        )
-        .bind(app)
-        .bind(&upload_ids)
-        .fetch_all(&mut *tx)
-        .await?;
+        // Without uploads, no round trip: the app's row is locked meanwhile.
+        let found: Vec<UploadRow> = if upload_ids.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_as(
+                "select id, name, size, sha256 from uploads \
+                 where app = $1 and id = any($2) and job_id is null for update",
+            )
+            .bind(app)
+            .bind(&upload_ids)
+            .fetch_all(&mut *tx)
+            .await?
+        };
         let uploads = uploads_in_order(create, found.into_iter().map(Upload::from).collect())?;
         let job_id = new_job_id();
         let inserted: Result<JobRow, sqlx::Error> = sqlx::query_as(concat!(
@@ -128,11 +133,13 @@ impl PgStore {
             }
             Err(e) => return Err(e.into()),
         };
-        sqlx::query("update uploads set job_id = $1 where id = any($2)")
-            .bind(&job_id)
-            .bind(&upload_ids)
-            .execute(&mut *tx)
-            .await?;
+        if !upload_ids.is_empty() {
+            sqlx::query("update uploads set job_id = $1 where id = any($2)")
+                .bind(&job_id)
+                .bind(&upload_ids)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok((row.into(), true))
     }

@@ -47,12 +47,13 @@ impl PgStore {
         &self.pool
     }
 
-    /// Wake-ups for every NOTIFY on `channel`.
+    /// Wake-ups for every NOTIFY on each of `channels`, in their order, on
+    /// one connection.
     pub async fn notifications(
         &self,
-        channel: &'static str,
-    ) -> Result<tokio::sync::broadcast::Sender<String>, StoreError> {
-        Ok(events::listen(self, channel).await?)
+        channels: &[&'static str],
+    ) -> Result<Vec<tokio::sync::broadcast::Sender<String>>, StoreError> {
+        Ok(events::listen(self, channels).await?)
     }
 
     /// Whether the database answers.
