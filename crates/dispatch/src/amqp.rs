@@ -185,24 +185,37 @@ impl AmqpPublisher {
     }
 
     /// Publishes one wake-up and returns once the broker confirmed it.
+    /// The lock covers only finding (or opening) the channel: publishes of
+    /// concurrent requests wait for their confirms side by side, so the
+    /// API's submit rate is not one broker round trip (a quorum queue's
+    /// fsync) at a time.
     pub async fn publish(&self, job_id: &str) -> anyhow::Result<()> {
-        let mut session = self.session.lock().await;
-        if session
-            .as_ref()
-            .is_none_or(|(conn, _)| !conn.status().connected())
-        {
-            let (connection, channel) = connect(&self.config).await?;
-            channel
-                .confirm_select(ConfirmSelectOptions::default())
-                .await
-                .context("enabling publisher confirms")?;
-            *session = Some((connection, channel));
-        }
-        let (_, channel) = session.as_ref().expect("session was just set");
-        let result = publish_confirmed(channel, &self.config.queue, job_id).await;
+        let channel = {
+            let mut session = self.session.lock().await;
+            if session
+                .as_ref()
+                .is_none_or(|(conn, _)| !conn.status().connected())
+            {
+                let (connection, channel) = connect(&self.config).await?;
+                channel
+                    .confirm_select(ConfirmSelectOptions::default())
+                    .await
+                    .context("enabling publisher confirms")?;
+                *session = Some((connection, channel));
+            }
+            session.as_ref().expect("session was just set").1.clone()
+        };
+        let result = publish_confirmed(&channel, &self.config.queue, job_id).await;
         if result.is_err() {
-            // Drop the session so that the next publish reconnects.
-            *session = None;
+            // A broken session is dropped, so that the next publish
+            // reconnects; one that another publish opened meanwhile, or a
+            // healthy one that only refused this message, stays.
+            let mut session = self.session.lock().await;
+            if session.as_ref().is_some_and(|(connection, current)| {
+                !connection.status().connected() || !current.status().connected()
+            }) {
+                *session = None;
+            }
         }
         result
     }
