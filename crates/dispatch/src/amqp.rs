@@ -171,7 +171,10 @@ fn redact(url: &str) -> String {
 /// Publishes job wake-ups, waiting for the broker's confirm of each.
 pub struct AmqpPublisher {
     config: AmqpConfig,
-    session: Mutex<Option<(Connection, Channel)>>,
+    /// The connection and confirming channel, and which of the sessions
+    /// opened so far it is.
+    session: Mutex<Option<(Connection, Channel, u64)>>,
+    opened: std::sync::atomic::AtomicU64,
 }
 
 impl AmqpPublisher {
@@ -181,6 +184,7 @@ impl AmqpPublisher {
         Self {
             config,
             session: Mutex::new(None),
+            opened: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -190,30 +194,36 @@ impl AmqpPublisher {
     /// API's submit rate is not one broker round trip (a quorum queue's
     /// fsync) at a time.
     pub async fn publish(&self, job_id: &str) -> anyhow::Result<()> {
-        let channel = {
+        let (channel, generation) = {
             let mut session = self.session.lock().await;
             if session
                 .as_ref()
-                .is_none_or(|(conn, _)| !conn.status().connected())
+                .is_none_or(|(conn, ..)| !conn.status().connected())
             {
                 let (connection, channel) = connect(&self.config).await?;
                 channel
                     .confirm_select(ConfirmSelectOptions::default())
                     .await
                     .context("enabling publisher confirms")?;
-                *session = Some((connection, channel));
+                let generation = self
+                    .opened
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                *session = Some((connection, channel, generation));
             }
-            session.as_ref().expect("session was just set").1.clone()
+            let (_, channel, generation) = session.as_ref().expect("session was just set");
+            (channel.clone(), *generation)
         };
         let result = publish_confirmed(&channel, &self.config.queue, job_id).await;
         if result.is_err() {
-            // A broken session is dropped, so that the next publish
-            // reconnects; one that another publish opened meanwhile, or a
-            // healthy one that only refused this message, stays.
+            // Any failure drops the session it happened on, so that the
+            // next publish opens a new one: after a node's loss, a channel
+            // may go on refusing every publish to a queue whose leader
+            // moved. A session another publish opened meanwhile stays.
             let mut session = self.session.lock().await;
-            if session.as_ref().is_some_and(|(connection, current)| {
-                !connection.status().connected() || !current.status().connected()
-            }) {
+            if session
+                .as_ref()
+                .is_some_and(|(.., current)| *current == generation)
+            {
                 *session = None;
             }
         }
