@@ -36,3 +36,27 @@ fn signals_reach_the_command_and_its_status_passes_through() {
         .assert_stdout(b"a b");
     env.finish();
 }
+
+#[test]
+fn a_pruned_image_with_the_shim_is_made_again_by_the_next_job() {
+    let mut env = TestEnv::start(1);
+    env.jobs(&["run", "--", "echo", "first"])
+        .assert_code(0)
+        .assert_stdout(b"first\n");
+    // What an operator's `docker image rm jobs-shim:…` does (docs/operations.md:
+    // always safe); `-f` untags it even while another test's container uses it.
+    let tags = jobs_e2e::docker::docker(&[
+        "images",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        "jobs-shim",
+    ]);
+    assert!(!tags.trim().is_empty(), "no image with the shim was made");
+    for tag in tags.split_whitespace() {
+        jobs_e2e::docker::docker(&["rmi", "-f", tag]);
+    }
+    env.jobs(&["run", "--", "sh", "-c", "echo again; exit 3"])
+        .assert_code(3)
+        .assert_stdout(b"again\n");
+    env.finish();
+}

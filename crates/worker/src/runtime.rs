@@ -9,7 +9,9 @@ use bollard::{
     Docker,
     container::LogOutput,
     errors::Error as DockerError,
-    models::{ContainerCreateBody, HostConfig, HostConfigCgroupnsModeEnum, Mount, MountType},
+    models::{
+        ContainerCreateBody, HostConfig, HostConfigCgroupnsModeEnum, ImageInspect, Mount, MountType,
+    },
     query_parameters::{
         AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
         DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder,
@@ -189,13 +191,30 @@ impl Runtime {
     /// Creates the container, without starting it; with the shim, from
     /// the image with the shim ([`shim_image`]).
     pub async fn create(&self, spec: &ContainerSpec) -> Result<String, StartError> {
-        self.ensure_image(&spec.image).await?;
+        let inspected = self.ensure_image(&spec.image).await?;
+        match self.create_from(spec, &inspected).await {
+            // The image with the shim went away since it was made (an
+            // operator pruned it): it is made again.
+            Err(StartError::ImageNotFound(_)) if spec.shim.is_some() => {
+                self.forget_shim_image(&inspected).await;
+                self.create_from(spec, &inspected).await
+            }
+            created => created,
+        }
+    }
+
+    /// [`Self::create`] of a spec whose image, on this host, is `inspected`.
+    async fn create_from(
+        &self,
+        spec: &ContainerSpec,
+        inspected: &ImageInspect,
+    ) -> Result<String, StartError> {
         let host_config = host_config(spec);
         let mut labels = spec.labels.clone();
         let (image, entrypoint, cmd) = match &spec.shim {
             None => (spec.image.clone(), None, spec.command.clone()),
             Some(artifacts) => {
-                let shim_image = self.shim_image(&spec.image).await?;
+                let shim_image = self.shim_image(&spec.image, inspected).await?;
                 labels.insert(LABEL_SHIM.to_owned(), "1".to_owned());
                 let line = if spec.warm {
                     labels.insert(LABEL_WARM.to_owned(), "1".to_owned());
@@ -296,9 +315,10 @@ impl Runtime {
         }
     }
 
-    async fn ensure_image(&self, image: &str) -> Result<(), StartError> {
+    /// The image, pulled first if it is missing and the policy allows.
+    async fn ensure_image(&self, image: &str) -> Result<ImageInspect, StartError> {
         match self.docker.inspect_image(image).await {
-            Ok(_) => return Ok(()),
+            Ok(inspected) => return Ok(inspected),
             Err(DockerError::DockerResponseServerError {
                 status_code: 404, ..
             }) => {}
@@ -317,7 +337,10 @@ impl Runtime {
                 return Err(StartError::ImageNotFound(image.to_owned()));
             }
         }
-        Ok(())
+        self.docker
+            .inspect_image(image)
+            .await
+            .map_err(|error| StartError::Other(error.to_string()))
     }
 
     /// Attaches to stdout and stderr. Call before `start`, so that no byte

@@ -15,7 +15,7 @@
 use std::{collections::HashMap, sync::LazyLock};
 
 use bollard::{
-    models::{ContainerConfig, ContainerCreateBody},
+    models::{ContainerConfig, ContainerCreateBody, ImageInspect},
     query_parameters::{
         CommitContainerOptionsBuilder, CreateContainerOptionsBuilder, ListImagesOptionsBuilder,
         RemoveImageOptionsBuilder,
@@ -61,20 +61,16 @@ fn shim_tag(base_id: &str) -> String {
 }
 
 impl Runtime {
-    /// The image with the shim for `image`, which is on this host; made
-    /// the first time, then known.
-    pub(super) async fn shim_image(&self, image: &str) -> Result<ShimImage, StartError> {
-        let inspected = self
-            .docker
-            .inspect_image(image)
-            .await
-            .map_err(|error| StartError::Other(error.to_string()))?;
+    /// The image with the shim for `image`, which is on this host as
+    /// `inspected`; made the first time, then known.
+    pub(super) async fn shim_image(
+        &self,
+        image: &str,
+        inspected: &ImageInspect,
+    ) -> Result<ShimImage, StartError> {
         let base_id = inspected.id.clone().unwrap_or_default();
-        let config = inspected.config.unwrap_or_default();
-        let command = ImageCommand {
-            entrypoint: config.entrypoint.clone().unwrap_or_default(),
-            cmd: config.cmd.clone().unwrap_or_default(),
-        };
+        let config = inspected.config.clone().unwrap_or_default();
+        let command = ImageCommand::of(&config);
         // One at a time: two jobs of a new image make it once.
         let mut known = self.shim_images.known.lock().await;
         if let Some(found) = known.get(&base_id) {
@@ -100,6 +96,13 @@ impl Runtime {
         let made = ShimImage { reference, command };
         known.insert(base_id, made.clone());
         Ok(made)
+    }
+
+    /// Forgets the image with the shim of `inspected`, so that the next
+    /// container of it looks for it again.
+    pub(super) async fn forget_shim_image(&self, inspected: &ImageInspect) {
+        let base_id = inspected.id.as_deref().unwrap_or_default();
+        self.shim_images.known.lock().await.remove(base_id);
     }
 
     /// Puts `/.jobs` into a container of `image` that is never started,

@@ -38,6 +38,14 @@ pub struct ImageCommand {
 }
 
 impl ImageCommand {
+    /// The entrypoint and command of an image's config.
+    pub fn of(config: &bollard::models::ImageConfig) -> Self {
+        Self {
+            entrypoint: config.entrypoint.clone().unwrap_or_default(),
+            cmd: config.cmd.clone().unwrap_or_default(),
+        }
+    }
+
     /// The command line that runs `command` (or, if it is empty, the
     /// image's own command) in this image.
     pub fn with(&self, command: &[String]) -> Vec<String> {
@@ -71,13 +79,9 @@ impl Runtime {
             .inspect_image(image)
             .await
             .map_err(|error| StartError::Other(error.to_string()))?;
-        let config = inspected.config.unwrap_or_default();
         Ok((
             inspected.id.unwrap_or_default(),
-            ImageCommand {
-                entrypoint: config.entrypoint.unwrap_or_default(),
-                cmd: config.cmd.unwrap_or_default(),
-            },
+            ImageCommand::of(&inspected.config.unwrap_or_default()),
         ))
     }
 
@@ -89,8 +93,9 @@ impl Runtime {
     /// from `template` (its image, limits and hardening; its command, env,
     /// name and labels other than the worker's are not used).
     pub async fn create_warm(&self, template: &ContainerSpec) -> Result<WarmContainer, StartError> {
-        self.ensure_image(&template.image).await?;
-        let (image_id, image_command) = self.inspect_image_command(&template.image).await?;
+        let inspected = self.ensure_image(&template.image).await?;
+        let image_id = inspected.id.clone().unwrap_or_default();
+        let image_command = ImageCommand::of(&inspected.config.unwrap_or_default());
         let spec = ContainerSpec {
             name: format!("jobs-warm-{}", uuid::Uuid::now_v7().simple()),
             command: Vec::new(),
