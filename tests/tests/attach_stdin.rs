@@ -112,6 +112,16 @@ impl PipedRun {
         });
     }
 
+    /// Waits until the CLI has printed at least `bytes` of output.
+    #[track_caller]
+    fn wait_for_echoed(&self, bytes: usize) {
+        let stdout = self.stdout.as_ref().expect("stdout");
+        let what = format!("the CLI to print {bytes} bytes");
+        wait_until(&what, ANSWER_DEADLINE, || {
+            (stdout.snapshot().len() >= bytes).then_some(())
+        });
+    }
+
     fn stderr_so_far(&self) -> String {
         let bytes = self
             .stderr
@@ -235,6 +245,47 @@ fn piped_stdin_crosses_an_api_restart_exactly_once() {
         .assert_stdout(count_and_hash(&data).as_bytes());
     let id = env.db_last_job_id();
     output.assert_stderr_contains(&format!("reconnected to job {id}"));
+    env.finish();
+}
+
+#[test]
+fn piped_stdin_and_its_echo_cross_a_worker_kill_exactly_once() {
+    // `cat` echoes its stdin: every byte must go in once and come back
+    // once, though the worker holding the run is killed (SIGKILL) and
+    // restarted in the middle, while bytes are on their way both ways.
+    let mut env = TestEnv::start(2);
+    let data = random_bytes(TEN_MIB);
+    let run = PipedRun::spawn(env.jobs_command(&["run", "-i", "--", "cat"]), data.clone());
+    run.wait_for_echoed(MIB);
+    env.kill_worker();
+    let taken_at_kill = run.taken.load(Ordering::SeqCst);
+    env.restart_worker();
+
+    let output = run.wait();
+    assert!(
+        taken_at_kill < TEN_MIB,
+        "the kill must fall while stdin is on its way ({taken_at_kill} bytes taken)"
+    );
+    let id = env.db_last_job_id();
+    let job = env.db_job(&id).expect("the job is stored");
+    assert_eq!((job.state.as_str(), job.attempt), ("succeeded", 1));
+    // The stored log holds the same bytes, also those written while no
+    // worker was there.
+    let logs = env.jobs(&["logs", &id]);
+    logs.assert_success();
+    assert!(
+        logs.stdout == data,
+        "the stored log is the input byte for byte: {} bytes of {}",
+        logs.stdout.len(),
+        data.len()
+    );
+    output.assert_success();
+    assert!(
+        output.stdout == data,
+        "the echo is the input byte for byte: {} bytes back of {}",
+        output.stdout.len(),
+        data.len()
+    );
     env.finish();
 }
 

@@ -5,7 +5,7 @@
 //!   parts around a pause, timeouts, cancels, and interactive runs
 //!   (`jobs run -i`) whose piped stdin the command echoes back.
 //! - Faults, while jobs run: the worker killed with SIGKILL and restarted
-//!   within its lease, RabbitMQ stopped and started, PostgreSQL restarted
+//!   within its lease (interactive runs in flight included), RabbitMQ stopped and started, PostgreSQL restarted
 //!   once. All on private instances (`jobs_e2e::services`).
 //! - Counts: lost submissions, duplicate executions (container starts per
 //!   job, from Docker's event log), jobs left non-terminal, lost and
@@ -18,7 +18,8 @@
 
 use std::collections::HashMap;
 use std::process::Command;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jobs_e2e::cli::run_bounded;
@@ -30,13 +31,10 @@ use jobs_e2e::{TestEnv, TestEnvOptions};
 /// Threads that submit jobs (and run the interactive ones) at once.
 const SUBMITTERS: usize = 4;
 
-/// Held (shared) by every interactive run while it runs, and (exclusively)
-/// by a worker kill: an interactive run never has its worker killed under
-/// it. That case is a known gap, not a guarantee (docs/reliability.md,
-/// "Known gaps": the takeover of an interactive container has no stdin
-/// left), so the soak does not count it; interactive runs still meet the
-/// broker and database restarts.
-static NO_WORKER_KILL: RwLock<()> = RwLock::new(());
+/// Interactive runs whose CLI is running right now, and the sum of them
+/// over the worker kills: how many runs had their worker killed under them.
+static INTERACTIVE_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+static INTERACTIVE_AT_KILLS: AtomicUsize = AtomicUsize::new(0);
 /// How long every job may take to end once the faults are over.
 const SETTLE_DEADLINE: Duration = Duration::from_secs(180);
 /// A submission refused while a service is down is retried (with its
@@ -158,16 +156,14 @@ fn submit(spec: &Spec, command: impl Fn(&[&str]) -> Command) -> Submitted {
             "-c",
             "timeout 30 cat; exit 2",
         ];
-        let running = NO_WORKER_KILL
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
         // It waits in line for a slot like any job, behind the queue.
+        INTERACTIVE_IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
         let output = run_bounded(
             command(&args),
             Some(&stdin),
             scaled(Duration::from_secs(120)),
         );
-        drop(running);
+        INTERACTIVE_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
         return Submitted {
             job_id: None,
             interactive: Some((output.stdout.clone(), output.code())),
@@ -369,12 +365,14 @@ fn soak_mixed_jobs_under_worker_kills_broker_restarts_and_a_database_restart() {
         }
         match *fault {
             "worker" => {
-                let no_interactive_run = NO_WORKER_KILL
-                    .write()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                // Interactive runs included: their stdin goes on through
+                // the shim, where the restarted worker finds it.
+                INTERACTIVE_AT_KILLS.fetch_add(
+                    INTERACTIVE_IN_FLIGHT.load(Ordering::SeqCst),
+                    Ordering::SeqCst,
+                );
                 env.kill_worker();
                 env.restart_worker();
-                drop(no_interactive_run);
             }
             "broker" => {
                 env.rabbit().stop();
@@ -477,12 +475,14 @@ fn soak_mixed_jobs_under_worker_kills_broker_restarts_and_a_database_restart() {
 
     println!(
         "\nsoak: {jobs} jobs, faults: {} worker kills (SIGKILL, restarted within the lease), \
-         {} broker restarts, {} database restart; faults over after {:.0?}, total {:.0?}",
+         {} broker restarts, {} database restart; faults over after {:.0?}, total {:.0?}; \
+         interactive runs in flight at the worker kills: {}",
         done_faults.get("worker").copied().unwrap_or(0),
         done_faults.get("broker").copied().unwrap_or(0),
         done_faults.get("database").copied().unwrap_or(0),
         faults_over,
-        started.elapsed()
+        started.elapsed(),
+        INTERACTIVE_AT_KILLS.load(Ordering::SeqCst),
     );
     println!("| count | value |\n|---|---|");
     for (name, value) in counts.rows() {

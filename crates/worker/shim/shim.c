@@ -23,6 +23,12 @@
  *     the command's status: its code, or 128+N after signal N.
  *  4. It runs the command at most once per container: a second start of
  *     the container ends with the first run's status, running nothing.
+ *  5. With -i (an interactive run), the command's stdin comes from the
+ *     socket /.jobs/log/stdin.sock, not from Docker: the worker sends
+ *     numbered input there through `shim feed`, and the shim writes each
+ *     byte to the command once, in order, and acknowledges how far it got.
+ *     The socket outlives the worker, so a restarted worker goes on where
+ *     the dead one stopped, neither losing nor repeating a byte.
  *
  *     /.jobs/shim wait
  *
@@ -32,6 +38,15 @@
  * ARGS...), then runs that as `run` does, with those env vars set over
  * the container's own and /dev/null as the command's stdin, as in a cold
  * container.
+ *
+ *     /.jobs/shim feed
+ *
+ * relays between its own stdin and stdout and the socket of `run -i`: the
+ * worker runs it with `exec`. Frames to the shim: 'D', the offset of the
+ * first byte (u64 LE), the length (u32 LE) and the bytes; or 'E' and the
+ * offset where the input ends (u64 LE). From the shim: 'A' and the offset
+ * up to which the command's stdin was written (u64 LE), first on every
+ * connection and then as it moves.
  *
  *     /.jobs/shim cat
  *
@@ -50,7 +65,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -62,10 +79,14 @@
 #define DONE_FILE LOG_DIR "/done"
 #define STARTED_FILE LOG_DIR "/started"
 #define EXIT_FILE LOG_DIR "/exit"
+#define STDIN_SOCKET LOG_DIR "/stdin.sock"
 #define SEGMENTS 4
 #define SEGMENT_BYTES (16u << 20)
 #define READ_BYTES 65536
 #define MAX_ARTIFACTS 64
+#define MAX_FEEDERS 4
+#define MAX_INPUT_FRAME 65536
+#define INPUT_HEADER 13 /* 'D', u64 offset, u32 length */
 
 /* Record types; a record is 1 type byte, a u32 LE length, the data. */
 #define REC_STDOUT 1
@@ -287,11 +308,218 @@ static void write_status(int code, const char *program) {
     close(fd);
 }
 
+/* ---- the command's stdin through a socket (run -i) ---- */
+
+static uint64_t get_u64(const unsigned char *at) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)at[i] << (8 * i);
+    return v;
+}
+
+static uint32_t get_u32(const unsigned char *at) {
+    return (uint32_t)at[0] | (uint32_t)at[1] << 8 | (uint32_t)at[2] << 16 | (uint32_t)at[3] << 24;
+}
+
+/* One connection of `shim feed`: frames come in, acks go out. */
+struct feeder {
+    int fd;
+    uint64_t serial;   /* the order of connections: the oldest gives way */
+    uint64_t acked;    /* the last ack it was sent; UINT64_MAX: none yet */
+    size_t len;        /* bytes in buf */
+    unsigned char buf[INPUT_HEADER + MAX_INPUT_FRAME];
+};
+
+struct input {
+    int listener;       /* -1 once closed */
+    int pipe;           /* the command's stdin; -1 once closed */
+    uint64_t delivered; /* input bytes written to the command's stdin */
+    uint64_t end_at;    /* where the input ends, once `ended` */
+    int ended;
+    uint64_t serial;
+    size_t pending_off, pending_len; /* of a frame's part not yet written */
+    unsigned char pending[MAX_INPUT_FRAME];
+    struct feeder feeders[MAX_FEEDERS];
+};
+
+static int input_open(struct input *in, int pipe_end) {
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    strncpy(addr.sun_path, STDIN_SOCKET, sizeof addr.sun_path - 1);
+    in->pipe = pipe_end;
+    for (int i = 0; i < MAX_FEEDERS; i++) in->feeders[i].fd = -1;
+    unlink(STDIN_SOCKET);
+    in->listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (in->listener < 0) return -1;
+    if (bind(in->listener, (struct sockaddr *)&addr, sizeof addr) < 0 ||
+        listen(in->listener, MAX_FEEDERS) < 0)
+        return -1;
+    return fcntl(pipe_end, F_SETFL, O_NONBLOCK);
+}
+
+static void close_fd(int *fd) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+}
+
+static void feeder_close(struct feeder *f) {
+    close_fd(&f->fd);
+    f->len = 0;
+}
+
+/* The run is over: no more input, and `shim feed` ends. */
+static void input_close(struct input *in) {
+    close_fd(&in->listener);
+    unlink(STDIN_SOCKET);
+    close_fd(&in->pipe);
+    for (int i = 0; i < MAX_FEEDERS; i++) feeder_close(&in->feeders[i]);
+}
+
+static void input_accept(struct input *in) {
+    int fd;
+    while ((fd = accept4(in->listener, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+        /* A worker that connects again has given its older connection up. */
+        struct feeder *slot = &in->feeders[0];
+        for (int i = 0; i < MAX_FEEDERS; i++) {
+            struct feeder *f = &in->feeders[i];
+            if (f->fd < 0) {
+                slot = f;
+                break;
+            }
+            if (f->serial < slot->serial) slot = f;
+        }
+        feeder_close(slot);
+        slot->fd = fd;
+        slot->serial = ++in->serial;
+        slot->acked = UINT64_MAX;
+    }
+}
+
+static void input_read(struct feeder *f) {
+    size_t room = sizeof f->buf - f->len;
+    if (f->fd < 0 || room == 0) return;
+    ssize_t n = read(f->fd, f->buf + f->len, room);
+    if (n > 0)
+        f->len += (size_t)n;
+    else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+        feeder_close(f); /* what it held unacknowledged is sent again */
+}
+
+/* The size of the whole frame at the head of f's buffer: 0 while it is
+ * incomplete, -1 if it is malformed. */
+static long frame_size(const struct feeder *f) {
+    if (f->len == 0) return 0;
+    if (f->buf[0] == 'E') return f->len >= 9 ? 9 : 0;
+    if (f->buf[0] != 'D') return -1;
+    if (f->len < INPUT_HEADER) return 0;
+    uint32_t length = get_u32(f->buf + 9);
+    if (length > MAX_INPUT_FRAME) return -1;
+    return f->len >= INPUT_HEADER + length ? (long)(INPUT_HEADER + length) : 0;
+}
+
+/* Takes one frame in: its bytes the command has not had become pending. */
+static void input_take(struct input *in, const unsigned char *frame) {
+    uint64_t offset = get_u64(frame + 1);
+    if (frame[0] == 'E') {
+        in->ended = 1;
+        in->end_at = offset;
+        return;
+    }
+    uint32_t length = get_u32(frame + 9);
+    /* A resend of bytes already written is dropped. A frame that skips
+     * ahead (none should) is dropped unacknowledged: it comes again. */
+    if (offset > in->delivered || offset + length <= in->delivered) return;
+    size_t skip = (size_t)(in->delivered - offset);
+    if (in->pipe < 0) {
+        /* The command closed its stdin: the bytes go nowhere, as they
+         * would into a closed pipe. */
+        in->delivered = offset + length;
+        return;
+    }
+    memcpy(in->pending, frame + INPUT_HEADER + skip, length - skip);
+    in->pending_off = 0;
+    in->pending_len = length - skip;
+}
+
+/* Sends every connection the ack it lacks; one that cannot take it now
+ * gets it when it can (POLLOUT). */
+static void input_ack(struct input *in) {
+    unsigned char ack[9] = {'A'};
+    put_u64(ack + 1, in->delivered);
+    for (int i = 0; i < MAX_FEEDERS; i++) {
+        struct feeder *f = &in->feeders[i];
+        if (f->fd < 0 || f->acked == in->delivered) continue;
+        ssize_t n = send(f->fd, ack, sizeof ack, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n == (ssize_t)sizeof ack)
+            f->acked = in->delivered;
+        else if (n >= 0 || (errno != EAGAIN && errno != EINTR))
+            feeder_close(f); /* a cut ack would garble the ones after it */
+    }
+}
+
+/* Moves the input along as far as it goes without blocking. */
+static void input_pump(struct input *in) {
+    for (;;) {
+        while (in->pending_off < in->pending_len) {
+            ssize_t n = write(in->pipe, in->pending + in->pending_off, in->pending_len - in->pending_off);
+            if (n > 0) {
+                in->pending_off += (size_t)n;
+                in->delivered += (uint64_t)n;
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && errno == EAGAIN) goto done; /* the command is not reading */
+            /* The command closed its stdin (EPIPE). */
+            in->delivered += in->pending_len - in->pending_off;
+            in->pending_off = in->pending_len;
+            close_fd(&in->pipe);
+        }
+        if (in->ended && in->delivered >= in->end_at) close_fd(&in->pipe);
+        int took = 0;
+        for (int i = 0; i < MAX_FEEDERS && !took; i++) {
+            struct feeder *f = &in->feeders[i];
+            long size = f->fd < 0 ? 0 : frame_size(f);
+            if (size < 0) feeder_close(f);
+            if (size <= 0) continue;
+            input_take(in, f->buf);
+            memmove(f->buf, f->buf + size, f->len - (size_t)size);
+            f->len -= (size_t)size;
+            took = 1;
+        }
+        if (!took) break;
+    }
+done:
+    input_ack(in);
+}
+
+/* The input's poll entries: the listener, the command's stdin, then each
+ * connection; INPUT_FDS of them, unused ones -1. */
+#define INPUT_FDS (2 + MAX_FEEDERS)
+
+static void input_poll_fds(const struct input *in, struct pollfd *fds) {
+    fds[0] = (struct pollfd){in->listener, POLLIN, 0};
+    fds[1] = (struct pollfd){in->pending_off < in->pending_len ? in->pipe : -1, POLLOUT, 0};
+    for (int i = 0; i < MAX_FEEDERS; i++) {
+        const struct feeder *f = &in->feeders[i];
+        short events = (f->len < sizeof f->buf ? POLLIN : 0) | (f->acked != in->delivered ? POLLOUT : 0);
+        fds[2 + i] = (struct pollfd){f->fd, events, 0};
+    }
+}
+
+static void input_events(struct input *in, const struct pollfd *fds) {
+    if (fds[0].revents & POLLIN) input_accept(in);
+    for (int i = 0; i < MAX_FEEDERS; i++)
+        if (fds[2 + i].revents & (POLLIN | POLLHUP | POLLERR)) input_read(&in->feeders[i]);
+    input_pump(in);
+}
+
+static struct input stdin_input;
+
 static int run(int argc, char **argv) {
     char *artifacts[MAX_ARTIFACTS];
-    int artifact_count = 0, i = 2;
+    int artifact_count = 0, i = 2, socket_stdin = 0;
     for (; i < argc && strcmp(argv[i], "--"); i++) {
-        if (!strcmp(argv[i], "-a") && i + 1 < argc && artifact_count < MAX_ARTIFACTS)
+        if (!strcmp(argv[i], "-i"))
+            socket_stdin = 1;
+        else if (!strcmp(argv[i], "-a") && i + 1 < argc && artifact_count < MAX_ARTIFACTS)
             artifacts[artifact_count++] = argv[++i];
         else if (!strcmp(argv[i], "-e") && i + 1 < argc)
             putenv(argv[++i]);
@@ -304,10 +532,15 @@ static int run(int argc, char **argv) {
     int earlier;
     if (ran_before(&earlier)) return earlier;
 
-    int out[2], err[2], exec_status[2];
+    int out[2], err[2], exec_status[2], in[2] = {-1, -1};
     if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(exec_status, O_CLOEXEC) ||
-        pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK)) {
+        pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) || (socket_stdin && pipe2(in, O_CLOEXEC))) {
         perror("jobs-shim: pipe");
+        return 125;
+    }
+    struct input *input = socket_stdin ? &stdin_input : NULL;
+    if (input && input_open(input, in[1]) < 0) {
+        perror("jobs-shim: " STDIN_SOCKET);
         return 125;
     }
     struct ring ring = {0};
@@ -330,6 +563,7 @@ static int run(int argc, char **argv) {
         setpgid(0, 0);
         signal(SIGPIPE, SIG_DFL);
         sigprocmask(SIG_SETMASK, &saved, NULL);
+        if (in[0] >= 0) dup2(in[0], 0);
         dup2(out[1], 1);
         dup2(err[1], 2);
         execvp(command[0], command);
@@ -342,6 +576,7 @@ static int run(int argc, char **argv) {
     close(out[1]);
     close(err[1]);
     close(exec_status[1]);
+    close_fd(&in[0]);
     signal(SIGPIPE, SIG_IGN);
     struct sigaction action = {0};
     action.sa_handler = on_signal;
@@ -358,7 +593,7 @@ static int run(int argc, char **argv) {
     close(exec_status[0]);
 
     static char buf[READ_BYTES];
-    struct pollfd fds[3] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {wake_pipe[0], POLLIN, 0}};
+    struct pollfd fds[3 + INPUT_FDS] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {wake_pipe[0], POLLIN, 0}};
     int open_streams = 2, status = 0, exited = 0;
     /* Reads allowed once the command has exited: a child it left behind
      * that writes without end cannot keep the container alive. */
@@ -372,10 +607,16 @@ static int run(int argc, char **argv) {
             for (int s = 0; s < 2; s++)
                 if (fds[s].fd >= 0) fcntl(fds[s].fd, F_SETFL, O_NONBLOCK);
         }
-        if (!exited && poll(fds, 3, -1) < 0) {
+        nfds_t count = 3;
+        if (!exited && input) {
+            input_poll_fds(input, fds + 3);
+            count += INPUT_FDS;
+        }
+        if (!exited && poll(fds, count, -1) < 0) {
             if (errno == EINTR) continue;
             break;
         }
+        if (!exited && input) input_events(input, fds + 3);
         for (int s = 0; s < 2; s++) {
             if (fds[s].fd < 0 || (!exited && !(fds[s].revents & (POLLIN | POLLHUP | POLLERR))))
                 continue;
@@ -398,7 +639,9 @@ static int run(int argc, char **argv) {
             while (read(wake_pipe[0], drain, sizeof drain) > 0) {}
             if (waitpid(pid, &status, WNOHANG) == pid) exited = 1;
         }
+        if (exited && input) input_close(input);
     }
+    if (input) input_close(input);
     if (!exited) {
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     }
@@ -483,6 +726,51 @@ static int cat(void) {
     }
 }
 
+/* ---- feed: relay a worker's input to `run -i` ---- */
+
+static int feed(void) {
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    strncpy(addr.sun_path, STDIN_SOCKET, sizeof addr.sun_path - 1);
+    int sock;
+    /* The worker feeds a run as soon as its container started, maybe
+     * before the shim opened its socket. */
+    for (int tries = 0;; tries++) {
+        sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (sock < 0) return 1;
+        if (connect(sock, (struct sockaddr *)&addr, sizeof addr) == 0) break;
+        close(sock);
+        if (access(DONE_FILE, F_OK) == 0 || tries >= 500) {
+            fprintf(stderr, "jobs-shim: no input socket: the run is over\n");
+            return 1;
+        }
+        pause_briefly();
+    }
+    signal(SIGPIPE, SIG_IGN);
+    static char buf[READ_BYTES];
+    struct pollfd fds[2] = {{0, POLLIN, 0}, {sock, POLLIN, 0}};
+    for (;;) {
+        if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            return 1;
+        }
+        if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t n = read(sock, buf, sizeof buf);
+            if (n <= 0) return 0; /* the run is over */
+            if (write_all(1, buf, (size_t)n) < 0) return 1;
+        }
+        if (fds[0].fd >= 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+            ssize_t n = read(0, buf, sizeof buf);
+            if (n <= 0) {
+                /* The worker went away: the shim closes this connection. */
+                shutdown(sock, SHUT_WR);
+                fds[0].fd = -1;
+            } else if (write_all(sock, buf, (size_t)n) < 0) {
+                return 1;
+            }
+        }
+    }
+}
+
 /* ---- wait: a warm container, waiting for its job ---- */
 
 /* Reads exactly `len` bytes from fd 0; 0 on success. */
@@ -541,6 +829,7 @@ int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "run")) return run(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "cat")) return cat();
     if (argc >= 2 && !strcmp(argv[1], "wait")) return wait_for_job();
-    fprintf(stderr, "usage: shim run [-e K=V]... [-a PATH]... -- CMD ARGS... | shim wait | shim cat\n");
+    if (argc >= 2 && !strcmp(argv[1], "feed")) return feed();
+    fprintf(stderr, "usage: shim run [-i] [-e K=V]... [-a PATH]... -- CMD ARGS... | shim wait | shim feed | shim cat\n");
     return 125;
 }

@@ -7,7 +7,7 @@ use jobs_store::{ClaimedJob, Fence, Heartbeat, Store};
 use tracing::Instrument;
 
 use crate::{
-    artifacts, capture, log_pump,
+    artifacts, capture, interactive, log_pump,
     runtime::{
         ContainerExit, ContainerSpec, LABEL_ATTEMPT, LABEL_JOB_ID, LABEL_WORKER_ID, StartError,
         warm,
@@ -126,8 +126,41 @@ pub async fn resume(
             context.store.mark_running(&job_fence)
         })
         .await;
-        let ending =
-            follow_container(context, &job_fence, &stop, &container_id, timeout, secrets).await;
+        // An interactive run under the shim is bridged to its API again:
+        // its stdin goes on where the shim stands.
+        let shim = context
+            .runtime
+            .has_shim(&container_id)
+            .await
+            .unwrap_or(false);
+        let (live, bridging) = if job.interactive.is_some() && shim {
+            let (live, receiver) = interactive::live_channel();
+            let bridging = interactive::bridge_taken_over(
+                context,
+                &job_fence.job_id,
+                job_fence.attempt,
+                &container_id,
+                &stop,
+                receiver,
+            )
+            .await;
+            (bridging.is_some().then_some(live), bridging)
+        } else {
+            (None, None)
+        };
+        let ending = follow_container(
+            context,
+            &job_fence,
+            &stop,
+            &container_id,
+            timeout,
+            secrets,
+            live,
+        )
+        .await;
+        if let Some(bridging) = bridging {
+            interactive::finish_bridge(bridging).await;
+        }
         if ending.is_some() {
             artifacts::collect_artifacts(context, &job_fence, &job.artifact_paths, &container_id)
                 .await;
@@ -409,7 +442,7 @@ async fn start_and_follow(
     {
         // The attach broke with the engine: what it missed is in the
         // shim's log.
-        let _ = recover_output(context, fence, container_id, secrets)
+        let _ = recover_output(context, fence, container_id, secrets, None)
             .await
             .await;
     }
@@ -431,6 +464,7 @@ async fn follow_container(
     container_id: &str,
     timeout: Duration,
     secrets: Secrets,
+    live: Option<tokio::sync::mpsc::Sender<jobs_store::NewChunk>>,
 ) -> Option<Ending> {
     // Docker holds an attach to a stopped container open until the
     // container starts again, so a container that already ended is only
@@ -452,7 +486,7 @@ async fn follow_container(
     if shim {
         // The shim kept every byte: what was not stored is read back from
         // its log, live while the container runs.
-        let pump = recover_output(context, fence, container_id, secrets).await;
+        let pump = recover_output(context, fence, container_id, secrets, live).await;
         return finish_following(context, fence, stop, container_id, pump, timeout, None).await;
     }
     if !running {
@@ -523,12 +557,14 @@ async fn pump_output(
 }
 
 /// Stores what a shim-run container wrote after the job's stored output:
-/// from its output log ([`capture`]), to its end.
+/// from its output log ([`capture`]), to its end; and sends it to `live`
+/// (an interactive run's client) as it is cut.
 async fn recover_output(
     context: &WorkerContext,
     fence: &Fence,
     container_id: &str,
     secrets: Secrets,
+    live: Option<tokio::sync::mpsc::Sender<jobs_store::NewChunk>>,
 ) -> PumpTask {
     let job_id = &fence.job_id;
     let last_seq = retry_until_ok("reading the last log sequence", || {
@@ -558,7 +594,14 @@ async fn recover_output(
         from,
         secrets,
         pieces,
-        log_pump::PumpOptions::default(),
+        match live {
+            // A client waits on every byte.
+            Some(live) => log_pump::PumpOptions {
+                flush_interval: Duration::ZERO,
+                live: Some(live),
+            },
+            None => log_pump::PumpOptions::default(),
+        },
     ))
 }
 
@@ -755,12 +798,12 @@ pub(crate) fn container_spec(context: &WorkerContext, claimed: &ClaimedJob) -> C
         hardening: claimed.hardening.clone(),
         interactive: claimed.job.interactive,
         uploads: !claimed.job.uploads.is_empty(),
-        // A terminal passes through untouched: no shim for interactive runs.
-        shim: claimed
+        // A terminal passes through untouched: no shim for it.
+        shim: (!claimed
             .job
             .interactive
-            .is_none()
-            .then(|| claimed.job.artifact_paths.clone()),
+            .is_some_and(|interactive| interactive.tty))
+        .then(|| claimed.job.artifact_paths.clone()),
         warm: false,
     }
 }

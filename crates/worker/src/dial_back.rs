@@ -13,6 +13,9 @@
 //! that the API and the client resend exactly what is missing. The ack
 //! follows the write into the container's stdin (handed to the Docker
 //! engine's attach stream and flushed): it never covers a byte not written.
+//! Under the shim (a run without a terminal) the shim is the point of
+//! truth instead: the ack is the shim's own ([`crate::shim_input`]), which
+//! a worker that restarts reads back.
 
 use std::time::{Duration, Instant};
 
@@ -30,6 +33,7 @@ use tokio::{
 
 use crate::{
     runtime::{ContainerInput, Runtime},
+    shim_input::{Sent, ShimInput},
     stop_signal::{StopReason, StopSignal},
 };
 
@@ -48,14 +52,32 @@ pub struct Bridge {
     pub attempt: i32,
     pub runtime: Runtime,
     pub container_id: String,
-    /// The container's stdin; `None` once closed.
-    pub input: Option<ContainerInput>,
+    /// Where stdin goes.
+    pub input: BridgeInput,
     /// Turns true once the container started: resizes wait for it.
     pub started: watch::Receiver<bool>,
     /// How long the API may stay unreachable before the run is stopped.
     pub grace: Duration,
     /// Where the container's stdin stands.
     pub stdin: StdinProgress,
+}
+
+/// Where an interactive run's stdin goes.
+pub enum BridgeInput {
+    /// Docker's attach stream of a terminal's container; `None` once closed.
+    Attach(Option<ContainerInput>),
+    /// The shim's socket: the shim acknowledges what it wrote.
+    Shim(Box<ShimInput>),
+}
+
+impl BridgeInput {
+    /// The shim's next ack; pends for ever without the shim.
+    async fn acked_more(&mut self) -> u64 {
+        match self {
+            Self::Shim(shim) => shim.acked_more().await,
+            Self::Attach(_) => std::future::pending().await,
+        }
+    }
 }
 
 /// How far the container's stdin got, across connections.
@@ -171,7 +193,11 @@ impl Bridge {
                 }
                 message = stream.next() => match message {
                     Some(Ok(Message::Binary(bytes))) => {
-                        self.take_input(&bytes, offsets).await;
+                        if !self.take_input(&bytes, offsets).await {
+                            // What the shim lacks must come again: a new
+                            // connection starts from its ack.
+                            return Disconnect::Dropped;
+                        }
                         if self.stdin.written >= acked + ACK_EVERY_BYTES {
                             if send_ack(&mut sink, self.stdin.written).await.is_err() {
                                 return Disconnect::Dropped;
@@ -199,7 +225,17 @@ impl Bridge {
                     Some(Ok(_)) => {}
                     Some(Err(_)) | None => return Disconnect::Dropped,
                 },
-                changed = self.started.changed() => {
+                written = self.input.acked_more() => {
+                    self.stdin.written = written;
+                    if self.stdin.written >= acked + ACK_EVERY_BYTES {
+                        if send_ack(&mut sink, self.stdin.written).await.is_err() {
+                            return Disconnect::Dropped;
+                        }
+                        (acked, acked_at) = (self.stdin.written, tokio::time::Instant::now());
+                    }
+                }
+                // Only until the start: a sender gone after it is no news.
+                changed = self.started.changed(), if !*self.started.borrow() => {
                     if changed.is_ok() {
                         self.apply_resize(pending_resize).await;
                     }
@@ -217,8 +253,20 @@ impl Bridge {
 
     /// Writes the new part of an input frame (raw bytes from an API
     /// without `offsets`) into the container's stdin; `written` moves by
-    /// what was written.
-    async fn take_input(&mut self, frame: &[u8], offsets: bool) {
+    /// what was written (under the shim, by the shim's acks). False when
+    /// the shim stands before the frame: the API must send again.
+    async fn take_input(&mut self, frame: &[u8], offsets: bool) -> bool {
+        if let BridgeInput::Shim(shim) = &mut self.input {
+            let sent = match (offsets, InputFrame::decode(frame)) {
+                (true, Ok(frame)) => shim.send(frame.offset, frame.data).await,
+                (true, Err(error)) => {
+                    tracing::warn!(job_id = self.job_id, %error, "ignoring a malformed input frame");
+                    Sent::Ok
+                }
+                (false, _) => shim.send(shim.sent(), frame).await,
+            };
+            return sent != Sent::Behind;
+        }
         let frame = if offsets {
             InputFrame::decode(frame)
         } else {
@@ -231,7 +279,7 @@ impl Bridge {
             Ok(frame) => frame,
             Err(error) => {
                 tracing::warn!(job_id = self.job_id, %error, "ignoring a malformed input frame");
-                return;
+                return true;
             }
         };
         let skip = match fresh_part(self.stdin.written, &frame) {
@@ -245,20 +293,21 @@ impl Bridge {
                     offset = frame.offset,
                     "an input frame skips ahead; dropping it"
                 );
-                return;
+                return true;
             }
         };
         let fresh = &frame.data[skip..];
         if fresh.is_empty() || !self.write_stdin(fresh).await {
-            return;
+            return true;
         }
         self.stdin.written += fresh.len() as u64;
         self.close_stdin_at_end().await;
+        true
     }
 
     /// Writes and flushes; false if the container's stdin is closed.
     async fn write_stdin(&mut self, bytes: &[u8]) -> bool {
-        let Some(input) = self.input.as_mut() else {
+        let BridgeInput::Attach(Some(input)) = &mut self.input else {
             return false;
         };
         let written = async {
@@ -267,13 +316,20 @@ impl Bridge {
         };
         if let Err(error) = written.await {
             tracing::debug!(job_id = self.job_id, %error, "the container's stdin is closed");
-            self.input = None;
+            self.input = BridgeInput::Attach(None);
             return false;
         }
         true
     }
 
     async fn close_stdin_at_end(&mut self) {
+        if let BridgeInput::Shim(shim) = &mut self.input {
+            // The shim closes it once it wrote every byte before the end.
+            if let Some(end) = self.stdin.end_at {
+                shim.end(end).await;
+            }
+            return;
+        }
         if self
             .stdin
             .end_at
@@ -283,8 +339,16 @@ impl Bridge {
         }
     }
 
+    /// Closes stdin where it stands (EOF from an API without offsets).
     async fn close_stdin(&mut self) {
-        if let Some(mut input) = self.input.take() {
+        if let BridgeInput::Shim(shim) = &mut self.input {
+            let at = shim.sent();
+            shim.end(at).await;
+            return;
+        }
+        if let BridgeInput::Attach(input) = &mut self.input
+            && let Some(mut input) = input.take()
+        {
             if let Err(error) = input.shutdown().await {
                 tracing::debug!(job_id = self.job_id, %error, "closing the container's stdin failed");
             }
@@ -292,7 +356,8 @@ impl Bridge {
     }
 
     async fn apply_resize(&mut self, pending: &mut Option<WindowSize>) {
-        if !*self.started.borrow() {
+        // Only a terminal has a size.
+        if !*self.started.borrow() || matches!(self.input, BridgeInput::Shim(_)) {
             return;
         }
         if let Some(size) = pending.take() {

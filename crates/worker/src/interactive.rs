@@ -10,9 +10,10 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     attempt::{self, Ending},
-    dial_back::Bridge,
+    dial_back::{Bridge, BridgeInput, StdinProgress},
     log_pump::{self, PumpOptions},
     secret_mask::Secrets,
+    shim_input::ShimInput,
     stop_signal::{StopReason, StopSignal},
     worker::WorkerContext,
 };
@@ -159,8 +160,9 @@ async fn drive(
             )));
         }
     };
+    let shim = spec.shim.is_some();
     let ending = attempt::run_with_files(context, claimed, stop, &container_id, || {
-        start_and_bridge(context, claimed, stop, &container_id)
+        start_and_bridge(context, claimed, stop, &container_id, shim)
     })
     .await;
     attempt::Outcome {
@@ -169,11 +171,15 @@ async fn drive(
     }
 }
 
+/// Starts the container and bridges it to the API until its end. Under
+/// the `shim` (no terminal), stdin goes through the shim's socket, which
+/// is open once the container runs; else through Docker's attach.
 async fn start_and_bridge(
     context: &WorkerContext,
     claimed: &ClaimedJob,
     stop: &Arc<StopSignal>,
     container_id: &str,
+    shim: bool,
 ) -> Option<Ending> {
     let fence = &claimed.fence;
     let Some(endpoint) = claimed.attach.clone() else {
@@ -185,7 +191,20 @@ async fn start_and_bridge(
     if stop.reason().is_some() {
         return attempt::ending_for_stop(stop.reason(), None, claimed.timeout);
     }
-    let (output, input) = match context.runtime.attach_interactive(container_id).await {
+    let attached = if shim {
+        context
+            .runtime
+            .attach_output(container_id)
+            .await
+            .map(|output| (output, None))
+    } else {
+        context
+            .runtime
+            .attach_interactive(container_id)
+            .await
+            .map(|(output, input)| (output, Some(input)))
+    };
+    let (output, input) = match attached {
         Ok(attached) => attached,
         Err(error) => {
             return Some(Ending::failed(
@@ -198,7 +217,7 @@ async fn start_and_bridge(
         context.store.last_log_seq(&fence.job_id)
     })
     .await;
-    let (live_sender, live) = mpsc::channel(LIVE_CHUNKS);
+    let (live_sender, live) = live_channel();
     let pump = tokio::spawn(log_pump::pump(
         context.store.clone(),
         fence.job_id.clone(),
@@ -212,23 +231,25 @@ async fn start_and_bridge(
         },
     ));
     let (started, started_watch) = watch::channel(false);
-    let bridge = Bridge {
-        client: context.api_client.clone(),
+    let bridge = BridgeRun {
+        context,
         endpoint,
-        job_id: fence.job_id.clone(),
+        job_id: &fence.job_id,
         attempt: fence.attempt,
-        runtime: context.runtime.clone(),
-        container_id: container_id.to_owned(),
-        input: Some(input),
+        container_id,
         started: started_watch,
-        grace: context.config.attach_grace,
-        stdin: Default::default(),
+        stop,
     };
-    let bridge_stop = stop.clone();
-    let mut bridge = tokio::spawn(async move { bridge.run(live, &bridge_stop).await });
+    // Docker's stdin is bridged from before the start, so that nothing
+    // typed early is lost; the shim's, once it is there.
+    let mut live = Some(live);
+    let mut bridging = input
+        .map(|input| bridge.spawn(BridgeInput::Attach(Some(input)), live.take().expect("once")));
     if !attempt::record_start(context, fence).await {
         pump.abort();
-        bridge.abort();
+        if let Some(bridging) = bridging {
+            bridging.abort();
+        }
         return None;
     }
     if let Err(error) = context
@@ -237,12 +258,18 @@ async fn start_and_bridge(
         .await
     {
         pump.abort();
-        bridge.abort();
+        if let Some(bridging) = bridging {
+            bridging.abort();
+        }
         return Some(attempt::start_failure(context, error));
     }
     let latency = stop.mark_started();
     context.metrics.start_latency.observe(latency.as_secs_f64());
     let _ = started.send(true);
+    if let Some(live) = live.take() {
+        bridging = Some(bridge.spawn(shim_input(context, container_id).await, live));
+    }
+    let bridging = bridging.expect("a bridge either way");
     match context.store.mark_running(fence).await {
         Ok(true) => {}
         Ok(false) => stop.request(StopReason::LeaseLost),
@@ -260,13 +287,108 @@ async fn start_and_bridge(
         None,
     )
     .await;
-    // The pump has ended, which closes the live view: the bridge sends what
-    // is left and hangs up.
-    if tokio::time::timeout(BRIDGE_DRAIN, &mut bridge)
+    finish_bridge(bridging).await;
+    ending
+}
+
+/// The pump has ended, which closes the live view: the bridge sends what
+/// is left and hangs up.
+pub(crate) async fn finish_bridge(mut bridging: tokio::task::JoinHandle<()>) {
+    if tokio::time::timeout(BRIDGE_DRAIN, &mut bridging)
         .await
         .is_err()
     {
-        bridge.abort();
+        bridging.abort();
     }
-    ending
+}
+
+/// Connects to the shim's input socket of a started run; a run already
+/// over has none, and its input goes nowhere.
+async fn shim_input(context: &WorkerContext, container_id: &str) -> BridgeInput {
+    match ShimInput::connect(context.runtime.clone(), container_id.to_owned()).await {
+        Ok(input) => BridgeInput::Shim(Box::new(input)),
+        Err(error) => {
+            tracing::info!(container_id, %error, "no input to the run's shim");
+            BridgeInput::Attach(None)
+        }
+    }
+}
+
+/// What a bridge of one run needs.
+struct BridgeRun<'a> {
+    context: &'a WorkerContext,
+    endpoint: jobs_store::AttachEndpoint,
+    job_id: &'a str,
+    attempt: i32,
+    container_id: &'a str,
+    started: watch::Receiver<bool>,
+    stop: &'a Arc<StopSignal>,
+}
+
+impl BridgeRun<'_> {
+    fn spawn(
+        &self,
+        input: BridgeInput,
+        live: mpsc::Receiver<jobs_store::NewChunk>,
+    ) -> tokio::task::JoinHandle<()> {
+        // Under the shim, where stdin stands is the shim's to say.
+        let written = match &input {
+            BridgeInput::Shim(shim) => shim.acked(),
+            BridgeInput::Attach(_) => 0,
+        };
+        let bridge = Bridge {
+            client: self.context.api_client.clone(),
+            endpoint: self.endpoint.clone(),
+            job_id: self.job_id.to_owned(),
+            attempt: self.attempt,
+            runtime: self.context.runtime.clone(),
+            container_id: self.container_id.to_owned(),
+            input,
+            started: self.started.clone(),
+            grace: self.context.config.attach_grace,
+            stdin: StdinProgress {
+                written,
+                end_at: None,
+            },
+        };
+        let stop = self.stop.clone();
+        tokio::spawn(async move { bridge.run(live, &stop).await })
+    }
+}
+
+/// Bridges a taken-over interactive run under the shim to its API again:
+/// its stdin goes on where the shim stands, and `live` (its output, read
+/// back and followed) reaches the client. `None` when its API endpoint is
+/// gone.
+pub(crate) async fn bridge_taken_over(
+    context: &WorkerContext,
+    job_id: &str,
+    attempt: i32,
+    container_id: &str,
+    stop: &Arc<StopSignal>,
+    live: mpsc::Receiver<jobs_store::NewChunk>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let endpoint = attempt::retry_until_ok("reading the run's attach endpoint", || {
+        context.store.attach_endpoint(job_id)
+    })
+    .await?;
+    let (_started, started) = watch::channel(true);
+    let bridge = BridgeRun {
+        context,
+        endpoint,
+        job_id,
+        attempt,
+        container_id,
+        started,
+        stop,
+    };
+    Some(bridge.spawn(shim_input(context, container_id).await, live))
+}
+
+/// Live output chunks of a run that wait for the API.
+pub(crate) fn live_channel() -> (
+    mpsc::Sender<jobs_store::NewChunk>,
+    mpsc::Receiver<jobs_store::NewChunk>,
+) {
+    mpsc::channel(LIVE_CHUNKS)
 }

@@ -9,7 +9,8 @@
 //! - [`metrics`]: Prometheus metrics at `--metrics-listen`;
 //! - [`shim`]: the static helper that runs a job's command and keeps a copy
 //!   of its output and of its /tmp artifacts; [`capture`] reads that output
-//!   back after a worker restart;
+//!   back after a worker restart, and [`shim_input`] feeds an interactive
+//!   run's stdin through it;
 //! - [`secret_mask`]: secret config values masked out of output;
 //! - [`runtime`]: Docker, behind a small interface;
 //! - [`warm_pool`]: started containers waiting for an app's next job;
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod runtime;
 pub mod secret_mask;
 pub mod shim;
+pub mod shim_input;
 pub mod stop_signal;
 pub mod telemetry;
 pub mod uploads;

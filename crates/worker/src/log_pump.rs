@@ -93,9 +93,9 @@ pub struct PumpOptions {
     /// The longest a byte waits before its chunk is cut; zero cuts a chunk
     /// at every read, as a terminal needs.
     pub flush_interval: Duration,
-    /// Also sends every chunk here as soon as it is cut, without waiting:
-    /// the live view of an interactive run. A full channel drops the chunk
-    /// from the live view only; the store still gets it.
+    /// Also sends every chunk here as soon as it is stored, without
+    /// waiting: the live view of an interactive run. A full channel drops
+    /// the chunk from the live view only.
     pub live: Option<mpsc::Sender<NewChunk>>,
 }
 
@@ -152,14 +152,11 @@ pub async fn pump_pieces(
     // The count only: a value must never reach a log line.
     tracing::debug!(job_id, secrets = secrets.len(), "pumping output");
     let (sender, receiver) = mpsc::channel(QUEUE_CHUNKS);
-    let writer = tokio::spawn(write_batches(store, job_id, receiver));
+    let writer = tokio::spawn(write_batches(store, job_id, receiver, options.live));
     let report = read_chunks(
         output,
         MaskingChunker::new(last_seq, raw_start, secrets),
-        Sinks {
-            store: sender,
-            live: options.live,
-        },
+        Sinks { store: sender },
         options.flush_interval,
     )
     .await;
@@ -236,26 +233,32 @@ async fn read_chunks(
     report
 }
 
-/// Where cut chunks go: the store's writer (waited for: backpressure), and
-/// the live view (never waited for).
+/// Where cut chunks go: the store's writer (waited for: backpressure).
 struct Sinks {
     store: mpsc::Sender<NewChunk>,
-    live: Option<mpsc::Sender<NewChunk>>,
 }
 
 async fn send(sinks: &Sinks, chunk: NewChunk, report: &mut PumpReport) -> bool {
     report.chunks += 1;
     report.bytes += chunk.data.len() as u64;
-    if let Some(live) = &sinks.live {
-        let _ = live.try_send(chunk.clone());
-    }
     sinks.store.send(chunk).await.is_ok()
 }
 
 /// Inserts chunks in batches. A failed insert is retried until it succeeds:
 /// a job's logs must survive a database restart, and the bounded queue
 /// holds the container back meanwhile.
-async fn write_batches(store: Store, job_id: String, mut receiver: mpsc::Receiver<NewChunk>) {
+///
+/// Each stored chunk then goes to `live` (never waited for): only stored
+/// chunks are shown live, because a chunk's number is only final once
+/// stored. A worker that restarts numbers again from the last stored
+/// chunk, and cuts the bytes after it anew; a client that had been shown
+/// an unstored chunk under that number would skip the new one.
+async fn write_batches(
+    store: Store,
+    job_id: String,
+    mut receiver: mpsc::Receiver<NewChunk>,
+    live: Option<mpsc::Sender<NewChunk>>,
+) {
     let mut batch = Vec::with_capacity(BATCH_CHUNKS);
     while receiver.recv_many(&mut batch, BATCH_CHUNKS).await > 0 {
         let mut backoff = Duration::from_millis(100);
@@ -266,7 +269,14 @@ async fn write_batches(store: Store, job_id: String, mut receiver: mpsc::Receive
         }
         let bytes: usize = batch.iter().map(|chunk| chunk.data.len()).sum();
         crate::metrics::LOG_BYTES.inc_by(bytes as u64);
-        batch.clear();
+        match &live {
+            Some(live) => {
+                for chunk in batch.drain(..) {
+                    let _ = live.try_send(chunk);
+                }
+            }
+            None => batch.clear(),
+        }
     }
 }
 
@@ -466,7 +476,7 @@ mod tests {
             fed.recv().await.map(|item| (Ok(item), fed))
         }));
         let (store, stored) = mpsc::channel(QUEUE_CHUNKS);
-        let sinks = Sinks { store, live: None };
+        let sinks = Sinks { store };
         let pump = tokio::spawn(read_chunks(
             pieces_of(output),
             MaskingChunker::new(0, RawOffsets::default(), Secrets::new(secrets)),
@@ -648,7 +658,7 @@ mod tests {
         }));
         // Nobody reads the store's side.
         let (store, mut stored) = mpsc::channel(QUEUE_CHUNKS);
-        let sinks = Sinks { store, live: None };
+        let sinks = Sinks { store };
         let pump = tokio::spawn(read_chunks(
             output,
             MaskingChunker::new(0, RawOffsets::default(), Secrets::default()),

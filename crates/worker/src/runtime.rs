@@ -223,7 +223,7 @@ impl Runtime {
                     // The shim runs the image's entrypoint with the
                     // command, as Docker would have.
                     let command = shim_image.command.with(&spec.command);
-                    crate::shim::command_line(artifacts, command)
+                    crate::shim::command_line(artifacts, spec.interactive.is_some(), command)
                 };
                 (shim_image.reference, Some(line), Vec::new())
             }
@@ -238,13 +238,14 @@ impl Runtime {
             attach_stderr: Some(true),
             // A warm container's job arrives on its stdin (`shim wait`),
             // which stays open across attaches so that a worker taking it
-            // over can send the job again.
-            attach_stdin: Some(spec.interactive.is_some() || spec.warm),
+            // over can send the job again. Under the shim, an interactive
+            // run's stdin comes through the shim's socket instead.
+            attach_stdin: Some(docker_stdin(spec)),
             tty: Some(spec.interactive.is_some_and(|interactive| interactive.tty)),
-            open_stdin: Some(spec.interactive.is_some() || spec.warm),
+            open_stdin: Some(docker_stdin(spec)),
             // The container's stdin closes when the attached client closes
-            // its side: how stdin's EOF reaches the command.
-            stdin_once: Some(spec.interactive.is_some()),
+            // its side: how stdin's EOF reaches a terminal's command.
+            stdin_once: Some(spec.interactive.is_some() && spec.shim.is_none()),
             // Empty means the image's own user.
             user: spec.hardening.user.clone(),
             host_config: Some(host_config),
@@ -309,6 +310,34 @@ impl Runtime {
             .await?;
         match self.archives.start_exec(&exec.id, None).await? {
             bollard::exec::StartExecResults::Attached { output, .. } => Ok(output),
+            bollard::exec::StartExecResults::Detached => {
+                anyhow::bail!("the exec started detached")
+            }
+        }
+    }
+
+    /// Runs `command` in the container with its stdin, stdout and stderr
+    /// attached: what the shim's `feed` takes and gives.
+    pub async fn exec_attached(
+        &self,
+        id: &str,
+        command: Vec<String>,
+    ) -> anyhow::Result<(OutputStream, ContainerInput)> {
+        let exec = self
+            .docker
+            .create_exec(
+                id,
+                bollard::exec::CreateExecOptions {
+                    cmd: Some(command),
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        match self.archives.start_exec(&exec.id, None).await? {
+            bollard::exec::StartExecResults::Attached { output, input } => Ok((output, input)),
             bollard::exec::StartExecResults::Detached => {
                 anyhow::bail!("the exec started detached")
             }
@@ -596,6 +625,12 @@ pub const TMP_MAX_BYTES: i64 = 1024 * 1024 * 1024;
 /// The container's `HostConfig`: the resource limits of its size and every
 /// hardening measure of docs/security.md. Measures marked "never" have no
 /// knob on purpose.
+/// Whether the container's stdin is Docker's: an interactive run's
+/// without the shim (a terminal), and a warm container's (its job).
+fn docker_stdin(spec: &ContainerSpec) -> bool {
+    spec.warm || (spec.interactive.is_some() && spec.shim.is_none())
+}
+
 fn host_config(spec: &ContainerSpec) -> HostConfig {
     let limits = &spec.limits;
     let hardening = &spec.hardening;

@@ -11,7 +11,9 @@
 //! the stopped container. `/.jobs` is in the container's own layer, or in an
 //! anonymous volume of its own with a read-only root: never a host path.
 //!
-//! Interactive runs do not get it: a terminal passes through untouched.
+//! Interactive runs without a terminal get it too, and their stdin comes
+//! through it ([`crate::shim_input`]); a terminal passes through untouched,
+//! without the shim.
 
 use std::io::Write;
 
@@ -80,7 +82,7 @@ pub fn spec_message(
         tokens.push("-e".to_owned());
         tokens.push(format!("{key}={value}"));
     }
-    let line = command_line(artifacts, command);
+    let line = command_line(artifacts, false, command);
     // Without the shim's path and `run`, which `shim wait` puts back.
     tokens.extend(line.into_iter().skip(2));
     if tokens.iter().any(|token| token.contains('\0')) {
@@ -129,9 +131,14 @@ pub fn artifact_copy(n: usize, path: &str) -> String {
     format!("{DIR}/art/{n}/{name}")
 }
 
-/// The container's command line: the shim, then `command`.
-pub fn command_line(artifacts: &[String], command: Vec<String>) -> Vec<String> {
+/// The container's command line: the shim, then `command`; with
+/// `socket_stdin` (an interactive run without a terminal), the command's
+/// stdin comes through the shim's socket ([`crate::shim_input`]).
+pub fn command_line(artifacts: &[String], socket_stdin: bool, command: Vec<String>) -> Vec<String> {
     let mut line = vec![PATH.to_owned(), "run".to_owned()];
+    if socket_stdin {
+        line.push("-i".to_owned());
+    }
     for (_, path) in tmpfs_artifacts(artifacts) {
         line.push("-a".to_owned());
         line.push(path.to_owned());
@@ -179,7 +186,7 @@ mod tests {
         );
         assert_eq!(artifact_copy(1, "/tmp/dir/"), "/.jobs/art/1/dir");
         assert_eq!(
-            command_line(&paths, vec!["sh".into(), "-c".into(), "x".into()]),
+            command_line(&paths, false, vec!["sh".into(), "-c".into(), "x".into()]),
             [
                 "/.jobs/shim",
                 "run",
@@ -192,6 +199,10 @@ mod tests {
                 "-c",
                 "x"
             ]
+        );
+        assert_eq!(
+            command_line(&[], true, vec!["cat".into()]),
+            ["/.jobs/shim", "run", "-i", "--", "cat"]
         );
     }
 

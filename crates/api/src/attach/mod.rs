@@ -41,6 +41,9 @@ pub const WORKER_FRESH: Duration = Duration::from_secs(15);
 const DISPATCH_TICK: Duration = Duration::from_millis(250);
 /// How often sessions nobody uses are looked at.
 const SESSION_SWEEP: Duration = Duration::from_secs(10);
+/// How often queued runs of this API's sessions that left the line are put
+/// back (a worker gave one back).
+const RELINE_EVERY: Duration = Duration::from_secs(1);
 
 /// Where the workers of this API's interactive runs dial back, and how long
 /// an abandoned run waits for its client.
@@ -211,11 +214,16 @@ impl AttachHub {
             Err(error) => tracing::warn!(%error, "reading the queued interactive runs failed"),
         }
         let mut last_sweep = Instant::now();
+        let mut last_relining = Instant::now();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(DISPATCH_TICK) => {}
+            }
+            if last_relining.elapsed() >= RELINE_EVERY {
+                last_relining = Instant::now();
+                self.reline_requeued().await;
             }
             if let Err(error) = self.dispatch_once().await {
                 tracing::warn!(%error, "dispatching interactive runs failed");
@@ -224,6 +232,39 @@ impl AttachHub {
                 last_sweep = Instant::now();
                 self.forget_idle_sessions().await;
             }
+        }
+    }
+
+    /// Puts back in line the runs of this API's sessions that are queued
+    /// again: a worker that died before starting one gave it back.
+    async fn reline_requeued(&self) {
+        let queued = match self.store.queued_interactive_jobs().await {
+            Ok(queued) => queued,
+            Err(error) => {
+                tracing::warn!(%error, "reading the queued interactive runs failed");
+                return;
+            }
+        };
+        let mut put_back = false;
+        {
+            let sessions = self.sessions.lock().expect("sessions lock");
+            let mut line = self.line.lock().expect("line lock");
+            for job_id in queued {
+                if sessions.contains_key(&job_id)
+                    && !line.iter().any(|waiting| waiting.job_id == job_id)
+                {
+                    tracing::info!(%job_id, "an interactive run is queued again; back in line");
+                    line.push_back(Waiting {
+                        job_id,
+                        offers: 0,
+                        last_offer: None,
+                    });
+                    put_back = true;
+                }
+            }
+        }
+        if put_back {
+            self.wake.notify_one();
         }
     }
 

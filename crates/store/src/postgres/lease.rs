@@ -197,7 +197,8 @@ impl PgStore {
     pub async fn requeue_unstarted(&self, fence: &Fence) -> Result<bool, StoreError> {
         let updated = sqlx::query(
             "update jobs set state = 'queued', lease_owner = null, lease_expires_at = null, \
-               published_at = null, updated_at = now() \
+               published_at = case when interactive_tty is null then null else published_at end, \
+               updated_at = now() \
              where id = $1 and attempt = $2 and lease_owner = $3 and state = 'starting' \
                and cancel_requested_at is null and start_requested_at is null",
         )
