@@ -26,6 +26,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use jobs_e2e::cli::Capture;
+use jobs_e2e::docker::{containers_with_label, docker};
 use jobs_e2e::poll::poll_until;
 use jobs_e2e::proxy::CutProxy;
 use jobs_e2e::pty::{PtyProcess, ends_with_prompt};
@@ -336,6 +337,73 @@ fn keystrokes_across_cut_connections_reach_the_shell_once() {
             "line {line} ran exactly once: {text:?}"
         );
     }
+    env.finish();
+}
+
+#[test]
+fn a_shell_at_a_terminal_outlives_its_worker_s_death() {
+    // The worker holding a shell at a terminal is killed (SIGKILL); while
+    // it is away the shell writes a line and half a line is typed; then it
+    // is restarted: the line arrives once, the half line is finished and
+    // runs once, and the terminal keeps its size.
+    let mut env = TestEnv::start(2);
+    let mut pty = PtyProcess::spawn(env.jobs_command(&["run", "--", "sh"]), 24, 80);
+    pty.wait_for_output("the shell's prompt", START_DEADLINE, ends_with_prompt);
+    let id = env.db_last_job_id();
+    let mark = pty.output_so_far().len();
+    pty.type_bytes(b"until [ -e /tmp/go ]; do sleep 0.05; done; echo away$((2+3))\r");
+    pty.wait_for_output("the command's echo", ANSWER_DEADLINE, |out| {
+        occurrences(&out[mark.min(out.len())..], b"echo away$((2+3))\r\n") >= 1
+    });
+    env.kill_worker();
+    // The line is written with no worker there: into the shim's ring.
+    let container = containers_with_label(&format!("jobs.job_id={id}"))
+        .into_iter()
+        .next()
+        .expect("the run's container");
+    docker(&["exec", &container, "touch", "/tmp/go"]);
+    wait_until(
+        "the shell to write with no worker there",
+        ANSWER_DEADLINE,
+        || {
+            let found = docker(&[
+                "exec",
+                &container,
+                "sh",
+                "-c",
+                "grep -l away5 /.jobs/log/seg.* || true",
+            ]);
+            (!found.trim().is_empty()).then_some(())
+        },
+    );
+    pty.type_bytes(b"echo typed$((7+");
+    env.restart_worker();
+    pty.wait_for_output(
+        "the line written while no worker was there",
+        ANSWER_DEADLINE,
+        |out| occurrences(out, b"\r\naway5\r\n") >= 1,
+    );
+    pty.type_bytes(b"1000)); stty size\r");
+    pty.wait_for_output("the finished line and the size", ANSWER_DEADLINE, |out| {
+        occurrences(out, b"\r\ntyped1007\r\n24 80\r\n") >= 1 && ends_with_prompt(out)
+    });
+    pty.type_bytes(b"exit 6\r");
+    let (status, output) = pty.wait(CLI_DEADLINE);
+    let text = String::from_utf8_lossy(&output);
+    assert_eq!(status.code(), Some(6), "{text:?}");
+    for answer in ["\r\naway5\r\n", "\r\ntyped1007\r\n"] {
+        assert_eq!(
+            occurrences(&output, answer.as_bytes()),
+            1,
+            "{answer:?} exactly once: {text:?}"
+        );
+    }
+    let id = env.db_last_job_id();
+    let job = env.db_job(&id).expect("the job is stored");
+    assert_eq!(
+        (job.state.as_str(), job.attempt, job.exit_code),
+        ("failed", 1, Some(6))
+    );
     env.finish();
 }
 

@@ -28,7 +28,9 @@
  *     numbered input there through `shim feed`, and the shim writes each
  *     byte to the command once, in order, and acknowledges how far it got.
  *     The socket outlives the worker, so a restarted worker goes on where
- *     the dead one stopped, neither losing nor repeating a byte.
+ *     the dead one stopped, neither losing nor repeating a byte. With -t
+ *     as well, the command runs at a terminal the shim makes (a pty, whose
+ *     output is the shim's stdout); its size comes as frames on the socket.
  *
  *     /.jobs/shim wait
  *
@@ -43,8 +45,9 @@
  *
  * relays between its own stdin and stdout and the socket of `run -i`: the
  * worker runs it with `exec`. Frames to the shim: 'D', the offset of the
- * first byte (u64 LE), the length (u32 LE) and the bytes; or 'E' and the
- * offset where the input ends (u64 LE). From the shim: 'A' and the offset
+ * first byte (u64 LE), the length (u32 LE) and the bytes; 'E' and the
+ * offset where the input ends (u64 LE); 'W', rows and columns (u16 LE
+ * each), the terminal's size under -t. From the shim: 'A' and the offset
  * up to which the command's stdin was written (u64 LE), first on every
  * connection and then as it moves.
  *
@@ -64,7 +67,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <termios.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -332,6 +337,7 @@ struct feeder {
 struct input {
     int listener;       /* -1 once closed */
     int pipe;           /* the command's stdin; -1 once closed */
+    int tty;            /* under -t: the terminal's master side, else -1 */
     uint64_t delivered; /* input bytes written to the command's stdin */
     uint64_t end_at;    /* where the input ends, once `ended` */
     int ended;
@@ -341,10 +347,11 @@ struct input {
     struct feeder feeders[MAX_FEEDERS];
 };
 
-static int input_open(struct input *in, int pipe_end) {
+static int input_open(struct input *in, int pipe_end, int tty) {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     strncpy(addr.sun_path, STDIN_SOCKET, sizeof addr.sun_path - 1);
     in->pipe = pipe_end;
+    in->tty = tty;
     for (int i = 0; i < MAX_FEEDERS; i++) in->feeders[i].fd = -1;
     unlink(STDIN_SOCKET);
     in->listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -408,6 +415,7 @@ static void input_read(struct feeder *f) {
 static long frame_size(const struct feeder *f) {
     if (f->len == 0) return 0;
     if (f->buf[0] == 'E') return f->len >= 9 ? 9 : 0;
+    if (f->buf[0] == 'W') return f->len >= 5 ? 5 : 0;
     if (f->buf[0] != 'D') return -1;
     if (f->len < INPUT_HEADER) return 0;
     uint32_t length = get_u32(f->buf + 9);
@@ -417,8 +425,17 @@ static long frame_size(const struct feeder *f) {
 
 /* Takes one frame in: its bytes the command has not had become pending. */
 static void input_take(struct input *in, const unsigned char *frame) {
+    if (frame[0] == 'W') {
+        /* The kernel tells the command's foreground group (SIGWINCH). */
+        struct winsize size = {.ws_row = (unsigned short)(frame[1] | frame[2] << 8),
+                               .ws_col = (unsigned short)(frame[3] | frame[4] << 8)};
+        if (in->tty >= 0) ioctl(in->tty, TIOCSWINSZ, &size);
+        return;
+    }
     uint64_t offset = get_u64(frame + 1);
     if (frame[0] == 'E') {
+        /* A terminal has no end of input to close: only a pipe does. */
+        if (in->tty >= 0) return;
         in->ended = 1;
         in->end_at = offset;
         return;
@@ -515,10 +532,12 @@ static struct input stdin_input;
 
 static int run(int argc, char **argv) {
     char *artifacts[MAX_ARTIFACTS];
-    int artifact_count = 0, i = 2, socket_stdin = 0;
+    int artifact_count = 0, i = 2, socket_stdin = 0, terminal = 0;
     for (; i < argc && strcmp(argv[i], "--"); i++) {
         if (!strcmp(argv[i], "-i"))
             socket_stdin = 1;
+        else if (!strcmp(argv[i], "-t"))
+            terminal = 1;
         else if (!strcmp(argv[i], "-a") && i + 1 < argc && artifact_count < MAX_ARTIFACTS)
             artifacts[artifact_count++] = argv[++i];
         else if (!strcmp(argv[i], "-e") && i + 1 < argc)
@@ -538,8 +557,23 @@ static int run(int argc, char **argv) {
         perror("jobs-shim: pipe");
         return 125;
     }
+    /* Under -t the command's stdin, stdout and stderr are a terminal's
+     * slave side; the shim reads the master side as the command's stdout
+     * and writes its input there. */
+    int master = -1;
+    char *slave = NULL;
+    if (socket_stdin && terminal) {
+        master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0 || !(slave = ptsname(master))) {
+            perror("jobs-shim: a terminal");
+            return 125;
+        }
+        close_fd(&in[0]);
+        close_fd(&in[1]);
+        in[1] = fcntl(master, F_DUPFD_CLOEXEC, 0);
+    }
     struct input *input = socket_stdin ? &stdin_input : NULL;
-    if (input && input_open(input, in[1]) < 0) {
+    if (input && input_open(input, in[1], master) < 0) {
         perror("jobs-shim: " STDIN_SOCKET);
         return 125;
     }
@@ -559,20 +593,33 @@ static int run(int argc, char **argv) {
         return 125;
     }
     if (pid == 0) {
-        /* Its own process group, so that SIGUSR2 reaches all it started. */
-        setpgid(0, 0);
+        /* Its own process group, so that SIGUSR2 reaches all it started;
+         * at a terminal, its own session, with the terminal its own. */
+        if (slave) {
+            setsid();
+            int tty = open(slave, O_RDWR);
+            if (tty < 0 || ioctl(tty, TIOCSCTTY, 0) < 0) _exit(125);
+            dup2(tty, 0);
+            dup2(tty, 1);
+            dup2(tty, 2);
+            if (tty > 2) close(tty);
+        } else {
+            setpgid(0, 0);
+        }
         signal(SIGPIPE, SIG_DFL);
         sigprocmask(SIG_SETMASK, &saved, NULL);
-        if (in[0] >= 0) dup2(in[0], 0);
-        dup2(out[1], 1);
-        dup2(err[1], 2);
+        if (!slave) {
+            if (in[0] >= 0) dup2(in[0], 0);
+            dup2(out[1], 1);
+            dup2(err[1], 2);
+        }
         execvp(command[0], command);
         int why = errno;
         if (write(exec_status[1], &why, sizeof why) < 0) { /* the parent sees EOF */ }
         _exit(why == ENOENT ? 127 : 126);
     }
     child = pid;
-    setpgid(pid, pid);
+    if (!slave) setpgid(pid, pid);
     close(out[1]);
     close(err[1]);
     close(exec_status[1]);
@@ -595,6 +642,14 @@ static int run(int argc, char **argv) {
     static char buf[READ_BYTES];
     struct pollfd fds[3 + INPUT_FDS] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {wake_pipe[0], POLLIN, 0}};
     int open_streams = 2, status = 0, exited = 0;
+    if (master >= 0) {
+        /* A terminal has one stream: what the command wrote to it. */
+        close_fd(&out[0]);
+        close_fd(&err[0]);
+        fds[0].fd = master;
+        fds[1].fd = -1;
+        open_streams = 1;
+    }
     /* Reads allowed once the command has exited: a child it left behind
      * that writes without end cannot keep the container alive. */
     int drain_budget = 64;
@@ -623,7 +678,8 @@ static int run(int argc, char **argv) {
             ssize_t n = read(fds[s].fd, buf, sizeof buf);
             if (n < 0 && errno == EINTR) continue;
             if (n <= 0) {
-                if (n == 0 || exited) {
+                /* EIO: a terminal whose every slave side has closed. */
+                if (n == 0 || exited || errno == EIO) {
                     close(fds[s].fd);
                     fds[s].fd = -1;
                     open_streams--;
@@ -830,6 +886,6 @@ int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "cat")) return cat();
     if (argc >= 2 && !strcmp(argv[1], "wait")) return wait_for_job();
     if (argc >= 2 && !strcmp(argv[1], "feed")) return feed();
-    fprintf(stderr, "usage: shim run [-i] [-e K=V]... [-a PATH]... -- CMD ARGS... | shim wait | shim feed | shim cat\n");
+    fprintf(stderr, "usage: shim run [-i [-t]] [-e K=V]... [-a PATH]... -- CMD ARGS... | shim wait | shim feed | shim cat\n");
     return 125;
 }

@@ -135,15 +135,9 @@ pub async fn resume(
             .unwrap_or(false);
         let (live, bridging) = if job.interactive.is_some() && shim {
             let (live, receiver) = interactive::live_channel();
-            let bridging = interactive::bridge_taken_over(
-                context,
-                &job_fence.job_id,
-                job_fence.attempt,
-                &container_id,
-                &stop,
-                receiver,
-            )
-            .await;
+            let bridging =
+                interactive::bridge_taken_over(context, &job_fence, &container_id, &stop, receiver)
+                    .await;
             (bridging.is_some().then_some(live), bridging)
         } else {
             (None, None)
@@ -222,7 +216,7 @@ async fn send_spec_again(
         .await?
         .with(&job.command);
     let message = crate::shim::spec_message(&env, &job.artifact_paths, command)?;
-    let (_output, mut input) = context.runtime.attach_interactive(container_id).await?;
+    let (_output, mut input) = context.runtime.attach_stdin(container_id).await?;
     tokio::time::timeout(SEND_SPEC_TIMEOUT, warm::send_spec(&mut input, &message)).await??;
     Ok(())
 }
@@ -388,7 +382,7 @@ async fn start_and_follow(
             .map(|output| (output, None)),
         Some(_) => context
             .runtime
-            .attach_interactive(container_id)
+            .attach_stdin(container_id)
             .await
             .map(|(output, input)| (output, Some(input))),
     };
@@ -798,12 +792,7 @@ pub(crate) fn container_spec(context: &WorkerContext, claimed: &ClaimedJob) -> C
         hardening: claimed.hardening.clone(),
         interactive: claimed.job.interactive,
         uploads: !claimed.job.uploads.is_empty(),
-        // A terminal passes through untouched: no shim for it.
-        shim: (!claimed
-            .job
-            .interactive
-            .is_some_and(|interactive| interactive.tty))
-        .then(|| claimed.job.artifact_paths.clone()),
+        shim: Some(claimed.job.artifact_paths.clone()),
         warm: false,
     }
 }

@@ -5,34 +5,27 @@
 //! terminate come down. A dropped connection is dialed again; if the API
 //! stays unreachable for the grace period, the run is stopped.
 //!
-//! Stdin is exactly-once (`jobs_core::attach::input`): this worker is its
-//! point of truth. Every input frame names the offset of its first byte;
-//! bytes below what was already written (a resend) are dropped, and an
-//! `input_ack` goes up after writes (at once after 256 KiB, else 5 ms
-//! later, to ack several frames at once), and first on every connection, so
-//! that the API and the client resend exactly what is missing. The ack
-//! follows the write into the container's stdin (handed to the Docker
-//! engine's attach stream and flushed): it never covers a byte not written.
-//! Under the shim (a run without a terminal) the shim is the point of
-//! truth instead: the ack is the shim's own ([`crate::shim_input`]), which
-//! a worker that restarts reads back.
+//! Stdin is exactly-once (`jobs_core::attach::input`): the run's shim is
+//! its point of truth ([`crate::shim_input`]). Every input frame names the
+//! offset of its first byte and goes on to the shim with it; the shim
+//! writes each byte to the command once and acknowledges how far it got,
+//! and that ack goes up as the `input_ack` (at once after 256 KiB, else 5
+//! ms later, to ack several frames at once), and first on every
+//! connection, so that the API and the client resend exactly what is
+//! missing. The shim outlives this worker: a restarted one starts from the
+//! shim's ack.
 
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use jobs_core::attach::{
-    INPUT_OFFSETS_QUERY, OutputFrame, WindowSize, WorkerCommand, WorkerMessage,
-    input::{Fresh, InputFrame, fresh_part},
+    INPUT_OFFSETS_QUERY, OutputFrame, WorkerCommand, WorkerMessage, input::InputFrame,
 };
 use jobs_store::{AttachEndpoint, NewChunk};
 use reqwest_websocket::{Message, Upgrade, WebSocket};
-use tokio::{
-    io::AsyncWriteExt,
-    sync::{mpsc, watch},
-};
+use tokio::sync::mpsc;
 
 use crate::{
-    runtime::{ContainerInput, Runtime},
     shim_input::{Sent, ShimInput},
     stop_signal::{StopReason, StopSignal},
 };
@@ -50,45 +43,11 @@ pub struct Bridge {
     pub endpoint: AttachEndpoint,
     pub job_id: String,
     pub attempt: i32,
-    pub runtime: Runtime,
-    pub container_id: String,
-    /// Where stdin goes.
-    pub input: BridgeInput,
-    /// Turns true once the container started: resizes wait for it.
-    pub started: watch::Receiver<bool>,
+    /// The run's shim, where stdin goes; `None` when there is none to
+    /// reach (the run is over).
+    pub input: Option<Box<ShimInput>>,
     /// How long the API may stay unreachable before the run is stopped.
     pub grace: Duration,
-    /// Where the container's stdin stands.
-    pub stdin: StdinProgress,
-}
-
-/// Where an interactive run's stdin goes.
-pub enum BridgeInput {
-    /// Docker's attach stream of a terminal's container; `None` once closed.
-    Attach(Option<ContainerInput>),
-    /// The shim's socket: the shim acknowledges what it wrote.
-    Shim(Box<ShimInput>),
-}
-
-impl BridgeInput {
-    /// The shim's next ack; pends for ever without the shim.
-    async fn acked_more(&mut self) -> u64 {
-        match self {
-            Self::Shim(shim) => shim.acked_more().await,
-            Self::Attach(_) => std::future::pending().await,
-        }
-    }
-}
-
-/// How far the container's stdin got, across connections.
-#[derive(Debug, Default)]
-pub struct StdinProgress {
-    /// Input bytes written to the container's stdin so far: the offset of
-    /// the next one.
-    pub written: u64,
-    /// Where the input ends, once told; stdin is closed when `written`
-    /// gets there.
-    pub end_at: Option<u64>,
 }
 
 /// Why a connection ended.
@@ -104,7 +63,6 @@ impl Bridge {
     /// `live` carries output chunks as the log pump cuts them, and closes
     /// when it ends.
     pub async fn run(mut self, mut live: mpsc::Receiver<NewChunk>, stop: &StopSignal) {
-        let mut pending_resize: Option<WindowSize> = None;
         let mut unreachable_since: Option<Instant> = None;
         let mut backoff = Duration::from_millis(50);
         loop {
@@ -140,10 +98,7 @@ impl Bridge {
                 }
             };
             backoff = Duration::from_millis(50);
-            match self
-                .serve(socket, &mut live, stop, &mut pending_resize)
-                .await
-            {
+            match self.serve(socket, &mut live, stop).await {
                 Disconnect::OutputEnded => return,
                 Disconnect::Dropped => {
                     unreachable_since = Some(Instant::now());
@@ -157,17 +112,17 @@ impl Bridge {
         socket: WebSocket,
         live: &mut mpsc::Receiver<NewChunk>,
         stop: &StopSignal,
-        pending_resize: &mut Option<WindowSize>,
     ) -> Disconnect {
         let (mut sink, mut stream) = socket.split();
         // The API resends from here: what it sent on a connection that
         // dropped may not have arrived.
-        if send_ack(&mut sink, self.stdin.written).await.is_err() {
+        let mut written = self.written();
+        if send_ack(&mut sink, written).await.is_err() {
             return Disconnect::Dropped;
         }
         // Until the API says otherwise, it is one that sends raw stdin.
         let mut offsets = false;
-        let mut acked = self.stdin.written;
+        let mut acked = written;
         let mut acked_at = tokio::time::Instant::now();
         let mut ping =
             tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
@@ -198,23 +153,28 @@ impl Bridge {
                             // connection starts from its ack.
                             return Disconnect::Dropped;
                         }
-                        if self.stdin.written >= acked + ACK_EVERY_BYTES {
-                            if send_ack(&mut sink, self.stdin.written).await.is_err() {
-                                return Disconnect::Dropped;
-                            }
-                            (acked, acked_at) = (self.stdin.written, tokio::time::Instant::now());
-                        }
                     }
                     Some(Ok(Message::Text(text))) => match serde_json::from_str::<WorkerCommand>(&text) {
+                        // The terminal is the shim's; without one, the
+                        // size goes nowhere.
                         Ok(WorkerCommand::Resize(size)) => {
-                            *pending_resize = Some(size);
-                            self.apply_resize(pending_resize).await;
+                            if let Some(shim) = self.input.as_mut() {
+                                shim.resize(size.rows, size.cols).await;
+                            }
                         }
-                        Ok(WorkerCommand::Eof) => self.close_stdin().await,
+                        // EOF where the input stands (an API without offsets).
+                        Ok(WorkerCommand::Eof) => {
+                            if let Some(shim) = self.input.as_mut() {
+                                let at = shim.sent();
+                                shim.end(at).await;
+                            }
+                        }
                         Ok(WorkerCommand::InputOffsets) => offsets = true,
+                        // The shim closes stdin once it wrote every byte before.
                         Ok(WorkerCommand::InputEnd { offset }) => {
-                            self.stdin.end_at = Some(offset);
-                            self.close_stdin_at_end().await;
+                            if let Some(shim) = self.input.as_mut() {
+                                shim.end(offset).await;
+                            }
                         }
                         Ok(WorkerCommand::Terminate { reason }) => {
                             tracing::info!(job_id = self.job_id, reason, "the API stops the run");
@@ -225,150 +185,61 @@ impl Bridge {
                     Some(Ok(_)) => {}
                     Some(Err(_)) | None => return Disconnect::Dropped,
                 },
-                written = self.input.acked_more() => {
-                    self.stdin.written = written;
-                    if self.stdin.written >= acked + ACK_EVERY_BYTES {
-                        if send_ack(&mut sink, self.stdin.written).await.is_err() {
+                more = acked_more(&mut self.input) => {
+                    written = more;
+                    if written >= acked + ACK_EVERY_BYTES {
+                        if send_ack(&mut sink, written).await.is_err() {
                             return Disconnect::Dropped;
                         }
-                        (acked, acked_at) = (self.stdin.written, tokio::time::Instant::now());
-                    }
-                }
-                // Only until the start: a sender gone after it is no news.
-                changed = self.started.changed(), if !*self.started.borrow() => {
-                    if changed.is_ok() {
-                        self.apply_resize(pending_resize).await;
+                        (acked, acked_at) = (written, tokio::time::Instant::now());
                     }
                 }
                 // What was written since the last ack, a moment later.
-                () = tokio::time::sleep_until(acked_at + ACK_DELAY), if self.stdin.written > acked => {
-                    if send_ack(&mut sink, self.stdin.written).await.is_err() {
+                () = tokio::time::sleep_until(acked_at + ACK_DELAY), if written > acked => {
+                    if send_ack(&mut sink, written).await.is_err() {
                         return Disconnect::Dropped;
                     }
-                    (acked, acked_at) = (self.stdin.written, tokio::time::Instant::now());
+                    (acked, acked_at) = (written, tokio::time::Instant::now());
                 }
             }
         }
     }
 
-    /// Writes the new part of an input frame (raw bytes from an API
-    /// without `offsets`) into the container's stdin; `written` moves by
-    /// what was written (under the shim, by the shim's acks). False when
-    /// the shim stands before the frame: the API must send again.
+    /// Where the command's stdin stands, as the shim last said.
+    fn written(&self) -> u64 {
+        self.input.as_ref().map_or(0, |shim| shim.acked())
+    }
+
+    /// Hands an input frame (raw bytes from an API without `offsets`) to
+    /// the shim. False when the shim stands before the frame: the API must
+    /// send again from the shim's ack.
     async fn take_input(&mut self, frame: &[u8], offsets: bool) -> bool {
-        if let BridgeInput::Shim(shim) = &mut self.input {
-            let sent = match (offsets, InputFrame::decode(frame)) {
-                (true, Ok(frame)) => shim.send(frame.offset, frame.data).await,
-                (true, Err(error)) => {
+        let Some(shim) = self.input.as_mut() else {
+            // No shim to write to: nothing is acknowledged, as with a
+            // closed stdin.
+            return true;
+        };
+        let sent = if offsets {
+            match InputFrame::decode(frame) {
+                Ok(frame) => shim.send(frame.offset, frame.data).await,
+                Err(error) => {
                     tracing::warn!(job_id = self.job_id, %error, "ignoring a malformed input frame");
                     Sent::Ok
                 }
-                (false, _) => shim.send(shim.sent(), frame).await,
-            };
-            return sent != Sent::Behind;
-        }
-        let frame = if offsets {
-            InputFrame::decode(frame)
+            }
         } else {
-            Ok(InputFrame {
-                offset: self.stdin.written,
-                data: frame,
-            })
-        };
-        let frame = match frame {
-            Ok(frame) => frame,
-            Err(error) => {
-                tracing::warn!(job_id = self.job_id, %error, "ignoring a malformed input frame");
-                return true;
-            }
-        };
-        let skip = match fresh_part(self.stdin.written, &frame) {
-            Fresh::From(skip) => skip,
-            Fresh::Gap => {
-                // Not written, so not acknowledged: the API resends from
-                // the ack after the next reconnect.
-                tracing::warn!(
-                    job_id = self.job_id,
-                    written = self.stdin.written,
-                    offset = frame.offset,
-                    "an input frame skips ahead; dropping it"
-                );
-                return true;
-            }
-        };
-        let fresh = &frame.data[skip..];
-        if fresh.is_empty() || !self.write_stdin(fresh).await {
-            return true;
-        }
-        self.stdin.written += fresh.len() as u64;
-        self.close_stdin_at_end().await;
-        true
-    }
-
-    /// Writes and flushes; false if the container's stdin is closed.
-    async fn write_stdin(&mut self, bytes: &[u8]) -> bool {
-        let BridgeInput::Attach(Some(input)) = &mut self.input else {
-            return false;
-        };
-        let written = async {
-            input.write_all(bytes).await?;
-            input.flush().await
-        };
-        if let Err(error) = written.await {
-            tracing::debug!(job_id = self.job_id, %error, "the container's stdin is closed");
-            self.input = BridgeInput::Attach(None);
-            return false;
-        }
-        true
-    }
-
-    async fn close_stdin_at_end(&mut self) {
-        if let BridgeInput::Shim(shim) = &mut self.input {
-            // The shim closes it once it wrote every byte before the end.
-            if let Some(end) = self.stdin.end_at {
-                shim.end(end).await;
-            }
-            return;
-        }
-        if self
-            .stdin
-            .end_at
-            .is_some_and(|end| self.stdin.written >= end)
-        {
-            self.close_stdin().await;
-        }
-    }
-
-    /// Closes stdin where it stands (EOF from an API without offsets).
-    async fn close_stdin(&mut self) {
-        if let BridgeInput::Shim(shim) = &mut self.input {
             let at = shim.sent();
-            shim.end(at).await;
-            return;
-        }
-        if let BridgeInput::Attach(input) = &mut self.input
-            && let Some(mut input) = input.take()
-        {
-            if let Err(error) = input.shutdown().await {
-                tracing::debug!(job_id = self.job_id, %error, "closing the container's stdin failed");
-            }
-        }
+            shim.send(at, frame).await
+        };
+        sent != Sent::Behind
     }
+}
 
-    async fn apply_resize(&mut self, pending: &mut Option<WindowSize>) {
-        // Only a terminal has a size.
-        if !*self.started.borrow() || matches!(self.input, BridgeInput::Shim(_)) {
-            return;
-        }
-        if let Some(size) = pending.take() {
-            if let Err(error) = self
-                .runtime
-                .resize(&self.container_id, size.rows, size.cols)
-                .await
-            {
-                tracing::debug!(job_id = self.job_id, %error, "resizing the terminal failed");
-            }
-        }
+/// The shim's next ack; pends for ever without a shim.
+async fn acked_more(input: &mut Option<Box<ShimInput>>) -> u64 {
+    match input {
+        Some(shim) => shim.acked_more().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -5,12 +5,12 @@
 use std::{sync::Arc, time::Duration};
 
 use jobs_store::{ClaimedJob, JobNotifications, parse_direct_offer};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     attempt::{self, Ending},
-    dial_back::{Bridge, BridgeInput, StdinProgress},
+    dial_back::Bridge,
     log_pump::{self, PumpOptions},
     secret_mask::Secrets,
     shim_input::ShimInput,
@@ -160,9 +160,8 @@ async fn drive(
             )));
         }
     };
-    let shim = spec.shim.is_some();
     let ending = attempt::run_with_files(context, claimed, stop, &container_id, || {
-        start_and_bridge(context, claimed, stop, &container_id, shim)
+        start_and_bridge(context, claimed, stop, &container_id)
     })
     .await;
     attempt::Outcome {
@@ -171,15 +170,14 @@ async fn drive(
     }
 }
 
-/// Starts the container and bridges it to the API until its end. Under
-/// the `shim` (no terminal), stdin goes through the shim's socket, which
-/// is open once the container runs; else through Docker's attach.
+/// Starts the container and bridges it to the API until its end. Its
+/// command runs under the shim, whose socket takes its stdin once the
+/// container runs ([`crate::shim_input`]).
 async fn start_and_bridge(
     context: &WorkerContext,
     claimed: &ClaimedJob,
     stop: &Arc<StopSignal>,
     container_id: &str,
-    shim: bool,
 ) -> Option<Ending> {
     let fence = &claimed.fence;
     let Some(endpoint) = claimed.attach.clone() else {
@@ -191,21 +189,8 @@ async fn start_and_bridge(
     if stop.reason().is_some() {
         return attempt::ending_for_stop(stop.reason(), None, claimed.timeout);
     }
-    let attached = if shim {
-        context
-            .runtime
-            .attach_output(container_id)
-            .await
-            .map(|output| (output, None))
-    } else {
-        context
-            .runtime
-            .attach_interactive(container_id)
-            .await
-            .map(|(output, input)| (output, Some(input)))
-    };
-    let (output, input) = match attached {
-        Ok(attached) => attached,
+    let output = match context.runtime.attach_output(container_id).await {
+        Ok(output) => output,
         Err(error) => {
             return Some(Ending::failed(
                 None,
@@ -230,26 +215,8 @@ async fn start_and_bridge(
             live: Some(live_sender),
         },
     ));
-    let (started, started_watch) = watch::channel(false);
-    let bridge = BridgeRun {
-        context,
-        endpoint,
-        job_id: &fence.job_id,
-        attempt: fence.attempt,
-        container_id,
-        started: started_watch,
-        stop,
-    };
-    // Docker's stdin is bridged from before the start, so that nothing
-    // typed early is lost; the shim's, once it is there.
-    let mut live = Some(live);
-    let mut bridging = input
-        .map(|input| bridge.spawn(BridgeInput::Attach(Some(input)), live.take().expect("once")));
     if !attempt::record_start(context, fence).await {
         pump.abort();
-        if let Some(bridging) = bridging {
-            bridging.abort();
-        }
         return None;
     }
     if let Err(error) = context
@@ -258,18 +225,10 @@ async fn start_and_bridge(
         .await
     {
         pump.abort();
-        if let Some(bridging) = bridging {
-            bridging.abort();
-        }
         return Some(attempt::start_failure(context, error));
     }
     let latency = stop.mark_started();
     context.metrics.start_latency.observe(latency.as_secs_f64());
-    let _ = started.send(true);
-    if let Some(live) = live.take() {
-        bridging = Some(bridge.spawn(shim_input(context, container_id).await, live));
-    }
-    let bridging = bridging.expect("a bridge either way");
     match context.store.mark_running(fence).await {
         Ok(true) => {}
         Ok(false) => stop.request(StopReason::LeaseLost),
@@ -277,6 +236,8 @@ async fn start_and_bridge(
             tracing::warn!(job_id = fence.job_id, %error, "marking the job running failed");
         }
     }
+    // Input typed meanwhile waits with the API and the client, unacknowledged.
+    let bridging = spawn_bridge(context, endpoint, fence, container_id, stop, live).await;
     let ending = attempt::finish_following(
         context,
         &claimed.fence,
@@ -302,58 +263,33 @@ pub(crate) async fn finish_bridge(mut bridging: tokio::task::JoinHandle<()>) {
     }
 }
 
-/// Connects to the shim's input socket of a started run; a run already
-/// over has none, and its input goes nowhere.
-async fn shim_input(context: &WorkerContext, container_id: &str) -> BridgeInput {
-    match ShimInput::connect(context.runtime.clone(), container_id.to_owned()).await {
-        Ok(input) => BridgeInput::Shim(Box::new(input)),
+/// Bridges a started run to its API: its output from `live`, its stdin
+/// through the shim's socket (none when the run is already over).
+async fn spawn_bridge(
+    context: &WorkerContext,
+    endpoint: jobs_store::AttachEndpoint,
+    fence: &jobs_store::Fence,
+    container_id: &str,
+    stop: &Arc<StopSignal>,
+    live: mpsc::Receiver<jobs_store::NewChunk>,
+) -> tokio::task::JoinHandle<()> {
+    let input = match ShimInput::connect(context.runtime.clone(), container_id.to_owned()).await {
+        Ok(input) => Some(Box::new(input)),
         Err(error) => {
             tracing::info!(container_id, %error, "no input to the run's shim");
-            BridgeInput::Attach(None)
+            None
         }
-    }
-}
-
-/// What a bridge of one run needs.
-struct BridgeRun<'a> {
-    context: &'a WorkerContext,
-    endpoint: jobs_store::AttachEndpoint,
-    job_id: &'a str,
-    attempt: i32,
-    container_id: &'a str,
-    started: watch::Receiver<bool>,
-    stop: &'a Arc<StopSignal>,
-}
-
-impl BridgeRun<'_> {
-    fn spawn(
-        &self,
-        input: BridgeInput,
-        live: mpsc::Receiver<jobs_store::NewChunk>,
-    ) -> tokio::task::JoinHandle<()> {
-        // Under the shim, where stdin stands is the shim's to say.
-        let written = match &input {
-            BridgeInput::Shim(shim) => shim.acked(),
-            BridgeInput::Attach(_) => 0,
-        };
-        let bridge = Bridge {
-            client: self.context.api_client.clone(),
-            endpoint: self.endpoint.clone(),
-            job_id: self.job_id.to_owned(),
-            attempt: self.attempt,
-            runtime: self.context.runtime.clone(),
-            container_id: self.container_id.to_owned(),
-            input,
-            started: self.started.clone(),
-            grace: self.context.config.attach_grace,
-            stdin: StdinProgress {
-                written,
-                end_at: None,
-            },
-        };
-        let stop = self.stop.clone();
-        tokio::spawn(async move { bridge.run(live, &stop).await })
-    }
+    };
+    let bridge = Bridge {
+        client: context.api_client.clone(),
+        endpoint,
+        job_id: fence.job_id.clone(),
+        attempt: fence.attempt,
+        input,
+        grace: context.config.attach_grace,
+    };
+    let stop = stop.clone();
+    tokio::spawn(async move { bridge.run(live, &stop).await })
 }
 
 /// Bridges a taken-over interactive run under the shim to its API again:
@@ -362,27 +298,16 @@ impl BridgeRun<'_> {
 /// gone.
 pub(crate) async fn bridge_taken_over(
     context: &WorkerContext,
-    job_id: &str,
-    attempt: i32,
+    fence: &jobs_store::Fence,
     container_id: &str,
     stop: &Arc<StopSignal>,
     live: mpsc::Receiver<jobs_store::NewChunk>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let endpoint = attempt::retry_until_ok("reading the run's attach endpoint", || {
-        context.store.attach_endpoint(job_id)
+        context.store.attach_endpoint(&fence.job_id)
     })
     .await?;
-    let (_started, started) = watch::channel(true);
-    let bridge = BridgeRun {
-        context,
-        endpoint,
-        job_id,
-        attempt,
-        container_id,
-        started,
-        stop,
-    };
-    Some(bridge.spawn(shim_input(context, container_id).await, live))
+    Some(spawn_bridge(context, endpoint, fence, container_id, stop, live).await)
 }
 
 /// Live output chunks of a run that wait for the API.

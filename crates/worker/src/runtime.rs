@@ -55,7 +55,8 @@ pub struct ContainerSpec {
     pub limits: SizeLimits,
     /// The app's capability allow-list, user, read-only root and network.
     pub hardening: Hardening,
-    /// For an interactive run: stdin is open, with a pseudo-terminal if asked.
+    /// For an interactive run: its stdin comes through the shim, at a
+    /// terminal (the shim's pty) if asked.
     pub interactive: Option<jobs_core::wire::Interactive>,
     /// Whether the job has uploads: they get a volume of their own at
     /// `/tmp/uploads` (see [`uploads_mount`]).
@@ -223,7 +224,7 @@ impl Runtime {
                     // The shim runs the image's entrypoint with the
                     // command, as Docker would have.
                     let command = shim_image.command.with(&spec.command);
-                    crate::shim::command_line(artifacts, spec.interactive.is_some(), command)
+                    crate::shim::command_line(artifacts, spec.interactive, command)
                 };
                 (shim_image.reference, Some(line), Vec::new())
             }
@@ -238,14 +239,13 @@ impl Runtime {
             attach_stderr: Some(true),
             // A warm container's job arrives on its stdin (`shim wait`),
             // which stays open across attaches so that a worker taking it
-            // over can send the job again. Under the shim, an interactive
-            // run's stdin comes through the shim's socket instead.
-            attach_stdin: Some(docker_stdin(spec)),
-            tty: Some(spec.interactive.is_some_and(|interactive| interactive.tty)),
-            open_stdin: Some(docker_stdin(spec)),
-            // The container's stdin closes when the attached client closes
-            // its side: how stdin's EOF reaches a terminal's command.
-            stdin_once: Some(spec.interactive.is_some() && spec.shim.is_none()),
+            // over can send the job again. An interactive run's stdin
+            // comes through its shim's socket instead, and its terminal is
+            // the shim's (a pty of its own): Docker's is never used.
+            attach_stdin: Some(spec.warm),
+            tty: Some(false),
+            open_stdin: Some(spec.warm),
+            stdin_once: Some(false),
             // Empty means the image's own user.
             user: spec.hardening.user.clone(),
             host_config: Some(host_config),
@@ -378,13 +378,9 @@ impl Runtime {
         Ok(self.attach(id, false).await?.output)
     }
 
-    /// Attaches to stdin, stdout and stderr of an interactive run's
-    /// container. Call before `start`. Shutting the input down closes the
-    /// container's stdin.
-    pub async fn attach_interactive(
-        &self,
-        id: &str,
-    ) -> anyhow::Result<(OutputStream, ContainerInput)> {
+    /// Attaches to stdin, stdout and stderr of a warm container, whose job
+    /// arrives on its stdin.
+    pub async fn attach_stdin(&self, id: &str) -> anyhow::Result<(OutputStream, ContainerInput)> {
         let attached = self.attach(id, true).await?;
         Ok((attached.output, attached.input))
     }
@@ -402,16 +398,6 @@ impl Runtime {
             .logs(false)
             .build();
         self.docker.attach_container(id, Some(options)).await
-    }
-
-    /// Sets the size of an interactive run's terminal; only once started.
-    pub async fn resize(&self, id: &str, rows: u16, cols: u16) -> anyhow::Result<()> {
-        let options = bollard::query_parameters::ResizeContainerTTYOptions {
-            h: i32::from(rows),
-            w: i32::from(cols),
-        };
-        self.docker.resize_container_tty(id, options).await?;
-        Ok(())
     }
 
     pub async fn start(&self, id: &str, command: &[String]) -> Result<(), StartError> {
@@ -625,12 +611,6 @@ pub const TMP_MAX_BYTES: i64 = 1024 * 1024 * 1024;
 /// The container's `HostConfig`: the resource limits of its size and every
 /// hardening measure of docs/security.md. Measures marked "never" have no
 /// knob on purpose.
-/// Whether the container's stdin is Docker's: an interactive run's
-/// without the shim (a terminal), and a warm container's (its job).
-fn docker_stdin(spec: &ContainerSpec) -> bool {
-    spec.warm || (spec.interactive.is_some() && spec.shim.is_none())
-}
-
 fn host_config(spec: &ContainerSpec) -> HostConfig {
     let limits = &spec.limits;
     let hardening = &spec.hardening;

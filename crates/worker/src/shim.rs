@@ -11,13 +11,14 @@
 //! the stopped container. `/.jobs` is in the container's own layer, or in an
 //! anonymous volume of its own with a read-only root: never a host path.
 //!
-//! Interactive runs without a terminal get it too, and their stdin comes
-//! through it ([`crate::shim_input`]); a terminal passes through untouched,
-//! without the shim.
+//! Interactive runs get it too: their stdin comes through it
+//! ([`crate::shim_input`]), and at a terminal the shim makes the terminal
+//! (a pty) whose output it keeps.
 
 use std::io::Write;
 
 use bytes::Bytes;
+use jobs_core::wire::Interactive;
 
 /// The shim binary, statically linked.
 pub const BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/jobs-shim"));
@@ -82,7 +83,7 @@ pub fn spec_message(
         tokens.push("-e".to_owned());
         tokens.push(format!("{key}={value}"));
     }
-    let line = command_line(artifacts, false, command);
+    let line = command_line(artifacts, None, command);
     // Without the shim's path and `run`, which `shim wait` puts back.
     tokens.extend(line.into_iter().skip(2));
     if tokens.iter().any(|token| token.contains('\0')) {
@@ -131,13 +132,20 @@ pub fn artifact_copy(n: usize, path: &str) -> String {
     format!("{DIR}/art/{n}/{name}")
 }
 
-/// The container's command line: the shim, then `command`; with
-/// `socket_stdin` (an interactive run without a terminal), the command's
-/// stdin comes through the shim's socket ([`crate::shim_input`]).
-pub fn command_line(artifacts: &[String], socket_stdin: bool, command: Vec<String>) -> Vec<String> {
+/// The container's command line: the shim, then `command`. For an
+/// `interactive` run, the command's stdin comes through the shim's socket
+/// ([`crate::shim_input`]), and a terminal is the shim's to make.
+pub fn command_line(
+    artifacts: &[String],
+    interactive: Option<Interactive>,
+    command: Vec<String>,
+) -> Vec<String> {
     let mut line = vec![PATH.to_owned(), "run".to_owned()];
-    if socket_stdin {
+    if let Some(interactive) = interactive {
         line.push("-i".to_owned());
+        if interactive.tty {
+            line.push("-t".to_owned());
+        }
     }
     for (_, path) in tmpfs_artifacts(artifacts) {
         line.push("-a".to_owned());
@@ -186,7 +194,7 @@ mod tests {
         );
         assert_eq!(artifact_copy(1, "/tmp/dir/"), "/.jobs/art/1/dir");
         assert_eq!(
-            command_line(&paths, false, vec!["sh".into(), "-c".into(), "x".into()]),
+            command_line(&paths, None, vec!["sh".into(), "-c".into(), "x".into()]),
             [
                 "/.jobs/shim",
                 "run",
@@ -201,8 +209,12 @@ mod tests {
             ]
         );
         assert_eq!(
-            command_line(&[], true, vec!["cat".into()]),
+            command_line(&[], Some(Interactive { tty: false }), vec!["cat".into()]),
             ["/.jobs/shim", "run", "-i", "--", "cat"]
+        );
+        assert_eq!(
+            command_line(&[], Some(Interactive { tty: true }), vec!["sh".into()]),
+            ["/.jobs/shim", "run", "-i", "-t", "--", "sh"]
         );
     }
 

@@ -6,7 +6,8 @@
 //! and goes on from there: nothing lost, nothing repeated.
 //!
 //! The frames (`shim.c`, `feed`): `D`, offset (u64 LE), length (u32 LE),
-//! bytes; `E`, the offset where the input ends. Acks: `A`, offset.
+//! bytes; `E`, the offset where the input ends; `W`, rows and columns (u16
+//! LE each) of a terminal. Acks: `A`, offset.
 
 use std::time::Duration;
 
@@ -118,6 +119,21 @@ impl ShimInput {
         }
         let mut frame = vec![b'E'];
         frame.extend_from_slice(&at.to_le_bytes());
+        if self.write(&frame).await {
+            Sent::Ok
+        } else {
+            Sent::Closed
+        }
+    }
+
+    /// Sets the size of the run's terminal (the shim's pty).
+    pub async fn resize(&mut self, rows: u16, cols: u16) -> Sent {
+        if self.link.is_none() && self.relink().await.is_err() {
+            return Sent::Closed;
+        }
+        let mut frame = vec![b'W'];
+        frame.extend_from_slice(&rows.to_le_bytes());
+        frame.extend_from_slice(&cols.to_le_bytes());
         if self.write(&frame).await {
             Sent::Ok
         } else {
