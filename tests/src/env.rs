@@ -24,6 +24,7 @@ use crate::netns::Host;
 use crate::poll::poll_until;
 use crate::rabbit_cluster::RabbitCluster;
 use crate::services::{PrivateMoto, PrivatePostgres, PrivateRabbit, free_port_on};
+use crate::slow_disk::SlowDisk;
 use crate::{DEMO_APP, TEST_IMAGE, binaries, docker};
 
 /// The PostgreSQL server, as a role that may create databases
@@ -223,6 +224,8 @@ pub struct TestEnvOptions {
     pub private_postgres: bool,
     /// The size in MiB of the private cluster's own disk, if it has one.
     pub private_postgres_disk_mib: Option<u64>,
+    /// The latencies of the private cluster's disk, if it is a slow one.
+    pub private_postgres_slow_disk: Option<SlowDisk>,
     /// A RabbitMQ node of this test's own, with these `rabbitmq.conf`
     /// lines, instead of the shared one.
     pub private_rabbit: Option<Vec<String>>,
@@ -263,6 +266,13 @@ impl TestEnvOptions {
     pub fn private_postgres_on_own_disk(mut self, mib: u64) -> Self {
         self.private_postgres = true;
         self.private_postgres_disk_mib = Some(mib);
+        self
+    }
+
+    /// A private cluster on a slow disk ([`SlowDisk`]), fsync on.
+    pub fn private_postgres_on_slow_disk(mut self, slow: SlowDisk) -> Self {
+        self.private_postgres = true;
+        self.private_postgres_slow_disk = Some(slow);
         self
     }
 
@@ -419,14 +429,18 @@ impl TestEnv {
 
         let unique = uuid::Uuid::now_v7().simple().to_string();
         let address = options.address;
-        let private_postgres =
-            options
-                .private_postgres
-                .then(|| match (options.private_postgres_disk_mib, address) {
-                    (Some(mib), _) => PrivatePostgres::start_on_own_disk(&log_dir, mib),
-                    (None, Some(address)) => PrivatePostgres::start_on_address(&log_dir, address),
-                    (None, None) => PrivatePostgres::start(&log_dir),
-                });
+        let private_postgres = options.private_postgres.then(|| {
+            match (
+                options.private_postgres_slow_disk,
+                options.private_postgres_disk_mib,
+                address,
+            ) {
+                (Some(slow), ..) => PrivatePostgres::start_on_slow_disk(&log_dir, slow),
+                (None, Some(mib), _) => PrivatePostgres::start_on_own_disk(&log_dir, mib),
+                (None, None, Some(address)) => PrivatePostgres::start_on_address(&log_dir, address),
+                (None, None, None) => PrivatePostgres::start(&log_dir),
+            }
+        });
         let private_rabbit = options.private_rabbit.as_ref().map(|lines| {
             let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
             let address = address.unwrap_or(Ipv4Addr::LOCALHOST);

@@ -24,7 +24,8 @@
 //! - [`proxy`]: a TCP proxy whose connections a test can cut;
 //! - [`rabbit_cluster`]: a RabbitMQ cluster of a test's own, to lose a node of;
 //! - [`services`]: private PostgreSQL and RabbitMQ instances that fault
-//!   tests stop, restart and kill (never the shared ones).
+//!   tests stop, restart and kill (never the shared ones);
+//! - [`slow_disk`]: a disk with a given latency for one process tree.
 //!
 //! The tests need the services of `deploy/setup.sh` and the binaries of
 //! `cargo build --workspace --bins`; `deploy/test.sh` does both.
@@ -45,6 +46,7 @@ pub mod proxy;
 pub mod pty;
 pub mod rabbit_cluster;
 pub mod services;
+pub mod slow_disk;
 
 pub use cli::{BackgroundCli, CliOutput};
 pub use dev_env::DevEnv;

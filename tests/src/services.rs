@@ -33,6 +33,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::poll::poll_until;
+use crate::slow_disk::SlowDisk;
 
 const POSTGRES_BIN: &str = "/usr/lib/postgresql/15/bin";
 /// The Debian package's own start script, which runs the node in the
@@ -113,6 +114,8 @@ pub struct PrivatePostgres {
     pub host: Ipv4Addr,
     pub port: u16,
     running: bool,
+    /// The latencies of its disk, if it is a slow one.
+    slow: Option<SlowDisk>,
 }
 
 impl PrivatePostgres {
@@ -134,7 +137,23 @@ impl PrivatePostgres {
         PrivatePostgres::start_on(parent, Some(mib), Ipv4Addr::LOCALHOST)
     }
 
+    /// Like [`Self::start`], on a slow disk ([`SlowDisk`]), with `fsync` on
+    /// so that every commit waits for it.
+    pub fn start_on_slow_disk(parent: &Path, slow: SlowDisk) -> PrivatePostgres {
+        let mut postgres = PrivatePostgres::init(parent, None, Ipv4Addr::LOCALHOST);
+        postgres.slow = Some(slow);
+        postgres.start_again();
+        postgres
+    }
+
     fn start_on(parent: &Path, disk_mib: Option<u64>, host: Ipv4Addr) -> PrivatePostgres {
+        let mut postgres = PrivatePostgres::init(parent, disk_mib, host);
+        postgres.start_again();
+        postgres
+    }
+
+    /// `initdb`s a cluster, not started.
+    fn init(parent: &Path, disk_mib: Option<u64>, host: Ipv4Addr) -> PrivatePostgres {
         let dir = parent.join("postgres");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create the postgres directory");
@@ -170,16 +189,15 @@ impl PrivatePostgres {
             lines.push_str("host all all samenet trust\n");
             std::fs::write(&hba, lines).expect("write pg_hba.conf");
         }
-        let mut postgres = PrivatePostgres {
+        PrivatePostgres {
             dir,
             data,
             disk,
             host,
             port: free_port_on(host),
             running: false,
-        };
-        postgres.start_again();
-        postgres
+            slow: None,
+        }
     }
 
     /// The server's URL without a database name.
@@ -188,7 +206,19 @@ impl PrivatePostgres {
     }
 
     fn pg_ctl(&self, args: &[&str]) -> Command {
-        let mut command = as_postgres(&format!("{POSTGRES_BIN}/pg_ctl"));
+        let pg_ctl = format!("{POSTGRES_BIN}/pg_ctl");
+        let mut command = match &self.slow {
+            // The server it starts inherits the slow disk.
+            Some(slow) => {
+                let mut command = as_postgres("/usr/bin/env");
+                for (name, value) in slow.env() {
+                    command.arg(format!("{name}={value}"));
+                }
+                command.arg(pg_ctl);
+                command
+            }
+            None => as_postgres(&pg_ctl),
+        };
         command.arg("-D").arg(&self.data).args(args);
         command
     }
@@ -198,8 +228,11 @@ impl PrivatePostgres {
     pub fn start_again(&mut self) {
         // No Unix socket: the log directory's path is longer than a socket
         // path may be (107 bytes), and the servers connect over TCP.
+        // fsync is off unless the disk is slow on purpose: then every
+        // commit waits for it.
+        let fsync = if self.slow.is_some() { "on" } else { "off" };
         let options = format!(
-            "-p {} -k '' -c listen_addresses={} -c fsync=off -c max_connections=200",
+            "-p {} -k '' -c listen_addresses={} -c fsync={fsync} -c max_connections=200",
             self.port, self.host
         );
         let log = self.dir.join("server.log");
