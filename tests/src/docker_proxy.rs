@@ -11,12 +11,16 @@
 //! connection stays open, as a slow engine's would, until the client goes
 //! away. A proxy started disarmed ([`DockerProxy::start_disarmed`]) passes
 //! everything until [`DockerProxy::arm`].
+//!
+//! A slow proxy ([`DockerProxy::start_slow`]) holds nothing; it is a slow
+//! engine disk as the worker meets it ([`SlowEngine`]).
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// What the proxy does with a container start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +37,25 @@ pub enum StartHold {
     /// the client then writes on it (the job's spec) is swallowed, so the
     /// shim in the container goes on waiting with the start recorded.
     WarmSpec,
+}
+
+/// A slow disk under the engine, as the worker meets it: every request
+/// waits `latency` before the engine hears of it (a container's layer
+/// made, started, removed), and files copied into or out of a container
+/// (the archive API: uploads, artifacts, the shim's log read back) move at
+/// `archive_bytes_per_second`. The worker sees its host's disk only
+/// through the engine.
+#[derive(Clone, Copy, Debug)]
+pub struct SlowEngine {
+    pub latency: Duration,
+    pub archive_bytes_per_second: u64,
+}
+
+impl SlowEngine {
+    /// How long `bytes` of an archive take.
+    fn archive_time(&self, bytes: usize) -> Duration {
+        Duration::from_secs_f64(bytes as f64 / self.archive_bytes_per_second as f64)
+    }
 }
 
 pub struct DockerProxy {
@@ -52,6 +75,15 @@ impl DockerProxy {
 
     /// Like [`Self::start`], passing everything through until [`Self::arm`].
     pub fn start_disarmed(socket: &Path, hold: StartHold) -> DockerProxy {
+        DockerProxy::serve(socket, Some(hold), None)
+    }
+
+    /// A proxy that holds nothing and is as slow as `slow` says.
+    pub fn start_slow(socket: &Path, slow: SlowEngine) -> DockerProxy {
+        DockerProxy::serve(socket, None, Some(slow))
+    }
+
+    fn serve(socket: &Path, hold: Option<StartHold>, slow: Option<SlowEngine>) -> DockerProxy {
         let _ = std::fs::remove_file(socket);
         let listener = UnixListener::bind(socket).expect("bind the Docker proxy's socket");
         let upstream = engine_socket();
@@ -70,7 +102,7 @@ impl DockerProxy {
                     armed: Arc::clone(&arming),
                     held: Arc::clone(&counting),
                 };
-                relay(client, server, hold);
+                relay(client, server, hold, slow);
             }
         });
         DockerProxy {
@@ -111,7 +143,7 @@ fn engine_socket() -> PathBuf {
 
 /// What one connection holds, and whether it holds yet.
 struct Hold {
-    what: StartHold,
+    what: Option<StartHold>,
     armed: Arc<AtomicBool>,
     held: Arc<AtomicUsize>,
 }
@@ -120,9 +152,10 @@ impl Hold {
     /// Whether `chunk` begins a request to hold now.
     fn holds(&self, chunk: &[u8]) -> bool {
         let request = match self.what {
-            StartHold::Before | StartHold::After => is_container_start(chunk),
-            StartHold::CreateBefore => is_container_create(chunk),
-            StartHold::WarmSpec => is_stdin_attach(chunk),
+            None => false,
+            Some(StartHold::Before | StartHold::After) => is_container_start(chunk),
+            Some(StartHold::CreateBefore) => is_container_create(chunk),
+            Some(StartHold::WarmSpec) => is_stdin_attach(chunk),
         };
         request && self.armed.load(Ordering::SeqCst)
     }
@@ -130,8 +163,11 @@ impl Hold {
 
 /// Two copy threads for one connection. `muted` stops the engine's replies
 /// reaching the client once a start went through under [`StartHold::After`].
-fn relay(client: UnixStream, server: UnixStream, hold: Hold) {
+fn relay(client: UnixStream, server: UnixStream, hold: Hold, slow: Option<SlowEngine>) {
     let muted = Arc::new(AtomicBool::new(false));
+    // Whether this connection's latest request is an archive's.
+    let archive = Arc::new(AtomicBool::new(false));
+    let archive_of_server = Arc::clone(&archive);
     let (Ok(mut from_client), Ok(mut to_server)) = (client.try_clone(), server.try_clone()) else {
         return;
     };
@@ -143,9 +179,18 @@ fn relay(client: UnixStream, server: UnixStream, hold: Hold) {
                 break;
             }
             let chunk = &buffer[..n];
+            if let Some(slow) = slow {
+                if request_line(chunk).is_some() {
+                    archive.store(is_archive_request(chunk), Ordering::SeqCst);
+                    std::thread::sleep(slow.latency);
+                }
+                if archive.load(Ordering::SeqCst) {
+                    std::thread::sleep(slow.archive_time(n));
+                }
+            }
             if hold.holds(chunk) {
                 hold.held.fetch_add(1, Ordering::SeqCst);
-                match hold.what {
+                match hold.what.expect("holds only with a hold") {
                     // Swallowed: what follows on this connection waits for
                     // a reply that never comes, so nothing else is sent.
                     StartHold::Before | StartHold::CreateBefore => {
@@ -181,6 +226,9 @@ fn relay(client: UnixStream, server: UnixStream, hold: Hold) {
         while let Ok(n) = from_server.read(&mut buffer) {
             if n == 0 || muted.load(Ordering::SeqCst) {
                 break;
+            }
+            if let Some(slow) = slow.filter(|_| archive_of_server.load(Ordering::SeqCst)) {
+                std::thread::sleep(slow.archive_time(n));
             }
             if to_client.write_all(&buffer[..n]).is_err() {
                 break;
@@ -220,19 +268,54 @@ fn is_container_create(chunk: &[u8]) -> bool {
 
 /// The path segments of a `POST` request that `chunk` begins.
 fn post_path(chunk: &[u8]) -> Option<Vec<&str>> {
+    match request_line(chunk)? {
+        ("POST", parts) => Some(parts),
+        _ => None,
+    }
+}
+
+/// The method and path segments of the HTTP request that `chunk` begins.
+fn request_line(chunk: &[u8]) -> Option<(&str, Vec<&str>)> {
     let line = chunk.split(|&byte| byte == b'\r').next()?;
     let line = std::str::from_utf8(line).ok()?;
     let mut words = line.split(' ');
-    let (Some("POST"), Some(target)) = (words.next(), words.next()) else {
+    let (Some(method), Some(target), Some(version)) = (words.next(), words.next(), words.next())
+    else {
         return None;
     };
+    if !version.starts_with("HTTP/") || !target.starts_with('/') {
+        return None;
+    }
     let path = target.split('?').next().unwrap_or_default();
-    Some(path.trim_start_matches('/').split('/').collect())
+    Some((method, path.trim_start_matches('/').split('/').collect()))
+}
+
+/// Whether `chunk` begins a request of the archive API (a file copied into
+/// or out of a container).
+fn is_archive_request(chunk: &[u8]) -> bool {
+    request_line(chunk)
+        .is_some_and(|(_, parts)| matches!(parts.as_slice(), [.., "containers", _, "archive"]))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{is_container_create, is_container_start, is_stdin_attach};
+    use super::{is_archive_request, is_container_create, is_container_start, is_stdin_attach};
+
+    #[test]
+    fn archive_requests_are_told_from_the_rest() {
+        assert!(is_archive_request(
+            b"PUT /v1.41/containers/abc/archive?path=%2F HTTP/1.1\r\n\r\n"
+        ));
+        assert!(is_archive_request(
+            b"GET /containers/abc/archive?path=/tmp/x HTTP/1.1\r\n\r\n"
+        ));
+        assert!(!is_archive_request(
+            b"POST /v1.41/containers/abc/start HTTP/1.1\r\n\r\n"
+        ));
+        // Bytes inside an upload's body that happen to look like a path.
+        assert!(!is_archive_request(b"PUT /containers/abc/archive"));
+        assert!(!is_archive_request(b"\x00\x01binary"));
+    }
 
     #[test]
     fn only_a_container_start_request_is_held() {
