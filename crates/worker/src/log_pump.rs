@@ -30,6 +30,10 @@ use crate::{
 pub const MAX_CHUNK_BYTES: usize = 64 * 1024;
 /// The longest a byte waits in the pump before it is flushed.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// A chunk is also cut once the output has been quiet this long: a line
+/// printed now and then reaches followers at once, while a steady stream
+/// (whose pieces come back to back) still fills chunks.
+const IDLE_FLUSH: Duration = Duration::from_millis(10);
 /// How long a pump that cuts at every read (an interactive run) holds back
 /// bytes that may begin a secret before it releases them as they are.
 const INTERACTIVE_HOLD: Duration = Duration::from_millis(30);
@@ -167,7 +171,8 @@ pub async fn pump_pieces(
 }
 
 /// Cuts the output into chunks: a chunk ends when the stream switches, when
-/// it reaches [`MAX_CHUNK_BYTES`], or [`FLUSH_INTERVAL`] after its first byte.
+/// it reaches [`MAX_CHUNK_BYTES`], [`FLUSH_INTERVAL`] after its first byte,
+/// or after [`IDLE_FLUSH`] with no new output.
 async fn read_chunks(
     mut output: Pieces,
     mut chunker: MaskingChunker,
@@ -176,8 +181,18 @@ async fn read_chunks(
 ) -> PumpReport {
     let mut report = PumpReport::default();
     let mut deadline: Option<Instant> = None;
+    let mut last_piece = Instant::now();
     loop {
-        let item = match deadline {
+        // At a terminal every read is cut already; the deadline only
+        // releases a held-back possible secret, after its hold.
+        let wake = deadline.map(|at| {
+            if flush_interval.is_zero() {
+                at
+            } else {
+                at.min(last_piece + IDLE_FLUSH)
+            }
+        });
+        let item = match wake {
             Some(at) => tokio::select! {
                 item = output.next() => item,
                 () = tokio::time::sleep_until(at) => {
@@ -198,6 +213,7 @@ async fn read_chunks(
             },
             None => output.next().await,
         };
+        last_piece = Instant::now();
         let was_empty = chunker.is_empty();
         let mut chunks = match item {
             Some(Piece::Output(stream, bytes)) => chunker.push(stream, &bytes),
@@ -471,6 +487,17 @@ mod tests {
         mpsc::Receiver<NewChunk>,
         tokio::task::JoinHandle<PumpReport>,
     ) {
+        pump_with(secrets, Duration::ZERO)
+    }
+
+    fn pump_with(
+        secrets: &[&str],
+        flush_interval: Duration,
+    ) -> (
+        mpsc::UnboundedSender<LogOutput>,
+        mpsc::Receiver<NewChunk>,
+        tokio::task::JoinHandle<PumpReport>,
+    ) {
         let (feed, fed) = mpsc::unbounded_channel::<LogOutput>();
         let output: OutputStream = Box::pin(futures::stream::unfold(fed, |mut fed| async {
             fed.recv().await.map(|item| (Ok(item), fed))
@@ -481,9 +508,32 @@ mod tests {
             pieces_of(output),
             MaskingChunker::new(0, RawOffsets::default(), Secrets::new(secrets)),
             sinks,
-            Duration::ZERO,
+            flush_interval,
         ));
         (feed, stored, pump)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn quiet_output_is_cut_when_idle_and_steady_output_fills_chunks() {
+        let (feed, mut stored, pump) = pump_with(&[], FLUSH_INTERVAL);
+        let began = Instant::now();
+        feed.send(stdout(b"line 1\n")).unwrap();
+        assert_eq!(next_chunk(&mut stored).await.data, b"line 1\n");
+        let waited = began.elapsed();
+        assert!(
+            waited >= IDLE_FLUSH && waited < FLUSH_INTERVAL,
+            "cut after {waited:?}"
+        );
+        // Pieces that come back to back make one chunk.
+        for piece in [&b"a"[..], b"b", b"c"] {
+            feed.send(LogOutput::Console {
+                message: bytes::Bytes::copy_from_slice(piece),
+            })
+            .unwrap();
+        }
+        assert_eq!(next_chunk(&mut stored).await.data, b"abc");
+        drop(feed);
+        assert_eq!(pump.await.unwrap().chunks, 2);
     }
 
     async fn next_chunk(stored: &mut mpsc::Receiver<NewChunk>) -> NewChunk {
