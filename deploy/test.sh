@@ -16,11 +16,12 @@ fi
 cargo build --workspace --bins
 cargo nextest run --workspace --no-fail-fast
 
-# The suites of normal runs once more, every run through the warm pool
-# (tests/src/env.rs, JOBS_E2E_WARM). Left out: the one test that counts
-# concurrency from Docker's container starts and deaths, which a warm
-# container, started before its job, does not mark.
+# The suites of normal and interactive runs once more, every run through
+# the warm pool (tests/src/env.rs, JOBS_E2E_WARM). Left out: the one test
+# that counts concurrency from Docker's container starts and deaths, which
+# a warm container, started before its job, does not mark.
 JOBS_E2E_WARM=2 cargo nextest run -p jobs-e2e --no-fail-fast \
     --test output_and_exit_codes --test lifecycle --test secrets \
     --test uploads --test artifacts_tmp --test follow \
+    --test interactive --test attach_stdin \
     -E 'not test(twenty_jobs_on_four_slots_run_at_most_four_at_a_time_and_end_with_their_own_codes)'

@@ -258,3 +258,48 @@ fn a_warm_container_whose_worker_died_before_sending_its_job_gets_it_from_the_ne
     assert_eq!(status["attempt"], 1, "{status}");
     finish(&mut env);
 }
+
+#[test]
+fn interactive_runs_take_warm_containers_with_their_stdin_and_their_terminal() {
+    let mut env = TestEnv::start(2);
+    env.jobs(&["apps", "set", "demo", "--warm", "2"])
+        .assert_success();
+    let waiting = short_ids(&env.wait_for_warm_containers(2));
+
+    // Piped stdin: it reaches the command once, its streams stay apart,
+    // its exit code holds.
+    let stdin: Vec<u8> = (0..300 * 1024).map(|n| (n % 253) as u8).collect();
+    let piped = env.jobs_with_stdin(
+        &["run", "-i", "--", "sh", "-c", "hostname >&2; cat; exit 4"],
+        &stdin,
+    );
+    piped.assert_code(4);
+    assert_bytes_eq(&piped.stdout, &stdin, "the echo of the piped stdin");
+    let host = first_line(&piped.stderr);
+    assert!(
+        waiting.contains(&host),
+        "the run ran in {host}, not in a warm container of {waiting:?}"
+    );
+
+    // At a terminal: the shim's pty, its size, a line typed at it.
+    let waiting = short_ids(&env.wait_for_warm_containers(2));
+    let mut pty = jobs_e2e::pty::PtyProcess::spawn(env.jobs_command(&["run", "--", "sh"]), 30, 90);
+    pty.wait_for_output(
+        "the shell's prompt",
+        DEADLINE,
+        jobs_e2e::pty::ends_with_prompt,
+    );
+    pty.type_bytes(b"hostname; stty size; tty; exit 7\r");
+    let (status, output) = pty.wait(DEADLINE);
+    let text = String::from_utf8_lossy(&output);
+    assert_eq!(status.code(), Some(7), "{text:?}");
+    let host = waiting
+        .iter()
+        .find(|id| text.contains(&format!("\r\n{id}\r\n")))
+        .unwrap_or_else(|| panic!("the shell ran in none of {waiting:?}: {text:?}"));
+    assert!(
+        text.contains(&format!("{host}\r\n30 90\r\n/dev/pts/0\r\n")),
+        "{text:?}"
+    );
+    finish(&mut env);
+}

@@ -215,7 +215,7 @@ async fn send_spec_again(
         .container_image_command(container_id)
         .await?
         .with(&job.command);
-    let message = crate::shim::spec_message(&env, &job.artifact_paths, command)?;
+    let message = crate::shim::spec_message(&env, &job.artifact_paths, job.interactive, command)?;
     let (_output, mut input) = context.runtime.attach_stdin(container_id).await?;
     tokio::time::timeout(SEND_SPEC_TIMEOUT, warm::send_spec(&mut input, &message)).await??;
     Ok(())
@@ -286,7 +286,7 @@ async fn drive(context: &WorkerContext, claimed: &ClaimedJob, stop: &StopSignal)
 
 /// A warm container of the pool given to this job (renamed after it), and
 /// the spec that runs the job in it, if the pool has one for it.
-async fn take_warm(
+pub(crate) async fn take_warm(
     context: &WorkerContext,
     claimed: &ClaimedJob,
     spec: &ContainerSpec,
@@ -358,6 +358,61 @@ async fn copy_uploads(
     }
 }
 
+/// A created container's output, attached before its start so that no
+/// byte written at start-up is missed; and a warm one's stdin, where its
+/// job goes.
+pub(crate) struct Attached {
+    pub output: crate::runtime::OutputStream,
+    pub input: Option<crate::runtime::ContainerInput>,
+}
+
+pub(crate) async fn attach_before_start(
+    context: &WorkerContext,
+    container_id: &str,
+    warm_spec: Option<&[u8]>,
+) -> Result<Attached, Ending> {
+    let attached = match warm_spec {
+        None => context
+            .runtime
+            .attach_output(container_id)
+            .await
+            .map(|output| Attached {
+                output,
+                input: None,
+            }),
+        Some(_) => context
+            .runtime
+            .attach_stdin(container_id)
+            .await
+            .map(|(output, input)| Attached {
+                output,
+                input: Some(input),
+            }),
+    };
+    attached.map_err(attach_failure)
+}
+
+/// Starts a created container, or sends a warm one (attached with its
+/// stdin as `input`) its job's `warm_spec`.
+pub(crate) async fn start_or_send_spec(
+    context: &WorkerContext,
+    container_id: &str,
+    command: &[String],
+    warm_spec: Option<&[u8]>,
+    input: Option<crate::runtime::ContainerInput>,
+) -> Result<(), StartError> {
+    match (warm_spec, input) {
+        (Some(message), Some(mut input)) => {
+            warm::send_spec(&mut input, message).await.map_err(|error| {
+                StartError::Other(format!(
+                    "sending the job to its warm container failed: {error}"
+                ))
+            })
+        }
+        _ => context.runtime.start(container_id, command).await,
+    }
+}
+
 /// Starts the created container (or, for a warm one, sends it the job's
 /// `warm_spec`) and follows it to its end.
 async fn start_and_follow(
@@ -371,45 +426,24 @@ async fn start_and_follow(
     if stop.reason().is_some() {
         return ending_for_stop(stop.reason(), None, claimed.timeout);
     }
-    // Attach before starting, so that no byte written at start-up is missed.
     let secrets = Secrets::new(&claimed.secret_values);
-    // A warm container's stdin too: its job goes there.
-    let attached = match warm_spec {
-        None => context
-            .runtime
-            .attach_output(container_id)
-            .await
-            .map(|output| (output, None)),
-        Some(_) => context
-            .runtime
-            .attach_stdin(container_id)
-            .await
-            .map(|(output, input)| (output, Some(input))),
-    };
-    let (output, input) = match attached {
+    let attached = match attach_before_start(context, container_id, warm_spec).await {
         Ok(attached) => attached,
-        Err(error) => return Some(attach_failure(error)),
+        Err(ending) => return Some(ending),
     };
-    let pump = pump_output(context, fence, output, secrets.clone()).await;
+    let pump = pump_output(context, fence, attached.output, secrets.clone()).await;
     if !record_start(context, fence).await {
         pump.abort();
         return None;
     }
-    let started = match (warm_spec, input) {
-        (Some(message), Some(mut input)) => {
-            warm::send_spec(&mut input, message).await.map_err(|error| {
-                StartError::Other(format!(
-                    "sending the job to its warm container failed: {error}"
-                ))
-            })
-        }
-        _ => {
-            context
-                .runtime
-                .start(container_id, &claimed.job.command)
-                .await
-        }
-    };
+    let started = start_or_send_spec(
+        context,
+        container_id,
+        &claimed.job.command,
+        warm_spec,
+        attached.input,
+    )
+    .await;
     if let Err(error) = started {
         pump.abort();
         return Some(start_failure(context, error));

@@ -152,16 +152,19 @@ async fn drive(
     stop: &Arc<StopSignal>,
 ) -> attempt::Outcome {
     let spec = attempt::container_spec(context, claimed);
-    let container_id = match context.runtime.create(&spec).await {
-        Ok(id) => id,
-        Err(error) => {
-            return attempt::Outcome::without_container(Some(attempt::start_failure(
-                context, error,
-            )));
-        }
+    let (container_id, warm_spec) = match attempt::take_warm(context, claimed, &spec).await {
+        Some((id, message)) => (id, Some(message)),
+        None => match context.runtime.create(&spec).await {
+            Ok(id) => (id, None),
+            Err(error) => {
+                return attempt::Outcome::without_container(Some(attempt::start_failure(
+                    context, error,
+                )));
+            }
+        },
     };
     let ending = attempt::run_with_files(context, claimed, stop, &container_id, || {
-        start_and_bridge(context, claimed, stop, &container_id)
+        start_and_bridge(context, claimed, stop, &container_id, warm_spec.as_deref())
     })
     .await;
     attempt::Outcome {
@@ -170,14 +173,15 @@ async fn drive(
     }
 }
 
-/// Starts the container and bridges it to the API until its end. Its
-/// command runs under the shim, whose socket takes its stdin once the
-/// container runs ([`crate::shim_input`]).
+/// Starts the container (or sends a warm one its `warm_spec`) and bridges
+/// it to the API until its end. Its command runs under the shim, whose
+/// socket takes its stdin once the container runs ([`crate::shim_input`]).
 async fn start_and_bridge(
     context: &WorkerContext,
     claimed: &ClaimedJob,
     stop: &Arc<StopSignal>,
     container_id: &str,
+    warm_spec: Option<&[u8]>,
 ) -> Option<Ending> {
     let fence = &claimed.fence;
     let Some(endpoint) = claimed.attach.clone() else {
@@ -189,14 +193,9 @@ async fn start_and_bridge(
     if stop.reason().is_some() {
         return attempt::ending_for_stop(stop.reason(), None, claimed.timeout);
     }
-    let output = match context.runtime.attach_output(container_id).await {
-        Ok(output) => output,
-        Err(error) => {
-            return Some(Ending::failed(
-                None,
-                format!("attaching to the container failed: {error}"),
-            ));
-        }
+    let attached = match attempt::attach_before_start(context, container_id, warm_spec).await {
+        Ok(attached) => attached,
+        Err(ending) => return Some(ending),
     };
     let last_seq = attempt::retry_until_ok("reading the last log sequence", || {
         context.store.last_log_seq(&fence.job_id)
@@ -208,7 +207,7 @@ async fn start_and_bridge(
         fence.job_id.clone(),
         last_seq,
         Secrets::new(&claimed.secret_values),
-        output,
+        attached.output,
         // A terminal wants every byte at once, not after a flush interval.
         PumpOptions {
             flush_interval: Duration::ZERO,
@@ -219,10 +218,14 @@ async fn start_and_bridge(
         pump.abort();
         return None;
     }
-    if let Err(error) = context
-        .runtime
-        .start(container_id, &claimed.job.command)
-        .await
+    if let Err(error) = attempt::start_or_send_spec(
+        context,
+        container_id,
+        &claimed.job.command,
+        warm_spec,
+        attached.input,
+    )
+    .await
     {
         pump.abort();
         return Some(attempt::start_failure(context, error));

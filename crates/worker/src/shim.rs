@@ -76,6 +76,7 @@ pub const SPEC_MAGIC: &[u8; 8] = b"JOBSPEC1";
 pub fn spec_message(
     env: &[(String, String)],
     artifacts: &[String],
+    interactive: Option<Interactive>,
     command: Vec<String>,
 ) -> anyhow::Result<Vec<u8>> {
     let mut tokens: Vec<String> = Vec::new();
@@ -83,7 +84,7 @@ pub fn spec_message(
         tokens.push("-e".to_owned());
         tokens.push(format!("{key}={value}"));
     }
-    let line = command_line(artifacts, None, command);
+    let line = command_line(artifacts, interactive, command);
     // Without the shim's path and `run`, which `shim wait` puts back.
     tokens.extend(line.into_iter().skip(2));
     if tokens.iter().any(|token| token.contains('\0')) {
@@ -168,13 +169,18 @@ mod tests {
         ];
         let artifacts = ["/tmp/out.csv".to_owned(), "/app/report".to_owned()];
         let command = vec!["sh".to_owned(), "-c".to_owned(), "echo \"$A\"".to_owned()];
-        let message = spec_message(&env, &artifacts, command).expect("a spec");
+        let message = spec_message(&env, &artifacts, None, command).expect("a spec");
         let tokens: &[u8] = b"-e\0A=1 2\0-e\0B=\0-a\0/tmp/out.csv\0--\0sh\0-c\0echo \"$A\"\0";
         let mut expected = b"JOBSPEC1".to_vec();
         expected.extend_from_slice(&(tokens.len() as u32).to_le_bytes());
         expected.extend_from_slice(tokens);
         assert_eq!(message, expected);
-        assert!(spec_message(&[], &[], vec!["a\0b".to_owned()]).is_err());
+        assert!(spec_message(&[], &[], None, vec!["a\0b".to_owned()]).is_err());
+        // An interactive run's flags come before the command, as in `run`.
+        let interactive =
+            spec_message(&[], &[], Some(Interactive { tty: true }), vec!["sh".into()])
+                .expect("a spec");
+        assert!(interactive.ends_with(b"-i\0-t\0--\0sh\0"));
     }
 
     #[test]

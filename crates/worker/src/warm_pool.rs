@@ -48,8 +48,8 @@ pub struct WarmPool {
 impl WarmPool {
     /// A warm container for a job of `app` that would be created from
     /// `spec` at `size`, if one is ready and its image is still the one
-    /// the tag names. Interactive runs never take one: a terminal needs
-    /// its own container.
+    /// the tag names. Interactive runs take one too: their stdin and their
+    /// terminal are the shim's, which gets them with the job.
     pub async fn take(
         &self,
         context: &WorkerContext,
@@ -57,7 +57,7 @@ impl WarmPool {
         size: Size,
         spec: &ContainerSpec,
     ) -> Option<WarmContainer> {
-        if spec.interactive.is_some() || spec.shim.is_none() {
+        if spec.shim.is_none() {
             return None;
         }
         let key = PoolKey {

@@ -24,10 +24,14 @@ impl PgStore {
         let times: Vec<DateTime<Utc>> = chunks.iter().map(|c| c.time).collect();
         let data: Vec<&[u8]> = chunks.iter().map(|c| c.data.as_slice()).collect();
         let raw_ends: Vec<Option<i64>> = chunks.iter().map(|c| c.raw_end).collect();
+        // The followers' wake-up in the same statement: one commit, so one
+        // WAL flush, per batch instead of two.
         sqlx::query(
-            "insert into job_logs (job_id, seq, stream, time, data, raw_end) \
-             select $1, * from unnest($2::bigint[], $3::smallint[], $4::timestamptz[], $5::bytea[], $6::bigint[]) \
-             on conflict (job_id, seq) do nothing",
+            "with stored as ( \
+               insert into job_logs (job_id, seq, stream, time, data, raw_end) \
+               select $1, * from unnest($2::bigint[], $3::smallint[], $4::timestamptz[], $5::bytea[], $6::bigint[]) \
+               on conflict (job_id, seq) do nothing \
+             ) select pg_notify($7, $1)",
         )
         .bind(job_id)
         .bind(&seqs)
@@ -35,9 +39,10 @@ impl PgStore {
         .bind(&times)
         .bind(&data)
         .bind(&raw_ends)
+        .bind(JOB_EVENTS_CHANNEL)
         .execute(&self.pool)
         .await?;
-        self.notify(JOB_EVENTS_CHANNEL, job_id).await
+        Ok(())
     }
 
     /// Chunks with `seq > after`, in order, up to `max_chunks` chunks or about

@@ -130,6 +130,7 @@ impl Runtime {
         let message = crate::shim::spec_message(
             &spec.env,
             artifacts,
+            spec.interactive,
             warm.image_command.with(&spec.command),
         )?;
         let options = RenameContainerOptionsBuilder::default()
