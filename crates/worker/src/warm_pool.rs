@@ -57,9 +57,8 @@ impl WarmPool {
         size: Size,
         spec: &ContainerSpec,
     ) -> Option<WarmContainer> {
-        if spec.shim.is_none() {
-            return None;
-        }
+        // Only a job under the shim can be sent to one.
+        spec.shim.as_ref()?;
         let key = PoolKey {
             app: app.to_owned(),
             image: spec.image.clone(),
