@@ -41,7 +41,8 @@ bucket; file: a fresh directory):
 With --warm N, runs through the warm pool (an app with `--warm N`):
 `jobs run -- true` with the pool and without it, against `docker run --rm
 IMAGE true` and `docker exec CONTAINER true` into a running container of
-the same image, interleaved, median and p90; and from spawn to the first
+the same image, interleaved, median and p90; `jobs run -i -- true` the
+same against `docker run --rm -i IMAGE true`; and from spawn to the first
 line of `jobs run -- echo hi`, with and without the pool. Before each
 measured command the pool is refilled, so every warm run finds one waiting.
 
@@ -206,6 +207,10 @@ def measure_warm(jobs, env, runs, worker_id, pool):
         "jobs run -- true (no pool)": [jobs, "run", "-a", "bench", "--", "true"],
         "docker run --rm IMAGE true": ["docker", "run", "--rm", IMAGE, "true"],
         "docker exec CONTAINER true": ["docker", "exec", target, "true"],
+        # Interactive runs (stdin attached, here /dev/null) take the pool too.
+        "jobs run -i -- true (warm pool)": [jobs, "run", "-a", "warm", "-i", "--", "true"],
+        "jobs run -i -- true (no pool)": [jobs, "run", "-a", "bench", "-i", "--", "true"],
+        "docker run --rm -i IMAGE true": ["docker", "run", "--rm", "-i", IMAGE, "true"],
     }
     first_lines = {
         "jobs run -- echo hi (warm pool)": [jobs, "run", "-a", "warm", "--", "echo", "hi"],
@@ -458,13 +463,15 @@ class Servers:
         psql("postgres", f"create database {self.db}")
         self.server_env = dict(os.environ)
         self.server_env.update({
-            "JOBS_DATABASE_URL": f"{PG}/{self.db}",
+            # The database is on this host: no TLS to it, as a single-host
+            # deployment would have it (docs/operations.md, "PostgreSQL").
+            "JOBS_DATABASE_URL": f"{PG}/{self.db}?sslmode=disable",
             "JOBS_AMQP_QUEUE": self.queue,
             "JOBS_ADMIN_TOKEN": self.token,
             "JOBS_LISTEN": "127.0.0.1:0",
             "JOBS_WORKER_ID": self.worker_id,
             "JOBS_WORKER_SLOTS": "4",
-            "RUST_LOG": "warn",
+            "RUST_LOG": os.environ.get("BENCH_RUST_LOG", "warn"),
         })
         self.server_env.update(extra_env or {})
         try:
@@ -1002,11 +1009,13 @@ def fig_first_line(bench):
 
 
 def follow_script(lines, interval_ms=50):
-    """Prints `I MICROSECONDS` (the container's real-time clock, which is
+    """Prints `I NANOSECONDS` (the container's real-time clock, which is
     the host's) every interval, after a second of quiet for the follower
-    to connect. busybox's date has no %N; adjtimex reads the clock in µs."""
+    to connect. busybox's date has no %N; adjtimex reads the clock, its
+    `tv_usec` in µs, or in ns when its status has STA_NANO (0x2000)."""
     return (f"sleep 1; i=0; while [ $i -lt {lines} ]; do "
-            "adjtimex | awk -v i=$i '/tv_sec/{s=$2} /tv_usec/{u=$2} END{printf \"%d %d%06d\\n\", i, s, u}'; "
+            "adjtimex | awk -v i=$i '/status:/{n=int($2/8192)%2} /tv_sec/{s=$2} /tv_usec/{u=$2} "
+            "END{if (n) printf \"%d %d%09d\\n\", i, s, u; else printf \"%d %d%06d000\\n\", i, s, u}'; "
             f"usleep {interval_ms * 1000}; i=$((i+1)); done")
 
 
@@ -1022,7 +1031,7 @@ def line_delays(cmd, env, lines):
             arrived = time.clock_gettime_ns(time.CLOCK_REALTIME)
             parts = line.split()
             if len(parts) == 2 and parts[1].isdigit():
-                delays.append((arrived - int(parts[1]) * 1000) / 1e9)
+                delays.append((arrived - int(parts[1])) / 1e9)
         proc.wait()
     finally:
         killer.cancel()
