@@ -413,6 +413,33 @@ class RssSampler:
         self._thread.join()
 
 
+def profile_ingest(args):
+    """Runs the worker under `valgrind --tool=callgrind` while one job
+    writes --megabytes to stdout, stops it (callgrind writes its counts at
+    exit), and prints the instructions per stored MB and the functions
+    that take the most of them. Instruction counts are the same from run
+    to run, whatever else the machine does; the idle worker's start-up is
+    counted too, so the volume should dwarf it."""
+    out = f"/tmp/callgrind.jobs-worker.{os.getpid()}"
+    wrapper = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--dump-instr=no"]
+    with Servers(worker_wrapper=wrapper) as servers:
+        servers.create_app("bench")
+        job_id, size = start_log_job(servers.jobs, servers.env, args.megabytes)
+        stored, _ = stored_log(servers, job_id)
+        assert stored == size, f"stored {stored} bytes, expected {size}"
+        servers.stop_worker()
+    annotated = subprocess.run(["callgrind_annotate", out], check=True, capture_output=True, text=True).stdout
+    total = next(int(line.split()[0].replace(",", "")) for line in annotated.splitlines()
+                 if line.strip().endswith("PROGRAM TOTALS"))
+    print(f"worker under callgrind: {stored} bytes of one job's output stored; "
+          f"{total:,} instructions in all, {total / (stored / 1e6):,.0f} per stored MB (start-up included)")
+    print(f"  counts in {out}; the top of `callgrind_annotate {out}`:")
+    lines = annotated.splitlines()
+    start_at = next(i for i, line in enumerate(lines) if "file:function" in line)
+    for line in lines[start_at + 2:start_at + 27]:
+        print("  " + line[:200])
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=20)
@@ -435,8 +462,13 @@ def main():
                         help="with --all: GB of logs in the control-plane figure (10; 0.2 with --quick)")
     parser.add_argument("--rate", type=int, default=500, help="with --all: the submit rate, jobs per second")
     parser.add_argument("--no-docs", action="store_true", help="with --all: print the table, leave docs/benchmarks.md alone")
+    parser.add_argument("--profile-ingest", action="store_true",
+                        help="the worker under callgrind while it stores --megabytes of one job's output: "
+                             "instructions per stored MB and the functions that take them")
     args = parser.parse_args()
-    if args.all or args.only:
+    if args.profile_ingest:
+        profile_ingest(args)
+    elif args.all or args.only:
         all_main(args)
     elif args.uploads:
         uploads_main(args)
@@ -453,7 +485,8 @@ class Servers:
     stopped and started again (same id, same queue). `close` stops both,
     drops the database and deletes the queue."""
 
-    def __init__(self, extra_env=None, worker=True):
+    def __init__(self, extra_env=None, worker=True, worker_wrapper=()):
+        self.worker_wrapper = list(worker_wrapper)
         self.db = "jobs_bench_" + uuid.uuid4().hex[:12]
         self.queue = "jobs.bench." + self.db
         self.worker_id = "bench-" + self.db
@@ -493,7 +526,7 @@ class Servers:
 
     def start_worker(self):
         if self.worker is None:
-            self.worker, _ = start([os.path.join(BIN, "jobs-worker")], self.server_env, "ready")
+            self.worker, _ = start(self.worker_wrapper + [os.path.join(BIN, "jobs-worker")], self.server_env, "ready")
         return self.worker
 
     def stop_worker(self):
