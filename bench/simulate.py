@@ -146,7 +146,8 @@ def main():
     os.makedirs(logs)
     env = dict(os.environ)
     env.update({
-        "JOBS_DATABASE_URL": f"{PG}/{db}",
+        # The database is on this host: no TLS to it (bench/run.py does the same).
+        "JOBS_DATABASE_URL": f"{PG}/{db}?sslmode=disable",
         "JOBS_AMQP_QUEUE": "jobs.sim." + db,
         "JOBS_ADMIN_TOKEN": token,
         "JOBS_LISTEN": "127.0.0.1:0",

@@ -102,6 +102,11 @@ impl SecretMasker {
     }
 
     /// Adds bytes; returns what can be decided now, masked.
+    /// Whether there is any secret to mask.
+    pub fn masks_anything(&self) -> bool {
+        !self.secrets.is_empty()
+    }
+
     pub fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
         if self.secrets.is_empty() {
             return bytes.to_vec();
