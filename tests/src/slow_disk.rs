@@ -59,3 +59,40 @@ fn library() -> &'static PathBuf {
         library
     })
 }
+
+/// What a slow disk must not change: a job that outlives its timeout ends
+/// `timed_out` (124), and an interactive run echoes 256 KiB of stdin byte
+/// for byte and keeps its exit code (4). Returns their ids, with the state
+/// and exit code each must end with.
+pub fn a_timeout_and_an_interactive_run(
+    env: &crate::TestEnv,
+    deadline: Duration,
+) -> Vec<(String, &'static str, Option<i32>)> {
+    env.jobs_with_timeout(&["run", "--timeout", "2s", "--", "sleep", "30"], deadline)
+        .assert_code(124);
+    let timed_out = env.db_last_job_id();
+    let stdin: Vec<u8> = (0..256 * 1024).map(|n| (n % 251) as u8).collect();
+    let interactive = env.jobs_with_stdin(&["run", "-i", "--", "sh", "-c", "cat; exit 4"], &stdin);
+    interactive.assert_code(4);
+    crate::expect::assert_bytes_eq(&interactive.stdout, &stdin, "the interactive run's echo");
+    vec![
+        (timed_out, "timed_out", None),
+        (env.db_last_job_id(), "failed", Some(4)),
+    ]
+}
+
+/// Each job ended as expected, in its first attempt: no lease was lost.
+#[track_caller]
+pub fn assert_ended_in_first_attempt(
+    env: &crate::TestEnv,
+    expected: &[(String, &str, Option<i32>)],
+) {
+    for (id, state, exit_code) in expected {
+        let job = env.db_job(id).expect("stored");
+        assert_eq!(job.state, *state, "{id}: {job:?}");
+        assert_eq!(job.attempt, 1, "{id}: no lease was lost: {job:?}");
+        if exit_code.is_some() {
+            assert_eq!(job.exit_code, *exit_code, "{id}: {job:?}");
+        }
+    }
+}

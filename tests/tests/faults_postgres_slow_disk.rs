@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use jobs_e2e::expect::assert_bytes_eq;
-use jobs_e2e::slow_disk::SlowDisk;
+use jobs_e2e::slow_disk::{self, SlowDisk};
 use jobs_e2e::{TestEnv, TestEnvOptions};
 
 const SLOW: SlowDisk = SlowDisk {
@@ -58,27 +58,11 @@ fn a_slow_database_disk_slows_jobs_without_losing_a_byte_or_an_exit_code() {
     logs.assert_success();
     assert_bytes_eq(&logs.stdout, &seq(LINES), "the stored stdout");
 
-    env.jobs(&["run", "--timeout", "2s", "--", "sleep", "30"])
-        .assert_code(124);
-    let timed_out_id = env.db_last_job_id();
-
-    let stdin: Vec<u8> = (0..256 * 1024).map(|n| (n % 251) as u8).collect();
-    let interactive = env.jobs_with_stdin(&["run", "-i", "--", "sh", "-c", "cat; exit 4"], &stdin);
-    interactive.assert_code(4);
-    assert_bytes_eq(&interactive.stdout, &stdin, "the interactive run's echo");
-    let interactive_id = env.db_last_job_id();
-
-    for (id, state, exit_code) in [
-        (&queued_id, "failed", Some(3)),
-        (&timed_out_id, "timed_out", None),
-        (&interactive_id, "failed", Some(4)),
-    ] {
-        let job = env.db_job(id).expect("stored");
-        assert_eq!(job.state, state, "{id}: {job:?}");
-        assert_eq!(job.attempt, 1, "{id}: no lease was lost: {job:?}");
-        if exit_code.is_some() {
-            assert_eq!(job.exit_code, exit_code, "{id}: {job:?}");
-        }
-    }
+    let mut expected = vec![(queued_id, "failed", Some(3))];
+    expected.extend(slow_disk::a_timeout_and_an_interactive_run(
+        &env,
+        Duration::from_secs(180),
+    ));
+    slow_disk::assert_ended_in_first_attempt(&env, &expected);
     env.finish();
 }

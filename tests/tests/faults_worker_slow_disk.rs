@@ -9,9 +9,9 @@
 //! Jobs are slowed, never killed, and nothing is lost: a job with a 4 MiB
 //! upload copied out again as an artifact and 290 KB of output ends with
 //! its exit code, its exact output and the artifact's exact bytes; a job
-//! that outlives its timeout ends `timed_out`, 124; an interactive run
-//! echoes its stdin back byte for byte and keeps its exit code; each ends
-//! in its first attempt.
+//! that outlives its timeout and an interactive run end as they must
+//! ([`slow_disk::a_timeout_and_an_interactive_run`]); each ends in its
+//! first attempt.
 //!
 //! Synchronisation: the CLI's own exit; the stored jobs.
 
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use jobs_e2e::docker_proxy::{DockerProxy, SlowEngine};
 use jobs_e2e::expect::assert_bytes_eq;
+use jobs_e2e::slow_disk;
 use jobs_e2e::{TestEnv, TestEnvOptions};
 use sha2::{Digest, Sha256};
 
@@ -97,30 +98,11 @@ fn a_slow_engine_disk_slows_jobs_without_losing_a_byte_or_an_exit_code() {
         "the artifact's bytes",
     );
 
-    env.jobs_with_timeout(
-        &["run", "--timeout", "2s", "--", "sleep", "30"],
+    let mut expected = vec![(upload_id, "failed", Some(5))];
+    expected.extend(slow_disk::a_timeout_and_an_interactive_run(
+        &env,
         RUN_TIMEOUT,
-    )
-    .assert_code(124);
-    let timed_out_id = env.db_last_job_id();
-
-    let stdin: Vec<u8> = (0..256 * 1024).map(|n| (n % 251) as u8).collect();
-    let interactive = env.jobs_with_stdin(&["run", "-i", "--", "sh", "-c", "cat; exit 4"], &stdin);
-    interactive.assert_code(4);
-    assert_bytes_eq(&interactive.stdout, &stdin, "the interactive run's echo");
-    let interactive_id = env.db_last_job_id();
-
-    for (id, state, exit_code) in [
-        (&upload_id, "failed", Some(5)),
-        (&timed_out_id, "timed_out", None),
-        (&interactive_id, "failed", Some(4)),
-    ] {
-        let job = env.db_job(id).expect("stored");
-        assert_eq!(job.state, state, "{id}: {job:?}");
-        assert_eq!(job.attempt, 1, "{id}: no lease was lost: {job:?}");
-        if exit_code.is_some() {
-            assert_eq!(job.exit_code, exit_code, "{id}: {job:?}");
-        }
-    }
+    ));
+    slow_disk::assert_ended_in_first_attempt(&env, &expected);
     env.finish();
 }

@@ -296,24 +296,7 @@ impl Runtime {
         id: &str,
         command: Vec<String>,
     ) -> anyhow::Result<OutputStream> {
-        let exec = self
-            .docker
-            .create_exec(
-                id,
-                bollard::exec::CreateExecOptions {
-                    cmd: Some(command),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        match self.archives.start_exec(&exec.id, None).await? {
-            bollard::exec::StartExecResults::Attached { output, .. } => Ok(output),
-            bollard::exec::StartExecResults::Detached => {
-                anyhow::bail!("the exec started detached")
-            }
-        }
+        Ok(self.exec(id, command, false).await?.0)
     }
 
     /// Runs `command` in the container with its stdin, stdout and stderr
@@ -323,13 +306,22 @@ impl Runtime {
         id: &str,
         command: Vec<String>,
     ) -> anyhow::Result<(OutputStream, ContainerInput)> {
+        self.exec(id, command, true).await
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        command: Vec<String>,
+        stdin: bool,
+    ) -> anyhow::Result<(OutputStream, ContainerInput)> {
         let exec = self
             .docker
             .create_exec(
                 id,
                 bollard::exec::CreateExecOptions {
                     cmd: Some(command),
-                    attach_stdin: Some(true),
+                    attach_stdin: Some(stdin),
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
                     ..Default::default()
