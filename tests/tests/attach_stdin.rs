@@ -20,8 +20,8 @@
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -68,13 +68,22 @@ fn count_and_hash(data: &[u8]) -> String {
 struct PipedRun {
     child: Child,
     taken: Arc<AtomicUsize>,
+    /// How many bytes the writer may give the CLI so far.
+    gate: Arc<(Mutex<usize>, Condvar)>,
     writer: Option<JoinHandle<()>>,
     stdout: Option<Capture>,
     stderr: Option<Capture>,
 }
 
 impl PipedRun {
-    fn spawn(mut command: Command, data: Vec<u8>) -> PipedRun {
+    fn spawn(command: Command, data: Vec<u8>) -> PipedRun {
+        let total = data.len();
+        PipedRun::spawn_gated(command, data, total)
+    }
+
+    /// Like [`Self::spawn`], the writer giving the CLI at most `open` bytes
+    /// until [`Self::open_gate`] allows more.
+    fn spawn_gated(mut command: Command, data: Vec<u8>, open: usize) -> PipedRun {
         command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -83,8 +92,18 @@ impl PipedRun {
         let mut pipe = child.stdin.take().expect("stdin is piped");
         let taken = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&taken);
+        let gate = Arc::new((Mutex::new(open), Condvar::new()));
+        let writer_gate = Arc::clone(&gate);
         let writer = std::thread::spawn(move || {
+            let mut written = 0;
             for chunk in data.chunks(64 * 1024) {
+                let (allowed, opened) = &*writer_gate;
+                let mut allowed = allowed.lock().unwrap();
+                while *allowed < written + chunk.len() {
+                    allowed = opened.wait(allowed).unwrap();
+                }
+                drop(allowed);
+                written += chunk.len();
                 if pipe.write_all(chunk).is_err() {
                     return;
                 }
@@ -97,10 +116,18 @@ impl PipedRun {
         PipedRun {
             child,
             taken,
+            gate,
             writer: Some(writer),
             stdout: Some(stdout),
             stderr: Some(stderr),
         }
+    }
+
+    /// Lets the writer give the CLI up to `bytes` in all.
+    fn open_gate(&self, bytes: usize) {
+        let (allowed, opened) = &*self.gate;
+        *allowed.lock().unwrap() = bytes;
+        opened.notify_all();
     }
 
     /// Waits until the CLI has taken at least `bytes` of its stdin.
@@ -157,11 +184,14 @@ impl PipedRun {
 
 /// Cuts every connection of `proxy` once the CLI has taken each of
 /// `marks` bytes, each time after a fresh connection came through; returns
-/// how many cuts hit a live connection.
+/// how many cuts hit a live connection. The run's writer (spawned gated)
+/// gives the CLI no byte past a mark before its cut, so that a fast run (a
+/// warm container) cannot end before the last one; then all of it.
 #[track_caller]
 fn cut_at(proxy: &CutProxy, run: &PipedRun, marks: &[usize]) -> usize {
     let mut cuts = 0;
     for (index, &mark) in marks.iter().enumerate() {
+        run.open_gate(mark);
         let connections = index + 1;
         let what = format!("connection {connections} through the proxy");
         wait_until(&what, ANSWER_DEADLINE, || {
@@ -172,6 +202,7 @@ fn cut_at(proxy: &CutProxy, run: &PipedRun, marks: &[usize]) -> usize {
             cuts += 1;
         }
     }
+    run.open_gate(usize::MAX);
     cuts
 }
 
@@ -186,7 +217,7 @@ fn piped_stdin_crosses_cut_client_connections_exactly_once() {
     let data = random_bytes(TEN_MIB);
     let mut command = env.jobs_command(&["run", "-i", "--", "sh", "-c", COUNT_AND_HASH]);
     command.env("JOBS_API_URL", proxy.url());
-    let run = PipedRun::spawn(command, data.clone());
+    let run = PipedRun::spawn_gated(command, data.clone(), 0);
 
     let cuts = cut_at(&proxy, &run, &megabytes(&[1, 2, 3, 4, 5, 6, 7]));
     assert!(cuts >= 5, "most cuts hit a live connection: {cuts}");
@@ -207,9 +238,10 @@ fn piped_stdin_crosses_cut_worker_connections_exactly_once() {
     let mut env = TestEnv::start_with_api_env(2, &[("JOBS_ADVERTISE_URL", &proxy.url())], &[]);
     proxy.route_to(env.api_url().trim_start_matches("http://"));
     let data = random_bytes(TEN_MIB);
-    let run = PipedRun::spawn(
+    let run = PipedRun::spawn_gated(
         env.jobs_command(&["run", "-i", "--", "sh", "-c", COUNT_AND_HASH]),
         data.clone(),
+        0,
     );
 
     let cuts = cut_at(&proxy, &run, &megabytes(&[1, 2, 3, 4, 5, 6, 7]));
