@@ -86,7 +86,7 @@ impl ShimInput {
 
     /// Sends the part of `data` (input from `offset`) the shim lacks.
     pub async fn send(&mut self, offset: u64, data: &[u8]) -> Sent {
-        if self.link.is_none() && self.relink().await.is_err() {
+        if !self.linked().await {
             return Sent::Closed;
         }
         let end = offset + data.len() as u64;
@@ -114,31 +114,32 @@ impl ShimInput {
     /// Tells the shim the input ends at `at`: the command's stdin closes
     /// once it got every byte before.
     pub async fn end(&mut self, at: u64) -> Sent {
-        if self.link.is_none() && self.relink().await.is_err() {
-            return Sent::Closed;
-        }
         let mut frame = vec![b'E'];
         frame.extend_from_slice(&at.to_le_bytes());
-        if self.write(&frame).await {
+        self.send_frame(&frame).await
+    }
+
+    /// Sets the size of the run's terminal (the shim's pty).
+    pub async fn resize(&mut self, rows: u16, cols: u16) -> Sent {
+        let mut frame = vec![b'W'];
+        frame.extend_from_slice(&rows.to_le_bytes());
+        frame.extend_from_slice(&cols.to_le_bytes());
+        self.send_frame(&frame).await
+    }
+
+    /// Sends a frame outside the input's bytes, on a link made again if
+    /// the last one went away.
+    async fn send_frame(&mut self, frame: &[u8]) -> Sent {
+        if self.linked().await && self.write(frame).await {
             Sent::Ok
         } else {
             Sent::Closed
         }
     }
 
-    /// Sets the size of the run's terminal (the shim's pty).
-    pub async fn resize(&mut self, rows: u16, cols: u16) -> Sent {
-        if self.link.is_none() && self.relink().await.is_err() {
-            return Sent::Closed;
-        }
-        let mut frame = vec![b'W'];
-        frame.extend_from_slice(&rows.to_le_bytes());
-        frame.extend_from_slice(&cols.to_le_bytes());
-        if self.write(&frame).await {
-            Sent::Ok
-        } else {
-            Sent::Closed
-        }
+    /// Whether there is a link to the shim, made again if need be.
+    async fn linked(&mut self) -> bool {
+        self.link.is_some() || self.relink().await.is_ok()
     }
 
     /// Waits for the shim to acknowledge more; pends for ever once the
