@@ -60,7 +60,7 @@ enum Disconnect {
 
 impl Bridge {
     /// Serves the bridge until the output ends, dialing again after drops.
-    /// `live` carries output chunks as the log pump cuts them, and closes
+    /// `live` carries output chunks as the log pump stores them, and closes
     /// when it ends.
     pub async fn run(mut self, mut live: mpsc::Receiver<NewChunk>, stop: &StopSignal) {
         let mut unreachable_since: Option<Instant> = None;
