@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use jobs_e2e::expect::assert_bytes_eq;
+use jobs_e2e::expect::{assert_bytes_eq, numbered_lines};
 use jobs_e2e::slow_disk::{self, SlowDisk};
 use jobs_e2e::{TestEnv, TestEnvOptions};
 
@@ -21,12 +21,6 @@ const SLOW: SlowDisk = SlowDisk {
     sync: Duration::from_millis(100),
 };
 const LINES: usize = 200_000;
-
-fn seq(count: usize) -> Vec<u8> {
-    (1..=count)
-        .flat_map(|n| format!("{n}\n").into_bytes())
-        .collect()
-}
 
 #[test]
 fn a_slow_database_disk_slows_jobs_without_losing_a_byte_or_an_exit_code() {
@@ -51,12 +45,20 @@ fn a_slow_database_disk_slows_jobs_without_losing_a_byte_or_an_exit_code() {
         Duration::from_secs(180),
     );
     queued.assert_code(3);
-    assert_bytes_eq(&queued.stdout, &seq(LINES), "the queued job's stdout");
+    assert_bytes_eq(
+        &queued.stdout,
+        &numbered_lines("", LINES),
+        "the queued job's stdout",
+    );
     queued.assert_stderr_contains("done\n");
     let queued_id = env.db_last_job_id();
     let logs = env.jobs(&["logs", &queued_id]);
     logs.assert_success();
-    assert_bytes_eq(&logs.stdout, &seq(LINES), "the stored stdout");
+    assert_bytes_eq(
+        &logs.stdout,
+        &numbered_lines("", LINES),
+        "the stored stdout",
+    );
 
     let mut expected = vec![(queued_id, "failed", Some(3))];
     expected.extend(slow_disk::a_timeout_and_an_interactive_run(

@@ -18,7 +18,7 @@
 use std::time::{Duration, Instant};
 
 use jobs_e2e::docker_proxy::{DockerProxy, SlowEngine};
-use jobs_e2e::expect::assert_bytes_eq;
+use jobs_e2e::expect::{assert_bytes_eq, numbered_lines};
 use jobs_e2e::slow_disk;
 use jobs_e2e::{TestEnv, TestEnvOptions};
 use sha2::{Digest, Sha256};
@@ -29,12 +29,6 @@ const SLOW: SlowEngine = SlowEngine {
 };
 const RUN_TIMEOUT: Duration = Duration::from_secs(180);
 const LINES: usize = 50_000;
-
-fn seq(count: usize) -> Vec<u8> {
-    (1..=count)
-        .flat_map(|n| format!("{n}\n").into_bytes())
-        .collect()
-}
 
 #[test]
 fn a_slow_engine_disk_slows_jobs_without_losing_a_byte_or_an_exit_code() {
@@ -83,7 +77,7 @@ fn a_slow_engine_disk_slows_jobs_without_losing_a_byte_or_an_exit_code() {
         .map(|byte| format!("{byte:02x}"))
         .collect();
     let mut expected = format!("{digest}  /tmp/uploads/data.bin\n").into_bytes();
-    expected.extend(seq(LINES));
+    expected.extend(numbered_lines("", LINES));
     assert_bytes_eq(&output.stdout, &expected, "the job's stdout");
     let upload_id = env.db_last_job_id();
     let out = env.log_dir.join("artifacts");

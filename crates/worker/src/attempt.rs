@@ -149,6 +149,7 @@ pub async fn resume(
             &container_id,
             timeout,
             secrets,
+            shim,
             live,
         )
         .await;
@@ -485,6 +486,7 @@ async fn start_and_follow(
     ending
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn follow_container(
     context: &WorkerContext,
     fence: &Fence,
@@ -492,6 +494,7 @@ async fn follow_container(
     container_id: &str,
     timeout: Duration,
     secrets: Secrets,
+    shim: bool,
     live: Option<tokio::sync::mpsc::Sender<jobs_store::NewChunk>>,
 ) -> Option<Ending> {
     // Docker holds an attach to a stopped container open until the
@@ -506,11 +509,6 @@ async fn follow_container(
             ));
         }
     };
-    let shim = context
-        .runtime
-        .has_shim(container_id)
-        .await
-        .unwrap_or(false);
     if shim {
         // The shim kept every byte: what was not stored is read back from
         // its log, live while the container runs.

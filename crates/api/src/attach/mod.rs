@@ -238,6 +238,10 @@ impl AttachHub {
     /// Puts back in line the runs of this API's sessions that are queued
     /// again: a worker that died before starting one gave it back.
     async fn reline_requeued(&self) {
+        // No session here: nothing of this API's to put back.
+        if self.sessions.lock().expect("sessions lock").is_empty() {
+            return;
+        }
         let queued = match self.store.queued_interactive_jobs().await {
             Ok(queued) => queued,
             Err(error) => {
