@@ -18,7 +18,12 @@ every one to end, and prints:
 - the database load: commits and rows written per second (pg_stat_database);
 - that every job ended `succeeded` after exactly one attempt.
 
-Usage: python3 bench/simulate.py [--workers 100] [--slots 4] [--jobs 5000] [--clients 8] [--apps 20]
+With --backlog, every worker is drained (`jobs workers drain`) before the
+submission and undrained at once after it, so that the dispatch rate is
+measured on its own, from a full queue: from the first job's start to the
+last one's end, with no submission competing for the machine.
+
+Usage: python3 bench/simulate.py [--workers 100] [--slots 4] [--jobs 5000] [--clients 8] [--apps 20] [--backlog]
 Needs: deploy/setup.sh done, `cargo build --release --bins`.
 """
 
@@ -97,6 +102,19 @@ def submit_all(api, token, apps, count, clients):
     return time.perf_counter() - t0, latencies, failures
 
 
+def set_draining(api, token, workers, draining):
+    """Drains every worker, or undoes it, as fast as one connection allows."""
+    host, port = api.split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    for worker in workers:
+        connection.request("POST" if draining else "DELETE", f"/v1/workers/{worker}/drain",
+                           headers={"Authorization": f"Bearer {token}"})
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            sys.exit(f"{'draining' if draining else 'undraining'} {worker}: HTTP {response.status}")
+
+
 def cpu_seconds():
     """CPU seconds used so far, by program: the servers, the database, the broker."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -129,6 +147,8 @@ def main():
     parser.add_argument("--apps", type=int, default=20,
                         help="apps the jobs are spread over: each app's job creations take its row lock in turn (its quota)")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--backlog", action="store_true",
+                        help="drain every worker while submitting, then undrain them all: dispatch from a full queue")
     args = parser.parse_args()
 
     # Each worker holds up to 16 connections (its pool, LISTEN included).
@@ -177,9 +197,16 @@ def main():
             subprocess.run([os.path.join(BIN, "jobs"), "apps", "create", app, "--image", "stub/any:latest"],
                            env=dict(env, JOBS_TOKEN=token), check=True, capture_output=True)
 
+        workers = [f"sim-{n:03d}" for n in range(args.workers)]
+        if args.backlog:
+            set_draining(address, token, workers, True)
+            seconds, latencies, failures = submit_all(address, token, apps, args.jobs, args.clients)
         cpu0 = cpu_seconds()
         commits0, rows0 = db_counters(db)
-        seconds, latencies, failures = submit_all(address, token, apps, args.jobs, args.clients)
+        if args.backlog:
+            set_draining(address, token, workers, False)
+        else:
+            seconds, latencies, failures = submit_all(address, token, apps, args.jobs, args.clients)
         print(f"submit: {args.jobs} jobs to {len(apps)} apps from {args.clients} clients in {seconds:.2f} s = {args.jobs / seconds:.0f} jobs/s; "
               f"latency p50 {percentile(latencies, 0.5) * 1000:.1f} ms, p99 {percentile(latencies, 0.99) * 1000:.1f} ms; "
               f"{len(failures)} failed {failures[:5]}")
@@ -193,7 +220,10 @@ def main():
             time.sleep(0.2)
         commits1, rows1 = db_counters(db)
         cpu1 = cpu_seconds()
-        window = float(psql(db, "select extract(epoch from max(finished_at) - min(created_at)) from jobs"))
+        # From a backlog the window opens at the first start (the undrain);
+        # otherwise at the first creation.
+        opened = "min(start_requested_at)" if args.backlog else "min(created_at)"
+        window = float(psql(db, f"select extract(epoch from max(finished_at) - {opened}) from jobs"))
         stats = psql(db, """
             select percentile_cont(0.5) within group (order by extract(epoch from start_requested_at - created_at)),
                    percentile_cont(0.99) within group (order by extract(epoch from start_requested_at - created_at)),
@@ -204,7 +234,7 @@ def main():
         outcomes = psql(db, "select state || ' attempt ' || attempt || ': ' || count(*) from jobs group by state, attempt order by 1")
         workers_used = int(psql(db, "select count(distinct lease_owner) from jobs"))
         total = args.jobs - len(failures)
-        print(f"dispatch: {total} jobs ended in {window:.2f} s (first creation to last end) = {total / window:.0f} jobs/s, "
+        print(f"dispatch: {total} jobs ended in {window:.2f} s ({'first start' if args.backlog else 'first creation'} to last end) = {total / window:.0f} jobs/s, "
               f"on {workers_used} workers")
         print(f"  claim latency (created -> start recorded): p50 {claim50:.0f} ms, p99 {claim99:.0f} ms")
         print(f"  end to end (created -> ended): p50 {end50:.0f} ms, p99 {end99:.0f} ms")

@@ -41,14 +41,12 @@ pub const FORGET_WORKERS_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// job took (crate::objects::purge_pass).
 pub const PURGE_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Publishes one wake-up, waits for the confirm, and records it in the
-/// outbox. If the record fails after the confirm, the relay publishes again
-/// later, which is harmless.
-pub async fn publish_and_mark(
-    store: &Store,
-    publisher: &Publisher,
-    job_id: &str,
-) -> anyhow::Result<()> {
+/// How many confirmed publishes one write records at most.
+const MARK_BATCH: usize = 512;
+
+/// Publishes one wake-up and waits for the broker's confirm, for at most
+/// [`PUBLISH_TIMEOUT`].
+pub async fn publish_confirmed(publisher: &Publisher, job_id: &str) -> anyhow::Result<()> {
     tokio::time::timeout(PUBLISH_TIMEOUT, publisher.publish(job_id))
         .await
         .map_err(|_| {
@@ -56,12 +54,44 @@ pub async fn publish_and_mark(
                 "the broker did not confirm within {}s",
                 PUBLISH_TIMEOUT.as_secs()
             )
-        })??;
-    store
-        .mark_published(job_id)
-        .await
-        .context("recording the confirmed publish")?;
-    Ok(())
+        })?
+}
+
+/// Records confirmed publishes in the outbox, many per write: the marks of
+/// concurrent submissions share one statement and one commit, taken as
+/// soon as the previous write is done (no timer), instead of a commit each.
+/// A mark is not awaited by the request: the wake-up is already durable,
+/// and one that is never recorded (the API died, the database failed) only
+/// makes the relay publish it again, which is harmless.
+#[derive(Clone)]
+pub struct PublishedMarks {
+    sender: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+impl PublishedMarks {
+    /// Starts the writer; it stops once every handle is dropped.
+    pub fn start(store: Store) -> Self {
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MARK_BATCH);
+            while receiver.recv_many(&mut batch, MARK_BATCH).await > 0 {
+                if let Err(error) = store.mark_published(&batch).await {
+                    tracing::warn!(
+                        jobs = batch.len(),
+                        %error,
+                        "recording confirmed publishes failed; the relay publishes them again"
+                    );
+                }
+                batch.clear();
+            }
+        });
+        Self { sender }
+    }
+
+    /// Queues the mark of a confirmed publish.
+    pub fn record(&self, job_id: &str) {
+        let _ = self.sender.send(job_id.to_owned());
+    }
 }
 
 pub struct Relay {
@@ -220,7 +250,15 @@ impl Relay {
     /// down, trying the rest would only wait for more timeouts.
     async fn publish_all(&mut self, ids: &[String]) {
         for job_id in ids {
-            match publish_and_mark(&self.store, &self.publisher, job_id).await {
+            let published = match publish_confirmed(&self.publisher, job_id).await {
+                Ok(()) => self
+                    .store
+                    .mark_published(std::slice::from_ref(job_id))
+                    .await
+                    .context("recording the confirmed publish"),
+                Err(error) => Err(error),
+            };
+            match published {
                 Ok(()) => {
                     self.metrics.relay_republished.inc();
                     if self.broker_failing {

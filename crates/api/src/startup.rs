@@ -89,9 +89,11 @@ impl Application {
             .with_context(|| format!("binding {listen}"))?;
         let address = listener.local_addr().context("reading the bound address")?;
         let metrics = Metrics::new().context("registering metrics")?;
+        let publisher = Arc::new(publisher);
         let state = AppState {
             store: store.clone(),
-            publisher: Arc::new(publisher),
+            publisher: publisher.clone(),
+            published: crate::relay::PublishedMarks::start(store.clone()),
             notifications: Arc::new(notifications),
             metrics: metrics.clone(),
             admin_token: Arc::new(admin_token),
@@ -99,6 +101,7 @@ impl Application {
             followers: Arc::new(Semaphore::new(MAX_FOLLOWERS)),
             attach: AttachHub::new(
                 store.clone(),
+                publisher,
                 default_advertise_url(address, false),
                 AttachSettings::default().grace,
                 relay_client(None)?,
@@ -131,6 +134,7 @@ impl Application {
             .unwrap_or_else(|| default_advertise_url(self.address, https));
         self.state.attach = AttachHub::new(
             self.state.store.clone(),
+            self.state.publisher.clone(),
             url,
             settings.grace,
             relay_client(settings.peer_ca_cert.as_deref())?,

@@ -13,6 +13,8 @@ use crate::{attach::AttachHub, config::AdminToken, metrics::Metrics, objects::Ob
 pub struct AppState {
     pub store: Store,
     pub publisher: Arc<Publisher>,
+    /// Records confirmed publishes in the outbox, in batches.
+    pub published: crate::relay::PublishedMarks,
     /// Job ids whose logs or state changed, from the database's NOTIFY.
     pub notifications: Arc<JobNotifications>,
     pub metrics: Metrics,

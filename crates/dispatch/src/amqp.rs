@@ -7,7 +7,8 @@ use lapin::{
     message::Delivery,
     options::{
         BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions,
-        BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
+        BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+        QueueDeclareOptions,
     },
     types::{AMQPValue, FieldTable},
 };
@@ -15,7 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, broadcast};
+use tokio_util::sync::CancellationToken;
+
+use crate::signal::{self, Signal, Signals};
 
 /// Where the brokers are and which queue carries the wake-ups.
 #[derive(Debug, Clone)]
@@ -155,7 +159,27 @@ async fn connect(config: &AmqpConfig) -> anyhow::Result<(Connection, Channel)> {
                 config.queue_type.as_str()
             )
         })?;
+    // Declared by every side, so that a publish never meets a missing
+    // exchange (which would close the channel the wake-ups share).
+    channel
+        .exchange_declare(
+            signal_exchange(config).as_str().into(),
+            lapin::ExchangeKind::Fanout,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .context("declaring the workers' signal exchange")?;
     Ok((connection, channel))
+}
+
+/// The fanout exchange of the workers' signals: named after the queue, so
+/// that deployments sharing a broker stay apart.
+fn signal_exchange(config: &AmqpConfig) -> String {
+    format!("{}.signals", config.queue)
 }
 
 /// Hides the password of an AMQP URL for log lines and errors.
@@ -194,6 +218,34 @@ impl AmqpPublisher {
     /// API's submit rate is not one broker round trip (a quorum queue's
     /// fsync) at a time.
     pub async fn publish(&self, job_id: &str) -> anyhow::Result<()> {
+        let queue = &self.config.queue;
+        self.send(Message {
+            exchange: "",
+            routing_key: queue,
+            body: job_id.as_bytes(),
+            persistent: true,
+        })
+        .await
+        .with_context(|| format!("publishing the wake-up of job {job_id}"))
+    }
+
+    /// Sends a signal to every worker connected to the broker, and returns
+    /// once the broker confirmed it.
+    pub async fn signal(&self, signal: &Signal) -> anyhow::Result<()> {
+        let (kind, body) = signal.encode();
+        let exchange = signal_exchange(&self.config);
+        self.send(Message {
+            exchange: &exchange,
+            routing_key: kind,
+            body: body.as_bytes(),
+            // Only connected workers hear it; a restarted one reads the store.
+            persistent: false,
+        })
+        .await
+        .with_context(|| format!("sending the {kind} signal {body:?}"))
+    }
+
+    async fn send(&self, message: Message<'_>) -> anyhow::Result<()> {
         let (channel, generation) = {
             let mut session = self.session.lock().await;
             if session
@@ -213,7 +265,7 @@ impl AmqpPublisher {
             let (_, channel, generation) = session.as_ref().expect("session was just set");
             (channel.clone(), *generation)
         };
-        let result = publish_confirmed(&channel, &self.config.queue, job_id).await;
+        let result = publish_confirmed(&channel, message).await;
         if result.is_err() {
             // Any failure drops the session it happened on, so that the
             // next publish opens a new one: after a node's loss, a channel
@@ -231,24 +283,29 @@ impl AmqpPublisher {
     }
 }
 
-async fn publish_confirmed(channel: &Channel, queue: &str, job_id: &str) -> anyhow::Result<()> {
+/// One message to publish.
+struct Message<'a> {
+    exchange: &'a str,
+    routing_key: &'a str,
+    body: &'a [u8],
+    /// Written to disk by the broker (delivery mode 2), or kept in memory.
+    persistent: bool,
+}
+
+async fn publish_confirmed(channel: &Channel, message: Message<'_>) -> anyhow::Result<()> {
     let confirm = channel
         .basic_publish(
-            "".into(),
-            queue.into(),
+            message.exchange.into(),
+            message.routing_key.into(),
             BasicPublishOptions::default(),
-            job_id.as_bytes(),
-            // Delivery mode 2: persistent.
-            BasicProperties::default().with_delivery_mode(2),
+            message.body,
+            BasicProperties::default().with_delivery_mode(if message.persistent { 2 } else { 1 }),
         )
         .await
-        .context("publishing a wake-up")?
+        .context("publishing")?
         .await
         .context("waiting for the broker's confirm")?;
-    anyhow::ensure!(
-        confirm.is_ack(),
-        "the broker refused the wake-up for job {job_id}"
-    );
+    anyhow::ensure!(confirm.is_ack(), "the broker refused the message");
     Ok(())
 }
 
@@ -281,38 +338,97 @@ impl AmqpWakeUp {
     }
 }
 
-/// A consumer with a fixed prefetch. Closing it returns every unacked
-/// wake-up to the queue.
-pub struct AmqpSession {
-    connection: Connection,
-    consumer: Consumer,
+/// Where a worker's consumer sessions come from: one connection, kept
+/// while it lives, and a channel per session. A worker whose slots fill up
+/// closes its session (which hands the unacked wake-ups back) and opens
+/// another once a slot frees; under a backlog that is once per job, so it
+/// costs a channel, not a connection with its handshake and declarations.
+#[derive(Clone)]
+pub struct AmqpConsumers {
+    config: AmqpConfig,
+    connection: Arc<Mutex<Option<Connection>>>,
 }
 
-/// Opens a consumer that the broker feeds at most `prefetch` unacked
-/// wake-ups at a time.
-pub async fn open_session(
-    config: &AmqpConfig,
-    consumer_tag: &str,
-    prefetch: u16,
-) -> anyhow::Result<AmqpSession> {
-    let (connection, channel) = connect(config).await?;
-    channel
-        .basic_qos(prefetch, BasicQosOptions::default())
-        .await
-        .context("setting the prefetch")?;
-    let consumer = channel
-        .basic_consume(
-            config.queue.as_str().into(),
-            consumer_tag.into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .context("starting to consume")?;
-    Ok(AmqpSession {
-        connection,
-        consumer,
-    })
+impl std::fmt::Debug for AmqpConsumers {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("AmqpConsumers")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AmqpConsumers {
+    pub fn new(config: AmqpConfig) -> Self {
+        Self {
+            config,
+            connection: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    pub fn config(&self) -> &AmqpConfig {
+        &self.config
+    }
+
+    /// Opens a consumer that the broker feeds at most `prefetch` unacked
+    /// wake-ups at a time.
+    pub async fn open_session(
+        &self,
+        consumer_tag: &str,
+        prefetch: u16,
+    ) -> anyhow::Result<AmqpSession> {
+        let mut kept = self.connection.lock().await;
+        let opened = self.open_on(&mut kept, consumer_tag, prefetch).await;
+        if opened.is_err() {
+            // The next session starts from a new connection.
+            if let Some(connection) = kept.take() {
+                let _ = connection.close(200, "consumer failed".into()).await;
+            }
+        }
+        opened
+    }
+
+    async fn open_on(
+        &self,
+        kept: &mut Option<Connection>,
+        consumer_tag: &str,
+        prefetch: u16,
+    ) -> anyhow::Result<AmqpSession> {
+        let connection = match kept.take() {
+            Some(connection) if connection.status().connected() => connection,
+            _ => {
+                let (connection, declared_on) = connect(&self.config).await?;
+                let _ = declared_on.close(200, "declared".into()).await;
+                connection
+            }
+        };
+        let channel = kept
+            .insert(connection)
+            .create_channel()
+            .await
+            .context("opening a consumer channel")?;
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .context("setting the prefetch")?;
+        let consumer = channel
+            .basic_consume(
+                self.config.queue.as_str().into(),
+                consumer_tag.into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .context("starting to consume")?;
+        Ok(AmqpSession { channel, consumer })
+    }
+}
+
+/// A consumer with a fixed prefetch, on a channel of its own. Closing it
+/// returns every unacked wake-up to the queue.
+pub struct AmqpSession {
+    channel: Channel,
+    consumer: Consumer,
 }
 
 impl AmqpSession {
@@ -329,12 +445,132 @@ impl AmqpSession {
         )
     }
 
-    /// Closes the connection; the broker requeues what was not acked.
+    /// Closes the channel; the broker requeues what was not acked.
     pub async fn close(self) {
-        if let Err(error) = self.connection.close(200, "consumer closed".into()).await {
-            tracing::debug!(%error, "closing the consumer connection");
+        if let Err(error) = self.channel.close(200, "consumer closed".into()).await {
+            tracing::debug!(%error, "closing the consumer channel");
         }
     }
+}
+
+/// Receives the workers' signals, through a queue of this process's own
+/// (exclusive: it goes with its connection) bound to the signal exchange,
+/// subscribed again after a lost connection. Waits for the first
+/// subscription, so that a worker that says it is ready hears a cancel sent
+/// right after; with the broker down it goes on trying in the background.
+pub async fn subscribe_signals(config: &AmqpConfig) -> Signals {
+    let sender = signal::channel();
+    let stop = CancellationToken::new();
+    let (subscribed, first) = tokio::sync::oneshot::channel();
+    tokio::spawn(follow_signals(
+        config.clone(),
+        sender.clone(),
+        stop.clone(),
+        subscribed,
+    ));
+    let _ = tokio::time::timeout(CONNECT_TIMEOUT, first).await;
+    Signals::new(sender, Some(stop.drop_guard()))
+}
+
+async fn follow_signals(
+    config: AmqpConfig,
+    sender: broadcast::Sender<Signal>,
+    stop: CancellationToken,
+    subscribed: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut subscribed = Some(subscribed);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let opened = tokio::select! {
+            () = stop.cancelled() => return,
+            opened = open_signal_consumer(&config) => opened,
+        };
+        // Told after a failure too: the worker starts without signals.
+        if let Some(subscribed) = subscribed.take() {
+            let _ = subscribed.send(());
+        }
+        match opened {
+            Ok((connection, mut consumer)) => {
+                backoff = Duration::from_millis(100);
+                loop {
+                    let delivery = tokio::select! {
+                        () = stop.cancelled() => {
+                            let _ = connection.close(200, "signals no longer needed".into()).await;
+                            return;
+                        }
+                        delivery = consumer.next() => delivery,
+                    };
+                    match delivery {
+                        Some(Ok(delivery)) => {
+                            let body = String::from_utf8_lossy(&delivery.data);
+                            if let Some(signal) =
+                                Signal::decode(delivery.routing_key.as_str(), &body)
+                            {
+                                let _ = sender.send(signal);
+                            }
+                        }
+                        Some(Err(error)) => {
+                            tracing::warn!(%error, "lost the signal connection; subscribing again");
+                            break;
+                        }
+                        None => {
+                            tracing::warn!(
+                                "the broker ended the signal consumer; subscribing again"
+                            );
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(
+                "cannot subscribe to the workers' signals, retrying in {backoff:?}: {error:#}"
+            ),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+async fn open_signal_consumer(config: &AmqpConfig) -> anyhow::Result<(Connection, Consumer)> {
+    let (connection, channel) = connect(config).await?;
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .context("declaring the signal queue")?;
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            signal_exchange(config).as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .context("binding the signal queue")?;
+    let consumer = channel
+        .basic_consume(
+            queue.name().clone(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .context("consuming signals")?;
+    Ok((connection, consumer))
 }
 
 #[cfg(test)]

@@ -10,24 +10,49 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, broadcast};
+
+use crate::signal::{self, Signal, Signals};
 
 /// A queue of job ids shared by the publisher and the consumers of one
-/// process; cheap to clone.
-#[derive(Clone, Default, Debug)]
+/// process, and the workers' signals; cheap to clone.
+#[derive(Clone, Debug)]
 pub struct InProcessQueue {
     inner: Arc<Inner>,
 }
 
-#[derive(Default, Debug)]
+#[derive(Debug)]
 struct Inner {
     ids: Mutex<VecDeque<String>>,
     added: Notify,
+    signals: broadcast::Sender<Signal>,
+}
+
+impl Default for InProcessQueue {
+    fn default() -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                ids: Mutex::default(),
+                added: Notify::new(),
+                signals: signal::channel(),
+            }),
+        }
+    }
 }
 
 impl InProcessQueue {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sends a signal to the workers of this process; having none is fine.
+    pub fn signal(&self, signal: &Signal) {
+        let _ = self.inner.signals.send(signal.clone());
+    }
+
+    /// The signals sent from now on.
+    pub fn signals(&self) -> Signals {
+        Signals::new(self.inner.signals.clone(), None)
     }
 
     pub fn publish(&self, job_id: &str) {
@@ -132,5 +157,18 @@ mod tests {
         tokio::task::yield_now().await;
         queue.publish("x");
         assert_eq!(consumer.await.unwrap(), "x");
+    }
+
+    #[tokio::test]
+    async fn every_subscriber_hears_each_signal() {
+        let queue = InProcessQueue::new();
+        let signals = queue.signals();
+        let (mut first, mut second) = (signals.subscribe(), signals.subscribe());
+        let cancel = Signal::Cancel {
+            job_id: "job_1".into(),
+        };
+        queue.signal(&cancel);
+        assert_eq!(first.recv().await.unwrap(), cancel);
+        assert_eq!(second.recv().await.unwrap(), cancel);
     }
 }

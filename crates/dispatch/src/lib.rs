@@ -9,12 +9,15 @@
 //! - [`in_process`]: a queue in memory, for `jobs dev`.
 //!
 //! Callers use [`Publisher`] and [`Consumers`], which dispatch to either.
+//! Both also carry the workers' [`Signal`]s: cancels, drains and offers.
 
 pub mod amqp;
 pub mod in_process;
+mod signal;
 
-pub use amqp::{AmqpConfig, QueueType};
+pub use amqp::{AmqpConfig, AmqpConsumers, QueueType};
 pub use in_process::InProcessQueue;
+pub use signal::{Signal, Signals};
 
 use amqp::{AmqpPublisher, AmqpSession, AmqpWakeUp};
 use in_process::InProcessWakeUp;
@@ -42,25 +45,52 @@ impl Publisher {
             }
         }
     }
+
+    /// Sends a signal to every worker, best effort: a failure is logged,
+    /// and the worker finds the same in the store at its next heartbeat.
+    pub async fn signal(&self, signal: Signal) {
+        match self {
+            Publisher::Amqp(publisher) => {
+                if let Err(error) = publisher.signal(&signal).await {
+                    tracing::warn!(?signal, "{error:#}; the worker's heartbeat will find it");
+                }
+            }
+            Publisher::InProcess(queue) => queue.signal(&signal),
+        }
+    }
 }
 
 /// Where a worker takes wake-ups from.
 #[derive(Clone, Debug)]
 pub enum Consumers {
-    Amqp(AmqpConfig),
+    Amqp(AmqpConsumers),
     InProcess(InProcessQueue),
 }
 
 impl Consumers {
+    /// Consumers of a RabbitMQ queue; they connect on first use.
+    pub fn amqp(config: AmqpConfig) -> Self {
+        Consumers::Amqp(AmqpConsumers::new(config))
+    }
+
     /// Opens a session that holds at most `prefetch` unacked wake-ups.
     pub async fn open(&self, consumer_tag: &str, prefetch: u16) -> anyhow::Result<ConsumerSession> {
         Ok(match self {
-            Consumers::Amqp(config) => ConsumerSession::Amqp(Box::new(
-                amqp::open_session(config, consumer_tag, prefetch).await?,
+            Consumers::Amqp(consumers) => ConsumerSession::Amqp(Box::new(
+                consumers.open_session(consumer_tag, prefetch).await?,
             )),
             // Wake-ups are taken one at a time, so there is nothing to prefetch.
             Consumers::InProcess(queue) => ConsumerSession::InProcess(queue.clone()),
         })
+    }
+
+    /// The signals to this process's workers, from now on (see
+    /// [`amqp::subscribe_signals`]).
+    pub async fn signals(&self) -> Signals {
+        match self {
+            Consumers::Amqp(consumers) => amqp::subscribe_signals(consumers.config()).await,
+            Consumers::InProcess(queue) => queue.signals(),
+        }
     }
 }
 

@@ -38,15 +38,8 @@ pub use sqlite::SqliteStore;
 
 /// The channel that carries a job id whenever its logs or state change.
 pub const JOB_EVENTS_CHANNEL: &str = "jobs_job_events";
-/// The channel that carries a job id when a cancel of a running job is asked.
-pub const JOB_CANCEL_CHANNEL: &str = "jobs_job_cancel";
-/// The channel that offers an interactive run to one worker: its payload is
-/// [`direct_offer`]`(worker_id, job_id)`, read back with [`parse_direct_offer`].
-pub const JOB_DIRECT_CHANNEL: &str = "jobs_job_direct";
-/// The channel that carries a worker id when an admin drains the worker or
-/// undoes its drain, so that it stops (or resumes) taking jobs at once
-/// rather than at its next heartbeat.
-pub const WORKER_DRAIN_CHANNEL: &str = "jobs_worker_drain";
+// The workers' own wake-ups (cancels, drains, interactive offers) go
+// through the broker, not NOTIFY: see `jobs_dispatch::Signal`.
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -107,8 +100,7 @@ impl Store {
     }
 
     /// Wake-ups carrying a job id: on [`JOB_EVENTS_CHANNEL`] whenever a
-    /// job's logs or state change, on [`JOB_CANCEL_CHANNEL`] when a cancel
-    /// of a running job is asked.
+    /// job's logs or state change.
     pub async fn notifications(
         &self,
         channel: &'static str,
@@ -198,8 +190,9 @@ delegate! {
     /// `ttl` ago, so that the next request with it makes a new job; returns
     /// whether one was freed. The job keeps everything but its key.
     fn release_expired_idempotency_key(&self, app: &str, key: &str, ttl: Duration) -> Result<bool, StoreError>;
-    /// Records that the dispatcher confirmed the wake-up for a job.
-    fn mark_published(&self, job_id: &str) -> Result<(), StoreError>;
+    /// Records that the dispatcher confirmed the wake-ups of these jobs
+    /// (one statement for a batch).
+    fn mark_published(&self, job_ids: &[String]) -> Result<(), StoreError>;
     /// Queued jobs whose wake-up was never confirmed, oldest first.
     fn unpublished_jobs(&self, older_than: Duration, limit: i64) -> Result<Vec<String>, StoreError>;
     /// Marks every queued job unpublished, for a dispatcher that lost its
@@ -286,9 +279,6 @@ delegate! {
     /// Every worker in the registry, most recently heard from first, with
     /// the jobs each holds; those not heard from within `fresh` are stale.
     fn list_workers(&self, fresh: Duration) -> Result<Vec<jobs_core::wire::WorkerInfo>, StoreError>;
-    /// Offers a queued interactive job to one worker (a wake-up only: the
-    /// worker claims it with the usual fenced claim).
-    fn offer_job(&self, worker_id: &str, job_id: &str) -> Result<(), StoreError>;
     /// Interactive jobs still queued, oldest first.
     fn queued_interactive_jobs(&self) -> Result<Vec<String>, StoreError>;
     /// Where an interactive job's worker dials back (the API that created

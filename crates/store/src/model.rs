@@ -243,17 +243,6 @@ pub(crate) fn role_from_column(text: &str) -> Result<Role, sqlx::Error> {
     text.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
-/// The payload of a direct-start offer on [`crate::JOB_DIRECT_CHANNEL`].
-pub fn direct_offer(worker_id: &str, job_id: &str) -> String {
-    format!("{worker_id} {job_id}")
-}
-
-/// The `(worker_id, job_id)` of an offer; `None` for another payload.
-/// Job ids never hold a space, so the last space splits them.
-pub fn parse_direct_offer(payload: &str) -> Option<(&str, &str)> {
-    payload.rsplit_once(' ')
-}
-
 /// How a log stream is stored: 1 is stdout, 2 is stderr.
 pub(crate) fn stream_code(stream: LogStream) -> i64 {
     match stream {

@@ -22,9 +22,8 @@ use jobs_core::{
     },
 };
 use jobs_store::{
-    AttachEndpoint, CancelOutcome, ClaimedJob, Fence, Heartbeat, JOB_CANCEL_CHANNEL,
-    JOB_DIRECT_CHANNEL, JOB_EVENTS_CHANNEL, NewChunk, NewToken, RawOffsets, Store, StoreError,
-    WORKER_DRAIN_CHANNEL, parse_direct_offer,
+    AttachEndpoint, CancelOutcome, ClaimedJob, Fence, Heartbeat, JOB_EVENTS_CHANNEL, NewChunk,
+    NewToken, RawOffsets, Store, StoreError,
 };
 use sqlx::{AssertSqlSafe, Connection, postgres::PgConnection};
 use tokio::sync::broadcast;
@@ -235,7 +234,6 @@ contract! {
     silent_workers_are_forgotten_unless_draining_or_holding_a_job,
     queued_jobs_know_their_place_and_the_capacity,
     queue_timeouts_cancel_jobs_no_worker_started,
-    offers_reach_the_direct_channel,
     uploads_are_taken_by_one_job_in_order,
     uploads_of_another_app_or_unknown_are_refused_creating_nothing,
     artifacts_are_recorded_fenced_before_the_end,
@@ -1456,7 +1454,10 @@ async fn cancel_running_job(store: Store) {
 async fn requeue_unstarted_job(store: Store) {
     create_app(&store, "web").await;
     let queued = create_job(&store, "web").await;
-    store.mark_published(&queued.id).await.unwrap();
+    store
+        .mark_published(std::slice::from_ref(&queued.id))
+        .await
+        .unwrap();
     let first = claim(&store, &queued.id, "w1", LEASE).await.fence;
     assert!(store.requeue_unstarted(&first).await.unwrap());
     let requeued = job(&store, &queued.id).await;
@@ -1796,7 +1797,10 @@ async fn reap_requeues_unstarted_and_loses_running(store: Store) {
     let starting = create_job(&store, "web").await;
     let running = create_job(&store, "web").await;
     let healthy = create_job(&store, "web").await;
-    store.mark_published(&starting.id).await.unwrap();
+    store
+        .mark_published(std::slice::from_ref(&starting.id))
+        .await
+        .unwrap();
     let starting_fence = claim(&store, &starting.id, "w1", TINY_LEASE).await.fence;
     let running_fence = claim(&store, &running.id, "w1", TINY_LEASE).await.fence;
     assert!(store.mark_running(&running_fence).await.unwrap());
@@ -1919,9 +1923,15 @@ async fn outbox_unpublished_mark_and_forget(store: Store) {
         "younger than older_than"
     );
 
-    store.mark_published(&a.id).await.unwrap();
-    store.mark_published(&a.id).await.unwrap();
-    store.mark_published("nope").await.unwrap();
+    store
+        .mark_published(std::slice::from_ref(&a.id))
+        .await
+        .unwrap();
+    store
+        .mark_published(std::slice::from_ref(&a.id))
+        .await
+        .unwrap();
+    store.mark_published(&["nope".into()]).await.unwrap();
     assert_eq!(
         store.unpublished_jobs(Duration::ZERO, 100).await.unwrap(),
         [b.id.clone(), c.id.clone()]
@@ -1940,6 +1950,18 @@ async fn outbox_unpublished_mark_and_forget(store: Store) {
         store.unpublished_jobs(Duration::ZERO, 100).await.unwrap(),
         [a.id.clone(), b.id.clone()]
     );
+    // A batch marks each of its jobs.
+    store
+        .mark_published(&[b.id.clone(), a.id.clone()])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .unpublished_jobs(Duration::ZERO, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1949,9 +1971,7 @@ async fn outbox_unpublished_mark_and_forget(store: Store) {
 async fn notifications_carry_job_ids(store: Store) {
     create_app(&store, "web").await;
     let events = store.notifications(JOB_EVENTS_CHANNEL).await.unwrap();
-    let cancels = store.notifications(JOB_CANCEL_CHANNEL).await.unwrap();
     let mut events = events.subscribe();
-    let mut cancels = cancels.subscribe();
 
     let queued = create_job(&store, "web").await;
     store
@@ -1967,7 +1987,6 @@ async fn notifications_carry_job_ids(store: Store) {
         store.cancel_job(&queued.id).await.unwrap(),
         CancelOutcome::StopRequested(_)
     ));
-    expect_wake_up(&mut cancels, &queued.id, "cancel of a running job").await;
     assert!(
         store
             .finish(&fence, JobState::Canceled, Some(143), None)
@@ -2363,8 +2382,6 @@ async fn drained_workers_claim_nothing_and_keep_their_drain(store: Store) {
     let running = create_job(&store, "web").await;
     claim(&store, &running.id, "w1", LEASE).await;
     let waiting = create_job(&store, "web").await;
-    let notifications = store.notifications(WORKER_DRAIN_CHANNEL).await.unwrap();
-    let mut drains = notifications.subscribe();
 
     // Draining: the worker as it stands, with the job it holds.
     let drained = store
@@ -2377,8 +2394,6 @@ async fn drained_workers_claim_nothing_and_keep_their_drain(store: Store) {
     assert_eq!(drained.running_jobs, vec![running.id.clone()]);
     assert!(!drained.stale);
     let since = drained.draining_since.expect("draining");
-    // The worker is told at once, by id (it reads the drain back).
-    expect_wake_up(&mut drains, "w1", "the drained worker").await;
     // A repeated drain keeps the first time; unknown workers are None.
     let again = store.set_worker_draining("w1", true, fresh).await.unwrap();
     assert_eq!(again.unwrap().draining_since, Some(since));
@@ -2681,17 +2696,6 @@ async fn a_job_whose_start_was_requested_is_never_queued_again(store: Store) {
         ..held.fence.clone()
     };
     assert!(!store.record_start(&stale).await.unwrap());
-}
-
-async fn offers_reach_the_direct_channel(store: Store) {
-    let notifications = store.notifications(JOB_DIRECT_CHANNEL).await.unwrap();
-    let mut offers = notifications.subscribe();
-    store.offer_job("worker one", "job-1").await.unwrap();
-    let payload = tokio::time::timeout(WAIT, offers.recv())
-        .await
-        .expect("an offer within the wait")
-        .expect("an offer");
-    assert_eq!(parse_direct_offer(&payload), Some(("worker one", "job-1")));
 }
 
 // ---------------------------------------------------------------------------

@@ -63,7 +63,7 @@ pub async fn run(context: Arc<WorkerContext>, claimed: ClaimedJob) {
         .metrics
         .time_in_queue
         .observe(claimed.queued_for.as_secs_f64());
-    supervise(context, &fence, |stop| async move {
+    supervise(context, &fence, Lease::JustClaimed, |stop| async move {
         drive(context, &claimed, &stop).await
     })
     .await;
@@ -89,7 +89,7 @@ pub async fn resume(
 ) {
     let context = &*context;
     let job_fence = fence.clone();
-    supervise(context, &fence, |stop| async move {
+    supervise(context, &fence, Lease::Inherited, |stop| async move {
         // A held job's claim is not at hand: its command and artifact
         // paths are read back.
         let job = retry_until_ok("reading the job", || {
@@ -222,20 +222,37 @@ async fn send_spec_again(
     Ok(())
 }
 
+/// Where the lease of an attempt stands when its supervision begins.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Lease {
+    /// Set by the claim a moment ago: the first renewal is due a third of
+    /// the lease later (renewing at once would only cost every job a write).
+    JustClaimed,
+    /// Left by a worker that died: renewed at once, since it may be close
+    /// to its end.
+    Inherited,
+}
+
 /// Heartbeats while `body` runs, makes the attempt stoppable by job id,
 /// records the ending that `body` returns, then removes its container.
-pub(crate) async fn supervise<Body, Fut>(context: &WorkerContext, fence: &Fence, body: Body)
-where
+pub(crate) async fn supervise<Body, Fut>(
+    context: &WorkerContext,
+    fence: &Fence,
+    lease: Lease,
+    body: Body,
+) where
     Body: FnOnce(Arc<StopSignal>) -> Fut,
     Fut: std::future::Future<Output = Outcome>,
 {
     // Every log line of the attempt names its job, as the API's lines of
     // the same job do, so one job can be followed across both.
     let span = tracing::info_span!("job", job_id = %fence.job_id, attempt = fence.attempt);
-    supervised(context, fence, body).instrument(span).await;
+    supervised(context, fence, lease, body)
+        .instrument(span)
+        .await;
 }
 
-async fn supervised<Body, Fut>(context: &WorkerContext, fence: &Fence, body: Body)
+async fn supervised<Body, Fut>(context: &WorkerContext, fence: &Fence, lease: Lease, body: Body)
 where
     Body: FnOnce(Arc<StopSignal>) -> Fut,
     Fut: std::future::Future<Output = Outcome>,
@@ -247,6 +264,7 @@ where
         context.store.clone(),
         fence.clone(),
         context.config.lease,
+        lease,
         stop.clone(),
         metrics.leases_lost.clone(),
     ));
@@ -921,10 +939,15 @@ async fn heartbeat_loop(
     store: Store,
     fence: Fence,
     lease: Duration,
+    standing: Lease,
     stop: Arc<StopSignal>,
     leases_lost: prometheus::IntCounter,
 ) {
-    let mut ticks = tokio::time::interval(lease / 3);
+    let first = match standing {
+        Lease::JustClaimed => tokio::time::Instant::now() + lease / 3,
+        Lease::Inherited => tokio::time::Instant::now(),
+    };
+    let mut ticks = tokio::time::interval_at(first, lease / 3);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;

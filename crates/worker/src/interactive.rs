@@ -4,7 +4,8 @@
 
 use std::{sync::Arc, time::Duration};
 
-use jobs_store::{ClaimedJob, JobNotifications, parse_direct_offer};
+use jobs_dispatch::{Signal, Signals};
+use jobs_store::ClaimedJob;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -86,28 +87,30 @@ pub fn take_offers(
     tracker: &TaskTracker,
     slots: &Arc<Semaphore>,
     shutdown: &CancellationToken,
-    notifications: JobNotifications,
+    signals: &Signals,
 ) {
-    let mut offers = notifications.subscribe();
+    let mut offers = signals.subscribe();
+    let signals = signals.clone();
     let context = context.clone();
     let tracker_for_runs = tracker.clone();
     let slots = slots.clone();
     let shutdown = shutdown.clone();
     tokio::spawn(async move {
-        let _keep_listening = notifications;
+        let _keep_listening = signals;
         loop {
-            let payload = tokio::select! {
+            let signal = tokio::select! {
                 () = shutdown.cancelled() => return,
                 offer = offers.recv() => match offer {
-                    Ok(payload) => payload,
+                    Ok(signal) => signal,
                     // A missed offer is offered again.
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 },
             };
-            let Some((worker_id, job_id)) = parse_direct_offer(&payload) else {
+            let Signal::Offer { worker_id, job_id } = signal else {
                 continue;
             };
+            let job_id = job_id.as_str();
             // A drained worker takes no offer (its claim would be refused).
             if worker_id != context.worker_id || context.is_draining() {
                 continue;
@@ -140,9 +143,12 @@ pub fn take_offers(
 pub async fn run(context: Arc<WorkerContext>, claimed: ClaimedJob) {
     let context = &*context;
     let fence = claimed.fence.clone();
-    attempt::supervise(context, &fence, |stop| async move {
-        drive(context, &claimed, &stop).await
-    })
+    attempt::supervise(
+        context,
+        &fence,
+        attempt::Lease::JustClaimed,
+        |stop| async move { drive(context, &claimed, &stop).await },
+    )
     .await;
 }
 

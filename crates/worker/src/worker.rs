@@ -5,9 +5,8 @@ use std::{collections::HashMap, io::Write, sync::Arc, time::Duration};
 use anyhow::Context;
 use jobs_core::JobState;
 use jobs_dispatch::{AmqpConfig, ConsumerSession, Consumers};
-use jobs_store::{
-    HeldJob, JOB_CANCEL_CHANNEL, JOB_DIRECT_CHANNEL, JobNotifications, Store, WORKER_DRAIN_CHANNEL,
-};
+use jobs_dispatch::{Signal, Signals};
+use jobs_store::{HeldJob, Store};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -71,7 +70,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.amqp_queue_type,
     )
     .map_err(|error| anyhow::anyhow!("--amqp-url (JOBS_AMQP_URL): {error}"))?;
-    let consumers = Consumers::Amqp(broker);
+    let consumers = Consumers::amqp(broker);
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     run_with(config, store, consumers, shutdown).await
@@ -119,18 +118,12 @@ pub async fn run_with(
         draining: watch::Sender::new(false),
         warm_pool: WarmPool::default(),
     });
-    // One connection for all three: PostgreSQL wakes every listening
-    // connection for every NOTIFY.
-    let mut notifications = context
-        .store
-        .notifications_on(&[JOB_CANCEL_CHANNEL, WORKER_DRAIN_CHANNEL, JOB_DIRECT_CHANNEL])
-        .await
-        .context("listening for cancels, drains and interactive offers")?
-        .into_iter();
-    let mut next = || notifications.next().expect("one per channel");
-    forward_cancels(&context, next());
-    follow_drains(&context, next());
-    let offers = next();
+    // Cancels, drains and interactive offers come through the broker, not
+    // NOTIFY: PostgreSQL would wake each worker's listening connection for
+    // every job's every event.
+    let signals = consumers.signals().await;
+    forward_cancels(&context, &signals);
+    follow_drains(&context, &signals);
     let tracker = TaskTracker::new();
     reconcile(&context, &tracker, &slots).await?;
     // Registered before consuming, so that a drain that outlived a restart
@@ -142,7 +135,7 @@ pub async fn run_with(
         slots.clone(),
         shutdown.clone(),
     ));
-    interactive::take_offers(&context, &tracker, &slots, &shutdown, offers);
+    interactive::take_offers(&context, &tracker, &slots, &shutdown, &signals);
     let warming = tokio::spawn(warm_pool::keep_filled(context.clone(), shutdown.clone()));
     consume(&context, &consumers, &tracker, &slots, &shutdown).await;
     let _ = advertising.await;
@@ -251,15 +244,17 @@ async fn reconcile(
     Ok(())
 }
 
-/// Routes cancel notifications to the attempts this worker runs.
-fn forward_cancels(context: &Arc<WorkerContext>, notifications: JobNotifications) {
-    let mut cancels = notifications.subscribe();
+/// Routes cancel signals to the attempts this worker runs.
+fn forward_cancels(context: &Arc<WorkerContext>, signals: &Signals) {
+    let mut cancels = signals.subscribe();
+    let signals = signals.clone();
     let attempts = context.attempts.clone();
     tokio::spawn(async move {
-        let _keep_listening = notifications;
+        let _keep_listening = signals;
         loop {
             match cancels.recv().await {
-                Ok(job_id) => attempts.stop(&job_id, StopReason::Canceled),
+                Ok(Signal::Cancel { job_id }) => attempts.stop(&job_id, StopReason::Canceled),
+                Ok(_) => {}
                 // Missed cancels are caught by the next heartbeat.
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
@@ -270,14 +265,15 @@ fn forward_cancels(context: &Arc<WorkerContext>, notifications: JobNotifications
 
 /// Takes in an admin's drain (or its undoing) as soon as it is committed;
 /// the registry heartbeat reads it back too, for a missed notification.
-fn follow_drains(context: &Arc<WorkerContext>, notifications: JobNotifications) {
-    let mut drains = notifications.subscribe();
+fn follow_drains(context: &Arc<WorkerContext>, signals: &Signals) {
+    let mut drains = signals.subscribe();
+    let signals = signals.clone();
     let context = context.clone();
     tokio::spawn(async move {
-        let _keep_listening = notifications;
+        let _keep_listening = signals;
         loop {
             match drains.recv().await {
-                Ok(worker_id) if worker_id == context.worker_id => {
+                Ok(Signal::Drain { worker_id }) if worker_id == context.worker_id => {
                     match context.store.worker_draining(&context.worker_id).await {
                         Ok(draining) => context.set_draining(draining),
                         Err(error) => tracing::warn!(%error, "reading the drain failed"),

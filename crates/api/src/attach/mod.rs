@@ -26,6 +26,7 @@ use std::{
 };
 
 use jobs_core::{JobState, attach::WorkerCommand};
+use jobs_dispatch::{Publisher, Signal};
 use jobs_store::{CancelOutcome, Store};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -77,6 +78,8 @@ struct Waiting {
 
 pub struct AttachHub {
     store: Store,
+    /// Sends offers to workers, and cancels of abandoned runs.
+    publisher: Arc<Publisher>,
     advertise_url: String,
     grace: Duration,
     /// Dials the API that holds a run, for a client that reached this one.
@@ -91,6 +94,7 @@ pub struct AttachHub {
 impl AttachHub {
     pub fn new(
         store: Store,
+        publisher: Arc<Publisher>,
         advertise_url: String,
         grace: Duration,
         relay_client: reqwest::Client,
@@ -98,6 +102,7 @@ impl AttachHub {
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
+            publisher,
             advertise_url,
             grace,
             relay_client,
@@ -181,7 +186,14 @@ impl AttachHub {
             Ok(job) if job.state == JobState::Queued || !delivered => {
                 match self.store.cancel_job(&session.job_id).await {
                     Ok(CancelOutcome::CanceledWhileQueued(_)) => self.wake.notify_one(),
-                    Ok(_) => {}
+                    Ok(CancelOutcome::StopRequested(_)) => {
+                        self.publisher
+                            .signal(Signal::Cancel {
+                                job_id: session.job_id.clone(),
+                            })
+                            .await
+                    }
+                    Ok(CancelOutcome::AlreadyEnded(_)) => {}
                     Err(error) => {
                         tracing::warn!(job_id = %session.job_id, %error, "canceling an abandoned run failed")
                     }
@@ -323,7 +335,9 @@ impl AttachHub {
         }
         for (worker_id, job_id) in offers {
             tracing::debug!(%job_id, %worker_id, "offering an interactive run");
-            self.store.offer_job(&worker_id, &job_id).await?;
+            self.publisher
+                .signal(Signal::Offer { worker_id, job_id })
+                .await;
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ use jobs_core::{
     InvalidInput, JobState, Role,
     wire::{Job, JobCreate, JobList, QueuePlace},
 };
+use jobs_dispatch::Signal;
 use jobs_store::{AttachEndpoint, CancelOutcome};
 
 use crate::{
@@ -102,9 +103,7 @@ pub async fn create_job(
         // Never published: a worker gets it directly.
         tracing::info!(job_id = %job.id, app = %app, size = %job.size, "interactive job waiting for a worker");
         state.attach.enqueue(&job.id);
-    } else if let Err(error) =
-        relay::publish_and_mark(&state.store, &state.publisher, &job.id).await
-    {
+    } else if let Err(error) = relay::publish_confirmed(&state.publisher, &job.id).await {
         state.metrics.publish_failures.inc();
         tracing::warn!(
             job_id = %job.id,
@@ -112,6 +111,7 @@ pub async fn create_job(
             "the wake-up was not confirmed; the relay will publish it again"
         );
     } else {
+        state.published.record(&job.id);
         tracing::info!(job_id = %job.id, app = %app, size = %job.size, "job queued");
     }
     let location = format!("/v1/jobs/{}", job.id);
@@ -293,6 +293,10 @@ pub async fn cancel_job(
         }
         CancelOutcome::StopRequested(job) => {
             tracing::info!(job_id = %id, state = %job.state, "job stop requested");
+            state
+                .publisher
+                .signal(Signal::Cancel { job_id: id.clone() })
+                .await;
             job
         }
         CancelOutcome::AlreadyEnded(job) => job,

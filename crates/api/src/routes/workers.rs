@@ -12,6 +12,7 @@ use jobs_core::{
     Role,
     wire::{WorkerInfo, WorkerList},
 };
+use jobs_dispatch::Signal;
 
 use crate::{
     attach::WORKER_FRESH, error::ApiError, extract::PathParam, principal::Principal,
@@ -93,6 +94,13 @@ async fn set_draining(
         .set_worker_draining(id, draining, WORKER_FRESH)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("worker {id:?} not found")))?;
+    // The worker is told at once; its registry heartbeat reads the drain too.
+    state
+        .publisher
+        .signal(Signal::Drain {
+            worker_id: id.to_owned(),
+        })
+        .await;
     tracing::info!(
         worker_id = id,
         draining,

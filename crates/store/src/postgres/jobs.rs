@@ -10,7 +10,7 @@ use sqlx::types::Json;
 
 use super::rows::{JobRow, job_columns};
 use crate::shared_rows::{UploadRow, uploads_in_order};
-use crate::{JOB_CANCEL_CHANNEL, JOB_EVENTS_CHANNEL, StoreError, new_job_id};
+use crate::{JOB_EVENTS_CHANNEL, StoreError, new_job_id};
 
 impl PgStore {
     /// Inserts a queued job for `app`.
@@ -181,11 +181,13 @@ impl PgStore {
     }
 
     /// Records that the broker confirmed the wake-up for a job.
-    pub async fn mark_published(&self, job_id: &str) -> Result<(), StoreError> {
-        sqlx::query("update jobs set published_at = now() where id = $1 and published_at is null")
-            .bind(job_id)
-            .execute(&self.pool)
-            .await?;
+    pub async fn mark_published(&self, job_ids: &[String]) -> Result<(), StoreError> {
+        sqlx::query(
+            "update jobs set published_at = now() where id = any($1) and published_at is null",
+        )
+        .bind(job_ids)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -287,7 +289,6 @@ impl PgStore {
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = requested {
-            self.notify(JOB_CANCEL_CHANNEL, id).await?;
             return Ok(CancelOutcome::StopRequested(row.into()));
         }
         Ok(CancelOutcome::AlreadyEnded(self.get_job(id).await?))

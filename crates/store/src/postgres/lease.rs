@@ -29,6 +29,22 @@ struct ClaimRow {
     queued_seconds: f64,
 }
 
+/// Wraps an `update jobs …` so that it also wakes the followers of each job
+/// it changed, on the channel bound as parameter `$N`: one statement, so
+/// one commit (a separate NOTIFY is a transaction of its own, with its own
+/// WAL flush). The statement's count of rows stays the update's.
+macro_rules! with_notify {
+    ($update:literal, $channel_parameter:literal) => {
+        concat!(
+            "with changed as (",
+            $update,
+            " returning id) select pg_notify($",
+            $channel_parameter,
+            ", id) from changed"
+        )
+    };
+}
+
 impl PgStore {
     /// Claims a queued job: `queued → starting`, `attempt + 1`, and a lease.
     ///
@@ -53,12 +69,14 @@ impl PgStore {
                apps.secret_env as app_secret_env, apps.cap_add, \
                apps.run_as_user, apps.read_only_root, apps.network_none, \
                extract(epoch from claimed.updated_at - claimed.created_at)::float8 \
-                 as queued_seconds \
+                 as queued_seconds, \
+               pg_notify($4, claimed.id) \
              from claimed join apps on apps.name = claimed.app",
         )
         .bind(job_id)
         .bind(worker_id)
         .bind(lease.as_secs_f64())
+        .bind(JOB_EVENTS_CHANNEL)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
@@ -68,7 +86,6 @@ impl PgStore {
         let secret_values = secret_values(&row.app_env.0, &row.app_secret_env.0);
         let mut env = row.app_env.0;
         env.extend(job.env.clone());
-        self.notify(JOB_EVENTS_CHANNEL, job_id).await?;
         Ok(Some(ClaimedJob {
             fence: Fence {
                 job_id: job.id.clone(),
@@ -93,19 +110,18 @@ impl PgStore {
     /// `starting → running`, once the container has started. Returns whether
     /// the fence still held.
     pub async fn mark_running(&self, fence: &Fence) -> Result<bool, StoreError> {
-        let updated = sqlx::query(
+        let updated = sqlx::query(with_notify!(
             "update jobs set state = 'running', started_at = now(), updated_at = now() \
              where id = $1 and attempt = $2 and lease_owner = $3 and state = 'starting'",
-        )
+            "4"
+        ))
         .bind(&fence.job_id)
         .bind(fence.attempt)
         .bind(&fence.worker_id)
+        .bind(JOB_EVENTS_CHANNEL)
         .execute(&self.pool)
         .await?
         .rows_affected();
-        if updated == 1 {
-            self.notify(JOB_EVENTS_CHANNEL, &fence.job_id).await?;
-        }
         Ok(updated == 1)
     }
 
@@ -171,46 +187,44 @@ impl PgStore {
         reason: Option<&str>,
     ) -> Result<bool, StoreError> {
         debug_assert!(state.is_terminal(), "finish needs a terminal state");
-        let updated = sqlx::query(
+        let updated = sqlx::query(with_notify!(
             "update jobs set state = $4, exit_code = $5, reason = $6, finished_at = now(), \
                updated_at = now(), lease_expires_at = null \
              where id = $1 and attempt = $2 and lease_owner = $3 \
                and state in ('starting', 'running')",
-        )
+            "7"
+        ))
         .bind(&fence.job_id)
         .bind(fence.attempt)
         .bind(&fence.worker_id)
         .bind(state.as_str())
         .bind(exit_code)
         .bind(reason)
+        .bind(JOB_EVENTS_CHANNEL)
         .execute(&self.pool)
         .await?
         .rows_affected();
-        if updated == 1 {
-            self.notify(JOB_EVENTS_CHANNEL, &fence.job_id).await?;
-        }
         Ok(updated == 1)
     }
 
     /// Hands a job that never started back to the queue. The relay then
     /// publishes its wake-up again.
     pub async fn requeue_unstarted(&self, fence: &Fence) -> Result<bool, StoreError> {
-        let updated = sqlx::query(
+        let updated = sqlx::query(with_notify!(
             "update jobs set state = 'queued', lease_owner = null, lease_expires_at = null, \
                published_at = case when interactive_tty is null then null else published_at end, \
                updated_at = now() \
              where id = $1 and attempt = $2 and lease_owner = $3 and state = 'starting' \
                and cancel_requested_at is null and start_requested_at is null",
-        )
+            "4"
+        ))
         .bind(&fence.job_id)
         .bind(fence.attempt)
         .bind(&fence.worker_id)
+        .bind(JOB_EVENTS_CHANNEL)
         .execute(&self.pool)
         .await?
         .rows_affected();
-        if updated == 1 {
-            self.notify(JOB_EVENTS_CHANNEL, &fence.job_id).await?;
-        }
         Ok(updated == 1)
     }
 

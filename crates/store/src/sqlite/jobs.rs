@@ -12,7 +12,7 @@ use super::{
 };
 use crate::shared_rows::{UploadRow, uploads_in_order};
 use crate::{
-    JOB_CANCEL_CHANNEL, JOB_EVENTS_CHANNEL, StoreError,
+    JOB_EVENTS_CHANNEL, StoreError,
     model::{AttachEndpoint, CancelOutcome},
     new_job_id,
 };
@@ -164,13 +164,13 @@ impl SqliteStore {
     }
 
     /// Records that the dispatcher confirmed the wake-up for a job.
-    pub async fn mark_published(&self, job_id: &str) -> Result<(), StoreError> {
+    pub async fn mark_published(&self, job_ids: &[String]) -> Result<(), StoreError> {
         sqlx::query(concat!(
             "update jobs set published_at = ",
             now!(),
-            " where id = $1 and published_at is null"
+            " where id in (select value from json_each($1)) and published_at is null"
         ))
-        .bind(job_id)
+        .bind(Json(job_ids))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -308,7 +308,6 @@ impl SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = requested {
-            self.notify(JOB_CANCEL_CHANNEL, id);
             return Ok(CancelOutcome::StopRequested(row.into()));
         }
         Ok(CancelOutcome::AlreadyEnded(self.get_job(id).await?))

@@ -32,9 +32,7 @@ use sqlx::sqlite::{
 };
 use tokio::sync::broadcast;
 
-use crate::{
-    JOB_CANCEL_CHANNEL, JOB_DIRECT_CHANNEL, JOB_EVENTS_CHANNEL, StoreError, WORKER_DRAIN_CHANNEL,
-};
+use crate::{JOB_EVENTS_CHANNEL, StoreError};
 
 /// How many wake-ups a slow subscriber may lag behind before it misses some.
 const NOTIFICATION_CAPACITY: usize = 1024;
@@ -47,12 +45,6 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Fires with a job id whenever the job's logs or state change.
     job_events: broadcast::Sender<String>,
-    /// Fires with a job id when a cancel of a starting or running job is asked.
-    job_cancels: broadcast::Sender<String>,
-    /// Fires with a direct-start offer of an interactive run.
-    job_offers: broadcast::Sender<String>,
-    /// Fires with a worker id when its drain is set or undone.
-    worker_drains: broadcast::Sender<String>,
 }
 
 impl SqliteStore {
@@ -109,9 +101,6 @@ impl SqliteStore {
         Ok(Self {
             pool,
             job_events: broadcast::channel(NOTIFICATION_CAPACITY).0,
-            job_cancels: broadcast::channel(NOTIFICATION_CAPACITY).0,
-            job_offers: broadcast::channel(NOTIFICATION_CAPACITY).0,
-            worker_drains: broadcast::channel(NOTIFICATION_CAPACITY).0,
         })
     }
 
@@ -126,9 +115,6 @@ impl SqliteStore {
     ) -> Result<broadcast::Sender<String>, StoreError> {
         Ok(match channel {
             JOB_EVENTS_CHANNEL => self.job_events.clone(),
-            JOB_CANCEL_CHANNEL => self.job_cancels.clone(),
-            JOB_DIRECT_CHANNEL => self.job_offers.clone(),
-            WORKER_DRAIN_CHANNEL => self.worker_drains.clone(),
             // Nothing is ever sent on another channel, as nothing NOTIFYs one
             // in PostgreSQL.
             _ => broadcast::channel(1).0,
@@ -145,9 +131,6 @@ impl SqliteStore {
     fn notify(&self, channel: &str, job_id: &str) {
         let sender = match channel {
             JOB_EVENTS_CHANNEL => &self.job_events,
-            JOB_CANCEL_CHANNEL => &self.job_cancels,
-            JOB_DIRECT_CHANNEL => &self.job_offers,
-            WORKER_DRAIN_CHANNEL => &self.worker_drains,
             _ => return,
         };
         let _ = sender.send(job_id.to_owned());

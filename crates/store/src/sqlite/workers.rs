@@ -2,8 +2,8 @@
 //!
 //! Each worker writes its free slots here on every slot change and on a
 //! heartbeat; the API offers an interactive run to a live worker with a
-//! free slot by a NOTIFY on [`JOB_DIRECT_CHANNEL`]. The offer is only a
-//! wake-up: the worker still claims the job with the same fenced claim as a
+//! free slot by a signal through the broker (`jobs_dispatch::Signal`). The
+//! offer is only a wake-up: the worker still claims the job with the same fenced claim as a
 //! queued one, so an offer seen twice, or by two workers, runs it once.
 //! A draining worker is offered nothing and its claims are refused, as in
 //! the PostgreSQL store.
@@ -19,10 +19,7 @@ use super::{
     rows::{now, time},
 };
 
-use crate::{
-    AttachEndpoint, JOB_DIRECT_CHANNEL, StoreError, WORKER_DRAIN_CHANNEL, model::direct_offer,
-    shared_rows::with_running_jobs,
-};
+use crate::{AttachEndpoint, StoreError, shared_rows::with_running_jobs};
 
 impl SqliteStore {
     /// Records a worker's slots and version now, by the database clock, and
@@ -115,7 +112,6 @@ impl SqliteStore {
         if updated.is_none() {
             return Ok(None);
         }
-        self.notify(WORKER_DRAIN_CHANNEL, worker_id);
         Ok(self.workers(Some(worker_id), fresh).await?.pop())
     }
 
@@ -184,12 +180,6 @@ impl SqliteStore {
             )
             .collect();
         Ok(with_running_jobs(workers, held))
-    }
-
-    /// Offers a queued interactive job to one worker.
-    pub async fn offer_job(&self, worker_id: &str, job_id: &str) -> Result<(), StoreError> {
-        self.notify(JOB_DIRECT_CHANNEL, &direct_offer(worker_id, job_id));
-        Ok(())
     }
 
     /// The secret the worker of an interactive job shows when it dials back.
