@@ -52,7 +52,11 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let tls = config.tls.as_ref().map(|files| files.load()).transpose()?;
         let store = Store::connect(&config.database_url).await?;
-        let publisher = Publisher::amqp(config.amqp.clone());
+        let deployment = store
+            .deployment_id()
+            .await
+            .context("reading the deployment's name")?;
+        let publisher = Publisher::amqp(config.amqp.clone().for_deployment(&deployment));
         let mut application = Self::build_with(
             config.listen,
             config.admin_token,

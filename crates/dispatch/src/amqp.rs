@@ -28,6 +28,8 @@ pub struct AmqpConfig {
     pub urls: Vec<String>,
     pub queue: String,
     pub queue_type: QueueType,
+    /// The fanout exchange of the workers' signals: see [`Self::for_deployment`].
+    signal_exchange: String,
     /// The node that answered last; connections start there, so that a
     /// dead node costs one refused connect at most once.
     preferred: Arc<AtomicUsize>,
@@ -90,10 +92,20 @@ impl AmqpConfig {
         }
         Ok(Self {
             urls,
+            signal_exchange: format!("{queue}.signals"),
             queue,
             queue_type,
             preferred: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// Names the signal exchange after the deployment (the store's
+    /// `deployment_id`), so that every API and worker sharing a database
+    /// meet there whatever their queue, and deployments sharing a broker
+    /// stay apart. Without it, the exchange is named after the queue.
+    pub fn for_deployment(mut self, deployment_id: &str) -> Self {
+        self.signal_exchange = format!("jobs.signals.{deployment_id}");
+        self
     }
 }
 
@@ -163,7 +175,7 @@ async fn connect(config: &AmqpConfig) -> anyhow::Result<(Connection, Channel)> {
     // exchange (which would close the channel the wake-ups share).
     channel
         .exchange_declare(
-            signal_exchange(config).as_str().into(),
+            config.signal_exchange.as_str().into(),
             lapin::ExchangeKind::Fanout,
             ExchangeDeclareOptions {
                 durable: true,
@@ -174,12 +186,6 @@ async fn connect(config: &AmqpConfig) -> anyhow::Result<(Connection, Channel)> {
         .await
         .context("declaring the workers' signal exchange")?;
     Ok((connection, channel))
-}
-
-/// The fanout exchange of the workers' signals: named after the queue, so
-/// that deployments sharing a broker stay apart.
-fn signal_exchange(config: &AmqpConfig) -> String {
-    format!("{}.signals", config.queue)
 }
 
 /// Hides the password of an AMQP URL for log lines and errors.
@@ -233,9 +239,8 @@ impl AmqpPublisher {
     /// once the broker confirmed it.
     pub async fn signal(&self, signal: &Signal) -> anyhow::Result<()> {
         let (kind, body) = signal.encode();
-        let exchange = signal_exchange(&self.config);
         self.send(Message {
-            exchange: &exchange,
+            exchange: &self.config.signal_exchange,
             routing_key: kind,
             body: body.as_bytes(),
             // Only connected workers hear it; a restarted one reads the store.
@@ -551,7 +556,7 @@ async fn open_signal_consumer(config: &AmqpConfig) -> anyhow::Result<(Connection
     channel
         .queue_bind(
             queue.name().clone(),
-            signal_exchange(config).as_str().into(),
+            config.signal_exchange.as_str().into(),
             "".into(),
             QueueBindOptions::default(),
             FieldTable::default(),

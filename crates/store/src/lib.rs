@@ -166,6 +166,10 @@ macro_rules! delegate {
 delegate! {
     /// Whether the database answers.
     fn ping(&self) -> Result<(), StoreError>;
+    /// The name of this deployment (its database), the same for every
+    /// process that uses it and never another's: what names the broker's
+    /// exchange of the workers' signals.
+    fn deployment_id(&self) -> Result<String, StoreError>;
 
     fn create_app(&self, create: &AppCreate) -> Result<App, StoreError>;
     fn list_apps(&self) -> Result<Vec<App>, StoreError>;

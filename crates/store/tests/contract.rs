@@ -224,6 +224,7 @@ contract! {
     outbox_unpublished_mark_and_forget,
     notifications_carry_job_ids,
     ping_answers,
+    the_deployment_has_one_name,
     tokens_create_find_list_revoke,
     tokens_expire_by_the_database_clock,
     tokens_need_their_app_and_go_with_it,
@@ -2024,6 +2025,13 @@ async fn notifications_carry_job_ids(store: Store) {
 
 async fn ping_answers(store: Store) {
     store.ping().await.expect("ping");
+}
+
+async fn the_deployment_has_one_name(store: Store) {
+    let id = store.deployment_id().await.unwrap();
+    assert_eq!(id.len(), 32, "{id}");
+    assert!(id.chars().all(|c| c.is_ascii_hexdigit()), "{id}");
+    assert_eq!(store.deployment_id().await.unwrap(), id);
 }
 
 // ---------------------------------------------------------------------------

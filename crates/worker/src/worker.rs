@@ -69,7 +69,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.amqp_queue.clone(),
         config.amqp_queue_type,
     )
-    .map_err(|error| anyhow::anyhow!("--amqp-url (JOBS_AMQP_URL): {error}"))?;
+    .map_err(|error| anyhow::anyhow!("--amqp-url (JOBS_AMQP_URL): {error}"))?
+    .for_deployment(
+        &store
+            .deployment_id()
+            .await
+            .context("reading the deployment's name")?,
+    );
     let consumers = Consumers::amqp(broker);
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
@@ -414,7 +420,7 @@ async fn consume_session(
                 return;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
+        let Some(permit) = slot_for_wake_up(slots, shutdown, &mut draining).await else {
             // Full: hand this wake-up back, and close the session, which
             // hands back any other unacked one, for a worker that has room.
             if let Err(error) = wake_up.requeue().await {
@@ -471,6 +477,33 @@ async fn consume_session(
         }
     }
     session.close().await;
+}
+
+/// How long a wake-up that came with every slot taken waits for one to free
+/// before it is handed back. The broker sends the next wake-up as soon as
+/// the last one is acked (at its claim, not at its job's end), so a busy
+/// worker always gets one too many; under a backlog of short jobs a slot
+/// frees within moments, and handing each back (closing the session, then
+/// opening another) would cost a broker round trip per job.
+const WAIT_FOR_SLOT: Duration = Duration::from_millis(100);
+
+/// A slot for a wake-up just received: a free one, or one that frees
+/// within [`WAIT_FOR_SLOT`]; `None` if none does, or the worker shuts down
+/// or is drained meanwhile.
+async fn slot_for_wake_up(
+    slots: &Arc<Semaphore>,
+    shutdown: &CancellationToken,
+    draining: &mut watch::Receiver<bool>,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    if let Ok(permit) = slots.clone().try_acquire_owned() {
+        return Some(permit);
+    }
+    tokio::select! {
+        () = shutdown.cancelled() => None,
+        _ = draining.wait_for(|draining| *draining) => None,
+        () = tokio::time::sleep(WAIT_FOR_SLOT) => None,
+        permit = slots.clone().acquire_owned() => permit.ok(),
+    }
 }
 
 /// Whether a job whose claim was refused is still queued (then it was not

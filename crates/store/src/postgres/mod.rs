@@ -61,4 +61,11 @@ impl PgStore {
         sqlx::query("select 1").execute(&self.pool).await?;
         Ok(())
     }
+
+    pub async fn deployment_id(&self) -> Result<String, StoreError> {
+        let (id,): (String,) = sqlx::query_as("select id from deployment")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id)
+    }
 }

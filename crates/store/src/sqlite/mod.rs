@@ -127,6 +127,13 @@ impl SqliteStore {
         Ok(())
     }
 
+    pub async fn deployment_id(&self) -> Result<String, StoreError> {
+        let (id,): (String,) = sqlx::query_as("select id from deployment")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
     /// Wakes the subscribers of `channel` with `job_id`. Having none is fine.
     fn notify(&self, channel: &str, job_id: &str) {
         let sender = match channel {
