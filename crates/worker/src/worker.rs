@@ -316,10 +316,10 @@ async fn wait_for_signal() {
 
 /// Consumes wake-ups while slots are free and the worker is not drained.
 /// The consumer's prefetch equals the free slots when it opens; when a
-/// wake-up arrives with no slot free, or the worker is drained, the
-/// consumer is closed, which hands every unacked wake-up back to the queue
-/// for other workers, and reopened once a slot frees up or the drain is
-/// undone.
+/// wake-up finds no slot free within [`WAIT_FOR_SLOT`], or the worker is
+/// drained, the consumer is closed, which hands every unacked wake-up back
+/// to the queue for other workers, and reopened once a slot frees up or the
+/// drain is undone.
 async fn consume(
     context: &Arc<WorkerContext>,
     consumers: &Consumers,
@@ -481,11 +481,12 @@ async fn consume_session(
 
 /// How long a wake-up that came with every slot taken waits for one to free
 /// before it is handed back. The broker sends the next wake-up as soon as
-/// the last one is acked (at its claim, not at its job's end), so a busy
-/// worker always gets one too many; under a backlog of short jobs a slot
-/// frees within moments, and handing each back (closing the session, then
-/// opening another) would cost a broker round trip per job.
-const WAIT_FOR_SLOT: Duration = Duration::from_millis(100);
+/// the last one is acked (at its claim, not at its job's end), so a full
+/// worker gets one too many whenever the queue holds more: that is, when
+/// every worker is likely busy too, and the first slot to free here is as
+/// good as any. Handing each back would cost a session per job under a
+/// backlog (bench/simulate.py --backlog: 234 jobs/s so, 246 with this).
+const WAIT_FOR_SLOT: Duration = Duration::from_millis(1000);
 
 /// A slot for a wake-up just received: a free one, or one that frees
 /// within [`WAIT_FOR_SLOT`]; `None` if none does, or the worker shuts down
