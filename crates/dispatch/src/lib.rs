@@ -22,6 +22,9 @@ pub use signal::{Signal, Signals};
 use amqp::{AmqpPublisher, AmqpSession, AmqpWakeUp};
 use in_process::InProcessWakeUp;
 
+/// How long a signal waits for the broker's confirm.
+pub const SIGNAL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Publishes job wake-ups.
 pub enum Publisher {
     Amqp(Box<AmqpPublisher>),
@@ -48,12 +51,18 @@ impl Publisher {
 
     /// Sends a signal to every worker, best effort: a failure is logged,
     /// and the worker finds the same in the store at its next heartbeat.
+    /// It waits for the broker's confirm at most [`SIGNAL_TIMEOUT`], since
+    /// a blocked broker (a memory alarm) takes publishes and confirms none.
     pub async fn signal(&self, signal: Signal) {
         match self {
             Publisher::Amqp(publisher) => {
-                if let Err(error) = publisher.signal(&signal).await {
-                    tracing::warn!(?signal, "{error:#}; the worker's heartbeat will find it");
-                }
+                let sent = tokio::time::timeout(SIGNAL_TIMEOUT, publisher.signal(&signal)).await;
+                let error = match sent {
+                    Ok(Ok(())) => return,
+                    Ok(Err(error)) => format!("{error:#}"),
+                    Err(_) => format!("no confirm within {SIGNAL_TIMEOUT:?}"),
+                };
+                tracing::warn!(?signal, "{error}; the worker finds it in the store instead");
             }
             Publisher::InProcess(queue) => queue.signal(&signal),
         }

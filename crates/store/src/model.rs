@@ -52,6 +52,9 @@ pub struct ClaimedJob {
     pub attach: Option<AttachEndpoint>,
     /// From the job's creation to this claim, by the database clock.
     pub queued_for: Duration,
+    /// The job's last stored log chunk (0 for none), read by the claim
+    /// itself: this attempt's output is numbered on from it.
+    pub last_log_seq: i64,
 }
 
 /// Where the worker of an interactive run dials back (the API that created
@@ -83,6 +86,8 @@ impl std::fmt::Debug for ClaimedJob {
             .field("hardening", &self.hardening)
             .field("secret_values", &self.secret_values.len())
             .field("attach", &self.attach)
+            .field("queued_for", &self.queued_for)
+            .field("last_log_seq", &self.last_log_seq)
             .finish()
     }
 }

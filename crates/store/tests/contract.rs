@@ -1459,7 +1459,15 @@ async fn requeue_unstarted_job(store: Store) {
         .mark_published(std::slice::from_ref(&queued.id))
         .await
         .unwrap();
-    let first = claim(&store, &queued.id, "w1", LEASE).await.fence;
+    let first = claim(&store, &queued.id, "w1", LEASE).await;
+    assert_eq!(first.last_log_seq, 0, "no output yet");
+    // Output stored meanwhile (the store does not forbid it) numbers the
+    // next attempt's on.
+    store
+        .append_logs(&queued.id, &[chunk(1, b"a"), chunk(2, b"b")])
+        .await
+        .unwrap();
+    let first = first.fence;
     assert!(store.requeue_unstarted(&first).await.unwrap());
     let requeued = job(&store, &queued.id).await;
     assert_eq!(requeued.state, JobState::Queued);
@@ -1472,7 +1480,9 @@ async fn requeue_unstarted_job(store: Store) {
     .await;
     assert!(!store.requeue_unstarted(&first).await.unwrap(), "once only");
 
-    let second = claim(&store, &queued.id, "w2", LEASE).await.fence;
+    let second = claim(&store, &queued.id, "w2", LEASE).await;
+    assert_eq!(second.last_log_seq, 2, "the claim reads the last chunk");
+    let second = second.fence;
     assert_eq!(second.attempt, 2);
     assert!(store.mark_running(&second).await.unwrap());
     assert!(

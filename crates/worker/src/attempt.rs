@@ -450,7 +450,13 @@ async fn start_and_follow(
         Ok(attached) => attached,
         Err(ending) => return Some(ending),
     };
-    let pump = pump_output(context, fence, attached.output, secrets.clone()).await;
+    let pump = pump_output(
+        context,
+        fence,
+        attached.output,
+        secrets.clone(),
+        claimed.last_log_seq,
+    );
     if !record_start(context, fence).await {
         pump.abort();
         return None;
@@ -572,24 +578,25 @@ async fn start_pump(
         .attach_output(container_id)
         .await
         .map_err(attach_failure)?;
-    Ok(pump_output(context, fence, output, secrets).await)
+    let last_seq = retry_until_ok("reading the last log sequence", || {
+        context.store.last_log_seq(&fence.job_id)
+    })
+    .await;
+    Ok(pump_output(context, fence, output, secrets, last_seq))
 }
 
 fn attach_failure(error: anyhow::Error) -> Ending {
     Ending::failed(None, format!("attaching to the container failed: {error}"))
 }
 
-/// Stores `output`, `secrets` masked, after the job's last stored chunk.
-async fn pump_output(
+/// Stores `output`, `secrets` masked, after the job's chunk `last_seq`.
+fn pump_output(
     context: &WorkerContext,
     fence: &Fence,
     output: crate::runtime::OutputStream,
     secrets: Secrets,
+    last_seq: i64,
 ) -> PumpTask {
-    let last_seq = retry_until_ok("reading the last log sequence", || {
-        context.store.last_log_seq(&fence.job_id)
-    })
-    .await;
     tokio::spawn(log_pump::pump(
         context.store.clone(),
         fence.job_id.clone(),

@@ -203,10 +203,7 @@ async fn start_and_bridge(
         Ok(attached) => attached,
         Err(ending) => return Some(ending),
     };
-    let last_seq = attempt::retry_until_ok("reading the last log sequence", || {
-        context.store.last_log_seq(&fence.job_id)
-    })
-    .await;
+    let last_seq = claimed.last_log_seq;
     let (live_sender, live) = live_channel();
     let pump = tokio::spawn(log_pump::pump(
         context.store.clone(),

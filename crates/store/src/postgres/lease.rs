@@ -27,6 +27,7 @@ struct ClaimRow {
     attach_url: Option<String>,
     attach_secret: Option<String>,
     queued_seconds: f64,
+    last_log_seq: i64,
 }
 
 /// Wraps an `update jobs …` so that it also wakes the followers of each job
@@ -70,6 +71,8 @@ impl PgStore {
                apps.run_as_user, apps.read_only_root, apps.network_none, \
                extract(epoch from claimed.updated_at - claimed.created_at)::float8 \
                  as queued_seconds, \
+               coalesce((select max(seq) from job_logs where job_id = claimed.id), 0) \
+                 as last_log_seq, \
                pg_notify($4, claimed.id) \
              from claimed join apps on apps.name = claimed.app",
         )
@@ -103,6 +106,7 @@ impl PgStore {
                 .zip(row.attach_secret)
                 .map(|(url, secret)| AttachEndpoint { url, secret }),
             queued_for: Duration::from_secs_f64(row.queued_seconds.max(0.0)),
+            last_log_seq: row.last_log_seq,
             job,
         }))
     }

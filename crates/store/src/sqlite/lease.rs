@@ -31,6 +31,7 @@ struct ClaimRow {
     attach_url: Option<String>,
     attach_secret: Option<String>,
     queued_micros: i64,
+    last_log_seq: i64,
 }
 
 impl SqliteStore {
@@ -63,7 +64,9 @@ impl SqliteStore {
                (select run_as_user from apps where apps.name = jobs.app) as run_as_user, \
                (select read_only_root from apps where apps.name = jobs.app) as read_only_root, \
                (select network_none from apps where apps.name = jobs.app) as network_none, \
-               attach_url, attach_secret, updated_at - created_at as queued_micros"
+               attach_url, attach_secret, updated_at - created_at as queued_micros, \
+               coalesce((select max(seq) from job_logs where job_id = jobs.id), 0) \
+                 as last_log_seq"
         ))
         .bind(job_id)
         .bind(worker_id)
@@ -95,6 +98,7 @@ impl SqliteStore {
                 .zip(row.attach_secret)
                 .map(|(url, secret)| AttachEndpoint { url, secret }),
             queued_for: Duration::from_micros(row.queued_micros.max(0) as u64),
+            last_log_seq: row.last_log_seq,
             job,
         }))
     }
