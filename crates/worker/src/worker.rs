@@ -316,10 +316,13 @@ async fn wait_for_signal() {
 
 /// Consumes wake-ups while slots are free and the worker is not drained.
 /// The consumer's prefetch equals the free slots when it opens; when a
-/// wake-up finds no slot free within [`WAIT_FOR_SLOT`], or the worker is
-/// drained, the consumer is closed, which hands every unacked wake-up back
-/// to the queue for other workers, and reopened once a slot frees up or the
-/// drain is undone.
+/// wake-up arrives with no slot free, or the worker is drained, the
+/// consumer is closed, which hands every unacked wake-up back to the queue
+/// for other workers, and reopened once a slot frees up or the drain is
+/// undone. (Holding such a wake-up for a slot to free was tried: since the
+/// ack comes at the claim, the broker goes on sending to a full worker
+/// while it holds one, and those wait too; with 100 workers the p99 from
+/// creation to start rose from 0.3 to 3.6 s.)
 async fn consume(
     context: &Arc<WorkerContext>,
     consumers: &Consumers,
@@ -420,7 +423,7 @@ async fn consume_session(
                 return;
             }
         };
-        let Some(permit) = slot_for_wake_up(slots, shutdown, &mut draining).await else {
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
             // Full: hand this wake-up back, and close the session, which
             // hands back any other unacked one, for a worker that has room.
             if let Err(error) = wake_up.requeue().await {
@@ -477,34 +480,6 @@ async fn consume_session(
         }
     }
     session.close().await;
-}
-
-/// How long a wake-up that came with every slot taken waits for one to free
-/// before it is handed back. The broker sends the next wake-up as soon as
-/// the last one is acked (at its claim, not at its job's end), so a full
-/// worker gets one too many whenever the queue holds more: that is, when
-/// every worker is likely busy too, and the first slot to free here is as
-/// good as any. Handing each back would cost a session per job under a
-/// backlog (bench/simulate.py --backlog: 234 jobs/s so, 246 with this).
-const WAIT_FOR_SLOT: Duration = Duration::from_millis(1000);
-
-/// A slot for a wake-up just received: a free one, or one that frees
-/// within [`WAIT_FOR_SLOT`]; `None` if none does, or the worker shuts down
-/// or is drained meanwhile.
-async fn slot_for_wake_up(
-    slots: &Arc<Semaphore>,
-    shutdown: &CancellationToken,
-    draining: &mut watch::Receiver<bool>,
-) -> Option<tokio::sync::OwnedSemaphorePermit> {
-    if let Ok(permit) = slots.clone().try_acquire_owned() {
-        return Some(permit);
-    }
-    tokio::select! {
-        () = shutdown.cancelled() => None,
-        _ = draining.wait_for(|draining| *draining) => None,
-        () = tokio::time::sleep(WAIT_FOR_SLOT) => None,
-        permit = slots.clone().acquire_owned() => permit.ok(),
-    }
 }
 
 /// Whether a job whose claim was refused is still queued (then it was not
