@@ -69,6 +69,52 @@ fn a_broker_restart_leaves_running_jobs_alone_and_the_api_and_worker_reconnect()
     env.finish();
 }
 
+#[test]
+fn a_cancel_while_the_broker_is_down_still_stops_the_running_job() {
+    // The cancel's signal to the worker goes through the broker; with the
+    // broker down it is lost, and the worker finds the cancel in the
+    // database at its next lease renewal (a third of the 6 s lease).
+    let mut env = TestEnv::start_with(
+        TestEnvOptions::new(1)
+            .private_rabbit(&[])
+            .worker_env("JOBS_LEASE", "6s"),
+    );
+    let starts = env.watch_container_starts_and_dies();
+    let job = env.run_detached(&[
+        "--",
+        "sh",
+        "-c",
+        "trap 'echo stopped; exit 143' TERM; echo started; while :; do sleep 0.2; done",
+    ]);
+    env.wait_for_state(&job, "running", DEADLINE);
+    wait_for_logs(&env, &job, b"started\n", DEADLINE);
+
+    env.rabbit().stop();
+    env.jobs(&["cancel", &job]).assert_success();
+    env.jobs_with_timeout(&["wait", &job], DEADLINE)
+        .assert_code(125);
+    let status = env.status(&job);
+    assert_eq!(status["state"], "canceled", "{status}");
+    env.jobs(&["logs", &job])
+        .assert_success()
+        .assert_stdout(b"started\nstopped\n");
+    assert_eq!(starts_of(&starts, &job), 1);
+
+    // Back with the broker, a cancel reaches the worker through it again.
+    env.rabbit().start_again();
+    let next = env.run_detached(&[
+        "--",
+        "sh",
+        "-c",
+        "trap 'exit 143' TERM; echo next; while :; do sleep 0.2; done",
+    ]);
+    wait_for_logs(&env, &next, b"next\n", DEADLINE);
+    env.jobs(&["cancel", &next]).assert_success();
+    env.jobs_with_timeout(&["wait", &next], DEADLINE)
+        .assert_code(125);
+    env.finish();
+}
+
 /// Publishes `job_id` `times` times on the env's queue, as a buggy or
 /// replaying publisher would.
 fn publish_duplicates(env: &TestEnv, job_id: &str, times: usize) {
