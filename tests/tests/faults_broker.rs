@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
+use jobs_e2e::docker::{containers_with_label, docker};
 use jobs_e2e::executions::{starts_of, wait_for_logs};
+use jobs_e2e::poll::wait_until;
 use jobs_e2e::{TestEnv, TestEnvOptions};
 use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
@@ -112,6 +114,46 @@ fn a_cancel_while_the_broker_is_down_still_stops_the_running_job() {
     env.jobs(&["cancel", &next]).assert_success();
     env.jobs_with_timeout(&["wait", &next], DEADLINE)
         .assert_code(125);
+    env.finish();
+}
+
+#[test]
+fn a_worker_full_across_a_broker_restart_takes_the_waiting_job_once_a_slot_frees() {
+    // One slot, taken by a gated job; a second job waits in the queue. The
+    // worker closed its consumer when it filled (handing the wake-up back)
+    // and keeps its broker connection for the next one; the restart kills
+    // that connection, so the consumer it opens when the slot frees must
+    // come from a new one.
+    let mut env = TestEnv::start_with(TestEnvOptions::new(1).private_rabbit(&[]));
+    let starts = env.watch_container_starts_and_dies();
+    let gated = env.run_detached(&[
+        "--",
+        "sh",
+        "-c",
+        "echo gated; while [ ! -f /tmp/go ]; do sleep 0.1; done; exit 3",
+    ]);
+    wait_for_logs(&env, &gated, b"gated\n", DEADLINE);
+    let waiting = env.run_detached(&["--", "sh", "-c", "echo waited; exit 4"]);
+    assert_eq!(env.status(&waiting)["state"], "queued");
+
+    env.rabbit().stop();
+    env.rabbit().start_again();
+    let container = wait_until("the gated job's container", DEADLINE, || {
+        containers_with_label(&format!("jobs.job_id={gated}"))
+            .into_iter()
+            .next()
+    });
+    docker(&["exec", &container, "touch", "/tmp/go"]);
+
+    env.jobs_with_timeout(&["wait", &gated], DEADLINE)
+        .assert_code(3);
+    env.jobs_with_timeout(&["wait", &waiting], DEADLINE)
+        .assert_code(4);
+    env.jobs(&["logs", &waiting])
+        .assert_success()
+        .assert_stdout(b"waited\n");
+    assert_eq!(starts_of(&starts, &gated), 1);
+    assert_eq!(starts_of(&starts, &waiting), 1);
     env.finish();
 }
 

@@ -70,6 +70,8 @@ impl std::str::FromStr for QueueType {
 /// How long one node may take to accept a connection before the next is
 /// tried: a host that is down drops packets rather than refusing them.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long closing a channel or connection may wait for the broker.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl AmqpConfig {
     /// Parses `urls`, one AMQP URL or several separated by commas (the
@@ -383,14 +385,41 @@ impl AmqpConsumers {
         prefetch: u16,
     ) -> anyhow::Result<AmqpSession> {
         let mut kept = self.connection.lock().await;
-        let opened = self.open_on(&mut kept, consumer_tag, prefetch).await;
+        // Bounded: on a connection that died without saying so, opening a
+        // channel may wait for an answer that never comes.
+        let opened = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            self.open_on(&mut kept, consumer_tag, prefetch),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "opening a consumer took over {CONNECT_TIMEOUT:?}"
+            ))
+        });
         if opened.is_err() {
             // The next session starts from a new connection.
             if let Some(connection) = kept.take() {
-                let _ = connection.close(200, "consumer failed".into()).await;
+                let _ = tokio::time::timeout(
+                    CLOSE_TIMEOUT,
+                    connection.close(200, "consumer failed".into()),
+                )
+                .await;
             }
         }
         opened
+    }
+
+    /// Forgets the kept connection, after a session that ended with an
+    /// error: the next session starts from a new one.
+    pub async fn forget_connection(&self) {
+        if let Some(connection) = self.connection.lock().await.take() {
+            let _ = tokio::time::timeout(
+                CLOSE_TIMEOUT,
+                connection.close(200, "consumer failed".into()),
+            )
+            .await;
+        }
     }
 
     async fn open_on(
@@ -450,10 +479,18 @@ impl AmqpSession {
         )
     }
 
-    /// Closes the channel; the broker requeues what was not acked.
+    /// Closes the channel; the broker requeues what was not acked. Bounded,
+    /// as on a dead connection the broker's answer never comes.
     pub async fn close(self) {
-        if let Err(error) = self.channel.close(200, "consumer closed".into()).await {
-            tracing::debug!(%error, "closing the consumer channel");
+        match tokio::time::timeout(
+            CLOSE_TIMEOUT,
+            self.channel.close(200, "consumer closed".into()),
+        )
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::debug!(%error, "closing the consumer channel"),
+            Err(_) => tracing::debug!("closing the consumer channel took over {CLOSE_TIMEOUT:?}"),
         }
     }
 }

@@ -93,6 +93,14 @@ impl Consumers {
         })
     }
 
+    /// Starts the next session from a new broker connection: the last one
+    /// broke, and its connection may be dead without knowing it.
+    pub async fn reset(&self) {
+        if let Consumers::Amqp(consumers) = self {
+            consumers.forget_connection().await;
+        }
+    }
+
     /// The signals to this process's workers, from now on (see
     /// [`amqp::subscribe_signals`]).
     pub async fn signals(&self) -> Signals {

@@ -270,7 +270,7 @@ fn forward_cancels(context: &Arc<WorkerContext>, signals: &Signals) {
 }
 
 /// Takes in an admin's drain (or its undoing) as soon as it is committed;
-/// the registry heartbeat reads it back too, for a missed notification.
+/// the registry heartbeat reads it back too, for a missed signal.
 fn follow_drains(context: &Arc<WorkerContext>, signals: &Signals) {
     let mut drains = signals.subscribe();
     let signals = signals.clone();
@@ -319,10 +319,10 @@ async fn wait_for_signal() {
 /// wake-up arrives with no slot free, or the worker is drained, the
 /// consumer is closed, which hands every unacked wake-up back to the queue
 /// for other workers, and reopened once a slot frees up or the drain is
-/// undone. (Holding such a wake-up for a slot to free was tried: since the
-/// ack comes at the claim, the broker goes on sending to a full worker
-/// while it holds one, and those wait too; with 100 workers the p99 from
-/// creation to start rose from 0.3 to 3.6 s.)
+/// undone. (Holding such a wake-up for a slot to free was tried, and is
+/// faster under a backlog; but since the ack comes at the claim, the broker
+/// goes on sending to a full worker while it holds one, and those would
+/// wait too, while other workers may be idle.)
 async fn consume(
     context: &Arc<WorkerContext>,
     consumers: &Consumers,
@@ -369,7 +369,9 @@ async fn consume(
             announced = true;
             announce_ready(context);
         }
-        consume_session(context, tracker, shutdown, slots, session).await;
+        if consume_session(context, tracker, shutdown, slots, session).await == Session::Broken {
+            consumers.reset().await;
+        }
     }
 }
 
@@ -396,6 +398,15 @@ async fn wait_for_free_slot(slots: &Semaphore) -> usize {
     }
 }
 
+/// How a consumer session ended.
+#[derive(PartialEq, Eq, Debug)]
+enum Session {
+    /// Closed by this worker: slots ran out, a drain, a shutdown.
+    Closed,
+    /// Broken by the broker or the connection.
+    Broken,
+}
+
 /// Takes wake-ups from one consumer session until it breaks, slots run
 /// out, the worker is drained, or it shuts down.
 async fn consume_session(
@@ -404,7 +415,7 @@ async fn consume_session(
     shutdown: &CancellationToken,
     slots: &Arc<Semaphore>,
     mut session: ConsumerSession,
-) {
+) -> Session {
     let mut draining = context.draining.subscribe();
     loop {
         let next = tokio::select! {
@@ -416,11 +427,11 @@ async fn consume_session(
             Some(Ok(wake_up)) => wake_up,
             Some(Err(error)) => {
                 tracing::warn!("broker connection lost: {error:#}");
-                return;
+                return Session::Broken;
             }
             None => {
                 tracing::warn!("the broker ended the consumer");
-                return;
+                return Session::Broken;
             }
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
@@ -480,6 +491,7 @@ async fn consume_session(
         }
     }
     session.close().await;
+    Session::Closed
 }
 
 /// Whether a job whose claim was refused is still queued (then it was not
