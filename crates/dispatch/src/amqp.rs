@@ -101,6 +101,12 @@ impl AmqpConfig {
         })
     }
 
+    /// How long connecting and opening a consumer may take in all: a
+    /// connection timeout per node, and one more for the rest.
+    fn open_timeout(&self) -> Duration {
+        CONNECT_TIMEOUT * (self.urls.len() as u32 + 1)
+    }
+
     /// Names the signal exchange after the deployment (the store's
     /// `deployment_id`), so that every API and worker sharing a database
     /// meet there whatever their queue, and deployments sharing a broker
@@ -387,16 +393,10 @@ impl AmqpConsumers {
         let mut kept = self.connection.lock().await;
         // Bounded: on a connection that died without saying so, opening a
         // channel may wait for an answer that never comes.
-        let opened = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            self.open_on(&mut kept, consumer_tag, prefetch),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            Err(anyhow::anyhow!(
-                "opening a consumer took over {CONNECT_TIMEOUT:?}"
-            ))
-        });
+        let limit = self.config.open_timeout();
+        let opened = tokio::time::timeout(limit, self.open_on(&mut kept, consumer_tag, prefetch))
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("opening a consumer took over {limit:?}")));
         if opened.is_err() {
             // The next session starts from a new connection.
             if let Some(connection) = kept.take() {
@@ -523,9 +523,15 @@ async fn follow_signals(
     let mut subscribed = Some(subscribed);
     let mut backoff = Duration::from_millis(100);
     loop {
+        // Bounded, as opening a consumer is in `AmqpConsumers::open_session`:
+        // a broker that dies half-way may leave an answer pending forever.
         let opened = tokio::select! {
             () = stop.cancelled() => return,
-            opened = open_signal_consumer(&config) => opened,
+            opened = tokio::time::timeout(config.open_timeout(), open_signal_consumer(&config)) => {
+                opened.unwrap_or_else(|_| Err(anyhow::anyhow!(
+                    "subscribing took over {:?}", config.open_timeout()
+                )))
+            }
         };
         // Told after a failure too: the worker starts without signals.
         if let Some(subscribed) = subscribed.take() {
