@@ -288,10 +288,18 @@ fn piped_stdin_and_its_echo_cross_a_worker_kill_exactly_once() {
     // restarted in the middle, while bytes are on their way both ways.
     let mut env = TestEnv::start(2);
     let data = random_bytes(TEN_MIB);
-    let run = PipedRun::spawn(env.jobs_command(&["run", "-i", "--", "cat"]), data.clone());
+    // The stdin is held at 2 MiB until the kill, so that the kill falls
+    // while it is on its way however fast the pipeline runs; the rest goes
+    // in while no worker holds the run.
+    let run = PipedRun::spawn_gated(
+        env.jobs_command(&["run", "-i", "--", "cat"]),
+        data.clone(),
+        2 * MIB,
+    );
     run.wait_for_echoed(MIB);
     env.kill_worker();
     let taken_at_kill = run.taken.load(Ordering::SeqCst);
+    run.open_gate(TEN_MIB);
     env.restart_worker();
 
     let output = run.wait();
