@@ -169,8 +169,8 @@ fn ctrl_c_detaches_run_says_how_to_follow_or_cancel_and_the_job_goes_on() {
     detached.assert_code(130);
     let id = env.db_last_job_id();
     detached
-        .assert_stderr_contains(&format!("jobs follow {id}"))
-        .assert_stderr_contains(&format!("jobs cancel {id}"));
+        .assert_stderr_contains(&format!("jobsctl follow {id}"))
+        .assert_stderr_contains(&format!("jobsctl cancel {id}"));
     let job = env.db_job(&id).expect("the job exists");
     assert!(!job.is_terminal(), "Ctrl-C must not end the job: {job:?}");
 

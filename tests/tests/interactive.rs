@@ -139,7 +139,7 @@ fn ctrl_p_ctrl_q_detaches_and_jobs_attach_comes_back() {
     assert_eq!(status.code(), Some(130), "{text:?}");
     assert!(
         text.contains(&format!("detached from job {id}"))
-            && text.contains(&format!("jobs attach {id}")),
+            && text.contains(&format!("jobsctl attach {id}")),
         "the CLI says how to come back: {text:?}"
     );
     assert_eq!(
@@ -555,7 +555,7 @@ fn attach_refuses_what_it_cannot_attach_to_in_the_apis_words() {
 
     let queued = env.run_detached(&["--", "true"]);
     env.jobs(&["attach", &queued])
-        .assert_cli_error(125, &format!("jobs follow {queued}"));
+        .assert_cli_error(125, &format!("`jobsctl follow {queued}`"));
     env.jobs(&["wait", &queued]).assert_success();
     env.finish();
 }

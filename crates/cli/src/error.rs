@@ -7,6 +7,8 @@ use std::fmt;
 
 use jobs_core::exit::{EXIT_PLATFORM, EXIT_USAGE};
 
+use crate::shell;
+
 #[derive(Debug)]
 pub enum CliError {
     /// The command line is wrong. Printed the way clap prints its own usage
@@ -61,6 +63,12 @@ impl CliError {
                 let _ = err.print();
             }
             CliError::Dev(message) => eprintln!("jobs dev: {message}"),
+            CliError::Api { message, .. } => {
+                eprintln!(
+                    "jobs: {}",
+                    with_command_name(message, shell::command_name())
+                );
+            }
             other => eprintln!("jobs: {other}"),
         }
     }
@@ -87,6 +95,12 @@ impl From<clap::Error> for CliError {
     }
 }
 
+/// The API's sentences name commands as `` `jobs follow ID` ``, which only
+/// the shell integration's `jobs` reaches; they are printed with `name`.
+fn with_command_name(message: &str, name: &str) -> String {
+    message.replace("`jobs ", &format!("`{name} "))
+}
+
 /// An error and its causes on one line, skipping causes that repeat what the
 /// line already says. Reqwest's own message alone ("error sending request")
 /// hides the part a person needs ("Connection refused").
@@ -107,6 +121,16 @@ pub fn cause_chain(err: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_sentences_name_the_command_that_works_here() {
+        let message = "job j1 is not interactive: follow its output with `jobs follow j1`";
+        assert_eq!(
+            with_command_name(message, "jobsctl"),
+            "job j1 is not interactive: follow its output with `jobsctl follow j1`"
+        );
+        assert_eq!(with_command_name(message, "jobs"), message);
+    }
 
     #[test]
     fn only_usage_mistakes_exit_2() {

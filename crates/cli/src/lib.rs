@@ -12,10 +12,14 @@
 //! - [`uploads`]: `run -f`: files and directories streamed to the API;
 //! - [`archive`]: directory archives made as they are sent, and artifacts
 //!   extracted safely as they arrive; [`progress`]: their progress bars;
-//! - [`detach`]: Ctrl-C leaves a followed job running;
+//! - [`interrupt`]: SIGINT and SIGTERM while watching a job: detach, or
+//!   cancel it and wait for its end (`--on-interrupt`);
+//! - [`shell`]: the shell integration, completions and man pages, and the
+//!   command name that hints print;
 //! - [`attach`]: interactive runs and `jobs attach`, over a WebSocket,
 //!   with raw mode and Ctrl-P Ctrl-Q at a terminal;
 //! - [`job_end`]: the exit code and stderr line for an ended job;
+//!   [`job_poll`]: polling a job until it ends;
 //! - [`output`]: everything printed, human or `--json`, and the job's bytes;
 //! - [`error`]: the CLI's own failures and their exit codes;
 //! - [`dev_data_dir`] and [`dev_token`]: the data directory of `jobs dev`
@@ -30,16 +34,18 @@ pub mod attach;
 pub mod backoff;
 pub mod client;
 pub mod commands;
-pub mod detach;
 pub mod dev_data_dir;
 pub mod dev_token;
 pub mod error;
+pub mod interrupt;
 pub mod job_end;
+pub mod job_poll;
 pub mod line_timestamps;
 pub mod log_cursor;
 pub mod log_follow;
 pub mod output;
 pub mod progress;
+pub mod shell;
 pub mod tail;
 pub mod uploads;
 

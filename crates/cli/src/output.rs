@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::error::CliError;
 use crate::job_end;
+use crate::shell;
 
 mod workers;
 pub use workers::{print_worker_drain, print_worker_list};
@@ -100,7 +101,7 @@ pub fn print_json(value: &impl Serialize) -> Result<(), CliError> {
 
 /// Prints text on stdout, treating a closed pipe as the reader having seen
 /// enough rather than as a failure.
-fn print_stdout(text: &str) -> Result<(), CliError> {
+pub fn print_stdout(text: &str) -> Result<(), CliError> {
     match write_and_flush(&mut io::stdout().lock(), text.as_bytes()) {
         Err(err) if err.kind() != io::ErrorKind::BrokenPipe => Err(CliError::LocalOutput(format!(
             "cannot write to stdout: {err}"
@@ -410,12 +411,36 @@ pub fn print_token_revoked(format: OutputFormat, id: &str) -> Result<(), CliErro
     }
 }
 
-/// Ctrl-C while following: the job goes on, so say how to get back to it.
+/// Ctrl-C or SIGTERM while following: the job goes on, so say how to get
+/// back to it, by a name that works where the user is.
 pub fn print_detached(job_id: &str) {
+    let cli = shell::command_name();
     eprintln!(
         "jobs: detached from job {job_id}; it is still running.\n  \
-         follow it: jobs follow {job_id}\n  \
-         cancel it: jobs cancel {job_id}"
+         follow it: {cli} follow {job_id}\n  \
+         cancel it: {cli} cancel {job_id}"
+    );
+}
+
+/// `--on-interrupt cancel` got a signal: the job is being canceled.
+pub fn print_canceling(job_id: &str, signal: &str, wait: Duration) {
+    eprintln!(
+        "jobs: {signal}: canceling job {job_id}; waiting up to {} s for its end \
+         (a second signal stops waiting)",
+        wait.as_secs()
+    );
+}
+
+pub fn print_cancel_failed(job_id: &str, err: &CliError) {
+    eprintln!("jobs: could not cancel job {job_id}: {err}");
+}
+
+/// The canceled job did not end in time: it may still be stopping.
+pub fn print_cancel_unanswered(job_id: &str, waited: Duration) {
+    eprintln!(
+        "jobs: job {job_id} did not end within {} s of its cancel; see: {} status {job_id}",
+        waited.as_secs(),
+        shell::command_name()
     );
 }
 
@@ -424,10 +449,11 @@ pub fn print_detached(job_id: &str) {
 /// may sit after a prompt: start on a fresh line.
 pub fn print_attach_detached(job_id: &str, tty: bool) {
     let fresh_line = if tty { "\n" } else { "" };
+    let cli = shell::command_name();
     eprintln!(
         "{fresh_line}jobs: detached from job {job_id}; it is still running.\n  \
-         attach again: jobs attach {job_id}\n  \
-         cancel it: jobs cancel {job_id}"
+         attach again: {cli} attach {job_id}\n  \
+         cancel it: {cli} cancel {job_id}"
     );
 }
 
@@ -444,7 +470,8 @@ pub fn print_attach_replaced(job_id: &str, tty: bool) {
 pub fn print_attach_signaled(job_id: &str, signal: i32) {
     eprintln!(
         "jobs: left job {job_id} on signal {signal}; it is stopped unless a client \
-         attaches again within its grace period: jobs attach {job_id}"
+         attaches again within its grace period: {} attach {job_id}",
+        shell::command_name()
     );
 }
 

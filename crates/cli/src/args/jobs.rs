@@ -5,6 +5,7 @@ use std::time::Duration;
 use jobs_core::JobState;
 
 use super::parsers;
+use super::run::InterruptArgs;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct JobIdArgs {
@@ -20,6 +21,9 @@ pub struct FollowArgs {
     /// Start with only the last N lines of the output so far.
     #[arg(long, value_name = "N")]
     pub tail: Option<usize>,
+
+    #[command(flatten)]
+    pub interrupt: InterruptArgs,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -40,6 +44,9 @@ pub struct WaitArgs {
     /// Give up after this long, such as 90s, 30m or 2h, and exit 125.
     #[arg(long, value_name = "DUR", value_parser = parsers::wait_duration)]
     pub timeout: Option<Duration>,
+
+    #[command(flatten)]
+    pub interrupt: InterruptArgs,
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -9,6 +9,7 @@ mod dev;
 mod jobs;
 mod parsers;
 mod run;
+mod shell;
 mod tokens;
 mod workers;
 
@@ -18,7 +19,8 @@ pub use apps::{AppCreateArgs, AppNameArgs, AppSetArgs, AppsCommand};
 pub use dev::{DEFAULT_DEV_LISTEN, DevArgs};
 pub use jobs::{ArtifactsArgs, FollowArgs, JobIdArgs, ListArgs, LogsArgs, WaitArgs};
 pub use parsers::EnvPair;
-pub use run::{LocalKind, LocalUpload, RunArgs, RunPath};
+pub use run::{InterruptArgs, LocalKind, LocalUpload, OnInterrupt, RunArgs, RunPath};
+pub use shell::{CompletionsArgs, ManPagesArgs, ShellInitArgs};
 pub use tokens::{TokenCreateArgs, TokenIdArgs, TokensCommand};
 pub use workers::{DrainArgs, WorkersArgs, WorkersCommand};
 
@@ -27,6 +29,10 @@ pub use workers::{DrainArgs, WorkersArgs, WorkersCommand};
 pub const DEFAULT_API_URL: &str = "http://127.0.0.1:8420";
 
 /// Run one-off commands in ephemeral containers of an app's environment.
+///
+/// `jobs` is also every shell's job-control builtin: type `jobs run` once
+/// the shell integration is loaded (`jobs shell-init --help`), and call the
+/// same program as `jobsctl` in scripts and CI.
 #[derive(Debug, Parser)]
 #[command(name = "jobs", version, propagate_version = true)]
 pub struct Cli {
@@ -99,6 +105,20 @@ pub enum Command {
     /// Run the whole system in this process (API, worker, SQLite) on the
     /// local Docker engine; state survives a restart.
     Dev(DevArgs),
+    /// Print the shell integration for an interactive shell: a function
+    /// `jobs` that runs this CLI for its subcommands and options and the
+    /// shell's job-control builtin for anything else, with completions.
+    /// Load it from ~/.bashrc with `eval "$(env jobs shell-init bash)"`, from
+    /// ~/.zshrc with `eval "$(env jobs shell-init zsh)"` (after compinit),
+    /// or from ~/.config/fish/config.fish with `env jobs shell-init fish |
+    /// source`.
+    ShellInit(ShellInitArgs),
+    /// Print completions alone, for `jobs` and `jobsctl`, such as
+    /// `source <(jobsctl completions bash)`.
+    Completions(CompletionsArgs),
+    /// Write one man page per subcommand into a directory.
+    #[command(hide = true)]
+    ManPages(ManPagesArgs),
 }
 
 /// Parses the process's command line, exiting 2 with clap's message when

@@ -80,6 +80,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub batch: bool,
 
+    #[command(flatten)]
+    pub interrupt: InterruptArgs,
+
     /// The command: one argument runs with `/bin/sh -c ARG`, several run as that argv.
     #[arg(
         value_name = "CMD",
@@ -89,6 +92,32 @@ pub struct RunArgs {
         allow_hyphen_values = true
     )]
     pub command: Vec<String>,
+}
+
+/// `--on-interrupt`, of every command that watches a job to its end.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InterruptArgs {
+    /// What SIGINT (Ctrl-C) and SIGTERM (a CI runner canceling its step) do:
+    /// `detach` leaves the job running and says how to follow or cancel it;
+    /// `cancel` cancels the job, waits for its end and exits with its code.
+    /// At a terminal, Ctrl-C still goes to an attached job's command.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHAT",
+        env = "JOBS_ON_INTERRUPT",
+        default_value = "detach"
+    )]
+    pub on_interrupt: OnInterrupt,
+}
+
+/// What a followed or attached run does when the CLI gets SIGINT or SIGTERM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnInterrupt {
+    /// Stop watching; the job goes on.
+    Detach,
+    /// Cancel the job, wait for its end, and exit with its code.
+    Cancel,
 }
 
 /// Which way a run goes (see "Which path a run takes" in the product
@@ -281,6 +310,15 @@ mod tests {
     }
 
     #[test]
+    fn on_interrupt_detaches_unless_told_to_cancel() {
+        let run = parse_run(&["true"]).unwrap();
+        assert_eq!(run.interrupt.on_interrupt, super::OnInterrupt::Detach);
+        let run = parse_run(&["--on-interrupt", "cancel", "--", "rake", "db:migrate"]).unwrap();
+        assert_eq!(run.interrupt.on_interrupt, super::OnInterrupt::Cancel);
+        assert_eq!(run.command, ["rake", "db:migrate"]);
+    }
+
+    #[test]
     fn a_double_dash_separates_the_command() {
         let run = parse_run(&["-d", "--", "rake", "--trace"]).unwrap();
         assert!(run.detached);
@@ -305,6 +343,7 @@ mod tests {
             (&["--timeout", "0s", "true"][..], "--timeout"),
             (&["-s", "XXL", "true"][..], "--size"),
             (&["--idempotency-key", "", "true"][..], "--idempotency-key"),
+            (&["--on-interrupt", "stop", "true"][..], "--on-interrupt"),
         ] {
             let err = parse_run(args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}");

@@ -21,14 +21,19 @@ pub mod terminal;
 
 use jobs_core::exit::EXIT_DETACHED;
 
+use crate::args::OnInterrupt;
 use crate::client::ApiClient;
 use crate::error::CliError;
+use crate::interrupt::{self, Interrupt, Interrupts};
+use crate::job_poll::{Polled, poll_until_ended};
 use crate::{job_end, output};
 
 pub use session::Target;
 
 /// Attaches to an interactive job until it ends, and returns the CLI's
 /// exit code: the job's own, mapped as for queued runs; 130 after a detach.
+/// With `--on-interrupt cancel`, SIGINT or SIGTERM cancels the job and
+/// waits for its end.
 pub async fn attach(client: &ApiClient, target: Target<'_>) -> Result<u8, CliError> {
     // The terminal is out of raw mode again once `run` returns, whatever
     // the outcome, so everything below prints as usual.
@@ -53,9 +58,44 @@ pub async fn attach(client: &ApiClient, target: Target<'_>) -> Result<u8, CliErr
             output::print_attach_replaced(target.job_id, target.tty);
             Ok(EXIT_DETACHED)
         }
+        session::SessionEnd::Interrupted => match target.on_interrupt {
+            OnInterrupt::Cancel => {
+                cancel_after(client, target.job_id, Interrupt(libc::SIGINT)).await
+            }
+            OnInterrupt::Detach => {
+                output::print_attach_detached(target.job_id, target.tty);
+                Ok(EXIT_DETACHED)
+            }
+        },
+        session::SessionEnd::Signaled(libc::SIGTERM)
+            if target.on_interrupt == OnInterrupt::Cancel =>
+        {
+            cancel_after(client, target.job_id, Interrupt(libc::SIGTERM)).await
+        }
         session::SessionEnd::Signaled(signal) => {
             output::print_attach_signaled(target.job_id, signal);
-            Ok(128u8.saturating_add(u8::try_from(signal).unwrap_or(0)))
+            Ok(Interrupt(signal).exit_code())
         }
     }
+}
+
+/// Cancels the job whose session a signal ended, and waits for its end.
+async fn cancel_after(
+    client: &ApiClient,
+    job_id: &str,
+    interrupt: Interrupt,
+) -> Result<u8, CliError> {
+    let mut interrupts = Interrupts::install();
+    let ending = async {
+        match poll_until_ended(client, job_id, None).await? {
+            Polled::Ended(job) | Polled::GaveUp(job, _) => {
+                output::print_job_end(&job);
+                Ok(job_end::exit_code(&job))
+            }
+        }
+    };
+    let ending = std::pin::pin!(ending);
+    let watched =
+        interrupt::cancel_and_watch(client, job_id, interrupt, &mut interrupts, ending).await;
+    interrupt::exit_code(job_id, watched)
 }

@@ -33,6 +33,7 @@ use super::notice::Notices;
 use super::session_input::{Outgoing, SessionInput};
 use super::stdin_reader::{self, Input};
 use super::terminal::{self, RawMode};
+use crate::args::OnInterrupt;
 use crate::backoff::Backoff;
 use crate::client::ApiClient;
 use crate::error::CliError;
@@ -63,6 +64,8 @@ pub struct Target<'a> {
     /// Replay the job's output from its start (`jobs run`), or show only
     /// what it prints from now on (`jobs attach`).
     pub from_start: bool,
+    /// What SIGINT and SIGTERM do to the job once the session left.
+    pub on_interrupt: OnInterrupt,
 }
 
 /// How a session ended. The terminal is back to normal by then.
@@ -73,8 +76,11 @@ pub enum SessionEnd {
         exit_code: Option<i32>,
         reason: Option<String>,
     },
-    /// Ctrl-P Ctrl-Q (or Ctrl-C without a TTY): the job goes on.
+    /// Ctrl-P Ctrl-Q: the job goes on.
     Detached,
+    /// SIGINT (Ctrl-C without a TTY): the session detached, and the job
+    /// goes on unless `--on-interrupt cancel` says otherwise.
+    Interrupted,
     /// SIGTERM or SIGHUP reached the CLI: it left without detaching.
     Signaled(i32),
     /// Another client attached to the run, which goes on there.
@@ -218,7 +224,8 @@ async fn connect(
                 cause: format!(
                     "gave up reconnecting to job {id} after {secs}s ({err}); \
                      a job left without a client past its grace period is stopped; \
-                     see: jobs status {id}",
+                     see: {cli} status {id}",
+                    cli = crate::shell::command_name(),
                     id = target.job_id,
                     secs = GIVE_UP_AFTER.as_secs()
                 ),
@@ -406,7 +413,8 @@ async fn pump(
                     }
                 }
                 Some(()) = recv_signal(signals.interrupt.as_mut()) => {
-                    return detach_now(&mut outgoing, outbox, stdin).await;
+                    detach_now(&mut outgoing, outbox, stdin).await?;
+                    return Ok(Pumped::Done(SessionEnd::Interrupted));
                 }
                 Some(()) = recv_signal(signals.terminate.as_mut()) => {
                     return Ok(Pumped::Done(SessionEnd::Signaled(libc::SIGTERM)));

@@ -11,8 +11,11 @@ pub async fn artifacts(context: &Context, args: ArtifactsArgs) -> Result<u8, Cli
     let job = context.client.get_job(&args.id).await?;
     if !job.state.is_terminal() && !job.artifact_paths.is_empty() {
         return Err(CliError::UnexpectedAnswer(format!(
-            "job {} is {}: its artifacts are collected when it ends (jobs wait {})",
-            job.id, job.state, job.id
+            "job {} is {}: its artifacts are collected when it ends ({} wait {})",
+            job.id,
+            job.state,
+            crate::shell::command_name(),
+            job.id
         )));
     }
     std::fs::create_dir_all(&args.output).map_err(|err| {

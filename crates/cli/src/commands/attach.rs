@@ -1,7 +1,7 @@
 //! `jobs attach ID`: back into a running interactive job, after a detach
 //! or from another terminal.
 
-use crate::args::JobIdArgs;
+use crate::args::{JobIdArgs, OnInterrupt};
 use crate::attach::{self, Target, terminal};
 use crate::commands::Context;
 use crate::error::CliError;
@@ -18,6 +18,7 @@ pub async fn attach(context: &Context, args: JobIdArgs) -> Result<u8, CliError> 
         // What the job printed before is in `jobs logs`; a full-screen
         // program redraws on the resize sent at connect.
         from_start: false,
+        on_interrupt: OnInterrupt::Detach,
     };
     attach::attach(&context.client, target).await
 }

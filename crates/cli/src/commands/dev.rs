@@ -266,11 +266,12 @@ fn announce(
     if !exports.is_empty() {
         banner.push_str(&format!("  for the CLI: export {}\n", exports.join(" ")));
     }
-    banner.push_str(
-        "  try:        jobs apps create demo --image busybox:latest\n              \
-         jobs run -- sh -c 'echo hello; exit 3'\n  \
+    let cli = crate::shell::command_name();
+    banner.push_str(&format!(
+        "  try:        {cli} apps create demo --image busybox:latest\n              \
+         {cli} run -- sh -c 'echo hello; exit 3'\n  \
          Ctrl-C stops it; apps, jobs and logs are kept for the next start.\n",
-    );
+    ));
     eprint!("{banner}");
     Ok(())
 }

@@ -1,12 +1,10 @@
 //! `jobs follow ID [--tail N]`, and the following that `jobs run` shares.
 
-use jobs_core::exit::EXIT_DETACHED;
-
-use crate::args::FollowArgs;
+use crate::args::{FollowArgs, OnInterrupt};
 use crate::client::ApiClient;
 use crate::commands::Context;
-use crate::detach::{UnlessDetached, unless_ctrl_c};
 use crate::error::CliError;
+use crate::interrupt;
 use crate::job_end;
 use crate::log_cursor::LogCursor;
 use crate::log_follow;
@@ -19,16 +17,17 @@ pub async fn follow(context: &Context, args: FollowArgs) -> Result<u8, CliError>
     // into an immediate error instead of an endless retry; an API that
     // restarts under that first request is waited for.
     context.client.get_job_first(&args.id).await?;
-    follow_job(context, &args.id, args.tail).await
+    follow_job(context, &args.id, args.tail, args.interrupt.on_interrupt).await
 }
 
 /// Prints the job's output (all of it, or its last `tail` lines first) until
-/// the job ends, then returns its exit code. Ctrl-C detaches and leaves the
-/// job running.
+/// the job ends, then returns its exit code. SIGINT or SIGTERM detaches and
+/// leaves the job running, or cancels it and follows it to its end.
 pub async fn follow_job(
     context: &Context,
     job_id: &str,
     tail: Option<usize>,
+    on_interrupt: OnInterrupt,
 ) -> Result<u8, CliError> {
     let mut sink = LogSink::new();
     let following = async {
@@ -36,19 +35,13 @@ pub async fn follow_job(
             Some(lines) => print_tail(&context.client, job_id, lines, &mut sink).await?,
             None => LogCursor::from_start(),
         };
-        log_follow::follow_until_end(&context.client, job_id, &mut cursor, &mut sink).await
+        let job =
+            log_follow::follow_until_end(&context.client, job_id, &mut cursor, &mut sink).await?;
+        output::print_job_end(&job);
+        Ok(job_end::exit_code(&job))
     };
-    match unless_ctrl_c(following).await {
-        UnlessDetached::Completed(Ok(job)) => {
-            output::print_job_end(&job);
-            Ok(job_end::exit_code(&job))
-        }
-        UnlessDetached::Completed(Err(err)) => Err(err),
-        UnlessDetached::Detached => {
-            output::print_detached(job_id);
-            Ok(EXIT_DETACHED)
-        }
-    }
+    let watched = interrupt::watch(&context.client, job_id, on_interrupt, following).await;
+    interrupt::exit_code(job_id, watched)
 }
 
 /// Prints the last `lines` lines of the output stored so far and returns

@@ -10,6 +10,7 @@ mod follow;
 mod list;
 mod logs;
 mod run;
+mod shell;
 mod status;
 mod tokens;
 mod wait;
@@ -97,9 +98,10 @@ impl Context {
         let apps = self.client.list_apps().await?.apps;
         match apps.as_slice() {
             [only] => Ok(only.name.clone()),
-            [] => Err(missing(
-                " (jobs dev has no app yet: jobs apps create NAME --image IMAGE)".into(),
-            )),
+            [] => Err(missing(format!(
+                " (jobs dev has no app yet: {} apps create NAME --image IMAGE)",
+                crate::shell::command_name()
+            ))),
             several => Err(missing(format!(
                 " (jobs dev has several: {})",
                 several
@@ -114,9 +116,13 @@ impl Context {
 
 /// Runs the parsed command line and returns the exit code.
 pub async fn execute(cli: Cli) -> Result<u8, CliError> {
-    // `jobs dev` is the server: it needs no API client.
+    // `jobs dev` is the server, and the shell's commands only print: they
+    // need no API client.
     let command = match cli.command {
         Command::Dev(args) => return dev::dev(args).await,
+        Command::ShellInit(args) => return shell::shell_init(args),
+        Command::Completions(args) => return shell::completions(args),
+        Command::ManPages(args) => return shell::man_pages(args),
         command => command,
     };
     let context = Context::from_global_args(&cli.global)?;
@@ -133,7 +139,10 @@ pub async fn execute(cli: Cli) -> Result<u8, CliError> {
         Command::Apps(command) => apps::apps(&context, command).await,
         Command::Tokens(command) => tokens::tokens(&context, command).await,
         Command::Workers(args) => workers::workers(&context, args).await,
-        Command::Dev(_) => unreachable!("handled above"),
+        Command::Dev(_)
+        | Command::ShellInit(_)
+        | Command::Completions(_)
+        | Command::ManPages(_) => unreachable!("handled above"),
     }
 }
 

@@ -28,6 +28,7 @@ pub async fn run(context: &Context, args: RunArgs) -> Result<u8, CliError> {
             job_id: &job.id,
             tty,
             from_start: true,
+            on_interrupt: args.interrupt.on_interrupt,
         };
         return attach::attach(&context.client, target).await;
     }
@@ -37,5 +38,5 @@ pub async fn run(context: &Context, args: RunArgs) -> Result<u8, CliError> {
         output::print_queued_job(context.format, &job)?;
         return Ok(0);
     }
-    follow::follow_job(context, &job.id, None).await
+    follow::follow_job(context, &job.id, None, args.interrupt.on_interrupt).await
 }

@@ -77,7 +77,8 @@ pub fn print_worker_drain(format: OutputFormat, worker: &WorkerInfo) -> Result<(
     let text = if worker.draining_since.is_some() {
         format!(
             "worker {id} is draining: it takes no new job, even after a restart, until \
-             `jobs workers drain --undo {id}`; {running}\n"
+             `{cli} workers drain --undo {id}`; {running}\n",
+            cli = crate::shell::command_name()
         )
     } else {
         format!("worker {id} takes jobs again\n")

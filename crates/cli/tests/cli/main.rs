@@ -69,6 +69,8 @@ fn jobs(api_url: &str, args: &[&str]) -> tokio::process::Command {
         .args(args)
         .env_remove("JOBS_APP")
         .env_remove("JOBS_TOKEN")
+        .env_remove("JOBS_ON_INTERRUPT")
+        .env_remove("JOBS_SHELL_INTEGRATION")
         // The fake API is on loopback: keep a `jobs dev` token file of this
         // machine out of the requests.
         .env("JOBS_DEV_DATA_DIR", "/nonexistent/jobs-cli-tests")
@@ -257,7 +259,7 @@ async fn api_errors_are_printed_and_exit_125() {
     assert_eq!(output.status.code(), Some(125));
     assert_eq!(
         stderr_text(&output),
-        "jobs: missing API token: pass --token, set JOBS_TOKEN, or start `jobs dev` \
+        "jobs: missing API token: pass --token, set JOBS_TOKEN, or start `jobsctl dev` \
          on this machine, which writes one for the CLI\n"
     );
     assert_eq!(refused.requests()[0].header("authorization"), None);
@@ -317,33 +319,55 @@ async fn command_line_mistakes_exit_2_before_any_request() {
     assert!(api.requests().is_empty());
 }
 
+/// Ctrl-C, or SIGTERM as a CI runner sends it, leaves the job running and
+/// names the commands to come back with: `jobs` through the shell
+/// integration, `jobsctl` anywhere else.
 #[tokio::test]
-async fn ctrl_c_detaches_and_says_how_to_come_back() {
-    let api = FakeApi::start(|request: &Request, _| match request.path() {
-        "/v1/jobs/j1" => Reply::Json(200, job_json(JobState::Running, None, None)),
-        _ => Reply::Events {
-            events: vec![log_event(1, LogStream::Stdout, b"working\n")],
-            hold_open: true,
-        },
-    })
-    .await;
-    let child = jobs(&api.url, &["follow", "j1"]).spawn().unwrap();
-    api.until_requested("/v1/jobs/j1/logs/stream").await;
-    // Give the CLI a moment to print the first chunk and wait for more.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = child.id().unwrap() as i32;
-    // SAFETY: sending a signal to our own child process has no memory effects.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-    let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(130));
-    assert_eq!(output.stdout, b"working\n");
-    let stderr = stderr_text(&output);
-    assert!(stderr.contains("detached from job j1"), "{stderr}");
-    assert!(stderr.contains("jobs follow j1"), "{stderr}");
-    assert!(stderr.contains("jobs cancel j1"), "{stderr}");
+async fn ctrl_c_and_sigterm_detach_and_say_how_to_come_back() {
+    for (signal, integration, code, cli) in [
+        (libc::SIGINT, None, 130, "jobsctl"),
+        (libc::SIGTERM, Some("bash"), 143, "jobs"),
+    ] {
+        let api = FakeApi::start(|request: &Request, _| match request.path() {
+            "/v1/jobs/j1" => Reply::Json(200, job_json(JobState::Running, None, None)),
+            _ => Reply::Events {
+                events: vec![log_event(1, LogStream::Stdout, b"working\n")],
+                hold_open: true,
+            },
+        })
+        .await;
+        let mut command = jobs(&api.url, &["follow", "j1"]);
+        if let Some(shell) = integration {
+            command.env("JOBS_SHELL_INTEGRATION", shell);
+        }
+        let child = command.spawn().unwrap();
+        api.until_requested("/v1/jobs/j1/logs/stream").await;
+        // Give the CLI a moment to print the first chunk and wait for more.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let pid = child.id().unwrap() as i32;
+        // SAFETY: sending a signal to our own child process has no memory effects.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(code), "signal {signal}");
+        assert_eq!(output.stdout, b"working\n");
+        let stderr = stderr_text(&output);
+        assert!(stderr.contains("detached from job j1"), "{stderr}");
+        assert!(
+            stderr.contains(&format!("\n  follow it: {cli} follow j1")),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("\n  cancel it: {cli} cancel j1")),
+            "{stderr}"
+        );
+        assert!(
+            api.requests_to("/v1/jobs/j1/cancel").is_empty(),
+            "a detach cancels nothing"
+        );
+    }
 }
 
 #[tokio::test]
