@@ -25,15 +25,15 @@ bash deploy/setup.sh --docker-only
 
 # --- jobs dev -------------------------------------------------------------------
 cargo build -p jobs-cli
-jobs=target/debug/jobs
+jobsctl=target/debug/jobsctl
 # The zero-configuration path: whatever this shell exports is not used.
 unset JOBS_API_URL JOBS_TOKEN JOBS_APP
 
 state=target/dev-quickstart
 mkdir -p "$state"
-if ! "$jobs" apps list >/dev/null 2>&1 </dev/null; then
+if ! "$jobsctl" apps list >/dev/null 2>&1 </dev/null; then
     log "starting jobs dev in the background (log in $state/jobs-dev.log)"
-    nohup "$jobs" dev >"$state/jobs-dev.out" 2>"$state/jobs-dev.log" </dev/null &
+    nohup "$jobsctl" dev >"$state/jobs-dev.out" 2>"$state/jobs-dev.log" </dev/null &
     dev_pid=$!
     echo "$dev_pid" >"$state/jobs-dev.pid"
     for _ in $(seq 1 100); do
@@ -48,19 +48,19 @@ if ! "$jobs" apps list >/dev/null 2>&1 </dev/null; then
     cat "$state/jobs-dev.log"
 fi
 
-"$jobs" apps show demo >/dev/null 2>&1 </dev/null ||
-    "$jobs" apps create demo --image jobs-test/busybox:latest -e GREETING=hello >/dev/null </dev/null
+"$jobsctl" apps show demo >/dev/null 2>&1 </dev/null ||
+    "$jobsctl" apps create demo --image jobs-test/busybox:latest -e GREETING=hello >/dev/null </dev/null
 
 # `-a demo` in case earlier runs left other apps; with one app it may go.
-echo "dev-quickstart: jobs run -a demo -- sh -c 'echo \$GREETING from a one-off container; exit 3'"
+echo "dev-quickstart: jobsctl run -a demo -- sh -c 'echo \$GREETING from a one-off container; exit 3'"
 set +e
-"$jobs" run -a demo -- sh -c 'echo $GREETING from a one-off container; exit 3' </dev/null
+"$jobsctl" run -a demo -- sh -c 'echo $GREETING from a one-off container; exit 3' </dev/null
 code=$?
 set -e
 echo "dev-quickstart: the job exited with code $code (expected 3)"
 echo "dev-quickstart: try it yourself (no variables needed):"
-echo "  $jobs run -a demo -- sh -c 'uname -a'"
-echo "  $jobs ps -a demo"
+echo "  $jobsctl run -a demo -- sh -c 'uname -a'"
+echo "  $jobsctl ps -a demo"
 [[ -s "$state/jobs-dev.pid" ]] &&
     echo "dev-quickstart: stop jobs dev with: kill \$(cat $state/jobs-dev.pid)"
 [[ "$code" == 3 ]]

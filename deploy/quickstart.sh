@@ -30,7 +30,7 @@ PGPASSWORD=jobs psql -X -q -h 127.0.0.1 -U jobs -d postgres -Atc \
     "select 1 from pg_database where datname = 'jobs_quickstart'" | grep -q 1 ||
     PGPASSWORD=jobs createdb -h 127.0.0.1 -U jobs jobs_quickstart
 
-api_up() { target/debug/jobs apps list >/dev/null 2>&1 </dev/null; }
+api_up() { target/debug/jobsctl apps list >/dev/null 2>&1 </dev/null; }
 if ! api_up; then
     echo "quickstart: starting jobs-api and jobs-worker (logs in $state/)"
     nohup target/debug/jobs-api >"$state/api.out" 2>"$state/api.log" &
@@ -41,16 +41,16 @@ if ! api_up; then
     done
 fi
 
-target/debug/jobs apps show demo >/dev/null 2>&1 </dev/null ||
-    target/debug/jobs apps create demo --image jobs-test/busybox:latest -e GREETING=hello >/dev/null </dev/null
+target/debug/jobsctl apps show demo >/dev/null 2>&1 </dev/null ||
+    target/debug/jobsctl apps create demo --image jobs-test/busybox:latest -e GREETING=hello >/dev/null </dev/null
 
-echo "quickstart: jobs run -- sh -c 'echo \$GREETING from a one-off container; exit 3'"
+echo "quickstart: jobsctl run -- sh -c 'echo \$GREETING from a one-off container; exit 3'"
 set +e
-target/debug/jobs run -- sh -c 'echo $GREETING from a one-off container; exit 3' </dev/null
+target/debug/jobsctl run -- sh -c 'echo $GREETING from a one-off container; exit 3' </dev/null
 code=$?
 set -e
 echo "quickstart: the job exited with code $code (expected 3)"
 echo "quickstart: try it yourself:"
 echo "  export JOBS_API_URL=$JOBS_API_URL JOBS_TOKEN=\$(cat $token_file) JOBS_APP=demo"
-echo "  target/debug/jobs run -- sh -c 'uname -a'"
+echo "  target/debug/jobsctl run -- sh -c 'uname -a'"
 [[ "$code" == 3 ]]

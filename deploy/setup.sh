@@ -52,6 +52,9 @@ $docker_only || packages+=(postgresql rabbitmq-server python3-venv chromium)
 # The multi-host test's network namespaces, veth pairs and bridge (ip), and
 # its FORWARD rule past dockerd's DROP policy (iptables).
 $docker_only || packages+=(iproute2 iptables)
+# The shells the CLI's integration is tested in (bash and dash come with
+# Debian), and man for its pages.
+$docker_only || packages+=(zsh fish man-db)
 # Node for the browser tests: Debian's only when there is none, since a
 # Node from elsewhere (NodeSource, which bundles npm) conflicts with it.
 if ! $docker_only; then

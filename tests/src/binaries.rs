@@ -41,6 +41,19 @@ pub fn jobs_cli() -> PathBuf {
     binary("jobs")
 }
 
+/// The same CLI under the name no shell shadows, as scripts call it.
+pub fn jobsctl() -> PathBuf {
+    binary("jobsctl")
+}
+
+/// The repository's root, where `deploy/` and the docs are.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the repository")
+        .to_path_buf()
+}
+
 /// The API server.
 pub fn jobs_api() -> PathBuf {
     binary("jobs-api")

@@ -363,6 +363,25 @@ impl BackgroundCli {
         assert_eq!(result, 0, "kill({pid}, {signal}) failed");
     }
 
+    /// Waits until the process handles `signal` itself (its handler is
+    /// installed, as `/proc/PID/status` shows in `SigCgt`), so that a test
+    /// sends it only once the CLI decides what it does.
+    #[track_caller]
+    pub fn wait_for_signal_handler(&self, signal: i32, timeout: Duration) {
+        let status = format!("/proc/{}/status", self.id());
+        let bit = 1u64 << (signal - 1);
+        wait_until(
+            &format!("a handler of signal {signal} in {}", self.command_line),
+            timeout,
+            || {
+                let text = std::fs::read_to_string(&status).ok()?;
+                let caught = text.lines().find_map(|line| line.strip_prefix("SigCgt:"))?;
+                let mask = u64::from_str_radix(caught.trim(), 16).ok()?;
+                (mask & bit != 0).then_some(())
+            },
+        );
+    }
+
     /// Kills it with SIGKILL and returns what it printed until then.
     pub fn kill(self) -> CliOutput {
         self.signal(libc::SIGKILL);

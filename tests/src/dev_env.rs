@@ -163,6 +163,19 @@ impl DevEnv {
         self.api_url.as_deref().expect("jobs dev was started")
     }
 
+    /// `program`, such as a shell, with the test's clean environment and
+    /// told only where the API is, as the CLI would be.
+    pub fn command(&self, program: &Path) -> Command {
+        let mut command = self.clean_command(program);
+        command.env("JOBS_API_URL", self.api_url());
+        command
+    }
+
+    /// The home directory of every process of the test.
+    pub fn home(&self) -> PathBuf {
+        self.root.join("home")
+    }
+
     /// `jobs ARGS`, told only where the API is.
     pub fn jobs_command(&self, args: &[&str]) -> Command {
         let mut command = self.clean_command(&binaries::jobs_cli());

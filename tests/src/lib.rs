@@ -13,6 +13,7 @@
 //!   starts, to crash a worker at the moment a start is under way;
 //! - [`executions`]: how many times a job ran, counted by container starts;
 //! - [`http`]: a minimal HTTP client for checks against the API itself;
+//! - [`install`]: the CLI installed by `deploy/install.sh` into a prefix;
 //! - [`netns`]: "hosts" of their own: network namespaces on a bridge, for
 //!   workers that reach the services only over the network;
 //! - [`private_dockerd`]: a Docker engine of a test's own, to restart or
@@ -39,6 +40,7 @@ pub mod env;
 pub mod executions;
 pub mod expect;
 pub mod http;
+pub mod install;
 pub mod netns;
 pub mod poll;
 pub mod private_dockerd;

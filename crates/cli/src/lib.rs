@@ -19,7 +19,6 @@
 //! - [`attach`]: interactive runs and `jobs attach`, over a WebSocket,
 //!   with raw mode and Ctrl-P Ctrl-Q at a terminal;
 //! - [`job_end`]: the exit code and stderr line for an ended job;
-//!   [`job_poll`]: polling a job until it ends;
 //! - [`output`]: everything printed, human or `--json`, and the job's bytes;
 //! - [`error`]: the CLI's own failures and their exit codes;
 //! - [`dev_data_dir`] and [`dev_token`]: the data directory of `jobs dev`
@@ -39,7 +38,6 @@ pub mod dev_token;
 pub mod error;
 pub mod interrupt;
 pub mod job_end;
-pub mod job_poll;
 pub mod line_timestamps;
 pub mod log_cursor;
 pub mod log_follow;

@@ -25,8 +25,9 @@ use crate::args::OnInterrupt;
 use crate::client::ApiClient;
 use crate::error::CliError;
 use crate::interrupt::{self, Interrupt, Interrupts};
-use crate::job_poll::{Polled, poll_until_ended};
-use crate::{job_end, output};
+use crate::log_cursor::LogCursor;
+use crate::output::LogSink;
+use crate::{job_end, log_follow, output};
 
 pub use session::Target;
 
@@ -37,7 +38,9 @@ pub use session::Target;
 pub async fn attach(client: &ApiClient, target: Target<'_>) -> Result<u8, CliError> {
     // The terminal is out of raw mode again once `run` returns, whatever
     // the outcome, so everything below prints as usual.
-    match session::run(client, target).await? {
+    let left = session::run(client, target).await?;
+    let cancel = target.on_interrupt == OnInterrupt::Cancel;
+    match left.end {
         session::SessionEnd::Ended {
             state,
             exit_code,
@@ -50,7 +53,10 @@ pub async fn attach(client: &ApiClient, target: Target<'_>) -> Result<u8, CliErr
             }
             Ok(job_end::exit_code_of(state, exit_code))
         }
-        session::SessionEnd::Detached => {
+        session::SessionEnd::Interrupted if cancel => {
+            cancel_after(client, target.job_id, Interrupt(libc::SIGINT), left.cursor).await
+        }
+        session::SessionEnd::Detached | session::SessionEnd::Interrupted => {
             output::print_attach_detached(target.job_id, target.tty);
             Ok(EXIT_DETACHED)
         }
@@ -58,19 +64,8 @@ pub async fn attach(client: &ApiClient, target: Target<'_>) -> Result<u8, CliErr
             output::print_attach_replaced(target.job_id, target.tty);
             Ok(EXIT_DETACHED)
         }
-        session::SessionEnd::Interrupted => match target.on_interrupt {
-            OnInterrupt::Cancel => {
-                cancel_after(client, target.job_id, Interrupt(libc::SIGINT)).await
-            }
-            OnInterrupt::Detach => {
-                output::print_attach_detached(target.job_id, target.tty);
-                Ok(EXIT_DETACHED)
-            }
-        },
-        session::SessionEnd::Signaled(libc::SIGTERM)
-            if target.on_interrupt == OnInterrupt::Cancel =>
-        {
-            cancel_after(client, target.job_id, Interrupt(libc::SIGTERM)).await
+        session::SessionEnd::Signaled(libc::SIGTERM) if cancel => {
+            cancel_after(client, target.job_id, Interrupt(libc::SIGTERM), left.cursor).await
         }
         session::SessionEnd::Signaled(signal) => {
             output::print_attach_signaled(target.job_id, signal);
@@ -79,20 +74,21 @@ pub async fn attach(client: &ApiClient, target: Target<'_>) -> Result<u8, CliErr
     }
 }
 
-/// Cancels the job whose session a signal ended, and waits for its end.
+/// Cancels the job whose session a signal ended, and follows its output on
+/// from the session's last chunk to the job's end.
 async fn cancel_after(
     client: &ApiClient,
     job_id: &str,
     interrupt: Interrupt,
+    cursor: Option<LogCursor>,
 ) -> Result<u8, CliError> {
     let mut interrupts = Interrupts::install();
+    let mut cursor = cursor.unwrap_or_else(LogCursor::from_start);
+    let mut sink = LogSink::new();
     let ending = async {
-        match poll_until_ended(client, job_id, None).await? {
-            Polled::Ended(job) | Polled::GaveUp(job, _) => {
-                output::print_job_end(&job);
-                Ok(job_end::exit_code(&job))
-            }
-        }
+        let job = log_follow::follow_until_end(client, job_id, &mut cursor, &mut sink).await?;
+        output::print_job_end(&job);
+        Ok(job_end::exit_code(&job))
     };
     let ending = std::pin::pin!(ending);
     let watched =

@@ -87,9 +87,16 @@ pub enum SessionEnd {
     Replaced,
 }
 
+/// A session's end, and the last output chunk it printed (`None` for a
+/// `jobs attach` that printed none), from which output can be followed on.
+pub struct Left {
+    pub end: SessionEnd,
+    pub cursor: Option<LogCursor>,
+}
+
 /// Runs the session to its end. Raw mode, when the job has a TTY and stdin
 /// is a terminal, lasts from the first connection to the return.
-pub async fn run(client: &ApiClient, target: Target<'_>) -> Result<SessionEnd, CliError> {
+pub async fn run(client: &ApiClient, target: Target<'_>) -> Result<Left, CliError> {
     let raw_wanted = target.tty && terminal::is_terminal(libc::STDIN_FILENO);
     let mut state = State {
         cursor: target.from_start.then(LogCursor::from_start),
@@ -106,7 +113,12 @@ pub async fn run(client: &ApiClient, target: Target<'_>) -> Result<SessionEnd, C
     loop {
         let socket = match connect(client, target, &mut state, &mut outage).await? {
             Connected::Open(socket) => socket,
-            Connected::EndedWhileAway(end) => return Ok(end),
+            Connected::EndedWhileAway(end) => {
+                return Ok(Left {
+                    end,
+                    cursor: state.cursor,
+                });
+            }
         };
         if raw_wanted && raw_mode.is_none() {
             raw_mode = Some(RawMode::enter(libc::STDIN_FILENO).map_err(|err| {
@@ -120,7 +132,10 @@ pub async fn run(client: &ApiClient, target: Target<'_>) -> Result<SessionEnd, C
         match pump(socket, target, &mut state, &mut outage).await? {
             Pumped::Done(end) => {
                 drop(raw_mode);
-                return Ok(end);
+                return Ok(Left {
+                    end,
+                    cursor: state.cursor,
+                });
             }
             Pumped::Lost(cause) => {
                 outage.get_or_insert_with(Outage::new).report(
