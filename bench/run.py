@@ -793,7 +793,7 @@ class Bench:
         # token: the per-token limit (50/s, bursts of 100) must allow that.
         self.max_active = max(1000, int(args.rate * (self.submit_seconds + SUBMIT_WARM_UP)) + 1000)
         self.api_env = {
-            "JOBS_MAX_ACTIVE_JOBS_PER_APP": str(self.max_active),
+            "JOBS_MAX_QUEUED_JOBS_PER_APP": str(self.max_active),
             "JOBS_RATE_LIMIT_PER_SECOND": "1000000",
             "JOBS_RATE_LIMIT_BURST": "1000000",
         }
@@ -1349,7 +1349,7 @@ def docs_block(args, command, began, machine, build, bench, load_before, load_af
         f"Runs: {bench.runs} of each command (interleaved with its baseline); throughput {bench.throughput_jobs} jobs;"
         f" submit rate {args.rate}/s for {bench.submit_seconds} s; follow {bench.follow_lines} lines;"
         f" log ingest {args.megabytes} MB; control plane {bench.scale_jobs:,} jobs and {bench.scale_gb:g} GB of logs."
-        f" The API ran with `JOBS_MAX_ACTIVE_JOBS_PER_APP={bench.max_active}` and the per-token rate limit raised"
+        f" The API ran with `JOBS_MAX_QUEUED_JOBS_PER_APP={bench.max_active}` and the per-token rate limit raised"
         f" (`JOBS_RATE_LIMIT_PER_SECOND` and `_BURST` 1000000), the worker with 4 slots.\n\n"
         f"{table}\n"
     )

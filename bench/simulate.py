@@ -183,7 +183,7 @@ def main():
         "JOBS_AMQP_QUEUE": "jobs.sim." + db,
         "JOBS_ADMIN_TOKEN": token,
         "JOBS_LISTEN": "127.0.0.1:0",
-        "JOBS_MAX_ACTIVE_JOBS_PER_APP": str(args.jobs + 1),
+        "JOBS_MAX_QUEUED_JOBS_PER_APP": str(args.jobs + 1),
         "JOBS_RATE_LIMIT_PER_SECOND": "100000",
         "JOBS_RATE_LIMIT_BURST": "100000",
         "JOBS_WORKER_SLOTS": str(args.slots),

@@ -967,6 +967,22 @@ impl TestEnv {
             .expect("list jobs")
     }
 
+    /// The one number a query of the test database gives.
+    #[track_caller]
+    pub fn db_query_one(&self, sql: &str) -> i64 {
+        self.runtime
+            .block_on(sqlx::query_scalar(AssertSqlSafe(sql.to_owned())).fetch_one(self.pool()))
+            .unwrap_or_else(|error| panic!("{sql}: {error}"))
+    }
+
+    /// The strings of the one column a query of the test database gives.
+    #[track_caller]
+    pub fn db_query_strings(&self, sql: &str) -> Vec<String> {
+        self.runtime
+            .block_on(sqlx::query_scalar(AssertSqlSafe(sql.to_owned())).fetch_all(self.pool()))
+            .unwrap_or_else(|error| panic!("{sql}: {error}"))
+    }
+
     /// The id of the job created last. Panics if there is none.
     #[track_caller]
     pub fn db_last_job_id(&self) -> String {

@@ -327,7 +327,7 @@ fn cases(missing_job: &str, files: &UploadFiles) -> Vec<Case> {
                 ..cli(
                     &["run", "--", "echo", "never"],
                     125,
-                    "jobs: missing API token: pass --token, set JOBS_TOKEN, or start `jobs dev` \
+                    "jobs: missing API token: pass --token, set JOBS_TOKEN, or start `jobsctl dev` \
                      on this machine, which writes one for the CLI",
                 )
                 .unwrap()

@@ -23,7 +23,7 @@ fn losing_the_node_of_the_queue_leader_mid_load_loses_no_job_and_runs_none_twice
     let mut env = TestEnv::start_with(
         TestEnvOptions::new(6)
             .private_rabbit_cluster(3)
-            .api_env("JOBS_MAX_ACTIVE_JOBS_PER_APP", "100"),
+            .api_env("JOBS_MAX_QUEUED_JOBS_PER_APP", "100"),
     );
     let starts = env.watch_container_starts_and_dies();
     let queue = env.queue.clone();

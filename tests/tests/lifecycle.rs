@@ -157,10 +157,7 @@ fn a_job_that_outlives_its_timeout_exits_124_and_ends_timed_out() {
 #[test]
 fn twenty_jobs_on_four_slots_run_at_most_four_at_a_time_and_end_with_their_own_codes() {
     let slots = 4;
-    // Twenty active at once is over the default per-app limit of ten
-    // (docs/security.md, "Quotas"); this test is about the slots.
-    let mut env =
-        TestEnv::start_with_api_env(slots, &[("JOBS_MAX_ACTIVE_JOBS_PER_APP", "20")], &[]);
+    let mut env = TestEnv::start(slots);
     let watcher = env.watch_container_starts_and_dies();
 
     // Submit all twenty at once, each from its own CLI process.

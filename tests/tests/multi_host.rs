@@ -222,7 +222,7 @@ fn workers_on_separate_hosts_share_the_jobs_and_take_over_a_dead_one_s_queued_wo
             .worker_env("JOBS_LEASE", &format!("{LEASE_SECONDS}s"))
             .api_env("JOBS_REAPER_INTERVAL", &format!("{REAPER_SECONDS}s"))
             // 60 jobs are queued at once; the default quota is 10 per app.
-            .api_env("JOBS_MAX_ACTIVE_JOBS_PER_APP", "100"),
+            .api_env("JOBS_MAX_QUEUED_JOBS_PER_APP", "100"),
     );
 
     // The last worker's Docker socket goes through a proxy that will hold

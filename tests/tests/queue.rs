@@ -24,7 +24,8 @@ fn a_queued_job_shows_its_place_and_why_it_waits() {
     assert_eq!(status["state"], "queued", "{status}");
     assert_eq!(status["queue"]["position"], 2, "{status}");
     assert_eq!(
-        status["queue"]["waiting_for"], "every worker slot is busy (1 slot on 1 worker)",
+        status["queue"]["waiting_for"],
+        "every worker slot is busy (1 slot on 1 worker); 1 job of the app goes first",
         "{status}"
     );
     let human = env.jobs(&["status", &first]);

@@ -58,7 +58,7 @@ fn a_rolling_restart_of_the_worker_and_the_api_under_load_loses_nothing() {
     let mut env = TestEnv::start_with(
         TestEnvOptions::new(2)
             .worker_env("JOBS_DRAIN_TIMEOUT", "60s")
-            .api_env("JOBS_MAX_ACTIVE_JOBS_PER_APP", "100"),
+            .api_env("JOBS_MAX_QUEUED_JOBS_PER_APP", "100"),
     );
     let starts = env.watch_container_starts_and_dies();
     let mut jobs = Vec::new();

@@ -6,7 +6,7 @@
 //!   in `jobs run`'s own output, on stdout and stderr, even when written in
 //!   two parts with a pause between them;
 //! - the value is in no server log of the test;
-//! - with `JOBS_MAX_ACTIVE_JOBS_PER_APP=2`, a third active job is refused
+//! - with `JOBS_MAX_QUEUED_JOBS_PER_APP=2`, a third queued job is refused
 //!   with 429 `too_many_jobs` (the CLI exits 125 with the API's message)
 //!   and nothing is created.
 //!
@@ -123,15 +123,19 @@ fn secret_config_vars_are_masked_in_answers_logs_and_server_logs() {
 }
 
 #[test]
-fn an_app_at_its_active_job_limit_refuses_more_with_429() {
-    let env = TestEnv::start_with_api_env(1, &[("JOBS_MAX_ACTIVE_JOBS_PER_APP", "2")], &[]);
-    let first = env.run_detached(&["--", "sleep", "300"]);
-    let second = env.run_detached(&["--", "sleep", "300"]);
+fn an_app_at_its_queued_job_limit_refuses_more_with_429() {
+    let env = TestEnv::start_with_api_env(1, &[("JOBS_MAX_QUEUED_JOBS_PER_APP", "2")], &[]);
+    // The one slot runs the first job; a running job is not counted.
+    let running = env.run_detached(&["--", "sleep", "300"]);
+    env.wait_for_state(&running, "running", Duration::from_secs(60));
+    let first = env.run_detached(&["--", "true"]);
+    let second = env.run_detached(&["--", "true"]);
     let before = env.db_count_jobs();
 
     env.jobs(&["run", "-d", "--", "true"]).assert_cli_error(
         125,
-        "app \"demo\" already has 2 active jobs: the limit is 2; wait for one to end or cancel one",
+        "app \"demo\" already has 2 queued jobs: the limit is 2 \
+         (JOBS_MAX_QUEUED_JOBS_PER_APP); wait for some to start or cancel some",
     );
     let raw = http::request(
         env.api_url(),
@@ -144,10 +148,10 @@ fn an_app_at_its_active_job_limit_refuses_more_with_429() {
     assert_eq!(raw.json()["error"]["code"], "too_many_jobs", "{raw:?}");
     assert_eq!(env.db_count_jobs(), before, "nothing was created");
 
-    // An ended job frees its place.
+    // A canceled queued job frees its place.
     env.jobs(&["cancel", &first]).assert_success();
-    env.wait_for_state(&first, "canceled", Duration::from_secs(60));
     let third = env.run_detached(&["--", "true"]);
-    env.jobs(&["cancel", &second]).assert_success();
+    env.jobs(&["cancel", &running]).assert_success();
+    env.wait_for_state(&second, "succeeded", Duration::from_secs(60));
     env.wait_for_state(&third, "succeeded", Duration::from_secs(60));
 }

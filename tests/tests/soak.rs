@@ -249,7 +249,7 @@ fn soak_mixed_jobs_under_worker_kills_broker_restarts_and_a_database_restart() {
             // Long enough for a killed worker to be back within it.
             .worker_env("JOBS_LEASE", "15s")
             .api_env("JOBS_REAPER_INTERVAL", "1s")
-            .api_env("JOBS_MAX_ACTIVE_JOBS_PER_APP", "100000")
+            .api_env("JOBS_MAX_QUEUED_JOBS_PER_APP", "100000")
             .api_env("JOBS_RATE_LIMIT_PER_SECOND", "10000")
             .api_env("JOBS_RATE_LIMIT_BURST", "10000"),
     );

@@ -153,7 +153,7 @@ fn a_drained_worker_takes_no_new_job_until_the_drain_is_undone() {
     // Drained: it says what happens, twice alike.
     let drained_text = format!(
         "worker {worker} is draining: it takes no new job, even after a restart, until \
-         `jobs workers drain --undo {worker}`; 1 running job goes on to its end\n"
+         `jobsctl workers drain --undo {worker}`; 1 running job goes on to its end\n"
     );
     for _ in 0..2 {
         env.jobs(&["workers", "drain", &worker])

@@ -73,11 +73,12 @@ pub struct Args {
     #[arg(long, env = "JOBS_TLS_KEY", value_name = "PATH")]
     pub tls_key: Option<PathBuf>,
 
-    /// Jobs queued, starting or running per app; creating one more is
-    /// refused with 429.
-    #[arg(long, env = "JOBS_MAX_ACTIVE_JOBS_PER_APP", default_value_t = 10,
+    /// Queued jobs per app, a flood limit (interactive runs aside);
+    /// creating one more is refused with 429. How many run at once is each
+    /// app's `max_running`.
+    #[arg(long, env = "JOBS_MAX_QUEUED_JOBS_PER_APP", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_active_jobs_per_app: u32,
+    pub max_queued_jobs_per_app: u32,
 
     /// Requests per second per token under /v1; more get 429 with Retry-After.
     #[arg(long, env = "JOBS_RATE_LIMIT_PER_SECOND", default_value = "50")]
@@ -331,7 +332,7 @@ impl Config {
                 peer_ca_cert: args.ca_cert,
             },
             quotas: Quotas {
-                max_active_jobs_per_app: i64::from(args.max_active_jobs_per_app),
+                max_queued_jobs_per_app: i64::from(args.max_queued_jobs_per_app),
                 rate: RateLimit {
                     per_second: args.rate_limit_per_second,
                     burst: args.rate_limit_burst,

@@ -14,7 +14,8 @@ pub const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// Whether `create` asks for what `job` is. Fields the request leaves to
 /// the app's defaults (size, timeout) match whatever the job got. The
-/// queue timeout is how long to wait, not what to run: it is not compared. Uploads
+/// queue timeout and the priority say how to wait, not what to run: they
+/// are not compared. Uploads
 /// match by content: a retried `jobs run -f` uploads the same file again
 /// under a new id.
 pub fn same_request(job: &Job, create: &JobCreate) -> bool {
@@ -76,6 +77,7 @@ mod tests {
             }],
             artifacts: vec!["/tmp/out".into()],
             queue_timeout_seconds: None,
+            priority: None,
         }
     }
 

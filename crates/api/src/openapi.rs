@@ -22,6 +22,7 @@ use axum::{
 use jobs_core::{
     JobState, Role, Size,
     hardening::Hardening,
+    scheduling::Priority,
     wire::{
         ApiError as WireError, ApiErrorBody, App, AppCreate, AppList, AppUpdate, Artifact, Caller,
         Job, JobCreate, JobList, LogChunk, LogPage, LogStream, QueuePlace, TokenCreate,
@@ -81,7 +82,8 @@ pub const BEARER_SCHEME: &str = "bearer";
         routes::workers::undrain_worker,
     ),
     components(schemas(
-        App, AppCreate, AppUpdate, AppList, Hardening, Size, Job, JobCreate, JobList, JobState,
+        App, AppCreate, AppUpdate, AppList, Hardening, Size, Priority, Job, JobCreate, JobList,
+        JobState,
         LogChunk, LogStream, LogPage, Role, TokenCreate, TokenCreated, TokenInfo, TokenList,
         WireError, ApiErrorBody, Upload, UploadRef, Artifact, QueuePlace, Caller, WorkerInfo,
         WorkerList,

@@ -1,4 +1,6 @@
-//! Quotas: how many jobs an app may have active at once, and how many
+//! Quotas: how many jobs an app may have queued at once (a flood limit far
+//! above any real batch; caps on running jobs are the app's own
+//! `max_running`), and how many
 //! requests a token may make ([`crate::rate_limit`]).
 //!
 //! `jobs-api` takes them as flags (with the same environment variables,
@@ -10,17 +12,17 @@ use std::num::NonZeroU32;
 
 use crate::rate_limit::RateLimit;
 
-/// The active-job limit per app when none is configured.
-pub const DEFAULT_MAX_ACTIVE_JOBS_PER_APP: i64 = 10;
+/// The queued-job limit per app when none is configured.
+pub const DEFAULT_MAX_QUEUED_JOBS_PER_APP: i64 = 10_000;
 /// The environment variables that set the quotas.
-pub const MAX_ACTIVE_JOBS_PER_APP_ENV: &str = "JOBS_MAX_ACTIVE_JOBS_PER_APP";
+pub const MAX_QUEUED_JOBS_PER_APP_ENV: &str = "JOBS_MAX_QUEUED_JOBS_PER_APP";
 pub const RATE_LIMIT_PER_SECOND_ENV: &str = "JOBS_RATE_LIMIT_PER_SECOND";
 pub const RATE_LIMIT_BURST_ENV: &str = "JOBS_RATE_LIMIT_BURST";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quotas {
-    /// Jobs queued, starting or running per app; creating one more is a 429.
-    pub max_active_jobs_per_app: i64,
+    /// Queued jobs per app (interactive runs aside); one more is a 429.
+    pub max_queued_jobs_per_app: i64,
     /// Requests per token under `/v1`; more is a 429 with `Retry-After`.
     pub rate: RateLimit,
 }
@@ -28,7 +30,7 @@ pub struct Quotas {
 impl Default for Quotas {
     fn default() -> Self {
         Self {
-            max_active_jobs_per_app: DEFAULT_MAX_ACTIVE_JOBS_PER_APP,
+            max_queued_jobs_per_app: DEFAULT_MAX_QUEUED_JOBS_PER_APP,
             rate: RateLimit::default(),
         }
     }
@@ -40,8 +42,8 @@ impl Quotas {
     /// typo must not silently lift or tighten a limit.
     pub fn from_env() -> anyhow::Result<Self> {
         let mut quotas = Self::default();
-        if let Some(limit) = positive_from_env(MAX_ACTIVE_JOBS_PER_APP_ENV)? {
-            quotas.max_active_jobs_per_app = limit;
+        if let Some(limit) = positive_from_env(MAX_QUEUED_JOBS_PER_APP_ENV)? {
+            quotas.max_queued_jobs_per_app = limit;
         }
         if let Some(rate) = positive_from_env(RATE_LIMIT_PER_SECOND_ENV)? {
             quotas.rate.per_second = non_zero(RATE_LIMIT_PER_SECOND_ENV, rate)?;

@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use jobs_core::{
     InvalidInput, JobState, Size,
     hardening::{self, Hardening},
-    names, size,
+    names,
+    scheduling::{self, Priority},
+    size,
     spec::{self, validate_command, validate_env, validate_idempotency_key},
     wire::{AppCreate, AppUpdate, JobCreate, UploadRef},
 };
@@ -42,6 +44,12 @@ pub struct AppCreateRequest {
     /// Warm containers per worker, at most `MAX_WARM`.
     #[serde(default)]
     warm: Option<u32>,
+    /// The cap on the app's starting and running jobs; absent: none.
+    #[serde(default)]
+    max_running: Option<u32>,
+    /// The app's weight in the share of free slots, default 1.
+    #[serde(default)]
+    weight: Option<u32>,
     /// Names of `env` vars to mark secret.
     #[serde(default)]
     secret_env: Vec<String>,
@@ -73,6 +81,10 @@ impl AppCreateRequest {
         let size = parse_size(self.size.as_deref())?;
         check_timeout(self.timeout_seconds)?;
         check_warm(self.warm)?;
+        self.max_running
+            .map(scheduling::validate_max_running)
+            .transpose()?;
+        self.weight.map(scheduling::validate_weight).transpose()?;
         let hardening = Hardening {
             cap_add: hardening::canonical_capabilities(&self.cap_add)?,
             user: check_user(self.user)?,
@@ -86,6 +98,8 @@ impl AppCreateRequest {
             size,
             timeout_seconds: self.timeout_seconds,
             warm: self.warm,
+            max_running: self.max_running,
+            weight: self.weight,
             secret_env: self.secret_env,
             hardening,
         })
@@ -115,6 +129,11 @@ pub struct AppUpdateRequest {
     /// Warm containers per worker, at most `MAX_WARM`; 0 turns the pool off.
     #[serde(default)]
     warm: Option<u32>,
+    /// `null` lifts the cap.
+    #[serde(default, deserialize_with = "present")]
+    max_running: Option<Option<u32>>,
+    #[serde(default)]
+    weight: Option<u32>,
     /// Replaces the whole allow-list.
     #[serde(default)]
     cap_add: Option<Vec<String>>,
@@ -139,6 +158,11 @@ impl AppUpdateRequest {
         let size = parse_size(self.size.as_deref())?;
         check_timeout(self.timeout_seconds)?;
         check_warm(self.warm)?;
+        self.max_running
+            .flatten()
+            .map(scheduling::validate_max_running)
+            .transpose()?;
+        self.weight.map(scheduling::validate_weight).transpose()?;
         let cap_add = self
             .cap_add
             .as_deref()
@@ -154,6 +178,8 @@ impl AppUpdateRequest {
             size,
             timeout_seconds: self.timeout_seconds,
             warm: self.warm,
+            max_running: self.max_running,
+            weight: self.weight,
             cap_add,
             user,
             read_only_root: self.read_only_root,
@@ -202,6 +228,9 @@ pub struct JobCreateRequest {
     artifacts: Vec<String>,
     #[serde(default)]
     queue_timeout_seconds: Option<i64>,
+    /// `low`, `normal` (the default) or `high`.
+    #[serde(default)]
+    priority: Option<String>,
 }
 
 impl JobCreateRequest {
@@ -214,6 +243,11 @@ impl JobCreateRequest {
         validate_idempotency_key(self.idempotency_key.as_deref())?;
         check_upload_refs(&self.uploads)?;
         spec::validate_artifact_paths(&self.artifacts)?;
+        let priority = self
+            .priority
+            .as_deref()
+            .map(str::parse::<Priority>)
+            .transpose()?;
         Ok(JobCreate {
             command: self.command,
             env: self.env,
@@ -224,6 +258,7 @@ impl JobCreateRequest {
             uploads: self.uploads,
             artifacts: self.artifacts,
             queue_timeout_seconds: self.queue_timeout_seconds,
+            priority,
         })
     }
 }

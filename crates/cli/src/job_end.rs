@@ -82,6 +82,7 @@ pub(crate) mod tests {
             artifact_paths: Vec::new(),
             artifacts: Vec::new(),
             created_by: None,
+            priority: Default::default(),
             queue: None,
         }
     }

@@ -129,6 +129,7 @@ pub fn print_job(format: OutputFormat, job: &Job) -> Result<(), CliError> {
         ("exit code", optional(job.exit_code)),
         ("reason", job.reason.clone().unwrap_or_else(|| "-".into())),
         ("attempt", job.attempt.to_string()),
+        ("priority", job.priority.to_string()),
         ("size", job.size.to_string()),
         ("timeout", seconds(job.timeout_seconds)),
         ("command", display_command(&job.command)),
@@ -272,6 +273,12 @@ fn app_text(app: &App) -> String {
         ("size", app.size.to_string()),
         ("timeout", seconds(app.timeout_seconds)),
         ("warm", app.warm.to_string()),
+        (
+            "max running",
+            app.max_running
+                .map_or_else(|| "- (no cap)".to_owned(), |cap| cap.to_string()),
+        ),
+        ("weight", app.weight.to_string()),
     ];
     rows.extend(hardening_rows(&app.hardening));
     rows.extend([
@@ -622,6 +629,8 @@ mod tests {
             size: jobs_core::Size::M,
             timeout_seconds: 3600,
             warm: 2,
+            max_running: Some(3),
+            weight: 2,
             hardening: Hardening::default(),
             created_at: time,
             updated_at: time,

@@ -4,7 +4,7 @@
 //! ```toml
 //! listen = "0.0.0.0:8420"
 //! database_url = "postgres://jobs@db/jobs"
-//! max_active_jobs_per_app = 20
+//! max_queued_jobs_per_app = 10000
 //! ```
 //!
 //! Precedence, lowest first: the built-in default, the file (`--config

@@ -12,6 +12,8 @@
 //! - [`spec`]: a job request (command, env, size, timeout) and its validation;
 //! - [`duration`]: human durations such as `90s` or `2h`;
 //! - [`role`]: API token roles and token limits;
+//! - [`scheduling`]: an app's cap and weight, a job's priority, and how
+//!   free slots are shared by them;
 //! - [`wire`]: the JSON bodies of the HTTP API.
 
 pub mod attach;
@@ -21,6 +23,7 @@ pub mod exit;
 pub mod hardening;
 pub mod names;
 pub mod role;
+pub mod scheduling;
 pub mod size;
 pub mod spec;
 pub mod state;

@@ -51,6 +51,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::hardening::Hardening;
+use crate::scheduling::Priority;
 use crate::{JobState, Role, Size};
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -71,6 +72,14 @@ pub struct AppCreate {
     // apps on a server older than the field (its bodies refuse unknown ones).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm: Option<u32>,
+    /// The most jobs of the app starting or running at once; the rest wait
+    /// in line. None: no cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_running: Option<u32>,
+    /// The app's weight in the share of free slots between apps with
+    /// queued work (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
     /// Names of `env` vars to mark secret: masked in every answer and in
     /// job output. Each must be a key of `env`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -107,6 +116,16 @@ pub struct AppUpdate {
     /// at its default size; 0 turns the pool off. At most 16 (`MAX_WARM`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm: Option<u32>,
+    /// Absent: unchanged; `null`: no cap; a number: the cap on the app's
+    /// starting and running jobs.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_running: Option<Option<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
     /// Replaces the whole capability allow-list; `[]` empties it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cap_add: Option<Vec<String>>,
@@ -152,11 +171,21 @@ pub struct App {
     /// at its default size; 0 turns the pool off.
     #[serde(default)]
     pub warm: u32,
+    /// The most jobs of the app starting or running at once; none: no cap.
+    #[serde(default)]
+    pub max_running: Option<u32>,
+    /// The app's weight in the share of free slots.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
     /// Container hardening, flat in the JSON body.
     #[serde(flatten)]
     pub hardening: Hardening,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+fn default_weight() -> u32 {
+    1
 }
 
 /// What the API shows instead of a secret config var's value.
@@ -184,6 +213,8 @@ impl std::fmt::Debug for App {
             .field("size", &self.size)
             .field("timeout_seconds", &self.timeout_seconds)
             .field("warm", &self.warm)
+            .field("max_running", &self.max_running)
+            .field("weight", &self.weight)
             .field("hardening", &self.hardening)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
@@ -227,6 +258,10 @@ pub struct JobCreate {
     /// its queue timeout of Ns`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_timeout_seconds: Option<i64>,
+    /// Its place in the app's own line (default normal); see
+    /// [`crate::scheduling`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
 }
 
 /// How an interactive run's container is attached.
@@ -318,6 +353,8 @@ pub struct Job {
     /// was recorded.
     #[serde(default)]
     pub created_by: Option<String>,
+    #[serde(default)]
+    pub priority: Priority,
     /// Where a queued job stands and why it waits; in the answers of
     /// `GET /v1/jobs/{id}` and of the job list, only while it is queued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -328,12 +365,15 @@ pub struct Job {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueuePlace {
-    /// 1 for the next job to start: queued jobs go in creation order
-    /// (interactive runs have a line of their own).
+    /// 1 for the next job of its app to start: an app's queued jobs go in
+    /// order of priority, then age (`jobs_core::scheduling`); interactive
+    /// runs have one line of their own, in creation order.
     pub position: i64,
     /// Why it waits, for people: `no worker is alive`, `every worker is
-    /// draining (2 workers)`, `every worker slot is busy (8 slots on 2
-    /// workers)`, or `waiting for a worker to claim it`.
+    /// draining (2 workers)`, `the app's cap: 2 of its jobs run, its
+    /// max-running is 2`, `every worker slot is busy (8 slots on 2
+    /// workers)`, or `waiting for a worker to claim it`; then, when jobs of
+    /// its app go first, how many.
     pub waiting_for: String,
 }
 
@@ -347,6 +387,9 @@ pub struct Capacity {
     /// The slots of the live workers that take jobs.
     pub slots: i64,
     pub free_slots: i64,
+    /// The job's app: its starting and running jobs, and its cap.
+    pub app_running: i64,
+    pub app_max_running: Option<i64>,
 }
 
 impl QueuePlace {
@@ -361,6 +404,14 @@ impl QueuePlace {
                 "every worker is draining ({})",
                 plural(capacity.workers, "worker")
             )
+        } else if let Some(cap) = capacity
+            .app_max_running
+            .filter(|cap| capacity.app_running >= *cap)
+        {
+            format!(
+                "the app's cap: {} of its jobs run, its max-running is {cap}",
+                capacity.app_running
+            )
         } else if capacity.free_slots <= 0 {
             let draining = match capacity.draining {
                 0 => String::new(),
@@ -373,6 +424,12 @@ impl QueuePlace {
             )
         } else {
             "waiting for a worker to claim it".to_owned()
+        };
+        // Its own app's jobs ahead of it: earlier, or of a higher priority.
+        let waiting_for = match position {
+            ..=1 => waiting_for,
+            2 => format!("{waiting_for}; 1 job of the app goes first"),
+            _ => format!("{waiting_for}; {} jobs of the app go first", position - 1),
         };
         Self {
             position,
@@ -586,6 +643,8 @@ mod tests {
             size: Size::default(),
             timeout_seconds: 60,
             warm: 0,
+            max_running: None,
+            weight: 1,
             hardening: Hardening::default(),
             created_at: Utc::now(),
             updated_at: Utc::now(),
@@ -634,12 +693,13 @@ mod tests {
     fn a_queued_job_says_why_it_waits() {
         let place = |workers, slots, free_slots| {
             QueuePlace::new(
-                2,
+                1,
                 Capacity {
                     workers,
                     draining: 0,
                     slots,
                     free_slots,
+                    ..Capacity::default()
                 },
             )
             .waiting_for
@@ -654,6 +714,31 @@ mod tests {
             "every worker slot is busy (8 slots on 2 workers)"
         );
         assert_eq!(place(2, 8, 3), "waiting for a worker to claim it");
+
+        let capped = Capacity {
+            workers: 1,
+            slots: 4,
+            free_slots: 3,
+            app_running: 1,
+            app_max_running: Some(1),
+            ..Capacity::default()
+        };
+        assert_eq!(
+            QueuePlace::new(1, capped).waiting_for,
+            "the app's cap: 1 of its jobs run, its max-running is 1"
+        );
+        assert_eq!(
+            QueuePlace::new(3, capped).waiting_for,
+            "the app's cap: 1 of its jobs run, its max-running is 1; 2 jobs of the app go first"
+        );
+        let under_cap = Capacity {
+            app_running: 0,
+            ..capped
+        };
+        assert_eq!(
+            QueuePlace::new(2, under_cap).waiting_for,
+            "waiting for a worker to claim it; 1 job of the app goes first"
+        );
     }
 
     #[test]
@@ -666,6 +751,7 @@ mod tests {
                     draining,
                     slots,
                     free_slots,
+                    ..Capacity::default()
                 },
             )
             .waiting_for

@@ -52,12 +52,12 @@ pub enum StoreError {
     #[error("app {app:?} still has {active} active jobs: cancel them or wait")]
     AppBusy { app: String, active: i64 },
     #[error(
-        "app {app:?} already has {active} active jobs: the limit is {limit}; \
-         wait for one to end or cancel one"
+        "app {app:?} already has {queued} queued jobs: the limit is {limit} \
+         (JOBS_MAX_QUEUED_JOBS_PER_APP); wait for some to start or cancel some"
     )]
     TooManyJobs {
         app: String,
-        active: i64,
+        queued: i64,
         limit: i64,
     },
     /// No upload of this app with this id is free to take: it never
@@ -185,11 +185,11 @@ delegate! {
     /// (`false` when the idempotency key matched an earlier job).
     fn create_job(&self, app: &str, create: &JobCreate) -> Result<(Job, bool), StoreError>;
     /// `create_job`, refused with `TooManyJobs` (creating nothing) when the
-    /// app already has `max_active` queued, starting or running jobs; the
-    /// count and the insert are atomic per app.
+    /// app already has `max_queued` queued jobs (the flood limit; interactive
+    /// runs are not counted); the count and the insert are atomic per app.
     /// An interactive `create` (with its `attach` endpoint) is never
     /// published: the relay leaves it alone and the reaper never re-queues it.
-    fn create_job_within(&self, app: &str, create: &JobCreate, max_active: Option<i64>, attach: Option<&AttachEndpoint>, created_by: Option<&str>) -> Result<(Job, bool), StoreError>;
+    fn create_job_within(&self, app: &str, create: &JobCreate, max_queued: Option<i64>, attach: Option<&AttachEndpoint>, created_by: Option<&str>) -> Result<(Job, bool), StoreError>;
     /// Frees an idempotency key of `app` whose job was created more than
     /// `ttl` ago, so that the next request with it makes a new job; returns
     /// whether one was freed. The job keeps everything but its key.
@@ -218,8 +218,13 @@ delegate! {
     fn cancel_job(&self, id: &str) -> Result<CancelOutcome, StoreError>;
 
     /// Claims a queued job: `queued → starting`, `attempt + 1`, and a lease.
-    /// `None` when the job is not queued, or the worker is draining.
+    /// `None` when the job is not queued, the worker is draining, or its
+    /// app is at its `max_running` cap.
     fn claim(&self, job_id: &str, worker_id: &str, lease: Duration) -> Result<Option<ClaimedJob>, StoreError>;
+    /// Claims the queued job a free slot should take, by the apps' shares
+    /// and caps and the jobs' places in line (`jobs_core::scheduling`).
+    /// `None` when no queued job may start now, or the worker is draining.
+    fn claim_next(&self, worker_id: &str, lease: Duration) -> Result<Option<ClaimedJob>, StoreError>;
     /// `starting → running`. Returns whether the fence still held.
     fn mark_running(&self, fence: &Fence) -> Result<bool, StoreError>;
     /// Records that the worker is about to start the container, fenced:

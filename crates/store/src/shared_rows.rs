@@ -38,6 +38,40 @@ pub(crate) fn warm_column(warm: u32) -> i32 {
 }
 
 /// An app's `warm` from its column, which refuses a negative count.
+/// A queued job's place in its line, its app's load and the workers'
+/// capacity, as both stores' `queue_places` read them.
+#[derive(sqlx::FromRow)]
+pub(crate) struct QueuePlaceRow {
+    id: String,
+    position: i64,
+    app_running: i64,
+    app_max_running: Option<i64>,
+    workers: i64,
+    draining: i64,
+    slots: i64,
+    free_slots: i64,
+}
+
+impl QueuePlaceRow {
+    pub(crate) fn into_place(self) -> (String, (i64, jobs_core::wire::Capacity)) {
+        let capacity = jobs_core::wire::Capacity {
+            workers: self.workers,
+            draining: self.draining,
+            slots: self.slots,
+            free_slots: self.free_slots,
+            app_running: self.app_running,
+            app_max_running: self.app_max_running,
+        };
+        (self.id, (self.position, capacity))
+    }
+}
+
+/// A cap or weight as its column: both are bounded far below `i32::MAX` by
+/// the API's validation.
+pub(crate) fn cap_column(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
 pub(crate) fn warm_from_column(warm: i32) -> u32 {
     u32::try_from(warm).unwrap_or(0)
 }
@@ -47,7 +81,7 @@ macro_rules! job_columns {
     () => {
         "id, app, command, env, size, timeout_seconds, state, attempt, exit_code, reason, \
          cancel_requested_at, lease_owner, created_at, started_at, finished_at, interactive_tty, \
-         uploads, artifact_paths, artifacts, created_by"
+         uploads, artifact_paths, artifacts, created_by, priority"
     };
 }
 pub(crate) use job_columns;

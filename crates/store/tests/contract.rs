@@ -17,6 +17,7 @@ use chrono::{SubsecRound, Utc};
 use jobs_core::hardening::Hardening;
 use jobs_core::{
     JobState, Role, Size,
+    scheduling::Priority,
     wire::{
         App, AppCreate, AppUpdate, Artifact, Capacity, Job, JobCreate, LogStream, Upload, UploadRef,
     },
@@ -197,7 +198,11 @@ contract! {
     apps_secret_env_round_trips_and_reaches_the_claim,
     apps_unset_and_unsecret_remove_the_secret_mark,
     apps_warm_round_trips,
-    jobs_create_within_refuses_over_the_active_limit,
+    jobs_create_within_refuses_over_the_queued_limit,
+    scheduling_shares_slots_between_apps_by_weight,
+    scheduling_never_passes_an_app_s_cap,
+    scheduling_orders_an_app_s_line_by_priority_then_age,
+    apps_max_running_and_weight_round_trip,
     jobs_create_with_app_defaults_and_overrides,
     jobs_idempotency_key_returns_the_first_job,
     jobs_concurrent_idempotency_key_makes_one_row,
@@ -262,6 +267,8 @@ async fn create_app(store: &Store, name: &str) -> App {
             size: None,
             timeout_seconds: None,
             warm: None,
+            max_running: None,
+            weight: None,
             secret_env: vec![],
             hardening: Default::default(),
         })
@@ -370,6 +377,8 @@ async fn apps_create_get_list(store: Store) {
             size: Some(Size::XL),
             timeout_seconds: Some(60),
             warm: None,
+            max_running: None,
+            weight: None,
             secret_env: vec![],
             hardening: Default::default(),
         })
@@ -400,6 +409,8 @@ async fn apps_create_get_list(store: Store) {
             size: None,
             timeout_seconds: None,
             warm: None,
+            max_running: None,
+            weight: None,
             secret_env: vec![],
             hardening: Default::default(),
         })
@@ -734,7 +745,7 @@ async fn apps_warm_round_trips(store: Store) {
     assert_eq!(store.get_app("warm").await.unwrap().warm, 3);
 }
 
-async fn jobs_create_within_refuses_over_the_active_limit(store: Store) {
+async fn jobs_create_within_refuses_over_the_queued_limit(store: Store) {
     create_app(&store, "busy").await;
     let first = store
         .create_job_within("busy", &job_create(), Some(2), None, None)
@@ -753,13 +764,14 @@ async fn jobs_create_within_refuses_over_the_active_limit(store: Store) {
     assert!(
         matches!(
             &refused,
-            StoreError::TooManyJobs { app, active: 2, limit: 2 } if app == "busy"
+            StoreError::TooManyJobs { app, queued: 2, limit: 2 } if app == "busy"
         ),
         "{refused:?}"
     );
     assert_eq!(
         refused.to_string(),
-        "app \"busy\" already has 2 active jobs: the limit is 2; wait for one to end or cancel one"
+        "app \"busy\" already has 2 queued jobs: the limit is 2 \
+         (JOBS_MAX_QUEUED_JOBS_PER_APP); wait for some to start or cancel some"
     );
     let jobs = store.list_jobs("busy", None, 100).await.unwrap();
     assert_eq!(jobs.len(), 2, "nothing was created");
@@ -872,6 +884,8 @@ async fn jobs_create_with_app_defaults_and_overrides(store: Store) {
             size: Some(Size::S),
             timeout_seconds: Some(90),
             warm: None,
+            max_running: None,
+            weight: None,
             secret_env: vec![],
             hardening: Default::default(),
         })
@@ -1501,6 +1515,8 @@ async fn jobs_held_by_worker(store: Store) {
             size: None,
             timeout_seconds: Some(600),
             warm: None,
+            max_running: None,
+            weight: None,
             secret_env: vec![],
             hardening: Default::default(),
         })
@@ -2448,7 +2464,10 @@ async fn drained_workers_claim_nothing_and_keep_their_drain(store: Store) {
             workers: 2,
             draining: 1,
             slots: 2,
-            free_slots: 2
+            free_slots: 2,
+            // The job w2 runs, of the same app.
+            app_running: 1,
+            app_max_running: None,
         }
     );
 
@@ -2544,18 +2563,19 @@ async fn queued_jobs_know_their_place_and_the_capacity(store: Store) {
         .id;
     let third = create_job(&store, "web").await.id;
     let none = Capacity::default();
-    // One line across apps, in creation order; interactive runs have theirs.
+    // A line per app, in creation order at one priority; interactive runs
+    // have one of their own.
     assert_eq!(
         store.queue_place(&first, fresh).await.unwrap(),
         Some((1, none))
     );
     assert_eq!(
         store.queue_place(&second, fresh).await.unwrap(),
-        Some((2, none))
+        Some((1, none))
     );
     assert_eq!(
         store.queue_place(&third, fresh).await.unwrap(),
-        Some((3, none))
+        Some((2, none))
     );
     assert_eq!(
         store.queue_place(&interactive, fresh).await.unwrap(),
@@ -2574,8 +2594,8 @@ async fn queued_jobs_know_their_place_and_the_capacity(store: Store) {
         store.queue_places(&ids, fresh).await.unwrap(),
         std::collections::HashMap::from([
             (first.clone(), (1, none)),
-            (second.clone(), (2, none)),
-            (third.clone(), (3, none)),
+            (second.clone(), (1, none)),
+            (third.clone(), (2, none)),
             (interactive.clone(), (1, none)),
         ])
     );
@@ -2588,23 +2608,44 @@ async fn queued_jobs_know_their_place_and_the_capacity(store: Store) {
         draining: 0,
         slots: 6,
         free_slots: 1,
+        ..Capacity::default()
     };
     assert_eq!(
         store.queue_place(&third, fresh).await.unwrap(),
-        Some((3, live))
+        Some((2, live))
     );
     // Workers not heard from within the window do not count.
     assert_eq!(
         store.queue_place(&third, Duration::ZERO).await.unwrap(),
-        Some((3, none))
+        Some((2, none))
     );
 
-    // A job that started has no place, and the ones behind it move up.
+    // A job that started has no place, and the ones behind it move up; its
+    // app's running jobs count it, and the app's cap shows.
     claim(&store, &first, "a", LEASE).await;
+    store
+        .update_app(
+            "web",
+            &AppUpdate {
+                max_running: Some(Some(1)),
+                ..AppUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(store.queue_place(&first, fresh).await.unwrap(), None);
+    let at_cap = Capacity {
+        app_running: 1,
+        app_max_running: Some(1),
+        ..live
+    };
     assert_eq!(
         store.queue_place(&third, fresh).await.unwrap(),
-        Some((2, live))
+        Some((1, at_cap))
+    );
+    assert_eq!(
+        store.queue_place(&second, fresh).await.unwrap(),
+        Some((1, live))
     );
     assert_eq!(store.queue_place("no-such-job", fresh).await.unwrap(), None);
 }
@@ -2958,4 +2999,171 @@ async fn deleting_an_app_names_the_objects_it_leaves(store: Store) {
             .len(),
         1
     );
+}
+
+// ---------------------------------------------------------------------------
+// Scheduling: which job a free slot takes
+// ---------------------------------------------------------------------------
+
+async fn create_app_with(store: &Store, name: &str, max_running: Option<u32>, weight: u32) {
+    create_app(store, name).await;
+    store
+        .update_app(
+            name,
+            &AppUpdate {
+                max_running: Some(max_running),
+                weight: Some(weight),
+                ..AppUpdate::default()
+            },
+        )
+        .await
+        .expect("update_app");
+}
+
+async fn create_job_with(store: &Store, app: &str, priority: Priority) -> Job {
+    store
+        .create_job(
+            app,
+            &JobCreate {
+                priority: Some(priority),
+                ..job_create()
+            },
+        )
+        .await
+        .expect("create_job")
+        .0
+}
+
+/// Every job `claim_next` gives, until it gives none.
+async fn claim_all(store: &Store, worker: &str) -> Vec<ClaimedJob> {
+    let mut claimed = Vec::new();
+    while let Some(job) = store.claim_next(worker, LEASE).await.expect("claim_next") {
+        claimed.push(job);
+    }
+    claimed
+}
+
+async fn apps_max_running_and_weight_round_trip(store: Store) {
+    create_app(&store, "web").await;
+    let app = store.get_app("web").await.unwrap();
+    assert_eq!((app.max_running, app.weight), (None, 1));
+    let app = store
+        .update_app(
+            "web",
+            &AppUpdate {
+                max_running: Some(Some(3)),
+                weight: Some(5),
+                ..AppUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((app.max_running, app.weight), (Some(3), 5));
+    let lifted = store
+        .update_app(
+            "web",
+            &AppUpdate {
+                max_running: Some(None),
+                ..AppUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((lifted.max_running, lifted.weight), (None, 5));
+}
+
+async fn scheduling_shares_slots_between_apps_by_weight(store: Store) {
+    create_app_with(&store, "big", None, 2).await;
+    create_app_with(&store, "small", None, 1).await;
+    // `big` queued all of its backlog first; `small` comes later.
+    for _ in 0..20 {
+        create_job(&store, "big").await;
+    }
+    for _ in 0..20 {
+        create_job(&store, "small").await;
+    }
+    let mut running = BTreeMap::<String, usize>::new();
+    for _ in 0..9 {
+        let claimed = store.claim_next("w1", LEASE).await.unwrap().unwrap();
+        *running.entry(claimed.job.app.clone()).or_default() += 1;
+    }
+    // Slots go by running jobs per unit of weight, never first come first
+    // served: 6 and 3 for weights 2 and 1.
+    assert_eq!(running["big"], 6, "{running:?}");
+    assert_eq!(running["small"], 3, "{running:?}");
+
+    // A newcomer's job takes the next free slot, whatever the backlogs.
+    create_app(&store, "newcomer").await;
+    let late = create_job(&store, "newcomer").await;
+    let next = store.claim_next("w1", LEASE).await.unwrap().unwrap();
+    assert_eq!(next.job.id, late.id);
+}
+
+async fn scheduling_never_passes_an_app_s_cap(store: Store) {
+    create_app_with(&store, "capped", Some(2), 1).await;
+    create_app(&store, "other").await;
+    let capped: Vec<Job> = create_jobs(&store, "capped", 5).await;
+    let claimed = claim_all(&store, "w1").await;
+    assert_eq!(claimed.len(), 2, "two of the capped app's five");
+    // A direct claim (an interactive run's) counts against the cap too.
+    assert!(
+        store
+            .claim(&capped[4].id, "w1", LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Another app's job still starts.
+    let other = create_job(&store, "other").await;
+    let next = store.claim_next("w1", LEASE).await.unwrap().unwrap();
+    assert_eq!(next.job.id, other.id);
+    // An end frees a place under the cap, for the next in line.
+    store
+        .finish(&claimed[0].fence, JobState::Succeeded, Some(0), None)
+        .await
+        .unwrap();
+    let next = store.claim_next("w1", LEASE).await.unwrap().unwrap();
+    assert_eq!(next.job.id, capped[2].id);
+    assert!(store.claim_next("w1", LEASE).await.unwrap().is_none());
+
+    // Concurrent claims never pass the cap either.
+    create_app_with(&store, "raced", Some(3), 1).await;
+    create_jobs(&store, "raced", 40).await;
+    let mut tries = tokio::task::JoinSet::new();
+    for worker in 0..40 {
+        let store = store.clone();
+        tries.spawn(async move { store.claim_next(&format!("w{worker}"), LEASE).await });
+    }
+    let mut raced = 0;
+    while let Some(claim) = tries.join_next().await {
+        if let Some(job) = claim.unwrap().unwrap() {
+            if job.job.app == "raced" {
+                raced += 1;
+            }
+        }
+    }
+    assert_eq!(raced, 3);
+}
+
+async fn create_jobs(store: &Store, app: &str, count: usize) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for _ in 0..count {
+        jobs.push(create_job(store, app).await);
+    }
+    jobs
+}
+
+async fn scheduling_orders_an_app_s_line_by_priority_then_age(store: Store) {
+    create_app(&store, "web").await;
+    let low = create_job_with(&store, "web", Priority::Low).await;
+    let normal_1 = create_job_with(&store, "web", Priority::Normal).await;
+    let normal_2 = create_job_with(&store, "web", Priority::Normal).await;
+    let high = create_job_with(&store, "web", Priority::High).await;
+    assert_eq!(job(&store, &high.id).await.priority, Priority::High);
+    let order: Vec<String> = claim_all(&store, "w1")
+        .await
+        .into_iter()
+        .map(|claimed| claimed.job.id)
+        .collect();
+    assert_eq!(order, [high.id, normal_1.id, normal_2.id, low.id]);
 }

@@ -7,11 +7,11 @@ use jobs_core::JobState;
 use jobs_dispatch::{AmqpConfig, ConsumerSession, Consumers};
 use jobs_dispatch::{Signal, Signals};
 use jobs_store::{HeldJob, Store};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    attempt,
+    attempt, claims,
     config::Config,
     interactive,
     metrics::WorkerMetrics,
@@ -38,6 +38,8 @@ pub struct WorkerContext {
     pub draining: watch::Sender<bool>,
     /// Started containers waiting for a job, for apps that ask for them.
     pub warm_pool: WarmPool,
+    /// Notified when an attempt ends and frees its slot.
+    pub slot_freed: Notify,
 }
 
 impl WorkerContext {
@@ -123,6 +125,7 @@ pub async fn run_with(
         metrics,
         draining: watch::Sender::new(false),
         warm_pool: WarmPool::default(),
+        slot_freed: Notify::new(),
     });
     // Cancels, drains and interactive offers come through the broker, not
     // NOTIFY: PostgreSQL would wake each worker's listening connection for
@@ -143,7 +146,14 @@ pub async fn run_with(
     ));
     interactive::take_offers(&context, &tracker, &slots, &shutdown, &signals);
     let warming = tokio::spawn(warm_pool::keep_filled(context.clone(), shutdown.clone()));
+    let claiming = tokio::spawn(claims::claim_for_free_slots(
+        context.clone(),
+        tracker.clone(),
+        slots.clone(),
+        shutdown.clone(),
+    ));
     consume(&context, &consumers, &tracker, &slots, &shutdown).await;
+    let _ = claiming.await;
     let _ = advertising.await;
     let _ = warming.await;
     drain(&context, tracker).await;
@@ -442,9 +452,10 @@ async fn consume_session(
             }
             break;
         };
+        // The wake-up says that there is work; the store picks the job.
         match context
             .store
-            .claim(wake_up.job_id(), &context.worker_id, context.config.lease)
+            .claim_next(&context.worker_id, context.config.lease)
             .await
         {
             Ok(Some(claimed)) => {
@@ -453,34 +464,24 @@ async fn consume_session(
                 if let Err(error) = wake_up.ack().await {
                     tracing::warn!("acking a claimed wake-up failed: {error:#}");
                 }
-                tracing::info!(
-                    job_id = claimed.fence.job_id,
-                    attempt = claimed.fence.attempt,
-                    "claimed"
-                );
-                let context = context.clone();
-                tracker.spawn(async move {
-                    attempt::run(context, claimed).await;
-                    drop(permit);
-                });
+                claims::start(context, tracker, claimed, permit);
             }
             Ok(None) => {
                 drop(permit);
-                if still_queued(context, wake_up.job_id()).await {
-                    // Refused though queued: this worker was drained before
-                    // its heartbeat told it. Hand the wake-up back.
+                if still_queued(context, wake_up.job_id()).await
+                    && refused_for_a_drain(context).await
+                {
+                    // This worker was drained before its heartbeat told it.
+                    // Hand the wake-up back.
                     if let Err(error) = wake_up.requeue().await {
                         tracing::warn!("handing a wake-up back failed: {error:#}");
                     }
-                    match context.store.worker_draining(&context.worker_id).await {
-                        Ok(draining) => context.set_draining(draining),
-                        Err(error) => tracing::warn!(%error, "reading the drain failed"),
-                    }
                     break;
                 }
-                // A duplicate or stale wake-up: the job is not queued.
+                // A duplicate or stale wake-up, or work that a cap holds
+                // back: a freed slot or the poll claims it when it may start.
                 if let Err(error) = wake_up.ack().await {
-                    tracing::warn!("acking a duplicate wake-up failed: {error:#}");
+                    tracing::warn!("acking a wake-up with nothing to claim failed: {error:#}");
                 }
             }
             Err(error) => {
@@ -492,6 +493,21 @@ async fn consume_session(
     }
     session.close().await;
     Session::Closed
+}
+
+/// Whether the store drains this worker, which the worker then learns.
+/// False when unsure: the wake-up is dropped, and the poll finds its job.
+async fn refused_for_a_drain(context: &WorkerContext) -> bool {
+    match context.store.worker_draining(&context.worker_id).await {
+        Ok(draining) => {
+            context.set_draining(draining);
+            draining
+        }
+        Err(error) => {
+            tracing::warn!(%error, "reading the drain failed");
+            false
+        }
+    }
 }
 
 /// Whether a job whose claim was refused is still queued (then it was not

@@ -203,7 +203,7 @@ function placeInLine(job) {
 
 function runsTable(jobs) {
   if (jobs.length === 0) return el('p', {}, 'No runs.');
-  const head = ['Run', 'State', 'Exit', 'Reason', 'Command', 'Size', 'Kind', 'Started by', 'Created', 'Duration', 'In line'];
+  const head = ['Run', 'State', 'Exit', 'Reason', 'Command', 'Size', 'Priority', 'Kind', 'Started by', 'Created', 'Duration', 'In line'];
   return el('table', { class: 'runs' },
     el('caption', { class: 'sr-only' }, 'Runs, newest first'),
     el('thead', {}, el('tr', {}, head.map((h) => el('th', { scope: 'col' }, h)))),
@@ -214,6 +214,7 @@ function runsTable(jobs) {
       el('td', { class: 'job-reason' }, job.reason ?? ''),
       el('td', { class: 'job-command' }, el('code', {}, commandText(job.command))),
       el('td', {}, job.size),
+      el('td', { class: 'job-priority' }, job.priority ?? 'normal'),
       el('td', {}, job.interactive ? 'terminal' : 'queued run'),
       el('td', { class: 'job-created-by' }, job.created_by ?? ''),
       el('td', {}, when(job.created_at)),
@@ -399,6 +400,7 @@ function drawSummary(summary, job) {
     ['App', job.app, 'job-app'],
     ['Size', job.size, 'job-size'],
     ['Attempt', job.attempt, 'job-attempt'],
+    ['Priority', job.priority ?? 'normal', 'job-priority'],
     ['Created', when(job.created_at), 'job-created'],
     ['Duration', duration(job), 'job-duration'],
   ];

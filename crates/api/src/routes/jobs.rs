@@ -34,7 +34,7 @@ use crate::{
 /// relay publishes it again, so a broker outage delays jobs and loses none.
 ///
 /// 429 `too_many_jobs`, creating nothing, when the app already has its
-/// limit of active jobs ([`Quotas::max_active_jobs_per_app`]).
+/// limit of queued jobs ([`Quotas::max_queued_jobs_per_app`]).
 #[utoipa::path(
     post,
     path = "/v1/apps/{app}/jobs",
@@ -84,7 +84,7 @@ pub async fn create_job(
         .create_job_within(
             &app,
             &create,
-            Some(quotas.max_active_jobs_per_app),
+            Some(quotas.max_queued_jobs_per_app),
             attach.as_ref(),
             Some(&principal.name),
         )

@@ -59,6 +59,16 @@ pub struct AppCreateArgs {
     #[arg(long, value_name = "N", value_parser = parsers::warm)]
     pub warm: Option<u32>,
 
+    /// At most N of the app's jobs start or run at once; the rest wait in
+    /// line (default: no cap).
+    #[arg(long, value_name = "N", value_parser = parsers::max_running)]
+    pub max_running: Option<u32>,
+
+    /// The app's weight in the share of free slots between apps with
+    /// queued work (default 1).
+    #[arg(long, value_name = "W", value_parser = parsers::weight)]
+    pub weight: Option<u32>,
+
     /// Add back one Linux capability (all are dropped); may be repeated.
     /// One of Docker's default set, such as NET_BIND_SERVICE.
     #[arg(long = "cap-add", value_name = "CAP", value_parser = parsers::capability)]
@@ -120,6 +130,20 @@ pub struct AppSetArgs {
     /// the pool off; at most 16).
     #[arg(long, value_name = "N", value_parser = parsers::warm)]
     pub warm: Option<u32>,
+
+    /// At most N of the app's jobs start or run at once; the rest wait in
+    /// line.
+    #[arg(long, value_name = "N", value_parser = parsers::max_running)]
+    pub max_running: Option<u32>,
+
+    /// Lift the cap on the app's running jobs.
+    #[arg(long, conflicts_with = "max_running")]
+    pub no_max_running: bool,
+
+    /// The app's weight in the share of free slots between apps with
+    /// queued work.
+    #[arg(long, value_name = "W", value_parser = parsers::weight)]
+    pub weight: Option<u32>,
 
     /// Replace the capability allow-list with these; may be repeated.
     #[arg(long = "cap-add", value_name = "CAP", value_parser = parsers::capability)]

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use jobs_core::scheduling::{self, Priority};
 use jobs_core::{JobState, Role, Size, duration, names, role, size, spec};
 
 /// One `K=V` pair given to `-e/--env`.
@@ -74,6 +75,35 @@ pub fn warm(text: &str) -> Result<u32, String> {
     })?;
     size::validate_warm(warm).map_err(|err| err.message)?;
     Ok(warm)
+}
+
+/// An app's `--max-running`: 1 to `MAX_MAX_RUNNING` jobs at once.
+pub fn max_running(text: &str) -> Result<u32, String> {
+    let cap = text.trim().parse::<u32>().map_err(|_| {
+        format!(
+            "{text:?} is not a number of jobs: give 1 to {}",
+            scheduling::MAX_MAX_RUNNING
+        )
+    })?;
+    scheduling::validate_max_running(cap).map_err(|err| err.message)?;
+    Ok(cap)
+}
+
+/// An app's `--weight`: 1 to `MAX_WEIGHT`.
+pub fn weight(text: &str) -> Result<u32, String> {
+    let weight = text.trim().parse::<u32>().map_err(|_| {
+        format!(
+            "{text:?} is not a weight: give 1 to {}",
+            scheduling::MAX_WEIGHT
+        )
+    })?;
+    scheduling::validate_weight(weight).map_err(|err| err.message)?;
+    Ok(weight)
+}
+
+/// A job's `--priority`: low, normal or high.
+pub fn priority(text: &str) -> Result<Priority, String> {
+    text.parse::<Priority>().map_err(|err| err.message)
 }
 
 /// How long `jobs wait` itself may block; any positive duration will do.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::error::ErrorKind;
-use jobs_core::{Size, spec, wire::JobCreate};
+use jobs_core::{Size, scheduling::Priority, spec, wire::JobCreate};
 
 use super::parsers::{self, EnvPair};
 use super::usage_error;
@@ -79,6 +79,12 @@ pub struct RunArgs {
     /// Queue the job and follow it, even at a terminal.
     #[arg(long)]
     pub batch: bool,
+
+    /// Its place in the app's own line: low, normal (the default) or high.
+    /// A priority moves a job an hour ahead of or behind the jobs created
+    /// at the same time, so a low one still runs under a stream of others.
+    #[arg(long, value_name = "P", value_parser = parsers::priority)]
+    pub priority: Option<Priority>,
 
     #[command(flatten)]
     pub interrupt: InterruptArgs,
@@ -270,6 +276,7 @@ impl RunArgs {
             uploads: Vec::new(),
             artifacts: self.artifacts.clone(),
             queue_timeout_seconds: self.queue_timeout,
+            priority: self.priority,
         })
     }
 }

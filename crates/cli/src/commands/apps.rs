@@ -51,6 +51,8 @@ fn app_create(args: AppCreateArgs) -> AppCreate {
         size: args.size,
         timeout_seconds: args.timeout,
         warm: args.warm,
+        max_running: args.max_running,
+        weight: args.weight,
         secret_env,
         hardening: Hardening {
             cap_add: args.cap_add,
@@ -75,6 +77,12 @@ fn app_update(args: AppSetArgs) -> Result<AppUpdate, CliError> {
         size: args.size,
         timeout_seconds: args.timeout,
         warm: args.warm,
+        max_running: if args.no_max_running {
+            Some(None)
+        } else {
+            args.max_running.map(Some)
+        },
+        weight: args.weight,
         cap_add: cap_add_update(args.cap_add, args.no_cap_add),
         user: user_update(args.user, args.no_user),
         read_only_root: flag_update(args.read_only_root, args.no_read_only_root),
@@ -84,7 +92,7 @@ fn app_update(args: AppSetArgs) -> Result<AppUpdate, CliError> {
         return Err(usage_error(
             ErrorKind::MissingRequiredArgument,
             "nothing to change: give --image, -e/--env, --secret, --mark-secret, --unsecret, \
-             --unset, --size, --timeout, --warm, \
+             --unset, --size, --timeout, --warm, --max-running, --no-max-running, --weight, \
              --cap-add, --no-cap-add, --user, --no-user, --read-only-root, \
              --no-read-only-root or --network",
         )

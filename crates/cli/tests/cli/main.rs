@@ -34,6 +34,7 @@ fn job(state: JobState, exit_code: Option<i32>, reason: Option<&str>) -> Job {
         artifact_paths: Vec::new(),
         artifacts: Vec::new(),
         created_by: None,
+        priority: Default::default(),
         queue: None,
     }
 }

@@ -4,7 +4,7 @@ use super::PgStore;
 use crate::model::DEFAULT_APP_TIMEOUT_SECONDS;
 use crate::{
     model::{DeletedApp, PurgedJob},
-    shared_rows::{PurgedRow, warm_column},
+    shared_rows::{PurgedRow, cap_column, warm_column},
 };
 use std::collections::BTreeMap;
 
@@ -25,8 +25,8 @@ impl PgStore {
         let hardening = &create.hardening;
         let row: Result<AppRow, sqlx::Error> = sqlx::query_as(concat!(
             "insert into apps (name, image, env, size, timeout_seconds, cap_add, run_as_user, \
-             read_only_root, network_none, secret_env, warm) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning ",
+             read_only_root, network_none, secret_env, warm, max_running, weight) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) returning ",
             app_columns!()
         ))
         .bind(&create.name)
@@ -44,6 +44,8 @@ impl PgStore {
         .bind(hardening.network_none)
         .bind(Json(secret_names(&create.env, &create.secret_env, &[])))
         .bind(warm_column(create.warm.unwrap_or(0)))
+        .bind(create.max_running.map(cap_column))
+        .bind(cap_column(create.weight.unwrap_or(1)))
         .fetch_one(&self.pool)
         .await;
         match row {
@@ -102,12 +104,17 @@ impl PgStore {
         let size = update.size.map_or(current.size.clone(), |s| s.to_string());
         let timeout = update.timeout_seconds.unwrap_or(current.timeout_seconds);
         let warm = update.warm.map_or(current.warm, warm_column);
+        let max_running = update
+            .max_running
+            .map_or(current.max_running, |cap| cap.map(cap_column));
+        let weight = update.weight.map_or(current.weight, cap_column);
         let mut hardening = Hardening::from(current.hardening);
         hardening.apply(update);
         let row: AppRow = sqlx::query_as(concat!(
             "update apps set image = $2, env = $3, size = $4, timeout_seconds = $5, \
              cap_add = $6, run_as_user = $7, read_only_root = $8, network_none = $9, \
-             secret_env = $10, warm = $11, updated_at = now() where name = $1 returning ",
+             secret_env = $10, warm = $11, max_running = $12, weight = $13, updated_at = now() \
+             where name = $1 returning ",
             app_columns!()
         ))
         .bind(name)
@@ -121,6 +128,8 @@ impl PgStore {
         .bind(hardening.network_none)
         .bind(Json(&secret_env))
         .bind(warm)
+        .bind(max_running)
+        .bind(weight)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;

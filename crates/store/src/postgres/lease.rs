@@ -46,25 +46,38 @@ macro_rules! with_notify {
     };
 }
 
-impl PgStore {
-    /// Claims a queued job: `queued → starting`, `attempt + 1`, and a lease.
-    ///
-    /// Returns `None` when the job is not queued (a duplicate or stale
-    /// wake-up, or a canceled job): the caller acks and drops the message.
-    pub async fn claim(
-        &self,
-        job_id: &str,
-        worker_id: &str,
-        lease: Duration,
-    ) -> Result<Option<ClaimedJob>, StoreError> {
-        let row: Option<ClaimRow> = sqlx::query_as(
+/// `pg_advisory_xact_lock` on the claim lock of the app named by the SQL
+/// expression `$app`: claims of one app wait for each other, until commit.
+macro_rules! app_claim_lock {
+    ($app:literal) => {
+        concat!(
+            "pg_advisory_xact_lock(hashtextextended('jobs.claim.' || ",
+            $app,
+            ", 0))"
+        )
+    };
+}
+
+/// The claim of the queued job whose id the SQL expression `$target` gives
+/// (parameters: `$1` for the target, `$2` the worker, `$3` the lease in
+/// seconds, `$4` the followers' channel): refused while the worker drains
+/// or the app is at its `max_running` cap. Returns the claimed row with
+/// what the worker needs to run it.
+macro_rules! claim_statement {
+    ($target:literal) => {
+        concat!(
             "with claimed as ( \
                update jobs set state = 'starting', attempt = attempt + 1, lease_owner = $2, \
                  start_requested_at = null, stop_reason = null, \
                  lease_expires_at = now() + make_interval(secs => $3), updated_at = now() \
-               where id = $1 and state = 'queued' \
+               where id = ",
+            $target,
+            " and state = 'queued' \
                  and not exists (select 1 from workers w \
                    where w.id = $2 and w.draining_since is not null) \
+                 and coalesce((select count(*) from jobs r \
+                   where r.app = jobs.app and r.state in ('starting', 'running')) \
+                   < (select a.max_running from apps a where a.name = jobs.app), true) \
                returning * \
              ) select claimed.*, apps.image, apps.env as app_env, \
                apps.secret_env as app_secret_env, apps.cap_add, \
@@ -74,41 +87,97 @@ impl PgStore {
                coalesce((select max(seq) from job_logs where job_id = claimed.id), 0) \
                  as last_log_seq, \
                pg_notify($4, claimed.id) \
-             from claimed join apps on apps.name = claimed.app",
+             from claimed join apps on apps.name = claimed.app"
         )
+    };
+}
+
+impl PgStore {
+    /// Claims a queued job: `queued → starting`, `attempt + 1`, and a lease.
+    ///
+    /// Returns `None` when the job is not queued (a duplicate or stale
+    /// wake-up, or a canceled job), the worker is draining, or the job's app
+    /// is at its `max_running` cap (an interactive run waits in its line).
+    pub async fn claim(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        lease: Duration,
+    ) -> Result<Option<ClaimedJob>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(concat!(
+            "select ",
+            app_claim_lock!("app"),
+            " from jobs where id = $1"
+        ))
         .bind(job_id)
-        .bind(worker_id)
-        .bind(lease.as_secs_f64())
-        .bind(JOB_EVENTS_CHANNEL)
-        .fetch_optional(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        let job: Job = row.job.into();
-        // The app's secret values are masked even where a job's override
-        // replaced the var: the app's value is secret whatever the job runs.
-        let secret_values = secret_values(&row.app_env.0, &row.app_secret_env.0);
-        let mut env = row.app_env.0;
-        env.extend(job.env.clone());
-        Ok(Some(ClaimedJob {
-            fence: Fence {
-                job_id: job.id.clone(),
-                attempt: job.attempt,
-                worker_id: worker_id.to_owned(),
-            },
-            image: row.image,
-            env,
-            size: job.size,
-            timeout: Duration::from_secs(job.timeout_seconds.max(1) as u64),
-            hardening: row.hardening.into(),
-            secret_values,
-            attach: row
-                .attach_url
-                .zip(row.attach_secret)
-                .map(|(url, secret)| AttachEndpoint { url, secret }),
-            queued_for: Duration::from_secs_f64(row.queued_seconds.max(0.0)),
-            last_log_seq: row.last_log_seq,
-            job,
-        }))
+        let row: Option<ClaimRow> = sqlx::query_as(claim_statement!("$1"))
+            .bind(job_id)
+            .bind(worker_id)
+            .bind(lease.as_secs_f64())
+            .bind(JOB_EVENTS_CHANNEL)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(row.map(|row| claimed_job(row, worker_id)))
+    }
+
+    /// Claims the job a free slot should take (see `jobs_core::scheduling`):
+    /// the head of the line of the app with the fewest starting and running
+    /// jobs per unit of weight, among the apps under their cap. `None` when
+    /// no queued job may start now, or the worker is draining.
+    ///
+    /// Two statements in one transaction: the first picks the app and takes
+    /// its claim lock, the second counts the app's running jobs under that
+    /// lock, with a snapshot taken after any earlier claim of the app
+    /// committed, so that two workers never both slip under its cap.
+    pub async fn claim_next(
+        &self,
+        worker_id: &str,
+        lease: Duration,
+    ) -> Result<Option<ClaimedJob>, StoreError> {
+        // Another worker may take the head between the two statements; the
+        // next app, or the next head, is tried then.
+        for _ in 0..3 {
+            let mut tx = self.pool.begin().await?;
+            let picked: Option<(String,)> = sqlx::query_as(concat!(
+                "select best.app from ( \
+                   select a.name as app from apps a \
+                   cross join lateral (select j.line_at from jobs j \
+                     where j.app = a.name and j.state = 'queued' and j.interactive_tty is null \
+                     order by j.line_at, j.id limit 1) head \
+                   cross join lateral (select count(*) as n from jobs r \
+                     where r.app = a.name and r.state in ('starting', 'running')) active \
+                   where a.max_running is null or active.n < a.max_running \
+                   order by active.n::float8 / a.weight, head.line_at limit 1 \
+                 ) best, lateral (select ",
+                app_claim_lock!("best.app"),
+                ") locked"
+            ))
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((app,)) = picked else {
+                return Ok(None);
+            };
+            let row: Option<ClaimRow> = sqlx::query_as(claim_statement!(
+                "(select q.id from jobs q where q.app = $1 and q.state = 'queued' \
+                   and q.interactive_tty is null order by q.line_at, q.id limit 1 \
+                   for update skip locked)"
+            ))
+            .bind(&app)
+            .bind(worker_id)
+            .bind(lease.as_secs_f64())
+            .bind(JOB_EVENTS_CHANNEL)
+            .fetch_optional(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            if let Some(row) = row {
+                return Ok(Some(claimed_job(row, worker_id)));
+            }
+        }
+        Ok(None)
     }
 
     /// `starting → running`, once the container has started. Returns whether
@@ -289,5 +358,35 @@ impl PgStore {
                 },
             )
             .collect())
+    }
+}
+
+/// What a worker needs of a job it claimed.
+fn claimed_job(row: ClaimRow, worker_id: &str) -> ClaimedJob {
+    let job: Job = row.job.into();
+    // The app's secret values are masked even where a job's override
+    // replaced the var: the app's value is secret whatever the job runs.
+    let secret_values = secret_values(&row.app_env.0, &row.app_secret_env.0);
+    let mut env = row.app_env.0;
+    env.extend(job.env.clone());
+    ClaimedJob {
+        fence: Fence {
+            job_id: job.id.clone(),
+            attempt: job.attempt,
+            worker_id: worker_id.to_owned(),
+        },
+        image: row.image,
+        env,
+        size: job.size,
+        timeout: Duration::from_secs(job.timeout_seconds.max(1) as u64),
+        hardening: row.hardening.into(),
+        secret_values,
+        attach: row
+            .attach_url
+            .zip(row.attach_secret)
+            .map(|(url, secret)| AttachEndpoint { url, secret }),
+        queued_for: Duration::from_secs_f64(row.queued_seconds.max(0.0)),
+        last_log_seq: row.last_log_seq,
+        job,
     }
 }

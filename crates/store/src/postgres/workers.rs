@@ -17,7 +17,10 @@ use std::{collections::HashMap, time::Duration};
 use super::PgStore;
 use jobs_core::wire::Capacity;
 
-use crate::{AttachEndpoint, StoreError, shared_rows::with_running_jobs};
+use crate::{
+    AttachEndpoint, StoreError,
+    shared_rows::{QueuePlaceRow, with_running_jobs},
+};
 
 impl PgStore {
     /// Records a worker's slots and version now, by the database clock, and
@@ -234,34 +237,32 @@ impl PgStore {
         if job_ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let rows: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(
+        let rows: Vec<QueuePlaceRow> = sqlx::query_as(
             "with live as (select slots, free_slots, draining_since is not null as draining \
                  from workers where heartbeat_at > now() - make_interval(secs => $2)) \
              select j.id, \
-               (select count(*) from jobs q where q.state = 'queued' \
-                  and (q.interactive_tty is null) = (j.interactive_tty is null) \
-                  and (q.created_at, q.id) < (j.created_at, j.id)) + 1, \
-               (select count(*) from live), \
-               (select count(*) from live where draining), \
-               (select coalesce(sum(slots), 0)::bigint from live where not draining), \
-               (select coalesce(sum(free_slots), 0)::bigint from live where not draining) \
+               case when j.interactive_tty is null then \
+                 (select count(*) from jobs q where q.state = 'queued' \
+                    and q.interactive_tty is null and q.app = j.app \
+                    and (q.line_at, q.id) < (j.line_at, j.id)) + 1 \
+               else \
+                 (select count(*) from jobs q where q.state = 'queued' \
+                    and q.interactive_tty is not null \
+                    and (q.created_at, q.id) < (j.created_at, j.id)) + 1 \
+               end as position, \
+               (select count(*) from jobs r where r.app = j.app \
+                  and r.state in ('starting', 'running')) as app_running, \
+               (select a.max_running::bigint from apps a where a.name = j.app) as app_max_running, \
+               (select count(*) from live) as workers, \
+               (select count(*) from live where draining) as draining, \
+               (select coalesce(sum(slots), 0)::bigint from live where not draining) as slots, \
+               (select coalesce(sum(free_slots), 0)::bigint from live where not draining) as free_slots \
              from jobs j where j.id = any($1) and j.state = 'queued'",
         )
         .bind(job_ids)
         .bind(fresh.as_secs_f64())
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, position, workers, draining, slots, free_slots)| {
-                let capacity = Capacity {
-                    workers,
-                    draining,
-                    slots,
-                    free_slots,
-                };
-                (id, (position, capacity))
-            })
-            .collect())
+        Ok(rows.into_iter().map(QueuePlaceRow::into_place).collect())
     }
 }

@@ -41,7 +41,7 @@ impl SqliteStore {
         &self,
         app: &str,
         create: &JobCreate,
-        max_active: Option<i64>,
+        max_queued: Option<i64>,
         attach: Option<&AttachEndpoint>,
         created_by: Option<&str>,
     ) -> Result<(Job, bool), StoreError> {
@@ -68,18 +68,18 @@ impl SqliteStore {
                 return Ok((existing.into(), false));
             }
         }
-        if let Some(limit) = max_active {
-            let (active,): (i64,) = sqlx::query_as(
-                "select count(*) from jobs \
-                 where app = $1 and state in ('queued', 'starting', 'running')",
+        if let Some(limit) = max_queued.filter(|_| create.interactive.is_none()) {
+            let (queued,): (i64,) = sqlx::query_as(
+                "select count(*) from jobs where app = $1 and state = 'queued' \
+                 and interactive_tty is null",
             )
             .bind(app)
             .fetch_one(&mut *tx)
             .await?;
-            if active >= limit {
+            if queued >= limit {
                 return Err(StoreError::TooManyJobs {
                     app: app.to_owned(),
-                    active,
+                    queued,
                     limit,
                 });
             }
@@ -98,20 +98,23 @@ impl SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         let uploads = uploads_in_order(create, found.into_iter().map(Upload::from).collect())?;
+        let priority = create.priority.unwrap_or_default();
         let job_id = new_job_id();
         let inserted: Result<JobRow, sqlx::Error> = sqlx::query_as(concat!(
             // An interactive run is never published: `published_at` is set
             // at once, so the relay leaves it alone.
             "insert into jobs (id, app, command, env, size, timeout_seconds, idempotency_key, \
                interactive_tty, attach_url, attach_secret, uploads, artifact_paths, created_at, \
-               updated_at, published_at, queue_timeout_seconds, created_by) \
+               updated_at, published_at, queue_timeout_seconds, created_by, priority, line_at) \
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, ",
             now!(),
             ", ",
             now!(),
             ", case when $8 is null then null else ",
             now!(),
-            " end, $13, $14) returning ",
+            " end, $13, $14, $15, ",
+            now!(),
+            " + $16) returning ",
             job_columns!()
         ))
         .bind(&job_id)
@@ -128,6 +131,8 @@ impl SqliteStore {
         .bind(Json(&create.artifacts))
         .bind(create.queue_timeout_seconds)
         .bind(created_by)
+        .bind(priority.as_i16())
+        .bind(priority.line_offset_seconds() * 1_000_000)
         .fetch_one(&mut *tx)
         .await;
         let row = match inserted {

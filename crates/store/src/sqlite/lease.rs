@@ -34,28 +34,26 @@ struct ClaimRow {
     last_log_seq: i64,
 }
 
-impl SqliteStore {
-    /// Claims a queued job: `queued → starting`, `attempt + 1`, and a lease.
-    ///
-    /// Returns `None` when the job is not queued (a duplicate or stale
-    /// wake-up, or a canceled job): the caller acks and drops the message.
-    /// One statement: the app's image and env come from subqueries of its
-    /// RETURNING clause (SQLite has no UPDATE in a WITH clause).
-    pub async fn claim(
-        &self,
-        job_id: &str,
-        worker_id: &str,
-        lease: Duration,
-    ) -> Result<Option<ClaimedJob>, StoreError> {
-        let row: Option<ClaimRow> = sqlx::query_as(concat!(
+/// The claim of the queued job whose id the SQL expression `$target` gives
+/// (`$1` its parameter, `$2` the worker, `$3` the lease in microseconds):
+/// refused while the worker drains or the app is at its `max_running` cap.
+macro_rules! claim_statement {
+    ($target:literal) => {
+        concat!(
             "update jobs set state = 'starting', attempt = attempt + 1, lease_owner = $2, \
                start_requested_at = null, stop_reason = null, lease_expires_at = ",
             now!(),
             " + $3, updated_at = ",
             now!(),
-            " where id = $1 and state = 'queued' \
+            " where id = ",
+            $target,
+            " and state = 'queued' \
                and not exists (select 1 from workers w \
-                 where w.id = $2 and w.draining_since is not null) returning ",
+                 where w.id = $2 and w.draining_since is not null) \
+               and coalesce((select count(*) from jobs r where r.app = jobs.app \
+                 and r.state in ('starting', 'running')) \
+                 < (select a.max_running from apps a where a.name = jobs.app), 1) \
+             returning ",
             job_columns!(),
             ", (select image from apps where apps.name = jobs.app) as image, \
                (select env from apps where apps.name = jobs.app) as app_env, \
@@ -67,21 +65,70 @@ impl SqliteStore {
                attach_url, attach_secret, updated_at - created_at as queued_micros, \
                coalesce((select max(seq) from job_logs where job_id = jobs.id), 0) \
                  as last_log_seq"
+        )
+    };
+}
+
+impl SqliteStore {
+    /// Claims a queued job: `queued → starting`, `attempt + 1`, and a lease.
+    /// `None` when the job is not queued, the worker is draining, or the
+    /// job's app is at its `max_running` cap. One statement: SQLite runs it
+    /// under the write lock, so the cap's count cannot go stale.
+    pub async fn claim(
+        &self,
+        job_id: &str,
+        worker_id: &str,
+        lease: Duration,
+    ) -> Result<Option<ClaimedJob>, StoreError> {
+        let row: Option<ClaimRow> = sqlx::query_as(claim_statement!("$1"))
+            .bind(job_id)
+            .bind(worker_id)
+            .bind(duration_micros(lease))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| self.claimed_job(row, worker_id)))
+    }
+
+    /// Claims the job a free slot should take (see `jobs_core::scheduling`):
+    /// the head of the line of the app with the fewest starting and running
+    /// jobs per unit of weight, among the apps under their cap.
+    pub async fn claim_next(
+        &self,
+        worker_id: &str,
+        lease: Duration,
+    ) -> Result<Option<ClaimedJob>, StoreError> {
+        let row: Option<ClaimRow> = sqlx::query_as(claim_statement!(
+            "(select q.id from jobs q where q.state = 'queued' and q.interactive_tty is null \
+               and q.app = (select a.name from apps a \
+                 where exists (select 1 from jobs h where h.app = a.name \
+                     and h.state = 'queued' and h.interactive_tty is null) \
+                   and coalesce((select count(*) from jobs r where r.app = a.name \
+                     and r.state in ('starting', 'running')) < a.max_running, 1) \
+                 order by (select count(*) from jobs r where r.app = a.name \
+                     and r.state in ('starting', 'running')) * 1.0 / a.weight, \
+                   (select min(h.line_at) from jobs h where h.app = a.name \
+                     and h.state = 'queued' and h.interactive_tty is null) \
+                 limit 1) \
+               order by q.line_at, q.id limit 1) and $1 is null"
         ))
-        .bind(job_id)
+        .bind(None::<String>)
         .bind(worker_id)
         .bind(duration_micros(lease))
         .fetch_optional(&self.pool)
         .await?;
-        let Some(row) = row else { return Ok(None) };
+        Ok(row.map(|row| self.claimed_job(row, worker_id)))
+    }
+
+    /// What a worker needs of a job it claimed; wakes the job's followers.
+    fn claimed_job(&self, row: ClaimRow, worker_id: &str) -> ClaimedJob {
         let job: Job = row.job.into();
         // The app's secret values are masked even where a job's override
         // replaced the var: the app's value is secret whatever the job runs.
         let secret_values = secret_values(&row.app_env.0, &row.app_secret_env.0);
         let mut env = row.app_env.0;
         env.extend(job.env.clone());
-        self.notify(JOB_EVENTS_CHANNEL, job_id);
-        Ok(Some(ClaimedJob {
+        self.notify(JOB_EVENTS_CHANNEL, &job.id);
+        ClaimedJob {
             fence: Fence {
                 job_id: job.id.clone(),
                 attempt: job.attempt,
@@ -100,7 +147,7 @@ impl SqliteStore {
             queued_for: Duration::from_micros(row.queued_micros.max(0) as u64),
             last_log_seq: row.last_log_seq,
             job,
-        }))
+        }
     }
 
     /// `starting → running`, once the container has started. Returns whether

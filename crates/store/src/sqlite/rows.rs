@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use jobs_core::{
     JobState, Size,
+    scheduling::Priority,
     wire::{App, Job},
 };
 use sqlx::types::Json;
@@ -39,8 +40,8 @@ pub(crate) fn timestamp(time: DateTime<Utc>) -> i64 {
 /// The columns of an [`AppRow`].
 macro_rules! app_columns {
     () => {
-        "name, image, env, secret_env, size, timeout_seconds, warm, cap_add, run_as_user, \
-         read_only_root, network_none, created_at, updated_at"
+        "name, image, env, secret_env, size, timeout_seconds, warm, max_running, weight, \
+         cap_add, run_as_user, read_only_root, network_none, created_at, updated_at"
     };
 }
 pub(crate) use app_columns;
@@ -54,6 +55,8 @@ pub(crate) struct AppRow {
     pub size: String,
     pub timeout_seconds: i64,
     pub warm: i32,
+    pub max_running: Option<i32>,
+    pub weight: i32,
     #[sqlx(flatten)]
     pub hardening: HardeningRow,
     pub created_at: i64,
@@ -70,6 +73,8 @@ impl From<AppRow> for App {
             size: row.size.parse().unwrap_or_default(),
             timeout_seconds: row.timeout_seconds,
             warm: warm_from_column(row.warm),
+            max_running: row.max_running.and_then(|cap| u32::try_from(cap).ok()),
+            weight: u32::try_from(row.weight).unwrap_or(1),
             hardening: row.hardening.into(),
             created_at: time(row.created_at),
             updated_at: time(row.updated_at),
@@ -98,6 +103,7 @@ pub(crate) struct JobRow {
     #[sqlx(flatten)]
     pub files: JobFilesRow,
     pub created_by: Option<String>,
+    pub priority: i16,
 }
 
 impl From<JobRow> for Job {
@@ -126,6 +132,7 @@ impl From<JobRow> for Job {
             artifact_paths: row.files.artifact_paths.0,
             artifacts: row.files.artifacts.0,
             created_by: row.created_by,
+            priority: Priority::from_i16(row.priority),
             queue: None,
         }
     }

@@ -19,7 +19,10 @@ use super::{
     rows::{now, time},
 };
 
-use crate::{AttachEndpoint, StoreError, shared_rows::with_running_jobs};
+use crate::{
+    AttachEndpoint, StoreError,
+    shared_rows::{QueuePlaceRow, with_running_jobs},
+};
 
 impl SqliteStore {
     /// Records a worker's slots and version now, by the database clock, and
@@ -234,19 +237,28 @@ impl SqliteStore {
             return Ok(HashMap::new());
         }
         let fresh_micros = duration_micros(fresh);
-        let rows: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(concat!(
+        let rows: Vec<QueuePlaceRow> = sqlx::query_as(concat!(
             "with live as (select slots, free_slots, draining_since from workers \
                  where heartbeat_at > ",
             now!(),
             " - $2) \
              select j.id, \
-               (select count(*) from jobs q where q.state = 'queued' \
-                  and (q.interactive_tty is null) = (j.interactive_tty is null) \
-                  and (q.created_at, q.id) < (j.created_at, j.id)) + 1, \
-               (select count(*) from live), \
-               (select count(*) from live where draining_since is not null), \
-               (select coalesce(sum(slots), 0) from live where draining_since is null), \
-               (select coalesce(sum(free_slots), 0) from live where draining_since is null) \
+               case when j.interactive_tty is null then \
+                 (select count(*) from jobs q where q.state = 'queued' \
+                    and q.interactive_tty is null and q.app = j.app \
+                    and (q.line_at, q.id) < (j.line_at, j.id)) + 1 \
+               else \
+                 (select count(*) from jobs q where q.state = 'queued' \
+                    and q.interactive_tty is not null \
+                    and (q.created_at, q.id) < (j.created_at, j.id)) + 1 \
+               end as position, \
+               (select count(*) from jobs r where r.app = j.app \
+                  and r.state in ('starting', 'running')) as app_running, \
+               (select a.max_running from apps a where a.name = j.app) as app_max_running, \
+               (select count(*) from live) as workers, \
+               (select count(*) from live where draining_since is not null) as draining, \
+               (select coalesce(sum(slots), 0) from live where draining_since is null) as slots, \
+               (select coalesce(sum(free_slots), 0) from live where draining_since is null) as free_slots \
              from jobs j where j.id in (select value from json_each($1)) \
                and j.state = 'queued'"
         ))
@@ -254,17 +266,6 @@ impl SqliteStore {
         .bind(fresh_micros)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, position, workers, draining, slots, free_slots)| {
-                let capacity = Capacity {
-                    workers,
-                    draining,
-                    slots,
-                    free_slots,
-                };
-                (id, (position, capacity))
-            })
-            .collect())
+        Ok(rows.into_iter().map(QueuePlaceRow::into_place).collect())
     }
 }
