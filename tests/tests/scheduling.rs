@@ -129,6 +129,28 @@ fn a_high_priority_run_starts_before_the_app_s_earlier_backlog() {
         Some("priority: high")
     );
 
+    // The queue's metrics, by app and priority.
+    let metrics = jobs_e2e::http::request(env.api_url(), "GET", "/metrics", None, None);
+    assert_eq!(metrics.status, 200);
+    for line in [
+        "jobs_queued{app=\"demo\",priority=\"normal\"} 4",
+        "jobs_queued{app=\"demo\",priority=\"high\"} 1",
+        "jobs_queued{app=\"demo\",priority=\"low\"} 1",
+    ] {
+        assert!(
+            metrics.body.lines().any(|l| l == line),
+            "no {line}: {}",
+            metrics.body
+        );
+    }
+    assert!(
+        metrics
+            .body
+            .contains("jobs_queued_oldest_seconds{app=\"demo\",priority=\"normal\"}"),
+        "{}",
+        metrics.body
+    );
+
     env.jobs(&["cancel", &blocker]).assert_success();
     for id in backlog.iter().chain([&urgent, &low]) {
         env.wait_for_state(id, "succeeded", DEADLINE);

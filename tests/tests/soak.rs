@@ -3,7 +3,9 @@
 //!
 //! - Jobs: exit codes 0–6, outputs of 10 B to 256 KiB written in two
 //!   parts around a pause, timeouts, cancels, and interactive runs
-//!   (`jobs run -i`) whose piped stdin the command echoes back.
+//!   (`jobs run -i`) whose piped stdin the command echoes back. The queued
+//!   ones are spread over three apps ([`APPS`]: one capped at two running
+//!   jobs, one of weight 2) and three priorities.
 //! - Faults, while jobs run: the worker killed with SIGKILL and restarted
 //!   within its lease (interactive runs in flight included), RabbitMQ stopped and started, PostgreSQL restarted
 //!   once. All on private instances (`jobs_e2e::services`).
@@ -27,6 +29,15 @@ use jobs_e2e::env::job_id_from_detached_output;
 use jobs_e2e::executions::starts_per_job;
 use jobs_e2e::poll::poll_until;
 use jobs_e2e::{TestEnv, TestEnvOptions};
+
+/// The apps the queued jobs go to, round robin, with the `apps set` flags
+/// of each: the scheduler's caps and shares under the same faults.
+const APPS: [(&str, &[&str]); 3] = [
+    ("demo", &[]),
+    ("soak-capped", &["--max-running", "2"]),
+    ("soak-heavy", &["--weight", "2"]),
+];
+const PRIORITIES: [&str; 3] = ["normal", "high", "low"];
 
 /// Threads that submit jobs (and run the interactive ones) at once.
 const SUBMITTERS: usize = 4;
@@ -108,7 +119,18 @@ fn spec(index: usize) -> Spec {
 /// The command line of a queued job.
 fn run_args(spec: &Spec) -> Vec<String> {
     let key = format!("soak-{}", spec.index);
-    let mut args: Vec<String> = vec!["run".into(), "-d".into(), "--idempotency-key".into(), key];
+    let app = APPS[spec.index % APPS.len()].0;
+    let priority = PRIORITIES[(spec.index / APPS.len()) % PRIORITIES.len()];
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "-d".into(),
+        "-a".into(),
+        app.into(),
+        "--priority".into(),
+        priority.into(),
+        "--idempotency-key".into(),
+        key,
+    ];
     let script = match &spec.kind {
         Kind::Exit(code) => format!("echo job {}; sleep 0.5; exit {code}", spec.index),
         Kind::Output(bytes) => {
@@ -254,6 +276,13 @@ fn soak_mixed_jobs_under_worker_kills_broker_restarts_and_a_database_restart() {
             .api_env("JOBS_RATE_LIMIT_BURST", "10000"),
     );
     let starts = env.watch_container_starts_and_dies();
+    for (app, flags) in APPS.iter().skip(1) {
+        env.jobs(&["apps", "create", app, "--image", jobs_e2e::TEST_IMAGE])
+            .assert_success();
+        let mut set = vec!["apps", "set", app];
+        set.extend_from_slice(flags);
+        env.jobs(&set).assert_success();
+    }
     let specs: Vec<Arc<Spec>> = (0..jobs).map(|index| Arc::new(spec(index))).collect();
 
     // The submitters build each command from what the env hands them, so

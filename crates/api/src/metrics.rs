@@ -8,6 +8,7 @@
 //! low-cardinality: routes are the route templates (`/v1/jobs/{id}`), never
 //! the concrete paths.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use axum::{
@@ -16,9 +17,10 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use jobs_core::JobState;
+use jobs_core::{JobState, scheduling::Priority};
 use prometheus::{
-    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use tracing::Instrument;
@@ -48,7 +50,18 @@ pub struct Metrics {
     jobs_by_state: IntGaugeVec,
     /// Jobs waiting to start, read from the store at each scrape.
     queue_depth: IntGauge,
+    /// Queued jobs by app (the deepest [`QUEUE_APPS`], the rest as
+    /// [`OTHER_APPS`]) and priority, at each scrape.
+    queued_by_app: IntGaugeVec,
+    /// How long the oldest of those has waited, in seconds.
+    queued_oldest: GaugeVec,
 }
+
+/// How many apps get a label of their own in the queue metrics: the ones
+/// with the most queued jobs. A label per app would grow with the apps.
+pub const QUEUE_APPS: usize = 20;
+/// The `app` label of the queued jobs of every other app.
+pub const OTHER_APPS: &str = "_other";
 
 impl Metrics {
     pub fn new() -> anyhow::Result<Self> {
@@ -123,6 +136,24 @@ impl Metrics {
             "Jobs queued and not yet claimed by a worker, interactive ones included.",
         )?;
         registry.register(Box::new(queue_depth.clone()))?;
+        let queued_by_app = IntGaugeVec::new(
+            Opts::new(
+                "jobs_queued",
+                "Queued jobs (interactive runs aside), by app (the 20 deepest queues; \
+                 the rest as app=\"_other\") and priority.",
+            ),
+            &["app", "priority"],
+        )?;
+        registry.register(Box::new(queued_by_app.clone()))?;
+        let queued_oldest = GaugeVec::new(
+            Opts::new(
+                "jobs_queued_oldest_seconds",
+                "How long the oldest queued job has waited, by app and priority \
+                 (labels as jobs_queued).",
+            ),
+            &["app", "priority"],
+        )?;
+        registry.register(Box::new(queued_oldest.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -139,7 +170,48 @@ impl Metrics {
             attach_waiting,
             jobs_by_state,
             queue_depth,
+            queued_by_app,
+            queued_oldest,
         })
+    }
+
+    /// Sets the queue gauges from `(app, priority, queued, oldest seconds)`:
+    /// the [`QUEUE_APPS`] apps with the most queued jobs by name, the others
+    /// summed as [`OTHER_APPS`]. Apps with nothing queued any more vanish.
+    pub fn set_queued(&self, queued: &[(String, i16, i64, f64)]) {
+        let mut depth_by_app: HashMap<&str, i64> = HashMap::new();
+        for (app, _, count, _) in queued {
+            *depth_by_app.entry(app.as_str()).or_default() += count;
+        }
+        let mut deepest: Vec<(&str, i64)> = depth_by_app.into_iter().collect();
+        deepest.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let named: HashSet<&str> = deepest
+            .iter()
+            .take(QUEUE_APPS)
+            .map(|(app, _)| *app)
+            .collect();
+        let mut rows: HashMap<(&str, &str), (i64, f64)> = HashMap::new();
+        for (app, priority, count, oldest) in queued {
+            let app = if named.contains(app.as_str()) {
+                app.as_str()
+            } else {
+                OTHER_APPS
+            };
+            let priority = Priority::from_i16(*priority).as_str();
+            let row = rows.entry((app, priority)).or_default();
+            row.0 += count;
+            row.1 = row.1.max(*oldest);
+        }
+        self.queued_by_app.reset();
+        self.queued_oldest.reset();
+        for ((app, priority), (count, oldest)) in rows {
+            self.queued_by_app
+                .with_label_values(&[app, priority])
+                .set(count);
+            self.queued_oldest
+                .with_label_values(&[app, priority])
+                .set(oldest);
+        }
     }
 
     /// Sets the gauges that count stored jobs, from `counts` (states with
@@ -183,6 +255,10 @@ pub async fn serve_metrics(State(state): State<AppState>) -> Result<Response, Ap
     match state.store.jobs_by_state().await {
         Ok(counts) => state.metrics.set_job_counts(&counts),
         Err(error) => tracing::warn!(%error, "counting jobs by state for /metrics failed"),
+    }
+    match state.store.queued_by_app().await {
+        Ok(queued) => state.metrics.set_queued(&queued),
+        Err(error) => tracing::warn!(%error, "counting queued jobs by app for /metrics failed"),
     }
     let text = state.metrics.render().map_err(|error| {
         ApiError::Internal(anyhow::Error::new(error).context("encoding metrics"))
@@ -297,5 +373,51 @@ mod tests {
         assert!(text.contains("jobs_jobs{state=\"failed\"} 2"), "{text}");
         assert!(text.contains("jobs_jobs{state=\"running\"} 0"), "{text}");
         assert!(text.contains("jobs_queue_depth 3"), "{text}");
+    }
+
+    #[test]
+    fn queue_metrics_name_the_deepest_apps_and_fold_the_rest() {
+        let metrics = Metrics::new().expect("metrics register");
+        // 25 apps: app-00 has 25 queued jobs, app-24 has 1.
+        let mut queued: Vec<(String, i16, i64, f64)> = (0..25)
+            .map(|i| (format!("app-{i:02}"), 0, 25 - i, f64::from(i as i32)))
+            .collect();
+        queued.push(("app-00".into(), 1, 2, 7.5));
+        metrics.set_queued(&queued);
+        let text = metrics.render().unwrap();
+        assert!(
+            text.contains("jobs_queued{app=\"app-00\",priority=\"normal\"} 25"),
+            "{text}"
+        );
+        assert!(
+            text.contains("jobs_queued{app=\"app-00\",priority=\"high\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("jobs_queued{app=\"app-19\",priority=\"normal\"} 6"),
+            "{text}"
+        );
+        assert!(!text.contains("app=\"app-20\""), "{text}");
+        // The five smallest, 5 + 4 + 3 + 2 + 1, and the oldest of them.
+        assert!(
+            text.contains("jobs_queued{app=\"_other\",priority=\"normal\"} 15"),
+            "{text}"
+        );
+        assert!(
+            text.contains("jobs_queued_oldest_seconds{app=\"_other\",priority=\"normal\"} 24"),
+            "{text}"
+        );
+        assert!(
+            text.contains("jobs_queued_oldest_seconds{app=\"app-00\",priority=\"high\"} 7.5"),
+            "{text}"
+        );
+        // An app with nothing queued any more vanishes.
+        metrics.set_queued(&[("app-03".into(), -1, 4, 1.0)]);
+        let text = metrics.render().unwrap();
+        assert!(
+            text.contains("jobs_queued{app=\"app-03\",priority=\"low\"} 4"),
+            "{text}"
+        );
+        assert!(!text.contains("app=\"app-00\""), "{text}");
     }
 }

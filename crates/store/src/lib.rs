@@ -207,6 +207,9 @@ delegate! {
     fn list_jobs(&self, app: &str, state: Option<JobState>, limit: i64) -> Result<Vec<Job>, StoreError>;
     /// How many jobs are in each state (states with none left out).
     fn jobs_by_state(&self) -> Result<Vec<(JobState, i64)>, StoreError>;
+    /// `(app, priority, queued jobs, seconds the oldest has waited)` for
+    /// every app and priority with queued jobs, interactive runs aside.
+    fn queued_by_app(&self) -> Result<Vec<(String, i16, i64, f64)>, StoreError>;
     /// A queued job's position in its line and the live workers' capacity;
     /// `None` when the job is not queued.
     fn queue_place(&self, job_id: &str, fresh: Duration) -> Result<Option<(i64, jobs_core::wire::Capacity)>, StoreError>;

@@ -268,6 +268,19 @@ impl PgStore {
             .collect())
     }
 
+    /// The queued jobs (interactive runs aside) of each app and priority,
+    /// with how long the oldest has waited, in seconds.
+    pub async fn queued_by_app(&self) -> Result<Vec<(String, i16, i64, f64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "select app, priority, count(*), \
+               extract(epoch from now() - min(created_at))::float8 \
+             from jobs where state = 'queued' and interactive_tty is null \
+             group by app, priority",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Cancels a queued job at once, or asks the worker of a running one to
     /// stop it. Both are compare-and-sets on the state.
     pub async fn cancel_job(&self, id: &str) -> Result<CancelOutcome, StoreError> {
