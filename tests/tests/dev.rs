@@ -265,3 +265,71 @@ fn uploads_and_artifacts_live_in_the_data_dir_with_no_setup() {
     assert_eq!(std::fs::read(out.join("copy.bin")).unwrap(), bytes);
     env.finish();
 }
+
+/// The scheduler's semantics on SQLite: an app's cap holds (counted from
+/// Docker), another app's run passes the capped backlog, and a high
+/// priority goes first in its app's line.
+#[test]
+fn jobs_dev_schedules_with_caps_and_priorities_as_the_servers_do() {
+    let mut env = DevEnv::in_default_data_dir();
+    env.start(&["--slots", "4"]);
+    env.create_app("capped");
+    env.create_app("other");
+    env.jobs(&["apps", "set", "capped", "--max-running", "1"])
+        .assert_success();
+    let watcher = jobs_e2e::docker::EventWatcher::start(
+        std::time::SystemTime::now() - Duration::from_secs(1),
+        &[
+            format!("label={}", env.worker_label()),
+            "event=start".into(),
+            "event=die".into(),
+        ],
+    );
+    let backlog: Vec<String> = (0..4)
+        .map(|_| env.run_detached(&["-a", "capped", "--", "sleep", "0.5"]))
+        .collect();
+    let urgent = env.run_detached(&["-a", "capped", "--priority", "high", "--", "true"]);
+    let other = env.run_detached(&["-a", "other", "--", "true"]);
+    // `other` is not held behind the capped app's line.
+    env.jobs(&["wait", &other]).assert_success();
+    assert!(
+        backlog
+            .iter()
+            .filter(|id| env.status(id)["state"] == "succeeded")
+            .count()
+            < backlog.len(),
+        "the other app's run waited for the whole capped backlog"
+    );
+    for id in backlog.iter().chain([&urgent]) {
+        env.jobs(&["wait", id]).assert_success();
+    }
+    let events = watcher.wait_for("six containers to die", STATE_DEADLINE, |events| {
+        events.iter().filter(|event| event.action == "die").count() >= 6
+    });
+    let capped: Vec<_> = events
+        .iter()
+        .filter(|event| {
+            event
+                .job_id
+                .as_ref()
+                .is_some_and(|job| backlog.contains(job) || *job == urgent)
+        })
+        .cloned()
+        .collect();
+    assert_eq!(
+        jobs_e2e::docker::max_concurrently_running(&capped),
+        1,
+        "{capped:?}"
+    );
+    // The high-priority job started before all of the backlog but the
+    // first, which was claimed before it was created.
+    let started = |id: &str| {
+        let status = env.status(id);
+        sqlx::types::chrono::DateTime::parse_from_rfc3339(status["started_at"].as_str().unwrap())
+            .unwrap()
+    };
+    for id in &backlog[1..] {
+        assert!(started(&urgent) < started(id), "{urgent} after {id}");
+    }
+    env.finish();
+}

@@ -92,3 +92,32 @@ fn ctrl_c_on_wait_with_jobs_on_interrupt_cancel_cancels_the_job() {
         .assert_stdout(b"started\nstopping\n");
     env.finish();
 }
+
+#[test]
+fn a_second_signal_stops_waiting_for_the_canceled_job_and_the_cancel_goes_on() {
+    let mut env = TestEnv::start(1);
+    // Deaf to SIGTERM: it stops only at the grace period's SIGKILL.
+    let mut run = env.spawn_jobs(&[
+        "run",
+        "--on-interrupt",
+        "cancel",
+        "--",
+        "sh",
+        "-c",
+        "trap '' TERM; echo started; while :; do sleep 0.2; done",
+    ]);
+    run.wait_for_stdout("the job's first line", DEADLINE, |out| out == b"started\n");
+    run.signal(libc::SIGTERM);
+    let id = env.db_last_job_id();
+    jobs_e2e::wait_until("the cancel to be asked", DEADLINE, || {
+        (env.status(&id)["cancel_requested"] == true).then_some(())
+    });
+    run.signal(libc::SIGINT);
+    run.wait(DEADLINE)
+        .assert_code(130)
+        .assert_stderr_contains(&format!(
+            "jobs: stopped waiting for job {id}, which is being canceled; see: jobsctl status {id}"
+        ));
+    env.wait_for_state(&id, "canceled", DEADLINE);
+    env.finish();
+}

@@ -86,8 +86,10 @@ impl Interrupts {
 pub enum Watched<T> {
     /// The watching future finished: the job ended, or watching failed.
     Completed(T),
-    /// A signal ended the watch; the job goes on (or is being canceled).
+    /// A signal ended the watch; the job goes on.
     Detached(Interrupt),
+    /// A second signal ended the wait for a canceled job's end.
+    StoppedWaiting(Interrupt),
     /// The job was canceled and did not end within [`CANCEL_WAIT`].
     CancelUnanswered,
 }
@@ -131,7 +133,7 @@ pub async fn cancel_and_watch<F: Future>(
     };
     tokio::select! {
         output = &mut watching => Watched::Completed(output),
-        interrupt = interrupts.next() => Watched::Detached(interrupt),
+        interrupt = interrupts.next() => Watched::StoppedWaiting(interrupt),
         () = tokio::time::sleep(CANCEL_WAIT) => Watched::CancelUnanswered,
         () = cancel => unreachable!("the cancel future never completes"),
     }
@@ -144,6 +146,10 @@ pub fn exit_code(job_id: &str, watched: Watched<Result<u8, CliError>>) -> Result
         Watched::Completed(result) => result,
         Watched::Detached(interrupt) => {
             output::print_detached(job_id);
+            Ok(interrupt.exit_code())
+        }
+        Watched::StoppedWaiting(interrupt) => {
+            output::print_stopped_waiting(job_id);
             Ok(interrupt.exit_code())
         }
         Watched::CancelUnanswered => {

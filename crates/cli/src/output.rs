@@ -442,6 +442,15 @@ pub fn print_cancel_failed(job_id: &str, err: &CliError) {
     eprintln!("jobs: could not cancel job {job_id}: {err}");
 }
 
+/// A second signal while a canceled job stops: the CLI leaves, the cancel
+/// goes on.
+pub fn print_stopped_waiting(job_id: &str) {
+    eprintln!(
+        "jobs: stopped waiting for job {job_id}, which is being canceled; see: {} status {job_id}",
+        shell::command_name()
+    );
+}
+
 /// The canceled job did not end in time: it may still be stopping.
 pub fn print_cancel_unanswered(job_id: &str, waited: Duration) {
     eprintln!(
