@@ -19,7 +19,6 @@
 pub mod artifacts;
 pub mod attempt;
 pub mod capture;
-pub mod claims;
 pub mod config;
 pub mod dial_back;
 pub mod interactive;

@@ -6,12 +6,12 @@ use anyhow::Context;
 use jobs_core::JobState;
 use jobs_dispatch::{AmqpConfig, ConsumerSession, Consumers};
 use jobs_dispatch::{Signal, Signals};
-use jobs_store::{HeldJob, Store};
-use tokio::sync::{Notify, Semaphore, watch};
+use jobs_store::{ClaimedJob, HeldJob, Store};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    attempt, claims,
+    attempt,
     config::Config,
     interactive,
     metrics::WorkerMetrics,
@@ -146,7 +146,7 @@ pub async fn run_with(
     ));
     interactive::take_offers(&context, &tracker, &slots, &shutdown, &signals);
     let warming = tokio::spawn(warm_pool::keep_filled(context.clone(), shutdown.clone()));
-    let claiming = tokio::spawn(claims::claim_for_free_slots(
+    let claiming = tokio::spawn(claim_for_free_slots(
         context.clone(),
         tracker.clone(),
         slots.clone(),
@@ -464,7 +464,7 @@ async fn consume_session(
                 if let Err(error) = wake_up.ack().await {
                     tracing::warn!("acking a claimed wake-up failed: {error:#}");
                 }
-                claims::start(context, tracker, claimed, permit);
+                start_claimed(context, tracker, claimed, permit);
             }
             Ok(None) => {
                 drop(permit);
@@ -493,6 +493,71 @@ async fn consume_session(
     }
     session.close().await;
     Session::Closed
+}
+
+// Which queued job a free slot takes. A wake-up from the queue says that
+// there is work; the store decides which job, by the apps' shares and caps
+// and the jobs' places in line (`Store::claim_next`). A wake-up may so
+// start another job than the one it was published for, or none when a cap
+// holds the work back: a freed slot, and a poll, claim what is left.
+
+/// How often a worker with a free slot looks for work no wake-up brought:
+/// jobs a cap held back when their wake-up came.
+const CLAIM_POLL: Duration = Duration::from_secs(2);
+
+/// Runs a claimed job's attempt on its slot; the slot's release wakes
+/// [`claim_for_free_slots`].
+fn start_claimed(
+    context: &Arc<WorkerContext>,
+    tracker: &TaskTracker,
+    claimed: ClaimedJob,
+    permit: OwnedSemaphorePermit,
+) {
+    tracing::info!(
+        job_id = claimed.fence.job_id,
+        attempt = claimed.fence.attempt,
+        "claimed"
+    );
+    let context = context.clone();
+    tracker.spawn(async move {
+        attempt::run(context.clone(), claimed).await;
+        drop(permit);
+        context.slot_freed.notify_one();
+    });
+}
+
+/// Claims jobs for the free slots each time a slot frees, and every
+/// [`CLAIM_POLL`], until no queued job may start or the slots are full.
+async fn claim_for_free_slots(
+    context: Arc<WorkerContext>,
+    tracker: TaskTracker,
+    slots: Arc<Semaphore>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = context.slot_freed.notified() => {}
+            () = tokio::time::sleep(CLAIM_POLL) => {}
+        }
+        if context.is_draining() {
+            continue;
+        }
+        while let Ok(permit) = slots.clone().try_acquire_owned() {
+            match context
+                .store
+                .claim_next(&context.worker_id, context.config.lease)
+                .await
+            {
+                Ok(Some(claimed)) => start_claimed(&context, &tracker, claimed, permit),
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "claiming for a free slot failed");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// Whether the store drains this worker, which the worker then learns.

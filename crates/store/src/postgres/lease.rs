@@ -113,13 +113,7 @@ impl PgStore {
         .bind(job_id)
         .execute(&mut *tx)
         .await?;
-        let row: Option<ClaimRow> = sqlx::query_as(claim_statement!("$1"))
-            .bind(job_id)
-            .bind(worker_id)
-            .bind(lease.as_secs_f64())
-            .bind(JOB_EVENTS_CHANNEL)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row = fetch_claim(&mut tx, claim_statement!("$1"), job_id, worker_id, lease).await?;
         tx.commit().await?;
         Ok(row.map(|row| claimed_job(row, worker_id)))
     }
@@ -161,17 +155,12 @@ impl PgStore {
             let Some((app,)) = picked else {
                 return Ok(None);
             };
-            let row: Option<ClaimRow> = sqlx::query_as(claim_statement!(
+            let head_of_app = claim_statement!(
                 "(select q.id from jobs q where q.app = $1 and q.state = 'queued' \
                    and q.interactive_tty is null order by q.line_at, q.id limit 1 \
                    for update skip locked)"
-            ))
-            .bind(&app)
-            .bind(worker_id)
-            .bind(lease.as_secs_f64())
-            .bind(JOB_EVENTS_CHANNEL)
-            .fetch_optional(&mut *tx)
-            .await?;
+            );
+            let row = fetch_claim(&mut tx, head_of_app, &app, worker_id, lease).await?;
             tx.commit().await?;
             if let Some(row) = row {
                 return Ok(Some(claimed_job(row, worker_id)));
@@ -359,6 +348,23 @@ impl PgStore {
             )
             .collect())
     }
+}
+
+/// Runs a `claim_statement!` in `tx`, with `target` as its `$1`.
+async fn fetch_claim(
+    tx: &mut sqlx::PgConnection,
+    statement: &'static str,
+    target: &str,
+    worker_id: &str,
+    lease: Duration,
+) -> Result<Option<ClaimRow>, sqlx::Error> {
+    sqlx::query_as(statement)
+        .bind(target)
+        .bind(worker_id)
+        .bind(lease.as_secs_f64())
+        .bind(JOB_EVENTS_CHANNEL)
+        .fetch_optional(tx)
+        .await
 }
 
 /// What a worker needs of a job it claimed.
