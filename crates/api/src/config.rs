@@ -80,6 +80,11 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_queued_jobs_per_app: u32,
 
+    /// Tasks of one group (`jobs run --tasks N`); more is refused with 422.
+    #[arg(long, env = "JOBS_MAX_TASKS_PER_GROUP", default_value_t = jobs_core::groups::DEFAULT_MAX_TASKS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tasks_per_group: u32,
+
     /// Requests per second per token under /v1; more get 429 with Retry-After.
     #[arg(long, env = "JOBS_RATE_LIMIT_PER_SECOND", default_value = "50")]
     pub rate_limit_per_second: NonZeroU32,
@@ -333,6 +338,7 @@ impl Config {
             },
             quotas: Quotas {
                 max_queued_jobs_per_app: i64::from(args.max_queued_jobs_per_app),
+                max_tasks_per_group: args.max_tasks_per_group,
                 rate: RateLimit {
                     per_second: args.rate_limit_per_second,
                     burst: args.rate_limit_burst,

@@ -159,9 +159,9 @@ const DISK_FULL: &str = "the database is out of disk space: nothing was written;
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::AppNotFound(_) | StoreError::JobNotFound(_) => {
-                ApiError::NotFound(error.to_string())
-            }
+            StoreError::AppNotFound(_)
+            | StoreError::JobNotFound(_)
+            | StoreError::GroupNotFound(_) => ApiError::NotFound(error.to_string()),
             StoreError::AppExists(_) | StoreError::AppBusy { .. } => {
                 ApiError::Conflict(error.to_string())
             }
@@ -169,11 +169,13 @@ impl From<StoreError> for ApiError {
                 ApiError::InvalidInput(InvalidInput::new("uploads", error.to_string()))
             }
             // No Retry-After: when a job ends is unknown.
-            StoreError::TooManyJobs { .. } => ApiError::TooManyRequests {
-                code: "too_many_jobs",
-                message: error.to_string(),
-                retry_after: None,
-            },
+            StoreError::TooManyJobs { .. } | StoreError::TooManyTasks { .. } => {
+                ApiError::TooManyRequests {
+                    code: "too_many_jobs",
+                    message: error.to_string(),
+                    retry_after: None,
+                }
+            }
             StoreError::Database(_) if error.is_disk_full() => {
                 ApiError::Unavailable(DISK_FULL.to_owned())
             }

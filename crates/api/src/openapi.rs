@@ -25,8 +25,9 @@ use jobs_core::{
     scheduling::Priority,
     wire::{
         ApiError as WireError, ApiErrorBody, App, AppCreate, AppList, AppUpdate, Artifact, Caller,
-        Job, JobCreate, JobList, LogChunk, LogPage, LogStream, QueuePlace, TokenCreate,
-        TokenCreated, TokenInfo, TokenList, Upload, UploadRef, WorkerInfo, WorkerList,
+        Group, GroupCreate, GroupTask, Job, JobCreate, JobList, LogChunk, LogPage, LogStream,
+        QueuePlace, TokenCreate, TokenCreated, TokenInfo, TokenList, Upload, UploadRef, WorkerInfo,
+        WorkerList,
     },
 };
 use utoipa::{
@@ -67,6 +68,9 @@ pub const BEARER_SCHEME: &str = "bearer";
         routes::jobs::list_jobs,
         routes::jobs::get_job,
         routes::jobs::cancel_job,
+        routes::groups::create_group,
+        routes::groups::get_group,
+        routes::groups::cancel_group,
         routes::uploads::create_upload,
         routes::artifacts::get_artifact,
         routes::logs::log_page,
@@ -83,6 +87,7 @@ pub const BEARER_SCHEME: &str = "bearer";
     ),
     components(schemas(
         App, AppCreate, AppUpdate, AppList, Hardening, Size, Priority, Job, JobCreate, JobList,
+        Group, GroupCreate, GroupTask,
         JobState,
         LogChunk, LogStream, LogPage, Role, TokenCreate, TokenCreated, TokenInfo, TokenList,
         WireError, ApiErrorBody, Upload, UploadRef, Artifact, QueuePlace, Caller, WorkerInfo,

@@ -12,7 +12,10 @@
 //! a 404 whatever the role: a 403 would confirm that it exists.
 
 use axum::{extract::FromRequestParts, http::request::Parts};
-use jobs_core::{Role, wire::Job};
+use jobs_core::{
+    Role,
+    wire::{Group, Job},
+};
 use jobs_store::StoreError;
 
 use crate::error::ApiError;
@@ -82,6 +85,14 @@ impl Principal {
             Ok(())
         } else {
             Err(StoreError::JobNotFound(job.id.clone()).into())
+        }
+    }
+
+    pub fn can_see_group(&self, group: &Group) -> Result<(), ApiError> {
+        if self.sees_app(&group.app) {
+            Ok(())
+        } else {
+            Err(StoreError::GroupNotFound(group.id.clone()).into())
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Quotas: how many jobs an app may have queued at once (a flood limit far
 //! above any real batch; caps on running jobs are the app's own
-//! `max_running`), and how many
+//! `max_running`), how many tasks one group may have, and how many
 //! requests a token may make ([`crate::rate_limit`]).
 //!
 //! `jobs-api` takes them as flags (with the same environment variables,
@@ -16,6 +16,7 @@ use crate::rate_limit::RateLimit;
 pub const DEFAULT_MAX_QUEUED_JOBS_PER_APP: i64 = 10_000;
 /// The environment variables that set the quotas.
 pub const MAX_QUEUED_JOBS_PER_APP_ENV: &str = "JOBS_MAX_QUEUED_JOBS_PER_APP";
+pub const MAX_TASKS_PER_GROUP_ENV: &str = "JOBS_MAX_TASKS_PER_GROUP";
 pub const RATE_LIMIT_PER_SECOND_ENV: &str = "JOBS_RATE_LIMIT_PER_SECOND";
 pub const RATE_LIMIT_BURST_ENV: &str = "JOBS_RATE_LIMIT_BURST";
 
@@ -23,6 +24,8 @@ pub const RATE_LIMIT_BURST_ENV: &str = "JOBS_RATE_LIMIT_BURST";
 pub struct Quotas {
     /// Queued jobs per app (interactive runs aside); one more is a 429.
     pub max_queued_jobs_per_app: i64,
+    /// Tasks of one group (`jobs run --tasks N`); more is a 422 naming it.
+    pub max_tasks_per_group: u32,
     /// Requests per token under `/v1`; more is a 429 with `Retry-After`.
     pub rate: RateLimit,
 }
@@ -31,6 +34,7 @@ impl Default for Quotas {
     fn default() -> Self {
         Self {
             max_queued_jobs_per_app: DEFAULT_MAX_QUEUED_JOBS_PER_APP,
+            max_tasks_per_group: jobs_core::groups::DEFAULT_MAX_TASKS,
             rate: RateLimit::default(),
         }
     }
@@ -44,6 +48,14 @@ impl Quotas {
         let mut quotas = Self::default();
         if let Some(limit) = positive_from_env(MAX_QUEUED_JOBS_PER_APP_ENV)? {
             quotas.max_queued_jobs_per_app = limit;
+        }
+        if let Some(tasks) = positive_from_env(MAX_TASKS_PER_GROUP_ENV)? {
+            quotas.max_tasks_per_group = u32::try_from(tasks).map_err(|_| {
+                anyhow::anyhow!(
+                    "{MAX_TASKS_PER_GROUP_ENV}={tasks} is too large: the limit is {}",
+                    u32::MAX
+                )
+            })?;
         }
         if let Some(rate) = positive_from_env(RATE_LIMIT_PER_SECOND_ENV)? {
             quotas.rate.per_second = non_zero(RATE_LIMIT_PER_SECOND_ENV, rate)?;

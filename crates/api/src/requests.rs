@@ -10,13 +10,13 @@
 use std::collections::BTreeMap;
 
 use jobs_core::{
-    InvalidInput, JobState, Size,
+    InvalidInput, JobState, Size, groups,
     hardening::{self, Hardening},
     names,
     scheduling::{self, Priority},
     size,
     spec::{self, validate_command, validate_env, validate_idempotency_key},
-    wire::{AppCreate, AppUpdate, JobCreate, UploadRef},
+    wire::{AppCreate, AppUpdate, GroupCreate, JobCreate, UploadRef},
 };
 use serde::Deserialize;
 
@@ -231,10 +231,54 @@ pub struct JobCreateRequest {
     /// `low`, `normal` (the default) or `high`.
     #[serde(default)]
     priority: Option<String>,
+    /// Only in `POST /v1/apps/{app}/groups`: how many tasks.
+    #[serde(default)]
+    tasks: Option<u32>,
+    /// Only in `POST /v1/apps/{app}/groups`: how many tasks at once.
+    #[serde(default)]
+    parallelism: Option<u32>,
 }
 
 impl JobCreateRequest {
+    /// The body of `POST /v1/apps/{app}/jobs`: one job.
     pub fn validate(self) -> Result<JobCreate, InvalidInput> {
+        for (field, given) in [("tasks", self.tasks), ("parallelism", self.parallelism)] {
+            if given.is_some() {
+                return Err(InvalidInput::new(
+                    field,
+                    "a job has no tasks: send a group to POST /v1/apps/{app}/groups",
+                ));
+            }
+        }
+        self.validate_job()
+    }
+
+    /// The body of `POST /v1/apps/{app}/groups`: `tasks` copies of a job,
+    /// at most `max_tasks` of them.
+    pub fn validate_group(self, max_tasks: u32) -> Result<GroupCreate, InvalidInput> {
+        let tasks = self.tasks.ok_or_else(|| {
+            InvalidInput::new("tasks", format!("missing: give 1 to {max_tasks} tasks"))
+        })?;
+        groups::validate_tasks(tasks, max_tasks)?;
+        if let Some(parallelism) = self.parallelism {
+            groups::validate_parallelism(parallelism)?;
+        }
+        groups::validate_task_env(self.env.keys())?;
+        if self.interactive.is_some() {
+            return Err(InvalidInput::new(
+                "interactive",
+                "a group's tasks are queued jobs: run them without a terminal",
+            ));
+        }
+        let parallelism = self.parallelism;
+        Ok(GroupCreate {
+            job: self.validate_job()?,
+            tasks,
+            parallelism,
+        })
+    }
+
+    fn validate_job(self) -> Result<JobCreate, InvalidInput> {
         validate_command(&self.command)?;
         validate_env(&self.env)?;
         let size = parse_size(self.size.as_deref())?;

@@ -10,8 +10,8 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use jobs_core::JobState;
 use jobs_core::wire::{
-    ApiError, App, AppCreate, AppList, AppUpdate, Job, JobCreate, JobList, LogPage, TokenCreate,
-    TokenCreated, TokenList, Upload, WorkerInfo, WorkerList,
+    ApiError, App, AppCreate, AppList, AppUpdate, Group, GroupCreate, Job, JobCreate, JobList,
+    LogPage, TokenCreate, TokenCreated, TokenList, Upload, WorkerInfo, WorkerList,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
@@ -198,6 +198,48 @@ impl ApiClient {
                 }
                 other => return other,
             }
+        }
+    }
+
+    /// Creates a group of `create.tasks` tasks (`jobs run --tasks N`).
+    pub async fn create_group(&self, app: &str, create: &GroupCreate) -> Result<Group, CliError> {
+        let request = self
+            .request(Method::POST, &["apps", app, "groups"])
+            .json(create);
+        self.send_for_json(request).await
+    }
+
+    pub async fn get_group(&self, id: &str) -> Result<Group, CliError> {
+        self.send_for_json(self.request(Method::GET, &["groups", id]))
+            .await
+    }
+
+    /// The first look at a group, as [`Self::get_job_first`] for a job.
+    pub async fn get_group_first(&self, id: &str) -> Result<Group, CliError> {
+        let deadline = tokio::time::Instant::now() + FIRST_ANSWER_PATIENCE;
+        let mut backoff =
+            crate::backoff::Backoff::new(Duration::from_millis(200), Duration::from_secs(2));
+        loop {
+            match self.get_group(id).await {
+                Err(CliError::Dropped { .. }) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    pub async fn cancel_group(&self, id: &str) -> Result<Group, CliError> {
+        self.send_for_json(self.request(Method::POST, &["groups", id, "cancel"]))
+            .await
+    }
+
+    /// Cancels a job, or every task of a group for a group id.
+    pub async fn cancel_job_or_group(&self, id: &str) -> Result<(), CliError> {
+        if jobs_core::groups::is_group_id(id) {
+            self.cancel_group(id).await.map(drop)
+        } else {
+            self.cancel_job(id).await.map(drop)
         }
     }
 

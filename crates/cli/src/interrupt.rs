@@ -126,7 +126,7 @@ pub async fn cancel_and_watch<F: Future>(
 ) -> Watched<F::Output> {
     output::print_canceling(job_id, interrupt.name(), CANCEL_WAIT);
     let cancel = async {
-        if let Err(err) = client.cancel_job(job_id).await {
+        if let Err(err) = client.cancel_job_or_group(job_id).await {
             output::print_cancel_failed(job_id, &err);
         }
         std::future::pending::<()>().await;

@@ -83,6 +83,8 @@ pub(crate) mod tests {
             artifacts: Vec::new(),
             created_by: None,
             priority: Default::default(),
+            group_id: None,
+            task_index: None,
             queue: None,
         }
     }

@@ -18,7 +18,9 @@ use crate::error::CliError;
 use crate::job_end;
 use crate::shell;
 
+mod groups;
 mod workers;
+pub use groups::{print_canceled_group, print_group, print_group_end, print_queued_group};
 pub use workers::{print_worker_drain, print_worker_list};
 
 /// Whether a command prints for people or for programs.
@@ -49,6 +51,63 @@ impl OutputFormat {
 pub struct LogSink {
     stdout_closed: bool,
     stderr_closed: bool,
+    /// Set for one task of a group: each line goes out whole, after it.
+    lines: Option<PrefixedLines>,
+}
+
+/// A task's output, line by line behind its `[i] ` prefix, so that the
+/// lines of tasks followed at once never mix. A line longer than
+/// [`MAX_PENDING_LINE`] is broken there.
+#[derive(Debug, Default)]
+struct PrefixedLines {
+    prefix: Vec<u8>,
+    /// The unfinished last line of stdout and of stderr.
+    pending: [Vec<u8>; 2],
+}
+
+/// How much of an unfinished line a prefixed sink holds back.
+const MAX_PENDING_LINE: usize = 64 * 1024;
+
+impl PrefixedLines {
+    /// The whole lines `bytes` completes, each behind the prefix.
+    fn complete(&mut self, stream: LogStream, bytes: &[u8]) -> Vec<u8> {
+        let pending = &mut self.pending[stream_slot(stream)];
+        pending.extend_from_slice(bytes);
+        let cut = match pending.iter().rposition(|byte| *byte == b'\n') {
+            Some(last_newline) => last_newline + 1,
+            None if pending.len() >= MAX_PENDING_LINE => pending.len(),
+            None => return Vec::new(),
+        };
+        let whole: Vec<u8> = pending.drain(..cut).collect();
+        let mut out = Vec::with_capacity(whole.len() + self.prefix.len() * 4);
+        for line in whole.split_inclusive(|byte| *byte == b'\n') {
+            out.extend_from_slice(&self.prefix);
+            out.extend_from_slice(line);
+            if !line.ends_with(b"\n") {
+                out.push(b'\n');
+            }
+        }
+        out
+    }
+
+    /// The unfinished last line of `stream`, ended.
+    fn rest(&mut self, stream: LogStream) -> Vec<u8> {
+        let pending = std::mem::take(&mut self.pending[stream_slot(stream)]);
+        if pending.is_empty() {
+            return pending;
+        }
+        let mut out = self.prefix.clone();
+        out.extend_from_slice(&pending);
+        out.push(b'\n');
+        out
+    }
+}
+
+fn stream_slot(stream: LogStream) -> usize {
+    match stream {
+        LogStream::Stdout => 0,
+        LogStream::Stderr => 1,
+    }
 }
 
 impl LogSink {
@@ -56,7 +115,42 @@ impl LogSink {
         Self::default()
     }
 
+    /// A sink for task `index` of a group: every line goes out whole,
+    /// behind `[index] `.
+    pub fn for_task(index: u32) -> Self {
+        Self {
+            lines: Some(PrefixedLines {
+                prefix: format!("[{index}] ").into_bytes(),
+                pending: Default::default(),
+            }),
+            ..Self::default()
+        }
+    }
+
     pub fn write(&mut self, stream: LogStream, bytes: &[u8]) -> Result<(), CliError> {
+        match self.lines.as_mut() {
+            Some(lines) => {
+                let whole = lines.complete(stream, bytes);
+                self.write_raw(stream, &whole)
+            }
+            None => self.write_raw(stream, bytes),
+        }
+    }
+
+    /// Writes out what a prefixed sink still holds, as ended lines.
+    pub fn finish(&mut self) -> Result<(), CliError> {
+        for stream in [LogStream::Stdout, LogStream::Stderr] {
+            if let Some(rest) = self.lines.as_mut().map(|lines| lines.rest(stream)) {
+                self.write_raw(stream, &rest)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_raw(&mut self, stream: LogStream, bytes: &[u8]) -> Result<(), CliError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
         let closed = match stream {
             LogStream::Stdout => &mut self.stdout_closed,
             LogStream::Stderr => &mut self.stderr_closed,
@@ -423,30 +517,45 @@ pub fn print_token_revoked(format: OutputFormat, id: &str) -> Result<(), CliErro
 pub fn print_detached(job_id: &str) {
     let cli = shell::command_name();
     eprintln!(
-        "jobs: detached from job {job_id}; it is still running.\n  \
+        "jobs: detached from {} {job_id}; it is still running.\n  \
          follow it: {cli} follow {job_id}\n  \
-         cancel it: {cli} cancel {job_id}"
+         cancel it: {cli} cancel {job_id}",
+        job_or_group(job_id)
     );
+}
+
+/// "group" for a group id, else "job", for the sentences both share.
+fn job_or_group(id: &str) -> &'static str {
+    if jobs_core::groups::is_group_id(id) {
+        "group"
+    } else {
+        "job"
+    }
 }
 
 /// `--on-interrupt cancel` got a signal: the job is being canceled.
 pub fn print_canceling(job_id: &str, signal: &str, wait: Duration) {
     eprintln!(
-        "jobs: {signal}: canceling job {job_id}; waiting up to {} s for its end \
+        "jobs: {signal}: canceling {} {job_id}; waiting up to {} s for its end \
          (a second signal stops waiting)",
+        job_or_group(job_id),
         wait.as_secs()
     );
 }
 
 pub fn print_cancel_failed(job_id: &str, err: &CliError) {
-    eprintln!("jobs: could not cancel job {job_id}: {err}");
+    eprintln!(
+        "jobs: could not cancel {} {job_id}: {err}",
+        job_or_group(job_id)
+    );
 }
 
 /// A second signal while a canceled job stops: the CLI leaves, the cancel
 /// goes on.
 pub fn print_stopped_waiting(job_id: &str) {
     eprintln!(
-        "jobs: stopped waiting for job {job_id}, which is being canceled; see: {} status {job_id}",
+        "jobs: stopped waiting for {} {job_id}, which is being canceled; see: {} status {job_id}",
+        job_or_group(job_id),
         shell::command_name()
     );
 }
@@ -454,7 +563,8 @@ pub fn print_stopped_waiting(job_id: &str) {
 /// The canceled job did not end in time: it may still be stopping.
 pub fn print_cancel_unanswered(job_id: &str, waited: Duration) {
     eprintln!(
-        "jobs: job {job_id} did not end within {} s of its cancel; see: {} status {job_id}",
+        "jobs: {} {job_id} did not end within {} s of its cancel; see: {} status {job_id}",
+        job_or_group(job_id),
         waited.as_secs(),
         shell::command_name()
     );
@@ -504,6 +614,21 @@ pub fn print_wait_gave_up(job: &Job, waited: Duration) {
         "jobs: job {} is still {} after {}",
         job.id,
         job.state,
+        humantime::format_duration(waited)
+    );
+}
+
+/// `jobs wait --timeout` ran out before every task of the group ended.
+pub fn print_group_wait_gave_up(group: &jobs_core::wire::Group, waited: Duration) {
+    let left = group
+        .tasks
+        .iter()
+        .filter(|task| !task.state.is_terminal())
+        .count();
+    eprintln!(
+        "jobs: group {} still has {left} of {} tasks to end after {}",
+        group.id,
+        group.tasks.len(),
         humantime::format_duration(waited)
     );
 }

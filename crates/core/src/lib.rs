@@ -8,6 +8,7 @@
 //!   app's warm pool, whose containers are of its default size;
 //! - [`state`]: job states and the transitions allowed between them;
 //! - [`exit`]: how the end of a job maps to the CLI's exit code;
+//! - [`groups`]: fan-out, a group of N tasks, and its exit code;
 //! - [`hardening`]: an app's container hardening options, with their validation;
 //! - [`spec`]: a job request (command, env, size, timeout) and its validation;
 //! - [`duration`]: human durations such as `90s` or `2h`;
@@ -20,6 +21,7 @@ pub mod attach;
 pub mod config_file;
 pub mod duration;
 pub mod exit;
+pub mod groups;
 pub mod hardening;
 pub mod names;
 pub mod role;

@@ -17,6 +17,9 @@
 //! | `GET /v1/apps/{app}/jobs?state=S&limit=N` | | [`JobList`], newest first |
 //! | `GET /v1/jobs/{id}` | | [`Job`] |
 //! | `POST /v1/jobs/{id}/cancel` | | [`Job`] |
+//! | `POST /v1/apps/{app}/groups` | [`GroupCreate`] | `201` [`Group`], every task queued (`200` for a repeated idempotency key) |
+//! | `GET /v1/groups/{id}` | | [`Group`], with every task by index |
+//! | `POST /v1/groups/{id}/cancel` | | [`Group`]: queued tasks canceled, running ones stopping |
 //! | `GET /v1/jobs/{id}/logs?after=SEQ&limit=N` | | [`LogPage`] |
 //! | `GET /v1/jobs/{id}/artifacts/{index}` | | the artifact as a tar archive |
 //! | `GET /v1/jobs/{id}/logs/stream?after=SEQ` | | Server-Sent Events, see below |
@@ -264,6 +267,78 @@ pub struct JobCreate {
     pub priority: Option<Priority>,
 }
 
+/// The body of `POST /v1/apps/{app}/groups`: a job request, made `tasks`
+/// times (see [`crate::groups`]).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupCreate {
+    #[serde(flatten)]
+    pub job: JobCreate,
+    /// How many tasks: 1 to the API's limit (1,000 unless configured).
+    pub tasks: u32,
+    /// How many of its tasks may be starting or running at once; none for
+    /// as many as the app's share and cap allow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u32>,
+}
+
+/// A group of tasks, with where each stands.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// `grp_…`; `status`, `wait`, `follow`, `logs` and `cancel` take it.
+    pub id: String,
+    pub app: String,
+    pub parallelism: Option<u32>,
+    pub command: Vec<String>,
+    pub priority: Priority,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub created_by: Option<String>,
+    /// Every task, by index.
+    pub tasks: Vec<GroupTask>,
+}
+
+/// One task of a group, as the group lists it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupTask {
+    pub index: u32,
+    /// The task's job: `GET /v1/jobs/{id}` has the rest.
+    pub job_id: String,
+    pub state: JobState,
+    pub attempt: i32,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl Group {
+    /// Whether every task has ended.
+    pub fn ended(&self) -> bool {
+        self.tasks.iter().all(|task| task.state.is_terminal())
+    }
+
+    /// The CLI's exit code once every task ended; see [`crate::groups`].
+    pub fn cli_exit_code(&self) -> Option<u8> {
+        crate::groups::group_exit_code(&self.tasks)
+    }
+
+    /// How many tasks are in each state, in the order of [`JobState::ALL`],
+    /// states with none left out.
+    pub fn counts(&self) -> Vec<(JobState, usize)> {
+        JobState::ALL
+            .into_iter()
+            .map(|state| {
+                let count = self.tasks.iter().filter(|task| task.state == state).count();
+                (state, count)
+            })
+            .filter(|(_, count)| *count > 0)
+            .collect()
+    }
+}
+
 /// How an interactive run's container is attached.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -355,6 +430,12 @@ pub struct Job {
     pub created_by: Option<String>,
     #[serde(default)]
     pub priority: Priority,
+    /// The group this job is a task of (`jobs run --tasks N`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    /// Its index in the group, 0 to N−1 (also `JOBS_TASK_INDEX`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_index: Option<u32>,
     /// Where a queued job stands and why it waits; in the answers of
     /// `GET /v1/jobs/{id}` and of the job list, only while it is queued.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -28,7 +28,10 @@ use std::time::Duration;
 
 use jobs_core::{
     JobState,
-    wire::{App, AppCreate, AppUpdate, Artifact, Job, JobCreate, LogChunk, TokenInfo, Upload},
+    wire::{
+        App, AppCreate, AppUpdate, Artifact, Group, GroupCreate, Job, JobCreate, LogChunk,
+        TokenInfo, Upload,
+    },
 };
 use tokio::sync::broadcast;
 
@@ -49,6 +52,8 @@ pub enum StoreError {
     AppExists(String),
     #[error("job {0:?} not found")]
     JobNotFound(String),
+    #[error("group {0:?} not found")]
+    GroupNotFound(String),
     #[error("app {app:?} still has {active} active jobs: cancel them or wait")]
     AppBusy { app: String, active: i64 },
     #[error(
@@ -58,6 +63,17 @@ pub enum StoreError {
     TooManyJobs {
         app: String,
         queued: i64,
+        limit: i64,
+    },
+    #[error(
+        "app {app:?} has {queued} queued jobs and the group's {tasks} tasks would pass \
+         the limit of {limit} (JOBS_MAX_QUEUED_JOBS_PER_APP); wait for some to start, \
+         cancel some, or split the group"
+    )]
+    TooManyTasks {
+        app: String,
+        queued: i64,
+        tasks: i64,
         limit: i64,
     },
     /// No upload of this app with this id is free to take: it never
@@ -220,6 +236,18 @@ delegate! {
     /// stop it.
     fn cancel_job(&self, id: &str) -> Result<CancelOutcome, StoreError>;
 
+    /// Inserts a group and its queued tasks, all or nothing; refused with
+    /// `TooManyTasks` (creating nothing) when they would take the app past
+    /// `max_queued` queued jobs. A repeated idempotency key returns the
+    /// earlier group and `false`.
+    fn create_group(&self, app: &str, create: &GroupCreate, max_queued: Option<i64>, created_by: Option<&str>) -> Result<(Group, bool), StoreError>;
+    /// The group with every task, by index.
+    fn get_group(&self, id: &str) -> Result<Group, StoreError>;
+    /// Cancels the group's queued tasks at once and asks the workers of its
+    /// starting and running ones to stop them; returns the group and the
+    /// ids of the latter, whose workers must be told.
+    fn cancel_group(&self, id: &str) -> Result<(Group, Vec<String>), StoreError>;
+
     /// Claims a queued job: `queued → starting`, `attempt + 1`, and a lease.
     /// `None` when the job is not queued, the worker is draining, or its
     /// app is at its `max_running` cap.
@@ -323,6 +351,15 @@ delegate! {
 /// A new opaque, URL-safe upload id.
 pub fn new_upload_id() -> String {
     format!("upl_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// A new opaque, URL-safe, time-ordered group id (`grp_…`).
+pub fn new_group_id() -> String {
+    format!(
+        "{}{}",
+        jobs_core::groups::GROUP_ID_PREFIX,
+        uuid::Uuid::now_v7().simple()
+    )
 }
 
 /// A new opaque, URL-safe, time-ordered job id.

@@ -5,9 +5,12 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use jobs_core::{
+    JobState,
     hardening::Hardening,
-    wire::{Artifact, JobCreate, Upload, WorkerInfo},
+    scheduling::Priority,
+    wire::{Artifact, Group, GroupTask, JobCreate, Upload, WorkerInfo},
 };
 use sqlx::types::Json;
 
@@ -81,7 +84,7 @@ macro_rules! job_columns {
     () => {
         "id, app, command, env, size, timeout_seconds, state, attempt, exit_code, reason, \
          cancel_requested_at, lease_owner, created_at, started_at, finished_at, interactive_tty, \
-         uploads, artifact_paths, artifacts, created_by, priority"
+         uploads, artifact_paths, artifacts, created_by, priority, group_id, task_index"
     };
 }
 pub(crate) use job_columns;
@@ -164,4 +167,77 @@ pub(crate) fn with_running_jobs(
         worker.running_jobs = by_owner.remove(&worker.id).unwrap_or_default();
     }
     workers
+}
+
+/// A SQL condition on the job row aliased `$job`: true unless the job is a
+/// task of a group that has `parallelism` tasks starting or running
+/// already. Written once for both stores, whose SQL agrees here.
+macro_rules! group_has_room {
+    ($job:literal) => {
+        concat!(
+            "(",
+            $job,
+            ".group_id is null or not exists (select 1 from job_groups g \
+               where g.id = ",
+            $job,
+            ".group_id and g.parallelism <= (select count(*) from jobs t \
+                 where t.group_id = g.id and t.state in ('starting', 'running'))))"
+        )
+    };
+}
+pub(crate) use group_has_room;
+
+/// A group's own row, with times as [`DateTime`]s whatever the backend.
+pub(crate) struct GroupFields {
+    pub id: String,
+    pub app: String,
+    pub parallelism: Option<i32>,
+    pub created_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a group lists of each task, with times as [`DateTime`]s.
+#[derive(sqlx::FromRow)]
+pub(crate) struct TaskFields {
+    pub id: String,
+    pub task_index: i32,
+    pub state: String,
+    pub attempt: i32,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub command: Json<Vec<String>>,
+    pub priority: i16,
+}
+
+/// The group, its command and priority read off its first task.
+pub(crate) fn group_from_parts(group: GroupFields, tasks: Vec<TaskFields>) -> Group {
+    let (command, priority) = tasks
+        .first()
+        .map(|task| (task.command.0.clone(), Priority::from_i16(task.priority)))
+        .unwrap_or_default();
+    Group {
+        id: group.id,
+        app: group.app,
+        parallelism: group.parallelism.and_then(|p| u32::try_from(p).ok()),
+        command,
+        priority,
+        created_at: group.created_at,
+        created_by: group.created_by,
+        tasks: tasks
+            .into_iter()
+            .map(|task| GroupTask {
+                index: u32::try_from(task.task_index).unwrap_or_default(),
+                job_id: task.id,
+                // The table's check constraint admits only known states.
+                state: task.state.parse().unwrap_or(JobState::Lost),
+                attempt: task.attempt,
+                exit_code: task.exit_code,
+                reason: task.reason,
+                started_at: task.started_at,
+                finished_at: task.finished_at,
+            })
+            .collect(),
+    }
 }

@@ -19,7 +19,8 @@ use jobs_core::{
     JobState, Role, Size,
     scheduling::Priority,
     wire::{
-        App, AppCreate, AppUpdate, Artifact, Capacity, Job, JobCreate, LogStream, Upload, UploadRef,
+        App, AppCreate, AppUpdate, Artifact, Capacity, Group, GroupCreate, Job, JobCreate,
+        LogStream, Upload, UploadRef,
     },
 };
 use jobs_store::{
@@ -203,6 +204,11 @@ contract! {
     scheduling_never_passes_an_app_s_cap,
     scheduling_orders_an_app_s_line_by_priority_then_age,
     apps_max_running_and_weight_round_trip,
+    groups_make_every_task_with_its_index_and_keep_the_parallelism,
+    groups_never_pass_their_parallelism_under_concurrent_claims,
+    groups_over_the_queued_limit_create_nothing,
+    groups_repeat_their_idempotency_key,
+    groups_cancel_every_task,
     jobs_create_with_app_defaults_and_overrides,
     jobs_idempotency_key_returns_the_first_job,
     jobs_concurrent_idempotency_key_makes_one_row,
@@ -3166,4 +3172,206 @@ async fn scheduling_orders_an_app_s_line_by_priority_then_age(store: Store) {
         .map(|claimed| claimed.job.id)
         .collect();
     assert_eq!(order, [high.id, normal_1.id, normal_2.id, low.id]);
+}
+
+// ---------------------------------------------------------------------------
+// Groups
+// ---------------------------------------------------------------------------
+
+async fn create_group(store: &Store, app: &str, tasks: u32, parallelism: Option<u32>) -> Group {
+    let (group, created) = store
+        .create_group(
+            app,
+            &GroupCreate {
+                job: job_create(),
+                tasks,
+                parallelism,
+            },
+            None,
+            Some("token t1"),
+        )
+        .await
+        .expect("create_group");
+    assert!(created);
+    group
+}
+
+async fn groups_make_every_task_with_its_index_and_keep_the_parallelism(store: Store) {
+    create_app(&store, "web").await;
+    let group = create_group(&store, "web", 4, Some(2)).await;
+    assert!(group.id.starts_with("grp_"), "{}", group.id);
+    assert_eq!((group.app.as_str(), group.parallelism), ("web", Some(2)));
+    assert_eq!(group.command, job_create().command);
+    assert_eq!(group.created_by.as_deref(), Some("token t1"));
+    let indexes: Vec<u32> = group.tasks.iter().map(|task| task.index).collect();
+    assert_eq!(indexes, [0, 1, 2, 3]);
+    for task in &group.tasks {
+        let job = job(&store, &task.job_id).await;
+        assert_eq!(job.state, JobState::Queued);
+        assert_eq!(job.group_id.as_deref(), Some(group.id.as_str()));
+        assert_eq!(job.task_index, Some(task.index));
+        assert_eq!(job.env["JOBS_TASK_INDEX"], task.index.to_string());
+        assert_eq!(job.env["JOBS_TASK_COUNT"], "4");
+        // The request's own env is kept.
+        assert_eq!(job.env["SHARED"], job_create().env["SHARED"]);
+    }
+    // Two at once, by index; a job of the app created later still starts
+    // past the group at its parallelism.
+    let later = create_job(&store, "web").await;
+    let claimed = claim_all(&store, "w1").await;
+    let order: Vec<&str> = claimed.iter().map(|c| c.job.id.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            group.tasks[0].job_id.as_str(),
+            group.tasks[1].job_id.as_str(),
+            later.id.as_str()
+        ]
+    );
+    // A direct claim is held to the parallelism too.
+    assert!(
+        store
+            .claim(&group.tasks[2].job_id, "w1", LEASE)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // An end frees a place for the next task.
+    store
+        .finish(&claimed[0].fence, JobState::Succeeded, Some(0), None)
+        .await
+        .unwrap();
+    let next = store.claim_next("w1", LEASE).await.unwrap().unwrap();
+    assert_eq!(next.job.id, group.tasks[2].job_id);
+    assert!(store.claim_next("w1", LEASE).await.unwrap().is_none());
+    let group = store.get_group(&group.id).await.unwrap();
+    let states: Vec<JobState> = group.tasks.iter().map(|task| task.state).collect();
+    assert_eq!(
+        states,
+        [
+            JobState::Succeeded,
+            JobState::Starting,
+            JobState::Starting,
+            JobState::Queued
+        ]
+    );
+    assert!(matches!(
+        store.get_group("grp_missing").await,
+        Err(StoreError::GroupNotFound(_))
+    ));
+}
+
+async fn groups_never_pass_their_parallelism_under_concurrent_claims(store: Store) {
+    create_app(&store, "batch").await;
+    let group = create_group(&store, "batch", 40, Some(3)).await;
+    let mut tries = tokio::task::JoinSet::new();
+    for worker in 0..40 {
+        let store = store.clone();
+        tries.spawn(async move { store.claim_next(&format!("w{worker}"), LEASE).await });
+    }
+    let mut claimed = 0;
+    while let Some(claim) = tries.join_next().await {
+        if claim.unwrap().unwrap().is_some() {
+            claimed += 1;
+        }
+    }
+    assert_eq!(claimed, 3);
+    let group = store.get_group(&group.id).await.unwrap();
+    let starting = group
+        .tasks
+        .iter()
+        .filter(|task| task.state == JobState::Starting)
+        .count();
+    assert_eq!(starting, 3);
+}
+
+async fn groups_over_the_queued_limit_create_nothing(store: Store) {
+    create_app(&store, "web").await;
+    create_jobs(&store, "web", 3).await;
+    let refused = store
+        .create_group(
+            "web",
+            &GroupCreate {
+                job: job_create(),
+                tasks: 3,
+                parallelism: None,
+            },
+            Some(5),
+            None,
+        )
+        .await;
+    match refused {
+        Err(StoreError::TooManyTasks {
+            queued: 3,
+            tasks: 3,
+            limit: 5,
+            ..
+        }) => {}
+        other => panic!("expected TooManyTasks, got {other:?}"),
+    }
+    let jobs = store.list_jobs("web", None, 100).await.unwrap();
+    assert_eq!(jobs.len(), 3, "nothing half-created");
+    // Exactly up to the limit is fine.
+    let (group, _) = store
+        .create_group(
+            "web",
+            &GroupCreate {
+                job: job_create(),
+                tasks: 2,
+                parallelism: None,
+            },
+            Some(5),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(group.tasks.len(), 2);
+}
+
+async fn groups_repeat_their_idempotency_key(store: Store) {
+    create_app(&store, "web").await;
+    let create = GroupCreate {
+        job: JobCreate {
+            idempotency_key: Some("import-7".into()),
+            ..job_create()
+        },
+        tasks: 3,
+        parallelism: Some(1),
+    };
+    let (first, created) = store
+        .create_group("web", &create, None, None)
+        .await
+        .unwrap();
+    assert!(created);
+    let (again, created) = store
+        .create_group("web", &create, None, None)
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again, first);
+    let jobs = store.list_jobs("web", None, 100).await.unwrap();
+    assert_eq!(jobs.len(), 3);
+}
+
+async fn groups_cancel_every_task(store: Store) {
+    create_app(&store, "web").await;
+    let group = create_group(&store, "web", 3, Some(1)).await;
+    let running = store.claim_next("w1", LEASE).await.unwrap().unwrap();
+    assert_eq!(running.job.id, group.tasks[0].job_id);
+    let (canceled, stopping) = store.cancel_group(&group.id).await.unwrap();
+    assert_eq!(stopping, [group.tasks[0].job_id.clone()]);
+    assert_eq!(canceled.tasks[0].state, JobState::Starting);
+    assert!(job(&store, &group.tasks[0].job_id).await.cancel_requested);
+    for task in &canceled.tasks[1..] {
+        assert_eq!(task.state, JobState::Canceled);
+        assert_eq!(task.reason.as_deref(), Some("canceled while queued"));
+    }
+    assert!(store.claim_next("w1", LEASE).await.unwrap().is_none());
+    store
+        .finish(&running.fence, JobState::Canceled, None, Some("canceled"))
+        .await
+        .unwrap();
+    let ended = store.get_group(&group.id).await.unwrap();
+    assert!(ended.ended());
+    assert_eq!(ended.cli_exit_code(), Some(125));
 }

@@ -128,7 +128,11 @@ pub async fn create_job(
 /// sending, no two land on the same name, and together they fit the
 /// per-job limit. The store re-checks that each is still free when it
 /// takes them.
-async fn check_uploads(state: &AppState, app: &str, create: &JobCreate) -> Result<(), ApiError> {
+pub(crate) async fn check_uploads(
+    state: &AppState,
+    app: &str,
+    create: &JobCreate,
+) -> Result<(), ApiError> {
     if create.uploads.is_empty() {
         return Ok(());
     }

@@ -18,6 +18,7 @@
 pub mod apps;
 pub mod artifacts;
 pub mod attach;
+pub mod groups;
 pub mod health;
 pub mod jobs;
 pub mod logs;
@@ -66,6 +67,9 @@ pub fn router_with(state: AppState, quotas: Quotas) -> Router {
             "/apps/{app}/uploads",
             post(uploads::create_upload).layer(DefaultBodyLimit::disable()),
         )
+        .route("/apps/{app}/groups", post(groups::create_group))
+        .route("/groups/{id}", get(groups::get_group))
+        .route("/groups/{id}/cancel", post(groups::cancel_group))
         .route("/jobs/{id}", get(jobs::get_job))
         .route("/jobs/{id}/artifacts/{index}", get(artifacts::get_artifact))
         .route("/jobs/{id}/cancel", post(jobs::cancel_job))

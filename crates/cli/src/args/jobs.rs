@@ -9,14 +9,20 @@ use super::run::InterruptArgs;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct JobIdArgs {
-    /// The job's id, as printed by `jobs run -d` or `jobs list`.
+    /// The job's id, as printed by `jobs run -d` or `jobs list`, or a
+    /// group's (`grp_…`), as printed by `jobs run --tasks N -d`.
     pub id: String,
 }
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct FollowArgs {
-    /// The job's id.
+    /// The job's id, or a group's: then every line of every task, behind
+    /// its `[INDEX] `.
     pub id: String,
+
+    /// Of a group, only this task, as a job of its own.
+    #[arg(long, value_name = "INDEX")]
+    pub task: Option<u32>,
 
     /// Start with only the last N lines of the output so far.
     #[arg(long, value_name = "N")]
@@ -28,8 +34,13 @@ pub struct FollowArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct LogsArgs {
-    /// The job's id.
+    /// The job's id, or a group's: then every task's output in index
+    /// order, each line behind its `[INDEX] `.
     pub id: String,
+
+    /// Of a group, only this task, as a job of its own.
+    #[arg(long, value_name = "INDEX")]
+    pub task: Option<u32>,
 
     /// Prefix each line with the time its chunk was written (RFC 3339).
     #[arg(long)]
@@ -38,7 +49,8 @@ pub struct LogsArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct WaitArgs {
-    /// The job's id.
+    /// The job's id, or a group's: then until every task ended, exiting 0
+    /// when all succeeded, else with the lowest failed task's code.
     pub id: String,
 
     /// Give up after this long, such as 90s, 30m or 2h, and exit 125.

@@ -4,7 +4,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::error::ErrorKind;
-use jobs_core::{Size, scheduling::Priority, spec, wire::JobCreate};
+use jobs_core::{
+    Size, groups,
+    scheduling::Priority,
+    spec,
+    wire::{GroupCreate, JobCreate},
+};
 
 use super::parsers::{self, EnvPair};
 use super::usage_error;
@@ -86,6 +91,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "P", value_parser = parsers::priority)]
     pub priority: Option<Priority>,
 
+    /// Run the command as N tasks of one group, each with its index in
+    /// JOBS_TASK_INDEX (0 to N-1) and N in JOBS_TASK_COUNT; the group id
+    /// works with status, wait, follow, logs and cancel.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub tasks: Option<u32>,
+
+    /// Run at most P tasks of the group at once.
+    #[arg(long, value_name = "P", requires = "tasks",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallelism: Option<u32>,
+
     #[command(flatten)]
     pub interrupt: InterruptArgs,
 
@@ -146,6 +162,29 @@ impl RunArgs {
     /// `--tty`/`--no-tty` says otherwise. Asking for both the queue and an
     /// attach is a usage error naming both options.
     pub fn path(&self, stdin_is_terminal: bool) -> Result<RunPath, clap::Error> {
+        if self.tasks.is_some() {
+            // A group's tasks are queued jobs, followed with their output
+            // prefixed: there is no one terminal to attach to.
+            if self.interactive || self.tty {
+                let option = if self.interactive {
+                    "-i/--interactive"
+                } else {
+                    "--tty"
+                };
+                return Err(usage_error(
+                    ErrorKind::ArgumentConflict,
+                    format!(
+                        "--tasks cannot be used with {option}: a group's tasks are queued, \
+                         and their output is followed line by line"
+                    ),
+                ));
+            }
+            return Ok(if self.detached {
+                RunPath::Detached
+            } else {
+                RunPath::Queued
+            });
+        }
         if self.interactive {
             let queued_option = if self.detached {
                 Some("-d/--detached")
@@ -241,6 +280,25 @@ impl RunArgs {
             });
         }
         Ok(uploads)
+    }
+
+    /// The API request of a group, when `--tasks` was given.
+    pub fn group_create(&self) -> Result<Option<GroupCreate>, clap::Error> {
+        let Some(tasks) = self.tasks else {
+            return Ok(None);
+        };
+        let job = self.job_create()?;
+        groups::validate_task_env(job.env.keys()).map_err(|err| {
+            usage_error(
+                ErrorKind::ValueValidation,
+                format!("-e/--env: {}", err.message),
+            )
+        })?;
+        Ok(Some(GroupCreate {
+            job,
+            tasks,
+            parallelism: self.parallelism,
+        }))
     }
 
     /// The API request for this run, checked against the same limits the API

@@ -1,8 +1,10 @@
 //! `jobs follow ID [--tail N]`, and the following that `jobs run` shares.
 
+use jobs_core::groups::is_group_id;
+
 use crate::args::{FollowArgs, OnInterrupt};
 use crate::client::ApiClient;
-use crate::commands::Context;
+use crate::commands::{Context, group};
 use crate::error::CliError;
 use crate::interrupt;
 use crate::job_end;
@@ -12,6 +14,17 @@ use crate::output::{self, LogSink};
 use crate::tail::TailBuffer;
 
 pub async fn follow(context: &Context, args: FollowArgs) -> Result<u8, CliError> {
+    if is_group_id(&args.id) {
+        return group::follow(
+            context,
+            &args.id,
+            args.task,
+            args.tail,
+            args.interrupt.on_interrupt,
+        )
+        .await;
+    }
+    group::refuse_task_of_a_job(args.task, &args.id)?;
     // Following retries forever while the API may come back. Asking for the
     // job once first turns an unknown id, a refused token or a wrong address
     // into an immediate error instead of an endless retry; an API that
@@ -29,19 +42,31 @@ pub async fn follow_job(
     tail: Option<usize>,
     on_interrupt: OnInterrupt,
 ) -> Result<u8, CliError> {
-    let mut sink = LogSink::new();
     let following = async {
-        let mut cursor = match tail {
-            Some(lines) => print_tail(&context.client, job_id, lines, &mut sink).await?,
-            None => LogCursor::from_start(),
-        };
-        let job =
-            log_follow::follow_until_end(&context.client, job_id, &mut cursor, &mut sink).await?;
-        output::print_job_end(&job);
+        let job = print_until_end(&context.client, job_id, tail, &mut LogSink::new()).await?;
         Ok(job_end::exit_code(&job))
     };
     let watched = interrupt::watch(&context.client, job_id, on_interrupt, following).await;
     interrupt::exit_code(job_id, watched)
+}
+
+/// Prints the job's output through `sink` (all of it, or its last `tail`
+/// lines first) until the job ends, then why it ended when its exit code
+/// does not say; returns the ended job.
+pub async fn print_until_end(
+    client: &ApiClient,
+    job_id: &str,
+    tail: Option<usize>,
+    sink: &mut LogSink,
+) -> Result<jobs_core::wire::Job, CliError> {
+    let mut cursor = match tail {
+        Some(lines) => print_tail(client, job_id, lines, sink).await?,
+        None => LogCursor::from_start(),
+    };
+    let job = log_follow::follow_until_end(client, job_id, &mut cursor, sink).await?;
+    sink.finish()?;
+    output::print_job_end(&job);
+    Ok(job)
 }
 
 /// Prints the last `lines` lines of the output stored so far and returns

@@ -1,7 +1,10 @@
 //! `jobs logs ID [--timestamps]`: the output stored so far, then exit 0.
 
+use jobs_core::groups::is_group_id;
+
 use crate::args::LogsArgs;
-use crate::commands::Context;
+use crate::client::ApiClient;
+use crate::commands::{Context, group};
 use crate::error::CliError;
 use crate::line_timestamps::LineTimestamps;
 use crate::log_cursor::LogCursor;
@@ -9,12 +12,33 @@ use crate::log_follow::chunk_bytes;
 use crate::output::LogSink;
 
 pub async fn logs(context: &Context, args: LogsArgs) -> Result<u8, CliError> {
-    let mut sink = LogSink::new();
-    let mut timestamps = args.timestamps.then(LineTimestamps::new);
+    if is_group_id(&args.id) {
+        return group::logs(context, &args.id, args.task, args.timestamps).await;
+    }
+    group::refuse_task_of_a_job(args.task, &args.id)?;
+    print_stored(
+        &context.client,
+        &args.id,
+        args.timestamps,
+        &mut LogSink::new(),
+    )
+    .await?;
+    Ok(0)
+}
+
+/// Prints the output the job stored so far through `sink`, each line after
+/// its time with `timestamps`.
+pub async fn print_stored(
+    client: &ApiClient,
+    job_id: &str,
+    timestamps: bool,
+    sink: &mut LogSink,
+) -> Result<(), CliError> {
+    let mut timestamps = timestamps.then(LineTimestamps::new);
     let mut cursor = LogCursor::from_start();
     loop {
         let after = cursor.last_seq();
-        let page = context.client.log_page(&args.id, after).await?;
+        let page = client.log_page(job_id, after).await?;
         for chunk in &page.chunks {
             if !cursor.admit(chunk.seq) {
                 continue;
@@ -29,13 +53,13 @@ pub async fn logs(context: &Context, args: LogsArgs) -> Result<u8, CliError> {
         // A reader that closed our stdout (`jobs logs ID | head`) has seen
         // enough; fetching the rest would be wasted.
         if sink.stdout_closed() || !page.more {
-            return Ok(0);
+            return sink.finish();
         }
         // Resume after the page's own marker when it is further along than
         // the last chunk, and stop if the API makes no progress at all.
         let next = page.next_after.max(cursor.last_seq());
         if next <= after {
-            return Ok(0);
+            return sink.finish();
         }
         cursor = LogCursor::after(next);
     }

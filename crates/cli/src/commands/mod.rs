@@ -7,6 +7,7 @@ mod attach;
 mod cancel;
 mod dev;
 mod follow;
+mod group;
 mod list;
 mod logs;
 mod run;

@@ -7,18 +7,26 @@ use jobs_core::wire::Interactive;
 
 use crate::args::{RunArgs, RunPath};
 use crate::attach::{self, Target};
-use crate::commands::{Context, follow};
+use crate::commands::{Context, follow, group};
 use crate::error::CliError;
 use crate::{output, uploads};
 
 pub async fn run(context: &Context, args: RunArgs) -> Result<u8, CliError> {
     let path = args.path(std::io::stdin().is_terminal())?;
     let mut request = args.job_create()?;
+    let group = args.group_create()?;
     let local_uploads = args.local_uploads()?;
     let app = context.require_app().await?;
     // Uploaded first, on every path: the job takes them when it is created.
     if !local_uploads.is_empty() {
         request.uploads = uploads::upload_all(&context.client, &app, &local_uploads).await?;
+    }
+
+    if let Some(mut group) = group {
+        // Uploaded once, shared by every task.
+        group.job.uploads = request.uploads;
+        let detached = path == RunPath::Detached;
+        return group::run(context, &app, &group, detached, args.interrupt.on_interrupt).await;
     }
 
     if let RunPath::Interactive { tty } = path {

@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use jobs_core::exit::EXIT_PLATFORM;
-use jobs_core::wire::Job;
+use jobs_core::groups::is_group_id;
+use jobs_core::wire::{Group, Job};
 use tokio::time::Instant;
 
 use crate::args::WaitArgs;
 use crate::backoff::Backoff;
-use crate::client::ApiClient;
 use crate::commands::Context;
 use crate::error::CliError;
 use crate::interrupt;
@@ -29,7 +29,32 @@ pub async fn wait(context: &Context, args: WaitArgs) -> Result<u8, CliError> {
 }
 
 async fn wait_for_end(context: &Context, args: &WaitArgs) -> Result<u8, CliError> {
-    match poll_until_ended(&context.client, &args.id, args.timeout).await? {
+    let client = &context.client;
+    if is_group_id(&args.id) {
+        let first = client.get_group_first(&args.id).await?;
+        let polled = poll_until(
+            first,
+            || client.get_group(&args.id),
+            Group::ended,
+            args.timeout,
+        );
+        return match polled.await? {
+            Polled::Ended(group) => {
+                output::print_group_end(&group);
+                Ok(group.cli_exit_code().unwrap_or(EXIT_PLATFORM))
+            }
+            Polled::GaveUp(group, waited) => {
+                output::print_group_wait_gave_up(&group, waited);
+                Ok(EXIT_PLATFORM)
+            }
+        };
+    }
+    // The first answer must come, so that an unknown id, a refused token or
+    // a wrong address fails at once (an API restarting under it is waited
+    // for). Later polls ride out API restarts.
+    let first = client.get_job_first(&args.id).await?;
+    let ended = |job: &Job| job.state.is_terminal();
+    match poll_until(first, || client.get_job(&args.id), ended, args.timeout).await? {
         Polled::Ended(job) => {
             output::print_job_end(&job);
             Ok(job_end::exit_code(&job))
@@ -46,41 +71,42 @@ async fn wait_for_end(context: &Context, args: &WaitArgs) -> Result<u8, CliError
 const POLL_FIRST_DELAY: Duration = Duration::from_millis(250);
 const POLL_MAX_DELAY: Duration = Duration::from_secs(2);
 
-/// How polling a job came out.
-enum Polled {
-    Ended(Job),
-    /// The timeout ran out first; the job as last seen, and the timeout.
-    GaveUp(Job, Duration),
+/// How polling a job or a group came out.
+enum Polled<T> {
+    Ended(T),
+    /// The timeout ran out first; what was last seen, and the timeout.
+    GaveUp(T, Duration),
 }
 
-/// Polls the job until it ends or `timeout` runs out.
-async fn poll_until_ended(
-    client: &ApiClient,
-    id: &str,
+/// Polls with `fetch` from `seen` on until `ended` or `timeout` runs out;
+/// a poll the API failed in a way worth retrying is retried.
+async fn poll_until<T, F, Fut>(
+    mut seen: T,
+    fetch: F,
+    ended: impl Fn(&T) -> bool,
     timeout: Option<Duration>,
-) -> Result<Polled, CliError> {
+) -> Result<Polled<T>, CliError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CliError>>,
+{
     let deadline = timeout.map(|timeout| Instant::now() + timeout);
     let mut polls = Backoff::new(POLL_FIRST_DELAY, POLL_MAX_DELAY);
-
-    // The first answer must come, so that an unknown id, a refused token or
-    // a wrong address fails at once (an API restarting under it is waited
-    // for). Later polls ride out API restarts.
-    let mut job = client.get_job_first(id).await?;
     loop {
-        if job.state.is_terminal() {
-            return Ok(Polled::Ended(job));
+        if ended(&seen) {
+            return Ok(Polled::Ended(seen));
         }
         let mut delay = polls.next_delay();
         if let (Some(deadline), Some(waited)) = (deadline, timeout) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Ok(Polled::GaveUp(job, waited));
+                return Ok(Polled::GaveUp(seen, waited));
             }
             delay = delay.min(left);
         }
         tokio::time::sleep(delay).await;
-        match client.get_job(id).await {
-            Ok(latest) => job = latest,
+        match fetch().await {
+            Ok(latest) => seen = latest,
             Err(err) if err.is_retryable() => {}
             Err(err) => return Err(err),
         }

@@ -35,6 +35,8 @@ fn job(state: JobState, exit_code: Option<i32>, reason: Option<&str>) -> Job {
         artifacts: Vec::new(),
         created_by: None,
         priority: Default::default(),
+        group_id: None,
+        task_index: None,
         queue: None,
     }
 }

@@ -13,6 +13,7 @@ use jobs_core::{JobState, wire::Job};
 use sqlx::types::Json;
 
 use super::rows::{HardeningRow, JobRow};
+use crate::shared_rows::group_has_room;
 use crate::{JOB_EVENTS_CHANNEL, StoreError};
 
 #[derive(sqlx::FromRow)]
@@ -64,7 +65,7 @@ macro_rules! app_claim_lock {
 /// or the app is at its `max_running` cap. Returns the claimed row with
 /// what the worker needs to run it.
 macro_rules! claim_statement {
-    ($target:literal) => {
+    ($target:expr) => {
         concat!(
             "with claimed as ( \
                update jobs set state = 'starting', attempt = attempt + 1, lease_owner = $2, \
@@ -78,7 +79,9 @@ macro_rules! claim_statement {
                  and coalesce((select count(*) from jobs r \
                    where r.app = jobs.app and r.state in ('starting', 'running')) \
                    < (select a.max_running from apps a where a.name = jobs.app), true) \
-               returning * \
+                 and ",
+            group_has_room!("jobs"),
+            " returning * \
              ) select claimed.*, apps.image, apps.env as app_env, \
                apps.secret_env as app_secret_env, apps.cap_add, \
                apps.run_as_user, apps.read_only_root, apps.network_none, \
@@ -141,7 +144,9 @@ impl PgStore {
                    select a.name as app from apps a \
                    cross join lateral (select j.line_at from jobs j \
                      where j.app = a.name and j.state = 'queued' and j.interactive_tty is null \
-                     order by j.line_at, j.id limit 1) head \
+                       and ",
+                group_has_room!("j"),
+                " order by j.line_at, j.id limit 1) head \
                    cross join lateral (select count(*) as n from jobs r \
                      where r.app = a.name and r.state in ('starting', 'running')) active \
                    where a.max_running is null or active.n < a.max_running \
@@ -155,11 +160,12 @@ impl PgStore {
             let Some((app,)) = picked else {
                 return Ok(None);
             };
-            let head_of_app = claim_statement!(
+            let head_of_app = claim_statement!(concat!(
                 "(select q.id from jobs q where q.app = $1 and q.state = 'queued' \
-                   and q.interactive_tty is null order by q.line_at, q.id limit 1 \
-                   for update skip locked)"
-            );
+                   and q.interactive_tty is null and ",
+                group_has_room!("q"),
+                " order by q.line_at, q.id limit 1 for update skip locked)"
+            ));
             let row = fetch_claim(&mut tx, head_of_app, &app, worker_id, lease).await?;
             tx.commit().await?;
             if let Some(row) = row {

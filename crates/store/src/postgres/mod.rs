@@ -6,6 +6,7 @@
 
 mod apps;
 mod events;
+mod groups;
 mod jobs;
 mod lease;
 mod logs;

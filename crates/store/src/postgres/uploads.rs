@@ -71,9 +71,14 @@ impl PgStore {
         limit: i64,
     ) -> Result<Vec<PurgedJob>, StoreError> {
         let rows: Vec<PurgedRow> = sqlx::query_as(
+            // A group's tasks share its uploads: none goes before all ended
+            // long enough ago.
             "delete from jobs where id in ( \
-               select id from jobs where finished_at < now() - make_interval(secs => $1) \
+               select id from jobs j where finished_at < now() - make_interval(secs => $1) \
                  and state not in ('queued', 'starting', 'running') \
+                 and (group_id is null or not exists (select 1 from jobs s \
+                   where s.group_id = j.group_id and (s.finished_at is null \
+                     or s.finished_at >= now() - make_interval(secs => $1)))) \
                order by finished_at limit $2 for update skip locked) \
              returning id, uploads, artifacts",
         )
@@ -84,6 +89,13 @@ impl PgStore {
         for row in &rows {
             self.notify(JOB_EVENTS_CHANNEL, &row.id).await?;
         }
+        sqlx::query(
+            "delete from job_groups g where created_at < now() - make_interval(secs => $1) \
+             and not exists (select 1 from jobs where group_id = g.id)",
+        )
+        .bind(older_than.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
         Ok(rows.into_iter().map(PurgedJob::from).collect())
     }
 

@@ -17,6 +17,7 @@ use super::{
 use crate::{
     JOB_EVENTS_CHANNEL, StoreError,
     model::{AttachEndpoint, ClaimedJob, Fence, Heartbeat, HeldJob, secret_values},
+    shared_rows::group_has_room,
 };
 
 #[derive(sqlx::FromRow)]
@@ -38,7 +39,7 @@ struct ClaimRow {
 /// (`$1` its parameter, `$2` the worker, `$3` the lease in microseconds):
 /// refused while the worker drains or the app is at its `max_running` cap.
 macro_rules! claim_statement {
-    ($target:literal) => {
+    ($target:expr) => {
         concat!(
             "update jobs set state = 'starting', attempt = attempt + 1, lease_owner = $2, \
                start_requested_at = null, stop_reason = null, lease_expires_at = ",
@@ -53,7 +54,9 @@ macro_rules! claim_statement {
                and coalesce((select count(*) from jobs r where r.app = jobs.app \
                  and r.state in ('starting', 'running')) \
                  < (select a.max_running from apps a where a.name = jobs.app), 1) \
-             returning ",
+               and ",
+            group_has_room!("jobs"),
+            " returning ",
             job_columns!(),
             ", (select image from apps where apps.name = jobs.app) as image, \
                (select env from apps where apps.name = jobs.app) as app_env, \
@@ -97,20 +100,26 @@ impl SqliteStore {
         worker_id: &str,
         lease: Duration,
     ) -> Result<Option<ClaimedJob>, StoreError> {
-        let row: Option<ClaimRow> = sqlx::query_as(claim_statement!(
+        // Only jobs that may start count: a group at its parallelism
+        // neither gives its app a head nor is taken.
+        let row: Option<ClaimRow> = sqlx::query_as(claim_statement!(concat!(
             "(select q.id from jobs q where q.state = 'queued' and q.interactive_tty is null \
-               and q.app = (select a.name from apps a \
+               and ",
+            group_has_room!("q"),
+            " and q.app = (select a.name from apps a \
                  where exists (select 1 from jobs h where h.app = a.name \
-                     and h.state = 'queued' and h.interactive_tty is null) \
-                   and coalesce((select count(*) from jobs r where r.app = a.name \
+                     and h.state = 'queued' and h.interactive_tty is null and ",
+            group_has_room!("h"),
+            ") and coalesce((select count(*) from jobs r where r.app = a.name \
                      and r.state in ('starting', 'running')) < a.max_running, 1) \
                  order by (select count(*) from jobs r where r.app = a.name \
                      and r.state in ('starting', 'running')) * 1.0 / a.weight, \
                    (select min(h.line_at) from jobs h where h.app = a.name \
-                     and h.state = 'queued' and h.interactive_tty is null) \
-                 limit 1) \
+                     and h.state = 'queued' and h.interactive_tty is null and ",
+            group_has_room!("h"),
+            ") limit 1) \
                order by q.line_at, q.id limit 1) and $1 is null"
-        ))
+        )))
         .bind(None::<String>)
         .bind(worker_id)
         .bind(duration_micros(lease))

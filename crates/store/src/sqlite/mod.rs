@@ -15,6 +15,7 @@
 //!   `busy_timeout` instead of failing on a stale snapshot.
 
 mod apps;
+mod groups;
 mod jobs;
 mod lease;
 mod logs;

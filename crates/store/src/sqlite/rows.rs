@@ -104,6 +104,8 @@ pub(crate) struct JobRow {
     pub files: JobFilesRow,
     pub created_by: Option<String>,
     pub priority: i16,
+    pub group_id: Option<String>,
+    pub task_index: Option<i32>,
 }
 
 impl From<JobRow> for Job {
@@ -133,6 +135,8 @@ impl From<JobRow> for Job {
             artifacts: row.files.artifacts.0,
             created_by: row.created_by,
             priority: Priority::from_i16(row.priority),
+            group_id: row.group_id,
+            task_index: row.task_index.and_then(|index| u32::try_from(index).ok()),
             queue: None,
         }
     }

@@ -74,9 +74,14 @@ impl SqliteStore {
     ) -> Result<Vec<PurgedJob>, StoreError> {
         let rows: Vec<PurgedRow> = sqlx::query_as(concat!(
             "delete from jobs where id in ( \
-               select id from jobs where finished_at < ",
+               select id from jobs j where finished_at < ",
             now!(),
             " - $1 and state not in ('queued', 'starting', 'running') \
+                 and (group_id is null or not exists (select 1 from jobs s \
+                   where s.group_id = j.group_id and (s.finished_at is null \
+                     or s.finished_at >= ",
+            now!(),
+            " - $1))) \
                order by finished_at limit $2) \
              returning id, uploads, artifacts"
         ))
@@ -87,6 +92,14 @@ impl SqliteStore {
         for row in &rows {
             self.notify(JOB_EVENTS_CHANNEL, &row.id);
         }
+        sqlx::query(concat!(
+            "delete from job_groups where created_at < ",
+            now!(),
+            " - $1 and not exists (select 1 from jobs where group_id = job_groups.id)"
+        ))
+        .bind(duration_micros(older_than))
+        .execute(&self.pool)
+        .await?;
         Ok(rows.into_iter().map(PurgedJob::from).collect())
     }
 

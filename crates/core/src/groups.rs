@@ -1,0 +1,168 @@
+//! Fan-out: one request makes a group of N tasks, jobs of one app that run
+//! the same command, each with its index in `JOBS_TASK_INDEX` (0 to N−1)
+//! and N in `JOBS_TASK_COUNT`, at most `parallelism` of them at once.
+//!
+//! A group ends when every task has ended. Its exit code is 0 when every
+//! task succeeded, else the code of the lowest-index task that did not:
+//! that task's own ([`crate::exit_code_for`]), or 125 if it never ran.
+
+use crate::exit::EXIT_PLATFORM;
+use crate::wire::GroupTask;
+use crate::{InvalidInput, JobState};
+
+/// The most tasks a group may have unless the API is configured otherwise
+/// (`JOBS_MAX_TASKS_PER_GROUP`).
+pub const DEFAULT_MAX_TASKS: u32 = 1000;
+/// The largest `parallelism`: past any worker fleet, so that the bound is
+/// about typos, not capacity.
+pub const MAX_PARALLELISM: u32 = 100_000;
+/// What every group id starts with, so that a command that takes a job id
+/// also knows a group's.
+pub const GROUP_ID_PREFIX: &str = "grp_";
+/// The env var with a task's index, 0 to N−1.
+pub const TASK_INDEX_ENV: &str = "JOBS_TASK_INDEX";
+/// The env var with the group's number of tasks.
+pub const TASK_COUNT_ENV: &str = "JOBS_TASK_COUNT";
+
+/// Whether `id` names a group rather than a job.
+pub fn is_group_id(id: &str) -> bool {
+    id.starts_with(GROUP_ID_PREFIX)
+}
+
+/// Checks a group's `tasks`: 1 to `limit`.
+pub fn validate_tasks(tasks: u32, limit: u32) -> Result<(), InvalidInput> {
+    if (1..=limit).contains(&tasks) {
+        return Ok(());
+    }
+    Err(InvalidInput::new(
+        "tasks",
+        format!("tasks must be 1 to {limit} (got {tasks}); the limit is JOBS_MAX_TASKS_PER_GROUP"),
+    ))
+}
+
+/// Checks a group's `parallelism`: 1 to [`MAX_PARALLELISM`].
+pub fn validate_parallelism(parallelism: u32) -> Result<(), InvalidInput> {
+    if (1..=MAX_PARALLELISM).contains(&parallelism) {
+        return Ok(());
+    }
+    Err(InvalidInput::new(
+        "parallelism",
+        format!(
+            "parallelism must be 1 to {MAX_PARALLELISM} (got {parallelism}); leave it out to run every task as slots allow"
+        ),
+    ))
+}
+
+/// Refuses env overrides that would hide a task's own index or count.
+pub fn validate_task_env<'a>(
+    names: impl IntoIterator<Item = &'a String>,
+) -> Result<(), InvalidInput> {
+    for name in names {
+        if name == TASK_INDEX_ENV || name == TASK_COUNT_ENV {
+            return Err(InvalidInput::new(
+                "env",
+                format!("{name} is set by the group for each task: leave it out"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The env of task `index` of `count`, over the request's own.
+pub fn task_env(index: u32, count: u32) -> [(String, String); 2] {
+    [
+        (TASK_INDEX_ENV.to_owned(), index.to_string()),
+        (TASK_COUNT_ENV.to_owned(), count.to_string()),
+    ]
+}
+
+/// The group's exit code once every task ended (`None` before): 0 when all
+/// succeeded, else the lowest-index failure's code, 125 if it never ran.
+pub fn group_exit_code(tasks: &[GroupTask]) -> Option<u8> {
+    if tasks.iter().any(|task| !task.state.is_terminal()) {
+        return None;
+    }
+    let mut by_index: Vec<&GroupTask> = tasks.iter().collect();
+    by_index.sort_by_key(|task| task.index);
+    let Some(first_failure) = by_index
+        .into_iter()
+        .find(|task| task.state != JobState::Succeeded)
+    else {
+        return Some(0);
+    };
+    if first_failure.started_at.is_none() {
+        return Some(EXIT_PLATFORM);
+    }
+    Some(
+        crate::exit_code_for(first_failure.state, first_failure.exit_code).unwrap_or(EXIT_PLATFORM),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn task(index: u32, state: JobState, exit_code: Option<i32>, ran: bool) -> GroupTask {
+        GroupTask {
+            index,
+            job_id: format!("job{index}"),
+            state,
+            attempt: 1,
+            exit_code,
+            reason: None,
+            started_at: ran.then(Utc::now),
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn the_lowest_index_failure_gives_the_exit_code() {
+        let tasks = [
+            task(3, JobState::Failed, Some(3), true),
+            task(0, JobState::Succeeded, Some(0), true),
+            task(2, JobState::Failed, Some(7), true),
+            task(1, JobState::Succeeded, Some(0), true),
+        ];
+        assert_eq!(group_exit_code(&tasks), Some(7));
+        let tasks = [task(0, JobState::Succeeded, Some(0), true)];
+        assert_eq!(group_exit_code(&tasks), Some(0));
+    }
+
+    #[test]
+    fn a_task_that_never_ran_exits_125_and_a_timeout_124() {
+        let tasks = [
+            task(0, JobState::TimedOut, None, true),
+            task(1, JobState::Canceled, None, false),
+        ];
+        assert_eq!(group_exit_code(&tasks), Some(124));
+        let tasks = [
+            task(0, JobState::Succeeded, Some(0), true),
+            task(1, JobState::Canceled, None, false),
+        ];
+        assert_eq!(group_exit_code(&tasks), Some(125));
+    }
+
+    #[test]
+    fn a_group_with_a_task_left_has_no_exit_code_yet() {
+        let tasks = [
+            task(0, JobState::Failed, Some(1), true),
+            task(1, JobState::Running, None, true),
+        ];
+        assert_eq!(group_exit_code(&tasks), None);
+    }
+
+    #[test]
+    fn bounds_name_the_field_and_the_limit() {
+        assert_eq!(
+            validate_tasks(1001, 1000).unwrap_err().to_string(),
+            "tasks: tasks must be 1 to 1000 (got 1001); the limit is JOBS_MAX_TASKS_PER_GROUP"
+        );
+        assert!(validate_tasks(0, 1000).is_err());
+        assert!(validate_tasks(1000, 1000).is_ok());
+        assert_eq!(validate_parallelism(0).unwrap_err().field, "parallelism");
+        let env = ["JOBS_TASK_INDEX".to_owned()];
+        assert_eq!(validate_task_env(&env).unwrap_err().field, "env");
+        assert!(is_group_id("grp_0191") && !is_group_id("0191"));
+    }
+}
