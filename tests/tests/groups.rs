@@ -6,9 +6,10 @@
 
 use std::time::Duration;
 
-use jobs_e2e::TestEnv;
 use jobs_e2e::docker::max_concurrently_running;
 use jobs_e2e::env::job_id_from_detached_output;
+use jobs_e2e::executions::starts_of;
+use jobs_e2e::{TestEnv, TestEnvOptions};
 
 const DEADLINE: Duration = Duration::from_secs(180);
 
@@ -207,5 +208,100 @@ fn the_task_bound_and_the_flood_limit_name_their_limits_and_create_nothing() {
     .assert_usage_error("JOBS_TASK_INDEX is set by the group for each task");
     env.jobs(&["run", "-i", "--tasks", "2", "--", "true"])
         .assert_usage_error("--tasks cannot be used with -i/--interactive");
+    env.finish();
+}
+
+#[test]
+fn every_task_reads_the_shared_upload_and_keeps_its_own_artifact() {
+    let mut env = TestEnv::start(2);
+    let dir = env.log_dir.join("local");
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("orders.csv");
+    std::fs::write(&input, b"a\nb\nc\n").unwrap();
+    let script = "sed -n \"$((JOBS_TASK_INDEX + 1))p\" /tmp/uploads/orders.csv > /tmp/shard.txt; \
+         wc -l < /tmp/uploads/orders.csv";
+    let group = job_id_from_detached_output(&env.jobs(&[
+        "run",
+        "-d",
+        "--tasks",
+        "3",
+        "-f",
+        &input.display().to_string(),
+        "--artifact",
+        "/tmp/shard.txt",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]));
+    env.jobs_with_timeout(&["wait", &group], DEADLINE)
+        .assert_success();
+    env.jobs(&["logs", &group])
+        .assert_success()
+        .assert_stdout(b"[0] 3\n[1] 3\n[2] 3\n");
+    let tasks = env.db_query_strings(&format!(
+        "select id from jobs where group_id = '{group}' order by task_index"
+    ));
+    for (index, (task, line)) in tasks.iter().zip(["a", "b", "c"]).enumerate() {
+        let out = dir.join(format!("out{index}"));
+        env.jobs(&["artifacts", task, "-o", &out.display().to_string()])
+            .assert_success();
+        let shard = std::fs::read_to_string(out.join("shard.txt")).unwrap();
+        assert_eq!(shard, format!("{line}\n"), "task {index}");
+    }
+    env.finish();
+}
+
+#[test]
+fn a_worker_killed_mid_group_loses_no_task_and_runs_none_twice() {
+    let mut env = TestEnv::start_with(
+        TestEnvOptions::new(2)
+            .worker_env("JOBS_LEASE", "4s")
+            .api_env("JOBS_REAPER_INTERVAL", "1s"),
+    );
+    let starts = env.watch_container_starts_and_dies();
+    let group = job_id_from_detached_output(&env.jobs(&[
+        "run",
+        "-d",
+        "--tasks",
+        "4",
+        "--parallelism",
+        "2",
+        "--",
+        "sh",
+        "-c",
+        "echo begin $JOBS_TASK_INDEX; sleep 3; echo end $JOBS_TASK_INDEX",
+    ]));
+    let tasks = env.db_query_strings(&format!(
+        "select id from jobs where group_id = '{group}' order by task_index"
+    ));
+    env.wait_for_state(&tasks[0], "running", DEADLINE);
+    env.wait_for_state(&tasks[1], "running", DEADLINE);
+
+    // Killed with two tasks running and two queued; back within the lease,
+    // it takes the running ones over and the group goes on.
+    env.kill_worker();
+    env.restart_worker();
+    env.jobs_with_timeout(&["wait", &group], DEADLINE)
+        .assert_success();
+    let mut lines: Vec<String> = env
+        .jobs(&["logs", &group])
+        .stdout_text()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    let mut expected: Vec<String> = (0..4)
+        .flat_map(|i| [format!("[{i}] begin {i}"), format!("[{i}] end {i}")])
+        .collect();
+    expected.sort();
+    assert_eq!(lines, expected);
+    for task in &tasks {
+        assert_eq!(starts_of(&starts, task), 1, "task {task} ran once");
+    }
+    let events = starts.wait_for("four containers to die", DEADLINE, |events| {
+        events.iter().filter(|event| event.action == "die").count() >= 4
+    });
+    assert!(max_concurrently_running(&events) <= 2, "{events:?}");
     env.finish();
 }

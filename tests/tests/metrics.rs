@@ -108,7 +108,10 @@ fn the_api_and_the_worker_count_what_runs_did() {
     );
     assert!(worker_grew("jobs_run_duration_seconds_sum{state=\"succeeded\"}") > 0.0);
     // Three claims, two containers started, one that could not be.
-    assert_eq!(worker_grew("jobs_time_in_queue_seconds_count"), 3.0);
+    assert_eq!(
+        worker_grew("jobs_time_in_queue_seconds_count{priority=\"normal\"}"),
+        3.0
+    );
     assert_eq!(worker_grew("jobs_start_latency_seconds_count"), 2.0);
     assert!(worker_grew("jobs_start_latency_seconds_sum") > 0.0);
     assert_eq!(worker_grew("jobs_container_start_failures_total"), 1.0);

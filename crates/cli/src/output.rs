@@ -724,6 +724,28 @@ mod tests {
     }
 
     #[test]
+    fn a_task_s_lines_go_out_whole_behind_its_prefix() {
+        let mut lines = PrefixedLines {
+            prefix: b"[3] ".to_vec(),
+            pending: Default::default(),
+        };
+        assert_eq!(lines.complete(LogStream::Stdout, b"one\ntw"), b"[3] one\n");
+        // The other stream keeps its own unfinished line.
+        assert_eq!(lines.complete(LogStream::Stderr, b"err"), b"");
+        assert_eq!(
+            lines.complete(LogStream::Stdout, b"o\nthree\n"),
+            b"[3] two\n[3] three\n"
+        );
+        assert_eq!(lines.rest(LogStream::Stdout), b"");
+        assert_eq!(lines.rest(LogStream::Stderr), b"[3] err\n");
+        // A line past the bound is broken there rather than held forever.
+        let long = vec![b'x'; MAX_PENDING_LINE];
+        let out = lines.complete(LogStream::Stdout, &long);
+        assert_eq!(out.len(), MAX_PENDING_LINE + 5);
+        assert!(out.starts_with(b"[3] x") && out.ends_with(b"x\n"));
+    }
+
+    #[test]
     fn commands_read_as_typed() {
         assert_eq!(
             display_command(&strings(&["/bin/sh", "-c", "ls | wc -l"])),

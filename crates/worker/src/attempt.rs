@@ -61,8 +61,7 @@ pub async fn run(context: Arc<WorkerContext>, claimed: ClaimedJob) {
     let fence = claimed.fence.clone();
     context
         .metrics
-        .time_in_queue
-        .observe(claimed.queued_for.as_secs_f64());
+        .queued_for(claimed.job.priority, claimed.queued_for);
     supervise(context, &fence, Lease::JustClaimed, |stop| async move {
         drive(context, &claimed, &stop).await
     })

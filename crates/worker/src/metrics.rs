@@ -49,8 +49,8 @@ pub struct WorkerMetrics {
     /// Job slots of this worker, and how many run a job now.
     pub slots: IntGauge,
     pub slots_used: IntGauge,
-    /// From a job's creation to its claim by this worker.
-    pub time_in_queue: Histogram,
+    /// From a job's creation to its claim by this worker, by priority.
+    time_in_queue: HistogramVec,
     /// From the claim to the container's start.
     pub start_latency: Histogram,
     /// From the container's start to the recorded end, by end state.
@@ -97,6 +97,15 @@ impl WorkerMetrics {
             &["state"],
         )?;
         registry.register(Box::new(run_duration.clone()))?;
+        let time_in_queue = HistogramVec::new(
+            HistogramOpts::new(
+                "jobs_time_in_queue_seconds",
+                "From a job's creation to its claim, by the database clock, by priority.",
+            )
+            .buckets(WAIT_BUCKETS.to_vec()),
+            &["priority"],
+        )?;
+        registry.register(Box::new(time_in_queue.clone()))?;
         let jobs_ended = IntCounterVec::new(
             Opts::new(
                 "jobs_worker_jobs_ended_total",
@@ -109,11 +118,7 @@ impl WorkerMetrics {
         Ok(Self {
             slots: gauge("jobs_worker_slots", "Job slots of this worker.")?,
             slots_used: gauge("jobs_worker_slots_used", "Job slots running a job now.")?,
-            time_in_queue: histogram(
-                "jobs_time_in_queue_seconds",
-                "From a job's creation to its claim, by the database clock.",
-                WAIT_BUCKETS,
-            )?,
+            time_in_queue,
             start_latency: histogram(
                 "jobs_start_latency_seconds",
                 "From a job's claim to its container's start (uploads included).",
@@ -146,6 +151,13 @@ impl WorkerMetrics {
     }
 
     /// Counts an attempt's end; `ran_for` is `None` when no container ran.
+    /// A claimed job waited `waited` since its creation.
+    pub fn queued_for(&self, priority: jobs_core::scheduling::Priority, waited: Duration) {
+        self.time_in_queue
+            .with_label_values(&[priority.as_str()])
+            .observe(waited.as_secs_f64());
+    }
+
     pub fn ended(&self, state: JobState, ran_for: Option<Duration>) {
         self.jobs_ended.with_label_values(&[state.as_str()]).inc();
         if let Some(ran_for) = ran_for {
