@@ -18,12 +18,18 @@ every one to end, and prints:
 - the database load: commits and rows written per second (pg_stat_database);
 - that every job ended `succeeded` after exactly one attempt.
 
+With --fairness, the first app holds a backlog of JOBS jobs (submitted
+while the workers are drained, then let go) while the other apps each
+submit a job now and then (--trickle-rate jobs/s in all); it prints the
+latency from creation to start of those other apps' jobs, p50 and p99,
+first with no backlog at all (the baseline, same run), then behind it.
+
 With --backlog, every worker is drained (`jobs workers drain`) before the
 submission and undrained at once after it, so that the dispatch rate is
 measured on its own, from a full queue: from the first job's start to the
 last one's end, with no submission competing for the machine.
 
-Usage: python3 bench/simulate.py [--workers 100] [--slots 4] [--jobs 5000] [--clients 8] [--apps 20] [--backlog]
+Usage: python3 bench/simulate.py [--workers 100] [--slots 4] [--jobs 5000] [--clients 8] [--apps 20] [--backlog | --fairness]
 Needs: deploy/setup.sh done, `cargo build --release --bins`.
 """
 
@@ -102,6 +108,69 @@ def submit_all(api, token, apps, count, clients):
     return time.perf_counter() - t0, latencies, failures
 
 
+def trickle(api, token, apps, rate, keep_going):
+    """Submits one job at a time to `apps` in turn, `rate` jobs a second,
+    while keep_going() says so; returns how many failed."""
+    host, port = api.split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    body = json.dumps({"command": ["true"]})
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    failed, index, next_at = 0, 0, time.perf_counter()
+    while keep_going():
+        connection.request("POST", f"/v1/apps/{apps[index % len(apps)]}/jobs", body, headers)
+        response = connection.getresponse()
+        response.read()
+        failed += response.status not in (200, 201)
+        index += 1
+        next_at += 1 / rate
+        time.sleep(max(0.0, next_at - time.perf_counter()))
+    return failed
+
+
+def start_latency(db, apps, since=None):
+    """p50 and p99, in ms, from creation to start of the jobs of `apps`
+    (created after `since`, a database time, when given); and their count."""
+    names = ", ".join(f"'{app}'" for app in apps)
+    after = f" and created_at > '{since}'" if since else ""
+    row = psql(db, f"""
+        select percentile_cont(0.5) within group (order by extract(epoch from start_requested_at - created_at)),
+               percentile_cont(0.99) within group (order by extract(epoch from start_requested_at - created_at)),
+               count(*)
+        from jobs where app in ({names}){after}""").split("|")
+    return float(row[0]) * 1000, float(row[1]) * 1000, int(row[2])
+
+
+def fairness(db, address, token, apps, workers, args):
+    """The backlog of one app against the trickle of the others."""
+    others = apps[1:]
+    # Baseline: the trickle alone, nothing queued.
+    until = time.perf_counter() + args.trickle_seconds
+    trickle(address, token, others, args.trickle_rate, lambda: time.perf_counter() < until)
+    time.sleep(1)
+    p50, p99, count = start_latency(db, others)
+    print(f"fairness baseline, no backlog: {count} jobs of {len(others)} apps, creation to start p50 {p50:.0f} ms, p99 {p99:.0f} ms")
+    # The backlog, queued while the workers are drained, then let go.
+    set_draining(address, token, workers, True)
+    seconds, _, failures = submit_all(address, token, apps[:1], args.jobs, args.clients)
+    print(f"backlog: {args.jobs} jobs of {apps[0]} queued in {seconds:.1f} s; {len(failures)} failed")
+    since = psql(db, "select now()")
+    set_draining(address, token, workers, False)
+    queued = lambda: int(psql(db, f"select count(*) from jobs where app = '{apps[0]}' and state = 'queued'"))
+    checked = {"at": 0.0, "left": args.jobs}
+
+    def backlog_left():
+        if time.perf_counter() - checked["at"] > 1:
+            checked.update(at=time.perf_counter(), left=queued())
+        return checked["left"] > args.jobs // 10
+    t0 = time.perf_counter()
+    trickle(address, token, others, args.trickle_rate, backlog_left)
+    print(f"  the backlog went from {args.jobs} to {checked['left']} queued in {time.perf_counter() - t0:.1f} s")
+    time.sleep(1)
+    p50, p99, count = start_latency(db, others, since)
+    print(f"fairness behind {args.jobs} queued jobs of one app: {count} jobs of {len(others)} apps, "
+          f"creation to start p50 {p50:.0f} ms, p99 {p99:.0f} ms (target p99 <= 1000 ms)")
+
+
 def set_draining(api, token, workers, draining):
     """Drains every worker, or undoes it, as fast as one connection allows."""
     host, port = api.split(":")
@@ -159,9 +228,15 @@ def main():
     parser.add_argument("--apps", type=int, default=20,
                         help="apps the jobs are spread over: each app's job creations take its row lock in turn (its quota)")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--bin", default=BIN, help="the directory of the binaries (a baseline's build)")
     parser.add_argument("--backlog", action="store_true",
                         help="drain every worker while submitting, then undrain them all: dispatch from a full queue")
+    parser.add_argument("--fairness", action="store_true",
+                        help="one app's backlog of JOBS jobs against a trickle of jobs of the other apps")
+    parser.add_argument("--trickle-rate", type=float, default=10, help="jobs/s of the other apps, in all")
+    parser.add_argument("--trickle-seconds", type=float, default=10, help="how long the baseline trickle lasts")
     args = parser.parse_args()
+    bin_dir = args.bin
 
     # Each worker holds up to 16 connections (its pool, LISTEN included).
     needed = args.workers * 6 + 50
@@ -192,24 +267,27 @@ def main():
     })
     processes = []
     try:
-        engine, _ = start([os.path.join(BIN, "jobs-stub-engine"), "--socket", socket], env, "listening on", f"{logs}/engine.log")
+        engine, _ = start([os.path.join(bin_dir, "jobs-stub-engine"), "--socket", socket], env, "listening on", f"{logs}/engine.log")
         processes.append(engine)
-        api, line = start([os.path.join(BIN, "jobs-api")], env, "listening on", f"{logs}/api.log")
+        api, line = start([os.path.join(bin_dir, "jobs-api")], env, "listening on", f"{logs}/api.log")
         processes.append(api)
         address = line.split()[-1]
         env["JOBS_API_URL"] = f"http://{address}"
         t0 = time.perf_counter()
         for n in range(args.workers):
             worker_env = dict(env, JOBS_WORKER_ID=f"sim-{n:03d}")
-            worker, _ = start([os.path.join(BIN, "jobs-worker")], worker_env, "ready", f"{logs}/worker-{n:03d}.log")
+            worker, _ = start([os.path.join(bin_dir, "jobs-worker")], worker_env, "ready", f"{logs}/worker-{n:03d}.log")
             processes.append(worker)
         print(f"{args.workers} workers of {args.slots} slots ready in {time.perf_counter() - t0:.1f} s (stub engine, release build)")
         apps = [f"sim{n}" for n in range(args.apps)]
         for app in apps:
-            subprocess.run([os.path.join(BIN, "jobs"), "apps", "create", app, "--image", "stub/any:latest"],
+            subprocess.run([os.path.join(bin_dir, "jobs"), "apps", "create", app, "--image", "stub/any:latest"],
                            env=dict(env, JOBS_TOKEN=token), check=True, capture_output=True)
 
         workers = [f"sim-{n:03d}" for n in range(args.workers)]
+        if args.fairness:
+            fairness(db, address, token, apps, workers, args)
+            return
         if args.backlog:
             set_draining(address, token, workers, True)
             seconds, latencies, failures = submit_all(address, token, apps, args.jobs, args.clients)
@@ -259,6 +337,8 @@ def main():
         busiest = sorted(used.items(), key=lambda item: -item[1])[:6]
         print("  CPU seconds in the window: " + ", ".join(f"{name} {seconds:.1f}" for name, seconds in busiest)
               + f" (of {2 * window:.0f} on 2 cores)" if os.cpu_count() == 2 else "")
+        control_plane = sum(used.get(name, 0.0) for name in ("jobs-worker", "jobs-api", "postgresql", "rabbitmq"))
+        print(f"  control plane CPU per job (workers, API, PostgreSQL, RabbitMQ): {control_plane / total * 1000:.2f} ms")
     finally:
         for proc in reversed(processes):
             proc.terminate()

@@ -331,5 +331,29 @@ fn jobs_dev_schedules_with_caps_and_priorities_as_the_servers_do() {
     for id in &backlog[1..] {
         assert!(started(&urgent) < started(id), "{urgent} after {id}");
     }
+
+    // Fan-out on the embedded store: each task once, with its index, and
+    // the lowest failure's code.
+    let group = env.jobs(&[
+        "run",
+        "-a",
+        "other",
+        "--tasks",
+        "3",
+        "--parallelism",
+        "1",
+        "--",
+        "sh",
+        "-c",
+        "echo task $JOBS_TASK_INDEX; exit $((JOBS_TASK_INDEX * 2))",
+    ]);
+    group.assert_code(2);
+    let mut lines: Vec<String> = group.stdout_text().lines().map(str::to_owned).collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["[0] task 0", "[1] task 1", "[2] task 2"],
+        "{group:?}"
+    );
     env.finish();
 }

@@ -5,7 +5,8 @@
 //!   parts around a pause, timeouts, cancels, and interactive runs
 //!   (`jobs run -i`) whose piped stdin the command echoes back. The queued
 //!   ones are spread over three apps ([`APPS`]: one capped at two running
-//!   jobs, one of weight 2) and three priorities.
+//!   jobs, one of weight 2) and three priorities; some are groups of
+//!   three tasks (`--tasks 3 --parallelism 2`), each task checked as a job.
 //! - Faults, while jobs run: the worker killed with SIGKILL and restarted
 //!   within its lease (interactive runs in flight included), RabbitMQ stopped and started, PostgreSQL restarted
 //!   once. All on private instances (`jobs_e2e::services`).
@@ -77,6 +78,8 @@ enum Kind {
     /// `jobs run -i` with this many stdin bytes piped in; echoes them and
     /// exits 2.
     Interactive(usize),
+    /// A group of this many tasks, at most two at once; task I exits I.
+    Group(u32),
 }
 
 struct Spec {
@@ -96,6 +99,7 @@ fn kind_of(index: usize) -> Kind {
         0 => Kind::Timeout,
         1 => Kind::Cancel,
         2 | 3 => Kind::Interactive([100, 5_000][index % 2]),
+        10 => Kind::Group(3),
         4..=9 => Kind::Output([10, 1_000, 20_000, 64 * 1024, 150_000, 256 * 1024][index % 6]),
         _ => Kind::Exit((index % 7) as i32),
     }
@@ -104,7 +108,7 @@ fn kind_of(index: usize) -> Kind {
 fn spec(index: usize) -> Spec {
     let kind = kind_of(index);
     let expected_stdout = match &kind {
-        Kind::Exit(_) => format!("job {index}\n").into_bytes(),
+        Kind::Exit(_) | Kind::Group(_) => format!("job {index}\n").into_bytes(),
         Kind::Output(bytes) => pattern(index, *bytes),
         Kind::Timeout | Kind::Cancel => b"started\n".to_vec(),
         Kind::Interactive(bytes) => pattern(index, *bytes),
@@ -152,6 +156,15 @@ fn run_args(spec: &Spec) -> Vec<String> {
             "echo started; sleep 60".to_owned()
         }
         Kind::Cancel => "echo started; sleep 60".to_owned(),
+        Kind::Group(tasks) => {
+            args.extend([
+                "--tasks".into(),
+                tasks.to_string(),
+                "--parallelism".into(),
+                "2".into(),
+            ]);
+            format!("echo job {}; sleep 0.5; exit $JOBS_TASK_INDEX", spec.index)
+        }
         Kind::Interactive(_) => unreachable!("interactive runs are not queued"),
     };
     args.extend(["--".into(), "sh".into(), "-c".into(), script]);
@@ -162,6 +175,8 @@ fn run_args(spec: &Spec) -> Vec<String> {
 #[derive(Debug, Default, Clone)]
 struct Submitted {
     job_id: Option<String>,
+    /// For a group: its tasks' job ids, by index.
+    tasks: Vec<String>,
     /// For an interactive run: what `jobs run -i` printed and its exit code.
     interactive: Option<(Vec<u8>, i32)>,
 }
@@ -187,8 +202,8 @@ fn submit(spec: &Spec, command: impl Fn(&[&str]) -> Command) -> Submitted {
         );
         INTERACTIVE_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
         return Submitted {
-            job_id: None,
             interactive: Some((output.stdout.clone(), output.code())),
+            ..Submitted::default()
         };
     }
     let args = run_args(spec);
@@ -197,9 +212,16 @@ fn submit(spec: &Spec, command: impl Fn(&[&str]) -> Command) -> Submitted {
     loop {
         let output = run_bounded(command(&args), None, Duration::from_secs(90));
         if output.code() == 0 {
+            let id = job_id_from_detached_output(&output);
+            if let Kind::Group(_) = spec.kind {
+                return Submitted {
+                    tasks: group_tasks(&id, &command, deadline),
+                    ..Submitted::default()
+                };
+            }
             return Submitted {
-                job_id: Some(job_id_from_detached_output(&output)),
-                interactive: None,
+                job_id: Some(id),
+                ..Submitted::default()
             };
         }
         if Instant::now() >= deadline {
@@ -209,6 +231,37 @@ fn submit(spec: &Spec, command: impl Fn(&[&str]) -> Command) -> Submitted {
         // A database or broker outage: ask again with the same key, which
         // returns the job if the refused request did create it.
         std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The job ids of a group's tasks, by index, asked for until a fault lets
+/// the answer through; none if it never does.
+fn group_tasks(group: &str, command: &impl Fn(&[&str]) -> Command, until: Instant) -> Vec<String> {
+    loop {
+        let status = run_bounded(
+            command(&["status", group, "--json"]),
+            None,
+            Duration::from_secs(60),
+        );
+        let tasks: Option<Vec<String>> =
+            serde_json::from_slice::<serde_json::Value>(&status.stdout)
+                .ok()
+                .and_then(|value| {
+                    value["tasks"].as_array().map(|tasks| {
+                        tasks
+                            .iter()
+                            .filter_map(|task| task["job_id"].as_str().map(str::to_owned))
+                            .collect()
+                    })
+                });
+        match tasks {
+            Some(tasks) => return tasks,
+            None if Instant::now() < until => std::thread::sleep(Duration::from_millis(500)),
+            None => {
+                eprintln!("soak: group {group} never answered: {status:?}");
+                return Vec::new();
+            }
+        }
     }
 }
 
@@ -419,7 +472,10 @@ fn soak_mixed_jobs_under_worker_kills_broker_restarts_and_a_database_restart() {
     }
     cancels.join().expect("the cancel thread");
     let results = results.lock().unwrap().clone();
-    let ids: Vec<String> = results.values().filter_map(|s| s.job_id.clone()).collect();
+    let ids: Vec<String> = results
+        .values()
+        .flat_map(|s| s.job_id.iter().chain(&s.tasks).cloned())
+        .collect();
     poll_until(scaled(SETTLE_DEADLINE), || {
         ids.iter()
             .all(|id| env.db_job(id).is_some_and(|job| job.is_terminal()))
@@ -451,54 +507,66 @@ fn soak_mixed_jobs_under_worker_kills_broker_restarts_and_a_database_restart() {
             }
             continue;
         }
-        let Some(id) = &submitted.job_id else {
-            counts.lost_submissions += 1;
-            problems.push(format!("job {}: never accepted", spec.index));
-            continue;
-        };
-        let Some(stored) = env.db_job(id) else {
-            counts.lost_submissions += 1;
-            problems.push(format!(
-                "job {} ({id}): accepted, then not stored",
-                spec.index
-            ));
-            continue;
-        };
-        let runs = executions.get(id).copied().unwrap_or(0);
-        if runs > 1 {
-            counts.duplicate_executions += runs - 1;
-            problems.push(format!("job {} ({id}): ran {runs} times", spec.index));
-        }
-        if !stored.is_terminal() {
-            counts.non_terminal += 1;
-            problems.push(format!("job {} ({id}): left {}", spec.index, stored.state));
-            continue;
-        }
-        let logs = env.jobs(&["logs", id]);
-        let (lost, duplicated) = byte_difference(&spec.expected_stdout, &logs.stdout);
-        counts.lost_log_bytes += lost;
-        counts.duplicated_log_bytes += duplicated;
-        if lost + duplicated > 0 {
-            problems.push(format!(
-                "job {} ({id}, {:?}): {lost} log bytes lost, {duplicated} duplicated",
-                spec.index, spec.kind
-            ));
-        }
-        let right_end = match spec.kind {
-            Kind::Exit(0) | Kind::Output(_) => {
-                stored.state == "succeeded" && stored.exit_code == Some(0)
+        // A job, or each task of a group as a job whose code is its index.
+        let checked: Vec<(String, Kind)> = match (&submitted.job_id, &spec.kind) {
+            (Some(id), kind) => vec![(id.clone(), kind.clone())],
+            (None, Kind::Group(tasks)) if submitted.tasks.len() == *tasks as usize => submitted
+                .tasks
+                .iter()
+                .zip(0..)
+                .map(|(id, code)| (id.clone(), Kind::Exit(code)))
+                .collect(),
+            (None, _) => {
+                counts.lost_submissions += 1;
+                problems.push(format!("job {}: never accepted", spec.index));
+                continue;
             }
-            Kind::Exit(code) => stored.state == "failed" && stored.exit_code == Some(code),
-            Kind::Timeout => stored.state == "timed_out",
-            Kind::Cancel => stored.state == "canceled",
-            Kind::Interactive(_) => unreachable!(),
         };
-        if !right_end {
-            counts.wrong_exit_codes += 1;
-            problems.push(format!(
-                "job {} ({id}, {:?}): ended {} exit {:?} ({:?})",
-                spec.index, spec.kind, stored.state, stored.exit_code, stored.reason
-            ));
+        for (id, kind) in &checked {
+            let Some(stored) = env.db_job(id) else {
+                counts.lost_submissions += 1;
+                problems.push(format!(
+                    "job {} ({id}): accepted, then not stored",
+                    spec.index
+                ));
+                continue;
+            };
+            let runs = executions.get(id).copied().unwrap_or(0);
+            if runs > 1 {
+                counts.duplicate_executions += runs - 1;
+                problems.push(format!("job {} ({id}): ran {runs} times", spec.index));
+            }
+            if !stored.is_terminal() {
+                counts.non_terminal += 1;
+                problems.push(format!("job {} ({id}): left {}", spec.index, stored.state));
+                continue;
+            }
+            let logs = env.jobs(&["logs", id]);
+            let (lost, duplicated) = byte_difference(&spec.expected_stdout, &logs.stdout);
+            counts.lost_log_bytes += lost;
+            counts.duplicated_log_bytes += duplicated;
+            if lost + duplicated > 0 {
+                problems.push(format!(
+                    "job {} ({id}, {:?}): {lost} log bytes lost, {duplicated} duplicated",
+                    spec.index, kind
+                ));
+            }
+            let right_end = match kind {
+                Kind::Exit(0) | Kind::Output(_) => {
+                    stored.state == "succeeded" && stored.exit_code == Some(0)
+                }
+                Kind::Exit(code) => stored.state == "failed" && stored.exit_code == Some(*code),
+                Kind::Timeout => stored.state == "timed_out",
+                Kind::Cancel => stored.state == "canceled",
+                Kind::Interactive(_) | Kind::Group(_) => unreachable!(),
+            };
+            if !right_end {
+                counts.wrong_exit_codes += 1;
+                problems.push(format!(
+                    "job {} ({id}, {:?}): ended {} exit {:?} ({:?})",
+                    spec.index, kind, stored.state, stored.exit_code, stored.reason
+                ));
+            }
         }
     }
 

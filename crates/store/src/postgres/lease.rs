@@ -59,6 +59,42 @@ macro_rules! app_claim_lock {
     };
 }
 
+/// The app a free slot should go to, in the order of
+/// `jobs_core::scheduling` (fewest starting and running jobs per unit of
+/// weight, then the oldest head of line), among the apps under their cap
+/// with a job that may start; and whether its claims must take its claim
+/// lock: those of an app with a cap, or with queued tasks of a group with
+/// a parallelism, count what they may not pass.
+const PICK_APP: &str = concat!(
+    "select best.app, best.max_running is not null or exists (select 1 from jobs g \
+       join job_groups p on p.id = g.group_id \
+       where g.app = best.app and g.state = 'queued' and p.parallelism is not null) \
+     from (select a.name as app, a.max_running from apps a \
+       cross join lateral (select j.line_at from jobs j \
+         where j.app = a.name and j.state = 'queued' and j.interactive_tty is null \
+           and ",
+    group_has_room!("j"),
+    " order by j.line_at, j.id limit 1) head \
+       cross join lateral (select count(*) as n from jobs r \
+         where r.app = a.name and r.state in ('starting', 'running')) active \
+       where a.max_running is null or active.n < a.max_running \
+       order by active.n::float8 / a.weight, head.line_at limit 1) best"
+);
+
+/// The head of the line of the app `$1`, locked for the claim (a job
+/// another claim holds is passed over).
+macro_rules! head_of_app {
+    ($more:literal) => {
+        concat!(
+            "(select q.id from jobs q where q.app = $1 and q.state = 'queued' \
+               and q.interactive_tty is null and ",
+            group_has_room!("q"),
+            $more,
+            " order by q.line_at, q.id limit 1 for update skip locked)"
+        )
+    };
+}
+
 /// The claim of the queued job whose id the SQL expression `$target` gives
 /// (parameters: `$1` for the target, `$2` the worker, `$3` the lease in
 /// seconds, `$4` the followers' channel): refused while the worker drains
@@ -138,36 +174,36 @@ impl PgStore {
         // Another worker may take the head between the two statements; the
         // next app, or the next head, is tried then.
         for _ in 0..3 {
-            let mut tx = self.pool.begin().await?;
-            let picked: Option<(String,)> = sqlx::query_as(concat!(
-                "select best.app from ( \
-                   select a.name as app from apps a \
-                   cross join lateral (select j.line_at from jobs j \
-                     where j.app = a.name and j.state = 'queued' and j.interactive_tty is null \
-                       and ",
-                group_has_room!("j"),
-                " order by j.line_at, j.id limit 1) head \
-                   cross join lateral (select count(*) as n from jobs r \
-                     where r.app = a.name and r.state in ('starting', 'running')) active \
-                   where a.max_running is null or active.n < a.max_running \
-                   order by active.n::float8 / a.weight, head.line_at limit 1 \
-                 ) best, lateral (select ",
-                app_claim_lock!("best.app"),
-                ") locked"
-            ))
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((app,)) = picked else {
+            let picked: Option<(String, bool)> =
+                sqlx::query_as(PICK_APP).fetch_optional(&self.pool).await?;
+            let Some((app, needs_lock)) = picked else {
                 return Ok(None);
             };
-            let head_of_app = claim_statement!(concat!(
-                "(select q.id from jobs q where q.app = $1 and q.state = 'queued' \
-                   and q.interactive_tty is null and ",
-                group_has_room!("q"),
-                " order by q.line_at, q.id limit 1 for update skip locked)"
-            ));
-            let row = fetch_claim(&mut tx, head_of_app, &app, worker_id, lease).await?;
-            tx.commit().await?;
+            let row = if needs_lock {
+                // Under the app's claim lock, with a snapshot taken once
+                // any earlier claim of the app committed, so that two
+                // claims never both slip under its cap or a parallelism.
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(concat!("select ", app_claim_lock!("$1")))
+                    .bind(&app)
+                    .execute(&mut *tx)
+                    .await?;
+                let head = claim_statement!(head_of_app!(""));
+                let row = fetch_claim(&mut tx, head, &app, worker_id, lease).await?;
+                tx.commit().await?;
+                row
+            } else {
+                // Nothing to count: concurrent claims of the app pass each
+                // other's heads (skip locked), one statement each. Tasks of
+                // a group with a parallelism, queued meanwhile, wait for a
+                // claim under the lock.
+                let head = claim_statement!(head_of_app!(
+                    " and not exists (select 1 from job_groups p \
+                       where p.id = q.group_id and p.parallelism is not null)"
+                ));
+                let mut connection = self.pool.acquire().await?;
+                fetch_claim(&mut connection, head, &app, worker_id, lease).await?
+            };
             if let Some(row) = row {
                 return Ok(Some(claimed_job(row, worker_id)));
             }
