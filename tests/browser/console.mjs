@@ -49,6 +49,8 @@ function ask(what) {
   });
 }
 const cliRun = async (...args) => (await ask({ do: 'run_detached', args })).job;
+// `jobs run -d --tasks N ARGS`; with `wait`, after `jobs wait GROUP` too.
+const cliGroup = (args, { wait = false } = {}) => ask({ do: 'run_group', args, wait });
 
 // --- the browser ---------------------------------------------------------------
 const browser = await chromium.launch({
@@ -385,6 +387,88 @@ await check('admin_views', async () => {
   const readerWorkers = await text(reader, 'main .error');
   await reader.context().close();
   return { workers, apps, readerNav, readerWorkers };
+});
+
+// 10. A group's page: a row per task, the counts, each task's run and back.
+await check('group_page', async () => {
+  const { group, wait_code: waitCode } = await cliGroup(['--tasks', '3', '--', 'sh', '-c', 'exit $JOBS_TASK_INDEX'], { wait: true });
+  const page = await signedIn(TOKENS.admin);
+  await page.goto(`${CONSOLE_URL}/groups/${group}`);
+  await page.waitForSelector('#group-counts');
+  await page.evaluate(() => { window.__sameDocument = 'still here'; });
+  const heading = await text(page, 'h1');
+  const counts = await text(page, '#group-counts');
+  const app = await page.$eval('#group-app a', (a) => ({ text: a.textContent, href: a.getAttribute('href') }));
+  const command = await text(page, '#group-command');
+  const parallelism = await text(page, '#group-parallelism');
+  const priority = await text(page, '#group-priority');
+  const rows = await page.$$eval('tr[data-task-index]', (rows) => rows.map((row) => ({
+    index: row.querySelector('.task-index').textContent,
+    job: row.querySelector('.task-job a').textContent,
+    href: row.querySelector('.task-job a').getAttribute('href'),
+    state: row.querySelector('.task-state').textContent,
+    exit: row.querySelector('.task-exit').textContent,
+    reason: row.querySelector('.task-reason').textContent,
+  })));
+  const cancelButtons = await page.locator('#cancel-group').count();
+  await page.screenshot({ path: join(OUT_DIR, 'group-page.png') });
+  // Task 1's run, by its link, and back to the group by the run's.
+  await page.click('tr[data-task-index="1"] .task-job a');
+  await page.waitForURL(/\/jobs\//);
+  const taskUrl = new URL(page.url()).pathname;
+  await page.waitForSelector('#job-group a');
+  const taskLine = await text(page, '#job-group');
+  const taskState = await text(page, '#job-state');
+  await page.click('#job-group a');
+  await page.waitForURL(/\/groups\//);
+  await page.waitForSelector('#group-counts');
+  const backUrl = new URL(page.url()).pathname;
+  const sameDocument = await page.evaluate(() => window.__sameDocument);
+  // No such group: the API's answer, as the other pages show theirs.
+  await page.goto(`${CONSOLE_URL}/groups/grp_nope`);
+  await page.waitForSelector('main .error');
+  const missing = await text(page, 'main .error');
+  await page.context().close();
+  return { group, waitCode, heading, counts, app, command, parallelism, priority, rows, cancelButtons, taskUrl, taskLine, taskState, backUrl, sameDocument, missing };
+});
+
+// 11. A running group: its states change without a reload; a read token
+//     has no cancel button; "Cancel every task" ends them all.
+await check('group_cancel', async () => {
+  const { group } = await cliGroup(['--tasks', '2', '--parallelism', '1', '--', 'sh', '-c', 'echo started; sleep 60']);
+  const reader = await signedIn(TOKENS.read);
+  await reader.goto(`${CONSOLE_URL}/groups/${group}`);
+  await reader.waitForSelector('tr[data-task-index="1"]');
+  const readerCancelButtons = await reader.locator('#cancel-group').count();
+  await reader.context().close();
+  const page = await signedIn(TOKENS.admin);
+  await page.goto(`${CONSOLE_URL}/groups/${group}`);
+  await page.waitForSelector('#group-counts');
+  const countsWhenOpened = await text(page, '#group-counts');
+  await page.waitForFunction(() => document.querySelector('tr[data-task-index="0"] .task-state')?.textContent === 'running', null, { timeout: LONG_WAIT_MS });
+  const countsRunning = await text(page, '#group-counts');
+  const parallelism = await text(page, '#group-parallelism');
+  const button = await text(page, '#cancel-group');
+  await page.click('#cancel-group');
+  // The cancel's answer at once: the queued task ended, the running one
+  // stopping; its end comes with a later refresh.
+  // Counts and button are read in one go, the first time the page shows a
+  // canceled task.
+  const afterClick = await (await page.waitForFunction(() => {
+    const counts = document.querySelector('#group-counts')?.textContent;
+    if (!counts?.includes('canceled')) return null;
+    const button = document.querySelector('#cancel-group');
+    return { counts, button: button && { text: button.textContent, disabled: button.disabled } };
+  })).jsonValue();
+  const countsAfterClick = afterClick.counts;
+  const buttonAfterClick = afterClick.button;
+  await page.waitForFunction(() => document.querySelector('#group-counts')?.textContent === '2 tasks: 2 canceled', null, { timeout: LONG_WAIT_MS });
+  const counts = await text(page, '#group-counts');
+  const states = await page.$$eval('tr[data-task-index] .task-state', (cells) => cells.map((cell) => cell.textContent));
+  const cancelButtonsAfter = await page.locator('#cancel-group').count();
+  const reasons = await page.$$eval('tr[data-task-index] .task-reason', (cells) => cells.map((cell) => cell.textContent));
+  await page.context().close();
+  return { group, readerCancelButtons, countsWhenOpened, countsRunning, parallelism, button, countsAfterClick, buttonAfterClick, counts, states, reasons, cancelButtonsAfter };
 });
 
 await browser.close();

@@ -19,13 +19,16 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use jobs_e2e::env::job_id_from_detached_output;
 use jobs_e2e::proxy::CutProxy;
 use jobs_e2e::{TEST_IMAGE, TestEnv};
 use serde_json::{Value, json};
 
-/// The whole browser script: eight checks, about a minute when warm.
-const SCRIPT_DEADLINE: Duration = Duration::from_secs(240);
+/// The whole browser script: eleven checks, about a minute when warm.
+const SCRIPT_DEADLINE: Duration = Duration::from_secs(300);
 const OTHER_APP: &str = "other";
+/// How long `jobs wait GROUP` may take for the group page's three tasks.
+const GROUP_DEADLINE: Duration = Duration::from_secs(120);
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
@@ -139,14 +142,19 @@ impl Browser {
             let id = asked["id"].clone();
             let reply = match asked["do"].as_str() {
                 Some("run_detached") => {
-                    let args: Vec<String> = asked["args"]
-                        .as_array()
-                        .expect("args")
-                        .iter()
-                        .map(|arg| arg.as_str().expect("a string").to_owned())
-                        .collect();
+                    let args = strings(&asked["args"]);
                     let args: Vec<&str> = args.iter().map(String::as_str).collect();
                     json!({"id": id, "job": env.run_detached(&args)})
+                }
+                Some("run_group") => {
+                    let group = run_group(env, &strings(&asked["args"]));
+                    // `jobs wait GROUP` exits with the group's code; the
+                    // script hands it back and the test asserts on it.
+                    let wait_code = asked["wait"].as_bool().unwrap_or(false).then(|| {
+                        env.jobs_with_timeout(&["wait", &group], GROUP_DEADLINE)
+                            .code()
+                    });
+                    json!({"id": id, "group": group, "wait_code": wait_code})
                 }
                 Some("cut") => json!({"id": id, "cut": proxy.cut()}),
                 Some("status") => {
@@ -158,6 +166,28 @@ impl Browser {
             self.reply(reply);
         }
     }
+}
+
+/// The strings of a JSON array the script sent.
+fn strings(array: &Value) -> Vec<String> {
+    array
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|arg| arg.as_str().expect("a string").to_owned())
+        .collect()
+}
+
+/// `jobs run -d RUN_ARGS...` of a group (`--tasks N` among them): the group
+/// id, which the CLI prints alone on stdout.
+fn run_group(env: &TestEnv, run_args: &[String]) -> String {
+    let mut args = vec!["run", "-d"];
+    args.extend(run_args.iter().map(String::as_str));
+    let output = env.jobs(&args);
+    output.assert_success();
+    let group = job_id_from_detached_output(&output);
+    assert!(group.starts_with("grp_"), "{output:?}");
+    group
 }
 
 #[track_caller]
@@ -460,6 +490,104 @@ fn the_console_in_a_real_browser() {
         "this token's role is read: listing workers needs admin"
     );
 
+    // A group's page: a row per task, in index order, with its run's link;
+    // the counts as `jobs status GROUP` gives them; no cancel once ended.
+    let page = check(&results, "group_page");
+    let group = page["group"].as_str().unwrap();
+    assert!(group.starts_with("grp_"), "{page}");
+    // Task 1 is the lowest index that failed: its code is the group's.
+    assert_eq!(page["waitCode"], 1, "{page}");
+    let tasks = env.jobs(&["status", group, "--json"]);
+    tasks.assert_success();
+    let tasks: Value = serde_json::from_slice(&tasks.stdout).expect("status --json is JSON");
+    let job_ids: Vec<&str> = tasks["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|task| task["job_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(job_ids.len(), 3, "{tasks}");
+    let expected: Vec<Value> = [
+        ("succeeded", "0", ""),
+        ("failed", "1", "exit status 1"),
+        ("failed", "2", "exit status 2"),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(index, (state, exit, reason))| {
+        json!({
+            "index": index.to_string(),
+            "job": job_ids[index],
+            "href": format!("/jobs/{}", job_ids[index]),
+            "state": state,
+            "exit": exit,
+            "reason": reason,
+        })
+    })
+    .collect();
+    assert_eq!(page["rows"], json!(expected), "{page}");
+    assert_eq!(page["counts"], "3 tasks: 1 succeeded, 2 failed", "{page}");
+    assert_eq!(page["heading"], format!("Group {group}"), "{page}");
+    assert_eq!(page["app"], json!({"text": "demo", "href": "/apps/demo"}));
+    assert_eq!(page["command"], "sh -c 'exit $JOBS_TASK_INDEX'", "{page}");
+    assert_eq!(page["parallelism"], "no limit", "{page}");
+    assert_eq!(page["priority"], "normal", "{page}");
+    assert_eq!(page["cancelButtons"], 0, "an ended group: {page}");
+    // Task 1's link leads to its run, whose page names the group.
+    assert_eq!(page["taskUrl"], format!("/jobs/{}", job_ids[1]), "{page}");
+    assert_eq!(
+        page["taskLine"],
+        format!("task 1 of group {group}"),
+        "{page}"
+    );
+    assert_eq!(page["taskState"], "failed", "{page}");
+    assert_eq!(page["backUrl"], format!("/groups/{group}"), "{page}");
+    assert_eq!(
+        page["sameDocument"], "still here",
+        "a link reloaded: {page}"
+    );
+    assert_eq!(page["missing"], "group \"grp_nope\" not found", "{page}");
+
+    // A running group changes on the page; a read token has no cancel
+    // button; "Cancel every task" ends the queued task at once and the
+    // running one after its stop.
+    let cancel = check(&results, "group_cancel");
+    assert_eq!(cancel["readerCancelButtons"], 0, "{cancel}");
+    assert_eq!(cancel["parallelism"], "1", "{cancel}");
+    // Parallelism 1: task 1 waits while task 0 runs.
+    assert_eq!(
+        cancel["countsRunning"], "2 tasks: 1 queued, 1 running",
+        "{cancel}"
+    );
+    assert_eq!(cancel["button"], "Cancel every task", "{cancel}");
+    assert_eq!(
+        cancel["countsAfterClick"], "2 tasks: 1 running, 1 canceled",
+        "{cancel}"
+    );
+    assert_eq!(
+        cancel["buttonAfterClick"],
+        json!({"text": "Canceling every task…", "disabled": true}),
+        "{cancel}"
+    );
+    assert_eq!(cancel["counts"], "2 tasks: 2 canceled", "{cancel}");
+    assert_eq!(
+        cancel["states"],
+        json!(["canceled", "canceled"]),
+        "{cancel}"
+    );
+    assert_eq!(cancel["reasons"][1], "canceled while queued", "{cancel}");
+    assert_eq!(cancel["cancelButtonsAfter"], 0, "{cancel}");
+    let canceled = env.jobs(&["status", cancel["group"].as_str().unwrap(), "--json"]);
+    canceled.assert_success();
+    let canceled: Value = serde_json::from_slice(&canceled.stdout).expect("JSON");
+    let states: Vec<&str> = canceled["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|task| task["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["canceled", "canceled"], "{canceled}");
+
     // No token in any URL the browser asked for, nor in the API's log.
     let api_log =
         std::fs::read_to_string(env.log_dir.join("api.stderr.log")).expect("the API's log");
@@ -485,6 +613,7 @@ fn the_console_in_a_real_browser() {
         "run-page.png",
         "terminal.png",
         "runs-list-phone.png",
+        "group-page.png",
     ] {
         let png = std::fs::read(env.log_dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(

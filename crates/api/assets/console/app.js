@@ -11,6 +11,7 @@ const ROUTES = [
   [/^\/apps\/([^/]+)$/, () => pages.runsPage],
   [/^\/apps\/([^/]+)\/new$/, () => pages.newRunPage],
   [/^\/jobs\/([^/]+)$/, () => pages.runPage],
+  [/^\/groups\/([^/]+)$/, () => pages.groupPage],
   [/^\/workers$/, () => pages.workersPage],
 ];
 

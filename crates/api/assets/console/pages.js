@@ -12,6 +12,7 @@ const TERMINAL = new Set(['succeeded', 'failed', 'canceled', 'timed_out', 'lost'
 const SIZES = ['S', 'M', 'L', 'XL'];
 const LIST_REFRESH_MS = 2000;
 const JOB_REFRESH_MS = 2000;
+const GROUP_REFRESH_MS = 2000;
 
 export function el(tag, attributes = {}, ...children) {
   const element = document.createElement(tag);
@@ -404,8 +405,128 @@ function drawSummary(summary, job) {
     ['Created', when(job.created_at), 'job-created'],
     ['Duration', duration(job), 'job-duration'],
   ];
+  if (job.group_id) {
+    rows.splice(4, 0, ['Group', el('span', {}, `task ${job.task_index} of group `, link(`/groups/${enc(job.group_id)}`, job.group_id)), 'job-group']);
+  }
   summary.replaceChildren(...rows.flatMap(([term, value, id]) => [el('dt', {}, term), el('dd', { id }, value)]));
   summary.dataset.state = job.state;
+}
+
+// --- a group ---------------------------------------------------------------------
+
+// `6 tasks: 4 succeeded, 2 failed`: the states with tasks, in the order of
+// STATES, as `jobs status GROUP` counts them.
+function groupCounts(tasks) {
+  const parts = STATES
+    .map((state) => [state, tasks.filter((task) => task.state === state).length])
+    .filter(([, count]) => count > 0)
+    .map(([state, count]) => `${count} ${state.replace('_', ' ')}`);
+  return `${tasks.length} task${tasks.length === 1 ? '' : 's'}: ${parts.join(', ')}`;
+}
+
+function groupEnded(group) { return group.tasks.every((task) => isTerminal(task.state)); }
+
+export function groupPage(main, ctx, groupId) {
+  const controller = new AbortController();
+  const body = el('div', {}, el('p', {}, 'Loading…'));
+  const status = el('p', { class: 'muted', id: 'group-status', 'aria-live': 'polite' });
+  main.append(body, status);
+  let group = null;
+  let drawn = null;
+  let failed = false;
+  // One button for the page's life, so that a refresh keeps its focus.
+  let canceling = false;
+  const cancel = el('button', { type: 'button', id: 'cancel-group', class: 'danger' });
+  const message = el('div', { 'aria-live': 'polite' });
+  cancel.addEventListener('click', async () => {
+    message.replaceChildren();
+    canceling = true;
+    drawCancel();
+    try {
+      draw(await api(`/v1/groups/${enc(group.id)}/cancel`, { method: 'POST', signal: controller.signal }));
+    } catch (error) {
+      if (controller.signal.aborted) return;
+      canceling = false;
+      drawCancel();
+      message.replaceChildren(errorBox(error));
+    }
+  });
+
+  // Only for a token that may run, and only while a task has not ended.
+  function drawCancel() {
+    if (!may(ctx, 'run') || groupEnded(group)) { cancel.remove(); return; }
+    cancel.textContent = canceling ? 'Canceling every task…' : 'Cancel every task';
+    cancel.disabled = canceling;
+    if (!cancel.isConnected) drawn.actions.append(cancel);
+  }
+
+  function draw(current) {
+    // A slow refresh that left before a task ended must not undo its end.
+    if (group && group.tasks.some((task, i) => isTerminal(task.state) && !isTerminal(current.tasks[i]?.state))) return;
+    group = current;
+    if (!drawn) {
+      drawn = { summary: el('dl', { class: 'summary' }), actions: el('div', { class: 'actions' }), tasks: el('div', { class: 'table-wrap' }) };
+      body.replaceChildren(
+        el('div', { class: 'page-head' },
+          el('h1', {}, 'Group ', el('code', { id: 'group-id' }, group.id)),
+          link(`/apps/${enc(group.app)}`, `← runs of ${group.app}`)),
+        drawn.summary, drawn.actions, message, el('h2', {}, 'Tasks'), drawn.tasks);
+    }
+    const rows = [
+      ['Tasks', groupCounts(group.tasks), 'group-counts'],
+      ['App', link(`/apps/${enc(group.app)}`, group.app), 'group-app'],
+      ['Command', el('code', {}, commandText(group.command)), 'group-command'],
+      ['Parallelism', group.parallelism ?? 'no limit', 'group-parallelism'],
+      ['Priority', group.priority ?? 'normal', 'group-priority'],
+      ['Started by', group.created_by ?? '', 'group-created-by'],
+      ['Created', when(group.created_at), 'group-created'],
+    ];
+    drawn.summary.replaceChildren(...rows.flatMap(([term, value, id]) => [el('dt', {}, term), el('dd', { id }, value)]));
+    drawn.summary.dataset.ended = String(groupEnded(group));
+    drawCancel();
+    drawn.tasks.replaceChildren(tasksTable(group.tasks));
+  }
+
+  async function refresh() {
+    try {
+      draw(await api(`/v1/groups/${enc(groupId)}`, { signal: controller.signal }));
+      status.textContent = groupEnded(group) ? 'every task has ended' : `updated ${new Date().toLocaleTimeString()}`;
+    } catch (error) {
+      if (controller.signal.aborted) return;
+      if (error instanceof ApiError && [401, 403, 404].includes(error.status)) {
+        body.replaceChildren(errorBox(error));
+        status.textContent = '';
+        failed = true;
+        return;
+      }
+      status.textContent = `could not refresh: ${error.message}; retrying`;
+    }
+  }
+
+  // Every 2 s while the tab is visible, until every task has ended.
+  (async () => {
+    while (!controller.signal.aborted) {
+      if (!group || !document.hidden) await refresh();
+      if (failed || (group && groupEnded(group))) return;
+      await sleep(GROUP_REFRESH_MS, controller.signal);
+    }
+  })();
+  return () => controller.abort();
+}
+
+function tasksTable(tasks) {
+  const head = ['Task', 'Run', 'State', 'Exit', 'Reason', 'Attempt', 'Duration'];
+  return el('table', { class: 'runs tasks' },
+    el('caption', { class: 'sr-only' }, 'Tasks, by index'),
+    el('thead', {}, el('tr', {}, head.map((h) => el('th', { scope: 'col' }, h)))),
+    el('tbody', {}, tasks.map((task) => el('tr', { 'data-task-index': task.index, 'data-job-id': task.job_id },
+      el('th', { scope: 'row', class: 'task-index' }, task.index),
+      el('td', { class: 'task-job' }, link(`/jobs/${enc(task.job_id)}`, task.job_id)),
+      el('td', { class: 'task-state' }, stateBadge(task.state)),
+      el('td', { class: 'task-exit' }, task.exit_code ?? ''),
+      el('td', { class: 'task-reason' }, task.reason ?? ''),
+      el('td', { class: 'task-attempt' }, task.attempt),
+      el('td', {}, duration(task))))));
 }
 
 function drawActions(actions, ctx, job, refresh) {

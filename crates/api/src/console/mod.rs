@@ -39,6 +39,7 @@ pub const PAGE_PATHS: &[&str] = &[
     "/apps/{app}",
     "/apps/{app}/new",
     "/jobs/{id}",
+    "/groups/{id}",
     "/workers",
 ];
 
@@ -115,6 +116,7 @@ mod tests {
             "/apps/demo",
             "/apps/demo/new",
             "/jobs/abc",
+            "/groups/grp_abc",
             "/workers",
         ] {
             let (status, headers, body) = get_path(path).await;
