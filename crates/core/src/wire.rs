@@ -452,7 +452,8 @@ pub struct QueuePlace {
     pub position: i64,
     /// Why it waits, for people: `no worker is alive`, `every worker is
     /// draining (2 workers)`, `the app's cap: 2 of its jobs run, its
-    /// max-running is 2`, `every worker slot is busy (8 slots on 2
+    /// max-running is 2`, `the group's parallelism: 2 of its tasks run, its
+    /// parallelism is 2`, `every worker slot is busy (8 slots on 2
     /// workers)`, or `waiting for a worker to claim it`; then, when jobs of
     /// its app go first, how many.
     pub waiting_for: String,
@@ -471,6 +472,10 @@ pub struct Capacity {
     /// The job's app: its starting and running jobs, and its cap.
     pub app_running: i64,
     pub app_max_running: Option<i64>,
+    /// The job's group, for a task: its starting and running tasks, and
+    /// its parallelism.
+    pub group_running: i64,
+    pub group_parallelism: Option<i64>,
 }
 
 impl QueuePlace {
@@ -492,6 +497,14 @@ impl QueuePlace {
             format!(
                 "the app's cap: {} of its jobs run, its max-running is {cap}",
                 capacity.app_running
+            )
+        } else if let Some(parallelism) = capacity
+            .group_parallelism
+            .filter(|parallelism| capacity.group_running >= *parallelism)
+        {
+            format!(
+                "the group's parallelism: {} of its tasks run, its parallelism is {parallelism}",
+                capacity.group_running
             )
         } else if capacity.free_slots <= 0 {
             let draining = match capacity.draining {
@@ -819,6 +832,15 @@ mod tests {
         assert_eq!(
             QueuePlace::new(2, under_cap).waiting_for,
             "waiting for a worker to claim it; 1 job of the app goes first"
+        );
+        let group_full = Capacity {
+            group_running: 2,
+            group_parallelism: Some(2),
+            ..under_cap
+        };
+        assert_eq!(
+            QueuePlace::new(1, group_full).waiting_for,
+            "the group's parallelism: 2 of its tasks run, its parallelism is 2"
         );
     }
 

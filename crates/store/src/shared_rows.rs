@@ -49,6 +49,8 @@ pub(crate) struct QueuePlaceRow {
     position: i64,
     app_running: i64,
     app_max_running: Option<i64>,
+    group_running: i64,
+    group_parallelism: Option<i64>,
     workers: i64,
     draining: i64,
     slots: i64,
@@ -64,6 +66,8 @@ impl QueuePlaceRow {
             free_slots: self.free_slots,
             app_running: self.app_running,
             app_max_running: self.app_max_running,
+            group_running: self.group_running,
+            group_parallelism: self.group_parallelism,
         };
         (self.id, (self.position, capacity))
     }

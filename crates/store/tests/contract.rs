@@ -209,6 +209,7 @@ contract! {
     groups_over_the_queued_limit_create_nothing,
     groups_repeat_their_idempotency_key,
     groups_cancel_every_task,
+    groups_say_why_a_task_waits_and_go_whole_with_their_app_or_the_purge,
     jobs_create_with_app_defaults_and_overrides,
     jobs_idempotency_key_returns_the_first_job,
     jobs_concurrent_idempotency_key_makes_one_row,
@@ -2474,6 +2475,7 @@ async fn drained_workers_claim_nothing_and_keep_their_drain(store: Store) {
             // The job w2 runs, of the same app.
             app_running: 1,
             app_max_running: None,
+            ..Capacity::default()
         }
     );
 
@@ -3374,4 +3376,62 @@ async fn groups_cancel_every_task(store: Store) {
     let ended = store.get_group(&group.id).await.unwrap();
     assert!(ended.ended());
     assert_eq!(ended.cli_exit_code(), Some(125));
+}
+
+async fn groups_say_why_a_task_waits_and_go_whole_with_their_app_or_the_purge(store: Store) {
+    create_app(&store, "web").await;
+    store.upsert_worker("a", 4, 3, "1.0.0").await.unwrap();
+    let group = create_group(&store, "web", 3, Some(1)).await;
+    let first = store.claim_next("a", LEASE).await.unwrap().unwrap();
+    assert_eq!(first.job.id, group.tasks[0].job_id);
+    let fresh = Duration::from_secs(60);
+    let (position, capacity) = store
+        .queue_place(&group.tasks[1].job_id, fresh)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(position, 1);
+    assert_eq!(
+        (capacity.group_running, capacity.group_parallelism),
+        (1, Some(1))
+    );
+    assert_eq!(
+        jobs_core::wire::QueuePlace::new(position, capacity).waiting_for,
+        "the group's parallelism: 1 of its tasks run, its parallelism is 1"
+    );
+
+    // The purge keeps every task while one has not ended long enough ago:
+    // they share the group's uploads.
+    store
+        .finish(&first.fence, JobState::Succeeded, Some(0), None)
+        .await
+        .unwrap();
+    let second = store.claim_next("a", LEASE).await.unwrap().unwrap();
+    assert!(
+        store
+            .purge_ended_jobs(Duration::ZERO, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store
+        .finish(&second.fence, JobState::Succeeded, Some(0), None)
+        .await
+        .unwrap();
+    store.cancel_group(&group.id).await.unwrap();
+    let purged = store.purge_ended_jobs(Duration::ZERO, 100).await.unwrap();
+    assert_eq!(purged.len(), 3, "the whole group at once");
+    assert!(matches!(
+        store.get_group(&group.id).await,
+        Err(StoreError::GroupNotFound(_))
+    ));
+
+    // An app goes with its groups.
+    let kept = create_group(&store, "web", 2, None).await;
+    store.cancel_group(&kept.id).await.unwrap();
+    store.delete_app("web").await.unwrap();
+    assert!(matches!(
+        store.get_group(&kept.id).await,
+        Err(StoreError::GroupNotFound(_))
+    ));
 }

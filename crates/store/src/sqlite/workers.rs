@@ -255,6 +255,10 @@ impl SqliteStore {
                (select count(*) from jobs r where r.app = j.app \
                   and r.state in ('starting', 'running')) as app_running, \
                (select a.max_running from apps a where a.name = j.app) as app_max_running, \
+               (select count(*) from jobs t where t.group_id = j.group_id \
+                  and t.state in ('starting', 'running')) as group_running, \
+               (select g.parallelism from job_groups g where g.id = j.group_id) \
+                 as group_parallelism, \
                (select count(*) from live) as workers, \
                (select count(*) from live where draining_since is not null) as draining, \
                (select coalesce(sum(slots), 0) from live where draining_since is null) as slots, \
