@@ -15,6 +15,7 @@
 
 use std::time::Duration;
 
+use jobs_e2e::env::job_id_from_detached_output;
 use jobs_e2e::{DEMO_APP, TEST_IMAGE, TestEnv, http, wait_until};
 use serde_json::Value;
 
@@ -76,6 +77,8 @@ enum Names {
     App,
     /// A job of `demo`.
     Job,
+    /// A group of `demo`.
+    Group,
     /// A token bound to `demo`.
     Token,
     /// Nothing in particular: a listing, or a new app.
@@ -92,9 +95,9 @@ struct Route {
     names: Names,
 }
 
-/// Every route under `/v1`, aimed at the app `demo`, its job `job_id` and
-/// its token `token_id`.
-fn every_route(job_id: &str, token_id: &str) -> Vec<Route> {
+/// Every route under `/v1`, aimed at the app `demo`, its job `job_id`, its
+/// group `group_id` and its token `token_id`.
+fn every_route(job_id: &str, group_id: &str, token_id: &str) -> Vec<Route> {
     let route = |method, template, path: String, body: Option<&str>, needs, names| Route {
         method,
         template,
@@ -144,6 +147,30 @@ fn every_route(job_id: &str, token_id: &str) -> Vec<Route> {
             Some(r#"{"command":["true"]}"#),
             Run,
             N::App,
+        ),
+        route(
+            "POST",
+            "/v1/apps/{app}/groups",
+            format!("{app}/groups"),
+            Some(r#"{"command":["true"],"tasks":1}"#),
+            Run,
+            N::App,
+        ),
+        route(
+            "GET",
+            "/v1/groups/{id}",
+            format!("/v1/groups/{group_id}"),
+            None,
+            Read,
+            N::Group,
+        ),
+        route(
+            "POST",
+            "/v1/groups/{id}/cancel",
+            format!("/v1/groups/{group_id}/cancel"),
+            None,
+            Run,
+            N::Group,
         ),
         route("GET", "/v1/jobs/{id}", job.clone(), None, Read, N::Job),
         route(
@@ -290,7 +317,7 @@ fn documented_routes() -> Vec<String> {
 
 #[test]
 fn the_route_table_of_these_tests_is_every_route() {
-    let mut tested: Vec<String> = every_route("J", "T")
+    let mut tested: Vec<String> = every_route("J", "G", "T")
         .iter()
         .map(|route| format!("{} {}", route.method, route.template))
         .collect();
@@ -333,6 +360,15 @@ fn ended_job(env: &TestEnv) -> String {
         "-c",
         "mkdir -p /out && echo art > /out/a.txt && echo hello",
     ]);
+    env.jobs(&["wait", &id]).assert_success();
+    id
+}
+
+/// A group of `demo` whose one task has ended.
+fn ended_group(env: &TestEnv) -> String {
+    let output = env.jobs(&["run", "-d", "--tasks", "1", "--", "true"]);
+    output.assert_success();
+    let id = job_id_from_detached_output(&output);
     env.jobs(&["wait", &id]).assert_success();
     id
 }
@@ -401,6 +437,7 @@ fn a_token_of_another_app_gets_404_for_everything_of_the_app() {
     env.jobs(&["apps", "create", OTHER_APP, "--image", TEST_IMAGE])
         .assert_success();
     let job_id = ended_job(&env);
+    let group_id = ended_group(&env);
     let demo_token = make_token(&env, Some(DEMO_APP), "read");
     let other_token = make_token(&env, Some(OTHER_APP), "read");
     let jobs_before = env.db_count_jobs();
@@ -408,7 +445,7 @@ fn a_token_of_another_app_gets_404_for_everything_of_the_app() {
     // Even an admin of the other app learns nothing: 404 comes before 403.
     for role in ["admin", "read"] {
         let foreign = make_token(&env, Some(OTHER_APP), role);
-        for route in every_route(&job_id, &demo_token.id) {
+        for route in every_route(&job_id, &group_id, &demo_token.id) {
             let response = call(&env, &foreign.secret, &route);
             let what = format!(
                 "{role} token of {OTHER_APP}: {} {}",
@@ -417,6 +454,7 @@ fn a_token_of_another_app_gets_404_for_everything_of_the_app() {
             let expected_404 = match route.names {
                 Names::App => Some(format!(r#"app "{DEMO_APP}" not found"#)),
                 Names::Job => Some(format!(r#"job "{job_id}" not found"#)),
+                Names::Group => Some(format!(r#"group "{group_id}" not found"#)),
                 Names::Token => Some(format!(r#"token "{}" not found"#, demo_token.id)),
                 Names::Nothing => None,
             };
@@ -478,11 +516,12 @@ fn a_token_of_another_app_gets_404_for_everything_of_the_app() {
 fn a_read_token_reads_everything_and_changes_nothing() {
     let mut env = TestEnv::start(1);
     let job_id = ended_job(&env);
+    let group_id = ended_group(&env);
     let victim = make_token(&env, Some(DEMO_APP), "read");
     let read = make_token(&env, Some(DEMO_APP), "read");
     let jobs_before = env.db_count_jobs();
 
-    for route in every_route(&job_id, &victim.id) {
+    for route in every_route(&job_id, &group_id, &victim.id) {
         let response = call(&env, &read.secret, &route);
         let what = format!("read token: {} {}", route.method, route.path);
         if route.needs == Needs::Read {
@@ -520,10 +559,11 @@ fn a_read_token_reads_everything_and_changes_nothing() {
 fn a_run_token_runs_and_cancels_jobs_but_manages_nothing() {
     let mut env = TestEnv::start(1);
     let job_id = ended_job(&env);
+    let group_id = ended_group(&env);
     let victim = make_token(&env, Some(DEMO_APP), "read");
     let run = make_token(&env, Some(DEMO_APP), "run");
 
-    for route in every_route(&job_id, &victim.id) {
+    for route in every_route(&job_id, &group_id, &victim.id) {
         let response = call(&env, &run.secret, &route);
         let what = format!("run token: {} {}", route.method, route.path);
         if route.template == "/v1/jobs/{id}/attach" {
