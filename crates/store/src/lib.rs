@@ -256,6 +256,11 @@ delegate! {
     /// and caps and the jobs' places in line (`jobs_core::scheduling`).
     /// `None` when no queued job may start now, or the worker is draining.
     fn claim_next(&self, worker_id: &str, lease: Duration) -> Result<Option<ClaimedJob>, StoreError>;
+    /// Claims up to `max` jobs for free slots at once, as `claim_next`
+    /// picks them: several heads of one app's line in one statement when
+    /// the app counts nothing (no cap, no bounded group), else one. Empty
+    /// when no queued job may start now, or the worker is draining.
+    fn claim_batch(&self, worker_id: &str, lease: Duration, max: u32) -> Result<Vec<ClaimedJob>, StoreError>;
     /// `starting → running`. Returns whether the fence still held.
     fn mark_running(&self, fence: &Fence) -> Result<bool, StoreError>;
     /// Records that the worker is about to start the container, fenced:

@@ -203,6 +203,7 @@ contract! {
     scheduling_shares_slots_between_apps_by_weight,
     scheduling_never_passes_an_app_s_cap,
     scheduling_orders_an_app_s_line_by_priority_then_age,
+    claim_batch_takes_several_heads_but_never_passes_a_cap,
     apps_max_running_and_weight_round_trip,
     groups_make_every_task_with_its_index_and_keep_the_parallelism,
     groups_never_pass_their_parallelism_under_concurrent_claims,
@@ -3434,4 +3435,56 @@ async fn groups_say_why_a_task_waits_and_go_whole_with_their_app_or_the_purge(st
         store.get_group(&kept.id).await,
         Err(StoreError::GroupNotFound(_))
     ));
+}
+
+async fn claim_batch_takes_several_heads_but_never_passes_a_cap(store: Store) {
+    create_app(&store, "web").await;
+    let jobs = create_jobs(&store, "web", 6).await;
+    let batch = store.claim_batch("w1", LEASE, 4).await.unwrap();
+    let ids: Vec<&str> = batch
+        .iter()
+        .map(|claimed| claimed.job.id.as_str())
+        .collect();
+    let first_four: Vec<&str> = jobs[..4].iter().map(|job| job.id.as_str()).collect();
+    assert_eq!(ids, first_four, "the first four of the line, in order");
+    for claimed in &batch {
+        assert_eq!(claimed.job.state, JobState::Starting);
+        assert_eq!(claimed.fence.worker_id, "w1");
+    }
+    let rest = store.claim_batch("w1", LEASE, 4).await.unwrap();
+    assert_eq!(rest.len(), 2);
+    assert!(store.claim_batch("w1", LEASE, 4).await.unwrap().is_empty());
+
+    // Under a cap, a batch never passes it, whatever it asks for.
+    create_app_with(&store, "capped", Some(2), 1).await;
+    create_jobs(&store, "capped", 5).await;
+    let mut claimed = 0;
+    loop {
+        let batch = store.claim_batch("w2", LEASE, 4).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        claimed += batch.len();
+    }
+    assert_eq!(claimed, 2);
+    // Nor a group's parallelism.
+    let group = create_group(&store, "web", 5, Some(2)).await;
+    let mut tasks = 0;
+    loop {
+        let batch = store.claim_batch("w3", LEASE, 4).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        tasks += batch.len();
+    }
+    assert_eq!(tasks, 2);
+    let running = store
+        .get_group(&group.id)
+        .await
+        .unwrap()
+        .tasks
+        .iter()
+        .filter(|task| task.state == JobState::Starting)
+        .count();
+    assert_eq!(running, 2);
 }

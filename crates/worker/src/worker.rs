@@ -505,6 +505,11 @@ async fn consume_session(
 /// jobs a cap held back when their wake-up came.
 const CLAIM_POLL: Duration = Duration::from_secs(2);
 
+/// The most jobs one claim takes for free slots: several at once save
+/// round trips and commits, and a few at a time keep the share between
+/// apps close to their weights.
+const CLAIM_BATCH: usize = 4;
+
 /// Runs a claimed job's attempt on its slot; the slot's release wakes
 /// [`claim_for_free_slots`].
 fn start_claimed(
@@ -526,8 +531,9 @@ fn start_claimed(
     });
 }
 
-/// Claims jobs for the free slots each time a slot frees, and every
-/// [`CLAIM_POLL`], until no queued job may start or the slots are full.
+/// Claims jobs for the free slots, up to [`CLAIM_BATCH`] at once, each
+/// time a slot frees and every [`CLAIM_POLL`], until no queued job may
+/// start or the slots are full.
 async fn claim_for_free_slots(
     context: Arc<WorkerContext>,
     tracker: TaskTracker,
@@ -543,16 +549,33 @@ async fn claim_for_free_slots(
         if context.is_draining() {
             continue;
         }
-        while let Ok(permit) = slots.clone().try_acquire_owned() {
+        loop {
+            let free = slots.available_permits().min(CLAIM_BATCH);
+            if free == 0 {
+                break;
+            }
+            let Ok(mut permits) = slots.clone().try_acquire_many_owned(free as u32) else {
+                break;
+            };
             match context
                 .store
-                .claim_next(&context.worker_id, context.config.lease)
+                .claim_batch(&context.worker_id, context.config.lease, free as u32)
                 .await
             {
-                Ok(Some(claimed)) => start_claimed(&context, &tracker, claimed, permit),
-                Ok(None) => break,
+                Ok(claimed) if claimed.is_empty() => break,
+                Ok(claimed) => {
+                    // The store claims at most `free`: a permit for each.
+                    debug_assert!(claimed.len() <= free);
+                    for job in claimed {
+                        // One permit per claimed job; the rest go back.
+                        let Some(permit) = permits.split(1) else {
+                            break;
+                        };
+                        start_claimed(&context, &tracker, job, permit);
+                    }
+                }
                 Err(error) => {
-                    tracing::warn!(%error, "claiming for a free slot failed");
+                    tracing::warn!(%error, "claiming for free slots failed");
                     break;
                 }
             }

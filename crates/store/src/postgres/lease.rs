@@ -81,40 +81,48 @@ const PICK_APP: &str = concat!(
        order by active.n::float8 / a.weight, head.line_at limit 1) best"
 );
 
-/// The head of the line of the app `$1`, locked for the claim (a job
-/// another claim holds is passed over).
+/// The first `$limit` jobs of the line of the app `$1`, locked for the
+/// claim (jobs another claim holds are passed over).
 macro_rules! head_of_app {
-    ($more:literal) => {
+    ($more:literal, $limit:literal) => {
         concat!(
-            "(select q.id from jobs q where q.app = $1 and q.state = 'queued' \
+            "select q.id from jobs q where q.app = $1 and q.state = 'queued' \
                and q.interactive_tty is null and ",
             group_has_room!("q"),
             $more,
-            " order by q.line_at, q.id limit 1 for update skip locked)"
+            " order by q.line_at, q.id limit ",
+            $limit,
+            " for update skip locked"
         )
     };
 }
 
-/// The claim of the queued job whose id the SQL expression `$target` gives
-/// (parameters: `$1` for the target, `$2` the worker, `$3` the lease in
-/// seconds, `$4` the followers' channel): refused while the worker drains
-/// or the app is at its `max_running` cap. Returns the claimed row with
-/// what the worker needs to run it.
+/// The claim of the queued jobs whose ids the query `$target` selects, run
+/// once (parameters: `$1` for the target, `$2` the worker, `$3` the lease
+/// in seconds, `$4` the followers' channel): refused while the worker
+/// drains or the app is at its `max_running` cap. Returns the claimed rows
+/// with what the worker needs to run them. The cap is counted on the
+/// statement's snapshot, so a target of several jobs is only for an app
+/// without a cap; an app without one skips the count.
 macro_rules! claim_statement {
     ($target:expr) => {
         concat!(
-            "with claimed as ( \
+            // Materialized, so that its locking select runs once: inlined
+            // as `id in (…)`, a rescan could lock and claim more rows than
+            // its limit.
+            "with picked as materialized (",
+            $target,
+            "), claimed as ( \
                update jobs set state = 'starting', attempt = attempt + 1, lease_owner = $2, \
                  start_requested_at = null, stop_reason = null, \
                  lease_expires_at = now() + make_interval(secs => $3), updated_at = now() \
-               where id = ",
-            $target,
-            " and state = 'queued' \
+               where id in (select id from picked) and state = 'queued' \
                  and not exists (select 1 from workers w \
                    where w.id = $2 and w.draining_since is not null) \
-                 and coalesce((select count(*) from jobs r \
-                   where r.app = jobs.app and r.state in ('starting', 'running')) \
-                   < (select a.max_running from apps a where a.name = jobs.app), true) \
+                 and ((select a.max_running from apps a where a.name = jobs.app) is null \
+                   or (select count(*) from jobs r \
+                     where r.app = jobs.app and r.state in ('starting', 'running')) \
+                     < (select a.max_running from apps a where a.name = jobs.app)) \
                  and ",
             group_has_room!("jobs"),
             " returning * \
@@ -152,7 +160,14 @@ impl PgStore {
         .bind(job_id)
         .execute(&mut *tx)
         .await?;
-        let row = fetch_claim(&mut tx, claim_statement!("$1"), job_id, worker_id, lease).await?;
+        let row = fetch_claim(
+            &mut tx,
+            claim_statement!("select $1::text as id"),
+            job_id,
+            worker_id,
+            lease,
+        )
+        .await?;
         tx.commit().await?;
         Ok(row.map(|row| claimed_job(row, worker_id)))
     }
@@ -161,25 +176,34 @@ impl PgStore {
     /// the head of the line of the app with the fewest starting and running
     /// jobs per unit of weight, among the apps under their cap. `None` when
     /// no queued job may start now, or the worker is draining.
-    ///
-    /// Two statements in one transaction: the first picks the app and takes
-    /// its claim lock, the second counts the app's running jobs under that
-    /// lock, with a snapshot taken after any earlier claim of the app
-    /// committed, so that two workers never both slip under its cap.
     pub async fn claim_next(
         &self,
         worker_id: &str,
         lease: Duration,
     ) -> Result<Option<ClaimedJob>, StoreError> {
-        // Another worker may take the head between the two statements; the
-        // next app, or the next head, is tried then.
+        Ok(self.claim_batch(worker_id, lease, 1).await?.pop())
+    }
+
+    /// Claims up to `max` jobs for free slots at once: the first `max` of
+    /// the line of the app [`Self::claim_next`] picks, in one statement,
+    /// when the app counts nothing (no cap, no queued task of a bounded
+    /// group); one job, under the app's claim lock, when it does. Empty
+    /// when no queued job may start now, or the worker is draining.
+    pub async fn claim_batch(
+        &self,
+        worker_id: &str,
+        lease: Duration,
+        max: u32,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        // Another worker may take the heads between the two statements; the
+        // next app, or the next heads, are tried then.
         for _ in 0..3 {
             let picked: Option<(String, bool)> =
                 sqlx::query_as(PICK_APP).fetch_optional(&self.pool).await?;
             let Some((app, needs_lock)) = picked else {
-                return Ok(None);
+                return Ok(Vec::new());
             };
-            let row = if needs_lock {
+            let rows: Vec<ClaimRow> = if needs_lock {
                 // Under the app's claim lock, with a snapshot taken once
                 // any earlier claim of the app committed, so that two
                 // claims never both slip under its cap or a parallelism.
@@ -188,27 +212,37 @@ impl PgStore {
                     .bind(&app)
                     .execute(&mut *tx)
                     .await?;
-                let head = claim_statement!(head_of_app!(""));
+                let head = claim_statement!(head_of_app!("", "1"));
                 let row = fetch_claim(&mut tx, head, &app, worker_id, lease).await?;
                 tx.commit().await?;
-                row
+                row.into_iter().collect()
             } else {
                 // Nothing to count: concurrent claims of the app pass each
                 // other's heads (skip locked), one statement each. Tasks of
                 // a group with a parallelism, queued meanwhile, wait for a
                 // claim under the lock.
-                let head = claim_statement!(head_of_app!(
+                let heads = claim_statement!(head_of_app!(
                     " and not exists (select 1 from job_groups p \
-                       where p.id = q.group_id and p.parallelism is not null)"
+                       where p.id = q.group_id and p.parallelism is not null)",
+                    "$5"
                 ));
-                let mut connection = self.pool.acquire().await?;
-                fetch_claim(&mut connection, head, &app, worker_id, lease).await?
+                sqlx::query_as(heads)
+                    .bind(&app)
+                    .bind(worker_id)
+                    .bind(lease.as_secs_f64())
+                    .bind(JOB_EVENTS_CHANNEL)
+                    .bind(i64::from(max.max(1)))
+                    .fetch_all(&self.pool)
+                    .await?
             };
-            if let Some(row) = row {
-                return Ok(Some(claimed_job(row, worker_id)));
+            if !rows.is_empty() {
+                return Ok(rows
+                    .into_iter()
+                    .map(|row| claimed_job(row, worker_id))
+                    .collect());
             }
         }
-        Ok(None)
+        Ok(Vec::new())
     }
 
     /// `starting → running`, once the container has started. Returns whether

@@ -46,7 +46,7 @@ macro_rules! claim_statement {
             now!(),
             " + $3, updated_at = ",
             now!(),
-            " where id = ",
+            " where id in ",
             $target,
             " and state = 'queued' \
                and not exists (select 1 from workers w \
@@ -83,7 +83,7 @@ impl SqliteStore {
         worker_id: &str,
         lease: Duration,
     ) -> Result<Option<ClaimedJob>, StoreError> {
-        let row: Option<ClaimRow> = sqlx::query_as(claim_statement!("$1"))
+        let row: Option<ClaimRow> = sqlx::query_as(claim_statement!("($1)"))
             .bind(job_id)
             .bind(worker_id)
             .bind(duration_micros(lease))
@@ -126,6 +126,25 @@ impl SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|row| self.claimed_job(row, worker_id)))
+    }
+
+    /// Claims up to `max` jobs for free slots, one [`Self::claim_next`]
+    /// after the other: one process writes the file, so a batch saves no
+    /// round trip here.
+    pub async fn claim_batch(
+        &self,
+        worker_id: &str,
+        lease: Duration,
+        max: u32,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        let mut claimed = Vec::new();
+        while claimed.len() < max.max(1) as usize {
+            match self.claim_next(worker_id, lease).await? {
+                Some(job) => claimed.push(job),
+                None => break,
+            }
+        }
+        Ok(claimed)
     }
 
     /// What a worker needs of a job it claimed; wakes the job's followers.
