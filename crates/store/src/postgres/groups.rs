@@ -5,12 +5,13 @@ use chrono::{DateTime, Utc};
 use jobs_core::{
     Size,
     groups::task_env,
-    wire::{Group, GroupCreate, Upload},
+    wire::{Group, GroupCreate},
 };
 use sqlx::types::Json;
 
 use super::PgStore;
-use crate::shared_rows::{GroupFields, TaskFields, UploadRow, group_from_parts, uploads_in_order};
+use super::jobs::{count_queued, lock_app_defaults, lock_free_uploads};
+use crate::shared_rows::{GroupFields, TaskFields, group_from_parts};
 use crate::{JOB_EVENTS_CHANNEL, StoreError, new_group_id, new_job_id};
 
 #[derive(sqlx::FromRow)]
@@ -36,14 +37,7 @@ impl PgStore {
     ) -> Result<(Group, bool), StoreError> {
         let job = &create.job;
         let mut tx = self.pool.begin().await?;
-        let defaults: Option<(String, i64)> =
-            sqlx::query_as("select size, timeout_seconds from apps where name = $1 for update")
-                .bind(app)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((app_size, app_timeout)) = defaults else {
-            return Err(StoreError::AppNotFound(app.to_owned()));
-        };
+        let (app_size, app_timeout) = lock_app_defaults(&mut tx, app).await?;
         if let Some(key) = &job.idempotency_key {
             let existing: Option<(String,)> =
                 sqlx::query_as("select id from job_groups where app = $1 and idempotency_key = $2")
@@ -58,13 +52,7 @@ impl PgStore {
         }
         let tasks = i64::from(create.tasks);
         if let Some(limit) = max_queued {
-            let (queued,): (i64,) = sqlx::query_as(
-                "select count(*) from jobs where app = $1 and state = 'queued' \
-                 and interactive_tty is null",
-            )
-            .bind(app)
-            .fetch_one(&mut *tx)
-            .await?;
+            let queued = count_queued(&mut tx, app).await?;
             if queued + tasks > limit {
                 return Err(StoreError::TooManyTasks {
                     app: app.to_owned(),
@@ -75,19 +63,7 @@ impl PgStore {
             }
         }
         let upload_ids: Vec<String> = job.uploads.iter().map(|u| u.id.clone()).collect();
-        let found: Vec<UploadRow> = if upload_ids.is_empty() {
-            Vec::new()
-        } else {
-            sqlx::query_as(
-                "select id, name, size, sha256 from uploads \
-                 where app = $1 and id = any($2) and job_id is null for update",
-            )
-            .bind(app)
-            .bind(&upload_ids)
-            .fetch_all(&mut *tx)
-            .await?
-        };
-        let uploads = uploads_in_order(job, found.into_iter().map(Upload::from).collect())?;
+        let uploads = lock_free_uploads(&mut tx, app, job).await?;
         let group_id = new_group_id();
         let inserted = sqlx::query(
             "insert into job_groups (id, app, tasks, parallelism, idempotency_key, created_by) \

@@ -39,14 +39,7 @@ impl PgStore {
         created_by: Option<&str>,
     ) -> Result<(Job, bool), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let defaults: Option<(String, i64)> =
-            sqlx::query_as("select size, timeout_seconds from apps where name = $1 for update")
-                .bind(app)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((app_size, app_timeout)) = defaults else {
-            return Err(StoreError::AppNotFound(app.to_owned()));
-        };
+        let (app_size, app_timeout) = lock_app_defaults(&mut tx, app).await?;
         if let Some(key) = &create.idempotency_key {
             let existing: Option<JobRow> = sqlx::query_as(concat!(
                 "select ",
@@ -62,13 +55,7 @@ impl PgStore {
             }
         }
         if let Some(limit) = max_queued.filter(|_| create.interactive.is_none()) {
-            let (queued,): (i64,) = sqlx::query_as(
-                "select count(*) from jobs where app = $1 and state = 'queued' \
-                 and interactive_tty is null",
-            )
-            .bind(app)
-            .fetch_one(&mut *tx)
-            .await?;
+            let queued = count_queued(&mut tx, app).await?;
             if queued >= limit {
                 return Err(StoreError::TooManyJobs {
                     app: app.to_owned(),
@@ -81,21 +68,7 @@ impl PgStore {
             .size
             .unwrap_or_else(|| app_size.parse::<Size>().unwrap_or_default());
         let upload_ids: Vec<String> = create.uploads.iter().map(|u| u.id.clone()).collect();
-        // Locked until the commit, so that two jobs cannot take one upload.
-        // Without uploads, no round trip: the app's row is locked meanwhile.
-        let found: Vec<UploadRow> = if upload_ids.is_empty() {
-            Vec::new()
-        } else {
-            sqlx::query_as(
-                "select id, name, size, sha256 from uploads \
-                 where app = $1 and id = any($2) and job_id is null for update",
-            )
-            .bind(app)
-            .bind(&upload_ids)
-            .fetch_all(&mut *tx)
-            .await?
-        };
-        let uploads = uploads_in_order(create, found.into_iter().map(Upload::from).collect())?;
+        let uploads = lock_free_uploads(&mut tx, app, create).await?;
         let priority = create.priority.unwrap_or_default();
         let job_id = new_job_id();
         let inserted: Result<JobRow, sqlx::Error> = sqlx::query_as(concat!(
@@ -319,4 +292,57 @@ impl PgStore {
             .await?;
         Ok(())
     }
+}
+
+/// The app's default size and timeout, with its row locked until the
+/// commit: the creations of one app take their turns, so that the flood
+/// limit's count and the insert that follows cannot interleave.
+pub(super) async fn lock_app_defaults(
+    tx: &mut sqlx::PgConnection,
+    app: &str,
+) -> Result<(String, i64), StoreError> {
+    let defaults: Option<(String, i64)> =
+        sqlx::query_as("select size, timeout_seconds from apps where name = $1 for update")
+            .bind(app)
+            .fetch_optional(tx)
+            .await?;
+    defaults.ok_or_else(|| StoreError::AppNotFound(app.to_owned()))
+}
+
+/// The app's queued jobs, interactive runs aside: what the flood limit counts.
+pub(super) async fn count_queued(
+    tx: &mut sqlx::PgConnection,
+    app: &str,
+) -> Result<i64, StoreError> {
+    let (queued,): (i64,) = sqlx::query_as(
+        "select count(*) from jobs where app = $1 and state = 'queued' \
+         and interactive_tty is null",
+    )
+    .bind(app)
+    .fetch_one(tx)
+    .await?;
+    Ok(queued)
+}
+
+/// The uploads `create` names, in its order, each a free upload of the app,
+/// locked until the commit so that two creations cannot take one. Without
+/// uploads, no round trip.
+pub(super) async fn lock_free_uploads(
+    tx: &mut sqlx::PgConnection,
+    app: &str,
+    create: &JobCreate,
+) -> Result<Vec<Upload>, StoreError> {
+    if create.uploads.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = create.uploads.iter().map(|u| u.id.clone()).collect();
+    let found: Vec<UploadRow> = sqlx::query_as(
+        "select id, name, size, sha256 from uploads \
+         where app = $1 and id = any($2) and job_id is null for update",
+    )
+    .bind(app)
+    .bind(&ids)
+    .fetch_all(tx)
+    .await?;
+    uploads_in_order(create, found.into_iter().map(Upload::from).collect())
 }

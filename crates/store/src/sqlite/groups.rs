@@ -4,15 +4,16 @@
 use jobs_core::{
     Size,
     groups::task_env,
-    wire::{Group, GroupCreate, Upload},
+    wire::{Group, GroupCreate},
 };
 use sqlx::types::Json;
 
+use super::jobs::{app_defaults, count_queued, free_uploads_in};
 use super::{
     BEGIN_IMMEDIATE, SqliteStore,
     rows::{now, time},
 };
-use crate::shared_rows::{GroupFields, TaskFields, UploadRow, group_from_parts, uploads_in_order};
+use crate::shared_rows::{GroupFields, TaskFields, group_from_parts};
 use crate::{JOB_EVENTS_CHANNEL, StoreError, new_group_id, new_job_id};
 
 #[derive(sqlx::FromRow)]
@@ -50,14 +51,7 @@ impl SqliteStore {
     ) -> Result<(Group, bool), StoreError> {
         let job = &create.job;
         let mut tx = self.pool.begin_with(BEGIN_IMMEDIATE).await?;
-        let defaults: Option<(String, i64)> =
-            sqlx::query_as("select size, timeout_seconds from apps where name = $1")
-                .bind(app)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((app_size, app_timeout)) = defaults else {
-            return Err(StoreError::AppNotFound(app.to_owned()));
-        };
+        let (app_size, app_timeout) = app_defaults(&mut tx, app).await?;
         if let Some(key) = &job.idempotency_key {
             let existing: Option<(String,)> =
                 sqlx::query_as("select id from job_groups where app = $1 and idempotency_key = $2")
@@ -72,13 +66,7 @@ impl SqliteStore {
         }
         let tasks = i64::from(create.tasks);
         if let Some(limit) = max_queued {
-            let (queued,): (i64,) = sqlx::query_as(
-                "select count(*) from jobs where app = $1 and state = 'queued' \
-                 and interactive_tty is null",
-            )
-            .bind(app)
-            .fetch_one(&mut *tx)
-            .await?;
+            let queued = count_queued(&mut tx, app).await?;
             if queued + tasks > limit {
                 return Err(StoreError::TooManyTasks {
                     app: app.to_owned(),
@@ -89,15 +77,7 @@ impl SqliteStore {
             }
         }
         let upload_ids: Vec<String> = job.uploads.iter().map(|u| u.id.clone()).collect();
-        let found: Vec<UploadRow> = sqlx::query_as(
-            "select id, name, size, sha256 from uploads \
-             where app = $1 and id in (select value from json_each($2)) and job_id is null",
-        )
-        .bind(app)
-        .bind(Json(&upload_ids))
-        .fetch_all(&mut *tx)
-        .await?;
-        let uploads = uploads_in_order(job, found.into_iter().map(Upload::from).collect())?;
+        let uploads = free_uploads_in(&mut tx, app, job).await?;
         let group_id = new_group_id();
         sqlx::query(concat!(
             "insert into job_groups (id, app, tasks, parallelism, idempotency_key, created_by, \

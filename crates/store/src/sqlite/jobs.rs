@@ -46,14 +46,7 @@ impl SqliteStore {
         created_by: Option<&str>,
     ) -> Result<(Job, bool), StoreError> {
         let mut tx = self.pool.begin_with(BEGIN_IMMEDIATE).await?;
-        let defaults: Option<(String, i64)> =
-            sqlx::query_as("select size, timeout_seconds from apps where name = $1")
-                .bind(app)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((app_size, app_timeout)) = defaults else {
-            return Err(StoreError::AppNotFound(app.to_owned()));
-        };
+        let (app_size, app_timeout) = app_defaults(&mut tx, app).await?;
         if let Some(key) = &create.idempotency_key {
             let existing: Option<JobRow> = sqlx::query_as(concat!(
                 "select ",
@@ -69,13 +62,7 @@ impl SqliteStore {
             }
         }
         if let Some(limit) = max_queued.filter(|_| create.interactive.is_none()) {
-            let (queued,): (i64,) = sqlx::query_as(
-                "select count(*) from jobs where app = $1 and state = 'queued' \
-                 and interactive_tty is null",
-            )
-            .bind(app)
-            .fetch_one(&mut *tx)
-            .await?;
+            let queued = count_queued(&mut tx, app).await?;
             if queued >= limit {
                 return Err(StoreError::TooManyJobs {
                     app: app.to_owned(),
@@ -88,16 +75,7 @@ impl SqliteStore {
             .size
             .unwrap_or_else(|| app_size.parse::<Size>().unwrap_or_default());
         let upload_ids: Vec<String> = create.uploads.iter().map(|u| u.id.clone()).collect();
-        // The transaction holds the write lock: no other job can take them.
-        let found: Vec<UploadRow> = sqlx::query_as(
-            "select id, name, size, sha256 from uploads \
-             where app = $1 and id in (select value from json_each($2)) and job_id is null",
-        )
-        .bind(app)
-        .bind(Json(&upload_ids))
-        .fetch_all(&mut *tx)
-        .await?;
-        let uploads = uploads_in_order(create, found.into_iter().map(Upload::from).collect())?;
+        let uploads = free_uploads_in(&mut tx, app, create).await?;
         let priority = create.priority.unwrap_or_default();
         let job_id = new_job_id();
         let inserted: Result<JobRow, sqlx::Error> = sqlx::query_as(concat!(
@@ -331,4 +309,52 @@ impl SqliteStore {
         }
         Ok(CancelOutcome::AlreadyEnded(self.get_job(id).await?))
     }
+}
+
+/// The app's default size and timeout (the transaction holds the write
+/// lock, so the flood limit's count and the insert cannot interleave).
+pub(super) async fn app_defaults(
+    tx: &mut sqlx::SqliteConnection,
+    app: &str,
+) -> Result<(String, i64), StoreError> {
+    let defaults: Option<(String, i64)> =
+        sqlx::query_as("select size, timeout_seconds from apps where name = $1")
+            .bind(app)
+            .fetch_optional(tx)
+            .await?;
+    defaults.ok_or_else(|| StoreError::AppNotFound(app.to_owned()))
+}
+
+/// The app's queued jobs, interactive runs aside: what the flood limit counts.
+pub(super) async fn count_queued(
+    tx: &mut sqlx::SqliteConnection,
+    app: &str,
+) -> Result<i64, StoreError> {
+    let (queued,): (i64,) = sqlx::query_as(
+        "select count(*) from jobs where app = $1 and state = 'queued' \
+         and interactive_tty is null",
+    )
+    .bind(app)
+    .fetch_one(tx)
+    .await?;
+    Ok(queued)
+}
+
+/// The uploads `create` names, in its order, each a free upload of the app
+/// (the transaction holds the write lock: no other creation can take them).
+pub(super) async fn free_uploads_in(
+    tx: &mut sqlx::SqliteConnection,
+    app: &str,
+    create: &JobCreate,
+) -> Result<Vec<Upload>, StoreError> {
+    let ids: Vec<String> = create.uploads.iter().map(|u| u.id.clone()).collect();
+    let found: Vec<UploadRow> = sqlx::query_as(
+        "select id, name, size, sha256 from uploads \
+         where app = $1 and id in (select value from json_each($2)) and job_id is null",
+    )
+    .bind(app)
+    .bind(Json(&ids))
+    .fetch_all(tx)
+    .await?;
+    uploads_in_order(create, found.into_iter().map(Upload::from).collect())
 }
