@@ -38,6 +38,7 @@ pub mod dev_token;
 pub mod error;
 pub mod interrupt;
 pub mod job_end;
+pub mod job_output;
 pub mod line_timestamps;
 pub mod log_cursor;
 pub mod log_follow;

@@ -7,7 +7,6 @@
 //! that task's own ([`crate::exit_code_for`]), or 125 if it never ran.
 
 use crate::exit::EXIT_PLATFORM;
-use crate::wire::GroupTask;
 use crate::{InvalidInput, JobState};
 
 /// The most tasks a group may have unless the API is configured otherwise
@@ -76,13 +75,23 @@ pub fn task_env(index: u32, count: u32) -> [(String, String); 2] {
     ]
 }
 
+/// What the exit code of a group reads of each task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskEnd {
+    pub index: u32,
+    pub state: JobState,
+    pub exit_code: Option<i32>,
+    /// Whether its command started.
+    pub ran: bool,
+}
+
 /// The group's exit code once every task ended (`None` before): 0 when all
 /// succeeded, else the lowest-index failure's code, 125 if it never ran.
-pub fn group_exit_code(tasks: &[GroupTask]) -> Option<u8> {
-    if tasks.iter().any(|task| !task.state.is_terminal()) {
+pub fn group_exit_code(tasks: impl IntoIterator<Item = TaskEnd>) -> Option<u8> {
+    let mut by_index: Vec<TaskEnd> = tasks.into_iter().collect();
+    if by_index.iter().any(|task| !task.state.is_terminal()) {
         return None;
     }
-    let mut by_index: Vec<&GroupTask> = tasks.iter().collect();
     by_index.sort_by_key(|task| task.index);
     let Some(first_failure) = by_index
         .into_iter()
@@ -90,7 +99,7 @@ pub fn group_exit_code(tasks: &[GroupTask]) -> Option<u8> {
     else {
         return Some(0);
     };
-    if first_failure.started_at.is_none() {
+    if !first_failure.ran {
         return Some(EXIT_PLATFORM);
     }
     Some(
@@ -101,18 +110,13 @@ pub fn group_exit_code(tasks: &[GroupTask]) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
 
-    fn task(index: u32, state: JobState, exit_code: Option<i32>, ran: bool) -> GroupTask {
-        GroupTask {
+    fn task(index: u32, state: JobState, exit_code: Option<i32>, ran: bool) -> TaskEnd {
+        TaskEnd {
             index,
-            job_id: format!("job{index}"),
             state,
-            attempt: 1,
             exit_code,
-            reason: None,
-            started_at: ran.then(Utc::now),
-            finished_at: None,
+            ran,
         }
     }
 
@@ -124,9 +128,9 @@ mod tests {
             task(2, JobState::Failed, Some(7), true),
             task(1, JobState::Succeeded, Some(0), true),
         ];
-        assert_eq!(group_exit_code(&tasks), Some(7));
+        assert_eq!(group_exit_code(tasks), Some(7));
         let tasks = [task(0, JobState::Succeeded, Some(0), true)];
-        assert_eq!(group_exit_code(&tasks), Some(0));
+        assert_eq!(group_exit_code(tasks), Some(0));
     }
 
     #[test]
@@ -135,12 +139,12 @@ mod tests {
             task(0, JobState::TimedOut, None, true),
             task(1, JobState::Canceled, None, false),
         ];
-        assert_eq!(group_exit_code(&tasks), Some(124));
+        assert_eq!(group_exit_code(tasks), Some(124));
         let tasks = [
             task(0, JobState::Succeeded, Some(0), true),
             task(1, JobState::Canceled, None, false),
         ];
-        assert_eq!(group_exit_code(&tasks), Some(125));
+        assert_eq!(group_exit_code(tasks), Some(125));
     }
 
     #[test]
@@ -149,7 +153,7 @@ mod tests {
             task(0, JobState::Failed, Some(1), true),
             task(1, JobState::Running, None, true),
         ];
-        assert_eq!(group_exit_code(&tasks), None);
+        assert_eq!(group_exit_code(tasks), None);
     }
 
     #[test]

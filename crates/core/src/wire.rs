@@ -322,7 +322,12 @@ impl Group {
 
     /// The CLI's exit code once every task ended; see [`crate::groups`].
     pub fn cli_exit_code(&self) -> Option<u8> {
-        crate::groups::group_exit_code(&self.tasks)
+        crate::groups::group_exit_code(self.tasks.iter().map(|task| crate::groups::TaskEnd {
+            index: task.index,
+            state: task.state,
+            exit_code: task.exit_code,
+            ran: task.started_at.is_some(),
+        }))
     }
 
     /// How many tasks are in each state, in the order of [`JobState::ALL`],

@@ -13,9 +13,10 @@ use jobs_core::wire::{Group, GroupCreate, GroupTask};
 
 use crate::args::{OnInterrupt, usage_error};
 use crate::backoff::Backoff;
-use crate::commands::{Context, follow, logs};
+use crate::commands::Context;
 use crate::error::CliError;
 use crate::interrupt;
+use crate::job_output;
 use crate::output::{self, LogSink};
 
 /// How many tasks' streams `follow` reads at once; the others wait their
@@ -53,7 +54,7 @@ pub async fn follow(
     match task {
         Some(index) => {
             let job_id = &task_of(&group, index)?.job_id;
-            follow::follow_job(context, job_id, tail, on_interrupt).await
+            job_output::follow_job(&context.client, job_id, tail, on_interrupt).await
         }
         None => follow_group(context, group, tail, on_interrupt).await,
     }
@@ -99,7 +100,7 @@ async fn follow_every_task(
             let (job_id, index) = (task.job_id.clone(), task.index);
             followers.push(async move {
                 let mut sink = LogSink::for_task(index);
-                follow::print_until_end(client, &job_id, tail, &mut sink)
+                job_output::print_until_end(client, &job_id, tail, &mut sink)
                     .await
                     .map(drop)
             });
@@ -132,12 +133,12 @@ pub async fn logs(
     let group = context.client.get_group(id).await?;
     if let Some(index) = task {
         let job_id = &task_of(&group, index)?.job_id;
-        logs::print_stored(&context.client, job_id, timestamps, &mut LogSink::new()).await?;
+        job_output::print_stored(&context.client, job_id, timestamps, &mut LogSink::new()).await?;
         return Ok(0);
     }
     for task in group.tasks.iter().filter(|task| task.started_at.is_some()) {
         let mut sink = LogSink::for_task(task.index);
-        logs::print_stored(&context.client, &task.job_id, timestamps, &mut sink).await?;
+        job_output::print_stored(&context.client, &task.job_id, timestamps, &mut sink).await?;
         if sink.stdout_closed() {
             break;
         }

@@ -7,9 +7,9 @@ use jobs_core::wire::Interactive;
 
 use crate::args::{RunArgs, RunPath};
 use crate::attach::{self, Target};
-use crate::commands::{Context, follow, group};
+use crate::commands::{Context, group};
 use crate::error::CliError;
-use crate::{output, uploads};
+use crate::{job_output, output, uploads};
 
 pub async fn run(context: &Context, args: RunArgs) -> Result<u8, CliError> {
     let path = args.path(std::io::stdin().is_terminal())?;
@@ -46,5 +46,5 @@ pub async fn run(context: &Context, args: RunArgs) -> Result<u8, CliError> {
         output::print_queued_job(context.format, &job)?;
         return Ok(0);
     }
-    follow::follow_job(context, &job.id, None, args.interrupt.on_interrupt).await
+    job_output::follow_job(&context.client, &job.id, None, args.interrupt.on_interrupt).await
 }
