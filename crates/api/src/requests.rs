@@ -264,6 +264,13 @@ impl JobCreateRequest {
             groups::validate_parallelism(parallelism)?;
         }
         groups::validate_task_env(self.env.keys())?;
+        let spec_bytes: usize = self.command.iter().map(|arg| arg.len() + 1).sum::<usize>()
+            + self
+                .env
+                .iter()
+                .map(|(name, value)| name.len() + value.len())
+                .sum::<usize>();
+        groups::validate_group_size(tasks, spec_bytes)?;
         if self.interactive.is_some() {
             return Err(InvalidInput::new(
                 "interactive",
@@ -586,6 +593,40 @@ mod tests {
         serde_json::from_str::<JobCreateRequest>(json)
             .expect("the body parses")
             .validate()
+    }
+
+    fn group(json: &str) -> Result<GroupCreate, InvalidInput> {
+        serde_json::from_str::<JobCreateRequest>(json)
+            .expect("the body parses")
+            .validate_group(1000)
+    }
+
+    #[test]
+    fn a_group_is_bounded_by_its_tasks_and_their_bytes() {
+        let ok = group(r#"{"command":["true"],"tasks":1000,"parallelism":8}"#).expect("valid");
+        assert_eq!((ok.tasks, ok.parallelism), (1000, Some(8)));
+        assert_eq!(
+            group(r#"{"command":["true"],"tasks":1001}"#)
+                .unwrap_err()
+                .field,
+            "tasks"
+        );
+        assert_eq!(group(r#"{"command":["true"]}"#).unwrap_err().field, "tasks");
+        // 1,000 copies of a 100 KB env would be 100 MB of rows from one request.
+        let big = "v".repeat(100 * 1024);
+        let body = format!(r#"{{"command":["true"],"tasks":1000,"env":{{"BIG":"{big}"}}}}"#);
+        let err = group(&body).unwrap_err();
+        assert_eq!(err.field, "tasks");
+        assert!(
+            err.message
+                .contains("the limit is 16777216 bytes for a group"),
+            "{err}"
+        );
+        // A job takes no tasks.
+        assert_eq!(
+            job(r#"{"command":["true"],"tasks":2}"#).unwrap_err().field,
+            "tasks"
+        );
     }
 
     #[test]

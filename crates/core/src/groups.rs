@@ -15,6 +15,10 @@ pub const DEFAULT_MAX_TASKS: u32 = 1000;
 /// The largest `parallelism`: past any worker fleet, so that the bound is
 /// about typos, not capacity.
 pub const MAX_PARALLELISM: u32 = 100_000;
+/// The most bytes of command and env a group's tasks may hold in all:
+/// each task stores its own copy, so that one request of N tasks is N
+/// jobs' worth of rows, bounded here far below N times a job's own limits.
+pub const MAX_GROUP_SPEC_BYTES: usize = 16 * 1024 * 1024;
 /// What every group id starts with, so that a command that takes a job id
 /// also knows a group's.
 pub const GROUP_ID_PREFIX: &str = "grp_";
@@ -48,6 +52,24 @@ pub fn validate_parallelism(parallelism: u32) -> Result<(), InvalidInput> {
         "parallelism",
         format!(
             "parallelism must be 1 to {MAX_PARALLELISM} (got {parallelism}); leave it out to run every task as slots allow"
+        ),
+    ))
+}
+
+/// Checks that `tasks` copies of a command and env of `spec_bytes` bytes
+/// fit [`MAX_GROUP_SPEC_BYTES`].
+pub fn validate_group_size(tasks: u32, spec_bytes: usize) -> Result<(), InvalidInput> {
+    let total = spec_bytes.saturating_mul(tasks as usize);
+    if total <= MAX_GROUP_SPEC_BYTES {
+        return Ok(());
+    }
+    Err(InvalidInput::new(
+        "tasks",
+        format!(
+            "{tasks} tasks of {spec_bytes} bytes of command and env each are {total} bytes: \
+             the limit is {} bytes for a group; pass large data in an upload, which the \
+             tasks share",
+            MAX_GROUP_SPEC_BYTES
         ),
     ))
 }
@@ -168,5 +190,15 @@ mod tests {
         let env = ["JOBS_TASK_INDEX".to_owned()];
         assert_eq!(validate_task_env(&env).unwrap_err().field, "env");
         assert!(is_group_id("grp_0191") && !is_group_id("0191"));
+        assert!(validate_group_size(1000, 16 * 1024).is_ok());
+        let err = validate_group_size(1000, 200 * 1024).unwrap_err();
+        assert_eq!(err.field, "tasks");
+        assert!(
+            err.message.starts_with(
+                "1000 tasks of 204800 bytes of command and env each are 204800000 bytes: \
+                 the limit is 16777216 bytes for a group"
+            ),
+            "{err}"
+        );
     }
 }
