@@ -10,6 +10,7 @@ use axum::{
     extract::{FromRequest, FromRequestParts, Request, rejection::BytesRejection},
     http::{StatusCode, request::Parts},
 };
+use jobs_core::text;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -123,8 +124,10 @@ where
     }
 }
 
-/// A path parameter, such as `{id}` or `{app}`. It fails only when the
-/// percent-decoded segment is not UTF-8.
+/// A path parameter, such as `{id}` or `{app}`. It fails when the
+/// percent-decoded segment is not UTF-8, or holds a control or
+/// bidirectional formatting character, which no name or id has (and which
+/// PostgreSQL's `text` refuses, as a NUL).
 pub struct PathParam<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for PathParam<T>
@@ -135,13 +138,27 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let malformed = |message: String| ApiError::MalformedRequest {
+            field: "path",
+            message,
+        };
+        let raw = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| {
+                malformed(format!("path is malformed: {}", rejection.body_text()))
+            })?;
+        for (name, value) in &raw {
+            if let Some(c) = value.chars().find(|c| text::is_forbidden_in_line(*c)) {
+                return Err(malformed(format!(
+                    "path is malformed: {{{name}}} contains {}",
+                    text::describe_forbidden(c)
+                )));
+            }
+        }
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(value)| PathParam(value))
-            .map_err(|rejection| ApiError::MalformedRequest {
-                field: "path",
-                message: format!("path is malformed: {}", rejection.body_text()),
-            })
+            .map_err(|rejection| malformed(format!("path is malformed: {}", rejection.body_text())))
     }
 }
 

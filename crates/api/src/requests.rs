@@ -498,9 +498,10 @@ pub fn validate_image(image: &str) -> Result<(), InvalidInput> {
             "image is {length} characters long: the limit is {MAX_IMAGE_LEN}"
         ));
     }
-    if image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    jobs_core::text::validate_line("image", &format!("image {image:?}"), image)?;
+    if image.chars().any(char::is_whitespace) {
         return invalid(format!(
-            "image {image:?} is invalid: must not contain whitespace or control characters"
+            "image {image:?} is invalid: must not contain whitespace"
         ));
     }
     Ok(())

@@ -13,6 +13,7 @@
 //! - [`spec`]: a job request (command, env, size, timeout) and its validation;
 //! - [`duration`]: human durations such as `90s` or `2h`;
 //! - [`role`]: API token roles and token limits;
+//! - [`text`]: which characters a text field may hold;
 //! - [`scheduling`]: an app's cap and weight, a job's priority, and how
 //!   free slots are shared by them;
 //! - [`wire`]: the JSON bodies of the HTTP API.
@@ -29,6 +30,7 @@ pub mod scheduling;
 pub mod size;
 pub mod spec;
 pub mod state;
+pub mod text;
 pub mod wire;
 
 pub use exit::exit_code_for;

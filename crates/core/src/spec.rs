@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{InvalidInput, duration, names};
+use crate::{InvalidInput, duration, names, text};
 
 /// The most bytes a command may take, all arguments together.
 pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
@@ -112,12 +112,26 @@ pub fn validate_idempotency_key(key: Option<&str>) -> Result<(), InvalidInput> {
                 ),
             ))
         }
-        _ => Ok(()),
+        Some(key) => text::validate_line("idempotency_key", "idempotency key", key),
+        None => Ok(()),
     }
 }
 
+/// Whether `c` may appear in an upload's name: a letter or digit of any
+/// script, or one of [`UPLOAD_NAME_PUNCTUATION`].
+pub fn is_upload_name_char(c: char) -> bool {
+    c.is_alphanumeric() || UPLOAD_NAME_PUNCTUATION.contains(c)
+}
+
+/// The punctuation an upload's name may hold beside letters and digits:
+/// what file names commonly have, and nothing a shell, a terminal or a
+/// path would read as more than a character.
+pub const UPLOAD_NAME_PUNCTUATION: &str = " ._-+=,@()[]~#%";
+
 /// An upload's file name: what lands in `/tmp/uploads/<name>`. A plain
-/// file name only: no separator, not `.` or `..`, no control character.
+/// file name only, of a safe character set ([`is_upload_name_char`]): no
+/// separator, not `.` or `..`, no control or bidirectional formatting
+/// character, nothing a shell would expand.
 pub fn validate_upload_name(name: &str) -> Result<(), InvalidInput> {
     let invalid = |why: &str| {
         Err(InvalidInput::new(
@@ -140,14 +154,20 @@ pub fn validate_upload_name(name: &str) -> Result<(), InvalidInput> {
     if name.contains(['/', '\\']) {
         return invalid("contains a path separator: give a plain file name");
     }
-    if name.chars().any(char::is_control) {
-        return invalid("contains a control character");
+    if let Some(c) = name.chars().find(|c| text::is_forbidden_in_line(*c)) {
+        return invalid(&format!("contains {}", text::describe_forbidden(c)));
+    }
+    if let Some(c) = name.chars().find(|c| !is_upload_name_char(*c)) {
+        return invalid(&format!(
+            "contains {c:?}: use letters, digits and {UPLOAD_NAME_PUNCTUATION:?}"
+        ));
     }
     Ok(())
 }
 
-/// The paths a job collects as artifacts: absolute, without NUL, at most
-/// [`MAX_ARTIFACTS_PER_JOB`] of them, each named once.
+/// The paths a job collects as artifacts: absolute and normalised (no `.`,
+/// `..` or empty segment, so that what is collected is what the path says),
+/// printable, at most [`MAX_ARTIFACTS_PER_JOB`] of them, each named once.
 pub fn validate_artifact_paths(paths: &[String]) -> Result<(), InvalidInput> {
     let invalid = |message: String| Err(InvalidInput::new("artifacts", message));
     if paths.len() > MAX_ARTIFACTS_PER_JOB {
@@ -168,11 +188,30 @@ pub fn validate_artifact_paths(paths: &[String]) -> Result<(), InvalidInput> {
                 path.len()
             ));
         }
-        if path.contains('\0') {
-            return invalid(format!("artifact path {path:?} contains a NUL byte"));
-        }
+        text::validate_line("artifacts", &format!("artifact path {path:?}"), path)?;
+        check_normalised(path).map_err(|why| {
+            InvalidInput::new("artifacts", format!("artifact path {path:?} {why}"))
+        })?;
         if paths[..index].contains(path) {
             return invalid(format!("artifact path {path:?} is given twice"));
+        }
+    }
+    Ok(())
+}
+
+/// Why an absolute path is not in normal form. One trailing `/` is allowed:
+/// it names a directory as well.
+fn check_normalised(path: &str) -> Result<(), &'static str> {
+    if path == "/" {
+        return Err("is the whole filesystem: name a file or directory under it");
+    }
+    let inner = path.strip_suffix('/').unwrap_or(path);
+    for segment in inner[1..].split('/') {
+        match segment {
+            "" => return Err("has an empty segment (//): give it in normal form"),
+            "." => return Err("has a . segment: give it in normal form"),
+            ".." => return Err("has a .. segment: give the path it leads to"),
+            _ => {}
         }
     }
     Ok(())
@@ -197,7 +236,23 @@ mod tests {
     fn upload_names_are_plain_file_names() {
         assert!(validate_upload_name("data.csv").is_ok());
         assert!(validate_upload_name("dir.tar.gz").is_ok());
-        for bad in ["", ".", "..", "a/b", "../x", "a\\b", "a\nb"] {
+        for good in ["données 2026.csv", "a+b=c,d@e(1)[2]~#3%.txt", ".env"] {
+            assert!(validate_upload_name(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "../x",
+            "a\\b",
+            "a\nb",
+            "abc\u{202E}vsc.exe",
+            "$(id)",
+            "a;b",
+            "a*",
+            "a\u{200B}b",
+        ] {
             let err = validate_upload_name(bad).unwrap_err();
             assert_eq!(err.field, "name", "{bad:?}");
         }
@@ -211,7 +266,19 @@ mod tests {
 
     #[test]
     fn artifact_paths_are_absolute_and_distinct() {
-        assert!(validate_artifact_paths(&["/out/a".into(), "/b".into()]).is_ok());
+        assert!(validate_artifact_paths(&["/out/a".into(), "/b".into(), "/dir/".into()]).is_ok());
+        for (bad, why) in [
+            ("/tmp/../.jobs", ".. segment"),
+            ("/tmp/./x", ". segment"),
+            ("/tmp//x", "empty segment"),
+            ("/tmp/x/..", ".. segment"),
+            ("/", "whole filesystem"),
+            ("/tmp/a\nb", "U+000A"),
+        ] {
+            let error = validate_artifact_paths(&[bad.to_owned()]).unwrap_err();
+            assert_eq!(error.field, "artifacts");
+            assert!(error.message.contains(why), "{bad}: {}", error.message);
+        }
         let relative = validate_artifact_paths(&["out".into()]).unwrap_err();
         assert!(relative.message.contains("not absolute"), "{relative}");
         let twice = validate_artifact_paths(&["/a".into(), "/a".into()]).unwrap_err();
@@ -271,5 +338,8 @@ mod tests {
         assert!(validate_idempotency_key(Some("k")).is_ok());
         assert!(validate_idempotency_key(Some("")).is_err());
         assert!(validate_idempotency_key(Some(&"k".repeat(256))).is_err());
+        let nul = validate_idempotency_key(Some("a\0b")).unwrap_err();
+        assert_eq!(nul.field, "idempotency_key");
+        assert!(nul.message.contains("U+0000"), "{}", nul.message);
     }
 }

@@ -208,10 +208,14 @@ static void ring_record(struct ring *r, int type, const void *data, uint32_t len
     r->size += want;
 }
 
-/* Copies `from` to `to`: files, directories and symlinks, with their modes. */
-static void copy_tree(const char *from, const char *to) {
+/* Copies `from` to `to`: files, directories and symlinks, with their modes,
+ * never leaving the filesystem `dev` (the /tmp tmpfs), as `cp -x` does. So
+ * the copy is at most the tmpfs's size: a path that leads elsewhere through
+ * a symlink (`/tmp/x/art` with /tmp/x -> /.jobs) is not copied, and neither
+ * is the uploads' volume at /tmp/uploads nor the copy's own destination. */
+static void copy_tree(const char *from, const char *to, dev_t dev) {
     struct stat st;
-    if (lstat(from, &st) < 0) return;
+    if (lstat(from, &st) < 0 || st.st_dev != dev) return;
     if (S_ISLNK(st.st_mode)) {
         char target[4096];
         ssize_t n = readlink(from, target, sizeof target - 1);
@@ -229,7 +233,7 @@ static void copy_tree(const char *from, const char *to) {
             char *a, *b;
             if (asprintf(&a, "%s/%s", from, entry->d_name) < 0) break;
             if (asprintf(&b, "%s/%s", to, entry->d_name) < 0) { free(a); break; }
-            copy_tree(a, b);
+            copy_tree(a, b, dev);
             free(a);
             free(b);
         }
@@ -259,6 +263,8 @@ static const char *base_name(const char *path) {
 }
 
 static void copy_artifacts(char **paths, int count) {
+    struct stat tmp;
+    if (stat("/tmp", &tmp) < 0) return;
     for (int i = 0; i < count; i++) {
         char dir[64], *to;
         snprintf(dir, sizeof dir, ART_DIR "/%d", i);
@@ -271,7 +277,7 @@ static void copy_artifacts(char **paths, int count) {
         memcpy(name, base, len);
         name[len] = 0;
         if (asprintf(&to, "%s/%s", dir, name) < 0) continue;
-        copy_tree(paths[i], to);
+        copy_tree(paths[i], to, tmp.st_dev);
         free(to);
     }
 }

@@ -60,6 +60,7 @@ impl TokenCreateRequest {
         }
         let description = self.description.filter(|text| !text.is_empty());
         if let Some(text) = &description {
+            jobs_core::text::validate_line("description", "the description", text)?;
             let length = text.chars().count();
             if length > MAX_TOKEN_DESCRIPTION_LEN {
                 return Err(InvalidInput::new(

@@ -1,0 +1,193 @@
+//! A hostile tenant: a `run` token, or a job's own code, trying to reach
+//! past its own job. One test per finding of the isolation audit (issue
+//! 24, `docs/security.md`, "Threat model"); each failed before its fix.
+//!
+//! Synchronisation: each CLI call or HTTP request runs to its end
+//! (bounded); rows are counted in the database before and after.
+
+use std::time::Duration;
+
+use jobs_e2e::{TestEnv, http};
+
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Asserts a JSON error answer: `status`, `error.code` and `error.field`,
+/// and a message that contains `needle`.
+#[track_caller]
+fn assert_refused(response: &http::HttpResponse, status: u16, field: Option<&str>, needle: &str) {
+    assert_eq!(response.status, status, "{response:?}");
+    let body = response.json();
+    assert_eq!(body["error"]["field"].as_str(), field, "{response:?}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(needle), "{needle:?} in {response:?}");
+}
+
+/// Finding 8: a NUL in an idempotency key or a token's description was an
+/// HTTP 500 on PostgreSQL. Every single-line text field now refuses
+/// control and bidirectional formatting characters with a 422 naming it,
+/// and a path segment with one is a 400, before any row is written.
+#[test]
+fn control_characters_in_text_fields_get_a_4xx_naming_the_field() {
+    let mut env = TestEnv::start(1);
+    let url = env.api_url().to_owned();
+    let token = Some(env.admin_token.as_str());
+    let jobs_before = env.db_count_jobs();
+    let tokens_before = env.db_query_one("select count(*) from api_tokens");
+
+    let keyed = http::request(
+        &url,
+        "POST",
+        "/v1/apps/demo/jobs",
+        token,
+        Some(r#"{"command":["true"],"idempotency_key":"deploy\u0000-1"}"#),
+    );
+    assert_refused(&keyed, 422, Some("idempotency_key"), "U+0000");
+    let escape = http::request(
+        &url,
+        "POST",
+        "/v1/apps/demo/jobs",
+        token,
+        Some(r#"{"command":["true"],"idempotency_key":"k\u001b[2J"}"#),
+    );
+    assert_refused(&escape, 422, Some("idempotency_key"), "U+001B");
+    let described = http::request(
+        &url,
+        "POST",
+        "/v1/tokens",
+        token,
+        Some(r#"{"role":"read","description":"ci\u0000"}"#),
+    );
+    assert_refused(&described, 422, Some("description"), "U+0000");
+    let reversed = http::request(
+        &url,
+        "POST",
+        "/v1/tokens",
+        token,
+        Some(r#"{"role":"read","description":"ci \u202etoken"}"#),
+    );
+    assert_refused(
+        &reversed,
+        422,
+        Some("description"),
+        "bidirectional formatting character U+202E",
+    );
+    let artifact = http::request(
+        &url,
+        "POST",
+        "/v1/apps/demo/jobs",
+        token,
+        Some(r#"{"command":["true"],"artifacts":["/tmp/a\nb"]}"#),
+    );
+    assert_refused(&artifact, 422, Some("artifacts"), "U+000A");
+    for path in ["/v1/jobs/job%00x", "/v1/tokens/t%00"] {
+        let method = if path.starts_with("/v1/tokens") {
+            "DELETE"
+        } else {
+            "GET"
+        };
+        let response = http::request(&url, method, path, token, None);
+        assert_refused(&response, 400, Some("path"), "U+0000");
+    }
+    let upload = http::request_with_headers(
+        &url,
+        "POST",
+        "/v1/apps/demo/uploads?name=report%E2%80%AEvsc.exe&size=0",
+        token,
+        None,
+        &[("Content-Length", "0")],
+    );
+    assert_refused(&upload, 422, Some("name"), "U+202E");
+
+    // The CLI says the same before it sends anything.
+    env.jobs(&["run", "--idempotency-key", "a\u{7}b", "--", "true"])
+        .assert_usage_error("U+0007");
+    assert_eq!(env.db_count_jobs(), jobs_before);
+    assert_eq!(
+        env.db_query_one("select count(*) from api_tokens"),
+        tokens_before
+    );
+    env.finish();
+}
+
+/// Finding 3: `--artifact /tmp/../.jobs` made the shim copy its own
+/// directory into itself, 1,019 levels deep (295 MB). Artifact paths must
+/// now be in normal form (422 naming the path; the CLI exits 2 before any
+/// upload), and the shim's copy never leaves the `/tmp` tmpfs, so a
+/// symlink that leads back into `/.jobs` copies nothing.
+#[test]
+fn artifact_paths_are_normalised_and_their_copy_stays_on_tmp() {
+    let mut env = TestEnv::start(1);
+    let url = env.api_url().to_owned();
+    let token = Some(env.admin_token.as_str());
+    let jobs_before = env.db_count_jobs();
+    for (path, why) in [
+        ("/tmp/../.jobs", "has a .. segment"),
+        ("/tmp/./out", "has a . segment"),
+        ("/tmp//out", "has an empty segment"),
+    ] {
+        let body = format!(r#"{{"command":["true"],"artifacts":["{path}"]}}"#);
+        let response = http::request(&url, "POST", "/v1/apps/demo/jobs", token, Some(&body));
+        assert_refused(
+            &response,
+            422,
+            Some("artifacts"),
+            &format!("artifact path {path:?} {why}"),
+        );
+    }
+    let file = env.log_dir.join("data.csv");
+    std::fs::write(&file, b"a,b\n").unwrap();
+    let uploads_before = env.db_query_one("select count(*) from uploads");
+    env.jobs(&[
+        "run",
+        "-f",
+        &file.display().to_string(),
+        "--artifact",
+        "/tmp/../.jobs",
+        "--",
+        "true",
+    ])
+    .assert_usage_error(r#"artifact path "/tmp/../.jobs" has a .. segment"#);
+    assert_eq!(
+        env.db_query_one("select count(*) from uploads"),
+        uploads_before,
+        "nothing is uploaded"
+    );
+    assert_eq!(env.db_count_jobs(), jobs_before);
+
+    // The same trick through a symlink: /tmp/jobs -> /.jobs. The shim copies
+    // only what lies on the /tmp tmpfs, so the escaping path is not there
+    // and the honest one beside it is collected whole.
+    let script = "ln -s /.jobs /tmp/jobs && mkdir /tmp/out && echo kept > /tmp/out/k.txt \
+                  && echo done";
+    env.jobs_with_timeout(
+        &[
+            "run",
+            "--artifact",
+            "/tmp/jobs/art",
+            "--artifact",
+            "/tmp/out",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+        RUN_TIMEOUT,
+    )
+    .assert_success()
+    .assert_stdout(b"done\n");
+    let job_id = env.db_last_job_id();
+    let status = env.status(&job_id);
+    let artifacts = status["artifacts"].as_array().expect("artifacts");
+    assert_eq!(
+        artifacts[0]["error"], "no such file or directory",
+        "{status}"
+    );
+    assert!(artifacts[1]["error"].is_null(), "{status}");
+    assert!(
+        artifacts[1]["size"]
+            .as_u64()
+            .is_some_and(|size| size < 16 * 1024),
+        "{status}"
+    );
+    env.finish();
+}
