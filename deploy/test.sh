@@ -22,6 +22,6 @@ cargo nextest run --workspace --no-fail-fast
 # a warm container, started before its job, does not mark.
 JOBS_E2E_WARM=2 cargo nextest run -p jobs-e2e --no-fail-fast \
     --test output_and_exit_codes --test lifecycle --test secrets \
-    --test uploads --test artifacts_tmp --test follow \
+    --test uploads --test artifacts_tmp --test follow --test hostile_tenant \
     --test interactive --test attach_stdin \
     -E 'not test(twenty_jobs_on_four_slots_run_at_most_four_at_a_time_and_end_with_their_own_codes)'

@@ -7,7 +7,8 @@
 
 use std::time::Duration;
 
-use jobs_e2e::{TestEnv, http};
+use jobs_e2e::docker::docker;
+use jobs_e2e::{TestEnv, http, wait_until};
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -189,5 +190,59 @@ fn artifact_paths_are_normalised_and_their_copy_stays_on_tmp() {
             .is_some_and(|size| size < 16 * 1024),
         "{status}"
     );
+    env.finish();
+}
+
+/// Finding 9: a root job appended to its file in `/tmp/uploads`, though
+/// the docs call uploads read-only. The uploads' volume is now mounted
+/// read-only: no job, root included, can change, add or chmod a file
+/// there, and every upload still reads back byte for byte.
+#[test]
+fn uploads_are_read_only_even_to_a_root_job() {
+    let mut env = TestEnv::start(1);
+    let file = env.log_dir.join("data.csv");
+    std::fs::write(&file, b"a,b\n1,2\n").unwrap();
+    let script = "id -u; cat /tmp/uploads/data.csv; \
+                  echo x >> /tmp/uploads/data.csv && echo appended; \
+                  touch /tmp/uploads/new && echo created; \
+                  chmod 666 /tmp/uploads/data.csv && echo chmodded; \
+                  rm -f /tmp/uploads/data.csv && echo removed; \
+                  cat /tmp/uploads/data.csv";
+    let output = env.jobs_with_timeout(
+        &[
+            "run",
+            "-f",
+            &file.display().to_string(),
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+        RUN_TIMEOUT,
+    );
+    output
+        .assert_success()
+        .assert_stdout(b"0\na,b\n1,2\na,b\n1,2\n")
+        .assert_stderr_contains("Read-only file system");
+    // The volume and its loader go with the job: no loader is left, and
+    // every volume left is held by a container (a warm one, with the pool).
+    let label = format!("label={}", env.worker_label());
+    wait_until("the job's loader and volume are removed", RUN_TIMEOUT, || {
+        let loaders = docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            "label=jobs.uploads_loader",
+            "--filter",
+            &label,
+        ]);
+        let volumes = docker(&["volume", "ls", "-q", "--filter", &label]);
+        let unheld = volumes.lines().filter(|volume| {
+            docker(&["ps", "-aq", "--filter", &format!("volume={volume}")])
+                .trim()
+                .is_empty()
+        });
+        (loaders.trim().is_empty() && unheld.count() == 0).then_some(())
+    });
     env.finish();
 }

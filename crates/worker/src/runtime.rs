@@ -33,6 +33,7 @@ pub const LABEL_SHIM: &str = "jobs.shim";
 pub const LABEL_WARM: &str = "jobs.warm";
 
 pub mod shim_image;
+pub mod uploads_volume;
 pub mod warm;
 
 /// What to do when the image is not on this host.
@@ -524,9 +525,20 @@ impl Runtime {
         Ok(futures::stream::once(async move { Ok(first) }).chain(rest))
     }
 
-    /// Removes the container and its anonymous volumes (the uploads
-    /// volume): every removal path goes through here.
+    /// Removes the container, its anonymous volumes (the shim's, under a
+    /// read-only root) and its uploads' volume, unless another container
+    /// still holds that ([`uploads_volume`]): every removal path goes
+    /// through here.
     pub async fn remove(&self, id: &str) -> anyhow::Result<()> {
+        let volumes = self.uploads_volumes_of(id).await;
+        self.remove_container_only(id).await?;
+        for volume in volumes {
+            self.remove_uploads_volume(&volume).await?;
+        }
+        Ok(())
+    }
+
+    async fn remove_container_only(&self, id: &str) -> anyhow::Result<()> {
         let options = RemoveContainerOptionsBuilder::default()
             .force(true)
             .v(true)
@@ -695,7 +707,7 @@ fn mounts(spec: &ContainerSpec) -> Vec<Mount> {
         });
     }
     if spec.uploads || spec.warm {
-        mounts.push(uploads_mount());
+        mounts.push(uploads_volume::uploads_mount(spec));
     }
     mounts
 }
@@ -705,24 +717,6 @@ fn mounts(spec: &ContainerSpec) -> Vec<Mount> {
 /// the new volume from the image with the shim.
 fn shim_in_volume(spec: &ContainerSpec) -> bool {
     spec.shim.is_some() && spec.hardening.read_only_root
-}
-
-/// The uploads' own volume at `/tmp/uploads`: anonymous (a fresh, empty
-/// directory on the engine's disk, never a host path), created with the
-/// container and removed with it (`remove` passes `v`).
-///
-/// Not the `/tmp` tmpfs: Docker's put-archive writes into a stopped
-/// container's layer and volumes, and a tmpfs mounted at start would hide
-/// what was put under it; a tmpfs would also hold gigabytes in memory.
-/// Docker writes into volumes even with a read-only root, and mounts this
-/// one over the tmpfs at `/tmp` (deeper mounts go last).
-fn uploads_mount() -> Mount {
-    Mount {
-        target: Some(jobs_core::spec::UPLOADS_DIR.into()),
-        typ: Some(MountType::VOLUME),
-        read_only: Some(false),
-        ..Default::default()
-    }
 }
 
 /// A container found by its worker label.
@@ -822,7 +816,7 @@ mod tests {
     }
 
     #[test]
-    fn uploads_get_an_anonymous_volume_and_nothing_else() {
+    fn uploads_get_a_read_only_volume_of_their_own_and_nothing_else() {
         let mut with_uploads = spec(jobs_core::Size::S, Hardening::default());
         with_uploads.uploads = true;
         let config = host_config(&with_uploads);
@@ -830,8 +824,10 @@ mod tests {
         assert_eq!(mounts.len(), 1);
         assert_eq!(mounts[0].target.as_deref(), Some("/tmp/uploads"));
         assert_eq!(mounts[0].typ, Some(MountType::VOLUME));
-        // Anonymous: no source, so never a host path nor a shared volume.
-        assert_eq!(mounts[0].source, None);
+        // A volume of its own, named after the container: never a host
+        // path nor another job's volume.
+        assert_eq!(mounts[0].source.as_deref(), Some("jobs-uploads-jobs-x-1"));
+        assert_eq!(mounts[0].read_only, Some(true));
         assert_eq!(config.binds, Some(Vec::new()));
         assert!(config.tmpfs.unwrap().contains_key("/tmp"));
     }

@@ -16,30 +16,91 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
 use jobs_blobs::upload_key;
-use jobs_core::{spec::UPLOADS_DIR, wire::Upload};
+use jobs_core::wire::Upload;
 use jobs_store::ClaimedJob;
 use sha2::{Digest, Sha256};
 
-use crate::worker::WorkerContext;
+use crate::{
+    runtime::{
+        Runtime,
+        uploads_volume::{LOADER_DIR, UploadsLoader},
+    },
+    worker::WorkerContext,
+};
 
 /// The tar block size: headers and data are padded to it.
 const BLOCK: u64 = 512;
 
-/// Copies every upload of `claimed` into `/tmp/uploads` of the created,
-/// not yet started container `container_id`. The error is the job's
+/// Copies every upload of `claimed` into `/tmp/uploads` of the container
+/// `container_id`: created and not yet started, or a warm one that runs. The error is the job's
 /// reason, such as `upload data.csv: sha256 mismatch`.
 pub async fn prepare_uploads(
     context: &WorkerContext,
     claimed: &ClaimedJob,
     container_id: &str,
 ) -> Result<(), String> {
+    // The job's own mount is read-only: the files go in through a loader
+    // with the same volume writable (runtime::uploads_volume).
+    let loader = context
+        .runtime
+        .uploads_loader(container_id)
+        .await
+        .map_err(|error| format!("uploads: {error:#}"))?;
+    let mut loader = LoaderGuard {
+        runtime: context.runtime.clone(),
+        loader: Some(loader),
+    };
+    let mut copied = Ok(());
     for upload in &claimed.job.uploads {
-        copy_upload(context, container_id, upload)
+        copied = copy_upload(context, loader.id(), upload)
             .await
-            .map_err(|why| format!("upload {}: {why}", upload.name))?;
+            .map_err(|why| format!("upload {}: {why}", upload.name));
+        if copied.is_err() {
+            break;
+        }
         tracing::info!(job_id = %claimed.fence.job_id, upload = %upload.name, size = upload.size, "upload copied into the container");
     }
-    Ok(())
+    loader.remove().await;
+    copied
+}
+
+/// Removes the loader at the end of the copy, or, when the copy is
+/// interrupted (a cancel drops it), in a task of its own.
+struct LoaderGuard {
+    runtime: Runtime,
+    loader: Option<UploadsLoader>,
+}
+
+impl LoaderGuard {
+    fn id(&self) -> &str {
+        self.loader.as_ref().map_or("", |loader| loader.id.as_str())
+    }
+
+    async fn remove(&mut self) {
+        if let Some(loader) = self.loader.take() {
+            remove_loader(&self.runtime, loader).await;
+        }
+    }
+}
+
+impl Drop for LoaderGuard {
+    fn drop(&mut self) {
+        if let Some(loader) = self.loader.take() {
+            let runtime = self.runtime.clone();
+            tokio::spawn(async move { remove_loader(&runtime, loader).await });
+        }
+    }
+}
+
+async fn remove_loader(runtime: &Runtime, loader: UploadsLoader) {
+    let id = loader.id.clone();
+    if let Err(error) = runtime.remove_uploads_loader(loader).await {
+        tracing::warn!(
+            loader = id,
+            error = format!("{error:#}"),
+            "removing an uploads' loader failed"
+        );
+    }
 }
 
 /// What the bytes turned out to be, once the object stream ended.
@@ -50,7 +111,7 @@ struct Verdict {
 
 async fn copy_upload(
     context: &WorkerContext,
-    container_id: &str,
+    loader_id: &str,
     upload: &Upload,
 ) -> Result<(), String> {
     // The name was checked when stored; checked again so that a row from
@@ -107,7 +168,7 @@ async fn copy_upload(
         .chain(end);
     let copied = context
         .runtime
-        .upload_archive(container_id, UPLOADS_DIR, tar)
+        .upload_archive(loader_id, LOADER_DIR, tar)
         .await;
     if let Some(why) = verdict.lock().expect("not poisoned").mismatch.take() {
         return Err(why);

@@ -236,6 +236,17 @@ async fn reconcile(
             drop(permit);
         });
     }
+    // Not fatal either: a leftover volume only takes disk.
+    if let Err(error) = context
+        .runtime
+        .prune_uploads_volumes(&context.worker_id)
+        .await
+    {
+        tracing::warn!(
+            error = format!("{error:#}"),
+            "removing leftover uploads' volumes failed"
+        );
+    }
     for job in held.into_values() {
         if !job.running && store.requeue_unstarted(&job.fence).await? {
             tracing::info!(
