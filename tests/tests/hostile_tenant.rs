@@ -227,22 +227,115 @@ fn uploads_are_read_only_even_to_a_root_job() {
     // The volume and its loader go with the job: no loader is left, and
     // every volume left is held by a container (a warm one, with the pool).
     let label = format!("label={}", env.worker_label());
-    wait_until("the job's loader and volume are removed", RUN_TIMEOUT, || {
-        let loaders = docker(&[
-            "ps",
-            "-aq",
-            "--filter",
-            "label=jobs.uploads_loader",
-            "--filter",
-            &label,
-        ]);
-        let volumes = docker(&["volume", "ls", "-q", "--filter", &label]);
-        let unheld = volumes.lines().filter(|volume| {
-            docker(&["ps", "-aq", "--filter", &format!("volume={volume}")])
-                .trim()
-                .is_empty()
-        });
-        (loaders.trim().is_empty() && unheld.count() == 0).then_some(())
-    });
+    wait_until(
+        "the job's loader and volume are removed",
+        RUN_TIMEOUT,
+        || {
+            let loaders = docker(&[
+                "ps",
+                "-aq",
+                "--filter",
+                "label=jobs.uploads_loader",
+                "--filter",
+                &label,
+            ]);
+            let volumes = docker(&["volume", "ls", "-q", "--filter", &label]);
+            let unheld = volumes.lines().filter(|volume| {
+                docker(&["ps", "-aq", "--filter", &format!("volume={volume}")])
+                    .trim()
+                    .is_empty()
+            });
+            (loaders.trim().is_empty() && unheld.count() == 0).then_some(())
+        },
+    );
+    env.finish();
+}
+
+/// Finding 6, output: 1 GiB of one job's output went into the shared
+/// database in 20 s. An app's `--max-output` now caps what one job keeps:
+/// past it nothing more is stored, one marked line says how many bytes were
+/// not kept, and the job ends with its own exit code.
+#[test]
+fn a_job_past_its_output_cap_keeps_the_cap_and_its_exit_code() {
+    let mut env = TestEnv::start(1);
+    env.jobs(&["apps", "set", "demo", "--max-output", "64KiB"])
+        .assert_success();
+    let shown = env.jobs(&["apps", "show", "demo"]);
+    shown.assert_success();
+    assert_eq!(
+        shown.field_line("max output").as_deref(),
+        Some("max output: 65536 bytes (64 KiB)")
+    );
+    // 1,000,000 bytes of x, a newline, then exit 3.
+    let script = "head -c 1000000 /dev/zero | tr '\\0' x; echo; exit 3";
+    let output = env.jobs_with_timeout(&["run", "--", "sh", "-c", script], RUN_TIMEOUT);
+    output.assert_code(3);
+    assert_eq!(output.stdout, vec![b'x'; 64 * 1024]);
+    let marker = "[jobs: output limit of 65536 bytes (64 KiB) reached: \
+                  934465 more bytes were not kept]\n";
+    assert_eq!(output.stderr_text(), format!("\n{marker}"));
+    let job_id = env.db_last_job_id();
+    assert_eq!(
+        env.db_query_one(&format!(
+            "select output_bytes from jobs where id = '{job_id}'"
+        )),
+        (64 * 1024 + 1 + marker.len()) as i64
+    );
+    env.finish();
+}
+
+/// Finding 6, storage: nothing capped an app's total storage. With
+/// `--storage-quota`, `apps show` reports the use, and past the quota a
+/// new job or upload is refused naming it, until the quota is lifted.
+#[test]
+fn an_app_past_its_storage_quota_gets_its_submissions_refused() {
+    let mut env = TestEnv::start(1);
+    env.jobs(&["apps", "set", "demo", "--storage-quota", "100KiB"])
+        .assert_success();
+    let script = "head -c 204800 /dev/zero | tr '\\0' y";
+    let output = env.jobs_with_timeout(&["run", "--", "sh", "-c", script], RUN_TIMEOUT);
+    output.assert_success();
+    assert_eq!(output.stdout.len(), 204_800);
+    let shown = env.jobs(&["apps", "show", "demo"]);
+    shown.assert_success();
+    assert_eq!(
+        shown.field_line("storage").as_deref(),
+        Some("storage: 204800 bytes (200 KiB) used of 102400 bytes (100 KiB)")
+    );
+    let jobs_before = env.db_count_jobs();
+    env.jobs(&["run", "--", "true"]).assert_cli_error(
+        125,
+        "jobs: app \"demo\" stores 204800 bytes (200 KiB) of logs, uploads and artifacts: \
+         its storage quota is 102400 bytes (100 KiB)",
+    );
+    let file = env.log_dir.join("data.csv");
+    std::fs::write(&file, b"a,b\n").unwrap();
+    env.jobs(&["run", "-f", &file.display().to_string(), "--", "true"])
+        .assert_cli_error(125, "its storage quota is 102400 bytes (100 KiB)");
+    let url = env.api_url().to_owned();
+    let response = http::request(
+        &url,
+        "POST",
+        "/v1/apps/demo/jobs",
+        Some(env.admin_token.as_str()),
+        Some(r#"{"command":["true"]}"#),
+    );
+    assert_refused(&response, 429, None, "storage_quota_bytes");
+    assert_eq!(response.json()["error"]["code"], "storage_quota_exceeded");
+    assert_eq!(env.db_count_jobs(), jobs_before);
+    assert_eq!(env.db_query_one("select count(*) from uploads"), 0);
+
+    // Another app of the installation is not held back by demo's use.
+    env.jobs(&["apps", "create", "other", "--image", jobs_e2e::TEST_IMAGE])
+        .assert_success();
+    env.jobs(&["-a", "other", "run", "--", "echo", "fine"])
+        .assert_success()
+        .assert_stdout(b"fine\n");
+
+    env.jobs(&["apps", "set", "demo", "--storage-quota", "none"])
+        .assert_success();
+    env.jobs(&["run", "--", "echo", "again"])
+        .assert_success()
+        .assert_stdout(b"again\n");
     env.finish();
 }

@@ -1,7 +1,8 @@
 //! Quotas: how many jobs an app may have queued at once (a flood limit far
 //! above any real batch; caps on running jobs are the app's own
-//! `max_running`), how many tasks one group may have, and how many
-//! requests a token may make ([`crate::rate_limit`]).
+//! `max_running`), how many tasks one group may have, how many requests a
+//! token may make ([`crate::rate_limit`]), and an app's own storage quota
+//! ([`check_storage_quota`]).
 //!
 //! `jobs-api` takes them as flags (with the same environment variables,
 //! see `crate::config`); `jobs dev` reads the variables with
@@ -10,7 +11,10 @@
 
 use std::num::NonZeroU32;
 
-use crate::rate_limit::RateLimit;
+use jobs_core::spec::describe_bytes;
+use jobs_store::Store;
+
+use crate::{error::ApiError, rate_limit::RateLimit};
 
 /// The queued-job limit per app when none is configured.
 pub const DEFAULT_MAX_QUEUED_JOBS_PER_APP: i64 = 10_000;
@@ -82,4 +86,35 @@ fn positive_from_env(name: &str) -> anyhow::Result<Option<i64>> {
         Ok(value) if value >= 1 => Ok(Some(value)),
         _ => anyhow::bail!("{name}={text:?} is not a positive integer"),
     }
+}
+
+/// 429 `storage_quota_exceeded`, before anything is stored, when the app's
+/// logs, uploads and artifacts already take its storage quota, or would
+/// with `adding` more bytes (an upload's declared size). Measured only for
+/// an app that has one. What runs goes on: each job's output is capped on
+/// its own (`max_output_bytes`).
+pub async fn check_storage_quota(store: &Store, app: &str, adding: u64) -> Result<(), ApiError> {
+    let Some(quota) = store.storage_quota(app).await? else {
+        return Ok(());
+    };
+    let used = store.storage_used(app).await?;
+    if used < quota && used.saturating_add(adding) <= quota {
+        return Ok(());
+    }
+    Err(ApiError::TooManyRequests {
+        code: "storage_quota_exceeded",
+        message: format!(
+            "app {app:?} stores {} of logs, uploads and artifacts{}: its storage quota is {} \
+             (storage_quota_bytes); raise it with `jobs apps set {app} --storage-quota SIZE` \
+             or wait for old jobs to be purged",
+            describe_bytes(used),
+            if adding > 0 {
+                format!(", and this upload would add {}", describe_bytes(adding))
+            } else {
+                String::new()
+            },
+            describe_bytes(quota)
+        ),
+        retry_after: None,
+    })
 }

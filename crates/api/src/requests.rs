@@ -16,6 +16,7 @@ use jobs_core::{
     scheduling::{self, Priority},
     size,
     spec::{self, validate_command, validate_env, validate_idempotency_key},
+    storage,
     wire::{AppCreate, AppUpdate, GroupCreate, JobCreate, UploadRef},
 };
 use serde::Deserialize;
@@ -50,6 +51,12 @@ pub struct AppCreateRequest {
     /// The app's weight in the share of free slots, default 1.
     #[serde(default)]
     weight: Option<u32>,
+    /// The most output one job keeps, default 1 GiB.
+    #[serde(default)]
+    max_output_bytes: Option<u64>,
+    /// The app's quota over logs, uploads and artifacts; absent: none.
+    #[serde(default)]
+    storage_quota_bytes: Option<u64>,
     /// Names of `env` vars to mark secret.
     #[serde(default)]
     secret_env: Vec<String>,
@@ -85,6 +92,7 @@ impl AppCreateRequest {
             .map(scheduling::validate_max_running)
             .transpose()?;
         self.weight.map(scheduling::validate_weight).transpose()?;
+        check_bytes_settings(self.max_output_bytes, self.storage_quota_bytes)?;
         let hardening = Hardening {
             cap_add: hardening::canonical_capabilities(&self.cap_add)?,
             user: check_user(self.user)?,
@@ -100,6 +108,8 @@ impl AppCreateRequest {
             warm: self.warm,
             max_running: self.max_running,
             weight: self.weight,
+            max_output_bytes: self.max_output_bytes,
+            storage_quota_bytes: self.storage_quota_bytes,
             secret_env: self.secret_env,
             hardening,
         })
@@ -134,6 +144,12 @@ pub struct AppUpdateRequest {
     max_running: Option<Option<u32>>,
     #[serde(default)]
     weight: Option<u32>,
+    /// `null` goes back to the default, 1 GiB.
+    #[serde(default, deserialize_with = "present")]
+    max_output_bytes: Option<Option<u64>>,
+    /// `null` lifts the quota.
+    #[serde(default, deserialize_with = "present")]
+    storage_quota_bytes: Option<Option<u64>>,
     /// Replaces the whole allow-list.
     #[serde(default)]
     cap_add: Option<Vec<String>>,
@@ -163,6 +179,10 @@ impl AppUpdateRequest {
             .map(scheduling::validate_max_running)
             .transpose()?;
         self.weight.map(scheduling::validate_weight).transpose()?;
+        check_bytes_settings(
+            self.max_output_bytes.flatten(),
+            self.storage_quota_bytes.flatten(),
+        )?;
         let cap_add = self
             .cap_add
             .as_deref()
@@ -180,12 +200,30 @@ impl AppUpdateRequest {
             warm: self.warm,
             max_running: self.max_running,
             weight: self.weight,
+            max_output_bytes: self.max_output_bytes,
+            storage_quota_bytes: self.storage_quota_bytes,
             cap_add,
             user,
             read_only_root: self.read_only_root,
             network_none: self.network_none,
         })
     }
+}
+
+/// Checks an app's output cap and storage quota, when given.
+fn check_bytes_settings(
+    max_output: Option<u64>,
+    storage_quota: Option<u64>,
+) -> Result<(), InvalidInput> {
+    for (field, bytes) in [
+        ("max_output_bytes", max_output),
+        ("storage_quota_bytes", storage_quota),
+    ] {
+        if let Some(bytes) = bytes {
+            storage::validate_bytes_setting(field, bytes)?;
+        }
+    }
+    Ok(())
 }
 
 /// Checks a list of env var names (`unset`, `secret_env`, `unsecret`):

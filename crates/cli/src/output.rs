@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use jobs_core::hardening::Hardening;
+use jobs_core::spec::describe_bytes;
 use jobs_core::wire::{App, Job, LogStream, TokenCreated, TokenInfo};
 use serde::Serialize;
 
@@ -373,6 +374,8 @@ fn app_text(app: &App) -> String {
                 .map_or_else(|| "- (no cap)".to_owned(), |cap| cap.to_string()),
         ),
         ("weight", app.weight.to_string()),
+        ("max output", describe_bytes(app.max_output_bytes)),
+        ("storage", storage_text(app)),
     ];
     rows.extend(hardening_rows(&app.hardening));
     rows.extend([
@@ -396,6 +399,18 @@ fn app_text(app: &App) -> String {
         }
     }
     text
+}
+
+/// `3221225472 bytes (3 GiB) of 10737418240 bytes (10 GiB)`: the app's
+/// use, when measured, and its quota.
+fn storage_text(app: &App) -> String {
+    let quota = app
+        .storage_quota_bytes
+        .map_or_else(|| "no quota".to_owned(), describe_bytes);
+    match app.storage_used_bytes {
+        Some(used) => format!("{} used of {quota}", describe_bytes(used)),
+        None => quota,
+    }
 }
 
 /// An app's container hardening, as `apps show` prints it.
@@ -787,6 +802,9 @@ mod tests {
             warm: 2,
             max_running: Some(3),
             weight: 2,
+            max_output_bytes: 1 << 30,
+            storage_quota_bytes: None,
+            storage_used_bytes: None,
             hardening: Hardening::default(),
             created_at: time,
             updated_at: time,

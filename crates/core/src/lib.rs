@@ -14,6 +14,7 @@
 //! - [`duration`]: human durations such as `90s` or `2h`;
 //! - [`role`]: API token roles and token limits;
 //! - [`text`]: which characters a text field may hold;
+//! - [`storage`]: the cap on a job's output and an app's storage quota;
 //! - [`scheduling`]: an app's cap and weight, a job's priority, and how
 //!   free slots are shared by them;
 //! - [`wire`]: the JSON bodies of the HTTP API.
@@ -30,6 +31,7 @@ pub mod scheduling;
 pub mod size;
 pub mod spec;
 pub mod state;
+pub mod storage;
 pub mod text;
 pub mod wire;
 

@@ -83,6 +83,12 @@ pub struct AppCreate {
     /// queued work (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
+    /// The most output one job keeps; absent: 1 GiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_bytes: Option<u64>,
+    /// The app's quota over logs, uploads and artifacts; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_quota_bytes: Option<u64>,
     /// Names of `env` vars to mark secret: masked in every answer and in
     /// job output. Each must be a key of `env`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -129,6 +135,22 @@ pub struct AppUpdate {
     pub max_running: Option<Option<u32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u32>,
+    /// Absent: unchanged; `null`: back to the default (1 GiB); a number:
+    /// the most output one job keeps.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_output_bytes: Option<Option<u64>>,
+    /// Absent: unchanged; `null`: no quota; a number: the app's quota over
+    /// logs, uploads and artifacts.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub storage_quota_bytes: Option<Option<u64>>,
     /// Replaces the whole capability allow-list; `[]` empties it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cap_add: Option<Vec<String>>,
@@ -180,6 +202,17 @@ pub struct App {
     /// The app's weight in the share of free slots.
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// The most output one job keeps; past it, one marked line says how
+    /// many bytes were not kept.
+    #[serde(default = "default_max_output_bytes")]
+    pub max_output_bytes: u64,
+    /// The app's quota over logs, uploads and artifacts; none: no quota.
+    #[serde(default)]
+    pub storage_quota_bytes: Option<u64>,
+    /// What the app's logs, uploads and artifacts take, measured when the
+    /// app alone is asked for (`GET /v1/apps/{app}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_used_bytes: Option<u64>,
     /// Container hardening, flat in the JSON body.
     #[serde(flatten)]
     pub hardening: Hardening,
@@ -189,6 +222,10 @@ pub struct App {
 
 fn default_weight() -> u32 {
     1
+}
+
+fn default_max_output_bytes() -> u64 {
+    crate::storage::DEFAULT_MAX_OUTPUT_BYTES
 }
 
 /// What the API shows instead of a secret config var's value.
@@ -218,6 +255,9 @@ impl std::fmt::Debug for App {
             .field("warm", &self.warm)
             .field("max_running", &self.max_running)
             .field("weight", &self.weight)
+            .field("max_output_bytes", &self.max_output_bytes)
+            .field("storage_quota_bytes", &self.storage_quota_bytes)
+            .field("storage_used_bytes", &self.storage_used_bytes)
             .field("hardening", &self.hardening)
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
@@ -705,8 +745,9 @@ pub struct ApiError {
 pub struct ApiErrorBody {
     /// A stable machine code: `invalid_input` (400, 413, 422),
     /// `unauthorized` (401), `forbidden` (403), `not_found` (404),
-    /// `method_not_allowed` (405), `conflict` (409), `too_many_jobs` and
-    /// `rate_limited` (429), `internal` (500), `unavailable` (503).
+    /// `method_not_allowed` (405), `conflict` (409), `too_many_jobs`,
+    /// `storage_quota_exceeded` and `rate_limited` (429), `internal` (500),
+    /// `unavailable` (503).
     pub code: String,
     /// A human sentence naming the thing and the limit.
     pub message: String,
@@ -744,6 +785,9 @@ mod tests {
             warm: 0,
             max_running: None,
             weight: 1,
+            max_output_bytes: crate::storage::DEFAULT_MAX_OUTPUT_BYTES,
+            storage_quota_bytes: None,
+            storage_used_bytes: None,
             hardening: Hardening::default(),
             created_at: Utc::now(),
             updated_at: Utc::now(),

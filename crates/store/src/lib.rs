@@ -193,6 +193,11 @@ delegate! {
     /// Applies a partial update; concurrent updates of different env vars
     /// do not overwrite each other.
     fn update_app(&self, name: &str, update: &AppUpdate) -> Result<App, StoreError>;
+    /// The app's storage quota over logs, uploads and artifacts; `None`:
+    /// no quota.
+    fn storage_quota(&self, app: &str) -> Result<Option<u64>, StoreError>;
+    /// What the app's logs, artifacts and uploads take now, in bytes.
+    fn storage_used(&self, app: &str) -> Result<u64, StoreError>;
     /// Deletes an app and its ended jobs; refuses while jobs are active.
     /// Returns what the app's jobs and uploads had in the object store.
     fn delete_app(&self, name: &str) -> Result<DeletedApp, StoreError>;

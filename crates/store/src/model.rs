@@ -46,6 +46,8 @@ pub struct ClaimedJob {
     pub timeout: Duration,
     /// The app's container hardening options.
     pub hardening: jobs_core::hardening::Hardening,
+    /// The most output the job keeps (its app's `max_output_bytes`).
+    pub max_output: u64,
     /// The values of the app's secret config vars, to mask in the output.
     pub secret_values: Vec<String>,
     /// For an interactive run: where to dial back, and with what secret.
@@ -158,6 +160,8 @@ pub struct HeldJob {
     /// The values of the app's secret config vars, to mask in the output
     /// of the container taken over.
     pub secret_values: Vec<String>,
+    /// The most output the job keeps (its app's `max_output_bytes`).
+    pub max_output: u64,
 }
 
 impl std::fmt::Debug for HeldJob {

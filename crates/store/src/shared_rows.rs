@@ -34,6 +34,43 @@ impl From<HardeningRow> for Hardening {
     }
 }
 
+/// An app's storage columns, in an app row and in a claim.
+#[derive(sqlx::FromRow)]
+pub(crate) struct StorageRow {
+    pub max_output_bytes: Option<i64>,
+    pub storage_quota_bytes: Option<i64>,
+}
+
+impl StorageRow {
+    /// The most output one job of the app keeps.
+    pub fn max_output(&self) -> u64 {
+        self.max_output_bytes
+            .and_then(|bytes| u64::try_from(bytes).ok())
+            .unwrap_or(jobs_core::storage::DEFAULT_MAX_OUTPUT_BYTES)
+    }
+
+    pub fn storage_quota(&self) -> Option<u64> {
+        self.storage_quota_bytes
+            .and_then(|bytes| u64::try_from(bytes).ok())
+    }
+}
+
+/// The most output one job keeps, from its app's column (null: the
+/// default).
+pub(crate) fn max_output(column: Option<i64>) -> u64 {
+    StorageRow {
+        max_output_bytes: column,
+        storage_quota_bytes: None,
+    }
+    .max_output()
+}
+
+/// A byte cap or quota as its column: the API bounds it at
+/// [`jobs_core::storage::MAX_BYTES_SETTING`], far below `i64::MAX`.
+pub(crate) fn bytes_column(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
+}
+
 /// An app's `warm` as its `integer` column holds it. The API caps it at
 /// [`jobs_core::size::MAX_WARM`], far below `i32::MAX`.
 pub(crate) fn warm_column(warm: u32) -> i32 {

@@ -192,6 +192,8 @@ macro_rules! contract {
 }
 
 contract! {
+    apps_storage_counts_logs_once_artifacts_and_uploads,
+    apps_storage_limits_round_trip_and_reach_the_claim,
     apps_create_get_list,
     apps_update_sets_unsets_and_merges,
     apps_delete_refused_while_a_job_is_active,
@@ -277,6 +279,8 @@ async fn create_app(store: &Store, name: &str) -> App {
             warm: None,
             max_running: None,
             weight: None,
+            max_output_bytes: None,
+            storage_quota_bytes: None,
             secret_env: vec![],
             hardening: Default::default(),
         })
@@ -387,6 +391,8 @@ async fn apps_create_get_list(store: Store) {
             warm: None,
             max_running: None,
             weight: None,
+            max_output_bytes: None,
+            storage_quota_bytes: None,
             secret_env: vec![],
             hardening: Default::default(),
         })
@@ -419,6 +425,8 @@ async fn apps_create_get_list(store: Store) {
             warm: None,
             max_running: None,
             weight: None,
+            max_output_bytes: None,
+            storage_quota_bytes: None,
             secret_env: vec![],
             hardening: Default::default(),
         })
@@ -894,6 +902,8 @@ async fn jobs_create_with_app_defaults_and_overrides(store: Store) {
             warm: None,
             max_running: None,
             weight: None,
+            max_output_bytes: None,
+            storage_quota_bytes: None,
             secret_env: vec![],
             hardening: Default::default(),
         })
@@ -1525,6 +1535,8 @@ async fn jobs_held_by_worker(store: Store) {
             warm: None,
             max_running: None,
             weight: None,
+            max_output_bytes: None,
+            storage_quota_bytes: None,
             secret_env: vec![],
             hardening: Default::default(),
         })
@@ -2869,18 +2881,7 @@ async fn artifacts_are_recorded_fenced_before_the_end(store: Store) {
     create_app(&store, "web").await;
     let (queued, _) = store.create_job("web", &with_uploads(&[])).await.unwrap();
     let claimed = claim(&store, &queued.id, "w1", LEASE).await;
-    let artifacts = vec![
-        Artifact {
-            path: "/out/a".into(),
-            size: Some(2048),
-            error: None,
-        },
-        Artifact {
-            path: "/out/b".into(),
-            size: None,
-            error: Some("no such file or directory".into()),
-        },
-    ];
+    let artifacts = two_artifacts();
     let stale = Fence {
         worker_id: "w2".into(),
         ..claimed.fence.clone()
@@ -3487,4 +3488,104 @@ async fn claim_batch_takes_several_heads_but_never_passes_a_cap(store: Store) {
         .filter(|task| task.state == JobState::Starting)
         .count();
     assert_eq!(running, 2);
+}
+
+/// An app's storage use: each stored chunk's bytes once (a replayed batch
+/// does not count twice), collected artifacts and uploads; another app's
+/// use is its own.
+async fn apps_storage_counts_logs_once_artifacts_and_uploads(store: Store) {
+    create_app(&store, "web").await;
+    create_app(&store, "other").await;
+    assert_eq!(store.storage_used("web").await.unwrap(), 0);
+    let (queued, _) = store.create_job("web", &with_uploads(&[])).await.unwrap();
+    let claimed = claim(&store, &queued.id, "w1", LEASE).await;
+    let chunks = [chunk(1, b"0123456789"), chunk(2, b"abc")];
+    store.append_logs(&queued.id, &chunks).await.unwrap();
+    store.append_logs(&queued.id, &chunks).await.unwrap();
+    assert_eq!(store.storage_used("web").await.unwrap(), 13);
+    let artifacts = two_artifacts();
+    assert!(
+        store
+            .record_artifacts(&claimed.fence, &artifacts)
+            .await
+            .unwrap()
+    );
+    store
+        .create_upload("web", &upload("data.csv", 100))
+        .await
+        .unwrap();
+    store
+        .create_upload("other", &upload("x.csv", 7))
+        .await
+        .unwrap();
+    assert_eq!(store.storage_used("web").await.unwrap(), 13 + 2048 + 100);
+    assert_eq!(store.storage_used("other").await.unwrap(), 7);
+    assert_eq!(store.storage_quota("web").await.unwrap(), None);
+    assert!(matches!(
+        store.storage_quota("nope").await,
+        Err(StoreError::AppNotFound(_))
+    ));
+}
+
+/// `max_output_bytes` and `storage_quota_bytes`: set, kept by an update
+/// that does not name them, reset by `null`; the claim and a restarted
+/// worker's held jobs carry the output cap.
+async fn apps_storage_limits_round_trip_and_reach_the_claim(store: Store) {
+    let app = create_app(&store, "web").await;
+    assert_eq!(
+        app.max_output_bytes,
+        jobs_core::storage::DEFAULT_MAX_OUTPUT_BYTES
+    );
+    assert_eq!(app.storage_quota_bytes, None);
+    let set = AppUpdate {
+        max_output_bytes: Some(Some(4096)),
+        storage_quota_bytes: Some(Some(1 << 20)),
+        ..Default::default()
+    };
+    let app = store.update_app("web", &set).await.unwrap();
+    assert_eq!(
+        (app.max_output_bytes, app.storage_quota_bytes),
+        (4096, Some(1 << 20))
+    );
+    let other = AppUpdate {
+        weight: Some(2),
+        ..Default::default()
+    };
+    let app = store.update_app("web", &other).await.unwrap();
+    assert_eq!(
+        (app.max_output_bytes, app.storage_quota_bytes),
+        (4096, Some(1 << 20))
+    );
+    assert_eq!(store.storage_quota("web").await.unwrap(), Some(1 << 20));
+    let (queued, _) = store.create_job("web", &with_uploads(&[])).await.unwrap();
+    let claimed = claim(&store, &queued.id, "w1", LEASE).await;
+    assert_eq!(claimed.max_output, 4096);
+    let held = store.jobs_held_by("w1").await.unwrap();
+    assert_eq!(held[0].max_output, 4096);
+    let reset = AppUpdate {
+        max_output_bytes: Some(None),
+        storage_quota_bytes: Some(None),
+        ..Default::default()
+    };
+    let app = store.update_app("web", &reset).await.unwrap();
+    assert_eq!(
+        (app.max_output_bytes, app.storage_quota_bytes),
+        (jobs_core::storage::DEFAULT_MAX_OUTPUT_BYTES, None)
+    );
+}
+
+/// One collected artifact of 2048 bytes, and one missing.
+fn two_artifacts() -> Vec<Artifact> {
+    vec![
+        Artifact {
+            path: "/out/a".into(),
+            size: Some(2048),
+            error: None,
+        },
+        Artifact {
+            path: "/out/b".into(),
+            size: None,
+            error: Some("no such file or directory".into()),
+        },
+    ]
 }

@@ -7,12 +7,12 @@ use jobs_store::{ClaimedJob, Fence, Heartbeat, Store};
 use tracing::Instrument;
 
 use crate::{
-    artifacts, capture, interactive, log_pump,
+    artifacts, capture, interactive,
+    log_pump::{self, OutputRules},
     runtime::{
         ContainerExit, ContainerSpec, LABEL_ATTEMPT, LABEL_JOB_ID, LABEL_WORKER_ID, StartError,
         warm,
     },
-    secret_mask::Secrets,
     stop_signal::{StopReason, StopSignal},
     uploads,
     worker::WorkerContext,
@@ -71,7 +71,7 @@ pub async fn run(context: Arc<WorkerContext>, claimed: ClaimedJob) {
 /// Takes over the container of a job this worker held before it restarted:
 /// starts it if the dead worker had not (`started`), follows its output,
 /// waits for its end, and records its exit code. `timeout` is what is left
-/// of the job's timeout; `secrets` are masked in the output, as in [`run`];
+/// of the job's timeout; `rules` apply to the output, as in [`run`];
 /// `stopping` is the stop the dead worker had begun (a timeout, a cancel),
 /// if any. A `warm` container counts as not `started`: its job is sent to
 /// it again, which its shim ignores if it had it already.
@@ -83,7 +83,7 @@ pub async fn resume(
     started: bool,
     warm: bool,
     timeout: Duration,
-    secrets: Secrets,
+    rules: OutputRules,
     stopping: Option<StopReason>,
 ) {
     let context = &*context;
@@ -147,7 +147,7 @@ pub async fn resume(
             &stop,
             &container_id,
             timeout,
-            secrets,
+            rules,
             shim,
             live,
         )
@@ -444,7 +444,7 @@ async fn start_and_follow(
     if stop.reason().is_some() {
         return ending_for_stop(stop.reason(), None, claimed.timeout);
     }
-    let secrets = Secrets::new(&claimed.secret_values);
+    let rules = OutputRules::new(&claimed.secret_values, claimed.max_output);
     let attached = match attach_before_start(context, container_id, warm_spec).await {
         Ok(attached) => attached,
         Err(ending) => return Some(ending),
@@ -453,7 +453,7 @@ async fn start_and_follow(
         context,
         fence,
         attached.output,
-        secrets.clone(),
+        rules.clone(),
         claimed.last_log_seq,
     );
     if !record_start(context, fence).await {
@@ -494,7 +494,7 @@ async fn start_and_follow(
     {
         // The attach broke with the engine: what it missed is in the
         // shim's log.
-        let _ = recover_output(context, fence, container_id, secrets, None)
+        let _ = recover_output(context, fence, container_id, rules, None)
             .await
             .await;
     }
@@ -516,7 +516,7 @@ async fn follow_container(
     stop: &StopSignal,
     container_id: &str,
     timeout: Duration,
-    secrets: Secrets,
+    rules: OutputRules,
     shim: bool,
     live: Option<tokio::sync::mpsc::Sender<jobs_store::NewChunk>>,
 ) -> Option<Ending> {
@@ -535,13 +535,13 @@ async fn follow_container(
     if shim {
         // The shim kept every byte: what was not stored is read back from
         // its log, live while the container runs.
-        let pump = recover_output(context, fence, container_id, secrets, live).await;
+        let pump = recover_output(context, fence, container_id, rules, live).await;
         return finish_following(context, fence, stop, container_id, pump, timeout, None).await;
     }
     if !running {
         return ending_of(stop, context.runtime.wait(container_id).await, timeout);
     }
-    let pump = match start_pump(context, fence, container_id, secrets).await {
+    let pump = match start_pump(context, fence, container_id, rules).await {
         Ok(pump) => pump,
         Err(ending) => return Some(ending),
     };
@@ -564,13 +564,13 @@ const RESUMED_PUMP_DRAIN: Duration = Duration::from_secs(5);
 
 pub(crate) type PumpTask = tokio::task::JoinHandle<log_pump::PumpReport>;
 
-/// Attaches to the container's output and starts storing it, `secrets`
-/// masked, after the job's last stored chunk.
+/// Attaches to the container's output and starts storing it, under
+/// `rules`, after the job's last stored chunk.
 async fn start_pump(
     context: &WorkerContext,
     fence: &Fence,
     container_id: &str,
-    secrets: Secrets,
+    rules: OutputRules,
 ) -> Result<PumpTask, Ending> {
     let output = context
         .runtime
@@ -581,26 +581,26 @@ async fn start_pump(
         context.store.last_log_seq(&fence.job_id)
     })
     .await;
-    Ok(pump_output(context, fence, output, secrets, last_seq))
+    Ok(pump_output(context, fence, output, rules, last_seq))
 }
 
 fn attach_failure(error: anyhow::Error) -> Ending {
     Ending::failed(None, format!("attaching to the container failed: {error}"))
 }
 
-/// Stores `output`, `secrets` masked, after the job's chunk `last_seq`.
+/// Stores `output`, under `rules`, after the job's chunk `last_seq`.
 fn pump_output(
     context: &WorkerContext,
     fence: &Fence,
     output: crate::runtime::OutputStream,
-    secrets: Secrets,
+    rules: OutputRules,
     last_seq: i64,
 ) -> PumpTask {
     tokio::spawn(log_pump::pump(
         context.store.clone(),
         fence.job_id.clone(),
         last_seq,
-        secrets,
+        rules,
         output,
         log_pump::PumpOptions::default(),
     ))
@@ -613,7 +613,7 @@ async fn recover_output(
     context: &WorkerContext,
     fence: &Fence,
     container_id: &str,
-    secrets: Secrets,
+    rules: OutputRules,
     live: Option<tokio::sync::mpsc::Sender<jobs_store::NewChunk>>,
 ) -> PumpTask {
     let job_id = &fence.job_id;
@@ -642,7 +642,7 @@ async fn recover_output(
         job_id.clone(),
         last_seq,
         from,
-        secrets,
+        rules,
         pieces,
         match live {
             // A client waits on every byte.

@@ -12,8 +12,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     attempt::{self, Ending},
     dial_back::Bridge,
-    log_pump::{self, PumpOptions},
-    secret_mask::Secrets,
+    log_pump::{self, OutputRules, PumpOptions},
     shim_input::ShimInput,
     stop_signal::{StopReason, StopSignal},
     worker::WorkerContext,
@@ -209,7 +208,7 @@ async fn start_and_bridge(
         context.store.clone(),
         fence.job_id.clone(),
         last_seq,
-        Secrets::new(&claimed.secret_values),
+        OutputRules::new(&claimed.secret_values, claimed.max_output),
         attached.output,
         // A terminal wants every byte at once, not after a flush interval.
         PumpOptions {

@@ -10,6 +10,11 @@
 //! Each chunk also records where it ends in its stream's raw bytes (before
 //! masking), when it ends exactly at a known place: a restarted worker
 //! reads the container's output log ([`crate::capture`]) from there.
+//!
+//! A job keeps at most its app's `max_output_bytes` of output: past it, the
+//! pump stores nothing more of it, and at the end one marked line says how
+//! many bytes were not kept ([`jobs_core::storage::output_cap_line`]). The
+//! job goes on, and ends with its own exit code.
 
 use std::time::Duration;
 
@@ -17,7 +22,7 @@ use bollard::container::LogOutput;
 use bytes::Bytes;
 use chrono::Utc;
 use futures::{Stream, StreamExt};
-use jobs_core::wire::LogStream;
+use jobs_core::{storage::output_cap_line, wire::LogStream};
 use jobs_store::{NewChunk, RawOffsets, Store};
 use tokio::{sync::mpsc, time::Instant};
 
@@ -94,6 +99,23 @@ pub fn gap_line(stream: LogStream, bytes: u64) -> String {
     format!("[jobs: {bytes} bytes of {stream} written while the worker was away were not kept]\n")
 }
 
+/// What the pump does to a job's output besides storing it: mask the
+/// app's secrets, and keep at most `max_output` bytes.
+#[derive(Debug, Clone)]
+pub struct OutputRules {
+    pub secrets: Secrets,
+    pub max_output: u64,
+}
+
+impl OutputRules {
+    pub fn new(secret_values: &[String], max_output: u64) -> Self {
+        Self {
+            secrets: Secrets::new(secret_values),
+            max_output,
+        }
+    }
+}
+
 /// How chunks are cut and where else they go.
 #[derive(Debug, Clone)]
 pub struct PumpOptions {
@@ -124,12 +146,13 @@ pub struct PumpReport {
 
 /// Reads `output` to its end and stores it as the logs of `job_id`, with
 /// sequence numbers starting after `last_seq`. Returns once every byte is
-/// committed. Every occurrence of one of `secrets` is masked first.
+/// committed. Every occurrence of one of the `rules`' secrets is masked
+/// first, and at most their `max_output` bytes are kept.
 pub async fn pump(
     store: Store,
     job_id: String,
     last_seq: i64,
-    secrets: Secrets,
+    rules: OutputRules,
     output: OutputStream,
     options: PumpOptions,
 ) -> PumpReport {
@@ -138,7 +161,7 @@ pub async fn pump(
         job_id,
         last_seq,
         RawOffsets::default(),
-        secrets,
+        rules,
         pieces_of(output),
         options,
     )
@@ -152,17 +175,17 @@ pub async fn pump_pieces(
     job_id: String,
     last_seq: i64,
     raw_start: RawOffsets,
-    secrets: Secrets,
+    rules: OutputRules,
     output: Pieces,
     options: PumpOptions,
 ) -> PumpReport {
     // The count only: a value must never reach a log line.
-    tracing::debug!(job_id, secrets = secrets.len(), "pumping output");
+    tracing::debug!(job_id, secrets = rules.secrets.len(), "pumping output");
     let (sender, receiver) = mpsc::channel(QUEUE_CHUNKS);
     let writer = tokio::spawn(write_batches(store, job_id, receiver, options.live));
     let report = read_chunks(
         output,
-        MaskingChunker::new(last_seq, raw_start, secrets),
+        MaskingChunker::new(last_seq, raw_start, rules.secrets).with_output_cap(rules.max_output),
         Sinks { store: sender },
         options.flush_interval,
     )
@@ -244,7 +267,7 @@ async fn read_chunks(
             deadline = Some(Instant::now() + flush_interval.max(INTERACTIVE_HOLD));
         }
     }
-    for chunk in chunker.finish() {
+    for chunk in chunker.end() {
         if !send(&sender, chunk, &mut report).await {
             break;
         }
@@ -317,6 +340,34 @@ struct MaskingChunker {
     stderr: SecretMasker,
     /// Raw bytes of stdout and stderr pushed so far (and skipped by gaps).
     raw: [i64; 2],
+    cap: OutputCap,
+    /// Whether the last byte kept ends a line (or none was kept): the cap's
+    /// line then needs no newline of its own before it.
+    ends_line: bool,
+}
+
+/// The most raw bytes of output a job keeps, and what it did not keep.
+#[derive(Debug, Clone, Copy)]
+struct OutputCap {
+    limit: u64,
+    /// Raw bytes kept, counted from the job's first byte.
+    kept: u64,
+    /// Raw bytes past the limit, not kept.
+    dropped: u64,
+}
+
+impl OutputCap {
+    /// How many of `len` more bytes are kept; the rest count as dropped.
+    fn admit(&mut self, len: usize) -> usize {
+        let kept = (len as u64).min(self.limit.saturating_sub(self.kept));
+        self.kept += kept;
+        self.dropped += len as u64 - kept;
+        kept as usize
+    }
+
+    fn reached(&self) -> bool {
+        self.kept >= self.limit
+    }
 }
 
 fn stream_index(stream: LogStream) -> usize {
@@ -333,7 +384,25 @@ impl MaskingChunker {
             stdout: SecretMasker::new(secrets.clone()),
             stderr: SecretMasker::new(secrets),
             raw: [raw_start.stdout, raw_start.stderr],
+            cap: OutputCap {
+                limit: u64::MAX,
+                kept: 0,
+                dropped: 0,
+            },
+            ends_line: true,
         }
+    }
+
+    /// Keeps at most `limit` raw bytes, counting what was stored before
+    /// (`raw_start`, for a taken-over container) as kept.
+    fn with_output_cap(mut self, limit: u64) -> Self {
+        let before = self.raw.iter().map(|raw| raw.max(&0).unsigned_abs()).sum();
+        self.cap = OutputCap {
+            limit,
+            kept: before,
+            dropped: 0,
+        };
+        self
     }
 
     /// The raw offset of `stream` just past what its masker has released.
@@ -355,6 +424,18 @@ impl MaskingChunker {
     }
 
     fn push(&mut self, stream: LogStream, bytes: &[u8]) -> Vec<NewChunk> {
+        let kept = self.cap.admit(bytes.len());
+        let (bytes, dropped) = bytes.split_at(kept);
+        if let Some(last) = bytes.last() {
+            self.ends_line = *last == b'\n';
+        }
+        let chunks = self.push_kept(stream, bytes);
+        // Not stored, but written: the raw offsets still count them.
+        self.raw[stream_index(stream)] += dropped.len() as i64;
+        chunks
+    }
+
+    fn push_kept(&mut self, stream: LogStream, bytes: &[u8]) -> Vec<NewChunk> {
         let mut chunks = Vec::new();
         if !self.masker(stream).masks_anything() {
             // Nothing to mask: the bytes go to the chunk as they are, with
@@ -382,6 +463,12 @@ impl MaskingChunker {
     /// `bytes` of `stream` are not kept: what the masker holds goes first,
     /// then the marked line in their place.
     fn gap(&mut self, stream: LogStream, bytes: u64) -> Vec<NewChunk> {
+        if self.cap.reached() {
+            // Past the cap they would not have been kept anyway.
+            self.cap.dropped += bytes;
+            self.raw[stream_index(stream)] += i64::try_from(bytes).unwrap_or(i64::MAX);
+            return Vec::new();
+        }
         let mut chunks = Vec::new();
         let tail = self.masker(stream).finish();
         let at = self.raw[stream_index(stream)];
@@ -419,6 +506,25 @@ impl MaskingChunker {
             }
         }
         chunks.extend(self.chunker.flush());
+        chunks
+    }
+
+    /// The output's end: [`Self::finish`], then the marked line of what the
+    /// cap dropped, if anything.
+    fn end(&mut self) -> Vec<NewChunk> {
+        let mut chunks = self.finish();
+        if self.cap.dropped > 0 {
+            let mut line = output_cap_line(self.cap.dropped, self.cap.limit);
+            if !self.ends_line {
+                line.insert(0, '\n');
+            }
+            let raw_end = self.raw[stream_index(LogStream::Stderr)];
+            chunks.extend(
+                self.chunker
+                    .push(LogStream::Stderr, line.as_bytes(), raw_end),
+            );
+            chunks.extend(self.chunker.flush());
+        }
         chunks
     }
 }
@@ -700,6 +806,53 @@ mod tests {
                 gap_line(LogStream::Stderr, 1000).as_bytes()
             ]
             .concat()
+        );
+    }
+
+    #[test]
+    fn output_past_the_cap_is_dropped_and_counted_in_one_line_at_the_end() {
+        let mut chunker =
+            MaskingChunker::new(0, RawOffsets::default(), Secrets::default()).with_output_cap(10);
+        let mut chunks = chunker.push(LogStream::Stdout, b"12345678");
+        chunks.extend(chunker.push(LogStream::Stderr, b"abcdef"));
+        chunks.extend(chunker.push(LogStream::Stdout, b"more"));
+        // A gap past the cap counts as dropped, with no gap line of its own.
+        chunks.extend(chunker.gap(LogStream::Stdout, 100));
+        chunks.extend(chunker.end());
+        let text: Vec<(LogStream, String)> = chunks
+            .iter()
+            .map(|chunk| {
+                (
+                    chunk.stream,
+                    String::from_utf8_lossy(&chunk.data).into_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            text,
+            [
+                (LogStream::Stdout, "12345678".to_owned()),
+                (LogStream::Stderr, "ab".to_owned()),
+                (LogStream::Stderr, format!("\n{}", output_cap_line(108, 10))),
+            ]
+        );
+        // The raw offsets still count what was written.
+        assert_eq!(chunker.raw, [8 + 4 + 100, 6]);
+    }
+
+    #[test]
+    fn a_taken_over_job_counts_what_was_stored_before_against_its_cap() {
+        let before = RawOffsets {
+            stdout: 6,
+            stderr: 2,
+        };
+        let mut chunker = MaskingChunker::new(3, before, Secrets::default()).with_output_cap(10);
+        let mut chunks = chunker.push(LogStream::Stdout, b"xyz");
+        chunks.extend(chunker.end());
+        assert_eq!(chunks[0].data, b"xy");
+        assert!(
+            String::from_utf8_lossy(&chunks[1].data).contains("1 more bytes were not kept"),
+            "{chunks:?}"
         );
     }
 

@@ -14,9 +14,9 @@ use crate::{
     attempt,
     config::Config,
     interactive,
+    log_pump::OutputRules,
     metrics::WorkerMetrics,
     runtime::Runtime,
-    secret_mask::Secrets,
     stop_signal::{RunningAttempts, StopReason},
     warm_pool::{self, WarmPool},
 };
@@ -220,7 +220,7 @@ async fn reconcile(
         let permit = slots.clone().try_acquire_owned().ok();
         let context = context.clone();
         tracker.spawn(async move {
-            let secrets = Secrets::new(&job.secret_values);
+            let rules = OutputRules::new(&job.secret_values, job.max_output);
             let stopping = attempt::stop_from_intent(job.stop_reason.as_deref());
             attempt::resume(
                 context,
@@ -229,7 +229,7 @@ async fn reconcile(
                 container.started,
                 container.warm,
                 job.timeout_left,
-                secrets,
+                rules,
                 stopping,
             )
             .await;
@@ -239,7 +239,7 @@ async fn reconcile(
     // Not fatal either: a leftover volume only takes disk.
     if let Err(error) = context
         .runtime
-        .prune_uploads_volumes(&context.worker_id)
+        .remove_leftover_uploads_volumes(&context.worker_id)
         .await
     {
         tracing::warn!(

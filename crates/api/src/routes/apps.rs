@@ -87,7 +87,9 @@ pub async fn get_app(
 ) -> Result<Json<App>, ApiError> {
     principal.can_see_app(&name)?;
     principal.require(Role::Read, "reading apps")?;
-    Ok(Json(state.store.get_app(&name).await?.masked()))
+    let mut app = state.store.get_app(&name).await?;
+    app.storage_used_bytes = Some(state.store.storage_used(&name).await?);
+    Ok(Json(app.masked()))
 }
 
 /// `PATCH /v1/apps/{app}`: absent fields stay as they are.

@@ -62,6 +62,7 @@ pub async fn create_group(
     principal.require(Role::Run, "creating jobs")?;
     let create = request.validate_group(quotas.max_tasks_per_group)?;
     check_uploads(&state, &app, &create.job).await?;
+    crate::quotas::check_storage_quota(&state.store, &app, 0).await?;
     let (group, created) = state
         .store
         .create_group(

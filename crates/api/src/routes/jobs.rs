@@ -63,6 +63,7 @@ pub async fn create_job(
     principal.require(Role::Run, "creating jobs")?;
     let create = request.validate()?;
     check_uploads(&state, &app, &create).await?;
+    crate::quotas::check_storage_quota(&state.store, &app, 0).await?;
     // An interactive run's worker dials back here with this secret.
     let attach = match create.interactive {
         Some(_) => Some(AttachEndpoint {

@@ -62,7 +62,7 @@ pub async fn create_upload(
     let settings = &state.objects;
     let declared = request.size.or_else(|| content_length(&headers));
     check_limits(&request, declared, settings)?;
-    state.store.get_app(&app).await?;
+    crate::quotas::check_storage_quota(&state.store, &app, declared.unwrap_or(0)).await?;
     if request.dry_run {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }

@@ -69,6 +69,16 @@ pub struct AppCreateArgs {
     #[arg(long, value_name = "W", value_parser = parsers::weight)]
     pub weight: Option<u32>,
 
+    /// The most output one job keeps, such as 512MiB (default 1GiB); past
+    /// it, one marked line says how many bytes were not kept.
+    #[arg(long, value_name = "SIZE", value_parser = parsers::max_output)]
+    pub max_output: Option<parsers::BytesSetting>,
+
+    /// The app's quota over logs, uploads and artifacts, such as 50GiB
+    /// (default none); past it, new jobs and uploads are refused.
+    #[arg(long, value_name = "SIZE", value_parser = parsers::storage_quota)]
+    pub storage_quota: Option<parsers::BytesSetting>,
+
     /// Add back one Linux capability (all are dropped); may be repeated.
     /// One of Docker's default set, such as NET_BIND_SERVICE.
     #[arg(long = "cap-add", value_name = "CAP", value_parser = parsers::capability)]
@@ -144,6 +154,16 @@ pub struct AppSetArgs {
     /// queued work.
     #[arg(long, value_name = "W", value_parser = parsers::weight)]
     pub weight: Option<u32>,
+
+    /// The most output one job keeps, such as 512MiB; `default` goes back
+    /// to 1GiB.
+    #[arg(long, value_name = "SIZE", value_parser = parsers::max_output)]
+    pub max_output: Option<parsers::BytesSetting>,
+
+    /// The app's quota over logs, uploads and artifacts, such as 50GiB;
+    /// `none` lifts it.
+    #[arg(long, value_name = "SIZE", value_parser = parsers::storage_quota)]
+    pub storage_quota: Option<parsers::BytesSetting>,
 
     /// Replace the capability allow-list with these; may be repeated.
     #[arg(long = "cap-add", value_name = "CAP", value_parser = parsers::capability)]

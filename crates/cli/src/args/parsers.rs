@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use jobs_core::scheduling::{self, Priority};
-use jobs_core::{JobState, Role, Size, duration, names, role, size, spec};
+use jobs_core::{JobState, Role, Size, duration, names, role, size, spec, storage};
 
 /// One `K=V` pair given to `-e/--env`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +99,30 @@ pub fn weight(text: &str) -> Result<u32, String> {
     })?;
     scheduling::validate_weight(weight).map_err(|err| err.message)?;
     Ok(weight)
+}
+
+/// A byte cap or quota, or its keyword for "none" (`default` for
+/// `--max-output`, `none` for `--storage-quota`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BytesSetting(pub Option<u64>);
+
+/// An app's `--max-output`: a size from 1 KiB to 1 PiB, or `default`.
+pub fn max_output(text: &str) -> Result<BytesSetting, String> {
+    bytes_setting("max_output_bytes", "default", text)
+}
+
+/// An app's `--storage-quota`: a size from 1 KiB to 1 PiB, or `none`.
+pub fn storage_quota(text: &str) -> Result<BytesSetting, String> {
+    bytes_setting("storage_quota_bytes", "none", text)
+}
+
+fn bytes_setting(field: &str, keyword: &str, text: &str) -> Result<BytesSetting, String> {
+    if text.trim().eq_ignore_ascii_case(keyword) {
+        return Ok(BytesSetting(None));
+    }
+    let bytes = storage::parse_bytes(field, text).map_err(|err| err.message)?;
+    storage::validate_bytes_setting(field, bytes).map_err(|err| err.message)?;
+    Ok(BytesSetting(Some(bytes)))
 }
 
 /// A job's `--priority`: low, normal or high.

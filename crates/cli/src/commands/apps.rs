@@ -53,6 +53,8 @@ fn app_create(args: AppCreateArgs) -> AppCreate {
         warm: args.warm,
         max_running: args.max_running,
         weight: args.weight,
+        max_output_bytes: args.max_output.and_then(|setting| setting.0),
+        storage_quota_bytes: args.storage_quota.and_then(|setting| setting.0),
         secret_env,
         hardening: Hardening {
             cap_add: args.cap_add,
@@ -83,6 +85,8 @@ fn app_update(args: AppSetArgs) -> Result<AppUpdate, CliError> {
             args.max_running.map(Some)
         },
         weight: args.weight,
+        max_output_bytes: args.max_output.map(|setting| setting.0),
+        storage_quota_bytes: args.storage_quota.map(|setting| setting.0),
         cap_add: cap_add_update(args.cap_add, args.no_cap_add),
         user: user_update(args.user, args.no_user),
         read_only_root: flag_update(args.read_only_root, args.no_read_only_root),
@@ -93,7 +97,7 @@ fn app_update(args: AppSetArgs) -> Result<AppUpdate, CliError> {
             ErrorKind::MissingRequiredArgument,
             "nothing to change: give --image, -e/--env, --secret, --mark-secret, --unsecret, \
              --unset, --size, --timeout, --warm, --max-running, --no-max-running, --weight, \
-             --cap-add, --no-cap-add, --user, --no-user, --read-only-root, \
+             --max-output, --storage-quota, --cap-add, --no-cap-add, --user, --no-user, --read-only-root, \
              --no-read-only-root or --network",
         )
         .into());

@@ -4,7 +4,7 @@ use super::PgStore;
 use crate::model::DEFAULT_APP_TIMEOUT_SECONDS;
 use crate::{
     model::{DeletedApp, PurgedJob},
-    shared_rows::{PurgedRow, cap_column, warm_column},
+    shared_rows::{PurgedRow, bytes_column, cap_column, warm_column},
 };
 use std::collections::BTreeMap;
 
@@ -25,8 +25,9 @@ impl PgStore {
         let hardening = &create.hardening;
         let row: Result<AppRow, sqlx::Error> = sqlx::query_as(concat!(
             "insert into apps (name, image, env, size, timeout_seconds, cap_add, run_as_user, \
-             read_only_root, network_none, secret_env, warm, max_running, weight) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) returning ",
+             read_only_root, network_none, secret_env, warm, max_running, weight, \
+             max_output_bytes, storage_quota_bytes) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) returning ",
             app_columns!()
         ))
         .bind(&create.name)
@@ -46,6 +47,8 @@ impl PgStore {
         .bind(warm_column(create.warm.unwrap_or(0)))
         .bind(create.max_running.map(cap_column))
         .bind(cap_column(create.weight.unwrap_or(1)))
+        .bind(create.max_output_bytes.map(bytes_column))
+        .bind(create.storage_quota_bytes.map(bytes_column))
         .fetch_one(&self.pool)
         .await;
         match row {
@@ -81,6 +84,32 @@ impl PgStore {
             .ok_or_else(|| StoreError::AppNotFound(name.to_owned()))
     }
 
+    /// The app's storage quota; `None`: no quota.
+    pub async fn storage_quota(&self, app: &str) -> Result<Option<u64>, StoreError> {
+        let quota: Option<(Option<i64>,)> =
+            sqlx::query_as("select storage_quota_bytes from apps where name = $1")
+                .bind(app)
+                .fetch_optional(&self.pool)
+                .await?;
+        let (quota,) = quota.ok_or_else(|| StoreError::AppNotFound(app.to_owned()))?;
+        Ok(quota.and_then(|bytes| u64::try_from(bytes).ok()))
+    }
+
+    /// What the app's logs, artifacts and uploads take, in bytes.
+    pub async fn storage_used(&self, app: &str) -> Result<u64, StoreError> {
+        let (used,): (i64,) = sqlx::query_as(
+            "select (coalesce((select sum(output_bytes) + coalesce(sum( \
+                       (select sum((artifact->>'size')::bigint) \
+                        from jsonb_array_elements(artifacts) artifact)), 0) \
+                     from jobs where app = $1), 0) \
+                   + coalesce((select sum(size) from uploads where app = $1), 0))::bigint",
+        )
+        .bind(app)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(used).unwrap_or(0))
+    }
+
     /// Applies a partial update under a row lock, so concurrent updates of
     /// different env vars do not overwrite each other.
     pub async fn update_app(&self, name: &str, update: &AppUpdate) -> Result<App, StoreError> {
@@ -108,12 +137,23 @@ impl PgStore {
             .max_running
             .map_or(current.max_running, |cap| cap.map(cap_column));
         let weight = update.weight.map_or(current.weight, cap_column);
+        let max_output = update
+            .max_output_bytes
+            .map_or(current.storage.max_output_bytes, |cap| {
+                cap.map(bytes_column)
+            });
+        let storage_quota = update
+            .storage_quota_bytes
+            .map_or(current.storage.storage_quota_bytes, |quota| {
+                quota.map(bytes_column)
+            });
         let mut hardening = Hardening::from(current.hardening);
         hardening.apply(update);
         let row: AppRow = sqlx::query_as(concat!(
             "update apps set image = $2, env = $3, size = $4, timeout_seconds = $5, \
              cap_add = $6, run_as_user = $7, read_only_root = $8, network_none = $9, \
-             secret_env = $10, warm = $11, max_running = $12, weight = $13, updated_at = now() \
+             secret_env = $10, warm = $11, max_running = $12, weight = $13, \
+             max_output_bytes = $14, storage_quota_bytes = $15, updated_at = now() \
              where name = $1 returning ",
             app_columns!()
         ))
@@ -130,6 +170,8 @@ impl PgStore {
         .bind(warm)
         .bind(max_running)
         .bind(weight)
+        .bind(max_output)
+        .bind(storage_quota)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;

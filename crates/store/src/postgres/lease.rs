@@ -13,7 +13,7 @@ use jobs_core::{JobState, wire::Job};
 use sqlx::types::Json;
 
 use super::rows::{HardeningRow, JobRow};
-use crate::shared_rows::group_has_room;
+use crate::shared_rows::{group_has_room, max_output};
 use crate::{JOB_EVENTS_CHANNEL, StoreError};
 
 #[derive(sqlx::FromRow)]
@@ -25,6 +25,7 @@ struct ClaimRow {
     app_secret_env: Json<Vec<String>>,
     #[sqlx(flatten)]
     hardening: HardeningRow,
+    max_output_bytes: Option<i64>,
     attach_url: Option<String>,
     attach_secret: Option<String>,
     queued_seconds: f64,
@@ -128,7 +129,7 @@ macro_rules! claim_statement {
             " returning * \
              ) select claimed.*, apps.image, apps.env as app_env, \
                apps.secret_env as app_secret_env, apps.cap_add, \
-               apps.run_as_user, apps.read_only_root, apps.network_none, \
+               apps.run_as_user, apps.read_only_root, apps.network_none, apps.max_output_bytes, \
                extract(epoch from claimed.updated_at - claimed.created_at)::float8 \
                  as queued_seconds, \
                coalesce((select max(seq) from job_logs where job_id = claimed.id), 0) \
@@ -378,13 +379,14 @@ impl PgStore {
             Json<Vec<String>>,
             Option<String>,
             bool,
+            Option<i64>,
         );
         let rows: Vec<Row> = sqlx::query_as(
             "select jobs.id, jobs.attempt, jobs.state, jobs.timeout_seconds, \
                extract(epoch from now() - jobs.started_at)::float8, apps.env, apps.secret_env, \
                coalesce(jobs.stop_reason, \
                  case when jobs.cancel_requested_at is not null then 'canceled' end), \
-               jobs.start_requested_at is not null \
+               jobs.start_requested_at is not null, apps.max_output_bytes \
              from jobs join apps on apps.name = jobs.app \
              where jobs.lease_owner = $1 and jobs.state in ('starting', 'running')",
         )
@@ -404,6 +406,7 @@ impl PgStore {
                     secret_env,
                     stop_reason,
                     start_requested,
+                    max_output_bytes,
                 )| {
                     HeldJob {
                         fence: Fence {
@@ -413,6 +416,7 @@ impl PgStore {
                         },
                         running: state == "running",
                         start_requested,
+                        max_output: max_output(max_output_bytes),
                         timeout_left: Duration::from_secs(timeout_seconds.max(0) as u64)
                             .saturating_sub(Duration::from_secs_f64(
                                 running_seconds.unwrap_or(0.0).max(0.0),
@@ -462,6 +466,7 @@ fn claimed_job(row: ClaimRow, worker_id: &str) -> ClaimedJob {
         size: job.size,
         timeout: Duration::from_secs(job.timeout_seconds.max(1) as u64),
         hardening: row.hardening.into(),
+        max_output: max_output(row.max_output_bytes),
         secret_values,
         attach: row
             .attach_url

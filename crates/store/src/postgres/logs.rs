@@ -24,13 +24,18 @@ impl PgStore {
         let times: Vec<DateTime<Utc>> = chunks.iter().map(|c| c.time).collect();
         let data: Vec<&[u8]> = chunks.iter().map(|c| c.data.as_slice()).collect();
         let raw_ends: Vec<Option<i64>> = chunks.iter().map(|c| c.raw_end).collect();
-        // The followers' wake-up in the same statement: one commit, so one
-        // WAL flush, per batch instead of two.
+        // The followers' wake-up and the job's count of stored bytes (what
+        // the app's storage quota sums; a retried chunk counts once) in the
+        // same statement: one commit, so one WAL flush, per batch.
         sqlx::query(
             "with stored as ( \
                insert into job_logs (job_id, seq, stream, time, data, raw_end) \
                select $1, * from unnest($2::bigint[], $3::smallint[], $4::timestamptz[], $5::bytea[], $6::bigint[]) \
                on conflict (job_id, seq) do nothing \
+               returning octet_length(data) as bytes \
+             ), counted as ( \
+               update jobs set output_bytes = output_bytes + (select sum(bytes) from stored) \
+               where id = $1 and exists (select 1 from stored) \
              ) select pg_notify($7, $1)",
         )
         .bind(job_id)

@@ -17,7 +17,7 @@ use super::{
 use crate::{
     JOB_EVENTS_CHANNEL, StoreError,
     model::{AttachEndpoint, ClaimedJob, Fence, Heartbeat, HeldJob, secret_values},
-    shared_rows::group_has_room,
+    shared_rows::{group_has_room, max_output},
 };
 
 #[derive(sqlx::FromRow)]
@@ -29,6 +29,7 @@ struct ClaimRow {
     app_secret_env: Json<Vec<String>>,
     #[sqlx(flatten)]
     hardening: HardeningRow,
+    max_output_bytes: Option<i64>,
     attach_url: Option<String>,
     attach_secret: Option<String>,
     queued_micros: i64,
@@ -65,6 +66,8 @@ macro_rules! claim_statement {
                (select run_as_user from apps where apps.name = jobs.app) as run_as_user, \
                (select read_only_root from apps where apps.name = jobs.app) as read_only_root, \
                (select network_none from apps where apps.name = jobs.app) as network_none, \
+               (select max_output_bytes from apps where apps.name = jobs.app) \
+                 as max_output_bytes, \
                attach_url, attach_secret, updated_at - created_at as queued_micros, \
                coalesce((select max(seq) from job_logs where job_id = jobs.id), 0) \
                  as last_log_seq"
@@ -167,6 +170,7 @@ impl SqliteStore {
             size: job.size,
             timeout: Duration::from_secs(job.timeout_seconds.max(1) as u64),
             hardening: row.hardening.into(),
+            max_output: max_output(row.max_output_bytes),
             secret_values,
             attach: row
                 .attach_url
@@ -324,6 +328,7 @@ impl SqliteStore {
             Json<Vec<String>>,
             Option<String>,
             bool,
+            Option<i64>,
         );
         let rows: Vec<Row> = sqlx::query_as(concat!(
             "select jobs.id, jobs.attempt, jobs.state, jobs.timeout_seconds, ",
@@ -331,7 +336,7 @@ impl SqliteStore {
             " - jobs.started_at, apps.env, apps.secret_env, \
                coalesce(jobs.stop_reason, \
                  case when jobs.cancel_requested_at is not null then 'canceled' end), \
-               jobs.start_requested_at is not null \
+               jobs.start_requested_at is not null, apps.max_output_bytes \
              from jobs join apps on apps.name = jobs.app \
              where jobs.lease_owner = $1 and jobs.state in ('starting', 'running')"
         ))
@@ -351,6 +356,7 @@ impl SqliteStore {
                     secret_env,
                     stop_reason,
                     start_requested,
+                    max_output_bytes,
                 )| {
                     HeldJob {
                         fence: Fence {
@@ -360,6 +366,7 @@ impl SqliteStore {
                         },
                         running: state == "running",
                         start_requested,
+                        max_output: max_output(max_output_bytes),
                         timeout_left: Duration::from_secs(timeout_seconds.max(0) as u64)
                             .saturating_sub(Duration::from_micros(
                                 running_micros.unwrap_or(0).max(0) as u64,

@@ -22,8 +22,9 @@ impl SqliteStore {
             return Ok(());
         }
         let mut tx = self.pool.begin_with(BEGIN_IMMEDIATE).await?;
+        let mut stored_bytes = 0i64;
         for chunk in chunks {
-            sqlx::query(
+            let stored = sqlx::query(
                 "insert into job_logs (job_id, seq, stream, time, data, raw_end) \
                  values ($1, $2, $3, $4, $5, $6) on conflict (job_id, seq) do nothing",
             )
@@ -35,6 +36,17 @@ impl SqliteStore {
             .bind(chunk.raw_end)
             .execute(&mut *tx)
             .await?;
+            if stored.rows_affected() > 0 {
+                stored_bytes += chunk.data.len() as i64;
+            }
+        }
+        // What the app's storage quota counts (a retried chunk only once).
+        if stored_bytes > 0 {
+            sqlx::query("update jobs set output_bytes = output_bytes + $2 where id = $1")
+                .bind(job_id)
+                .bind(stored_bytes)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         self.notify(JOB_EVENTS_CHANNEL, job_id);

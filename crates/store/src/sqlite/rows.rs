@@ -14,7 +14,7 @@ use jobs_core::{
 use sqlx::types::Json;
 
 use crate::shared_rows::warm_from_column;
-pub(crate) use crate::shared_rows::{HardeningRow, JobFilesRow, job_columns};
+pub(crate) use crate::shared_rows::{HardeningRow, JobFilesRow, StorageRow, job_columns};
 
 /// The database clock, as microseconds since the Unix epoch, as a literal so
 /// that queries stay `&'static str`. SQLite's `now` has millisecond
@@ -41,7 +41,8 @@ pub(crate) fn timestamp(time: DateTime<Utc>) -> i64 {
 macro_rules! app_columns {
     () => {
         "name, image, env, secret_env, size, timeout_seconds, warm, max_running, weight, \
-         cap_add, run_as_user, read_only_root, network_none, created_at, updated_at"
+         cap_add, run_as_user, read_only_root, network_none, max_output_bytes, \
+         storage_quota_bytes, created_at, updated_at"
     };
 }
 pub(crate) use app_columns;
@@ -59,6 +60,8 @@ pub(crate) struct AppRow {
     pub weight: i32,
     #[sqlx(flatten)]
     pub hardening: HardeningRow,
+    #[sqlx(flatten)]
+    pub storage: StorageRow,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -76,6 +79,9 @@ impl From<AppRow> for App {
             max_running: row.max_running.and_then(|cap| u32::try_from(cap).ok()),
             weight: u32::try_from(row.weight).unwrap_or(1),
             hardening: row.hardening.into(),
+            max_output_bytes: row.storage.max_output(),
+            storage_quota_bytes: row.storage.storage_quota(),
+            storage_used_bytes: None,
             created_at: time(row.created_at),
             updated_at: time(row.updated_at),
         }

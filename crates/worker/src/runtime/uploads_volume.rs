@@ -23,7 +23,7 @@ use bollard::{
     errors::Error as DockerError,
     models::{ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions},
     query_parameters::{
-        CreateContainerOptionsBuilder, PruneVolumesOptionsBuilder, RemoveVolumeOptions,
+        CreateContainerOptionsBuilder, ListVolumesOptionsBuilder, RemoveVolumeOptions,
     },
 };
 use jobs_core::spec::UPLOADS_DIR;
@@ -155,23 +155,25 @@ impl Runtime {
     /// Removes every uploads' volume of `worker_id` that no container
     /// holds: those a crash left between a container's removal and its
     /// volume's. Volumes are only made with their container, so none is
-    /// ever unheld before it is used.
-    pub async fn prune_uploads_volumes(&self, worker_id: &str) -> anyhow::Result<()> {
-        let filters = HashMap::from([
-            (
-                "label".to_owned(),
-                vec![format!("{LABEL_WORKER_ID}={worker_id}")],
-            ),
-            // Named volumes too, not only anonymous ones (Docker 23+).
-            ("all".to_owned(), vec!["true".to_owned()]),
-        ]);
-        let options = PruneVolumesOptionsBuilder::default()
+    /// ever unheld before it is used; one still held answers 409 and stays.
+    pub async fn remove_leftover_uploads_volumes(&self, worker_id: &str) -> anyhow::Result<()> {
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{LABEL_WORKER_ID}={worker_id}")],
+        )]);
+        let options = ListVolumesOptionsBuilder::default()
             .filters(&filters)
             .build();
-        self.docker
-            .prune_volumes(Some(options))
+        let listed = self
+            .docker
+            .list_volumes(Some(options))
             .await
-            .context("pruning the uploads' volumes")?;
+            .context("listing the uploads' volumes")?;
+        for volume in listed.volumes.unwrap_or_default() {
+            if volume.name.starts_with(VOLUME_PREFIX) {
+                self.remove_uploads_volume(&volume.name).await?;
+            }
+        }
         Ok(())
     }
 }
