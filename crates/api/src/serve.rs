@@ -324,3 +324,89 @@ impl HttpBody for GuardedBody {
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::routing::get;
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpStream,
+        sync::Notify,
+    };
+
+    use super::*;
+    use crate::connections::{ConnectionMetrics, ConnectionSettings};
+
+    fn tracker(max: usize) -> Arc<Tracker> {
+        Tracker::new(
+            ConnectionSettings {
+                max_connections: max,
+                header_read_timeout: Duration::from_secs(30),
+                idle_timeout: Duration::from_secs(60),
+            },
+            ConnectionMetrics {
+                open: prometheus::IntGauge::new("open", "open").unwrap(),
+                closed: prometheus::IntCounterVec::new(
+                    prometheus::Opts::new("closed", "closed"),
+                    &["reason"],
+                )
+                .unwrap(),
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn shutdown_lets_a_request_in_progress_finish_and_closes_idle_connections() {
+        let release = Arc::new(Notify::new());
+        let entered = Arc::new(Notify::new());
+        let router = {
+            let (release, entered) = (release.clone(), entered.clone());
+            Router::new().route(
+                "/slow",
+                get(move || async move {
+                    entered.notify_one();
+                    release.notified().await;
+                    "done"
+                }),
+            )
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(serve(listener, None, router, tracker(10), shutdown.clone()));
+
+        let mut idle = TcpStream::connect(address).await.unwrap();
+        let mut busy = TcpStream::connect(address).await.unwrap();
+        busy.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        entered.notified().await;
+        shutdown.cancel();
+
+        // The idle connection is closed at once.
+        let mut buffer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), idle.read_to_end(&mut buffer))
+            .await
+            .expect("the idle connection is closed")
+            .unwrap();
+        assert!(buffer.is_empty());
+        // The request in progress gets its answer, then the server stops.
+        release.notify_one();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), busy.read_to_end(&mut answer))
+            .await
+            .expect("the busy connection is answered and closed")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("done"), "{answer}");
+        tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("the server stops")
+            .unwrap();
+        // New connections are refused.
+        assert!(TcpStream::connect(address).await.is_err());
+    }
+}
