@@ -20,11 +20,18 @@
 //! The answer is a [`Principal`] in the request's extensions. A missing
 //! token and a refused one are 401s; a forged, an expired and a revoked
 //! token all get the same message, so that a caller cannot tell which.
+//!
+//! Forgeries cost little: a token that is not the admin token and has not
+//! the shape of an API token (the prefix and 43 characters of URL-safe
+//! base64) is refused before any lookup, and an address that failed too
+//! often gets 429 before anything is looked at ([`crate::auth_failures`]).
 
 use std::sync::Arc;
 
+use std::net::SocketAddr;
+
 use axum::{
-    extract::{Request, State},
+    extract::{ConnectInfo, Request, State},
     http::{HeaderMap, header},
     middleware::Next,
     response::Response,
@@ -35,9 +42,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::{
+    auth_failures::AuthFailures,
     config::AdminToken,
     error::{ApiError, INVALID_TOKEN, MISSING_TOKEN},
-    principal::Principal,
+    principal::{Principal, TokenKey},
     rate_limit::RequestLimiter,
 };
 
@@ -49,6 +57,8 @@ pub const TOKEN_PREFIX: &str = "jobs_";
 pub const BEARER_SUBPROTOCOL_PREFIX: &str = "base64url.bearer.jobs.";
 /// The random bytes of a token: 256 bits.
 const TOKEN_RANDOM_BYTES: usize = 32;
+/// Their length in unpadded base64: 43 characters.
+const TOKEN_RANDOM_CHARS: usize = TOKEN_RANDOM_BYTES.div_ceil(3) * 4 - 1;
 
 /// What the middleware needs: the admin token, the store of API tokens,
 /// and the request rate limit per token.
@@ -57,21 +67,47 @@ pub struct Authenticator {
     pub admin_token: Arc<AdminToken>,
     pub store: Store,
     pub limiter: Arc<RequestLimiter>,
+    /// Failed authentications per client address.
+    pub failures: Arc<AuthFailures>,
+    /// Counts the requests refused for their address's failures.
+    pub throttled: prometheus::IntCounter,
 }
 
-/// Middleware: resolves `Authorization: Bearer TOKEN` to a [`Principal`],
-/// or refuses the request with a 401; then takes the request from the
-/// token's rate limit, or refuses it with a 429.
+/// Middleware: refuses an address that failed too often with a 429;
+/// resolves `Authorization: Bearer TOKEN` to a [`Principal`], or refuses
+/// the request with a 401 (counted against the address); then takes the
+/// request from the token's rate limit, or refuses it with a 429.
 pub async fn require_token(
     State(auth): State<Authenticator>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let principal = authenticate(request.headers(), &auth).await?;
+    let address = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip());
+    if let Some(address) = address {
+        auth.failures
+            .check(address)
+            .inspect_err(|_| auth.throttled.inc())?;
+    }
+    let principal = match authenticate(request.headers(), &auth).await {
+        Ok(principal) => principal,
+        Err(ApiError::Unauthorized(message)) => {
+            // A missing token is a mistake, not a guess, and costs nothing.
+            if let Some(address) = address.filter(|_| message != MISSING_TOKEN) {
+                auth.failures.failed(address);
+            }
+            return Err(ApiError::Unauthorized(message));
+        }
+        Err(error) => return Err(error),
+    };
     // Authenticated, so the request holds a bearer token; its hash keys the
     // bucket without keeping the secret in memory.
     if let Ok(Some(token)) = presented_token(request.headers()) {
-        auth.limiter.check(&secret_hash(&token))?;
+        let key = secret_hash(&token);
+        auth.limiter.check(&key)?;
+        request.extensions_mut().insert(TokenKey(key));
     }
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
@@ -88,6 +124,10 @@ pub async fn authenticate(
     // only the token's length, which is not secret enough to matter.
     if bool::from(presented.as_bytes().ct_eq(auth.admin_token.as_bytes())) {
         return Ok(Principal::bootstrap_admin());
+    }
+    // No token of another shape was ever made: no lookup for one.
+    if !has_token_shape(presented) {
+        return Err(ApiError::Unauthorized(INVALID_TOKEN));
     }
     // The database decides expiry by its own clock and sees revocations at
     // once: nothing is cached here, so both take effect on the next request.
@@ -151,6 +191,17 @@ pub fn new_secret() -> Result<String, ApiError> {
     ))
 }
 
+/// Whether `token` could be an API token: [`TOKEN_PREFIX`] and 43
+/// characters of unpadded URL-safe base64, as [`new_secret`] makes them.
+pub fn has_token_shape(token: &str) -> bool {
+    token.strip_prefix(TOKEN_PREFIX).is_some_and(|random| {
+        random.len() == TOKEN_RANDOM_CHARS
+            && random
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+    })
+}
+
 /// What the store keeps of a secret. SHA-256 without salt or stretching is
 /// enough for 256 random bits: there is no dictionary to try, and a slow KDF
 /// would cost every request for no gain.
@@ -196,6 +247,8 @@ mod tests {
             admin_token: Arc::new(TOKEN.parse::<AdminToken>().expect("long enough")),
             store: Store::Sqlite(store),
             limiter: Arc::new(RequestLimiter::new(rate)),
+            failures: Arc::new(AuthFailures::new(std::num::NonZeroU32::new(3).unwrap())),
+            throttled: prometheus::IntCounter::new("throttled", "throttled").unwrap(),
         }
     }
 
@@ -383,6 +436,91 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn only_tokens_of_the_shape_of_new_secrets_are_looked_up() {
+        for _ in 0..100 {
+            assert!(has_token_shape(&new_secret().unwrap()));
+        }
+        let good = new_secret().unwrap();
+        for forged in [
+            "",
+            "jobs_",
+            "wrong",
+            &good[..good.len() - 1],
+            &format!("{good}A"),
+            &good.replacen("jobs_", "jobz_", 1),
+            &format!("{}+", &good[..good.len() - 1]),
+            &format!("{}=", &good[..good.len() - 1]),
+            &format!("{}é", &good[..good.len() - 2]),
+        ] {
+            assert!(!has_token_shape(forged), "{forged}");
+        }
+    }
+
+    /// A router whose requests come from `address`, as the server's accept
+    /// loop marks them.
+    fn router_from(auth: Authenticator, address: &str) -> Router {
+        let address: SocketAddr = address.parse().unwrap();
+        router(auth).layer(Extension(ConnectInfo(address)))
+    }
+
+    async fn status_from(auth: &Authenticator, address: &str, token: &str) -> StatusCode {
+        router_from(auth.clone(), address)
+            .oneshot(
+                HttpRequest::get("/v1/ping")
+                    .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+            .status()
+    }
+
+    #[tokio::test]
+    async fn an_address_that_failed_too_often_gets_429_for_any_token_and_others_do_not() {
+        let auth = authenticator().await;
+        let forged = new_secret().unwrap();
+        for _ in 0..3 {
+            assert_eq!(
+                status_from(&auth, "192.0.2.1:1000", &forged).await,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        for token in [forged.as_str(), TOKEN] {
+            assert_eq!(
+                status_from(&auth, "192.0.2.1:1001", token).await,
+                StatusCode::TOO_MANY_REQUESTS
+            );
+        }
+        assert_eq!(auth.throttled.get(), 2);
+        assert_eq!(
+            status_from(&auth, "192.0.2.2:1000", TOKEN).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            status_from(&auth, "192.0.2.2:1000", "nope").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    #[tokio::test]
+    async fn a_token_of_the_wrong_shape_is_refused_without_a_lookup() {
+        let auth = authenticator().await;
+        // With the database closed, a lookup would fail with 500.
+        if let Store::Sqlite(store) = &auth.store {
+            store.pool().close().await;
+        }
+        let (status, _) = call(&auth, Some("Bearer jobs_not-a-token")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _) = call(&auth, Some(&format!("Bearer {}", new_secret().unwrap()))).await;
+        assert_ne!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "a well-shaped one is looked up"
+        );
     }
 
     #[test]

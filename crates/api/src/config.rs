@@ -14,7 +14,12 @@ use jobs_dispatch::{AmqpConfig, QueueType, amqp::parse_broker_urls};
 use jobs_blobs::Blobs;
 
 use crate::{
-    attach::AttachSettings, objects::ObjectSettings, quotas::Quotas, rate_limit::RateLimit,
+    attach::AttachSettings,
+    body_rate::BodyRate,
+    connections::{ConnectionSettings, default_max_connections, raise_fd_limit},
+    objects::ObjectSettings,
+    quotas::Quotas,
+    rate_limit::RateLimit,
     tls::TlsFiles,
 };
 
@@ -92,6 +97,57 @@ pub struct Args {
     /// Requests a token may send at once above its rate.
     #[arg(long, env = "JOBS_RATE_LIMIT_BURST", default_value = "100")]
     pub rate_limit_burst: NonZeroU32,
+
+    /// Connections open at once (TLS handshakes and WebSockets included).
+    /// At the limit, a new connection closes the one idle the longest; with
+    /// none idle, it waits in the kernel's queue. Default: three quarters
+    /// of the open file limit (whose soft value is raised to the hard one).
+    #[arg(long, env = "JOBS_MAX_CONNECTIONS", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+
+    /// How long a request head (request line and headers) may take from its
+    /// first byte, such as 30s; past it, the connection is closed.
+    #[arg(long, env = "JOBS_HEADER_READ_TIMEOUT", value_name = "DUR", default_value = "30s",
+          value_parser = parse_positive_duration)]
+    pub header_read_timeout: std::time::Duration,
+
+    /// How long a connection may go without a request, from its opening or
+    /// the end of its last response, such as 60s; then it is closed.
+    #[arg(long, env = "JOBS_IDLE_TIMEOUT", value_name = "DUR", default_value = "60s",
+          value_parser = parse_positive_duration)]
+    pub idle_timeout: std::time::Duration,
+
+    /// Bytes per second a request body must average over each
+    /// --body-rate-window of waiting for it; a slower one is cut off with
+    /// 408. 0 turns the check off.
+    #[arg(long, env = "JOBS_MIN_BODY_RATE", value_name = "BYTES",
+          default_value_t = crate::body_rate::DEFAULT_MIN_BODY_RATE)]
+    pub min_body_rate: u64,
+
+    /// The window over which --min-body-rate is measured, such as 20s.
+    #[arg(long, env = "JOBS_BODY_RATE_WINDOW", value_name = "DUR", default_value = "20s",
+          value_parser = parse_positive_duration)]
+    pub body_rate_window: std::time::Duration,
+
+    /// Log streams (`jobs follow`) one token may hold open; one more is a 429.
+    #[arg(long, env = "JOBS_MAX_LOG_STREAMS_PER_TOKEN", value_name = "N",
+          default_value_t = crate::token_slots::DEFAULT_LOG_STREAMS_PER_TOKEN as u32,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_log_streams_per_token: u32,
+
+    /// Attach sockets (interactive runs) one token may hold open; one more
+    /// is a 429.
+    #[arg(long, env = "JOBS_MAX_ATTACH_SOCKETS_PER_TOKEN", value_name = "N",
+          default_value_t = crate::token_slots::DEFAULT_ATTACH_SOCKETS_PER_TOKEN as u32,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_attach_sockets_per_token: u32,
+
+    /// Failed authentications a minute from one client address; past them
+    /// the address gets 429 for every request that needs a token.
+    #[arg(long, env = "JOBS_AUTH_FAILURES_PER_MINUTE", value_name = "N",
+          default_value_t = NonZeroU32::new(crate::auth_failures::DEFAULT_AUTH_FAILURES_PER_MINUTE).expect("not zero"))]
+    pub auth_failures_per_minute: NonZeroU32,
 
     /// This API's base URL as workers reach it, for the WebSocket they dial
     /// back on for an interactive run. Defaults to http(s)://LISTEN (with
@@ -270,6 +326,7 @@ pub struct Config {
     /// Serve HTTPS with these files; plain HTTP when `None`.
     pub tls: Option<TlsFiles>,
     pub quotas: Quotas,
+    pub connections: ConnectionSettings,
     pub objects: ObjectSettings,
     pub attach: AttachSettings,
     pub reaper_interval: std::time::Duration,
@@ -343,6 +400,21 @@ impl Config {
                     per_second: args.rate_limit_per_second,
                     burst: args.rate_limit_burst,
                 },
+                log_streams_per_token: args.max_log_streams_per_token as usize,
+                attach_sockets_per_token: args.max_attach_sockets_per_token as usize,
+                auth_failures_per_minute: args.auth_failures_per_minute,
+                body_rate: BodyRate {
+                    min_bytes_per_second: args.min_body_rate,
+                    window: args.body_rate_window,
+                },
+            },
+            connections: ConnectionSettings {
+                max_connections: match args.max_connections {
+                    Some(max) => max as usize,
+                    None => default_max_connections(raise_fd_limit()),
+                },
+                header_read_timeout: args.header_read_timeout,
+                idle_timeout: args.idle_timeout,
             },
         })
     }

@@ -51,6 +51,10 @@ pub enum ApiError {
     /// 403: the token is valid but its role is too low for the route.
     #[error("{0}")]
     Forbidden(String),
+    /// 408: the request body came slower than the minimum rate
+    /// ([`crate::body_rate`]); the message names the settings.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// 503: a dependency (the database) does not answer, or the server is at
     /// a limit; clients may retry.
     #[error("{0}")]
@@ -87,6 +91,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -106,6 +111,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::TooManyRequests { code, .. } => code,
             ApiError::Internal(_) => "internal",

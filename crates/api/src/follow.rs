@@ -32,13 +32,15 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     error::ApiError,
     extract::{PathParam, QueryParams},
-    principal::Principal,
+    principal::{Principal, TokenKey},
     requests::FollowQuery,
     routes::jobs::visible_job,
     state::AppState,
+    token_slots::TokenSlot,
 };
 
-/// How many log streams may be open at once.
+/// How many log streams may be open at once; each token has a smaller
+/// share of them (`JOBS_MAX_LOG_STREAMS_PER_TOKEN`, [`crate::token_slots`]).
 pub const MAX_FOLLOWERS: usize = 1024;
 /// How many chunks, and about how many bytes, one read takes.
 const PAGE_CHUNKS: i64 = 256;
@@ -66,12 +68,14 @@ const CHANNEL_EVENTS: usize = 16;
         (status = 200, description = "Server-Sent Events: `event: log` with `id: SEQ` and a `LogChunk` as JSON data, then one `event: end` with the final `Job` as JSON data once the job has ended, then the stream closes.", content_type = "text/event-stream", body = String),
         (status = 404, description = "`not_found`: no such job, or one outside the token's app.", body = jobs_core::wire::ApiError),
         (status = 422, description = "`invalid_input`: an `after` or `Last-Event-ID` that is not a sequence number.", body = jobs_core::wire::ApiError),
+        (status = 429, description = "`rate_limited`: this token already holds its limit of log streams open (`JOBS_MAX_LOG_STREAMS_PER_TOKEN`, 64 by default).", body = jobs_core::wire::ApiError),
         (status = 503, description = "`unavailable`: too many log streams are open; try again shortly.", body = jobs_core::wire::ApiError),
     )
 )]
 pub async fn follow_logs(
     State(state): State<AppState>,
     principal: Principal,
+    token: TokenKey,
     PathParam(job_id): PathParam<String>,
     headers: HeaderMap,
     QueryParams(query): QueryParams<FollowQuery>,
@@ -86,6 +90,8 @@ pub async fn follow_logs(
         })?),
     };
     let after = query.resume_after(last_event_id)?;
+    // The token's share first: one token cannot take every stream.
+    let token_slot = state.log_streams_per_token.take(&token.0)?;
     let permit = state.followers.clone().try_acquire_owned().map_err(|_| {
         ApiError::Unavailable(format!(
             "too many log streams are open: the limit is {MAX_FOLLOWERS}; try again shortly"
@@ -106,6 +112,7 @@ pub async fn follow_logs(
         sender,
         shutdown: state.shutdown.clone(),
         _slot: FollowerSlot::take(permit, state.metrics.followers.clone()),
+        _token_slot: token_slot,
     };
     tokio::spawn(follower.run());
     let events = Sse::new(ReceiverStream::new(receiver)).keep_alive(
@@ -164,6 +171,8 @@ struct Follower {
     sender: mpsc::Sender<Result<Event, Infallible>>,
     shutdown: CancellationToken,
     _slot: FollowerSlot,
+    /// The token's share, held as long as the stream.
+    _token_slot: TokenSlot,
 }
 
 impl Follower {

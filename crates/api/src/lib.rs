@@ -8,7 +8,10 @@
 //! - [`config`]: flags and environment variables, checked at startup;
 //! - [`telemetry`]: the one log subscriber, on stderr;
 //! - [`startup`]: [`Application`], which binds, serves and shuts down;
-//! - [`tls`]: HTTPS: the certificate files and a TLS listener;
+//! - [`tls`]: HTTPS: the certificate files and the bounds of handshakes;
+//! - [`serve`]: the accept loop and the connections, HTTP or HTTPS;
+//! - [`connections`]: the connection limit, the idle and header timeouts;
+//! - [`body_rate`]: the minimum rate of request bodies;
 //! - [`state`]: the handles every handler shares;
 //! - [`routes`]: the route table and the handlers of `/v1`;
 //! - [`requests`]: request bodies and queries, and their validation;
@@ -16,6 +19,8 @@
 //! - [`error`]: [`ApiError`], the one error type, and its statuses;
 //! - [`quotas`]: the active-job limit per app and the request rate, from the environment;
 //! - [`rate_limit`]: the request rate per token;
+//! - [`token_slots`]: log streams and attach sockets per token;
+//! - [`auth_failures`]: failed authentications per client address;
 //! - [`auth`]: the bearer-token check, resolving a token to a [`principal::Principal`];
 //! - [`principal`]: who calls, and the role and app checks of every handler;
 //! - [`follow`]: the Server-Sent Events log stream;
@@ -34,7 +39,10 @@
 
 pub mod attach;
 pub mod auth;
+pub mod auth_failures;
+pub mod body_rate;
 pub mod config;
+pub mod connections;
 pub mod console;
 pub mod error;
 pub mod extract;
@@ -50,10 +58,12 @@ pub mod relay;
 pub mod request_id;
 pub mod requests;
 pub mod routes;
+pub mod serve;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
 pub mod tls;
+pub mod token_slots;
 
 pub use config::Config;
 pub use error::ApiError;

@@ -8,6 +8,9 @@ use tokio_util::sync::CancellationToken;
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: Args = jobs_core::config_file::parse_with_config_file(std::fs::read_to_string);
+    // Each connection is a descriptor: the soft limit goes up to the hard
+    // one, and the default connection limit follows from it.
+    jobs_api::connections::raise_fd_limit();
     if let Err(error) = telemetry::init_subscriber(args.log_format) {
         eprintln!("jobs-api: {error:#}");
         return ExitCode::FAILURE;
@@ -38,9 +41,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
     writeln!(stdout, "listening on {}", application.address())?;
     stdout.flush()?;
     drop(stdout);
+    let connections = application.connection_settings();
     tracing::info!(
         address = %application.address(),
         tls = application.is_tls(),
+        max_connections = connections.max_connections,
         "listening"
     );
     tokio::spawn(cancel_on_signal(application.shutdown_token()));

@@ -46,6 +46,11 @@ pub struct Metrics {
     pub attach_clients: IntGauge,
     /// Interactive runs waiting in this API's line for a free worker slot.
     pub attach_waiting: IntGauge,
+    /// Connections open, and closed by the server by reason.
+    pub connections: crate::connections::ConnectionMetrics,
+    /// Failed authentications refused without a lookup (their address used
+    /// up its failures).
+    pub auth_failures_refused: IntCounter,
     /// Stored jobs per state, read from the store at each scrape.
     jobs_by_state: IntGaugeVec,
     /// Jobs waiting to start, read from the store at each scrape.
@@ -123,6 +128,24 @@ impl Metrics {
             "Interactive runs waiting in this API's line for a free worker slot.",
         )?;
         registry.register(Box::new(attach_waiting.clone()))?;
+        let connections_open = IntGauge::new(
+            "jobs_api_connections",
+            "Client connections open right now (WebSockets included).",
+        )?;
+        registry.register(Box::new(connections_open.clone()))?;
+        let connections_closed = IntCounterVec::new(
+            Opts::new(
+                "jobs_api_connections_closed_total",
+                "Connections the server closed, by reason: idle_timeout, header_timeout, \
+                 limit (to make room at the connection limit), body_too_slow.",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(connections_closed.clone()))?;
+        let auth_failures_refused = counter(
+            "jobs_api_auth_throttled_total",
+            "Requests refused with 429 because their address failed to authenticate too often.",
+        )?;
         let jobs_by_state = IntGaugeVec::new(
             Opts::new(
                 "jobs_jobs",
@@ -168,6 +191,11 @@ impl Metrics {
             followers,
             attach_clients,
             attach_waiting,
+            connections: crate::connections::ConnectionMetrics {
+                open: connections_open,
+                closed: connections_closed,
+            },
+            auth_failures_refused,
             jobs_by_state,
             queue_depth,
             queued_by_app,

@@ -97,6 +97,24 @@ impl Principal {
     }
 }
 
+/// Which token a request presented, as the SHA-256 of its secret: the key
+/// of the per-token limits ([`crate::rate_limit`], [`crate::token_slots`]).
+/// The auth middleware puts it beside the [`Principal`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenKey(pub Vec<u8>);
+
+impl<S: Send + Sync> FromRequestParts<S> for TokenKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<TokenKey>().cloned().ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!(
+                "no token key on a request: the route is not behind the auth middleware"
+            ))
+        })
+    }
+}
+
 /// Handlers take the principal as an argument. Every `/v1` route is behind
 /// the auth middleware, so a missing one is a bug of the router, never the
 /// client's doing: it is refused as a 500, never let through.

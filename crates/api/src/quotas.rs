@@ -14,7 +14,13 @@ use std::num::NonZeroU32;
 use jobs_core::spec::describe_bytes;
 use jobs_store::Store;
 
-use crate::{error::ApiError, rate_limit::RateLimit};
+use crate::{
+    auth_failures::DEFAULT_AUTH_FAILURES_PER_MINUTE,
+    body_rate::BodyRate,
+    error::ApiError,
+    rate_limit::RateLimit,
+    token_slots::{DEFAULT_ATTACH_SOCKETS_PER_TOKEN, DEFAULT_LOG_STREAMS_PER_TOKEN},
+};
 
 /// The queued-job limit per app when none is configured.
 pub const DEFAULT_MAX_QUEUED_JOBS_PER_APP: i64 = 10_000;
@@ -32,6 +38,14 @@ pub struct Quotas {
     pub max_tasks_per_group: u32,
     /// Requests per token under `/v1`; more is a 429 with `Retry-After`.
     pub rate: RateLimit,
+    /// Log streams one token may hold open; one more is a 429.
+    pub log_streams_per_token: usize,
+    /// Attach sockets one token may hold open; one more is a 429.
+    pub attach_sockets_per_token: usize,
+    /// Failed authentications per minute from one address; past them, 429.
+    pub auth_failures_per_minute: NonZeroU32,
+    /// The minimum rate of request bodies.
+    pub body_rate: BodyRate,
 }
 
 impl Default for Quotas {
@@ -40,6 +54,11 @@ impl Default for Quotas {
             max_queued_jobs_per_app: DEFAULT_MAX_QUEUED_JOBS_PER_APP,
             max_tasks_per_group: jobs_core::groups::DEFAULT_MAX_TASKS,
             rate: RateLimit::default(),
+            log_streams_per_token: DEFAULT_LOG_STREAMS_PER_TOKEN,
+            attach_sockets_per_token: DEFAULT_ATTACH_SOCKETS_PER_TOKEN,
+            auth_failures_per_minute: NonZeroU32::new(DEFAULT_AUTH_FAILURES_PER_MINUTE)
+                .expect("not zero"),
+            body_rate: BodyRate::default(),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! back. [`Application::run_until_stopped`] serves until the shutdown token
 //! is cancelled, then stops the relay and drains connections.
 
-use std::{future::Future, io, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use jobs_dispatch::Publisher;
@@ -16,6 +16,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     attach::{AttachHub, AttachSettings},
     config::{AdminToken, Config},
+    connections::{ConnectionSettings, Tracker},
     follow::MAX_FOLLOWERS,
     metrics::Metrics,
     objects::ObjectSettings,
@@ -23,7 +24,7 @@ use crate::{
     relay::Relay,
     routes,
     state::AppState,
-    tls::TlsListener,
+    token_slots::TokenSlots,
 };
 
 /// How long open connections may take to finish once shutdown starts. Log
@@ -37,6 +38,7 @@ pub struct Application {
     /// Serve HTTPS with this configuration; plain HTTP when `None`.
     tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     quotas: Quotas,
+    connections: ConnectionSettings,
     reaper_interval: Duration,
     forget_workers_after: Duration,
 }
@@ -70,6 +72,7 @@ impl Application {
         application.reaper_interval = config.reaper_interval;
         application.forget_workers_after = config.forget_workers_after;
         application.state.idempotency_ttl = config.idempotency_ttl;
+        application.connections = config.connections;
         application.tls = tls;
         Ok(application)
     }
@@ -113,6 +116,16 @@ impl Application {
             ),
             objects: Arc::new(objects),
             idempotency_ttl: crate::idempotency::DEFAULT_IDEMPOTENCY_TTL,
+            log_streams_per_token: TokenSlots::new(
+                quotas.log_streams_per_token,
+                "log streams",
+                "JOBS_MAX_LOG_STREAMS_PER_TOKEN",
+            ),
+            attach_sockets_per_token: TokenSlots::new(
+                quotas.attach_sockets_per_token,
+                "attach sockets",
+                "JOBS_MAX_ATTACH_SOCKETS_PER_TOKEN",
+            ),
         };
         Ok(Self {
             listener,
@@ -120,6 +133,7 @@ impl Application {
             state,
             tls: None,
             quotas,
+            connections: ConnectionSettings::from_fd_limit(),
             reaper_interval: crate::relay::REAPER_INTERVAL,
             forget_workers_after: crate::relay::FORGET_WORKERS_AFTER,
         })
@@ -161,6 +175,11 @@ impl Application {
         self.state.shutdown.clone()
     }
 
+    /// The connection limit and timeouts it serves with.
+    pub fn connection_settings(&self) -> ConnectionSettings {
+        self.connections
+    }
+
     /// Whether the server speaks HTTPS.
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()
@@ -188,25 +207,10 @@ impl Application {
         ));
         tasks.close();
 
+        let tracker = Tracker::new(self.connections, self.state.metrics.connections.clone());
         let router = routes::router_with(self.state, self.quotas);
-        let stop = shutdown.clone().cancelled_owned();
-        // Both arms are the same serve loop and graceful shutdown; only the
-        // listener differs, so the futures differ in type and are boxed.
-        let serve: Pin<Box<dyn Future<Output = io::Result<()>> + Send>> = match self.tls {
-            Some(tls) => {
-                let listener = TlsListener::new(self.listener, self.address, tls);
-                Box::pin(
-                    axum::serve(listener, router)
-                        .with_graceful_shutdown(stop)
-                        .into_future(),
-                )
-            }
-            None => Box::pin(
-                axum::serve(self.listener, router)
-                    .with_graceful_shutdown(stop)
-                    .into_future(),
-            ),
-        };
+        // The same loop and graceful shutdown for HTTP and HTTPS.
+        let serve = crate::serve::serve(self.listener, self.tls, router, tracker, shutdown.clone());
         // Graceful shutdown waits for open connections; the grace period
         // bounds that wait for a client that never reads its last bytes.
         let deadline = async {
@@ -214,7 +218,7 @@ impl Application {
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         };
         let served = tokio::select! {
-            served = serve => served.context("serving HTTP"),
+            () = serve => Ok(()),
             () = deadline => {
                 tracing::warn!(grace_seconds = SHUTDOWN_GRACE.as_secs(), "connections still open after the grace period; closing them");
                 Ok(())

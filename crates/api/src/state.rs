@@ -7,7 +7,10 @@ use jobs_store::{JobNotifications, Store};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::{attach::AttachHub, config::AdminToken, metrics::Metrics, objects::ObjectSettings};
+use crate::{
+    attach::AttachHub, config::AdminToken, metrics::Metrics, objects::ObjectSettings,
+    token_slots::TokenSlots,
+};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -31,4 +34,8 @@ pub struct AppState {
     pub objects: Arc<ObjectSettings>,
     /// How long an idempotency key names its job (`JOBS_IDEMPOTENCY_TTL`).
     pub idempotency_ttl: std::time::Duration,
+    /// Log streams open per token (`JOBS_MAX_LOG_STREAMS_PER_TOKEN`).
+    pub log_streams_per_token: Arc<TokenSlots>,
+    /// Attach sockets open per token (`JOBS_MAX_ATTACH_SOCKETS_PER_TOKEN`).
+    pub attach_sockets_per_token: Arc<TokenSlots>,
 }

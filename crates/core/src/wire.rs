@@ -745,8 +745,9 @@ pub struct ApiError {
 pub struct ApiErrorBody {
     /// A stable machine code: `invalid_input` (400, 413, 422),
     /// `unauthorized` (401), `forbidden` (403), `not_found` (404),
-    /// `method_not_allowed` (405), `conflict` (409), `too_many_jobs`,
-    /// `storage_quota_exceeded` and `rate_limited` (429), `internal` (500),
+    /// `method_not_allowed` (405), `request_timeout` (408), `conflict`
+    /// (409), `too_many_jobs`, `storage_quota_exceeded` and `rate_limited`
+    /// (429), `internal` (500),
     /// `unavailable` (503).
     pub code: String,
     /// A human sentence naming the thing and the limit.

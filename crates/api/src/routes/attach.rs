@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 
 use crate::{
     attach::{client, relay, worker},
-    auth::presented_token,
+    auth::{presented_token, secret_hash},
     error::{ApiError, INVALID_TOKEN},
     extract::{PathParam, QueryParams},
     principal::Principal,
@@ -63,6 +63,7 @@ fn wants_input_offsets(input: Option<&str>) -> bool {
         (status = 400, description = "`invalid_input`: not a WebSocket upgrade request.", body = jobs_core::wire::ApiError),
         (status = 404, description = "`not_found`: no such job, or one outside the token's app.", body = jobs_core::wire::ApiError),
         (status = 409, description = "`conflict`: the job is not interactive, or has ended.", body = jobs_core::wire::ApiError),
+        (status = 429, description = "`rate_limited`: this token already holds its limit of attach sockets open (`JOBS_MAX_ATTACH_SOCKETS_PER_TOKEN`, 16 by default).", body = jobs_core::wire::ApiError),
         (status = 503, description = "`unavailable`: another API holds the run (it created it), and this one, which relays clients to it, cannot reach it.", body = jobs_core::wire::ApiError),
     )
 )]
@@ -82,6 +83,11 @@ pub async fn attach_client(
     let upgrade = upgrade
         .map_err(|_| not_an_upgrade())?
         .protocols([ATTACH_SUBPROTOCOL]);
+    // Held as long as the socket: one token cannot take every socket.
+    // Authenticated already: the token is there, and keys the count as it
+    // keys the request rate.
+    let token = presented_token(&headers)?.ok_or(ApiError::Unauthorized(INVALID_TOKEN))?;
+    let token_slot = state.attach_sockets_per_token.take(&secret_hash(&token))?;
     let holder = state
         .store
         .attach_endpoint(&id)
@@ -90,8 +96,6 @@ pub async fn attach_client(
         .filter(|url| !relay::is_this_api(url, state.attach.advertise_url()))
         .filter(|_| !headers.contains_key(relay::RELAYED_HEADER));
     if let Some(holder) = holder {
-        // Authenticated already: the token is there and valid.
-        let token = presented_token(&headers)?.ok_or(ApiError::Unauthorized(INVALID_TOKEN))?;
         let dialed = relay::dial_holder(
             state.attach.relay_client(),
             &holder,
@@ -101,9 +105,10 @@ pub async fn attach_client(
         )
         .await?;
         return Ok(match dialed {
-            Ok(holder_socket) => {
-                upgrade.on_upgrade(move |socket| relay::pump(socket, holder_socket, id))
-            }
+            Ok(holder_socket) => upgrade.on_upgrade(move |socket| async move {
+                relay::pump(socket, holder_socket, id).await;
+                drop(token_slot);
+            }),
             Err(refusal) => refusal,
         });
     }
@@ -125,6 +130,7 @@ pub async fn attach_client(
         clients.inc();
         client::serve(context, socket).await;
         clients.dec();
+        drop(token_slot);
     }))
 }
 

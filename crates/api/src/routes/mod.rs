@@ -37,8 +37,9 @@ use axum::{
 use std::sync::Arc;
 
 use crate::{
-    auth, console, error::ApiError, extract::MAX_BODY_BYTES, follow, metrics, openapi,
-    quotas::Quotas, rate_limit::RequestLimiter, state::AppState,
+    auth, auth_failures::AuthFailures, body_rate, console, error::ApiError,
+    extract::MAX_BODY_BYTES, follow, metrics, openapi, quotas::Quotas, rate_limit::RequestLimiter,
+    state::AppState,
 };
 
 /// Builds the whole router with the default quotas; the server itself uses
@@ -96,6 +97,8 @@ pub fn router_with(state: AppState, quotas: Quotas) -> Router {
                 admin_token: state.admin_token.clone(),
                 store: state.store.clone(),
                 limiter: Arc::new(RequestLimiter::new(quotas.rate)),
+                failures: Arc::new(AuthFailures::new(quotas.auth_failures_per_minute)),
+                throttled: state.metrics.auth_failures_refused.clone(),
             },
             auth::require_token,
         ))
@@ -118,6 +121,17 @@ pub fn router_with(state: AppState, quotas: Quotas) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(Extension(quotas))
+        .layer(middleware::from_fn_with_state(
+            body_rate::BodyRateCheck {
+                rate: quotas.body_rate,
+                cut: state
+                    .metrics
+                    .connections
+                    .closed
+                    .with_label_values(&[crate::connections::CloseReason::BodyTooSlow.as_str()]),
+            },
+            body_rate::enforce_min_body_rate,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track_requests,
