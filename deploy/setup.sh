@@ -132,6 +132,14 @@ fi
 fi
 
 # --- Docker -----------------------------------------------------------------
+# Each app's jobs run on a network of their own (docs/security.md); Docker's
+# default address pools hold about 30 at once, so a host without its own
+# daemon.json gets 256 /24s. Read by a dockerd started after this.
+if [[ ! -e /etc/docker/daemon.json ]]; then
+    mkdir -p /etc/docker
+    printf '%s\n' '{"default-address-pools": [{"base": "10.213.0.0/16", "size": 24}]}' \
+        >/etc/docker/daemon.json
+fi
 if ! docker info >/dev/null 2>&1; then
     if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
         log "starting docker with systemctl"

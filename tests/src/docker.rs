@@ -103,6 +103,58 @@ pub fn remove_containers_with_label(label: &str) {
         .status();
 }
 
+/// Removes what a killed worker leaves once its containers are gone: the
+/// uploads' volumes carrying `label`, and the app networks of
+/// `deployment` that no container, started or not, uses. Best effort, as
+/// [`remove_containers_with_label`].
+pub fn remove_leftovers_of_worker(label: &str, deployment: Option<&str>) {
+    let listed = |args: &[&str]| -> Vec<String> {
+        Command::new("docker")
+            .args(args)
+            .output()
+            .map(|output| {
+                String::from_utf8_lossy(&output.stdout)
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let quiet = |args: &[&str]| {
+        let _ = Command::new("docker")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    };
+    for volume in listed(&[
+        "volume",
+        "ls",
+        "--quiet",
+        "--filter",
+        &format!("label={label}"),
+    ]) {
+        quiet(&["volume", "rm", "--force", &volume]);
+    }
+    let Some(deployment) = deployment else {
+        return;
+    };
+    let networks = listed(&[
+        "network",
+        "ls",
+        "--format",
+        "{{.Name}}",
+        "--filter",
+        &format!("label=jobs.deployment={deployment}"),
+    ]);
+    for network in networks {
+        let filter = format!("network={network}");
+        if listed(&["ps", "--all", "--quiet", "--filter", &filter]).is_empty() {
+            quiet(&["network", "rm", &network]);
+        }
+    }
+}
+
 /// A point in time in the form `docker events --since/--until` accepts.
 pub fn docker_timestamp(time: SystemTime) -> String {
     let since_epoch = time

@@ -765,6 +765,10 @@ impl TestEnv {
             .env("JOBS_WORKER_ID", worker_id)
             .env("JOBS_LEASE", WORKER_LEASE)
             .env("JOBS_STOP_GRACE", WORKER_STOP_GRACE)
+            // Many tests' workers share this host, and each worker's chain
+            // drops what it does not allow: only the test of the firewall
+            // turns it on (tests/tests/hostile_tenant.rs).
+            .env("JOBS_HOST_FIREWALL", "false")
             // After the defaults, so that the test's own values win.
             .envs(self.worker_env.iter().map(|(name, value)| (name, value)));
         command
@@ -1160,6 +1164,12 @@ impl Drop for TestEnv {
             worker.stop(Duration::from_secs(5));
         }
         docker::remove_containers_with_label(&self.worker_label());
+        let deployment: Option<String> = self.pool.as_ref().and_then(|pool| {
+            self.runtime
+                .block_on(sqlx::query_scalar("select id from deployment").fetch_one(pool))
+                .ok()
+        });
+        docker::remove_leftovers_of_worker(&self.worker_label(), deployment.as_deref());
         for api in [self.api.as_mut(), self.second_api.as_mut()]
             .into_iter()
             .flatten()

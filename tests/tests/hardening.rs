@@ -281,6 +281,24 @@ fn docker_sees_every_default_measure_on_a_running_job() {
     ] {
         assert_ne!(host[mode], "host", "{mode}: {host}");
     }
+    // The app's own network (of this deployment), never Docker's shared
+    // default bridge, with no traffic between its containers.
+    let network = host["NetworkMode"].as_str().unwrap_or_default();
+    assert!(
+        network.starts_with("jobs-app-") && network.ends_with("-demo"),
+        "{host}"
+    );
+    assert_eq!(
+        docker(&[
+            "network",
+            "inspect",
+            "--format",
+            "{{index .Options \"com.docker.network.bridge.enable_icc\"}}",
+            network
+        ])
+        .trim(),
+        "false"
+    );
     assert_eq!(host["PidsLimit"], PIDS_LIMIT_S, "{host}");
     assert_eq!(host["Memory"], 256 * 1024 * 1024, "{host}");
     assert_eq!(host["Memory"], host["MemorySwap"], "{host}");

@@ -339,3 +339,78 @@ fn an_app_past_its_storage_quota_gets_its_submissions_refused() {
         .assert_stdout(b"again\n");
     env.finish();
 }
+
+/// Accepts every connection on `listener` and answers `marker`, so that a
+/// job can tell it reached this port of the host.
+fn answer_every_connection(listener: std::net::TcpListener, marker: &'static str) {
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let _ = std::io::Write::write_all(&mut stream, marker.as_bytes());
+        }
+    });
+}
+
+/// Finding 1: every job sat on Docker's default bridge. A job of one app
+/// read a listening job of another app, and a job reached RabbitMQ on the
+/// worker host through the bridge's gateway. Each app's jobs now run on a
+/// network of their own with no traffic between its containers, and the
+/// host's ports are closed to jobs but for those the operator allows.
+#[test]
+fn jobs_reach_neither_another_apps_jobs_nor_the_worker_host() {
+    let closed = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let allowed = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    let allowed_port = allowed.local_addr().unwrap().port();
+    answer_every_connection(closed, "host-closed-port\n");
+    answer_every_connection(allowed, "host-allowed-port\n");
+    let options = jobs_e2e::TestEnvOptions::new(2)
+        .worker_env("JOBS_HOST_FIREWALL", "true")
+        .worker_env("JOBS_HOST_PORTS_ALLOWED", &allowed_port.to_string());
+    let mut env = TestEnv::start_with(options);
+    env.jobs(&["apps", "create", "other", "--image", jobs_e2e::TEST_IMAGE])
+        .assert_success();
+
+    // A job of demo serves a secret on its port 8080 and says its address.
+    let server = env.run_detached(&[
+        "--",
+        "sh",
+        "-c",
+        "hostname -i; nc -ll -p 8080 -e echo demo-secret",
+    ]);
+    let address = wait_until("the server's address", RUN_TIMEOUT, || {
+        let logs = env.jobs(&["logs", &server]).stdout_text();
+        let address = logs.trim().to_owned();
+        (!address.is_empty()).then_some(address)
+    });
+    // It does serve: the host, outside every app, reads the secret.
+    wait_until("the server to answer the host", RUN_TIMEOUT, || {
+        let mut stream = std::net::TcpStream::connect((address.as_str(), 8080)).ok()?;
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut answer).ok()?;
+        (answer == "demo-secret\n").then_some(())
+    });
+
+    // Neither a job of another app nor another job of demo itself reads it.
+    let probe = format!("timeout 5 nc -w 3 {address} 8080 </dev/null; echo tried");
+    for app in ["other", "demo"] {
+        env.jobs_with_timeout(&["-a", app, "run", "--", "sh", "-c", &probe], RUN_TIMEOUT)
+            .assert_success()
+            .assert_stdout(b"tried\n");
+    }
+
+    // The host through the gateway: the closed port is not reached, the
+    // port the operator allows is.
+    let host_probe = format!(
+        "gw=$(ip route | awk '/default/ {{print $3}}'); \
+         timeout 5 nc -w 3 $gw {closed_port} </dev/null; \
+         timeout 5 nc -w 3 $gw {allowed_port} </dev/null; true"
+    );
+    env.jobs_with_timeout(
+        &["-a", "other", "run", "--", "sh", "-c", &host_probe],
+        RUN_TIMEOUT,
+    )
+    .assert_success()
+    .assert_stdout(b"host-allowed-port\n");
+    env.jobs(&["cancel", &server]).assert_success();
+    env.finish();
+}

@@ -846,6 +846,9 @@ pub(crate) fn container_spec(context: &WorkerContext, claimed: &ClaimedJob) -> C
         ]),
         limits: context.config.limits_for(claimed.size),
         hardening: claimed.hardening.clone(),
+        network: context
+            .runtime
+            .network_mode(&claimed.job.app, &claimed.hardening),
         interactive: claimed.job.interactive,
         uploads: !claimed.job.uploads.is_empty(),
         shim: Some(claimed.job.artifact_paths.clone()),

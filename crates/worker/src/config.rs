@@ -67,6 +67,19 @@ pub struct Config {
     /// Docker's defaults (the local socket).
     #[arg(long, env = "DOCKER_HOST")]
     pub docker_host: Option<String>,
+    /// Whether to close this host's own ports to jobs with iptables
+    /// (`crate::host_firewall`); needs root (CAP_NET_ADMIN).
+    #[arg(long, env = "JOBS_HOST_FIREWALL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub host_firewall: bool,
+    /// Ports of this host that jobs may still reach (TCP and UDP), such as
+    /// a local database's: `5432,6432`.
+    #[arg(
+        long,
+        env = "JOBS_HOST_PORTS_ALLOWED",
+        value_delimiter = ',',
+        value_name = "PORTS"
+    )]
+    pub host_ports_allowed: Vec<u16>,
     /// How long a running job waits for an unreachable Docker engine (a
     /// restart of dockerd) to answer again before it is recorded `lost`.
     #[arg(long, env = "JOBS_ENGINE_GRACE", default_value = "5m", value_parser = parse_duration)]

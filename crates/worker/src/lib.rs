@@ -13,6 +13,7 @@
 //!   run's stdin through it;
 //! - [`secret_mask`]: secret config values masked out of output;
 //! - [`runtime`]: Docker, behind a small interface;
+//! - [`host_firewall`]: the worker host's own ports, closed to jobs;
 //! - [`warm_pool`]: started containers waiting for an app's next job;
 //! - [`stop_signal`]: cancel, timeout, lost lease and shutdown requests.
 
@@ -21,6 +22,7 @@ pub mod attempt;
 pub mod capture;
 pub mod config;
 pub mod dial_back;
+pub mod host_firewall;
 pub mod interactive;
 pub mod log_pump;
 pub mod metrics;

@@ -32,6 +32,7 @@ pub const LABEL_SHIM: &str = "jobs.shim";
 /// when the job takes it, since labels cannot change.
 pub const LABEL_WARM: &str = "jobs.warm";
 
+pub mod app_network;
 pub mod shim_image;
 pub mod uploads_volume;
 pub mod warm;
@@ -56,6 +57,9 @@ pub struct ContainerSpec {
     pub limits: SizeLimits,
     /// The app's capability allow-list, user, read-only root and network.
     pub hardening: Hardening,
+    /// Docker's network mode: `none`, or the app's network
+    /// ([`app_network::network_mode`]), made before the container.
+    pub network: String,
     /// For an interactive run: its stdin comes through the shim, at a
     /// terminal (the shim's pty) if asked.
     pub interactive: Option<jobs_core::wire::Interactive>,
@@ -105,6 +109,10 @@ pub enum StartError {
     CommandNotExecutable(String),
     #[error("container start failed: {0}")]
     Other(String),
+    /// The app's network went away between its check and the container's
+    /// creation; [`Runtime::create`] makes it again.
+    #[error("container start failed: {0}")]
+    NetworkGone(String),
 }
 
 impl StartError {
@@ -113,7 +121,9 @@ impl StartError {
         match self {
             StartError::CommandNotFound(_) => Some(127),
             StartError::CommandNotExecutable(_) => Some(126),
-            StartError::ImageNotFound(_) | StartError::Other(_) => None,
+            StartError::ImageNotFound(_) | StartError::Other(_) | StartError::NetworkGone(_) => {
+                None
+            }
         }
     }
 }
@@ -129,6 +139,10 @@ pub struct Runtime {
     engine_grace: Duration,
     /// The images with the shim made or found so far ([`shim_image`]).
     shim_images: std::sync::Arc<shim_image::ShimImages>,
+    /// The app networks known to exist ([`app_network`]).
+    networks: std::sync::Arc<app_network::KnownNetworks>,
+    /// The deployment's id, which scopes its app networks.
+    deployment: String,
 }
 
 /// The writing end of an interactive container's stdin.
@@ -181,7 +195,15 @@ impl Runtime {
             pull,
             engine_grace: DEFAULT_ENGINE_GRACE,
             shim_images: Default::default(),
+            networks: Default::default(),
+            deployment: String::new(),
         })
+    }
+
+    /// The deployment whose app networks this runtime makes and removes.
+    pub fn with_deployment(mut self, deployment: &str) -> Self {
+        self.deployment = deployment.to_owned();
+        self
     }
 
     /// How long [`Runtime::wait`] rides out an unreachable engine.
@@ -194,7 +216,15 @@ impl Runtime {
     /// the image with the shim ([`shim_image`]).
     pub async fn create(&self, spec: &ContainerSpec) -> Result<String, StartError> {
         let inspected = self.ensure_image(&spec.image).await?;
+        self.ensure_network(&spec.network).await?;
         match self.create_from(spec, &inspected).await {
+            // Another worker of this engine removed the app's network with
+            // the app's last container: it is made again.
+            Err(StartError::NetworkGone(_)) => {
+                self.forget_network(&spec.network);
+                self.ensure_network(&spec.network).await?;
+                self.create_from(spec, &inspected).await
+            }
             // The image with the shim went away since it was made (an
             // operator pruned it): it is made again.
             Err(StartError::ImageNotFound(_)) if spec.shim.is_some() => {
@@ -257,6 +287,10 @@ impl Runtime {
             .build();
         let id = match self.docker.create_container(Some(options), body).await {
             Ok(created) => created.id,
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404,
+                message,
+            }) if message.contains("network") => return Err(StartError::NetworkGone(message)),
             Err(DockerError::DockerResponseServerError {
                 status_code: 404, ..
             }) => return Err(StartError::ImageNotFound(spec.image.clone())),
@@ -394,12 +428,30 @@ impl Runtime {
     }
 
     pub async fn start(&self, id: &str, command: &[String]) -> Result<(), StartError> {
+        match self.start_once(id, command).await {
+            // Another worker removed the app's network between this
+            // container's creation and its start (Docker counts only
+            // started containers as its users): made again under the same
+            // name, which the container finds at its start.
+            Err(StartError::NetworkGone(_)) => {
+                self.remake_network_of(id).await?;
+                self.start_once(id, command).await
+            }
+            started => started,
+        }
+    }
+
+    async fn start_once(&self, id: &str, command: &[String]) -> Result<(), StartError> {
         match self.docker.start_container(id, None).await {
             Ok(()) => Ok(()),
             // 304: started already (by a worker that died meanwhile).
             Err(DockerError::DockerResponseServerError {
                 status_code: 304, ..
             }) => Ok(()),
+            Err(DockerError::DockerResponseServerError {
+                status_code: 404,
+                message,
+            }) if message.contains("network") => Err(StartError::NetworkGone(message)),
             Err(error) => Err(classify_start_error(&error.to_string(), command)),
         }
     }
@@ -527,15 +579,36 @@ impl Runtime {
 
     /// Removes the container, its anonymous volumes (the shim's, under a
     /// read-only root) and its uploads' volume, unless another container
-    /// still holds that ([`uploads_volume`]): every removal path goes
-    /// through here.
+    /// still holds that ([`uploads_volume`]); its app network's idle time
+    /// starts ([`app_network`]). Every removal path goes through here.
     pub async fn remove(&self, id: &str) -> anyhow::Result<()> {
-        let volumes = self.uploads_volumes_of(id).await;
+        let held = self.held_by(id).await;
         self.remove_container_only(id).await?;
-        for volume in volumes {
+        for volume in held.uploads_volumes {
             self.remove_uploads_volume(&volume).await?;
         }
+        if let Some(network) = held.network {
+            self.network_released(&network);
+        }
         Ok(())
+    }
+
+    /// What a container holds that may go with it: its uploads' volumes
+    /// and its network. Nothing if it is gone.
+    async fn held_by(&self, id: &str) -> Held {
+        let Ok(inspected) = self.docker.inspect_container(id, None).await else {
+            return Held::default();
+        };
+        Held {
+            uploads_volumes: inspected
+                .mounts
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|mount| mount.name)
+                .filter(|name| uploads_volume::is_uploads_volume(name))
+                .collect(),
+            network: inspected.host_config.and_then(|config| config.network_mode),
+        }
     }
 
     async fn remove_container_only(&self, id: &str) -> anyhow::Result<()> {
@@ -638,7 +711,7 @@ fn host_config(spec: &ContainerSpec) -> HostConfig {
         // Never a host namespace: each stays the container's own ("" is
         // Docker's private default). The network is the default bridge or
         // none for an app that asks.
-        network_mode: Some(network_mode(hardening).into()),
+        network_mode: Some(spec.network.clone()),
         pid_mode: Some(String::new()),
         ipc_mode: Some("private".into()),
         uts_mode: Some(String::new()),
@@ -670,14 +743,6 @@ fn host_config(spec: &ContainerSpec) -> HostConfig {
 /// never set.
 fn security_options() -> Vec<String> {
     vec!["no-new-privileges".into()]
-}
-
-fn network_mode(hardening: &Hardening) -> &'static str {
-    if hardening.network_none {
-        "none"
-    } else {
-        "default"
-    }
 }
 
 /// A private, size-capped, world-writable (sticky) `/tmp`, writable even
@@ -717,6 +782,13 @@ fn mounts(spec: &ContainerSpec) -> Vec<Mount> {
 /// the new volume from the image with the shim.
 fn shim_in_volume(spec: &ContainerSpec) -> bool {
     spec.shim.is_some() && spec.hardening.read_only_root
+}
+
+/// What [`Runtime::held_by`] found.
+#[derive(Debug, Default)]
+struct Held {
+    uploads_volumes: Vec<String>,
+    network: Option<String>,
 }
 
 /// A container found by its worker label.
@@ -783,6 +855,7 @@ mod tests {
             uploads: false,
             shim: None,
             warm: false,
+            network: "jobs-app-x".into(),
         }
     }
 
@@ -810,7 +883,8 @@ mod tests {
         ] {
             assert_ne!(mode.as_deref(), Some("host"));
         }
-        assert_eq!(config.network_mode.as_deref(), Some("default"));
+        // The app's own network, never Docker's shared default bridge.
+        assert_eq!(config.network_mode.as_deref(), Some("jobs-app-x"));
         let tmp = &config.tmpfs.as_ref().unwrap()["/tmp"];
         assert_eq!(tmp, "rw,exec,nosuid,nodev,mode=1777,size=268435456");
     }
@@ -846,7 +920,9 @@ mod tests {
             read_only_root: true,
             network_none: true,
         };
-        let config = host_config(&spec(jobs_core::Size::M, hardening));
+        let mut spec = spec(jobs_core::Size::M, hardening.clone());
+        spec.network = "none".into();
+        let config = host_config(&spec);
         assert_eq!(config.cap_add, Some(vec!["NET_BIND_SERVICE".to_string()]));
         assert_eq!(config.cap_drop, Some(vec!["ALL".to_string()]));
         assert_eq!(config.readonly_rootfs, Some(true));

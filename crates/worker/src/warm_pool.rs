@@ -232,6 +232,7 @@ fn template(context: &WorkerContext, key: &PoolKey) -> ContainerSpec {
         labels: [(LABEL_WORKER_ID.to_owned(), context.worker_id.clone())].into(),
         limits: context.config.limits_for(key.size),
         hardening: key.hardening.clone(),
+        network: context.runtime.network_mode(&key.app, &key.hardening),
         interactive: None,
         uploads: true,
         shim: Some(Vec::new()),

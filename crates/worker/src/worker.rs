@@ -13,10 +13,12 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     attempt,
     config::Config,
+    host_firewall::HostFirewall,
     interactive,
     log_pump::OutputRules,
     metrics::WorkerMetrics,
     runtime::Runtime,
+    runtime::app_network::NETWORK_IDLE,
     stop_signal::{RunningAttempts, StopReason},
     warm_pool::{self, WarmPool},
 };
@@ -93,14 +95,28 @@ pub async fn run_with(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let worker_id = config.worker_id();
+    let deployment = store
+        .deployment_id()
+        .await
+        .context("reading the deployment's name")?;
     let runtime = Runtime::connect(config.docker_host.as_deref(), config.pull)
         .await?
-        .with_engine_grace(config.engine_grace);
+        .with_engine_grace(config.engine_grace)
+        .with_deployment(&deployment);
     // In the background: an upgrade's first start need not wait for it.
     tokio::spawn({
         let runtime = runtime.clone();
         async move { runtime.remove_stale_shim_images().await }
     });
+    let firewall = if config.host_firewall {
+        Some(HostFirewall::install(&config.host_ports_allowed).context(
+            "closing this host's ports to jobs (run the worker as root, or set \
+                 JOBS_HOST_FIREWALL=false where jobs may reach the host)",
+        )?)
+    } else {
+        tracing::warn!("JOBS_HOST_FIREWALL=false: jobs can reach this host's own ports");
+        None
+    };
     let blobs = jobs_blobs::Blobs::from_url(&config.object_store)
         .context("opening the object store (--object-store, JOBS_OBJECT_STORE)")?;
     let slots = Arc::new(Semaphore::new(usize::from(config.slots)));
@@ -146,6 +162,7 @@ pub async fn run_with(
     ));
     interactive::take_offers(&context, &tracker, &slots, &shutdown, &signals);
     let warming = tokio::spawn(warm_pool::keep_filled(context.clone(), shutdown.clone()));
+    tokio::spawn(remove_idle_networks(context.clone(), shutdown.clone()));
     let claiming = tokio::spawn(claim_for_free_slots(
         context.clone(),
         tracker.clone(),
@@ -157,7 +174,23 @@ pub async fn run_with(
     let _ = advertising.await;
     let _ = warming.await;
     drain(&context, tracker).await;
+    context.runtime.remove_idle_networks(Duration::ZERO).await;
+    if let Some(firewall) = firewall {
+        firewall.remove();
+    }
     Ok(())
+}
+
+/// Removes, every minute, the app networks no container used for
+/// [`NETWORK_IDLE`].
+async fn remove_idle_networks(context: Arc<WorkerContext>, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = every.tick() => context.runtime.remove_idle_networks(NETWORK_IDLE).await,
+            () = shutdown.cancelled() => return,
+        }
+    }
 }
 
 /// Makes the engine agree with the store after a restart. A container of a
@@ -236,6 +269,7 @@ async fn reconcile(
             drop(permit);
         });
     }
+    context.runtime.remove_unused_app_networks().await;
     // Not fatal either: a leftover volume only takes disk.
     if let Err(error) = context
         .runtime

@@ -200,6 +200,10 @@ fn worker_config(
         engine_grace: jobs_worker::runtime::DEFAULT_ENGINE_GRACE,
         // `jobs dev` serves its API's metrics, not a second port.
         metrics_listen: None,
+        // A developer's machine, run as themselves: no iptables. Jobs still
+        // get a network per app.
+        host_firewall: false,
+        host_ports_allowed: Vec::new(),
     }
 }
 

@@ -37,6 +37,11 @@ pub const LABEL_LOADER: &str = "jobs.uploads_loader";
 /// What the name of every uploads' volume starts with.
 const VOLUME_PREFIX: &str = "jobs-uploads-";
 
+/// Whether `name` is an uploads' volume.
+pub fn is_uploads_volume(name: &str) -> bool {
+    name.starts_with(VOLUME_PREFIX)
+}
+
 /// A container, never started, through which a job's uploads are written.
 #[derive(Debug)]
 pub struct UploadsLoader {
@@ -120,20 +125,6 @@ impl Runtime {
     /// already gone.
     pub async fn remove_uploads_loader(&self, loader: UploadsLoader) -> anyhow::Result<()> {
         self.remove(&loader.id).await
-    }
-
-    /// The uploads' volumes `id` mounts; none if it is gone.
-    pub(super) async fn uploads_volumes_of(&self, id: &str) -> Vec<String> {
-        let Ok(inspected) = self.docker.inspect_container(id, None).await else {
-            return Vec::new();
-        };
-        inspected
-            .mounts
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|mount| mount.name)
-            .filter(|name| name.starts_with(VOLUME_PREFIX))
-            .collect()
     }
 
     /// Removes an uploads' volume, unless a container still holds it.
