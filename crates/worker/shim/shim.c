@@ -87,6 +87,8 @@
 #define STDIN_SOCKET LOG_DIR "/stdin.sock"
 #define SEGMENTS 4
 #define SEGMENT_BYTES (16u << 20)
+/* One read of the command's output: also the longest record of the ring, which
+ * the worker refuses past (MAX_RECORD in crates/worker/src/capture.rs). */
 #define READ_BYTES 65536
 #define MAX_ARTIFACTS 64
 #define MAX_FEEDERS 4
