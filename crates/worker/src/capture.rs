@@ -319,36 +319,13 @@ pub async fn exec_failure(runtime: &Runtime, container_id: &str) -> Option<Strin
     }
 }
 
-/// The bytes of one regular file of a container, read out of the tar
-/// archive Docker makes of it.
+/// The bytes of one regular file of a container ([`Runtime::read_file`]).
 async fn open_file(
     runtime: &Runtime,
     container_id: &str,
     path: &str,
 ) -> anyhow::Result<impl AsyncRead + Unpin + use<>> {
-    let archive = runtime
-        .download_archive(container_id, path)
-        .await
-        .map_err(|error| anyhow::anyhow!("{path}: {error}"))?;
-    let mut tar = tokio_util::io::StreamReader::new(Box::pin(archive));
-    loop {
-        let mut header = [0u8; 512];
-        tar.read_exact(&mut header).await?;
-        let size = octal(&header[124..136])?;
-        match header[156] {
-            b'0' | 0 => return Ok(tar.take(size)),
-            // A PAX or GNU long-name header: skip its data.
-            _ => {
-                let padded = size.div_ceil(512) * 512;
-                tokio::io::copy(&mut (&mut tar).take(padded), &mut tokio::io::sink()).await?;
-            }
-        }
-    }
-}
-
-fn octal(field: &[u8]) -> anyhow::Result<u64> {
-    let text = std::str::from_utf8(field)?.trim_matches(|c: char| c == '\0' || c == ' ');
-    Ok(u64::from_str_radix(text, 8)?)
+    runtime.read_file(container_id, path).await
 }
 
 #[cfg(test)]

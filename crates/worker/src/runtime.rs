@@ -9,9 +9,7 @@ use bollard::{
     Docker,
     container::LogOutput,
     errors::Error as DockerError,
-    models::{
-        ContainerCreateBody, HostConfig, HostConfigCgroupnsModeEnum, ImageInspect, Mount, MountType,
-    },
+    models::{ContainerCreateBody, HostConfig, HostConfigCgroupnsModeEnum, ImageInspect, Mount},
     query_parameters::{
         AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
         DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder,
@@ -33,6 +31,7 @@ pub const LABEL_SHIM: &str = "jobs.shim";
 pub const LABEL_WARM: &str = "jobs.warm";
 
 pub mod shim_image;
+pub mod shim_volume;
 pub mod uploads_volume;
 pub mod warm;
 
@@ -129,6 +128,8 @@ pub struct Runtime {
     engine_grace: Duration,
     /// The images with the shim made or found so far ([`shim_image`]).
     shim_images: std::sync::Arc<shim_image::ShimImages>,
+    /// Whether this process checked the shim's volume ([`shim_volume`]).
+    shim_volume_checked: std::sync::Arc<tokio::sync::Mutex<bool>>,
 }
 
 /// The writing end of an interactive container's stdin.
@@ -181,6 +182,7 @@ impl Runtime {
             pull,
             engine_grace: DEFAULT_ENGINE_GRACE,
             shim_images: Default::default(),
+            shim_volume_checked: Default::default(),
         })
     }
 
@@ -216,6 +218,7 @@ impl Runtime {
         let (image, entrypoint, cmd) = match &spec.shim {
             None => (spec.image.clone(), None, spec.command.clone()),
             Some(artifacts) => {
+                self.ensure_shim_volume(spec).await?;
                 let shim_image = self.shim_image(&spec.image, inspected).await?;
                 labels.insert(LABEL_SHIM.to_owned(), "1".to_owned());
                 let line = if spec.warm {
@@ -525,6 +528,34 @@ impl Runtime {
         Ok(futures::stream::once(async move { Ok(first) }).chain(rest))
     }
 
+    /// The bytes of one regular file of a container, read out of the tar
+    /// archive Docker makes of it.
+    pub async fn read_file(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> anyhow::Result<impl tokio::io::AsyncRead + Unpin + use<>> {
+        use tokio::io::AsyncReadExt;
+        let archive = self
+            .download_archive(id, path)
+            .await
+            .map_err(|error| anyhow::anyhow!("{path}: {error}"))?;
+        let mut tar = tokio_util::io::StreamReader::new(Box::pin(archive));
+        loop {
+            let mut header = [0u8; 512];
+            tar.read_exact(&mut header).await?;
+            let size = octal(&header[124..136])?;
+            match header[156] {
+                b'0' | 0 => return Ok(tar.take(size)),
+                // A PAX or GNU long-name header: skip its data.
+                _ => {
+                    let padded = size.div_ceil(512) * 512;
+                    tokio::io::copy(&mut (&mut tar).take(padded), &mut tokio::io::sink()).await?;
+                }
+            }
+        }
+    }
+
     /// Removes the container, its anonymous volumes (the shim's, under a
     /// read-only root) and its uploads' volume, unless another container
     /// still holds that ([`uploads_volume`]): every removal path goes
@@ -606,6 +637,11 @@ impl Runtime {
             })
             .collect())
     }
+}
+
+fn octal(field: &[u8]) -> anyhow::Result<u64> {
+    let text = std::str::from_utf8(field)?.trim_matches(|c: char| c == '\0' || c == ' ');
+    Ok(u64::from_str_radix(text, 8)?)
 }
 
 /// The largest `/tmp` a job gets, whatever its memory: tmpfs pages count
@@ -693,30 +729,18 @@ fn tmp_mount(limits: &SizeLimits) -> HashMap<String, String> {
     )])
 }
 
-/// The container's volumes: the uploads' and, under a read-only root, the
-/// shim's (with a writable root, `/.jobs` is in the container's own layer,
-/// which Docker's archive API reads after the stop as it reads a volume).
+/// The container's volumes: under the shim, the shim's, read-only at
+/// `/.jobs`, and its writable directories' ([`shim_volume`]); the
+/// uploads'.
 fn mounts(spec: &ContainerSpec) -> Vec<Mount> {
     let mut mounts = Vec::new();
-    if shim_in_volume(spec) {
-        mounts.push(Mount {
-            target: Some(crate::shim::DIR.into()),
-            typ: Some(MountType::VOLUME),
-            read_only: Some(false),
-            ..Default::default()
-        });
+    if spec.shim.is_some() {
+        mounts.extend(shim_volume::shim_mounts());
     }
     if spec.uploads || spec.warm {
         mounts.push(uploads_volume::uploads_mount(spec));
     }
     mounts
-}
-
-/// Whether `/.jobs` is a volume of its own: under a read-only root, where
-/// the shim could not write its log in the container's layer. Docker fills
-/// the new volume from the image with the shim.
-fn shim_in_volume(spec: &ContainerSpec) -> bool {
-    spec.shim.is_some() && spec.hardening.read_only_root
 }
 
 /// A container found by its worker label.
@@ -753,6 +777,7 @@ fn classify_start_error(message: &str, command: &[String]) -> StartError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bollard::models::MountType;
 
     #[test]
     fn classifies_start_errors_like_docker_run() {

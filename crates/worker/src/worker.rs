@@ -99,7 +99,10 @@ pub async fn run_with(
     // In the background: an upgrade's first start need not wait for it.
     tokio::spawn({
         let runtime = runtime.clone();
-        async move { runtime.remove_stale_shim_images().await }
+        async move {
+            runtime.remove_stale_shim_images().await;
+            runtime.remove_stale_shim_volumes().await;
+        }
     });
     let blobs = jobs_blobs::Blobs::from_url(&config.object_store)
         .context("opening the object store (--object-store, JOBS_OBJECT_STORE)")?;

@@ -32,7 +32,7 @@ pub const LABEL_BASE_IMAGE: &str = "jobs.base-image";
 
 /// The first 12 hex digits of the shim binary's SHA-256: a worker with
 /// another shim makes images of its own.
-static SHIM_HASH: LazyLock<String> = LazyLock::new(|| {
+pub(super) static SHIM_HASH: LazyLock<String> = LazyLock::new(|| {
     Sha256::digest(crate::shim::BINARY)
         .iter()
         .take(6)
