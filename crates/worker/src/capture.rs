@@ -421,6 +421,12 @@ mod tests {
             // Never more than a record and what was fed at once.
             assert!(reader.buffer.len() <= RECORD_HEAD + MAX_RECORD + 64 * 1024);
         }
+        let mut bytewise = LogReader::new(RawOffsets::default());
+        let mut one_by_one = Vec::new();
+        for byte in &log[..200] {
+            one_by_one.extend(bytewise.feed(std::slice::from_ref(byte)));
+        }
+        assert_eq!(one_by_one[..], pieces[..]);
         assert_eq!(pieces[0], out("kept\n"));
         assert_eq!(
             pieces[1],

@@ -46,6 +46,31 @@ const VOLUME_PREFIX: &str = "jobs-shim-";
 /// Where the loader sees the shim's volume.
 const LOADER_DIR: &str = "/shim-volume";
 
+/// The ring's most: its 4 segments of 16 MiB (`shim.c`).
+const RING_BYTES: u64 = 4 * 16 * 1024 * 1024;
+/// Room for the shim's small files (status, exit, done, the socket).
+const SLACK_BYTES: u64 = 16 * 1024 * 1024;
+/// How long `shim du` may take before its silence counts against the job.
+const MEASURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What a container's `/.jobs/log` and `/.jobs/art` may hold together:
+/// what the shim writes there, its ring and the copy of the artifacts
+/// under `/tmp` (at most `/tmp`'s size, `tmp_bytes`), and some slack.
+pub fn jobs_dir_cap(tmp_bytes: u64) -> u64 {
+    RING_BYTES + tmp_bytes + SLACK_BYTES
+}
+
+/// What measuring a container's `/.jobs` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Measure {
+    /// It holds this many bytes.
+    Size(u64),
+    /// The measure ran in the container and gave no size (an entry it
+    /// cannot read, a measure the job killed or stopped, a full pids
+    /// limit): the job's doing, said why.
+    Refused(String),
+}
+
 /// This shim's volume.
 pub fn volume_name() -> String {
     format!("{VOLUME_PREFIX}{}", *SHIM_HASH)
@@ -215,6 +240,77 @@ impl Runtime {
         read.is_ok() && found == shim::BINARY
     }
 
+    /// The cap of what `id`'s `/.jobs` holds ([`jobs_dir_cap`]), if it
+    /// has the shim's volume (not a container of an older worker, whose
+    /// `/.jobs` lies in its own layer).
+    pub async fn jobs_dir_cap_of(&self, id: &str) -> anyhow::Result<Option<u64>> {
+        let inspected = self.docker.inspect_container(id, None).await?;
+        let capped = inspected.mounts.unwrap_or_default().iter().any(|mount| {
+            mount.destination.as_deref() == Some(shim::DIR)
+                && mount
+                    .name
+                    .as_deref()
+                    .is_some_and(|name| name.starts_with(VOLUME_PREFIX))
+        });
+        if !capped {
+            return Ok(None);
+        }
+        let memory = inspected
+            .host_config
+            .and_then(|config| config.memory)
+            .filter(|memory| *memory > 0)
+            .unwrap_or(super::TMP_MAX_BYTES);
+        let tmp = memory.min(super::TMP_MAX_BYTES) as u64;
+        Ok(Some(jobs_dir_cap(tmp)))
+    }
+
+    /// Measures what `id`'s `/.jobs/log` and `/.jobs/art` hold, with the
+    /// shim's `du` (the real one: its volume is read-only). An error is
+    /// the engine's, not the job's.
+    pub async fn measure_jobs_dir(&self, id: &str) -> anyhow::Result<Measure> {
+        use futures::StreamExt;
+        let mut output = self
+            .exec_output(id, vec![shim::PATH.to_owned(), "du".to_owned()])
+            .await?;
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let read = tokio::time::timeout(MEASURE_TIMEOUT, async {
+            while let Some(item) = output.next().await {
+                match item {
+                    Ok(bollard::container::LogOutput::StdOut { message }) => {
+                        stdout.extend_from_slice(&message)
+                    }
+                    Ok(other) => stderr.extend_from_slice(&other.into_bytes()),
+                    Err(error) => return Err(error),
+                }
+                if stdout.len() + stderr.len() > 4096 {
+                    break;
+                }
+            }
+            Ok(())
+        })
+        .await;
+        match read {
+            Err(_) => {
+                return Ok(Measure::Refused(format!(
+                    "no answer in {}s",
+                    MEASURE_TIMEOUT.as_secs()
+                )));
+            }
+            Ok(Err(error)) => return Err(error.into()),
+            Ok(Ok(())) => {}
+        }
+        let text = String::from_utf8_lossy(&stdout);
+        Ok(match text.trim().parse() {
+            Ok(size) if text.ends_with('\n') => Measure::Size(size),
+            _ => Measure::Refused(
+                String::from_utf8_lossy(&stderr[..stderr.len().min(200)])
+                    .trim()
+                    .to_owned(),
+            ),
+        })
+    }
+
     /// Removes the volumes of older shims; those still mounted stay
     /// (Docker refuses).
     pub async fn remove_stale_shim_volumes(&self) {
@@ -275,6 +371,11 @@ mod tests {
                 .all(|mount| mount.typ == Some(MountType::VOLUME))
         );
         assert_eq!(volume_name(), format!("jobs-shim-{}", *SHIM_HASH));
+    }
+
+    #[test]
+    fn the_cap_is_the_ring_the_tmp_copy_and_slack() {
+        assert_eq!(jobs_dir_cap(512 << 20), (64 + 512 + 16) << 20);
     }
 
     #[test]
