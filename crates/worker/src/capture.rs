@@ -232,12 +232,25 @@ pub async fn recover(
                         continue;
                     };
                     for piece in reader.feed(&message) {
+                        // What `shim cat` gives may be the engine's own
+                        // words (an exec into a container that is
+                        // stopping): only the files have the last word.
+                        if matches!(piece, Piece::Unreadable(_)) {
+                            continue;
+                        }
                         if pieces.send(piece).await.is_err() {
                             return;
                         }
                     }
-                    if reader.ended() || reader.broken() {
+                    if reader.ended() {
                         return;
+                    }
+                    if reader.broken() {
+                        tracing::info!(
+                            container_id,
+                            "following the output log broke off; reading it at the end"
+                        );
+                        break;
                     }
                 }
             }
