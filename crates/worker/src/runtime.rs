@@ -556,8 +556,8 @@ impl Runtime {
         }
     }
 
-    /// Removes the container, its anonymous volumes (the shim's, under a
-    /// read-only root) and its uploads' volume, unless another container
+    /// Removes the container, its anonymous volumes (the shim's log and
+    /// artifacts) and its uploads' volume, unless another container
     /// still holds that ([`uploads_volume`]): every removal path goes
     /// through here.
     pub async fn remove(&self, id: &str) -> anyhow::Result<()> {
@@ -683,8 +683,8 @@ fn host_config(spec: &ContainerSpec) -> HostConfig {
         // docs/security.md); never "host", which would opt out of it.
         userns_mode: Some(String::new()),
         // Never a bind mount, so never the Docker socket nor any host path:
-        // the job sees its image, its tmpfs and, with uploads, a fresh
-        // anonymous volume of its own.
+        // the job sees its image, its tmpfs, its own volumes and the
+        // shim's, read-only.
         binds: Some(Vec::new()),
         mounts: Some(mounts(spec)),
         volumes_from: Some(Vec::new()),

@@ -8,8 +8,9 @@
 //! files under `/.jobs/log` (read back by [`crate::capture`] after a worker
 //! restart), and once the command ended it copies the artifacts under the
 //! `/tmp` tmpfs to `/.jobs/art/N`, where Docker's archive API finds them in
-//! the stopped container. `/.jobs` is in the container's own layer, or in an
-//! anonymous volume of its own with a read-only root: never a host path.
+//! the stopped container. `/.jobs` is the shim's read-only volume, and
+//! `/.jobs/log` and `/.jobs/art` anonymous volumes of the container's own
+//! ([`crate::runtime::shim_volume`]): never a host path.
 //!
 //! Interactive runs get it too: their stdin comes through it
 //! ([`crate::shim_input`]), and at a terminal the shim makes the terminal

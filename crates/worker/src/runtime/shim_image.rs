@@ -1,11 +1,13 @@
 //! The shim baked into an image. For each app image (by its id), the
-//! worker commits once an image of its own with `/.jobs` (the shim and the
-//! directories it writes) on top: `jobs-shim:BASE-SHIM`, named after the
-//! app image's id and the shim's own hash. A queued job's container is
-//! created from it, so nothing has to be put into the container before its
-//! start (Docker's archive API costs tens of milliseconds a call). Under a
-//! read-only root, `/.jobs` is an anonymous volume, which Docker fills from
-//! the image when it creates it.
+//! worker commits once an image of its own with `/.jobs` (the
+//! directories it writes, not the shim itself, which comes in its
+//! read-only volume: [`super::shim_volume`]) on top: `jobs-shim:BASE-SHIM`,
+//! named after the app image's id and the shim's own hash. A queued job's
+//! container is created from it, so nothing has to be put into the
+//! container before its start (Docker's archive API costs tens of
+//! milliseconds a call). The image makes `/.jobs` a directory whatever the
+//! app image holds there, and Docker gives the volumes mounted at
+//! `/.jobs/log` and `/.jobs/art` the mode of its directories.
 //!
 //! The image keeps the app image's config (env, user, working directory,
 //! entrypoint and command) and says which image it was made from

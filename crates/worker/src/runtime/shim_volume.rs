@@ -25,7 +25,7 @@
 //! are anonymous volumes of the container's own (mount points, too),
 //! removed with it; Docker gives each the mode of the image's directory
 //! ([`super::shim_image`]: `0777`, for any `--user`). What a job can write
-//! there is measured while it runs ([`Runtime::jobs_dir_size`]).
+//! there is measured while it runs ([`Runtime::measure_jobs_dir`]).
 
 use std::collections::HashMap;
 
