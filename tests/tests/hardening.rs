@@ -267,9 +267,35 @@ fn docker_sees_every_default_measure_on_a_running_job() {
         "no seccomp=unconfined, no other option: {host}"
     );
     assert!(host["Binds"].as_array().is_none_or(Vec::is_empty), "{host}");
+    // No bind, no Docker socket: only volumes, the shim's read-only at
+    // /.jobs (named after the shim, holding only it) and the job's own
+    // writable ones below it.
+    let mounts: Vec<(String, String, bool)> = inspected["Mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|mount| {
+            assert_eq!(mount["Type"], "volume", "{inspected}");
+            (
+                mount["Destination"].as_str().unwrap_or_default().to_owned(),
+                mount["Name"].as_str().unwrap_or_default().to_owned(),
+                mount["RW"].as_bool().unwrap_or(true),
+            )
+        })
+        .collect();
+    assert_eq!(mounts.len(), 3, "{inspected}");
+    assert_eq!(mounts[0].0, "/.jobs", "{inspected}");
     assert!(
-        inspected["Mounts"].as_array().is_none_or(Vec::is_empty),
-        "no volume, no bind, no Docker socket: {inspected}"
+        mounts[0].1.starts_with("jobs-shim-") && !mounts[0].2,
+        "{inspected}"
+    );
+    assert_eq!(
+        mounts[1..]
+            .iter()
+            .map(|(target, _, rw)| (target.as_str(), *rw))
+            .collect::<Vec<_>>(),
+        [("/.jobs/log", true), ("/.jobs/art", true)],
+        "{inspected}"
     );
     for mode in [
         "NetworkMode",

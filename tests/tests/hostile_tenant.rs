@@ -414,3 +414,162 @@ fn jobs_reach_neither_another_apps_jobs_nor_the_worker_host() {
     env.jobs(&["cancel", &server]).assert_success();
     env.finish();
 }
+
+/// The one container of `job_id`, once it exists.
+fn container_of(job_id: &str) -> String {
+    wait_until("the job's container", RUN_TIMEOUT, || {
+        jobs_e2e::docker::containers_with_label(&format!("jobs.job_id={job_id}"))
+            .into_iter()
+            .next()
+    })
+}
+
+fn file_exists_in(container: &str, path: &str) -> bool {
+    std::process::Command::new("docker")
+        .args(["exec", container, "test", "-f", path])
+        .stdin(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// The peak resident memory of a process, in bytes (`VmHWM`).
+fn peak_memory(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("its status");
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))
+        .expect("a VmHWM line");
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .expect("a number of kB");
+    kib * 1024
+}
+
+/// Finding 7, the ring: a job rewrote its output log (`/.jobs/log/seg.0`)
+/// with a record header that claimed 1.5 GB, and a restarted worker
+/// buffered everything after it, waiting for the record's end. The reader
+/// now refuses a record longer than the shim ever writes (64 KiB): the
+/// read-back ends with a marked line, the worker's memory stays small, and
+/// the job ends with its own exit code.
+#[test]
+fn a_forged_output_log_neither_swells_a_restarted_worker_nor_changes_the_exit_code() {
+    let mut env = TestEnv::start(1);
+    // The header (JOBSLOG1, segment 0, offsets 0 and 0), then a stdout
+    // record of 0x60000000 bytes (1.5 GiB), and 200 MiB of it.
+    let script = "echo before; while [ ! -f /tmp/go ]; do sleep 0.1; done; \
+        { printf JOBSLOG1; head -c 24 /dev/zero; printf '\\001\\000\\000\\000\\140'; \
+          head -c 209715200 /dev/zero; } > /.jobs/log/seg.0 && touch /tmp/forged; \
+        while [ ! -f /tmp/end ]; do sleep 0.1; done; exit 7";
+    let job = env.run_detached(&["--", "sh", "-c", script]);
+    wait_until("the first output", RUN_TIMEOUT, || {
+        (env.jobs(&["logs", &job]).stdout == b"before\n").then_some(())
+    });
+    let container = container_of(&job);
+
+    env.kill_worker();
+    docker(&["exec", &container, "touch", "/tmp/go"]);
+    wait_until("the forged log, with no worker", RUN_TIMEOUT, || {
+        file_exists_in(&container, "/tmp/forged").then_some(())
+    });
+    env.restart_worker();
+    let (_, worker) = env.server_pids();
+    docker(&["exec", &container, "touch", "/tmp/end"]);
+    env.jobs_with_timeout(&["wait", &job], RUN_TIMEOUT)
+        .assert_code(7);
+    let peak = peak_memory(worker);
+    assert!(
+        peak < 100 << 20,
+        "the restarted worker peaked at {peak} bytes"
+    );
+    let status = env.status(&job);
+    assert_eq!(status["exit_code"], 7, "{status}");
+    assert_eq!(status["attempt"], 1, "{status}");
+    let logs = env.jobs(&["logs", &job]);
+    logs.assert_success()
+        .assert_stdout(b"before\n")
+        .assert_stderr_contains(
+            "[jobs: the rest of the output written while the worker was away is not readable",
+        );
+    env.finish();
+}
+
+/// Finding 7, the shim: a root job replaced `/.jobs/shim`, which a
+/// restarted worker then ran (`shim cat`), and could have moved `/.jobs`
+/// away and made a new one. `/.jobs` is now a read-only volume mounted at
+/// `/.jobs` itself: the mount point cannot be moved or removed, nor its
+/// files written, so the worker runs the real shim and the job's output
+/// and exit code are what it wrote.
+#[test]
+fn a_root_job_cannot_replace_the_shim_a_restarted_worker_runs() {
+    let mut env = TestEnv::start(1);
+    // A shim that gives a worker `before`, a forged line and the run's
+    // end, as `shim cat` would print its ring.
+    let script = "echo before; while [ ! -f /tmp/go ]; do sleep 0.1; done; \
+        { printf JOBSLOG1; head -c 24 /dev/zero; \
+          printf '\\001\\023\\000\\000\\000before\\nFORGED-SHIM\\n\\005\\000\\000\\000\\000'; \
+        } > /tmp/fake-ring; \
+        printf '#!/bin/sh\\ncat /tmp/fake-ring\\n' > /tmp/forged; chmod 755 /tmp/forged; \
+        id -u >&2; \
+        mv /.jobs /.jobs-moved && mkdir -p /.jobs/log && cp /tmp/forged /.jobs/shim; \
+        rm -f /.jobs/shim; cp /tmp/forged /.jobs/shim; \
+        touch /tmp/forged-in; \
+        while [ ! -f /tmp/end ]; do sleep 0.1; done; echo after; exit 5";
+    let job = env.run_detached(&["--", "sh", "-c", script]);
+    wait_until("the first output", RUN_TIMEOUT, || {
+        (env.jobs(&["logs", &job]).stdout == b"before\n").then_some(())
+    });
+    let container = container_of(&job);
+
+    env.kill_worker();
+    docker(&["exec", &container, "touch", "/tmp/go"]);
+    wait_until("the job's attempts, with no worker", RUN_TIMEOUT, || {
+        file_exists_in(&container, "/tmp/forged-in").then_some(())
+    });
+    env.restart_worker();
+    docker(&["exec", &container, "touch", "/tmp/end"]);
+    env.jobs_with_timeout(&["wait", &job], RUN_TIMEOUT)
+        .assert_code(5);
+    let logs = env.jobs(&["logs", &job]);
+    logs.assert_success()
+        .assert_stdout(b"before\nafter\n")
+        .assert_stderr_contains("Read-only file system");
+    assert!(
+        logs.stderr_text().starts_with("0\n"),
+        "the job ran as root: {:?}",
+        logs.stderr_text()
+    );
+    let status = env.status(&job);
+    assert_eq!(status["exit_code"], 5, "{status}");
+    env.finish();
+}
+
+/// Finding 2, `/.jobs`: a read-only-root job wrote 900 MB into `/.jobs`,
+/// on the host's disk, past the cap of its `/tmp`. What a job can write
+/// there (the shim's log and artifact copies) is now measured while it
+/// runs, and a job over the cap (the ring's 64 MiB, its `/tmp`'s size and
+/// 16 MiB) is stopped with the reason; its volumes go with it.
+#[test]
+fn a_job_that_fills_jobs_past_its_cap_is_stopped() {
+    let mut env = TestEnv::start(1);
+    env.jobs(&["apps", "set", "demo", "--read-only-root"])
+        .assert_success();
+    // Up to 3 GiB in files of 16 MiB, into the artifacts' directory.
+    let script = "i=0; while [ $i -lt 192 ]; do \
+        head -c 16777216 /dev/zero > /.jobs/art/f$i || exit 1; i=$((i+1)); done; \
+        echo wrote-all";
+    let output = env.jobs_with_timeout(&["run", "--", "sh", "-c", script], RUN_TIMEOUT);
+    let job = env.db_last_job_id();
+    let status = env.status(&job);
+    assert_eq!(status["state"], "failed", "{status} {output:?}");
+    let reason = status["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("disk limit exceeded (/.jobs over its cap of "),
+        "{status}"
+    );
+    assert!(!output.stdout_text().contains("wrote-all"), "{output:?}");
+    env.finish();
+}

@@ -56,12 +56,24 @@
  * follows the ring from its oldest segment and writes its bytes to stdout,
  * until the run's end is written; a restarted worker runs it with `exec`.
  *
+ *     /.jobs/shim du
+ *
+ * prints how much /.jobs/log and /.jobs/art hold (blocks, at least 4 KiB an
+ * entry), for the worker's cap on them; it fails (exit 1) on an entry it
+ * cannot read, where bytes could hide.
+ *
+ * The worker execs the shim only from its read-only volume at /.jobs
+ * (crates/worker/src/runtime/shim_volume.rs), mode 0111: the job cannot
+ * replace it, and since it cannot read it either the kernel makes every
+ * shim process undumpable (no ptrace of it by the job).
+ *
  * Built static (no libc in scratch images) by crates/worker/build.rs.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -70,8 +82,10 @@
 #include <termios.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/un.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -87,6 +101,8 @@
 #define STDIN_SOCKET LOG_DIR "/stdin.sock"
 #define SEGMENTS 4
 #define SEGMENT_BYTES (16u << 20)
+/* One read of the command's output: also the longest record of the ring, which
+ * the worker refuses past (MAX_RECORD in crates/worker/src/capture.rs). */
 #define READ_BYTES 65536
 #define MAX_ARTIFACTS 64
 #define MAX_FEEDERS 4
@@ -213,6 +229,11 @@ static void ring_record(struct ring *r, int type, const void *data, uint32_t len
  * the copy is at most the tmpfs's size: a path that leads elsewhere through
  * a symlink (`/tmp/x/art` with /tmp/x -> /.jobs) is not copied, and neither
  * is the uploads' volume at /tmp/uploads nor the copy's own destination. */
+/* What the copies of all artifacts may still take: /tmp's size, so that
+ * paths that overlap (`-a /tmp -a /tmp/out`) cannot copy it twice over and
+ * pass the worker's cap on /.jobs. */
+static uint64_t copy_budget;
+
 static void copy_tree(const char *from, const char *to, dev_t dev) {
     struct stat st;
     if (lstat(from, &st) < 0 || st.st_dev != dev) return;
@@ -246,8 +267,11 @@ static void copy_tree(const char *from, const char *to, dev_t dev) {
         if (out >= 0) {
             static char buf[READ_BYTES];
             ssize_t n;
-            while ((n = read(in, buf, sizeof buf)) > 0)
+            while (copy_budget > 0 && (n = read(in, buf, sizeof buf)) > 0) {
+                if ((uint64_t)n > copy_budget) n = (ssize_t)copy_budget;
                 if (write_all(out, buf, (size_t)n) < 0) break;
+                copy_budget -= (uint64_t)n;
+            }
             fchmod(out, st.st_mode & 07777);
             close(out);
         }
@@ -264,7 +288,9 @@ static const char *base_name(const char *path) {
 
 static void copy_artifacts(char **paths, int count) {
     struct stat tmp;
-    if (stat("/tmp", &tmp) < 0) return;
+    struct statvfs tmp_fs;
+    if (stat("/tmp", &tmp) < 0 || statvfs("/tmp", &tmp_fs) < 0) return;
+    copy_budget = (uint64_t)tmp_fs.f_blocks * tmp_fs.f_frsize;
     for (int i = 0; i < count; i++) {
         char dir[64], *to;
         snprintf(dir, sizeof dir, ART_DIR "/%d", i);
@@ -440,7 +466,8 @@ static void input_take(struct input *in, const unsigned char *frame) {
     }
     uint64_t offset = get_u64(frame + 1);
     if (frame[0] == 'E') {
-        /* A terminal has no end of input to close: only a pipe does. */
+        /* A terminal has no end of input to close: only a pipe does. An end
+         * below what was written ends the input now. */
         if (in->tty >= 0) return;
         in->ended = 1;
         in->end_at = offset;
@@ -449,7 +476,8 @@ static void input_take(struct input *in, const unsigned char *frame) {
     uint32_t length = get_u32(frame + 9);
     /* A resend of bytes already written is dropped. A frame that skips
      * ahead (none should) is dropped unacknowledged: it comes again. */
-    if (offset > in->delivered || offset + length <= in->delivered) return;
+    if (offset > in->delivered || length > UINT64_MAX - offset || offset + length <= in->delivered)
+        return;
     size_t skip = (size_t)(in->delivered - offset);
     if (in->pipe < 0) {
         /* The command closed its stdin: the bytes go nowhere, as they
@@ -788,6 +816,34 @@ static int cat(void) {
     }
 }
 
+/* ---- du: measure what the job's /.jobs holds ---- */
+
+static uint64_t du_total;
+
+static int du_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)path;
+    (void)ftw;
+    if (flag == FTW_DNR || flag == FTW_NS) return 1;
+    /* An entry costs the host an inode and a directory slot even when it
+     * holds no block: at least a page each, so that empty files count. */
+    uint64_t charge = (uint64_t)st->st_blocks * 512;
+    du_total += charge < 4096 ? 4096 : charge;
+    return 0;
+}
+
+static int du(void) {
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    const char *dirs[] = {LOG_DIR, ART_DIR};
+    for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+        if (nftw(dirs[i], du_entry, 16, FTW_PHYS | FTW_MOUNT) != 0) {
+            fprintf(stderr, "jobs-shim: %s cannot be measured\n", dirs[i]);
+            return 1;
+        }
+    }
+    printf("%llu\n", (unsigned long long)du_total);
+    return 0;
+}
+
 /* ---- feed: relay a worker's input to `run -i` ---- */
 
 static int feed(void) {
@@ -892,6 +948,7 @@ int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "cat")) return cat();
     if (argc >= 2 && !strcmp(argv[1], "wait")) return wait_for_job();
     if (argc >= 2 && !strcmp(argv[1], "feed")) return feed();
-    fprintf(stderr, "usage: shim run [-i [-t]] [-e K=V]... [-a PATH]... -- CMD ARGS... | shim wait | shim feed | shim cat\n");
+    if (argc >= 2 && !strcmp(argv[1], "du")) return du();
+    fprintf(stderr, "usage: shim run [-i [-t]] [-e K=V]... [-a PATH]... -- CMD ARGS... | shim wait | shim feed | shim cat | shim du\n");
     return 125;
 }

@@ -738,6 +738,9 @@ async fn wait_or_stop(
     tokio::select! {
         exit = &mut waiting => return exit,
         () = stop.requested() => {}
+        reason = crate::disk_cap::over_cap(&context.runtime, container_id) => {
+            stop.request(reason);
+        }
         () = tokio::time::sleep(timeout) => {
             stop.request(StopReason::TimedOut);
             // Before the signal: if this worker dies while the command winds
@@ -748,6 +751,11 @@ async fn wait_or_stop(
                 tracing::warn!(%error, "recording the timeout before the stop failed");
             }
         }
+    }
+    if matches!(stop.reason(), Some(StopReason::DiskLimit { .. })) {
+        // No grace: the command would go on writing through it.
+        context.runtime.kill(container_id, "SIGKILL").await?;
+        return waiting.await;
     }
     if context
         .runtime
@@ -897,6 +905,20 @@ pub(crate) fn ending_for_stop(
         StopReason::ApiUnreachable => (
             JobState::Lost,
             "the worker could not reach the API of this interactive run".to_string(),
+        ),
+        StopReason::DiskLimit { size, cap } => (
+            JobState::Failed,
+            match size {
+                Some(size) => {
+                    format!(
+                        "disk limit exceeded (/.jobs over its cap of {cap} bytes at size {size})"
+                    )
+                }
+                None => format!(
+                    "disk limit exceeded (/.jobs over its cap of {cap} bytes: its size could not be measured {} times in a row)",
+                    crate::disk_cap::REFUSALS
+                ),
+            },
         ),
         StopReason::LeaseLost => return None,
     };

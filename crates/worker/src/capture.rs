@@ -9,7 +9,16 @@
 //! The worker knows where its stored output ends in each stream (the raw
 //! offsets of [`jobs_store::RawOffsets`]); [`LogReader`] yields what comes
 //! after, in write order, and a [`Piece::Gap`] for bytes that rotated away
-//! before they were read. A running container is followed with `shim cat`
+//! before they were read.
+//!
+//! The log lies in the container, where the job can write it: it is read
+//! as hostile data. A record is at most [`MAX_RECORD`] bytes (the shim's
+//! read buffer: it writes one record per read), a segment's offsets at most
+//! [`MAX_RAW_OFFSET`], and the reader holds at most one record and what it
+//! was fed at once. Anything else (a forged length, an unknown record, a
+//! segment without its magic) ends the reading with one
+//! [`Piece::Unreadable`], which the pump stores as a marked line; the job
+//! still ends with the exit code Docker recorded. A running container is followed with `shim cat`
 //! (an exec in its namespace); what that did not deliver, and the log of a
 //! stopped container, is read with Docker's archive API: [`recover`].
 
@@ -31,6 +40,12 @@ const REC_STDOUT: u8 = 1;
 const REC_STDERR: u8 = 2;
 const REC_END: u8 = 5;
 const REC_SEGMENT_END: u8 = 6;
+/// The longest record the shim writes: one read of its 64 KiB buffer
+/// (`READ_BYTES` in `shim.c`).
+pub const MAX_RECORD: usize = 64 * 1024;
+/// The largest raw offset a segment may claim (an exabyte): far beyond any
+/// output, and far from overflowing the store's `i64` offsets.
+pub const MAX_RAW_OFFSET: u64 = 1 << 60;
 
 /// An incremental reader of segments, fed bytes as they come.
 #[derive(Debug)]
@@ -65,6 +80,20 @@ impl LogReader {
         self.ended
     }
 
+    /// Whether the log turned out unreadable ([`Piece::Unreadable`] was
+    /// given): nothing more will come either.
+    pub fn broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Ends the reading with the marked piece that says why.
+    fn unreadable(&mut self, why: String, pieces: &mut Vec<Piece>) {
+        tracing::warn!(why, "the output log is not readable; reading stops");
+        self.broken = true;
+        self.buffer = Vec::new();
+        pieces.push(Piece::Unreadable(why));
+    }
+
     /// Where delivery stands: a reader made from it goes on without a
     /// duplicate.
     pub fn delivered(&self) -> RawOffsets {
@@ -79,7 +108,6 @@ impl LogReader {
     pub fn start_segment(&mut self) {
         self.buffer.clear();
         self.in_header = true;
-        self.broken = false;
     }
 
     /// Feeds bytes; returns the pieces they complete.
@@ -97,11 +125,15 @@ impl LogReader {
                     break;
                 }
                 if &rest[..8] != MAGIC {
-                    tracing::warn!("the output log holds no segment here; reading stops");
-                    self.broken = true;
-                    break;
+                    self.unreadable("a segment without its header".to_owned(), &mut pieces);
+                    return pieces;
                 }
                 let offsets = [u64_at(rest, 16), u64_at(rest, 24)];
+                if offsets.iter().any(|&offset| offset > MAX_RAW_OFFSET) {
+                    let why = format!("a segment at offsets {} and {}", offsets[0], offsets[1]);
+                    self.unreadable(why, &mut pieces);
+                    return pieces;
+                }
                 for (index, stream) in [LogStream::Stdout, LogStream::Stderr]
                     .into_iter()
                     .enumerate()
@@ -122,6 +154,18 @@ impl LogReader {
             }
             let kind = rest[0];
             let len = u32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+            let valid = match kind {
+                REC_STDOUT | REC_STDERR => len <= MAX_RECORD,
+                REC_END | REC_SEGMENT_END => len == 0,
+                _ => false,
+            };
+            if !valid {
+                self.unreadable(
+                    format!("a record of type {kind} and {len} bytes"),
+                    &mut pieces,
+                );
+                return pieces;
+            }
             if rest.len() < RECORD_HEAD + len {
                 break;
             }
@@ -130,7 +174,7 @@ impl LogReader {
                 REC_STDOUT | REC_STDERR => {
                     let index = usize::from(kind - REC_STDOUT);
                     let start = self.position[index];
-                    let end = start + len as u64;
+                    let end = start.saturating_add(len as u64);
                     if end > self.delivered[index] {
                         let skip = self.delivered[index].saturating_sub(start) as usize;
                         let stream = if index == 0 {
@@ -144,15 +188,10 @@ impl LogReader {
                     self.position[index] = end;
                 }
                 REC_SEGMENT_END => self.in_header = true,
-                REC_END => {
-                    self.ended = true;
-                    self.buffer.clear();
-                    return pieces;
-                }
                 _ => {
-                    tracing::warn!(kind, "an unknown record in the output log; reading stops");
-                    self.broken = true;
-                    break;
+                    self.ended = true;
+                    self.buffer = Vec::new();
+                    return pieces;
                 }
             }
             at += RECORD_HEAD + len;
@@ -193,12 +232,25 @@ pub async fn recover(
                         continue;
                     };
                     for piece in reader.feed(&message) {
+                        // What `shim cat` gives may be the engine's own
+                        // words (an exec into a container that is
+                        // stopping): only the files have the last word.
+                        if matches!(piece, Piece::Unreadable(_)) {
+                            continue;
+                        }
                         if pieces.send(piece).await.is_err() {
                             return;
                         }
                     }
                     if reader.ended() {
                         return;
+                    }
+                    if reader.broken() {
+                        tracing::info!(
+                            container_id,
+                            "following the output log broke off; reading it at the end"
+                        );
+                        break;
                     }
                 }
             }
@@ -250,7 +302,7 @@ async fn read_segments(
                 }
             }
         }
-        if reader.ended() {
+        if reader.ended() || reader.broken() {
             break;
         }
     }
@@ -280,36 +332,13 @@ pub async fn exec_failure(runtime: &Runtime, container_id: &str) -> Option<Strin
     }
 }
 
-/// The bytes of one regular file of a container, read out of the tar
-/// archive Docker makes of it.
+/// The bytes of one regular file of a container ([`Runtime::read_file`]).
 async fn open_file(
     runtime: &Runtime,
     container_id: &str,
     path: &str,
 ) -> anyhow::Result<impl AsyncRead + Unpin + use<>> {
-    let archive = runtime
-        .download_archive(container_id, path)
-        .await
-        .map_err(|error| anyhow::anyhow!("{path}: {error}"))?;
-    let mut tar = tokio_util::io::StreamReader::new(Box::pin(archive));
-    loop {
-        let mut header = [0u8; 512];
-        tar.read_exact(&mut header).await?;
-        let size = octal(&header[124..136])?;
-        match header[156] {
-            b'0' | 0 => return Ok(tar.take(size)),
-            // A PAX or GNU long-name header: skip its data.
-            _ => {
-                let padded = size.div_ceil(512) * 512;
-                tokio::io::copy(&mut (&mut tar).take(padded), &mut tokio::io::sink()).await?;
-            }
-        }
-    }
-}
-
-fn octal(field: &[u8]) -> anyhow::Result<u64> {
-    let text = std::str::from_utf8(field)?.trim_matches(|c: char| c == '\0' || c == ' ');
-    Ok(u64::from_str_radix(text, 8)?)
+    runtime.read_file(container_id, path).await
 }
 
 #[cfg(test)]
@@ -389,5 +418,99 @@ mod tests {
         let mut again = LogReader::new(reader.delivered());
         again.start_segment();
         assert!(again.feed(&log).is_empty());
+    }
+
+    #[test]
+    fn a_forged_length_ends_the_reading_without_waiting_for_its_bytes() {
+        let mut log = segment(0, 0, 0);
+        log.extend(record(1, b"kept\n"));
+        // A stdout record that claims 1.5 GiB, and some of its "bytes".
+        log.extend([REC_STDOUT, 0, 0, 0, 0x60]);
+        log.extend(vec![0u8; 1 << 20]);
+        let mut reader = LogReader::new(RawOffsets::default());
+        let mut pieces = Vec::new();
+        for part in log.chunks(64 * 1024) {
+            pieces.extend(reader.feed(part));
+            // Never more than a record and what was fed at once.
+            assert!(reader.buffer.len() <= RECORD_HEAD + MAX_RECORD + 64 * 1024);
+        }
+        let mut bytewise = LogReader::new(RawOffsets::default());
+        let mut one_by_one = Vec::new();
+        for byte in &log[..200] {
+            one_by_one.extend(bytewise.feed(std::slice::from_ref(byte)));
+        }
+        assert_eq!(one_by_one[..], pieces[..]);
+        assert_eq!(pieces[0], out("kept\n"));
+        assert_eq!(
+            pieces[1],
+            Piece::Unreadable("a record of type 1 and 1610612736 bytes".into())
+        );
+        assert_eq!(pieces.len(), 2);
+        assert!(reader.broken() && !reader.ended());
+        // Nothing more comes, from this segment or another.
+        reader.start_segment();
+        assert!(reader.feed(&segment(1, 5, 0)).is_empty());
+        assert_eq!(
+            reader.delivered(),
+            RawOffsets {
+                stdout: 5,
+                stderr: 0
+            }
+        );
+        // The longest honest record still passes.
+        let mut honest = segment(0, 0, 0);
+        honest.extend(record(2, &vec![b'e'; MAX_RECORD]));
+        let pieces = LogReader::new(RawOffsets::default()).feed(&honest);
+        assert!(
+            matches!(&pieces[..], [Piece::Output(LogStream::Stderr, bytes)] if bytes.len() == MAX_RECORD)
+        );
+    }
+
+    #[test]
+    fn garbage_magic_an_unknown_record_or_wild_offsets_end_the_reading() {
+        let mut garbage = b"JOBSLOGX".to_vec();
+        garbage.extend([0u8; 24]);
+        let mut unknown = segment(0, 0, 0);
+        unknown.extend(record(9, b"?"));
+        let mut sized_end = segment(0, 0, 0);
+        sized_end.extend(record(REC_END, b"x"));
+        let wild = segment(0, u64::MAX, 0);
+        for (log, why) in [
+            (garbage, "a segment without its header"),
+            (unknown, "a record of type 9 and 1 bytes"),
+            (sized_end, "a record of type 5 and 1 bytes"),
+            (wild, "a segment at offsets 18446744073709551615 and 0"),
+        ] {
+            let pieces = LogReader::new(RawOffsets::default()).feed(&log);
+            assert_eq!(pieces, vec![Piece::Unreadable(why.into())], "{why}");
+        }
+        // Offsets as far as the bound are read (a gap), without overflow.
+        let mut far = segment(0, MAX_RAW_OFFSET, 0);
+        far.extend(record(1, b"x"));
+        let mut reader = LogReader::new(RawOffsets::default());
+        assert_eq!(
+            reader.feed(&far),
+            vec![Piece::Gap(LogStream::Stdout, MAX_RAW_OFFSET), out("x")]
+        );
+        assert_eq!(reader.delivered().stdout, (MAX_RAW_OFFSET + 1) as i64);
+    }
+
+    #[test]
+    fn a_truncated_record_waits_and_a_new_segment_drops_it() {
+        let mut log = segment(0, 0, 0);
+        log.extend(record(1, b"whole\n"));
+        let cut = record(1, b"cut short");
+        log.extend(&cut[..7]);
+        let mut reader = LogReader::new(RawOffsets::default());
+        assert_eq!(reader.feed(&log), vec![out("whole\n")]);
+        assert!(!reader.broken() && !reader.ended());
+        // The next file starts afresh: the cut record is dropped, not read
+        // as the start of a header.
+        reader.start_segment();
+        let mut next = segment(1, 6, 0);
+        next.extend(record(1, b"next\n"));
+        next.extend(record(REC_END, b""));
+        assert_eq!(reader.feed(&next), vec![out("next\n")]);
+        assert!(reader.ended());
     }
 }

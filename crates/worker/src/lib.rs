@@ -10,7 +10,8 @@
 //! - [`shim`]: the static helper that runs a job's command and keeps a copy
 //!   of its output and of its /tmp artifacts; [`capture`] reads that output
 //!   back after a worker restart, and [`shim_input`] feeds an interactive
-//!   run's stdin through it;
+//!   run's stdin through it; [`disk_cap`] holds what a job can write into
+//!   the shim's directories to a cap;
 //! - [`secret_mask`]: secret config values masked out of output;
 //! - [`runtime`]: Docker, behind a small interface;
 //! - [`host_firewall`]: the worker host's own ports, closed to jobs;
@@ -22,6 +23,7 @@ pub mod attempt;
 pub mod capture;
 pub mod config;
 pub mod dial_back;
+pub mod disk_cap;
 pub mod host_firewall;
 pub mod interactive;
 pub mod log_pump;

@@ -61,6 +61,10 @@ pub enum Piece {
     /// This many bytes of a stream were written but are not kept: the
     /// pump stores a marked line in their place.
     Gap(LogStream, u64),
+    /// What follows in the shim's output log cannot be read (a forged or
+    /// corrupt record, said why): the pump stores a marked line on stderr,
+    /// and nothing more comes from that log.
+    Unreadable(String),
 }
 
 /// A container's output as pieces.
@@ -114,6 +118,14 @@ impl OutputRules {
             max_output,
         }
     }
+}
+
+/// The marked line stored when the rest of a shim's output log cannot be
+/// read: the job itself may have written over its log.
+pub fn unreadable_line(why: &str) -> String {
+    format!(
+        "[jobs: the rest of the output written while the worker was away is not readable: {why}]\n"
+    )
 }
 
 /// How chunks are cut and where else they go.
@@ -250,6 +262,10 @@ async fn read_chunks(
                     "output written while no worker was attached was not kept"
                 );
                 chunker.gap(stream, bytes)
+            }
+            Some(Piece::Unreadable(why)) => {
+                tracing::warn!(why, "the rest of the shim's output log is not readable");
+                chunker.note(LogStream::Stderr, &unreadable_line(&why), 0)
             }
             None => break,
         };
@@ -469,18 +485,22 @@ impl MaskingChunker {
             self.raw[stream_index(stream)] += i64::try_from(bytes).unwrap_or(i64::MAX);
             return Vec::new();
         }
+        self.note(stream, &gap_line(stream, bytes), bytes)
+    }
+
+    /// A marked `line` of the worker's own on `stream`, where `skipped`
+    /// raw bytes were not kept: what the masker holds goes first.
+    fn note(&mut self, stream: LogStream, line: &str, skipped: u64) -> Vec<NewChunk> {
         let mut chunks = Vec::new();
         let tail = self.masker(stream).finish();
         let at = self.raw[stream_index(stream)];
         if !tail.is_empty() {
             chunks.extend(self.chunker.push(stream, &tail, at));
         }
-        self.raw[stream_index(stream)] += i64::try_from(bytes).unwrap_or(i64::MAX);
-        let after = self.raw[stream_index(stream)];
-        chunks.extend(
-            self.chunker
-                .push(stream, gap_line(stream, bytes).as_bytes(), after),
-        );
+        let raw = &mut self.raw[stream_index(stream)];
+        *raw = raw.saturating_add(i64::try_from(skipped).unwrap_or(i64::MAX));
+        let after = *raw;
+        chunks.extend(self.chunker.push(stream, line.as_bytes(), after));
         chunks
     }
 
@@ -806,6 +826,44 @@ mod tests {
                 gap_line(LogStream::Stderr, 1000).as_bytes()
             ]
             .concat()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_log_becomes_a_marked_line_on_stderr() {
+        let pieces: Pieces = Box::pin(futures::stream::iter([
+            Piece::Output(LogStream::Stdout, Bytes::from_static(b"before\n")),
+            Piece::Unreadable("a record of type 1 and 1610612736 bytes".into()),
+        ]));
+        let (store, mut stored) = mpsc::channel(QUEUE_CHUNKS);
+        let report = read_chunks(
+            pieces,
+            MaskingChunker::new(
+                0,
+                RawOffsets {
+                    stdout: 10,
+                    stderr: 3,
+                },
+                Secrets::default(),
+            ),
+            Sinks { store },
+            FLUSH_INTERVAL,
+        )
+        .await;
+        assert_eq!(report.chunks, 2);
+        let first = stored.recv().await.unwrap();
+        assert_eq!(
+            (first.data.as_slice(), first.raw_end),
+            (&b"before\n"[..], Some(17))
+        );
+        let line = stored.recv().await.unwrap();
+        assert_eq!(line.stream, LogStream::Stderr);
+        // No raw byte of stderr is skipped: a restart reads on from 3.
+        assert_eq!(line.raw_end, Some(3));
+        assert_eq!(
+            String::from_utf8(line.data).unwrap(),
+            "[jobs: the rest of the output written while the worker was away is not readable: \
+             a record of type 1 and 1610612736 bytes]\n"
         );
     }
 

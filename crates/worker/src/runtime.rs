@@ -9,9 +9,7 @@ use bollard::{
     Docker,
     container::LogOutput,
     errors::Error as DockerError,
-    models::{
-        ContainerCreateBody, HostConfig, HostConfigCgroupnsModeEnum, ImageInspect, Mount, MountType,
-    },
+    models::{ContainerCreateBody, HostConfig, HostConfigCgroupnsModeEnum, ImageInspect, Mount},
     query_parameters::{
         AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
         DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder,
@@ -34,6 +32,7 @@ pub const LABEL_WARM: &str = "jobs.warm";
 
 pub mod app_network;
 pub mod shim_image;
+pub mod shim_volume;
 pub mod uploads_volume;
 pub mod warm;
 
@@ -143,6 +142,8 @@ pub struct Runtime {
     networks: std::sync::Arc<app_network::KnownNetworks>,
     /// The deployment's id, which scopes its app networks.
     deployment: String,
+    /// Whether this process checked the shim's volume ([`shim_volume`]).
+    shim_volume_checked: std::sync::Arc<tokio::sync::Mutex<bool>>,
 }
 
 /// The writing end of an interactive container's stdin.
@@ -197,6 +198,7 @@ impl Runtime {
             shim_images: Default::default(),
             networks: Default::default(),
             deployment: String::new(),
+            shim_volume_checked: Default::default(),
         })
     }
 
@@ -246,6 +248,7 @@ impl Runtime {
         let (image, entrypoint, cmd) = match &spec.shim {
             None => (spec.image.clone(), None, spec.command.clone()),
             Some(artifacts) => {
+                self.ensure_shim_volume(spec).await?;
                 let shim_image = self.shim_image(&spec.image, inspected).await?;
                 labels.insert(LABEL_SHIM.to_owned(), "1".to_owned());
                 let line = if spec.warm {
@@ -577,8 +580,36 @@ impl Runtime {
         Ok(futures::stream::once(async move { Ok(first) }).chain(rest))
     }
 
-    /// Removes the container, its anonymous volumes (the shim's, under a
-    /// read-only root) and its uploads' volume, unless another container
+    /// The bytes of one regular file of a container, read out of the tar
+    /// archive Docker makes of it.
+    pub async fn read_file(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> anyhow::Result<impl tokio::io::AsyncRead + Unpin + use<>> {
+        use tokio::io::AsyncReadExt;
+        let archive = self
+            .download_archive(id, path)
+            .await
+            .map_err(|error| anyhow::anyhow!("{path}: {error}"))?;
+        let mut tar = tokio_util::io::StreamReader::new(Box::pin(archive));
+        loop {
+            let mut header = [0u8; 512];
+            tar.read_exact(&mut header).await?;
+            let size = octal(&header[124..136])?;
+            match header[156] {
+                b'0' | 0 => return Ok(tar.take(size)),
+                // A PAX or GNU long-name header: skip its data.
+                _ => {
+                    let padded = size.div_ceil(512) * 512;
+                    tokio::io::copy(&mut (&mut tar).take(padded), &mut tokio::io::sink()).await?;
+                }
+            }
+        }
+    }
+
+    /// Removes the container, its anonymous volumes (the shim's log and
+    /// artifacts) and its uploads' volume, unless another container
     /// still holds that ([`uploads_volume`]); its app network's idle time
     /// starts ([`app_network`]). Every removal path goes through here.
     pub async fn remove(&self, id: &str) -> anyhow::Result<()> {
@@ -681,6 +712,11 @@ impl Runtime {
     }
 }
 
+fn octal(field: &[u8]) -> anyhow::Result<u64> {
+    let text = std::str::from_utf8(field)?.trim_matches(|c: char| c == '\0' || c == ' ');
+    Ok(u64::from_str_radix(text, 8)?)
+}
+
 /// The largest `/tmp` a job gets, whatever its memory: tmpfs pages count
 /// against the container's memory limit, so a bigger one could only OOM.
 pub const TMP_MAX_BYTES: i64 = 1024 * 1024 * 1024;
@@ -720,8 +756,8 @@ fn host_config(spec: &ContainerSpec) -> HostConfig {
         // docs/security.md); never "host", which would opt out of it.
         userns_mode: Some(String::new()),
         // Never a bind mount, so never the Docker socket nor any host path:
-        // the job sees its image, its tmpfs and, with uploads, a fresh
-        // anonymous volume of its own.
+        // the job sees its image, its tmpfs, its own volumes and the
+        // shim's, read-only.
         binds: Some(Vec::new()),
         mounts: Some(mounts(spec)),
         volumes_from: Some(Vec::new()),
@@ -758,30 +794,18 @@ fn tmp_mount(limits: &SizeLimits) -> HashMap<String, String> {
     )])
 }
 
-/// The container's volumes: the uploads' and, under a read-only root, the
-/// shim's (with a writable root, `/.jobs` is in the container's own layer,
-/// which Docker's archive API reads after the stop as it reads a volume).
+/// The container's volumes: under the shim, the shim's, read-only at
+/// `/.jobs`, and its writable directories' ([`shim_volume`]); the
+/// uploads'.
 fn mounts(spec: &ContainerSpec) -> Vec<Mount> {
     let mut mounts = Vec::new();
-    if shim_in_volume(spec) {
-        mounts.push(Mount {
-            target: Some(crate::shim::DIR.into()),
-            typ: Some(MountType::VOLUME),
-            read_only: Some(false),
-            ..Default::default()
-        });
+    if spec.shim.is_some() {
+        mounts.extend(shim_volume::shim_mounts());
     }
     if spec.uploads || spec.warm {
         mounts.push(uploads_volume::uploads_mount(spec));
     }
     mounts
-}
-
-/// Whether `/.jobs` is a volume of its own: under a read-only root, where
-/// the shim could not write its log in the container's layer. Docker fills
-/// the new volume from the image with the shim.
-fn shim_in_volume(spec: &ContainerSpec) -> bool {
-    spec.shim.is_some() && spec.hardening.read_only_root
 }
 
 /// What [`Runtime::held_by`] found.
@@ -825,6 +849,7 @@ fn classify_start_error(message: &str, command: &[String]) -> StartError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bollard::models::MountType;
 
     #[test]
     fn classifies_start_errors_like_docker_run() {

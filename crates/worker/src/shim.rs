@@ -8,8 +8,9 @@
 //! files under `/.jobs/log` (read back by [`crate::capture`] after a worker
 //! restart), and once the command ended it copies the artifacts under the
 //! `/tmp` tmpfs to `/.jobs/art/N`, where Docker's archive API finds them in
-//! the stopped container. `/.jobs` is in the container's own layer, or in an
-//! anonymous volume of its own with a read-only root: never a host path.
+//! the stopped container. `/.jobs` is the shim's read-only volume, and
+//! `/.jobs/log` and `/.jobs/art` anonymous volumes of the container's own
+//! ([`crate::runtime::shim_volume`]): never a host path.
 //!
 //! Interactive runs get it too: their stdin comes through it
 //! ([`crate::shim_input`]), and at a terminal the shim makes the terminal
@@ -28,6 +29,8 @@ pub const DIR: &str = "/.jobs";
 pub const PATH: &str = "/.jobs/shim";
 /// The log segments' directory and files (see `shim.c`).
 pub const LOG_DIR: &str = "/.jobs/log";
+/// Where the shim copies the artifacts under `/tmp` when the command ends.
+pub const ART_DIR: &str = "/.jobs/art";
 pub const SEGMENTS: usize = 4;
 /// Why the command could not be executed: `127 PROGRAM` or `126 PROGRAM`.
 pub const STATUS_FILE: &str = "/.jobs/log/status";
@@ -35,11 +38,15 @@ pub const STATUS_FILE: &str = "/.jobs/log/status";
 /// command's process group, copies the artifacts, and exits.
 pub const KILL_SIGNAL: &str = "SIGUSR2";
 
-/// The tar archive, for `/`, of `/.jobs` with the shim and the directories
-/// it writes, writable by any `--user`: what the image with the shim adds
-/// to an app's image ([`crate::runtime::shim_image`]).
+/// The tar archive, for `/`, of `/.jobs` and the directories the shim
+/// writes, writable by any `--user`: what the image with the shim adds to
+/// an app's image ([`crate::runtime::shim_image`]). Not the shim itself,
+/// which comes read-only in its volume ([`crate::runtime::shim_volume`]):
+/// the image makes `/.jobs` a directory whatever the app image holds there
+/// (a symlink would lead the mounts elsewhere), and gives the volumes
+/// mounted on `log` and `art` their mode.
 pub fn archive() -> Bytes {
-    let mut builder = tar::Builder::new(Vec::with_capacity(BINARY.len() + 4096));
+    let mut builder = tar::Builder::new(Vec::with_capacity(4096));
     let mut add = |path: &str, mode: u32, data: &[u8], kind: tar::EntryType| {
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(kind);
@@ -53,7 +60,6 @@ pub fn archive() -> Bytes {
             .expect("an in-memory tar");
     };
     add(".jobs", 0o755, &[], tar::EntryType::Directory);
-    add(".jobs/shim", 0o755, BINARY, tar::EntryType::Regular);
     add(".jobs/log", 0o777, &[], tar::EntryType::Directory);
     add(".jobs/art", 0o777, &[], tar::EntryType::Directory);
     let mut bytes = builder.into_inner().expect("an in-memory tar");
@@ -225,7 +231,7 @@ mod tests {
     }
 
     #[test]
-    fn the_archive_holds_the_shim_and_writable_directories() {
+    fn the_image_s_archive_holds_the_writable_directories_and_not_the_shim() {
         let archive = archive();
         let mut entries = tar::Archive::new(archive.as_ref());
         let found: Vec<(String, u32, u64)> = entries
@@ -246,10 +252,9 @@ mod tests {
                 .iter()
                 .map(|(path, ..)| path.as_str())
                 .collect::<Vec<_>>(),
-            [".jobs", ".jobs/shim", ".jobs/log", ".jobs/art"]
+            [".jobs", ".jobs/log", ".jobs/art"]
         );
-        assert_eq!(found[1], (".jobs/shim".into(), 0o755, BINARY.len() as u64));
-        assert_eq!((found[2].1, found[3].1), (0o777, 0o777));
+        assert_eq!((found[1].1, found[2].1), (0o777, 0o777));
         assert_eq!(&BINARY[..4], b"\x7fELF");
     }
 }

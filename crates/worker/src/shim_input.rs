@@ -61,7 +61,8 @@ pub enum Sent {
 
 impl ShimInput {
     /// Connects to the run's shim; its first ack says where the input
-    /// stands.
+    /// stands. That one is the shim's word (a restarted worker sent
+    /// nothing yet); every later ack is held to what was sent since.
     pub async fn connect(runtime: Runtime, container_id: String) -> anyhow::Result<Self> {
         let mut input = Self {
             runtime,
@@ -89,7 +90,10 @@ impl ShimInput {
         if !self.linked().await {
             return Sent::Closed;
         }
-        let end = offset + data.len() as u64;
+        // Offsets come from afar: one past u64 is a frame that skips ahead.
+        let Some(end) = offset.checked_add(data.len() as u64) else {
+            return Sent::Behind;
+        };
         if end <= self.sent {
             return Sent::Ok;
         }
@@ -153,7 +157,10 @@ impl ShimInput {
                 self.link = None;
                 continue;
             }
-            let acked = *link.acks.borrow_and_update();
+            // The socket lies where the job can write (and the job can feed
+            // it itself): an ack past what this link was sent is not
+            // believed beyond that.
+            let acked = (*link.acks.borrow_and_update()).min(self.sent);
             if acked > self.acked {
                 self.acked = acked;
                 return acked;

@@ -23,6 +23,9 @@ pub enum StopReason {
     /// An interactive run's API stayed unreachable for the grace period, or
     /// refused the worker's dial-back.
     ApiUnreachable,
+    /// The shim's directories in the container (`/.jobs`) hold more than
+    /// their cap (`size`), or could not be measured (no `size`).
+    DiskLimit { size: Option<u64>, cap: u64 },
 }
 
 /// A one-shot stop request with its reason. Being the one object every

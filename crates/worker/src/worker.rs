@@ -106,7 +106,10 @@ pub async fn run_with(
     // In the background: an upgrade's first start need not wait for it.
     tokio::spawn({
         let runtime = runtime.clone();
-        async move { runtime.remove_stale_shim_images().await }
+        async move {
+            runtime.remove_stale_shim_images().await;
+            runtime.remove_stale_shim_volumes().await;
+        }
     });
     let firewall = if config.host_firewall {
         Some(HostFirewall::install(&config.host_ports_allowed).context(

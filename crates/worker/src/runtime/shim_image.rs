@@ -1,11 +1,13 @@
 //! The shim baked into an image. For each app image (by its id), the
-//! worker commits once an image of its own with `/.jobs` (the shim and the
-//! directories it writes) on top: `jobs-shim:BASE-SHIM`, named after the
-//! app image's id and the shim's own hash. A queued job's container is
-//! created from it, so nothing has to be put into the container before its
-//! start (Docker's archive API costs tens of milliseconds a call). Under a
-//! read-only root, `/.jobs` is an anonymous volume, which Docker fills from
-//! the image when it creates it.
+//! worker commits once an image of its own with `/.jobs` (the
+//! directories it writes, not the shim itself, which comes in its
+//! read-only volume: [`super::shim_volume`]) on top: `jobs-shim:BASE-SHIM`,
+//! named after the app image's id and the shim's own hash. A queued job's
+//! container is created from it, so nothing has to be put into the
+//! container before its start (Docker's archive API costs tens of
+//! milliseconds a call). The image makes `/.jobs` a directory whatever the
+//! app image holds there, and Docker gives the volumes mounted at
+//! `/.jobs/log` and `/.jobs/art` the mode of its directories.
 //!
 //! The image keeps the app image's config (env, user, working directory,
 //! entrypoint and command) and says which image it was made from
@@ -30,10 +32,19 @@ pub const SHIM_IMAGE_REPO: &str = "jobs-shim";
 /// On an image with the shim: the id of the app image it was made from.
 pub const LABEL_BASE_IMAGE: &str = "jobs.base-image";
 
-/// The first 12 hex digits of the shim binary's SHA-256: a worker with
-/// another shim makes images of its own.
-static SHIM_HASH: LazyLock<String> = LazyLock::new(|| {
-    Sha256::digest(crate::shim::BINARY)
+/// What the image with the shim holds, and where: a new layout gets a new
+/// version, so that workers of two versions on one host never take each
+/// other's images, even with the same shim binary.
+const SHIM_IMAGE_LAYOUT: &[u8] = b"layout 2: /.jobs, log and art only; the shim in its volume";
+
+/// The first 12 hex digits of the SHA-256 of the shim binary and the
+/// image's layout: a worker with another shim, or another layout, makes
+/// images of its own.
+pub(super) static SHIM_HASH: LazyLock<String> = LazyLock::new(|| {
+    Sha256::new()
+        .chain_update(crate::shim::BINARY)
+        .chain_update(SHIM_IMAGE_LAYOUT)
+        .finalize()
         .iter()
         .take(6)
         .map(|byte| format!("{byte:02x}"))
