@@ -567,7 +567,33 @@ fn a_job_that_fills_jobs_past_its_cap_is_stopped() {
     assert_eq!(status["state"], "failed", "{status} {output:?}");
     let reason = status["reason"].as_str().unwrap_or_default();
     assert!(
-        reason.starts_with("disk limit exceeded (/.jobs over its cap of "),
+        reason.starts_with("disk limit exceeded (/.jobs holds ")
+            && reason.ends_with(" over the limit of 620756992 bytes (592 MiB) at size M)"),
+        "{status}"
+    );
+    assert!(!output.stdout_text().contains("wrote-all"), "{output:?}");
+    env.finish();
+}
+
+/// Finding 2, the writable layer: a size-S job wrote 4 GB into its own
+/// files, on the host's disk. Each size now has a disk limit (S 1 GiB to
+/// XL 8 GiB), measured as Docker's `SizeRw` while the job runs; a job past
+/// it is stopped with a reason that names the limit and the size.
+#[test]
+fn a_job_past_its_sizes_disk_limit_is_stopped() {
+    let mut env = TestEnv::start(1);
+    // Up to 3 GiB in files of 64 MiB, outside /tmp and every volume.
+    let script = "mkdir -p /fill && i=0; while [ $i -lt 48 ]; do \
+        head -c 67108864 /dev/zero > /fill/f$i || exit 1; i=$((i+1)); done; \
+        echo wrote-all";
+    let output = env.jobs_with_timeout(&["run", "-s", "S", "--", "sh", "-c", script], RUN_TIMEOUT);
+    let job = env.db_last_job_id();
+    let status = env.status(&job);
+    assert_eq!(status["state"], "failed", "{status} {output:?}");
+    let reason = status["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("disk limit exceeded (its own files hold ")
+            && reason.ends_with(" over the limit of 1073741824 bytes (1 GiB) at size S)"),
         "{status}"
     );
     assert!(!output.stdout_text().contains("wrote-all"), "{output:?}");

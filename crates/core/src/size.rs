@@ -24,6 +24,9 @@ pub struct SizeLimits {
     /// CPU in billionths of a CPU, as Docker's `NanoCpus`.
     pub nano_cpus: i64,
     pub pids: i64,
+    /// What the container may write into its own files (its writable
+    /// layer, outside `/tmp` and its volumes), in bytes.
+    pub disk_bytes: i64,
 }
 
 const MIB: i64 = 1024 * 1024;
@@ -58,16 +61,17 @@ impl Size {
 
     /// The default limits from the product contract.
     pub fn default_limits(self) -> SizeLimits {
-        let (memory_mib, nano_cpus, pids) = match self {
-            Size::S => (256, 500_000_000, 256),
-            Size::M => (512, 1_000_000_000, 512),
-            Size::L => (1024, 2_000_000_000, 1024),
-            Size::XL => (2048, 4_000_000_000, 2048),
+        let (memory_mib, nano_cpus, pids, disk_gib) = match self {
+            Size::S => (256, 500_000_000, 256, 1),
+            Size::M => (512, 1_000_000_000, 512, 2),
+            Size::L => (1024, 2_000_000_000, 1024, 4),
+            Size::XL => (2048, 4_000_000_000, 2048, 8),
         };
         SizeLimits {
             memory_bytes: memory_mib * MIB,
             nano_cpus,
             pids,
+            disk_bytes: disk_gib * 1024 * MIB,
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::{
     log_pump::{self, OutputRules},
     runtime::{
         ContainerExit, ContainerSpec, LABEL_ATTEMPT, LABEL_JOB_ID, LABEL_WORKER_ID, StartError,
-        warm,
+        disk::LABEL_SIZE, warm,
     },
     stop_signal::{StopReason, StopSignal},
     uploads,
@@ -851,6 +851,7 @@ pub(crate) fn container_spec(context: &WorkerContext, claimed: &ClaimedJob) -> C
             (LABEL_JOB_ID.to_string(), fence.job_id.clone()),
             (LABEL_ATTEMPT.to_string(), fence.attempt.to_string()),
             (LABEL_WORKER_ID.to_string(), fence.worker_id.clone()),
+            (LABEL_SIZE.to_string(), claimed.size.to_string()),
         ]),
         limits: context.config.limits_for(claimed.size),
         hardening: claimed.hardening.clone(),
@@ -906,19 +907,14 @@ pub(crate) fn ending_for_stop(
             JobState::Lost,
             "the worker could not reach the API of this interactive run".to_string(),
         ),
-        StopReason::DiskLimit { size, cap } => (
+        StopReason::DiskLimit {
+            area,
+            size,
+            cap,
+            job_size,
+        } => (
             JobState::Failed,
-            match size {
-                Some(size) => {
-                    format!(
-                        "disk limit exceeded (/.jobs over its cap of {cap} bytes at size {size})"
-                    )
-                }
-                None => format!(
-                    "disk limit exceeded (/.jobs over its cap of {cap} bytes: its size could not be measured {} times in a row)",
-                    crate::disk_cap::REFUSALS
-                ),
-            },
+            crate::disk_cap::disk_limit_reason(area, size, cap, job_size),
         ),
         StopReason::LeaseLost => return None,
     };

@@ -31,6 +31,7 @@ pub const LABEL_SHIM: &str = "jobs.shim";
 pub const LABEL_WARM: &str = "jobs.warm";
 
 pub mod app_network;
+pub mod disk;
 pub mod shim_image;
 pub mod shim_volume;
 pub mod uploads_volume;
@@ -245,6 +246,10 @@ impl Runtime {
     ) -> Result<String, StartError> {
         let host_config = host_config(spec);
         let mut labels = spec.labels.clone();
+        labels.insert(
+            disk::LABEL_DISK_LIMIT.to_owned(),
+            spec.limits.disk_bytes.to_string(),
+        );
         let (image, entrypoint, cmd) = match &spec.shim {
             None => (spec.image.clone(), None, spec.command.clone()),
             Some(artifacts) => {

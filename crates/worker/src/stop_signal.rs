@@ -23,9 +23,25 @@ pub enum StopReason {
     /// An interactive run's API stayed unreachable for the grace period, or
     /// refused the worker's dial-back.
     ApiUnreachable,
-    /// The shim's directories in the container (`/.jobs`) hold more than
-    /// their cap (`size`), or could not be measured (no `size`).
-    DiskLimit { size: Option<u64>, cap: u64 },
+    /// The shim's directories in the container (`/.jobs`) or its own
+    /// writable layer hold more than their cap (`size`), or `/.jobs` could
+    /// not be measured (no `size`); `job_size` names the job's size.
+    DiskLimit {
+        area: DiskArea,
+        size: Option<u64>,
+        cap: u64,
+        job_size: Option<jobs_core::Size>,
+    },
+}
+
+/// Which of a job's places on the host's disk went past its cap
+/// ([`crate::disk_cap`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskArea {
+    /// `/.jobs/log` and `/.jobs/art`.
+    JobsDir,
+    /// The container's own writable layer.
+    Layer,
 }
 
 /// A one-shot stop request with its reason. Being the one object every

@@ -229,7 +229,14 @@ fn template(context: &WorkerContext, key: &PoolKey) -> ContainerSpec {
         image: key.image.clone(),
         command: Vec::new(),
         env: Vec::new(),
-        labels: [(LABEL_WORKER_ID.to_owned(), context.worker_id.clone())].into(),
+        labels: [
+            (LABEL_WORKER_ID.to_owned(), context.worker_id.clone()),
+            (
+                crate::runtime::disk::LABEL_SIZE.to_owned(),
+                key.size.to_string(),
+            ),
+        ]
+        .into(),
         limits: context.config.limits_for(key.size),
         hardening: key.hardening.clone(),
         network: context.runtime.network_mode(&key.app, &key.hardening),

@@ -53,6 +53,31 @@ const SLACK_BYTES: u64 = 16 * 1024 * 1024;
 /// How long `shim du` may take before its silence counts against the job.
 const MEASURE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The cap of `/.jobs` of an inspected container: `None` for one without
+/// the shim's volume (an older worker's).
+pub(super) fn jobs_dir_cap_of(
+    inspected: &bollard::models::ContainerInspectResponse,
+) -> Option<u64> {
+    let capped = inspected.mounts.iter().flatten().any(|mount| {
+        mount.destination.as_deref() == Some(shim::DIR)
+            && mount
+                .name
+                .as_deref()
+                .is_some_and(|name| name.starts_with(VOLUME_PREFIX))
+    });
+    if !capped {
+        return None;
+    }
+    let memory = inspected
+        .host_config
+        .as_ref()
+        .and_then(|config| config.memory)
+        .filter(|memory| *memory > 0)
+        .unwrap_or(super::TMP_MAX_BYTES);
+    let tmp = memory.min(super::TMP_MAX_BYTES) as u64;
+    Some(jobs_dir_cap(tmp))
+}
+
 /// What a container's `/.jobs/log` and `/.jobs/art` may hold together:
 /// what the shim writes there, its ring and the copy of the artifacts
 /// under `/tmp` (at most `/tmp`'s size, `tmp_bytes`), and some slack.
@@ -238,30 +263,6 @@ impl Runtime {
             .read_to_end(&mut found)
             .await;
         read.is_ok() && found == shim::BINARY
-    }
-
-    /// The cap of what `id`'s `/.jobs` holds ([`jobs_dir_cap`]), if it
-    /// has the shim's volume (not a container of an older worker, whose
-    /// `/.jobs` lies in its own layer).
-    pub async fn jobs_dir_cap_of(&self, id: &str) -> anyhow::Result<Option<u64>> {
-        let inspected = self.docker.inspect_container(id, None).await?;
-        let capped = inspected.mounts.unwrap_or_default().iter().any(|mount| {
-            mount.destination.as_deref() == Some(shim::DIR)
-                && mount
-                    .name
-                    .as_deref()
-                    .is_some_and(|name| name.starts_with(VOLUME_PREFIX))
-        });
-        if !capped {
-            return Ok(None);
-        }
-        let memory = inspected
-            .host_config
-            .and_then(|config| config.memory)
-            .filter(|memory| *memory > 0)
-            .unwrap_or(super::TMP_MAX_BYTES);
-        let tmp = memory.min(super::TMP_MAX_BYTES) as u64;
-        Ok(Some(jobs_dir_cap(tmp)))
     }
 
     /// Measures what `id`'s `/.jobs/log` and `/.jobs/art` hold, with the
