@@ -270,7 +270,7 @@ fn docker_sees_every_default_measure_on_a_running_job() {
     // No bind, no Docker socket: only volumes, the shim's read-only at
     // /.jobs (named after the shim, holding only it) and the job's own
     // writable ones below it.
-    let mounts: Vec<(String, String, bool)> = inspected["Mounts"]
+    let mut mounts: Vec<(String, String, bool)> = inspected["Mounts"]
         .as_array()
         .into_iter()
         .flatten()
@@ -283,6 +283,8 @@ fn docker_sees_every_default_measure_on_a_running_job() {
             )
         })
         .collect();
+    // Docker lists them in no set order.
+    mounts.sort();
     assert_eq!(mounts.len(), 3, "{inspected}");
     assert_eq!(mounts[0].0, "/.jobs", "{inspected}");
     assert!(
@@ -294,7 +296,7 @@ fn docker_sees_every_default_measure_on_a_running_job() {
             .iter()
             .map(|(target, _, rw)| (target.as_str(), *rw))
             .collect::<Vec<_>>(),
-        [("/.jobs/log", true), ("/.jobs/art", true)],
+        [("/.jobs/art", true), ("/.jobs/log", true)],
         "{inspected}"
     );
     for mode in [

@@ -8,7 +8,9 @@
 //! coming in from an app network's bridge (`-i jbr-+`). In the chain,
 //! replies of connections the host opened pass, the ports the operator
 //! allows (`JOBS_HOST_PORTS_ALLOWED`, TCP and UDP) pass, and the rest is
-//! dropped.
+//! dropped. One more rule, first in Docker's `DOCKER-USER`, drops what
+//! goes from one app network to another (`-i jbr-+ -o jbr-+`), beside
+//! Docker's own isolation of its bridges.
 //!
 //! Installing is idempotent: the chain is made or emptied and filled again,
 //! and the `INPUT` rule is added only if `iptables -C` does not find it, so
@@ -27,6 +29,17 @@ use crate::runtime::app_network::BRIDGE_PREFIX;
 
 /// The chain of the rules.
 pub const CHAIN: &str = "JOBS-HOST";
+/// Docker's chain for its users' own forwarding rules, first in `FORWARD`.
+const DOCKER_USER: &str = "DOCKER-USER";
+
+/// `DOCKER-USER -i jbr-+ -o jbr-+ -j DROP`, without its command: nothing
+/// passes from one app network to another, nor within one.
+fn between_app_networks() -> Vec<String> {
+    let bridges = format!("{BRIDGE_PREFIX}+");
+    [DOCKER_USER, "-i", &bridges, "-o", &bridges, "-j", "DROP"]
+        .map(str::to_owned)
+        .to_vec()
+}
 
 /// The rules, removed by [`HostFirewall::remove`].
 #[derive(Debug)]
@@ -68,12 +81,32 @@ impl HostFirewall {
         if iptables(&prepend("-C", &jump)).is_err() {
             iptables(&prepend("-I", &jump))?;
         }
+        // Docker's own isolation of its bridges, programmed as networks
+        // come and go, has been seen to let a packet through while another
+        // network was made: this rule holds whatever Docker does.
+        if iptables(&["-L", DOCKER_USER, "-n"]).is_err() {
+            iptables(&["-N", DOCKER_USER])?;
+        }
+        let between = between_app_networks();
+        if iptables(&prepend("-C", &between)).is_err() {
+            iptables(&prepend("-I", &between))?;
+        }
         tracing::info!(chain, ?allowed_ports, "the host's ports are closed to jobs");
         Ok(firewall)
     }
 
-    /// Removes the `INPUT` rule and the chain.
+    /// Removes the `INPUT` and `DOCKER-USER` rules and the chain.
     pub fn remove(&self) {
+        let between = between_app_networks();
+        while iptables(&prepend("-C", &between)).is_ok() {
+            if let Err(error) = iptables(&prepend("-D", &between)) {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "removing the firewall's isolation rule failed"
+                );
+                break;
+            }
+        }
         let jump = self.jump();
         while iptables(&prepend("-C", &jump)).is_ok() {
             if let Err(error) = iptables(&prepend("-D", &jump)) {
@@ -141,5 +174,9 @@ mod tests {
             chain: CHAIN.to_owned(),
         };
         assert_eq!(firewall.jump(), ["INPUT", "-i", "jbr-+", "-j", "JOBS-HOST"]);
+        assert_eq!(
+            between_app_networks(),
+            ["DOCKER-USER", "-i", "jbr-+", "-o", "jbr-+", "-j", "DROP"]
+        );
     }
 }

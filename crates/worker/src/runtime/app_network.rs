@@ -78,6 +78,10 @@ pub fn bridge_name(name: &str) -> String {
 #[derive(Default)]
 pub struct KnownNetworks {
     used: std::sync::Mutex<HashMap<String, Instant>>,
+    /// Held while a network is made: two jobs of one app starting at once
+    /// would both make it, and Docker answers the second with an error of
+    /// its bridge, not always a 409.
+    making: tokio::sync::Mutex<()>,
 }
 
 impl KnownNetworks {
@@ -116,6 +120,10 @@ impl Runtime {
         if !name.starts_with(NETWORK_PREFIX) || self.networks.contains(name) {
             return Ok(());
         }
+        let _making = self.networks.making.lock().await;
+        if self.networks.contains(name) {
+            return Ok(());
+        }
         let exists = self
             .docker
             .inspect_network(name, None::<InspectNetworkOptions>)
@@ -143,14 +151,19 @@ impl Runtime {
             };
             match self.docker.create_network(request).await {
                 Ok(_) => tracing::info!(network = name, "app network created"),
-                // Made meanwhile by another worker of this engine.
-                Err(DockerError::DockerResponseServerError {
-                    status_code: 409, ..
-                }) => {}
+                // Made meanwhile by another worker of this engine; its
+                // answer is not always a 409, so what is there decides.
                 Err(error) => {
-                    return Err(StartError::Other(format!(
-                        "creating the app's network {name} failed: {error}"
-                    )));
+                    let made = self
+                        .docker
+                        .inspect_network(name, None::<InspectNetworkOptions>)
+                        .await
+                        .is_ok();
+                    if !made {
+                        return Err(StartError::Other(format!(
+                            "creating the app's network {name} failed: {error}"
+                        )));
+                    }
                 }
             }
         }
