@@ -599,3 +599,88 @@ fn a_job_past_its_sizes_disk_limit_is_stopped() {
     assert!(!output.stdout_text().contains("wrote-all"), "{output:?}");
     env.finish();
 }
+
+/// Removes a Docker network and a container of a test, whatever happens.
+struct OperatorNetwork {
+    network: String,
+    container: String,
+}
+
+impl Drop for OperatorNetwork {
+    fn drop(&mut self) {
+        for args in [
+            vec!["rm", "--force", self.container.as_str()],
+            vec!["network", "rm", self.network.as_str()],
+        ] {
+            let _ = std::process::Command::new("docker")
+                .args(&args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Finding 1, the operator's way through: an admin attaches an app to an
+/// operator's Docker network (`--network NAME`) where its database lives,
+/// and its jobs reach the database by name; the host's network and an
+/// app's own network are refused by name; `default` goes back.
+#[test]
+fn an_admin_attaches_an_app_to_an_operators_network() {
+    let mut env = TestEnv::start(1);
+    let suffix = uuid::Uuid::now_v7().simple().to_string();
+    let fixture = OperatorNetwork {
+        network: format!("e2e-operator-{suffix}"),
+        container: format!("e2e-database-{suffix}"),
+    };
+    docker(&["network", "create", &fixture.network]);
+    docker(&[
+        "run",
+        "--detach",
+        "--network",
+        &fixture.network,
+        "--name",
+        &fixture.container,
+        jobs_e2e::TEST_IMAGE,
+        "nc",
+        "-ll",
+        "-p",
+        "5432",
+        "-e",
+        "echo",
+        "database-answers",
+    ]);
+    env.jobs(&["apps", "set", "demo", "--network", &fixture.network])
+        .assert_success();
+    let shown = env.jobs(&["apps", "show", "demo"]);
+    assert_eq!(
+        shown.field_line("network"),
+        Some(format!("network: {}", fixture.network))
+    );
+    let probe = format!("timeout 5 nc -w 3 {} 5432 </dev/null", fixture.container);
+    let reached = wait_until("the job to reach the database", RUN_TIMEOUT, || {
+        let output = env.jobs_with_timeout(&["run", "--", "sh", "-c", &probe], RUN_TIMEOUT);
+        (output.stdout == b"database-answers\n").then_some(output)
+    });
+    reached.assert_success();
+
+    env.jobs(&["apps", "set", "demo", "--network", "host"])
+        .assert_usage_error(r#"network "host" is the host's own network"#);
+    env.jobs(&[
+        "apps",
+        "set",
+        "demo",
+        "--network",
+        "jobs-app-0123abcd-other",
+    ])
+    .assert_usage_error("is an app's own network");
+    env.jobs(&["apps", "set", "demo", "--network", "default"])
+        .assert_success();
+    let shown = env.jobs(&["apps", "show", "demo"]);
+    assert_eq!(
+        shown.field_line("network").as_deref(),
+        Some("network: default (the app's own)")
+    );
+    env.finish();
+    drop(fixture);
+}

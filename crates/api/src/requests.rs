@@ -68,6 +68,9 @@ pub struct AppCreateRequest {
     read_only_root: bool,
     #[serde(default)]
     network_none: bool,
+    /// An operator's Docker network instead of the app's own.
+    #[serde(default)]
+    network: Option<String>,
 }
 
 impl AppCreateRequest {
@@ -98,6 +101,7 @@ impl AppCreateRequest {
             user: check_user(self.user)?,
             read_only_root: self.read_only_root,
             network_none: self.network_none,
+            network: check_network(self.network_none, self.network)?,
         };
         Ok(AppCreate {
             name: self.name,
@@ -160,6 +164,9 @@ pub struct AppUpdateRequest {
     read_only_root: Option<bool>,
     #[serde(default)]
     network_none: Option<bool>,
+    /// `null` goes back to the app's own network.
+    #[serde(default, deserialize_with = "present")]
+    network: Option<Option<String>>,
 }
 
 impl AppUpdateRequest {
@@ -206,8 +213,31 @@ impl AppUpdateRequest {
             user,
             read_only_root: self.read_only_root,
             network_none: self.network_none,
+            network: match self.network {
+                Some(named) => Some(check_network(self.network_none.unwrap_or(false), named)?),
+                None => None,
+            },
         })
     }
+}
+
+/// Checks an app's operator network: a valid name, and not beside
+/// `network_none`, which would leave it unused.
+fn check_network(
+    network_none: bool,
+    network: Option<String>,
+) -> Result<Option<String>, InvalidInput> {
+    let Some(name) = network else {
+        return Ok(None);
+    };
+    hardening::validate_network_name(&name)?;
+    if network_none {
+        return Err(InvalidInput::new(
+            "network",
+            format!("network {name:?} and network_none cannot both be set: choose one"),
+        ));
+    }
+    Ok(Some(name))
 }
 
 /// Checks an app's output cap and storage quota, when given.

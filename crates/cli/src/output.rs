@@ -429,16 +429,16 @@ fn hardening_rows(hardening: &Hardening) -> [(&'static str, String); 4] {
     } else {
         "no"
     };
-    let network = if hardening.network_none {
-        "none"
-    } else {
-        "default"
+    let network = match (&hardening.network, hardening.network_none) {
+        (_, true) => "none".to_owned(),
+        (Some(name), false) => name.clone(),
+        (None, false) => "default (the app's own)".to_owned(),
     };
     [
         ("cap-add", cap_add),
         ("user", user),
         ("read-only root", read_only_root.to_owned()),
-        ("network", network.to_owned()),
+        ("network", network),
     ]
 }
 

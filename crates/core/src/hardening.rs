@@ -51,12 +51,16 @@ pub struct Hardening {
     /// Whether the container has no network at all (only `lo`).
     #[serde(default)]
     pub network_none: bool,
+    /// An operator's Docker network the app's jobs join instead of the
+    /// app's own (for a database that lives on it); `None`: the app's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
 }
 
 impl Hardening {
     /// Applies the hardening fields of a partial update: absent fields stay,
     /// `cap_add` replaces the whole list, a `null` user goes back to the
-    /// image's user.
+    /// image's user, a `null` network to the app's own.
     pub fn apply(&mut self, update: &AppUpdate) {
         if let Some(cap_add) = &update.cap_add {
             self.cap_add = cap_add.clone();
@@ -69,6 +73,13 @@ impl Hardening {
         }
         if let Some(network_none) = update.network_none {
             self.network_none = network_none;
+        }
+        if let Some(network) = &update.network {
+            self.network = network.clone();
+            // Naming a network asks for one: it ends `network_none`.
+            if network.is_some() && update.network_none.is_none() {
+                self.network_none = false;
+            }
         }
     }
 }
@@ -136,16 +147,60 @@ fn is_user_part(part: &str) -> bool {
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
-/// Parses `--network`: `none` or `default`, into whether the network is off.
-pub fn parse_network(text: &str) -> Result<bool, InvalidInput> {
+/// The longest network name accepted for `network`.
+pub const MAX_NETWORK_NAME_LEN: usize = 128;
+
+/// What `--network` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkChoice {
+    /// No network at all, only `lo`.
+    None,
+    /// The app's own network (the default).
+    Own,
+    /// An operator's Docker network, by name.
+    Named(String),
+}
+
+/// Parses `--network`: `none`, `default` (the app's own network) or the
+/// name of an operator's Docker network ([`validate_network_name`]).
+pub fn parse_network(text: &str) -> Result<NetworkChoice, InvalidInput> {
     match text {
-        "none" => Ok(true),
-        "default" => Ok(false),
-        _ => Err(InvalidInput::new(
-            "network",
-            format!("network {text:?} is unknown: must be none or default"),
-        )),
+        "none" => Ok(NetworkChoice::None),
+        "default" => Ok(NetworkChoice::Own),
+        name => {
+            validate_network_name(name)?;
+            Ok(NetworkChoice::Named(name.to_owned()))
+        }
     }
+}
+
+/// Checks an operator's network name: Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*`,
+/// at most [`MAX_NETWORK_NAME_LEN`] characters, and neither `host` (the
+/// host's own network namespace) nor another app's network (`jobs-app-…`).
+pub fn validate_network_name(name: &str) -> Result<(), InvalidInput> {
+    let invalid = |why: &str| {
+        Err(InvalidInput::new(
+            "network",
+            format!("network {name:?} {why}"),
+        ))
+    };
+    let mut chars = name.chars();
+    let well_formed = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && name.len() <= MAX_NETWORK_NAME_LEN;
+    if !well_formed {
+        return invalid(&format!(
+            "is invalid: must be none, default, or a Docker network name of \
+             [a-zA-Z0-9][a-zA-Z0-9_.-]*, at most {MAX_NETWORK_NAME_LEN} characters"
+        ));
+    }
+    if name == "host" {
+        return invalid("is the host's own network: a job would share the host's namespace");
+    }
+    if name.starts_with("jobs-app-") {
+        return invalid("is an app's own network: each app's own is `default`");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -205,8 +260,23 @@ mod tests {
 
     #[test]
     fn networks() {
-        assert_eq!(parse_network("none"), Ok(true));
-        assert_eq!(parse_network("default"), Ok(false));
-        assert_eq!(parse_network("host").unwrap_err().field, "network");
+        assert_eq!(parse_network("none"), Ok(NetworkChoice::None));
+        assert_eq!(parse_network("default"), Ok(NetworkChoice::Own));
+        assert_eq!(
+            parse_network("billing-db"),
+            Ok(NetworkChoice::Named("billing-db".into()))
+        );
+        for (bad, why) in [
+            ("host", "host's own network"),
+            ("jobs-app-0123abcd-web", "an app's own network"),
+            ("-x", "is invalid"),
+            ("a b", "is invalid"),
+            ("container:x", "is invalid"),
+            ("", "is invalid"),
+        ] {
+            let error = parse_network(bad).unwrap_err();
+            assert_eq!(error.field, "network");
+            assert!(error.message.contains(why), "{bad}: {}", error.message);
+        }
     }
 }

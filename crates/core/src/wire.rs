@@ -165,6 +165,14 @@ pub struct AppUpdate {
     pub read_only_root: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_none: Option<bool>,
+    /// Absent: unchanged; `null`: back to the app's own network; a string:
+    /// an operator's Docker network.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub network: Option<Option<String>>,
 }
 
 /// Deserializes a field that is present, even as `null`, into `Some`, so

@@ -21,6 +21,7 @@ pub(crate) struct HardeningRow {
     pub run_as_user: Option<String>,
     pub read_only_root: bool,
     pub network_none: bool,
+    pub network_name: Option<String>,
 }
 
 impl From<HardeningRow> for Hardening {
@@ -30,6 +31,7 @@ impl From<HardeningRow> for Hardening {
             user: row.run_as_user,
             read_only_root: row.read_only_root,
             network_none: row.network_none,
+            network: row.network_name,
         }
     }
 }

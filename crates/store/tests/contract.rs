@@ -515,6 +515,7 @@ async fn apps_hardening_round_trips_and_reaches_the_claim(store: Store) {
         user: Some("65534:65534".to_owned()),
         read_only_root: true,
         network_none: true,
+        network: None,
     };
     let created = store
         .create_app(&AppCreate {
@@ -557,6 +558,7 @@ async fn apps_hardening_round_trips_and_reaches_the_claim(store: Store) {
                 cap_add: Some(vec!["SETUID".to_owned()]),
                 user: Some(None),
                 network_none: Some(false),
+                network: Some(Some("billing-db".to_owned())),
                 ..AppUpdate::default()
             },
         )
@@ -567,6 +569,7 @@ async fn apps_hardening_round_trips_and_reaches_the_claim(store: Store) {
         user: None,
         read_only_root: false,
         network_none: false,
+        network: Some("billing-db".to_owned()),
     };
     assert_eq!(updated.hardening, expected);
     assert_eq!(store.get_app("locked").await.unwrap(), updated);
@@ -580,6 +583,7 @@ async fn apps_hardening_round_trips_and_reaches_the_claim(store: Store) {
                 user: Some(hardening.user.clone()),
                 read_only_root: Some(true),
                 network_none: Some(true),
+                network: Some(None),
                 ..AppUpdate::default()
             },
         )

@@ -949,6 +949,7 @@ mod tests {
             user: Some("65534".into()),
             read_only_root: true,
             network_none: true,
+            network: None,
         };
         let mut spec = spec(jobs_core::Size::M, hardening.clone());
         spec.network = "none".into();

@@ -1,6 +1,7 @@
 //! `jobs apps ...`.
 
 use jobs_core::Size;
+use jobs_core::hardening::NetworkChoice;
 
 use super::parsers::{self, EnvPair};
 
@@ -92,9 +93,11 @@ pub struct AppCreateArgs {
     #[arg(long)]
     pub read_only_root: bool,
 
-    /// `none` for no network at all (only loopback), or `default`.
-    #[arg(long, value_name = "none|default", value_parser = parsers::network_none)]
-    pub network: Option<bool>,
+    /// `none` for no network at all (only loopback), `default` for the
+    /// app's own network, or the name of an operator's Docker network to
+    /// join instead (for a database that lives on it).
+    #[arg(long, value_name = "none|default|NAME", value_parser = parsers::network)]
+    pub network: Option<NetworkChoice>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -189,9 +192,11 @@ pub struct AppSetArgs {
     #[arg(long)]
     pub no_read_only_root: bool,
 
-    /// `none` for no network at all (only loopback), or `default`.
-    #[arg(long, value_name = "none|default", value_parser = parsers::network_none)]
-    pub network: Option<bool>,
+    /// `none` for no network at all (only loopback), `default` for the
+    /// app's own network, or the name of an operator's Docker network to
+    /// join instead (for a database that lives on it).
+    #[arg(long, value_name = "none|default|NAME", value_parser = parsers::network)]
+    pub network: Option<NetworkChoice>,
 }
 
 #[cfg(test)]
@@ -264,13 +269,16 @@ mod tests {
         assert_eq!(create.cap_add, ["NET_BIND_SERVICE", "CHOWN"]);
         assert_eq!(create.user.as_deref(), Some("65534"));
         assert!(create.read_only_root);
-        assert_eq!(create.network, Some(true));
+        assert_eq!(
+            create.network,
+            Some(jobs_core::hardening::NetworkChoice::None)
+        );
 
         let err = parse(&["create", "web", "--image", "a", "--cap-add", "SYS_ADMIN"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("must be one of"), "{err}");
         let err = parse(&["create", "web", "--image", "a", "--network", "host"]).unwrap_err();
-        assert!(err.to_string().contains("none or default"), "{err}");
+        assert!(err.to_string().contains("the host's own network"), "{err}");
         assert_eq!(
             parse(&["set", "web", "--user", "1", "--no-user"])
                 .unwrap_err()

@@ -152,8 +152,9 @@ pub fn user(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
-/// A `--network`: `none` (true: no network) or `default`.
-pub fn network_none(text: &str) -> Result<bool, String> {
+/// An app's `--network`: `none`, `default` (the app's own network) or an
+/// operator's Docker network by name.
+pub fn network(text: &str) -> Result<jobs_core::hardening::NetworkChoice, String> {
     jobs_core::hardening::parse_network(text).map_err(|err| err.message)
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use clap::error::ErrorKind;
 use jobs_core::{
-    hardening::Hardening,
+    hardening::{Hardening, NetworkChoice},
     wire::{AppCreate, AppUpdate},
 };
 
@@ -60,7 +60,11 @@ fn app_create(args: AppCreateArgs) -> AppCreate {
             cap_add: args.cap_add,
             user: args.user,
             read_only_root: args.read_only_root,
-            network_none: args.network.unwrap_or(false),
+            network_none: args.network == Some(NetworkChoice::None),
+            network: match args.network {
+                Some(NetworkChoice::Named(name)) => Some(name),
+                _ => None,
+            },
         },
     }
 }
@@ -90,7 +94,14 @@ fn app_update(args: AppSetArgs) -> Result<AppUpdate, CliError> {
         cap_add: cap_add_update(args.cap_add, args.no_cap_add),
         user: user_update(args.user, args.no_user),
         read_only_root: flag_update(args.read_only_root, args.no_read_only_root),
-        network_none: args.network,
+        network_none: args
+            .network
+            .as_ref()
+            .map(|choice| *choice == NetworkChoice::None),
+        network: args.network.map(|choice| match choice {
+            NetworkChoice::Named(name) => Some(name),
+            NetworkChoice::None | NetworkChoice::Own => None,
+        }),
     };
     if update == AppUpdate::default() {
         return Err(usage_error(
@@ -183,6 +194,10 @@ mod tests {
         assert_eq!(update.cap_add, Some(Vec::new()));
         assert_eq!(update.read_only_root, Some(false));
         assert_eq!(update.network_none, Some(false));
+        assert_eq!(update.network, Some(None));
+        let named = app_update(set_args(&["web", "--network", "billing-db"])).unwrap();
+        assert_eq!(named.network_none, Some(false));
+        assert_eq!(named.network, Some(Some("billing-db".to_owned())));
     }
 
     #[test]

@@ -26,8 +26,9 @@ impl PgStore {
         let row: Result<AppRow, sqlx::Error> = sqlx::query_as(concat!(
             "insert into apps (name, image, env, size, timeout_seconds, cap_add, run_as_user, \
              read_only_root, network_none, secret_env, warm, max_running, weight, \
-             max_output_bytes, storage_quota_bytes) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) returning ",
+             max_output_bytes, storage_quota_bytes, network_name) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+             returning ",
             app_columns!()
         ))
         .bind(&create.name)
@@ -49,6 +50,7 @@ impl PgStore {
         .bind(cap_column(create.weight.unwrap_or(1)))
         .bind(create.max_output_bytes.map(bytes_column))
         .bind(create.storage_quota_bytes.map(bytes_column))
+        .bind(create.hardening.network.as_deref())
         .fetch_one(&self.pool)
         .await;
         match row {
@@ -153,7 +155,8 @@ impl PgStore {
             "update apps set image = $2, env = $3, size = $4, timeout_seconds = $5, \
              cap_add = $6, run_as_user = $7, read_only_root = $8, network_none = $9, \
              secret_env = $10, warm = $11, max_running = $12, weight = $13, \
-             max_output_bytes = $14, storage_quota_bytes = $15, updated_at = now() \
+             max_output_bytes = $14, storage_quota_bytes = $15, network_name = $16, \
+             updated_at = now() \
              where name = $1 returning ",
             app_columns!()
         ))
@@ -172,6 +175,7 @@ impl PgStore {
         .bind(weight)
         .bind(max_output)
         .bind(storage_quota)
+        .bind(hardening.network.as_deref())
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;

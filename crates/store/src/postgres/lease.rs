@@ -129,7 +129,8 @@ macro_rules! claim_statement {
             " returning * \
              ) select claimed.*, apps.image, apps.env as app_env, \
                apps.secret_env as app_secret_env, apps.cap_add, \
-               apps.run_as_user, apps.read_only_root, apps.network_none, apps.max_output_bytes, \
+               apps.run_as_user, apps.read_only_root, apps.network_none, apps.network_name, \
+               apps.max_output_bytes, \
                extract(epoch from claimed.updated_at - claimed.created_at)::float8 \
                  as queued_seconds, \
                coalesce((select max(seq) from job_logs where job_id = claimed.id), 0) \

@@ -17,7 +17,7 @@ pub(crate) use crate::shared_rows::{HardeningRow, JobFilesRow, StorageRow, job_c
 macro_rules! app_columns {
     () => {
         "name, image, env, secret_env, size, timeout_seconds, warm, max_running, weight, \
-         cap_add, run_as_user, read_only_root, network_none, max_output_bytes, \
+         cap_add, run_as_user, read_only_root, network_none, network_name, max_output_bytes, \
          storage_quota_bytes, created_at, updated_at"
     };
 }

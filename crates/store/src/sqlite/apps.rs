@@ -26,8 +26,8 @@ impl SqliteStore {
         let row: Result<AppRow, sqlx::Error> = sqlx::query_as(concat!(
             "insert into apps (name, image, env, size, timeout_seconds, cap_add, run_as_user, \
              read_only_root, network_none, secret_env, warm, max_running, weight, \
-             max_output_bytes, storage_quota_bytes, created_at, updated_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, ",
+             max_output_bytes, storage_quota_bytes, network_name, created_at, updated_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, ",
             now!(),
             ", ",
             now!(),
@@ -53,6 +53,7 @@ impl SqliteStore {
         .bind(cap_column(create.weight.unwrap_or(1)))
         .bind(create.max_output_bytes.map(bytes_column))
         .bind(create.storage_quota_bytes.map(bytes_column))
+        .bind(create.hardening.network.as_deref())
         .fetch_one(&self.pool)
         .await;
         match row {
@@ -157,7 +158,7 @@ impl SqliteStore {
             "update apps set image = $2, env = $3, size = $4, timeout_seconds = $5, \
              cap_add = $6, run_as_user = $7, read_only_root = $8, network_none = $9, secret_env = $10, \
              warm = $11, max_running = $12, weight = $13, max_output_bytes = $14, \
-             storage_quota_bytes = $15, updated_at = ",
+             storage_quota_bytes = $15, network_name = $16, updated_at = ",
             now!(),
             " where name = $1 returning ",
             app_columns!()
@@ -177,6 +178,7 @@ impl SqliteStore {
         .bind(weight)
         .bind(max_output)
         .bind(storage_quota)
+        .bind(hardening.network.as_deref())
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;

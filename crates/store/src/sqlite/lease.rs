@@ -66,6 +66,7 @@ macro_rules! claim_statement {
                (select run_as_user from apps where apps.name = jobs.app) as run_as_user, \
                (select read_only_root from apps where apps.name = jobs.app) as read_only_root, \
                (select network_none from apps where apps.name = jobs.app) as network_none, \
+               (select network_name from apps where apps.name = jobs.app) as network_name, \
                (select max_output_bytes from apps where apps.name = jobs.app) \
                  as max_output_bytes, \
                attach_url, attach_secret, updated_at - created_at as queued_micros, \

@@ -41,7 +41,7 @@ pub(crate) fn timestamp(time: DateTime<Utc>) -> i64 {
 macro_rules! app_columns {
     () => {
         "name, image, env, secret_env, size, timeout_seconds, warm, max_running, weight, \
-         cap_add, run_as_user, read_only_root, network_none, max_output_bytes, \
+         cap_add, run_as_user, read_only_root, network_none, network_name, max_output_bytes, \
          storage_quota_bytes, created_at, updated_at"
     };
 }

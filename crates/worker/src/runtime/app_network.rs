@@ -54,13 +54,13 @@ pub fn app_network(deployment: &str, app: &str) -> String {
 }
 
 impl Runtime {
-    /// The network mode a job container of `app` gets: `none`, or its
-    /// app's network.
+    /// The network mode a job container of `app` gets: `none`, the
+    /// operator's network the app names, or the app's own network.
     pub fn network_mode(&self, app: &str, hardening: &Hardening) -> String {
-        if hardening.network_none {
-            "none".to_owned()
-        } else {
-            app_network(&self.deployment, app)
+        match (&hardening.network, hardening.network_none) {
+            (_, true) => "none".to_owned(),
+            (Some(named), false) => named.clone(),
+            (None, false) => app_network(&self.deployment, app),
         }
     }
 }
