@@ -1,6 +1,7 @@
 //! The engine's containers and its answers, in the shape of Docker's own
 //! API: only the calls a worker makes for a queued job (create, attach,
-//! start, wait, inspect, kill, remove, rename, list, image inspect).
+//! start, wait, inspect, kill, remove, rename, list, image inspect), and
+//! around them (networks, volumes and archives: [`crate::store`]).
 //! A container runs no process: its command line is read as a [`Script`]
 //! and "run" by a task that writes its lines and ends with its code.
 
@@ -23,6 +24,7 @@ use tokio::{
 };
 
 use crate::script::{self, Script, Step};
+use crate::store;
 
 /// The largest request body read (a container's create body).
 const BODY_LIMIT: usize = 16 << 20;
@@ -30,6 +32,7 @@ const BODY_LIMIT: usize = 16 << 20;
 #[derive(Default)]
 pub struct Engine {
     containers: Mutex<HashMap<String, Container>>,
+    things: store::Things,
 }
 
 struct Container {
@@ -48,7 +51,7 @@ struct Container {
 
 type Shared = Arc<Engine>;
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "message": message.into() }))).into_response()
 }
 
@@ -82,6 +85,33 @@ pub async fn handle(State(engine): State<Shared>, request: Request) -> Response 
         ("POST", ["containers", id, "kill"]) => kill(&engine, id, &uri),
         ("POST", ["containers", id, "rename"]) => rename(&engine, id, &uri),
         ("DELETE", ["containers", id]) => remove(&engine, id),
+        ("PUT", ["containers", _, "archive"]) => {
+            let dir = query(&uri).remove("path").unwrap_or_default();
+            match axum::body::to_bytes(request.into_body(), BODY_LIMIT).await {
+                Ok(body) => store::put_archive(&engine.things, &dir, &body),
+                Err(error_) => error(StatusCode::BAD_REQUEST, error_.to_string()),
+            }
+        }
+        ("GET", ["containers", _, "archive"]) => {
+            store::get_archive(&engine.things, &query(&uri).remove("path").unwrap_or_default())
+        }
+        ("POST", [kind @ ("networks" | "volumes"), "create"]) => {
+            match axum::body::to_bytes(request.into_body(), BODY_LIMIT).await {
+                Ok(body) => store::create(
+                    &engine.things,
+                    kind,
+                    &serde_json::from_slice(&body).unwrap_or(Value::Null),
+                ),
+                Err(error_) => error(StatusCode::BAD_REQUEST, error_.to_string()),
+            }
+        }
+        ("GET", [kind @ ("networks" | "volumes")]) => store::list(&engine.things, kind),
+        ("GET", [kind @ ("networks" | "volumes"), name]) => {
+            store::inspect(&engine.things, kind, name)
+        }
+        ("DELETE", [kind @ ("networks" | "volumes"), name]) => {
+            store::remove(&engine.things, kind, name)
+        }
         _ => error(
             StatusCode::NOT_FOUND,
             format!("the stub engine does not simulate {method} /{path}"),

@@ -7,6 +7,7 @@
 
 mod engine;
 mod script;
+mod store;
 
 use std::{path::PathBuf, sync::Arc};
 
