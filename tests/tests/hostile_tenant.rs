@@ -415,12 +415,13 @@ fn jobs_reach_neither_another_apps_jobs_nor_the_worker_host() {
     env.finish();
 }
 
-/// The one container of `job_id`, once it exists.
+/// The one container of `job_id`, once it exists: found by its name
+/// (`jobs-ID-ATTEMPT`), which a warm container also takes with its job,
+/// unlike the job's label.
 fn container_of(job_id: &str) -> String {
     wait_until("the job's container", RUN_TIMEOUT, || {
-        jobs_e2e::docker::containers_with_label(&format!("jobs.job_id={job_id}"))
-            .into_iter()
-            .next()
+        let found = docker(&["ps", "-aq", "--filter", &format!("name=jobs-{job_id}-")]);
+        found.split_whitespace().next().map(str::to_owned)
     })
 }
 
