@@ -263,6 +263,9 @@ def main():
         "JOBS_RATE_LIMIT_BURST": "100000",
         "JOBS_WORKER_SLOTS": str(args.slots),
         "DOCKER_HOST": f"unix://{socket}",
+        # The stub engine makes no bridge: no host firewall to install,
+        # a hundred times over, on the shared chain.
+        "JOBS_HOST_FIREWALL": "false",
         "RUST_LOG": "warn",
     })
     processes = []
