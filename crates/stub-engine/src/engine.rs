@@ -23,6 +23,7 @@ use tokio::{
     sync::{mpsc, watch},
 };
 
+use crate::answer::error;
 use crate::script::{self, Script, Step};
 use crate::store;
 
@@ -50,10 +51,6 @@ struct Container {
 }
 
 type Shared = Arc<Engine>;
-
-pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(json!({ "message": message.into() }))).into_response()
-}
 
 /// Every request, routed by hand: Docker's paths may carry a `/v1.NN`
 /// prefix, and image names may contain `/`.

@@ -5,6 +5,7 @@
 //! engine that only reads each command line ([`script`]), so that one
 //! machine can host a hundred workers. Not for production.
 
+mod answer;
 mod engine;
 mod script;
 mod store;

@@ -16,7 +16,7 @@ use axum::{
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::engine::error;
+use crate::answer::error;
 
 #[derive(Default)]
 pub struct Things {
